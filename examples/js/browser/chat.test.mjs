@@ -1,0 +1,219 @@
+// Browser test of the chat example: the page in examples/web served by the `chat` server binary,
+// driven in Debian's Chromium through playwright-core (no browser download).
+//
+//   CHAT_BIN        the server binary (default ../../target/release/chat relative to examples/js)
+//   CHROMIUM_PATH   the browser (default /usr/bin/chromium)
+// A screenshot of alice's page is written to /tmp/chat-screenshot.png at the end.
+
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join as joinPath } from 'node:path';
+
+import { chromium } from 'playwright-core';
+
+import { startServer, chatBin, withTimeout } from '../interop/server.mjs';
+
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+];
+const SCREENSHOT = '/tmp/chat-screenshot.png';
+const WAIT = 5_000; // every browser wait
+const ALLOWED_PATHS = new Set(['/', '/chat.js', '/chat.css', '/signalr.min.js']);
+
+/** One browser (own fresh profile) with one page, plus what the page did. */
+async function openBrowser(name) {
+    const userDataDir = await mkdtemp(joinPath(tmpdir(), `hub-chat-${name}-`));
+    const context = await withTimeout(chromium.launchPersistentContext(userDataDir, {
+        executablePath: CHROMIUM,
+        headless: true,
+        args: CHROMIUM_ARGS,
+        viewport: { width: 1000, height: 700 },
+        timeout: 20_000,
+    }), 25_000, `Chromium for ${name}`);
+    context.setDefaultTimeout(WAIT);
+    const page = context.pages()[0] ?? await context.newPage();
+    const record = { name, userDataDir, context, page, requests: [], webSockets: [], pageErrors: [], consoleErrors: [] };
+    page.on('request', (req) => record.requests.push(req.url()));
+    page.on('websocket', (ws) => record.webSockets.push(ws.url()));
+    page.on('pageerror', (err) => record.pageErrors.push(String(err)));
+    page.on('console', (msg) => { if (msg.type() === 'error') record.consoleErrors.push(msg.text()); });
+    return record;
+}
+
+async function closeBrowser(b) {
+    if (!b) return;
+    await withTimeout(b.context.close(), 10_000, `closing ${b.name}'s browser`).catch(() => {});
+    await rm(b.userDataDir, { recursive: true, force: true }).catch(() => {});
+}
+
+async function waitForStatus(page, status) {
+    await page.waitForFunction((s) => document.querySelector('#status')?.textContent.trim() === s, status, { timeout: WAIT });
+}
+
+/** Waits until a `#messages` child with `cls` has exactly `text` as its text. */
+async function waitForLine(page, cls, text) {
+    await page.waitForFunction(
+        ([c, t]) => [...document.querySelectorAll(`#messages .${c}`)].some((e) => e.textContent.trim() === t),
+        [cls, text], { timeout: WAIT });
+}
+
+async function members(page) {
+    return page.$$eval('#members li', (lis) => lis.map((li) => li.textContent.trim()));
+}
+
+async function waitForMembers(page, expected) {
+    const want = [...expected].sort();
+    try {
+        await page.waitForFunction(
+            (w) => JSON.stringify([...document.querySelectorAll('#members li')].map((li) => li.textContent.trim()).sort()) === JSON.stringify(w),
+            want, { timeout: WAIT });
+    } catch (e) {
+        assert.deepEqual((await members(page)).sort(), want, e.message);
+        throw e;
+    }
+}
+
+async function join(page, name, room) {
+    await page.fill('#name', name);
+    await page.fill('#room', room);
+    await page.click('#join');
+}
+
+async function say(page, text, { enter = true } = {}) {
+    await page.fill('#message', text);
+    if (enter) await page.press('#message', 'Enter');
+    else await page.click('#send');
+}
+
+describe('chat page in Chromium', { timeout: 90_000 }, () => {
+    let server;
+    let alice;
+    let bob;
+
+    before(async () => {
+        server = await startServer(chatBin(), [], { name: 'chat' });
+        [alice, bob] = await Promise.all([openBrowser('alice'), openBrowser('bob')]);
+    }, { timeout: 40_000 });
+
+    let screenshotTaken = false;
+    async function screenshot() {
+        try {
+            await alice.page.screenshot({ path: SCREENSHOT, fullPage: true, timeout: WAIT });
+            screenshotTaken = true;
+        } catch (e) {
+            console.error(`screenshot failed: ${e.message}`);
+        }
+    }
+
+    after(async () => {
+        if (alice && !screenshotTaken) await screenshot();
+        await Promise.all([closeBrowser(alice), closeBrowser(bob)]);
+        await server?.stop();
+    }, { timeout: 30_000 });
+
+    it('serves the page and connects', async () => {
+        for (const b of [alice, bob]) {
+            const res = await b.page.goto(server.url + '/', { waitUntil: 'load', timeout: WAIT });
+            assert.equal(res.status(), 200);
+            await waitForStatus(b.page, 'connected');
+            assert.equal(await b.page.inputValue('#room'), 'lobby');
+        }
+    });
+
+    it('alice joins the lobby and is its only member', async () => {
+        await join(alice.page, 'alice', 'lobby');
+        await waitForMembers(alice.page, ['alice']);
+        await waitForLine(alice.page, 'system', 'alice joined lobby');
+    });
+
+    it('bob joins; both see each other, alice sees a system line', async () => {
+        await join(bob.page, 'bob', 'lobby');
+        await waitForMembers(bob.page, ['alice', 'bob']);
+        await waitForMembers(alice.page, ['alice', 'bob']);
+        await waitForLine(alice.page, 'system', 'bob joined lobby');
+        await waitForLine(bob.page, 'system', 'bob joined lobby');
+        assert.ok((await members(bob.page)).includes('alice'));
+    });
+
+    it('messages reach the other page (Enter and the Send button)', async () => {
+        await say(alice.page, 'hello from alice');
+        await waitForLine(bob.page, 'message', 'alice: hello from alice');
+        await waitForLine(alice.page, 'message', 'alice: hello from alice');
+        assert.equal(await alice.page.inputValue('#message'), '', 'input cleared after sending');
+
+        await say(bob.page, 'hi from bob', { enter: false });
+        await waitForLine(alice.page, 'message', 'bob: hi from bob');
+        await waitForLine(bob.page, 'message', 'bob: hi from bob');
+    });
+
+    it('user text is shown as text, not HTML', async () => {
+        const evil = '<img src=x onerror="window.__pwned=1"><b>bold</b> & "quotes"';
+        await say(alice.page, evil);
+        await waitForLine(bob.page, 'message', `alice: ${evil}`);
+        for (const b of [alice, bob]) {
+            assert.equal(await b.page.$$eval('#messages img, #messages b', (els) => els.length), 0);
+            assert.equal(await b.page.evaluate(() => window.__pwned ?? null), null);
+        }
+    });
+
+    it('rooms: joining a second room, switching, leaving', async () => {
+        await join(bob.page, 'bob', 'side room');
+        await waitForMembers(bob.page, ['bob']);
+        await waitForLine(bob.page, 'system', 'bob joined side room');
+        assert.equal(await bob.page.$$eval('#rooms li', (lis) => lis.length), 2);
+
+        // a lobby message while bob looks at the side room is shown when he switches back
+        await say(alice.page, 'anyone here?');
+        await waitForLine(alice.page, 'message', 'alice: anyone here?');
+        await bob.page.locator('#rooms li', { hasText: 'lobby' }).locator('.room-name').click();
+        await waitForLine(bob.page, 'message', 'alice: anyone here?');
+        await waitForMembers(bob.page, ['alice', 'bob']);
+
+        // leaving the side room keeps bob in the lobby
+        await bob.page.locator('#rooms li', { hasText: 'side room' }).locator('.leave').click();
+        await bob.page.waitForFunction(() => document.querySelectorAll('#rooms li').length === 1, null, { timeout: WAIT });
+        await say(bob.page, 'still in the lobby');
+        await waitForLine(alice.page, 'message', 'bob: still in the lobby');
+    });
+
+    it('closing a page makes the others see the user leave', async () => {
+        await bob.page.close();
+        await waitForLine(alice.page, 'system', 'bob left lobby');
+        await waitForMembers(alice.page, ['alice']);
+    });
+
+    it('the page loaded only its own files and raised no errors', async () => {
+        for (const b of [alice, bob]) {
+            const origin = new URL(server.url);
+            for (const url of [...b.requests, ...b.webSockets]) {
+                const u = new URL(url);
+                assert.equal(u.host, origin.host, `request to another host: ${url}`);
+                assert.ok(['http:', 'ws:'].includes(u.protocol), `unexpected scheme: ${url}`);
+                const isHub = u.pathname === '/chat' || u.pathname === '/chat/negotiate';
+                assert.ok(isHub || ALLOWED_PATHS.has(u.pathname), `unexpected request: ${url}`);
+            }
+            assert.deepEqual(b.pageErrors, [], `${b.name}: page errors`);
+            assert.deepEqual(b.consoleErrors, [], `${b.name}: console errors`);
+        }
+        assert.equal(await alice.page.textContent('#status'), 'connected');
+        await screenshot();
+    });
+
+    it('the status leaves "connected" when the server goes away', async () => {
+        await server.stop();
+        await alice.page.waitForFunction(
+            () => ['reconnecting', 'disconnected'].includes(document.querySelector('#status')?.textContent.trim()),
+            null, { timeout: WAIT });
+        assert.equal(await alice.page.isDisabled('#send'), true, 'cannot send while not connected');
+    });
+});

@@ -1,0 +1,280 @@
+//! The lifetime manager: which connections of a hub live here, their groups and users, and
+//! fan-out. A message is encoded at most once per protocol in use, and the same bytes go to
+//! every target's outbox.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use dashmap::DashMap;
+use serde::Serialize;
+
+use super::{GroupError, SendError, SendTarget};
+use crate::backplane::{Backplane, EncodedMessage};
+use crate::connection::{ConnectionSender, Frame, OutboxError};
+use crate::protocol::{EncodeError, HubProtocol, OutMessage, TransferFormat};
+
+/// Most protocols one server speaks at once.
+pub(crate) const MAX_PROTOCOLS: usize = 4;
+
+/// A connection of this hub on this server.
+pub(crate) struct LocalConnection {
+    pub(crate) id: Arc<str>,
+    pub(crate) sender: ConnectionSender,
+    pub(crate) protocol: usize,
+    pub(crate) user_id: Option<Arc<str>>,
+    groups: Mutex<HashSet<Arc<str>>>,
+}
+
+impl LocalConnection {
+    pub(crate) fn new(id: Arc<str>, sender: ConnectionSender, protocol: usize, user_id: Option<Arc<str>>) -> Self {
+        LocalConnection { id, sender, protocol, user_id, groups: Mutex::new(HashSet::new()) }
+    }
+}
+
+type Members = HashMap<Arc<str>, Arc<LocalConnection>>;
+
+/// Connections, groups and users of one hub type on this server.
+pub(crate) struct LifetimeManager {
+    hub_name: &'static str,
+    protocols: Arc<[Arc<dyn HubProtocol>]>,
+    connections: DashMap<Arc<str>, Arc<LocalConnection>>,
+    groups: DashMap<Arc<str>, Members>,
+    users: DashMap<Arc<str>, Members>,
+    backplane: Arc<dyn Backplane>,
+}
+
+/// One message, encoded lazily per protocol and shared by every receiver.
+pub(crate) struct Serialized<'a> {
+    protocols: &'a [Arc<dyn HubProtocol>],
+    message: OutMessage<'a>,
+    frames: RefCell<[Option<Frame>; MAX_PROTOCOLS]>,
+}
+
+impl<'a> Serialized<'a> {
+    pub(crate) fn new(protocols: &'a [Arc<dyn HubProtocol>], message: OutMessage<'a>) -> Self {
+        Serialized { protocols, message, frames: RefCell::new(Default::default()) }
+    }
+
+    /// The frame for protocol `index`, encoding it on first use.
+    pub(crate) fn frame(&self, index: usize) -> Result<Frame, EncodeError> {
+        if let Some(frame) = &self.frames.borrow()[index] {
+            return Ok(frame.clone());
+        }
+        let protocol = &self.protocols[index];
+        let bytes = protocol.encode(&self.message)?;
+        let frame = match protocol.transfer_format() {
+            TransferFormat::Text => Frame::Text(bytes),
+            TransferFormat::Binary => Frame::Binary(bytes),
+        };
+        self.frames.borrow_mut()[index] = Some(frame.clone());
+        Ok(frame)
+    }
+
+    /// The message in every protocol, for the backplane.
+    fn encode_all(&self) -> Result<EncodedMessage, EncodeError> {
+        let mut encodings = Vec::with_capacity(self.protocols.len());
+        for (i, p) in self.protocols.iter().enumerate() {
+            encodings.push((p.name(), self.frame(i)?.data().clone()));
+        }
+        Ok(EncodedMessage { encodings })
+    }
+}
+
+impl LifetimeManager {
+    pub(crate) fn new(
+        hub_name: &'static str,
+        protocols: Arc<[Arc<dyn HubProtocol>]>,
+        backplane: Arc<dyn Backplane>,
+    ) -> Self {
+        LifetimeManager {
+            hub_name,
+            protocols,
+            connections: DashMap::new(),
+            groups: DashMap::new(),
+            users: DashMap::new(),
+            backplane,
+        }
+    }
+
+    pub(crate) fn protocols(&self) -> &Arc<[Arc<dyn HubProtocol>]> {
+        &self.protocols
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn connection_count(&self) -> usize {
+        self.connections.len()
+    }
+
+    pub(crate) fn add_connection(&self, connection: Arc<LocalConnection>) {
+        if let Some(user) = &connection.user_id {
+            self.users.entry(user.clone()).or_default().insert(connection.id.clone(), connection.clone());
+        }
+        self.connections.insert(connection.id.clone(), connection);
+    }
+
+    pub(crate) fn remove_connection(&self, id: &str) {
+        let Some((_, connection)) = self.connections.remove(id) else { return };
+        if let Some(user) = &connection.user_id {
+            remove_member(&self.users, user, id);
+        }
+        let groups = std::mem::take(&mut *connection.groups.lock().unwrap_or_else(|p| p.into_inner()));
+        for group in groups {
+            remove_member(&self.groups, &group, id);
+        }
+    }
+
+    /// Sends an invocation of client method `method` to every connection of `target`.
+    pub(crate) async fn send<A: Serialize + Sync>(
+        &self,
+        target: &SendTarget,
+        method: &str,
+        args: &A,
+    ) -> Result<(), SendError> {
+        let encoded = {
+            let message = Serialized::new(
+                &self.protocols,
+                OutMessage::Invocation { invocation_id: None, target: method, arguments: args, stream_ids: &[] },
+            );
+            self.deliver_local(target, &message).map_err(|e| SendError::Encode(e.0))?;
+            if self.backplane.is_distributed() {
+                Some(message.encode_all().map_err(|e| SendError::Encode(e.0))?)
+            } else {
+                None
+            }
+        };
+        if let Some(encoded) = encoded {
+            self.backplane.publish(self.hub_name, target, encoded).await.map_err(SendError::Backplane)?;
+        }
+        Ok(())
+    }
+
+    /// Puts the message in the outbox of every local connection of `target`, each once.
+    pub(crate) fn deliver_local(&self, target: &SendTarget, message: &Serialized<'_>) -> Result<(), EncodeError> {
+        match target {
+            SendTarget::All => {
+                for c in self.connections.iter() {
+                    self.push(c.value(), message)?;
+                }
+            }
+            SendTarget::AllExcept(excluded) => {
+                for c in self.connections.iter() {
+                    if !excluded.iter().any(|x| x.as_str() == &**c.key()) {
+                        self.push(c.value(), message)?;
+                    }
+                }
+            }
+            SendTarget::Connection(id) => {
+                if let Some(c) = self.connections.get(id.as_str()) {
+                    self.push(c.value(), message)?;
+                }
+            }
+            SendTarget::Connections(ids) => {
+                let unique: HashSet<&str> = ids.iter().map(String::as_str).collect();
+                for id in unique {
+                    if let Some(c) = self.connections.get(id) {
+                        self.push(c.value(), message)?;
+                    }
+                }
+            }
+            SendTarget::Group(group) => self.push_members(&self.groups, std::slice::from_ref(group), &[], message)?,
+            SendTarget::Groups(groups) => self.push_members(&self.groups, groups, &[], message)?,
+            SendTarget::GroupExcept(group, excluded) => {
+                self.push_members(&self.groups, std::slice::from_ref(group), excluded, message)?
+            }
+            SendTarget::User(user) => self.push_members(&self.users, std::slice::from_ref(user), &[], message)?,
+            SendTarget::Users(users) => self.push_members(&self.users, users, &[], message)?,
+        }
+        Ok(())
+    }
+
+    fn push_members(
+        &self,
+        map: &DashMap<Arc<str>, Members>,
+        keys: &[String],
+        excluded: &[String],
+        message: &Serialized<'_>,
+    ) -> Result<(), EncodeError> {
+        if let [key] = keys {
+            if let Some(members) = map.get(key.as_str()) {
+                for (id, c) in members.iter() {
+                    if !excluded.iter().any(|x| x.as_str() == &**id) {
+                        self.push(c, message)?;
+                    }
+                }
+            }
+            return Ok(());
+        }
+        // Several sets: each connection once.
+        let mut seen: HashMap<Arc<str>, Arc<LocalConnection>> = HashMap::new();
+        for key in keys {
+            if let Some(members) = map.get(key.as_str()) {
+                for (id, c) in members.iter() {
+                    seen.entry(id.clone()).or_insert_with(|| c.clone());
+                }
+            }
+        }
+        for c in seen.values() {
+            if !excluded.iter().any(|x| x.as_str() == &*c.id) {
+                self.push(c, message)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn push(&self, connection: &LocalConnection, message: &Serialized<'_>) -> Result<(), EncodeError> {
+        let frame = message.frame(connection.protocol)?;
+        match connection.sender.try_send(frame) {
+            Ok(()) | Err(OutboxError::Closed) => {}
+            Err(OutboxError::Full) => {
+                tracing::warn!(connection = %connection.id, "closing a connection whose outbox is full (the client is not reading)");
+                connection.sender.abort();
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a connection to a group; a connection on another server goes through the backplane.
+    pub(crate) async fn add_to_group(&self, connection_id: &str, group: &str) -> Result<(), GroupError> {
+        let local = self.connections.get(connection_id).map(|c| c.value().clone());
+        let Some(connection) = local else {
+            return self
+                .backplane
+                .change_remote_group(self.hub_name, connection_id, group, true)
+                .await
+                .map_err(GroupError::from);
+        };
+        let group: Arc<str> = group.into();
+        connection.groups.lock().unwrap_or_else(|p| p.into_inner()).insert(group.clone());
+        self.groups.entry(group.clone()).or_default().insert(connection.id.clone(), connection.clone());
+        // The connection may have left while we were adding it: leave no stale member.
+        if !self.connections.contains_key(connection_id) {
+            remove_member(&self.groups, &group, connection_id);
+        }
+        Ok(())
+    }
+
+    /// Removes a connection from a group.
+    pub(crate) async fn remove_from_group(&self, connection_id: &str, group: &str) -> Result<(), GroupError> {
+        let local = self.connections.get(connection_id).map(|c| c.value().clone());
+        let Some(connection) = local else {
+            return self
+                .backplane
+                .change_remote_group(self.hub_name, connection_id, group, false)
+                .await
+                .map_err(GroupError::from);
+        };
+        connection.groups.lock().unwrap_or_else(|p| p.into_inner()).remove(group);
+        remove_member(&self.groups, group, connection_id);
+        Ok(())
+    }
+}
+
+fn remove_member(map: &DashMap<Arc<str>, Members>, key: &str, id: &str) {
+    if let dashmap::Entry::Occupied(mut entry) = map.entry(Arc::from(key)) {
+        entry.get_mut().remove(id);
+        if entry.get().is_empty() {
+            entry.remove();
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! Clients, groups and users: who a hub can send to, through typed proxies.
+//!
+//! `cx.clients.group("ops").alert(level, text).await` picks a target ([`HubClients`]), wraps it
+//! in the hub's generated client proxy (from `#[hub_client]`), and calls a client method on
+//! every connection of the target. The call returns once the message is in every local
+//! target's outbox (and handed to the backplane); it never waits for a client to read.
+
+pub(crate) mod lifetime;
+
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::backplane::BackplaneError;
+use lifetime::LifetimeManager;
+
+/// Who a message goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendTarget {
+    /// Every connection of the hub.
+    All,
+    /// Every connection but these (connection ids).
+    AllExcept(Vec<String>),
+    /// One connection.
+    Connection(String),
+    /// These connections.
+    Connections(Vec<String>),
+    /// A group's members.
+    Group(String),
+    /// Members of any of these groups, each once.
+    Groups(Vec<String>),
+    /// A group's members but these connections.
+    GroupExcept(String, Vec<String>),
+    /// Every connection of a user.
+    User(String),
+    /// Every connection of these users.
+    Users(Vec<String>),
+}
+
+/// A sending failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// An argument could not be serialized.
+    Encode(String),
+    /// The backplane could not take the message for other servers.
+    Backplane(BackplaneError),
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Encode(e) => write!(f, "could not encode the message: {e}"),
+            SendError::Backplane(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// A group operation failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupError {
+    /// No server owns that connection (it may have disconnected).
+    UnknownConnection(String),
+    /// The backplane failed; the text says why.
+    Backplane(String),
+}
+
+impl From<BackplaneError> for GroupError {
+    fn from(e: BackplaneError) -> Self {
+        match e {
+            BackplaneError::UnknownConnection(id) => GroupError::UnknownConnection(id),
+            other => GroupError::Backplane(other.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for GroupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GroupError::UnknownConnection(id) => write!(f, "connection '{id}' does not exist"),
+            GroupError::Backplane(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for GroupError {}
+
+/// A target of exactly one connection (`caller()`, `client(id)`): client results are allowed.
+#[derive(Debug, Clone, Copy)]
+pub enum One {}
+
+/// A target of any number of connections (`all()`, `group(..)`, `user(..)` …).
+#[derive(Debug, Clone, Copy)]
+pub enum Many {}
+
+/// Marks [`One`] and [`Many`].
+pub trait TargetKind: Send + Sync + 'static {}
+impl TargetKind for One {}
+impl TargetKind for Many {}
+
+/// A resolved send target; typed proxies wrap it. Its [`ClientTarget::send`] is the untyped
+/// way to call a client method.
+pub struct ClientTarget<K> {
+    manager: Arc<LifetimeManager>,
+    target: SendTarget,
+    kind: PhantomData<fn() -> K>,
+}
+
+impl<K> Clone for ClientTarget<K> {
+    fn clone(&self) -> Self {
+        ClientTarget { manager: self.manager.clone(), target: self.target.clone(), kind: PhantomData }
+    }
+}
+
+impl<K: TargetKind> ClientTarget<K> {
+    /// Which connections this targets.
+    pub fn target(&self) -> &SendTarget {
+        &self.target
+    }
+
+    /// Calls client method `method` with `args` (a tuple: `(a, b)`, `(a,)`, or
+    /// [`NoArgs`](crate::protocol::NoArgs)) on every connection of the target.
+    pub async fn send<A: Serialize + Sync>(&self, method: &str, args: &A) -> Result<(), SendError> {
+        self.manager.send(&self.target, method, args).await
+    }
+}
+
+/// What `#[hub_client]` implements: the family of typed proxies of one client interface.
+pub trait ClientInterface: Send + Sync + 'static {
+    /// The proxy for a target of kind `K`.
+    type Proxy<K: TargetKind>: From<ClientTarget<K>>;
+}
+
+/// The client interface of a hub declared without `client = …`: only untyped
+/// [`ClientTarget::send`] calls.
+pub struct DynamicClient<K = Many>(ClientTarget<K>);
+
+impl<K> From<ClientTarget<K>> for DynamicClient<K> {
+    fn from(target: ClientTarget<K>) -> Self {
+        DynamicClient(target)
+    }
+}
+
+impl<K> Deref for DynamicClient<K> {
+    type Target = ClientTarget<K>;
+    fn deref(&self) -> &ClientTarget<K> {
+        &self.0
+    }
+}
+
+impl<K: TargetKind> ClientInterface for DynamicClient<K> {
+    type Proxy<K2: TargetKind> = DynamicClient<K2>;
+}
+
+/// The proxy type of client interface `C` for targets of kind `K`.
+pub type Proxy<C, K> = <C as ClientInterface>::Proxy<K>;
+
+/// Picks who to send to. Available in hub methods as `cx.clients` (with the caller-relative
+/// targets of [`CallerClients`]) and outside them through a [`HubHandle`](crate::HubHandle).
+pub struct HubClients<C: ClientInterface> {
+    manager: Arc<LifetimeManager>,
+    client: PhantomData<fn() -> C>,
+}
+
+impl<C: ClientInterface> Clone for HubClients<C> {
+    fn clone(&self) -> Self {
+        HubClients { manager: self.manager.clone(), client: PhantomData }
+    }
+}
+
+fn owned(ids: impl IntoIterator<Item = impl Into<String>>) -> Vec<String> {
+    ids.into_iter().map(Into::into).collect()
+}
+
+impl<C: ClientInterface> HubClients<C> {
+    pub(crate) fn new(manager: Arc<LifetimeManager>) -> Self {
+        HubClients { manager, client: PhantomData }
+    }
+
+    fn many(&self, target: SendTarget) -> Proxy<C, Many> {
+        ClientTarget { manager: self.manager.clone(), target, kind: PhantomData }.into()
+    }
+
+    /// Every connection of the hub.
+    pub fn all(&self) -> Proxy<C, Many> {
+        self.many(SendTarget::All)
+    }
+
+    /// Every connection but these.
+    pub fn all_except(&self, excluded: impl IntoIterator<Item = impl Into<String>>) -> Proxy<C, Many> {
+        self.many(SendTarget::AllExcept(owned(excluded)))
+    }
+
+    /// One connection, by its public id.
+    pub fn client(&self, connection_id: impl Into<String>) -> Proxy<C, One> {
+        ClientTarget { manager: self.manager.clone(), target: SendTarget::Connection(connection_id.into()), kind: PhantomData }
+            .into()
+    }
+
+    /// These connections.
+    pub fn clients(&self, connection_ids: impl IntoIterator<Item = impl Into<String>>) -> Proxy<C, Many> {
+        self.many(SendTarget::Connections(owned(connection_ids)))
+    }
+
+    /// The members of a group.
+    pub fn group(&self, group: impl Into<String>) -> Proxy<C, Many> {
+        self.many(SendTarget::Group(group.into()))
+    }
+
+    /// The members of any of these groups, each once.
+    pub fn groups(&self, groups: impl IntoIterator<Item = impl Into<String>>) -> Proxy<C, Many> {
+        self.many(SendTarget::Groups(owned(groups)))
+    }
+
+    /// The members of a group but these connections.
+    pub fn group_except(
+        &self,
+        group: impl Into<String>,
+        excluded: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Proxy<C, Many> {
+        self.many(SendTarget::GroupExcept(group.into(), owned(excluded)))
+    }
+
+    /// Every connection of a user.
+    pub fn user(&self, user_id: impl Into<String>) -> Proxy<C, Many> {
+        self.many(SendTarget::User(user_id.into()))
+    }
+
+    /// Every connection of these users.
+    pub fn users(&self, user_ids: impl IntoIterator<Item = impl Into<String>>) -> Proxy<C, Many> {
+        self.many(SendTarget::Users(owned(user_ids)))
+    }
+}
+
+/// [`HubClients`] plus the targets relative to the connection that invoked the hub method.
+pub struct CallerClients<C: ClientInterface> {
+    clients: HubClients<C>,
+    caller: Arc<str>,
+}
+
+impl<C: ClientInterface> CallerClients<C> {
+    pub(crate) fn new(clients: HubClients<C>, caller: Arc<str>) -> Self {
+        CallerClients { clients, caller }
+    }
+
+    /// The connection that invoked the method.
+    pub fn caller(&self) -> Proxy<C, One> {
+        self.clients.client(&*self.caller)
+    }
+
+    /// Every connection but the caller.
+    pub fn others(&self) -> Proxy<C, Many> {
+        self.clients.all_except([&*self.caller])
+    }
+
+    /// The members of a group but the caller.
+    pub fn others_in_group(&self, group: impl Into<String>) -> Proxy<C, Many> {
+        self.clients.group_except(group, [&*self.caller])
+    }
+}
+
+impl<C: ClientInterface> Deref for CallerClients<C> {
+    type Target = HubClients<C>;
+    fn deref(&self) -> &HubClients<C> {
+        &self.clients
+    }
+}
+
+/// Adds connections to groups and removes them, from inside or outside hub methods.
+///
+/// Group names are case-sensitive; membership lasts until removal or disconnect.
+#[derive(Clone)]
+pub struct Groups {
+    manager: Arc<LifetimeManager>,
+}
+
+impl Groups {
+    pub(crate) fn new(manager: Arc<LifetimeManager>) -> Self {
+        Groups { manager }
+    }
+
+    /// Adds a connection to a group. On return, the group's messages reach the connection.
+    pub async fn add(&self, connection_id: &str, group: &str) -> Result<(), GroupError> {
+        self.manager.add_to_group(connection_id, group).await
+    }
+
+    /// Removes a connection from a group.
+    pub async fn remove(&self, connection_id: &str, group: &str) -> Result<(), GroupError> {
+        self.manager.remove_from_group(connection_id, group).await
+    }
+}

@@ -1,0 +1,403 @@
+//! The connections layer: logical connections, independent of the socket or request that
+//! currently carries them. It knows bytes, not hubs.
+//!
+//! A connection is created by negotiate (or by a WebSocket that skipped negotiation), gets a
+//! public id and a secret token, and lives until its handler finishes or its transport goes
+//! away. A transport attaches to it and moves frames between the socket and two queues: the
+//! inbox (read by the handler through [`Connection::recv`]) and the bounded outbox (filled
+//! through [`ConnectionSender`]).
+
+pub(crate) mod negotiate;
+mod request;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use rand::RngCore;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use request::{RequestContext, TransportKind};
+
+use crate::auth::Identity;
+
+/// One unit of data on a connection, as text or binary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// UTF-8 text (a text WebSocket frame).
+    Text(Bytes),
+    /// Bytes (a binary WebSocket frame).
+    Binary(Bytes),
+}
+
+impl Frame {
+    /// The frame's bytes.
+    pub fn data(&self) -> &Bytes {
+        match self {
+            Frame::Text(b) | Frame::Binary(b) => b,
+        }
+    }
+
+    /// Whether this is a binary frame.
+    pub fn is_binary(&self) -> bool {
+        matches!(self, Frame::Binary(_))
+    }
+}
+
+/// What the outbox carries to the transport.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    Frame(Frame),
+    /// Send what is queued, then end the transport cleanly.
+    Close,
+}
+
+/// A connection could not take a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxError {
+    /// The connection is gone.
+    Closed,
+    /// The connection's outbox is full: the client is not reading fast enough.
+    Full,
+}
+
+impl std::fmt::Display for OutboxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OutboxError::Closed => "the connection is closed",
+            OutboxError::Full => "the connection's outbox is full",
+        })
+    }
+}
+
+impl std::error::Error for OutboxError {}
+
+fn clock_origin() -> Instant {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    *ORIGIN.get_or_init(Instant::now)
+}
+
+/// Milliseconds since the process's clock origin (a coarse, cheap timestamp).
+pub(crate) fn now_ms() -> u64 {
+    clock_origin().elapsed().as_millis() as u64
+}
+
+/// Instant of a [`now_ms`] timestamp.
+pub(crate) fn instant_of(ms: u64) -> tokio::time::Instant {
+    tokio::time::Instant::from_std(clock_origin() + Duration::from_millis(ms))
+}
+
+/// A new random id: 16 bytes from the OS-seeded CSPRNG, URL-safe base64 (22 characters).
+pub(crate) fn random_id() -> String {
+    use base64::Engine;
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Shared state of one logical connection.
+pub(crate) struct ConnectionShared {
+    pub(crate) id: Arc<str>,
+    pub(crate) token: Arc<str>,
+    pub(crate) outbox: mpsc::Sender<Outgoing>,
+    /// Cancelled when the connection must end now, whatever is queued.
+    pub(crate) abort: CancellationToken,
+    pub(crate) last_read_ms: AtomicU64,
+    pub(crate) last_write_ms: AtomicU64,
+    pub(crate) created: Instant,
+    pub(crate) state: Mutex<ConnectionState>,
+}
+
+pub(crate) struct ConnectionState {
+    pub(crate) started: bool,
+    pub(crate) transport: Option<TransportKind>,
+    pub(crate) outbox_rx: Option<mpsc::Receiver<Outgoing>>,
+    pub(crate) request: Arc<RequestContext>,
+    pub(crate) identity: Option<Arc<Identity>>,
+}
+
+impl ConnectionShared {
+    pub(crate) fn touch_read(&self) {
+        self.last_read_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    pub(crate) fn touch_write(&self) {
+        self.last_write_ms.store(now_ms(), Ordering::Relaxed);
+    }
+}
+
+/// The application's end of a connection: read what the client sends, write back through a
+/// [`ConnectionSender`].
+///
+/// ```no_run
+/// # async fn run(mut connection: hub_runtime::Connection) {
+/// // An echo handler: every frame goes back as it came.
+/// let sender = connection.sender();
+/// while let Some(frame) = connection.recv().await {
+///     if sender.send(frame).await.is_err() { break; }
+/// }
+/// # }
+/// ```
+pub struct Connection {
+    shared: Arc<ConnectionShared>,
+    inbox: mpsc::Receiver<Frame>,
+    request: Arc<RequestContext>,
+    identity: Option<Arc<Identity>>,
+}
+
+impl Connection {
+    /// The public connection id (what other clients may know).
+    pub fn id(&self) -> &str {
+        &self.shared.id
+    }
+
+    /// The next frame from the client; `None` once the transport has gone away.
+    pub async fn recv(&mut self) -> Option<Frame> {
+        self.inbox.recv().await
+    }
+
+    /// A handle for writing to this connection (cheap to clone, usable from any task).
+    pub fn sender(&self) -> ConnectionSender {
+        ConnectionSender { shared: self.shared.clone() }
+    }
+
+    /// The request that carried the transport.
+    pub fn request(&self) -> &Arc<RequestContext> {
+        &self.request
+    }
+
+    /// Who the endpoint's authenticator says the client is.
+    pub fn identity(&self) -> Option<&Arc<Identity>> {
+        self.identity.as_ref()
+    }
+
+    /// Resolves when the connection is being torn down (aborted or closed).
+    pub async fn aborted(&self) {
+        self.shared.abort.cancelled().await
+    }
+
+    /// When the client last sent anything.
+    pub(crate) fn last_read_ms(&self) -> u64 {
+        self.shared.last_read_ms.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn abort_token(&self) -> CancellationToken {
+        self.shared.abort.clone()
+    }
+
+    /// Records a write now (keep-alive bookkeeping).
+    pub(crate) fn mark_written(&self) {
+        self.shared.touch_write();
+    }
+
+    /// When the transport last wrote anything to the client.
+    pub(crate) fn last_write_ms(&self) -> u64 {
+        self.shared.last_write_ms.load(Ordering::Relaxed)
+    }
+}
+
+/// Writes frames to one connection. Cloning is cheap.
+#[derive(Clone)]
+pub struct ConnectionSender {
+    shared: Arc<ConnectionShared>,
+}
+
+impl ConnectionSender {
+    /// The connection's public id.
+    pub fn id(&self) -> &str {
+        &self.shared.id
+    }
+
+    /// Queues a frame without waiting; fails when the outbox is full or the connection gone.
+    pub fn try_send(&self, frame: Frame) -> Result<(), OutboxError> {
+        if self.shared.abort.is_cancelled() {
+            return Err(OutboxError::Closed);
+        }
+        self.shared.outbox.try_send(Outgoing::Frame(frame)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => OutboxError::Full,
+            mpsc::error::TrySendError::Closed(_) => OutboxError::Closed,
+        })
+    }
+
+    /// Queues a frame, waiting for room in the outbox.
+    pub async fn send(&self, frame: Frame) -> Result<(), OutboxError> {
+        if self.shared.abort.is_cancelled() {
+            return Err(OutboxError::Closed);
+        }
+        tokio::select! {
+            r = self.shared.outbox.send(Outgoing::Frame(frame)) => r.map_err(|_| OutboxError::Closed),
+            _ = self.shared.abort.cancelled() => Err(OutboxError::Closed),
+        }
+    }
+
+    /// Ends the connection after what is already queued has been written.
+    pub fn close(&self) {
+        if self.shared.outbox.try_send(Outgoing::Close).is_err() {
+            self.abort();
+        }
+    }
+
+    /// Ends the connection now, dropping whatever is queued.
+    pub fn abort(&self) {
+        self.shared.abort.cancel();
+    }
+
+    /// Whether the connection has been aborted.
+    pub fn is_aborted(&self) -> bool {
+        self.shared.abort.is_cancelled()
+    }
+}
+
+/// A boxed future, as handlers return.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Runs the application side of each connection of an endpoint.
+pub trait ConnectionHandler: Send + Sync + 'static {
+    /// Called once per connection, when its first transport attaches; the connection ends
+    /// when the returned future completes.
+    fn run(&self, connection: Connection) -> BoxFuture<()>;
+}
+
+impl<F, Fut> ConnectionHandler for F
+where
+    F: Fn(Connection) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    fn run(&self, connection: Connection) -> BoxFuture<()> {
+        Box::pin(self(connection))
+    }
+}
+
+/// Why a transport could not attach to a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AttachError {
+    /// No connection has that token (404).
+    Unknown,
+    /// The connection already uses another transport (400).
+    WrongTransport,
+    /// A transport of the same kind is already attached (409).
+    AlreadyAttached,
+}
+
+/// Every live connection of one endpoint, by secret token.
+#[derive(Default)]
+pub(crate) struct ConnectionManager {
+    connections: DashMap<Arc<str>, Arc<ConnectionShared>>,
+}
+
+/// Inbox capacity, in frames: the transport waits (stops reading the socket) when it is full.
+const INBOX_CAPACITY: usize = 16;
+
+impl ConnectionManager {
+    /// Creates a connection that no transport carries yet. With `legacy_ids` (negotiate
+    /// version 0) the token is the public id.
+    pub(crate) fn create(&self, outbox_capacity: usize, legacy_ids: bool) -> Arc<ConnectionShared> {
+        let id: Arc<str> = random_id().into();
+        let token: Arc<str> = if legacy_ids { id.clone() } else { random_id().into() };
+        let (tx, rx) = mpsc::channel(outbox_capacity.max(1));
+        let now = now_ms();
+        let shared = Arc::new(ConnectionShared {
+            id,
+            token: token.clone(),
+            outbox: tx,
+            abort: CancellationToken::new(),
+            last_read_ms: AtomicU64::new(now),
+            last_write_ms: AtomicU64::new(now),
+            created: Instant::now(),
+            state: Mutex::new(ConnectionState {
+                started: false,
+                transport: None,
+                outbox_rx: Some(rx),
+                request: Arc::new(RequestContext::default()),
+                identity: None,
+            }),
+        });
+        self.connections.insert(token, shared.clone());
+        shared
+    }
+
+    pub(crate) fn get(&self, token: &str) -> Option<Arc<ConnectionShared>> {
+        self.connections.get(token).map(|c| c.value().clone())
+    }
+
+    pub(crate) fn remove(&self, token: &str) {
+        self.connections.remove(token);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.connections.len()
+    }
+
+    /// Attaches a duplex transport (WebSocket) to a connection: returns the outbox receiver
+    /// for the transport, and starts the handler if this is the connection's first transport.
+    pub(crate) fn attach(
+        self: &Arc<Self>,
+        shared: &Arc<ConnectionShared>,
+        transport: TransportKind,
+        request: RequestContext,
+        identity: Option<Arc<Identity>>,
+        handler: &Arc<dyn ConnectionHandler>,
+    ) -> Result<(mpsc::Receiver<Outgoing>, mpsc::Sender<Frame>), AttachError> {
+        let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        if shared.abort.is_cancelled() {
+            return Err(AttachError::Unknown);
+        }
+        match state.transport {
+            Some(t) if t != transport => return Err(AttachError::WrongTransport),
+            _ => {}
+        }
+        let Some(outbox_rx) = state.outbox_rx.take() else {
+            return Err(AttachError::AlreadyAttached);
+        };
+        if state.started {
+            // Re-attaching a duplex transport is not supported yet: the inbox went with the
+            // first one.
+            state.outbox_rx = Some(outbox_rx);
+            return Err(AttachError::AlreadyAttached);
+        }
+        let request = Arc::new(request.with_transport(transport));
+        state.transport = Some(transport);
+        state.started = true;
+        state.request = request.clone();
+        state.identity = identity.clone();
+        drop(state);
+
+        let (inbox_tx, inbox_rx) = mpsc::channel(INBOX_CAPACITY);
+        shared.touch_read();
+        let connection = Connection { shared: shared.clone(), inbox: inbox_rx, request, identity };
+        let run = handler.run(connection);
+        let manager = self.clone();
+        let done = shared.clone();
+        tokio::spawn(async move {
+            run.await;
+            // The handler is done: the transport writes what is queued, then ends.
+            ConnectionSender { shared: done.clone() }.close();
+            manager.remove(&done.token);
+        });
+        Ok((outbox_rx, inbox_tx))
+    }
+
+    /// Drops connections that were negotiated but never started within `timeout`.
+    pub(crate) fn sweep_unstarted(&self, timeout: Duration) {
+        self.connections.retain(|_, c| {
+            let started = c.state.lock().map(|s| s.started).unwrap_or(true);
+            let keep = started || c.created.elapsed() < timeout;
+            if !keep {
+                c.abort.cancel();
+            }
+            keep
+        });
+    }
+
+    /// Ends every connection now.
+    pub(crate) fn abort_all(&self) {
+        for c in self.connections.iter() {
+            c.abort.cancel();
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! The negotiate response.
+
+use serde::Serialize;
+
+use super::TransportKind;
+use crate::protocol::TransferFormat;
+
+/// The newest negotiate version this server speaks.
+pub(crate) const MAX_NEGOTIATE_VERSION: i32 = 1;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NegotiateResponse<'a> {
+    negotiate_version: i32,
+    connection_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connection_token: Option<&'a str>,
+    available_transports: Vec<AvailableTransport>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AvailableTransport {
+    transport: &'static str,
+    transfer_formats: Vec<&'static str>,
+}
+
+/// The formats a transport can carry.
+pub(crate) fn transfer_formats(transport: TransportKind) -> &'static [TransferFormat] {
+    match transport {
+        TransportKind::WebSockets | TransportKind::LongPolling => &[TransferFormat::Text, TransferFormat::Binary],
+        TransportKind::ServerSentEvents => &[TransferFormat::Text],
+    }
+}
+
+/// Reads the requested negotiate version from the query (`negotiateVersion`, any case).
+/// Missing means 0; the error is the text of the `{"error": …}` body.
+pub(crate) fn requested_version(query: &[(String, String)]) -> Result<i32, String> {
+    let Some((_, value)) = query.iter().find(|(k, _)| k.eq_ignore_ascii_case("negotiateVersion")) else {
+        return Ok(0);
+    };
+    let version: i32 = value.parse().map_err(|_| "The client requested a non-integer protocol version.".to_string())?;
+    if version < 0 {
+        return Err(format!("The client requested version '{version}', but the server does not support this version."));
+    }
+    Ok(version.min(MAX_NEGOTIATE_VERSION))
+}
+
+/// The JSON body of a successful negotiate.
+pub(crate) fn response_body(
+    version: i32,
+    connection_id: &str,
+    connection_token: &str,
+    transports: &[TransportKind],
+    formats_in_use: &[TransferFormat],
+) -> String {
+    let available_transports = transports
+        .iter()
+        .map(|&t| AvailableTransport {
+            transport: t.name(),
+            transfer_formats: transfer_formats(t)
+                .iter()
+                .filter(|f| formats_in_use.contains(f))
+                .map(|f| f.as_str())
+                .collect(),
+        })
+        .filter(|t| !t.transfer_formats.is_empty())
+        .collect();
+    let body = NegotiateResponse {
+        negotiate_version: version,
+        connection_id,
+        connection_token: (version > 0).then_some(connection_token),
+        available_transports,
+    };
+    serde_json::to_string(&body).unwrap_or_else(|_| "{}".into())
+}
+
+/// The body of a negotiate that failed.
+pub(crate) fn error_body(error: &str) -> String {
+    serde_json::json!({ "error": error }).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(v: &str) -> Vec<(String, String)> {
+        vec![("NegotiateVersion".into(), v.into())]
+    }
+
+    #[test]
+    fn versions() {
+        assert_eq!(requested_version(&[]), Ok(0));
+        assert_eq!(requested_version(&q("1")), Ok(1));
+        assert_eq!(requested_version(&q("7")), Ok(1));
+        assert_eq!(requested_version(&q("x")).unwrap_err(), "The client requested a non-integer protocol version.");
+        assert!(requested_version(&q("-1")).unwrap_err().contains("'-1'"));
+    }
+
+    #[test]
+    fn bodies() {
+        let all = [TransportKind::WebSockets, TransportKind::ServerSentEvents, TransportKind::LongPolling];
+        let body = response_body(1, "id", "tok", &all, &[TransferFormat::Text]);
+        assert_eq!(
+            body,
+            r#"{"negotiateVersion":1,"connectionId":"id","connectionToken":"tok","availableTransports":[{"transport":"WebSockets","transferFormats":["Text"]},{"transport":"ServerSentEvents","transferFormats":["Text"]},{"transport":"LongPolling","transferFormats":["Text"]}]}"#
+        );
+        let v0 = response_body(0, "id", "id", &all[..1], &[TransferFormat::Text, TransferFormat::Binary]);
+        assert_eq!(v0, r#"{"negotiateVersion":0,"connectionId":"id","availableTransports":[{"transport":"WebSockets","transferFormats":["Text","Binary"]}]}"#);
+    }
+}

@@ -1,0 +1,144 @@
+//! Errors a hub method returns, and how they reach the caller.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// An error from a hub method (or hook).
+///
+/// The caller always sees the base text (`An unexpected error occurred invoking 'X' on the
+/// server.`). The error's kind and message are appended only when detailed errors are on, or
+/// when the error is meant for clients ([`HubError::for_client`], the equivalent of .NET's
+/// `HubException`) — internal messages never leak by default.
+///
+/// Any `std::error::Error` converts into a `HubError` (kind: the error type's name), so `?`
+/// works in hub methods that return `Result<T, HubError>`.
+///
+/// ```
+/// use hub_runtime::HubError;
+/// let e = HubError::for_client("room is full");
+/// assert_eq!(e.detail(), "HubException: room is full");
+/// let e = HubError::new("something broke").with_kind("InvalidOperationException");
+/// assert_eq!(e.detail(), "InvalidOperationException: something broke");
+/// assert!(!e.is_for_client());
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct HubError {
+    kind: Cow<'static, str>,
+    message: String,
+    for_client: bool,
+}
+
+impl HubError {
+    /// An internal error: its message reaches clients only with detailed errors on.
+    pub fn new(message: impl Into<String>) -> Self {
+        HubError { kind: Cow::Borrowed("Exception"), message: message.into(), for_client: false }
+    }
+
+    /// An error meant for the client: its message is always shown (kind `HubException`).
+    pub fn for_client(message: impl Into<String>) -> Self {
+        HubError { kind: Cow::Borrowed("HubException"), message: message.into(), for_client: true }
+    }
+
+    /// Sets the kind shown before the message (a .NET exception type name, for example).
+    pub fn with_kind(mut self, kind: impl Into<Cow<'static, str>>) -> Self {
+        self.kind = kind.into();
+        self
+    }
+
+    /// The error's kind (`HubException`, `InvalidOperationException`, a Rust type name…).
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    /// The error's message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Whether clients always see the message.
+    pub fn is_for_client(&self) -> bool {
+        self.for_client
+    }
+
+    /// `Kind: message`, as appended to the base text.
+    pub fn detail(&self) -> String {
+        format!("{}: {}", self.kind, self.message)
+    }
+
+    /// The text a client sees: `base`, plus the detail when allowed.
+    pub(crate) fn client_text(&self, base: &str, detailed: bool) -> String {
+        if detailed || self.for_client {
+            format!("{base} {}", self.detail())
+        } else {
+            base.to_string()
+        }
+    }
+}
+
+impl fmt::Debug for HubError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HubError({}: {})", self.kind, self.message)
+    }
+}
+
+impl fmt::Display for HubError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)
+    }
+}
+
+fn short_type_name<E>() -> &'static str {
+    let full = std::any::type_name::<E>();
+    let base = full.split('<').next().unwrap_or(full);
+    base.rsplit("::").next().unwrap_or(base)
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for HubError {
+    fn from(error: E) -> Self {
+        HubError { kind: Cow::Borrowed(short_type_name::<E>()), message: error.to_string(), for_client: false }
+    }
+}
+
+/// Why a connection ended, as `on_disconnected` sees it (`None` there means a clean close).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionError {
+    message: String,
+}
+
+impl ConnectionError {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
+        ConnectionError { message: message.into() }
+    }
+
+    /// What went wrong.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for ConnectionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConnectionError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_follow_the_reference_server() {
+        let base = "An unexpected error occurred invoking 'X' on the server.";
+        let internal = HubError::new("secret");
+        assert_eq!(internal.client_text(base, false), base);
+        assert_eq!(internal.client_text(base, true), format!("{base} Exception: secret"));
+        let visible = HubError::for_client("nope");
+        assert_eq!(visible.client_text(base, false), format!("{base} HubException: nope"));
+        let io: HubError = std::io::Error::other("disk").into();
+        assert_eq!(io.kind(), "Error");
+        let parse: HubError = "x".parse::<i32>().unwrap_err().into();
+        assert_eq!(parse.kind(), "ParseIntError");
+    }
+}

@@ -1,0 +1,121 @@
+//! # hub — real-time web functionality for Rust, speaking the ASP.NET Core SignalR protocol
+//!
+//! Put `#[hub]` on an impl block and the official SignalR clients (`@microsoft/signalr` and the
+//! others) can call its methods; declare what the server may call on clients with
+//! `#[hub_client]` and call it through typed proxies checked by the compiler.
+//!
+//! ```no_run
+//! use hub_runtime::prelude::*;
+//!
+//! #[hub_client]
+//! trait ChatClient {
+//!     fn receive_message(&self, user: String, text: String);
+//! }
+//!
+//! struct Chat;
+//!
+//! #[hub(client = ChatClient)]
+//! impl Chat {
+//!     async fn send_message(&self, cx: &HubContext<Self>, user: String, text: String) -> Result<(), HubError> {
+//!         cx.clients.all().receive_message(user, text).await?;
+//!         Ok(())
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> std::io::Result<()> {
+//!     HubServer::builder().hub("/chat", Chat).build().serve("127.0.0.1:5000").await
+//! }
+//! ```
+//!
+//! Layers, each in its own module: [`connection`] (logical connections, negotiate),
+//! `transport` (WebSockets), [`protocol`] (bytes ⇄ messages), [`hub`] (the dispatcher and
+//! what hub methods see), [`clients`] (targets, groups, fan-out), [`backplane`] (other
+//! servers), and [`server`] (assembly).
+
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod backplane;
+pub mod clients;
+pub mod connection;
+pub mod hub;
+pub mod protocol;
+pub mod server;
+mod transport;
+
+pub use auth::{AuthError, Authenticator, Identity};
+pub use clients::{CallerClients, ClientTarget, GroupError, Groups, HubClients, Many, One, SendError, SendTarget};
+pub use connection::{Connection, ConnectionHandler, ConnectionSender, Frame, RequestContext, TransportKind};
+pub use hub::{ConnectionError, Hub, HubContext, HubError, HubHandle};
+pub use hub_macros::{hub, hub_client};
+pub use server::{Cors, EndpointOptions, HubOptions, HubServer, HubServerBuilder};
+pub use tokio_util::sync::CancellationToken;
+
+/// The names most hub code needs.
+pub mod prelude {
+    pub use crate::{
+        hub, hub_client, CancellationToken, ConnectionError, HubContext, HubError, HubHandle, HubOptions, HubServer,
+    };
+}
+
+/// What the macros' generated code uses. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::clients::{ClientInterface, ClientTarget, TargetKind};
+    pub use crate::connection::BoxFuture;
+    pub use crate::hub::{Call, MethodDef, MethodKind, Outcome};
+    pub use crate::protocol::NoArgs;
+    pub use serde;
+    pub use std::sync::Arc;
+
+    /// Checks a hub method parameter type.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be a hub method parameter: it does not implement `serde::Deserialize`",
+        label = "clients send this argument as JSON or MessagePack, so it must be deserializable",
+        note = "derive it with `#[derive(serde::Deserialize)]`, or use an owned type such as `String` or `Vec<T>`"
+    )]
+    pub trait HubArgument: serde::de::DeserializeOwned + Send + 'static {}
+    impl<T: serde::de::DeserializeOwned + Send + 'static> HubArgument for T {}
+
+    /// Checks a hub method return type.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be returned by a hub method: it does not implement `serde::Serialize`",
+        label = "the result is sent to the caller, so it must be serializable",
+        note = "derive it with `#[derive(serde::Serialize)]`"
+    )]
+    pub trait HubReturn: serde::Serialize + Send + Sync {}
+    impl<T: serde::Serialize + Send + Sync> HubReturn for T {}
+
+    /// Checks a hub method's error type.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be a hub method's error: it does not convert into `HubError`",
+        label = "the error is reported to the caller through `HubError`",
+        note = "return `Result<T, HubError>`, or an error type that implements `std::error::Error`"
+    )]
+    pub trait HubErrorLike: Into<crate::HubError> {}
+    impl<T: Into<crate::HubError>> HubErrorLike for T {}
+
+    /// Checks a client method argument type.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be sent to clients: it does not implement `serde::Serialize`",
+        label = "client method arguments are encoded as JSON or MessagePack",
+        note = "derive it with `#[derive(serde::Serialize)]`"
+    )]
+    pub trait ClientArgument: serde::Serialize + Send + Sync {}
+    impl<T: serde::Serialize + Send + Sync> ClientArgument for T {}
+
+    /// Type-checks a value against a helper trait (used for spans in errors).
+    pub fn check_argument<T: HubArgument>() {}
+    /// Type-checks a return type.
+    pub fn check_return<T: HubReturn>() {}
+    /// Type-checks an error type.
+    pub fn check_error<T: HubErrorLike>() {}
+    /// Type-checks a client argument type.
+    pub fn check_client_argument<T: ClientArgument>() {}
+
+    /// A target wrapped by a generated proxy.
+    pub fn target<K>(target: crate::ClientTarget<K>) -> crate::ClientTarget<K> {
+        target
+    }
+}

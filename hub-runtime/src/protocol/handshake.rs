@@ -1,0 +1,164 @@
+//! The handshake: the first message a client sends on every transport, always JSON text
+//! ended by `0x1E`, naming the hub protocol and its version.
+
+use serde::Deserialize;
+
+use super::json::RECORD_SEPARATOR;
+use super::{HubProtocol, TransferFormat};
+
+/// What the client asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandshakeRequest {
+    /// The protocol name as sent (`json`, `messagepack`).
+    pub protocol: String,
+    /// The protocol version.
+    pub version: u32,
+}
+
+#[derive(Deserialize)]
+struct WireHandshake {
+    protocol: Option<String>,
+    version: Option<serde_json::Value>,
+}
+
+/// The handshake could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandshakeError {
+    /// More bytes are needed (no record separator yet).
+    Incomplete,
+    /// The request is malformed; the text says how (shown to the client only with detailed
+    /// errors on, after [`HANDSHAKE_FAILED`]).
+    Invalid(String),
+}
+
+/// Tries to read a handshake request from the start of `input`.
+///
+/// Returns the request and how many bytes it used (anything after it is ordinary hub
+/// messages in the chosen protocol).
+///
+/// ```
+/// use hub_runtime::protocol::handshake::parse_request;
+/// let (req, used) = parse_request(b"{\"protocol\":\"json\",\"version\":1}\x1e").unwrap();
+/// assert_eq!((req.protocol.as_str(), req.version, used), ("json", 1, 32));
+/// ```
+pub fn parse_request(input: &[u8]) -> Result<(HandshakeRequest, usize), HandshakeError> {
+    let Some(end) = input.iter().position(|&b| b == RECORD_SEPARATOR) else {
+        return Err(HandshakeError::Incomplete);
+    };
+    let wire: WireHandshake = serde_json::from_slice(&input[..end])
+        .map_err(|e| HandshakeError::Invalid(describe(&e)))?;
+    let protocol = wire
+        .protocol
+        .ok_or_else(|| HandshakeError::Invalid("Missing required property 'protocol'.".into()))?;
+    let version = match wire.version {
+        Some(serde_json::Value::Number(n)) => n
+            .as_u64()
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or_else(|| HandshakeError::Invalid("Expected 'version' to be of type Number.".into()))?,
+        Some(_) => {
+            return Err(HandshakeError::Invalid("Expected 'version' to be of type Number.".into()))
+        }
+        None => return Err(HandshakeError::Invalid("Missing required property 'version'.".into())),
+    };
+    Ok((HandshakeRequest { protocol, version }, end + 1))
+}
+
+/// The text of every handshake error caused by a malformed request.
+pub const HANDSHAKE_FAILED: &str = "An unexpected error occurred during connection handshake.";
+
+/// The text sent when the handshake did not complete in time or was too large.
+pub const HANDSHAKE_CANCELED: &str = "Handshake was canceled.";
+
+fn describe(e: &serde_json::Error) -> String {
+    match e.classify() {
+        serde_json::error::Category::Data => {
+            if e.to_string().starts_with("invalid type") {
+                "Unexpected JSON Token Type. Expected a JSON Object.".to_string()
+            } else {
+                format!("Invalid handshake request: {e}")
+            }
+        }
+        serde_json::error::Category::Eof => "Unexpected end when reading JSON.".to_string(),
+        _ => format!("Error reading JSON: {e}"),
+    }
+}
+
+/// Picks the protocol a handshake asks for among `protocols`, checking its version and the
+/// transport's transfer formats. The error is the text of the handshake error reply.
+pub fn select_protocol<'a>(
+    request: &HandshakeRequest,
+    protocols: &'a [std::sync::Arc<dyn HubProtocol>],
+    transport_supports_binary: bool,
+) -> Result<&'a std::sync::Arc<dyn HubProtocol>, String> {
+    let protocol = protocols
+        .iter()
+        .find(|p| p.name().eq_ignore_ascii_case(&request.protocol))
+        .ok_or_else(|| format!("The protocol '{}' is not supported.", request.protocol))?;
+    if request.version > protocol.version() {
+        return Err(format!(
+            "The server does not support version {} of the '{}' protocol.",
+            request.version, request.protocol
+        ));
+    }
+    if protocol.transfer_format() == TransferFormat::Binary && !transport_supports_binary {
+        return Err(format!(
+            "Cannot use the '{}' protocol on the current transport. The transport does not support 'Binary' transfer format.",
+            protocol.name()
+        ));
+    }
+    Ok(protocol)
+}
+
+/// The success reply: `{}` + `0x1E`.
+pub const SUCCESS_REPLY: &[u8] = b"{}\x1e";
+
+/// An error reply: `{"error":"…"}` + `0x1E`.
+pub fn error_reply(error: &str) -> Vec<u8> {
+    let mut out = b"{\"error\":".to_vec();
+    let _ = serde_json::to_writer(&mut out, error);
+    out.extend_from_slice(b"}\x1e");
+    out
+}
+
+/// Writes a handshake request (what a client sends).
+pub fn request_bytes(protocol: &str, version: u32) -> Vec<u8> {
+    let mut out = b"{\"protocol\":".to_vec();
+    let _ = serde_json::to_writer(&mut out, protocol);
+    out.extend_from_slice(format!(",\"version\":{version}}}\x1e").as_bytes());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::JsonProtocol;
+    use std::sync::Arc;
+
+    #[test]
+    fn parses_and_keeps_the_rest() {
+        let input = b"{\"version\":2,\"protocol\":\"JSON\",\"x\":1}\x1e{\"type\":6}\x1e";
+        let (req, used) = parse_request(input).unwrap();
+        assert_eq!(req, HandshakeRequest { protocol: "JSON".into(), version: 2 });
+        assert_eq!(&input[used..], b"{\"type\":6}\x1e");
+        assert_eq!(parse_request(b"{\"protocol\""), Err(HandshakeError::Incomplete));
+    }
+
+    #[test]
+    fn errors_have_the_official_texts() {
+        let protocols: Vec<Arc<dyn HubProtocol>> = vec![Arc::new(JsonProtocol)];
+        let req = |p: &str, v| HandshakeRequest { protocol: p.into(), version: v };
+        assert_eq!(select_protocol(&req("xyz", 1), &protocols, true).unwrap_err(), "The protocol 'xyz' is not supported.");
+        assert_eq!(
+            select_protocol(&req("json", 3), &protocols, true).unwrap_err(),
+            "The server does not support version 3 of the 'json' protocol."
+        );
+        assert!(select_protocol(&req("Json", 1), &protocols, false).is_ok());
+        for bad in [&b"nope\x1e"[..], b"{}\x1e", b"{\"protocol\":\"json\"}\x1e", b"{\"protocol\":\"json\",\"version\":\"1\"}\x1e"] {
+            match parse_request(bad) {
+                Err(HandshakeError::Invalid(text)) => assert!(!text.is_empty()),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(error_reply("a\"b"), b"{\"error\":\"a\\\"b\"}\x1e");
+    }
+}

@@ -1,0 +1,394 @@
+//! Hub protocols: bytes ⇄ [`HubMessage`].
+//!
+//! This layer is pure (no I/O). A protocol turns the bytes a transport received into hub
+//! messages and writes outgoing messages into bytes. Arguments stay undecoded ([`RawValue`])
+//! until the dispatcher knows the parameter types.
+
+pub mod handshake;
+pub mod json;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use json::JsonProtocol;
+
+/// How a protocol's bytes travel: as text or as binary frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransferFormat {
+    /// UTF-8 text (the JSON protocol).
+    Text,
+    /// Arbitrary bytes (the MessagePack protocol).
+    Binary,
+}
+
+impl TransferFormat {
+    /// The name negotiate uses for this format (`Text` or `Binary`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransferFormat::Text => "Text",
+            TransferFormat::Binary => "Binary",
+        }
+    }
+}
+
+/// Message headers (types 1–5 may carry them). Unknown headers are kept and ignored.
+pub type Headers = BTreeMap<String, String>;
+
+/// One value as it arrived on the wire, not yet decoded into a Rust type.
+///
+/// ```
+/// use hub_runtime::protocol::{HubProtocol, JsonProtocol, HubMessage};
+/// let msgs = JsonProtocol.parse(b"{\"type\":1,\"target\":\"Add\",\"arguments\":[1,2]}\x1e").unwrap();
+/// let HubMessage::Invocation(inv) = &msgs[0] else { panic!() };
+/// let a: i32 = inv.arguments[0].decode().unwrap();
+/// assert_eq!(a, 1);
+/// ```
+#[derive(Clone)]
+pub enum RawValue {
+    /// A JSON value, kept as its source text.
+    Json(Box<serde_json::value::RawValue>),
+}
+
+impl RawValue {
+    /// Decodes the value into `T`.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, DecodeError> {
+        match self {
+            RawValue::Json(raw) => serde_json::from_str(raw.get()).map_err(|e| DecodeError(e.to_string())),
+        }
+    }
+
+    /// Builds a JSON raw value from its text (the text must be valid JSON).
+    pub fn json(text: &str) -> Result<Self, DecodeError> {
+        serde_json::value::RawValue::from_string(text.to_owned())
+            .map(RawValue::Json)
+            .map_err(|e| DecodeError(e.to_string()))
+    }
+}
+
+impl fmt::Debug for RawValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RawValue::Json(raw) => write!(f, "Json({})", raw.get()),
+        }
+    }
+}
+
+impl PartialEq for RawValue {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (RawValue::Json(a), RawValue::Json(b)) => a.get() == b.get(),
+        }
+    }
+}
+
+impl Serialize for RawValue {
+    /// A raw value re-encodes into any format by transcoding its source.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            RawValue::Json(raw) => {
+                let mut de = serde_json::Deserializer::from_str(raw.get());
+                serde_transcode::transcode(&mut de, serializer)
+            }
+        }
+    }
+}
+
+/// A value could not be decoded into the requested type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError(pub String);
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// An Invocation (type 1) or StreamInvocation (type 4) as received.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Invocation {
+    /// `None` for a non-blocking invocation (no reply expected).
+    pub invocation_id: Option<String>,
+    /// The method name.
+    pub target: String,
+    /// Positional arguments, undecoded.
+    pub arguments: Vec<RawValue>,
+    /// Ids of client-to-server streams bound to stream parameters.
+    pub stream_ids: Vec<String>,
+    /// Message headers.
+    pub headers: Headers,
+}
+
+/// What a Completion carries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CompletionResult {
+    /// The method returned nothing.
+    Void,
+    /// The method returned a value (possibly `null`).
+    Value(RawValue),
+    /// The method failed with this text.
+    Error(String),
+}
+
+/// A hub message as received and decoded by a [`HubProtocol`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum HubMessage {
+    /// Type 1.
+    Invocation(Invocation),
+    /// Type 2.
+    StreamItem {
+        /// The invocation (or client stream) this item belongs to.
+        invocation_id: String,
+        /// The item.
+        item: RawValue,
+        /// Message headers.
+        headers: Headers,
+    },
+    /// Type 3.
+    Completion {
+        /// The invocation this completes.
+        invocation_id: String,
+        /// Result, error or nothing.
+        result: CompletionResult,
+        /// Message headers.
+        headers: Headers,
+    },
+    /// Type 4 (its `invocation_id` is always set).
+    StreamInvocation(Invocation),
+    /// Type 5.
+    CancelInvocation {
+        /// The stream invocation to cancel.
+        invocation_id: String,
+        /// Message headers.
+        headers: Headers,
+    },
+    /// Type 6.
+    Ping,
+    /// Type 7.
+    Close {
+        /// Why the peer closes, if it was an error.
+        error: Option<String>,
+        /// Whether a client may reconnect.
+        allow_reconnect: bool,
+    },
+    /// Type 8.
+    Ack {
+        /// Highest sequence id processed.
+        sequence_id: u64,
+    },
+    /// Type 9.
+    Sequence {
+        /// Sequence id of the next message.
+        sequence_id: u64,
+    },
+}
+
+/// A value to encode: anything serializable, behind a trait object so protocols stay object-safe.
+pub type Payload<'a> = &'a (dyn erased_serde::Serialize + Sync + 'a);
+
+/// What an outgoing Completion carries.
+#[derive(Clone, Copy)]
+pub enum OutResult<'a> {
+    /// No result (a method returning nothing).
+    Void,
+    /// A value.
+    Value(Payload<'a>),
+    /// An error text.
+    Error(&'a str),
+}
+
+/// A hub message to encode. Values are borrowed, so a message is built without copying.
+#[derive(Clone, Copy)]
+pub enum OutMessage<'a> {
+    /// Type 1; `arguments` must serialize as a sequence.
+    Invocation {
+        /// `None` for a non-blocking invocation.
+        invocation_id: Option<&'a str>,
+        /// The method name.
+        target: &'a str,
+        /// The arguments, serialized as one sequence (a tuple, a slice, [`NoArgs`]).
+        arguments: Payload<'a>,
+        /// Stream ids, written only when non-empty.
+        stream_ids: &'a [String],
+    },
+    /// Type 2.
+    StreamItem {
+        /// The stream's invocation id.
+        invocation_id: &'a str,
+        /// The item.
+        item: Payload<'a>,
+    },
+    /// Type 3.
+    Completion {
+        /// The invocation this completes.
+        invocation_id: &'a str,
+        /// Result, error or nothing.
+        result: OutResult<'a>,
+    },
+    /// Type 4; `arguments` must serialize as a sequence.
+    StreamInvocation {
+        /// The invocation id.
+        invocation_id: &'a str,
+        /// The method name.
+        target: &'a str,
+        /// The arguments.
+        arguments: Payload<'a>,
+        /// Stream ids, written only when non-empty.
+        stream_ids: &'a [String],
+    },
+    /// Type 5.
+    CancelInvocation {
+        /// The invocation to cancel.
+        invocation_id: &'a str,
+    },
+    /// Type 6.
+    Ping,
+    /// Type 7.
+    Close {
+        /// The error, if any.
+        error: Option<&'a str>,
+        /// Whether the client may reconnect.
+        allow_reconnect: bool,
+    },
+    /// Type 8.
+    Ack {
+        /// Highest sequence id processed.
+        sequence_id: u64,
+    },
+    /// Type 9.
+    Sequence {
+        /// The next sequence id.
+        sequence_id: u64,
+    },
+}
+
+/// An empty argument list (serializes as an empty sequence, unlike `()`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoArgs;
+
+impl Serialize for NoArgs {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        serializer.serialize_seq(Some(0))?.end()
+    }
+}
+
+/// The bytes could not be read as hub messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProtocolError {
+    /// The input is malformed; the text says how.
+    InvalidData(String),
+    /// One message is larger than the configured maximum.
+    MessageTooLarge {
+        /// The configured maximum, in bytes.
+        limit: usize,
+    },
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProtocolError::InvalidData(text) => f.write_str(text),
+            ProtocolError::MessageTooLarge { limit } => write!(
+                f,
+                "The maximum message size of {limit}B was exceeded. The message size can be configured in AddHubOptions."
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+/// A message could not be encoded (a value's `Serialize` failed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodeError(pub String);
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for EncodeError {}
+
+/// A hub protocol: framing plus message encoding.
+///
+/// Implementations are stateless; per-connection buffering of partial input is done by
+/// [`MessageReader`].
+pub trait HubProtocol: Send + Sync + 'static {
+    /// The name clients ask for in the handshake (`json`, `messagepack`).
+    fn name(&self) -> &'static str;
+    /// The newest version of the protocol this implementation speaks.
+    fn version(&self) -> u32;
+    /// The transfer format the protocol needs.
+    fn transfer_format(&self) -> TransferFormat;
+    /// Splits `input` into complete framed messages: returns how many bytes form whole
+    /// messages (the rest is a partial message to keep for later), checking each message
+    /// against `max_message_size`.
+    fn complete_prefix(&self, input: &[u8], max_message_size: usize) -> Result<usize, ProtocolError>;
+    /// Parses complete framed messages (as delimited by [`HubProtocol::complete_prefix`]).
+    /// Messages of unknown type are skipped (and logged).
+    fn parse_into(&self, input: &[u8], out: &mut Vec<HubMessage>) -> Result<(), ProtocolError>;
+    /// Appends one framed message to `out`.
+    fn write(&self, message: &OutMessage<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError>;
+
+    /// Parses complete framed messages into a new vector.
+    fn parse(&self, input: &[u8]) -> Result<Vec<HubMessage>, ProtocolError> {
+        let mut out = Vec::new();
+        self.parse_into(input, &mut out)?;
+        Ok(out)
+    }
+
+    /// Encodes one framed message into new bytes.
+    fn encode(&self, message: &OutMessage<'_>) -> Result<bytes::Bytes, EncodeError> {
+        let mut out = Vec::with_capacity(64);
+        self.write(message, &mut out)?;
+        Ok(out.into())
+    }
+}
+
+/// Reassembles messages that arrive split over several frames or requests, and enforces the
+/// maximum size of one message.
+#[derive(Debug, Default)]
+pub struct MessageReader {
+    partial: Vec<u8>,
+}
+
+impl MessageReader {
+    /// Feeds received bytes; complete messages are parsed into `out`.
+    pub fn feed(
+        &mut self,
+        protocol: &dyn HubProtocol,
+        data: &[u8],
+        max_message_size: usize,
+        out: &mut Vec<HubMessage>,
+    ) -> Result<(), ProtocolError> {
+        if self.partial.is_empty() {
+            let whole = protocol.complete_prefix(data, max_message_size)?;
+            protocol.parse_into(&data[..whole], out)?;
+            self.keep(&data[whole..], max_message_size)
+        } else {
+            let mut buf = std::mem::take(&mut self.partial);
+            buf.extend_from_slice(data);
+            let whole = protocol.complete_prefix(&buf, max_message_size)?;
+            protocol.parse_into(&buf[..whole], out)?;
+            self.keep(&buf[whole..], max_message_size)
+        }
+    }
+
+    fn keep(&mut self, rest: &[u8], max_message_size: usize) -> Result<(), ProtocolError> {
+        if rest.len() > max_message_size {
+            return Err(ProtocolError::MessageTooLarge { limit: max_message_size });
+        }
+        self.partial.clear();
+        self.partial.extend_from_slice(rest);
+        if self.partial.is_empty() {
+            self.partial.shrink_to_fit();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,371 @@
+//! Server assembly: hubs and raw connection handlers mapped to paths, options, and serving.
+//! The server is a warp [`Filter`], so it composes with your own routes.
+
+mod cors;
+mod options;
+mod routes;
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use warp::Filter;
+
+pub use cors::Cors;
+pub use options::HubOptions;
+
+use crate::auth::{self, Authenticator};
+use crate::backplane::{self, Backplane};
+use crate::clients::lifetime::LifetimeManager;
+use crate::connection::{ConnectionHandler, ConnectionManager, TransportKind};
+use crate::hub::dispatcher::{HubEndpoint, HubHandler};
+use crate::hub::{Hub, HubHandle};
+use crate::protocol::{HubProtocol, JsonProtocol, TransferFormat};
+
+/// How one path is served: which transports it offers and who may connect.
+///
+/// ```
+/// use hub_runtime::{EndpointOptions, TransportKind};
+/// let options = EndpointOptions::new().disable(TransportKind::WebSockets);
+/// assert!(!options.enabled(TransportKind::WebSockets));
+/// ```
+#[derive(Clone)]
+pub struct EndpointOptions {
+    transports: Vec<TransportKind>,
+    authenticator: Option<Arc<dyn Authenticator>>,
+}
+
+impl Default for EndpointOptions {
+    fn default() -> Self {
+        EndpointOptions::new()
+    }
+}
+
+impl EndpointOptions {
+    /// Every transport this server implements, anonymous access.
+    pub fn new() -> Self {
+        EndpointOptions { transports: vec![TransportKind::WebSockets], authenticator: None }
+    }
+
+    /// Stops offering a transport on this endpoint.
+    pub fn disable(mut self, transport: TransportKind) -> Self {
+        self.transports.retain(|t| *t != transport);
+        self
+    }
+
+    /// Whether a transport is offered.
+    pub fn enabled(&self, transport: TransportKind) -> bool {
+        self.transports.contains(&transport)
+    }
+
+    /// Decides who each request belongs to (negotiate and every transport request). The
+    /// identity's user id is what `clients.user(..)` targets.
+    pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
+        self.authenticator = Some(Arc::new(authenticator));
+        self
+    }
+}
+
+/// One mapped path.
+pub(crate) struct Endpoint {
+    pub(crate) path: String,
+    pub(crate) transports: Vec<TransportKind>,
+    pub(crate) formats: Vec<TransferFormat>,
+    pub(crate) handler: Arc<dyn ConnectionHandler>,
+    pub(crate) authenticator: Arc<dyn Authenticator>,
+    pub(crate) connections: Arc<ConnectionManager>,
+}
+
+pub(crate) struct ServerInner {
+    pub(crate) endpoints: Vec<Arc<Endpoint>>,
+    pub(crate) options: Arc<HubOptions>,
+    pub(crate) cors: Option<Cors>,
+    pub(crate) shutdown: CancellationToken,
+    managers: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+}
+
+/// Builds a [`HubServer`].
+pub struct HubServerBuilder {
+    options: HubOptions,
+    protocols: Vec<Arc<dyn HubProtocol>>,
+    backplane: Arc<dyn Backplane>,
+    cors: Option<Cors>,
+    shutdown: CancellationToken,
+    endpoints: Vec<Arc<Endpoint>>,
+    managers: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+    errors: Vec<String>,
+}
+
+/// A hub server: hubs and raw connection handlers mapped to paths.
+///
+/// ```no_run
+/// use hub_runtime::prelude::*;
+///
+/// struct Echo;
+///
+/// #[hub]
+/// impl Echo {
+///     fn echo(&self, message: String) -> String {
+///         message
+///     }
+/// }
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let server = HubServer::builder().hub("/echo", Echo).build();
+/// server.serve("127.0.0.1:5000").await
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct HubServer {
+    inner: Arc<ServerInner>,
+}
+
+fn normalize_path(path: &str) -> String {
+    let trimmed = path.trim_end_matches('/');
+    let with_slash = if trimmed.starts_with('/') { trimmed.to_string() } else { format!("/{trimmed}") };
+    with_slash.to_lowercase()
+}
+
+impl HubServerBuilder {
+    /// Replaces the options.
+    pub fn options(mut self, options: HubOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Answers cross-origin requests from these origins.
+    pub fn cors(mut self, cors: Cors) -> Self {
+        self.cors = Some(cors);
+        self
+    }
+
+    /// Uses another backplane (the default is in-memory: one process).
+    pub fn backplane(mut self, backplane: impl Backplane) -> Self {
+        self.backplane = Arc::new(backplane);
+        self
+    }
+
+    fn manager<H: Hub>(&mut self) -> Arc<LifetimeManager> {
+        let protocols: Arc<[Arc<dyn HubProtocol>]> = self.protocols.clone().into();
+        let backplane = self.backplane.clone();
+        let entry = self.managers.entry(TypeId::of::<H>()).or_insert_with(|| {
+            Arc::new(Arc::new(LifetimeManager::new(std::any::type_name::<H>(), protocols, backplane)))
+        });
+        entry.downcast_ref::<Arc<LifetimeManager>>().cloned().unwrap_or_else(|| unreachable!("keyed by type"))
+    }
+
+    /// Maps a hub at `path` (matched case-insensitively), offering every transport.
+    pub fn hub<H: Hub>(self, path: &str, hub: H) -> Self {
+        self.hub_with(path, hub, EndpointOptions::new())
+    }
+
+    /// Maps a hub at `path` with endpoint options. Mapping the same hub type at several paths
+    /// makes one hub: its clients, groups and users are shared.
+    pub fn hub_with<H: Hub>(mut self, path: &str, hub: H, endpoint: EndpointOptions) -> Self {
+        let manager = self.manager::<H>();
+        let options = Arc::new(self.options.clone());
+        let handler = HubHandler(Arc::new(HubEndpoint::new(Arc::new(hub), manager, options, self.shutdown.clone())));
+        let formats = self.protocols.iter().map(|p| p.transfer_format()).collect();
+        self.add_endpoint(path, Arc::new(handler), endpoint, formats);
+        self
+    }
+
+    /// Maps a raw connection handler at `path`: no hub protocol, just frames in and out.
+    ///
+    /// ```no_run
+    /// use hub_runtime::{HubServer, Connection};
+    /// let server = HubServer::builder()
+    ///     .connection("/echo", |mut connection: Connection| async move {
+    ///         let sender = connection.sender();
+    ///         while let Some(frame) = connection.recv().await {
+    ///             if sender.send(frame).await.is_err() { break; }
+    ///         }
+    ///     })
+    ///     .build();
+    /// ```
+    pub fn connection(self, path: &str, handler: impl ConnectionHandler) -> Self {
+        self.connection_with(path, handler, EndpointOptions::new())
+    }
+
+    /// Maps a raw connection handler with endpoint options.
+    pub fn connection_with(mut self, path: &str, handler: impl ConnectionHandler, endpoint: EndpointOptions) -> Self {
+        self.add_endpoint(path, Arc::new(handler), endpoint, vec![TransferFormat::Text, TransferFormat::Binary]);
+        self
+    }
+
+    fn add_endpoint(
+        &mut self,
+        path: &str,
+        handler: Arc<dyn ConnectionHandler>,
+        endpoint: EndpointOptions,
+        formats: Vec<TransferFormat>,
+    ) {
+        let path = normalize_path(path);
+        if self.endpoints.iter().any(|e| e.path == path) {
+            self.errors.push(format!("the path '{path}' is mapped twice"));
+        }
+        self.endpoints.push(Arc::new(Endpoint {
+            path,
+            transports: endpoint.transports,
+            formats,
+            handler,
+            authenticator: endpoint.authenticator.unwrap_or_else(auth::anonymous),
+            connections: Arc::new(ConnectionManager::default()),
+        }));
+    }
+
+    /// Builds the server.
+    ///
+    /// # Panics
+    /// When two endpoints are mapped at the same path (a programming error).
+    pub fn build(self) -> HubServer {
+        if let Some(error) = self.errors.first() {
+            panic!("invalid hub server: {error}");
+        }
+        HubServer {
+            inner: Arc::new(ServerInner {
+                endpoints: self.endpoints,
+                options: Arc::new(self.options),
+                cors: self.cors,
+                shutdown: self.shutdown,
+                managers: self.managers,
+            }),
+        }
+    }
+}
+
+impl HubServer {
+    /// Starts building a server.
+    pub fn builder() -> HubServerBuilder {
+        HubServerBuilder {
+            options: HubOptions::default(),
+            protocols: vec![Arc::new(JsonProtocol)],
+            backplane: backplane::in_memory(),
+            cors: None,
+            shutdown: CancellationToken::new(),
+            endpoints: Vec::new(),
+            managers: HashMap::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// A handle for sending to hub `H`'s clients from outside hub methods; `None` if `H` is
+    /// not mapped.
+    pub fn handle<H: Hub>(&self) -> Option<HubHandle<H>> {
+        let manager = self.inner.managers.get(&TypeId::of::<H>())?;
+        manager.downcast_ref::<Arc<LifetimeManager>>().map(|m| HubHandle::new(m.clone()))
+    }
+
+    /// The server's routes, as a warp filter (rejects paths it does not serve, so it composes
+    /// with `.or(...)`).
+    pub fn filter(&self) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
+        routes::filter(self.inner.clone())
+    }
+
+    /// Starts shutting down: every connection gets a Close message (reconnect allowed).
+    pub fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+    }
+
+    /// How many connections are open across all endpoints.
+    pub fn connection_count(&self) -> usize {
+        self.inner.endpoints.iter().map(|e| e.connections.len()).sum()
+    }
+
+    /// Binds `addr` and serves until Ctrl-C or SIGTERM.
+    pub async fn serve(self, addr: impl tokio::net::ToSocketAddrs) -> std::io::Result<()> {
+        let listener = TcpListener::bind(addr).await?;
+        let routes = self.filter();
+        self.serve_with(listener, routes, shutdown_signal()).await;
+        Ok(())
+    }
+
+    /// Serves `routes` (usually `server.filter()` combined with your own) on `listener` until
+    /// `signal` resolves; then closes every connection and stops within the drain time.
+    pub async fn serve_with<F, R>(self, listener: TcpListener, routes: F, signal: impl Future<Output = ()> + Send + 'static)
+    where
+        F: Filter<Extract = (R,), Error = warp::Rejection> + Clone + Send + Sync + 'static,
+        R: warp::Reply,
+    {
+        let inner = self.inner.clone();
+        let sweeper = tokio::spawn(sweep(inner.clone()));
+        let shutdown = inner.shutdown.clone();
+        let drain = inner.options.shutdown_drain;
+        let server_inner = inner.clone();
+        let stopping = async move {
+            tokio::select! {
+                _ = signal => {}
+                _ = shutdown.cancelled() => {}
+            }
+            tracing::info!("shutting down: closing every connection");
+            server_inner.shutdown.cancel();
+            let deadline = tokio::time::Instant::now() + drain;
+            while tokio::time::Instant::now() < deadline
+                && server_inner.endpoints.iter().any(|e| e.connections.len() > 0)
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            for endpoint in &server_inner.endpoints {
+                endpoint.connections.abort_all();
+            }
+        };
+        let stopped = CancellationToken::new();
+        let stopped_signal = stopped.clone();
+        let server = warp::serve(routes).incoming(listener).graceful(async move {
+            stopping.await;
+            stopped_signal.cancel();
+        });
+        tokio::select! {
+            _ = server.run() => {}
+            _ = async { stopped.cancelled().await; tokio::time::sleep(drain).await } => {
+                tracing::warn!("requests still open after the drain time; stopping anyway");
+            }
+        }
+        sweeper.abort();
+    }
+}
+
+/// Drops negotiated connections that never started.
+async fn sweep(inner: Arc<ServerInner>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        for endpoint in &inner.endpoints {
+            endpoint.connections.sweep_unstarted(inner.options.disconnect_timeout);
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+/// Binds a listener and returns it with its actual address (useful with port 0).
+pub async fn bind(addr: impl tokio::net::ToSocketAddrs) -> std::io::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}

@@ -1,0 +1,60 @@
+//! Server options.
+
+use std::time::Duration;
+
+/// Options of a hub server, with the reference server's defaults.
+///
+/// ```
+/// use hub_runtime::HubOptions;
+/// use std::time::Duration;
+/// let options = HubOptions { detailed_errors: true, keep_alive_interval: Duration::from_secs(5), ..Default::default() };
+/// assert_eq!(options.max_message_size, 32 * 1024);
+/// ```
+#[derive(Debug, Clone)]
+pub struct HubOptions {
+    /// Append an error's kind and message to the text clients see (off by default: internal
+    /// messages never leak).
+    pub detailed_errors: bool,
+    /// Send a Ping after this long without sending anything (15 s).
+    pub keep_alive_interval: Duration,
+    /// Close a connection after this long without hearing from the client (30 s), on
+    /// transports that do not keep themselves alive.
+    pub client_timeout: Duration,
+    /// Close a connection whose handshake has not completed after this long (15 s).
+    pub handshake_timeout: Duration,
+    /// Largest size of one hub message, in bytes (32 KiB).
+    pub max_message_size: usize,
+    /// Largest size of one WebSocket frame or request body, which may carry many messages
+    /// (1 MiB).
+    pub max_frame_size: usize,
+    /// How many of one client's invocations run at once (1); more wait in order.
+    pub max_parallel_invocations: usize,
+    /// How many invocations may wait behind the running ones before the server stops reading
+    /// from that client (64).
+    pub max_pending_invocations: usize,
+    /// How many frames a connection's outbox holds (1024). A client that lets it fill up is
+    /// closed, so no sender ever waits on it.
+    pub outbox_capacity: usize,
+    /// Drop a negotiated connection whose transport has not started after this long (15 s).
+    pub disconnect_timeout: Duration,
+    /// On shutdown, how long connections get to close before the server stops (5 s).
+    pub shutdown_drain: Duration,
+}
+
+impl Default for HubOptions {
+    fn default() -> Self {
+        HubOptions {
+            detailed_errors: false,
+            keep_alive_interval: Duration::from_secs(15),
+            client_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(15),
+            max_message_size: 32 * 1024,
+            max_frame_size: 1024 * 1024,
+            max_parallel_invocations: 1,
+            max_pending_invocations: 64,
+            outbox_capacity: 1024,
+            disconnect_timeout: Duration::from_secs(15),
+            shutdown_drain: Duration::from_secs(5),
+        }
+    }
+}
