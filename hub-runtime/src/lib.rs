@@ -42,6 +42,7 @@ pub mod connection;
 pub mod hub;
 pub mod protocol;
 pub mod server;
+pub mod types;
 mod transport;
 
 pub use auth::{AuthError, Authenticator, Identity};

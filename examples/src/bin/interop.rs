@@ -1,1 +1,318 @@
-fn main(){}
+//! The interop server: the contract the official SignalR clients' functional tests expect
+//! (see `shared/reference/interop-contract.md`). Interop tests, fuzzers and benchmarks drive it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use hub_runtime::prelude::*;
+use hub_runtime::types::{Binary, DateTime};
+use hub_runtime::{AuthError, Connection, Cors, EndpointOptions, Identity, RequestContext, TransportKind};
+use serde::{Deserialize, Serialize};
+use warp::Filter;
+
+#[hub_client]
+trait TestClient {
+    fn message(&self, message: String);
+    fn custom_object(&self, value: CustomObject);
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CustomObject {
+    name: String,
+    value: i32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ComplexObject {
+    string: String,
+    int_array: Vec<i32>,
+    byte_array: Binary,
+    guid: String,
+    date_time: DateTime,
+}
+
+/// The reference server's TestHub.
+struct TestHub;
+
+fn invalid_operation(message: String) -> HubError {
+    HubError::new(message).with_kind("InvalidOperationException")
+}
+
+#[hub(client = TestClient)]
+impl TestHub {
+    fn echo(&self, message: String) -> String {
+        message
+    }
+
+    fn get_caller_connection_id(&self, cx: &HubContext<Self>) -> String {
+        cx.connection_id().to_string()
+    }
+
+    fn get_num_redirects(&self, cx: &HubContext<Self>) -> i32 {
+        cx.request().query("numRedirects").and_then(|n| n.parse().ok()).unwrap_or(0)
+    }
+
+    fn throw_exception(&self, message: String) -> Result<(), HubError> {
+        Err(invalid_operation(message))
+    }
+
+    async fn invoke_with_string(&self, cx: &HubContext<Self>, message: String) -> Result<(), HubError> {
+        cx.clients.caller().message(message).await?;
+        Ok(())
+    }
+
+    async fn send_custom_object(&self, cx: &HubContext<Self>, value: CustomObject) -> Result<(), HubError> {
+        cx.clients.caller().custom_object(value).await?;
+        Ok(())
+    }
+
+    fn get_active_transport_name(&self, cx: &HubContext<Self>) -> &'static str {
+        cx.request().transport().map(TransportKind::name).unwrap_or("")
+    }
+
+    fn echo_complex_object(&self, value: ComplexObject) -> ComplexObject {
+        value
+    }
+
+    fn send_complex_object(&self) -> ComplexObject {
+        ComplexObject {
+            string: "hello world".into(),
+            int_array: vec![1, 2, 3],
+            byte_array: Binary(vec![1, 2, 3]),
+            guid: "00010203-0405-0607-0706-050403020100".into(),
+            date_time: DateTime::from_unix(946_684_800, 0).expect("a valid date"),
+        }
+    }
+
+    fn get_content_type_header(&self, cx: &HubContext<Self>) -> Option<String> {
+        cx.request().header("content-type").map(str::to_owned)
+    }
+
+    fn get_header(&self, cx: &HubContext<Self>, name: String) -> Option<String> {
+        cx.request().header(&name).map(str::to_owned)
+    }
+
+    fn get_cookie(&self, cx: &HubContext<Self>, name: String) -> Option<String> {
+        cx.request().cookie(&name)
+    }
+}
+
+#[hub_client]
+trait BroadcastClient {
+    fn receive(&self, message: String);
+}
+
+/// Fan-out for tests and benchmarks.
+struct BroadcastHub;
+
+#[hub(client = BroadcastClient)]
+impl BroadcastHub {
+    fn echo(&self, message: String) -> String {
+        message
+    }
+
+    fn get_connection_id(&self, cx: &HubContext<Self>) -> String {
+        cx.connection_id().to_string()
+    }
+
+    async fn join_group(&self, cx: &HubContext<Self>, group: String) -> Result<(), HubError> {
+        Ok(cx.groups.add(cx.connection_id(), &group).await?)
+    }
+
+    async fn leave_group(&self, cx: &HubContext<Self>, group: String) -> Result<(), HubError> {
+        Ok(cx.groups.remove(cx.connection_id(), &group).await?)
+    }
+
+    async fn send_to_all(&self, cx: &HubContext<Self>, message: String) -> Result<(), HubError> {
+        Ok(cx.clients.all().receive(message).await?)
+    }
+
+    async fn send_to_others(&self, cx: &HubContext<Self>, message: String) -> Result<(), HubError> {
+        Ok(cx.clients.others().receive(message).await?)
+    }
+
+    async fn send_to_all_except(&self, cx: &HubContext<Self>, excluded: Vec<String>, message: String) -> Result<(), HubError> {
+        Ok(cx.clients.all_except(excluded).receive(message).await?)
+    }
+
+    async fn send_to_connection(&self, cx: &HubContext<Self>, connection_id: String, message: String) -> Result<(), HubError> {
+        Ok(cx.clients.client(connection_id).receive(message).await?)
+    }
+
+    async fn send_to_connections(&self, cx: &HubContext<Self>, connection_ids: Vec<String>, message: String) -> Result<(), HubError> {
+        Ok(cx.clients.clients(connection_ids).receive(message).await?)
+    }
+
+    async fn send_to_group(&self, cx: &HubContext<Self>, group: String, message: String) -> Result<(), HubError> {
+        Ok(cx.clients.group(group).receive(message).await?)
+    }
+
+    async fn send_to_groups(&self, cx: &HubContext<Self>, groups: Vec<String>, message: String) -> Result<(), HubError> {
+        Ok(cx.clients.groups(groups).receive(message).await?)
+    }
+
+    async fn send_to_group_except(
+        &self,
+        cx: &HubContext<Self>,
+        group: String,
+        excluded: Vec<String>,
+        message: String,
+    ) -> Result<(), HubError> {
+        Ok(cx.clients.group_except(group, excluded).receive(message).await?)
+    }
+
+    async fn send_to_others_in_group(&self, cx: &HubContext<Self>, group: String, message: String) -> Result<(), HubError> {
+        Ok(cx.clients.others_in_group(group).receive(message).await?)
+    }
+
+    async fn send_to_user(&self, cx: &HubContext<Self>, user: String, message: String) -> Result<(), HubError> {
+        Ok(cx.clients.user(user).receive(message).await?)
+    }
+
+    async fn send_to_users(&self, cx: &HubContext<Self>, users: Vec<String>, message: String) -> Result<(), HubError> {
+        Ok(cx.clients.users(users).receive(message).await?)
+    }
+}
+
+/// A hub whose every connection fails to start.
+struct Uncreatable;
+
+#[hub]
+impl Uncreatable {
+    #[hub(on_connected)]
+    fn refuse(&self) -> Result<(), HubError> {
+        Err(invalid_operation("This hub cannot be created.".into()))
+    }
+
+    fn echo(&self, message: String) -> String {
+        message
+    }
+}
+
+/// `/echo`: a raw connection writing back every frame, only for requests carrying `testCookie`.
+async fn echo(mut connection: Connection) {
+    if connection.request().cookie("testCookie").is_none() {
+        return;
+    }
+    let sender = connection.sender();
+    while let Some(frame) = connection.recv().await {
+        if sender.send(frame).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// The test-only identity of BroadcastHub: the `user` query parameter.
+fn user_from_query(request: &RequestContext) -> Result<Option<Identity>, AuthError> {
+    Ok(request.query("user").map(Identity::user))
+}
+
+fn reply(status: u16, content_type: &str, body: String) -> warp::reply::Response {
+    let mut response = warp::reply::Response::new(body.into());
+    *response.status_mut() = warp::http::StatusCode::from_u16(status).unwrap_or(warp::http::StatusCode::OK);
+    if let Ok(value) = content_type.parse() {
+        response.headers_mut().insert(warp::http::header::CONTENT_TYPE, value);
+    }
+    response
+}
+
+fn with_query(path: &str, query: &str) -> String {
+    if query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{query}")
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    hub_examples::init_logging();
+    let args = hub_examples::parse_args("interop");
+
+    let options = HubOptions { detailed_errors: true, ..Default::default() };
+    let server = HubServer::builder()
+        .options(options)
+        .cors(Cors::localhost())
+        .hub("/testhub", TestHub)
+        .hub_with("/testhub-nowebsockets", TestHub, EndpointOptions::new().disable(TransportKind::WebSockets))
+        .hub_with("/broadcast", BroadcastHub, EndpointOptions::new().authenticator(user_from_query))
+        .hub("/uncreatable", Uncreatable)
+        .connection("/echo", echo)
+        .build();
+
+    let query = || warp::query::raw().or(warp::any().map(String::new)).unify();
+    let redirects = Arc::new(AtomicUsize::new(0));
+    let lower_path = || warp::path::full().map(|p: warp::path::FullPath| p.as_str().to_lowercase());
+    let redirect = lower_path()
+        .and(query())
+        .and_then(|path: String, query: String| async move {
+            if path == "/redirect" || path.starts_with("/redirect/") {
+                Ok(query)
+            } else {
+                Err(warp::reject::not_found())
+            }
+        })
+        .map(move |query: String| {
+            let n = redirects.fetch_add(1, Ordering::SeqCst) + 1;
+            let base = form_urlencoded_value(&query, "baseUrl").unwrap_or_default();
+            let body = serde_json::json!({ "url": format!("{base}/testHub?numRedirects={n}") }).to_string();
+            reply(200, "application/json", body)
+        });
+    let echo_redirect = warp::path::full()
+        .and(query())
+        .and_then(|path: warp::path::FullPath, query: String| async move {
+            let lower = path.as_str().to_lowercase();
+            match lower.find("/echoredirect") {
+                Some(at) if at == 0 => {
+                    let rest = &path.as_str()["/echoredirect".len()..];
+                    Ok(with_query(&format!("/echo{rest}"), &query))
+                }
+                _ => Err(warp::reject::not_found()),
+            }
+        })
+        .map(|location: String| {
+            let mut response = reply(307, "text/plain", String::new());
+            if let Ok(value) = location.parse() {
+                response.headers_mut().insert(warp::http::header::LOCATION, value);
+            }
+            response
+        });
+    let bad_negotiate = lower_path()
+        .and_then(|path: String| async move {
+            if path.starts_with("/bad-negotiate") {
+                Ok(())
+            } else {
+                Err(warp::reject::not_found())
+            }
+        })
+        .map(|()| reply(400, "text/plain", "Some response from server".into()));
+
+    // Every negotiate also sets the test cookies.
+    let hubs = lower_path().and(server.filter()).map(|path: String, mut response: warp::reply::Response| {
+        if path.trim_end_matches('/').ends_with("/negotiate") && response.status().is_success() {
+            let headers = response.headers_mut();
+            for cookie in [
+                "testCookie=testValue; Path=/",
+                "testCookie2=testValue2; Path=/",
+                "expiredCookie=doesntmatter; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+            ] {
+                if let Ok(value) = cookie.parse() {
+                    headers.append(warp::http::header::SET_COOKIE, value);
+                }
+            }
+        }
+        response
+    });
+    let routes = hubs.or(redirect).unify().or(echo_redirect).unify().or(bad_negotiate).unify().boxed();
+
+    let (listener, addr) = hub_runtime::server::bind(args.addr).await?;
+    println!("listening on http://{addr}");
+    server.serve_with(listener, routes, hub_runtime::server::shutdown_signal()).await;
+    Ok(())
+}
+
+fn form_urlencoded_value(query: &str, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}

@@ -52,19 +52,13 @@ pub(crate) fn response_body(
     connection_id: &str,
     connection_token: &str,
     transports: &[TransportKind],
-    formats_in_use: &[TransferFormat],
 ) -> String {
     let available_transports = transports
         .iter()
         .map(|&t| AvailableTransport {
             transport: t.name(),
-            transfer_formats: transfer_formats(t)
-                .iter()
-                .filter(|f| formats_in_use.contains(f))
-                .map(|f| f.as_str())
-                .collect(),
+            transfer_formats: transfer_formats(t).iter().map(|f| f.as_str()).collect(),
         })
-        .filter(|t| !t.transfer_formats.is_empty())
         .collect();
     let body = NegotiateResponse {
         negotiate_version: version,
@@ -100,12 +94,12 @@ mod tests {
     #[test]
     fn bodies() {
         let all = [TransportKind::WebSockets, TransportKind::ServerSentEvents, TransportKind::LongPolling];
-        let body = response_body(1, "id", "tok", &all, &[TransferFormat::Text]);
+        let body = response_body(1, "id", "tok", &all);
         assert_eq!(
             body,
-            r#"{"negotiateVersion":1,"connectionId":"id","connectionToken":"tok","availableTransports":[{"transport":"WebSockets","transferFormats":["Text"]},{"transport":"ServerSentEvents","transferFormats":["Text"]},{"transport":"LongPolling","transferFormats":["Text"]}]}"#
+            r#"{"negotiateVersion":1,"connectionId":"id","connectionToken":"tok","availableTransports":[{"transport":"WebSockets","transferFormats":["Text","Binary"]},{"transport":"ServerSentEvents","transferFormats":["Text"]},{"transport":"LongPolling","transferFormats":["Text","Binary"]}]}"#
         );
-        let v0 = response_body(0, "id", "id", &all[..1], &[TransferFormat::Text, TransferFormat::Binary]);
+        let v0 = response_body(0, "id", "id", &all[..1]);
         assert_eq!(v0, r#"{"negotiateVersion":0,"connectionId":"id","availableTransports":[{"transport":"WebSockets","transferFormats":["Text","Binary"]}]}"#);
     }
 }

@@ -147,9 +147,9 @@ mod tests {
     fn errors_have_the_official_texts() {
         let protocols: Vec<Arc<dyn HubProtocol>> = vec![Arc::new(JsonProtocol)];
         let req = |p: &str, v| HandshakeRequest { protocol: p.into(), version: v };
-        assert_eq!(select_protocol(&req("xyz", 1), &protocols, true).unwrap_err(), "The protocol 'xyz' is not supported.");
+        assert_eq!(select_protocol(&req("xyz", 1), &protocols, true).err().unwrap(), "The protocol 'xyz' is not supported.");
         assert_eq!(
-            select_protocol(&req("json", 3), &protocols, true).unwrap_err(),
+            select_protocol(&req("json", 3), &protocols, true).err().unwrap(),
             "The server does not support version 3 of the 'json' protocol."
         );
         assert!(select_protocol(&req("Json", 1), &protocols, false).is_ok());

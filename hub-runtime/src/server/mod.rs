@@ -25,7 +25,7 @@ use crate::clients::lifetime::LifetimeManager;
 use crate::connection::{ConnectionHandler, ConnectionManager, TransportKind};
 use crate::hub::dispatcher::{HubEndpoint, HubHandler};
 use crate::hub::{Hub, HubHandle};
-use crate::protocol::{HubProtocol, JsonProtocol, TransferFormat};
+use crate::protocol::{HubProtocol, JsonProtocol};
 
 /// How one path is served: which transports it offers and who may connect.
 ///
@@ -75,7 +75,6 @@ impl EndpointOptions {
 pub(crate) struct Endpoint {
     pub(crate) path: String,
     pub(crate) transports: Vec<TransportKind>,
-    pub(crate) formats: Vec<TransferFormat>,
     pub(crate) handler: Arc<dyn ConnectionHandler>,
     pub(crate) authenticator: Arc<dyn Authenticator>,
     pub(crate) connections: Arc<ConnectionManager>,
@@ -170,8 +169,7 @@ impl HubServerBuilder {
         let manager = self.manager::<H>();
         let options = Arc::new(self.options.clone());
         let handler = HubHandler(Arc::new(HubEndpoint::new(Arc::new(hub), manager, options, self.shutdown.clone())));
-        let formats = self.protocols.iter().map(|p| p.transfer_format()).collect();
-        self.add_endpoint(path, Arc::new(handler), endpoint, formats);
+        self.add_endpoint(path, Arc::new(handler), endpoint);
         self
     }
 
@@ -194,7 +192,7 @@ impl HubServerBuilder {
 
     /// Maps a raw connection handler with endpoint options.
     pub fn connection_with(mut self, path: &str, handler: impl ConnectionHandler, endpoint: EndpointOptions) -> Self {
-        self.add_endpoint(path, Arc::new(handler), endpoint, vec![TransferFormat::Text, TransferFormat::Binary]);
+        self.add_endpoint(path, Arc::new(handler), endpoint);
         self
     }
 
@@ -203,7 +201,6 @@ impl HubServerBuilder {
         path: &str,
         handler: Arc<dyn ConnectionHandler>,
         endpoint: EndpointOptions,
-        formats: Vec<TransferFormat>,
     ) {
         let path = normalize_path(path);
         if self.endpoints.iter().any(|e| e.path == path) {
@@ -212,7 +209,6 @@ impl HubServerBuilder {
         self.endpoints.push(Arc::new(Endpoint {
             path,
             transports: endpoint.transports,
-            formats,
             handler,
             authenticator: endpoint.authenticator.unwrap_or_else(auth::anonymous),
             connections: Arc::new(ConnectionManager::default()),

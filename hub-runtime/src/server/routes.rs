@@ -116,7 +116,7 @@ async fn negotiate(inner: &ServerInner, endpoint: &Endpoint, request: &Request) 
         Err(error) => negotiate::error_body(&error),
         Ok(version) => {
             let shared = endpoint.connections.create(inner.options.outbox_capacity, version == 0);
-            negotiate::response_body(version, &shared.id, &shared.token, &endpoint.transports, &endpoint.formats)
+            negotiate::response_body(version, &shared.id, &shared.token, &endpoint.transports)
         }
     };
     let mut response = Response::new(body.into());

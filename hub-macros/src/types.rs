@@ -1,0 +1,91 @@
+//! Recognizing the types the macros treat specially.
+
+use syn::{GenericArgument, PathArguments, ReturnType, Type};
+
+/// The last path segment's name of a type, if it is a path.
+pub(crate) fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
+    match ty {
+        Type::Path(p) if p.qself.is_none() => p.path.segments.last(),
+        Type::Group(g) => last_segment(&g.elem),
+        Type::Paren(p) => last_segment(&p.elem),
+        _ => None,
+    }
+}
+
+pub(crate) fn is_named(ty: &Type, name: &str) -> bool {
+    last_segment(ty).is_some_and(|s| s.ident == name)
+}
+
+/// The type arguments of the last path segment.
+pub(crate) fn type_args(ty: &Type) -> Vec<&Type> {
+    match last_segment(ty).map(|s| &s.arguments) {
+        Some(PathArguments::AngleBracketed(args)) => args
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                GenericArgument::Type(t) => Some(t),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+pub(crate) fn is_unit(ty: &Type) -> bool {
+    matches!(ty, Type::Tuple(t) if t.elems.is_empty())
+}
+
+/// How a method returns.
+pub(crate) enum Returns {
+    /// Nothing (`()` or no return type).
+    Unit,
+    /// `Result<(), E>`.
+    UnitResult { error: Option<Type> },
+    /// `Result<T, E>`.
+    Result { ok: Type, error: Option<Type> },
+    /// A plain value.
+    Value(Type),
+}
+
+/// Classifies a return type; `Err` carries the offending type for `impl Trait`.
+pub(crate) fn classify_return(output: &ReturnType) -> Result<Returns, &Type> {
+    let ty = match output {
+        ReturnType::Default => return Ok(Returns::Unit),
+        ReturnType::Type(_, ty) => &**ty,
+    };
+    if is_unit(ty) {
+        return Ok(Returns::Unit);
+    }
+    if let Type::ImplTrait(_) = ty {
+        return Err(ty);
+    }
+    if is_named(ty, "Result") {
+        let args = type_args(ty);
+        if let [ok, error] = args.as_slice() {
+            if is_unit(ok) {
+                return Ok(Returns::UnitResult { error: Some((*error).clone()) });
+            }
+            return Ok(Returns::Result { ok: (*ok).clone(), error: Some((*error).clone()) });
+        }
+        if let [ok] = args.as_slice() {
+            // A `Result<T>` alias with its own error type (io::Result, anyhow-style).
+            if is_unit(ok) {
+                return Ok(Returns::UnitResult { error: None });
+            }
+            return Ok(Returns::Result { ok: (*ok).clone(), error: None });
+        }
+    }
+    Ok(Returns::Value(ty.clone()))
+}
+
+/// A borrowed type's owned counterpart, for hints.
+pub(crate) fn owned_hint(elem: &Type) -> String {
+    match elem {
+        Type::Path(p) if p.path.is_ident("str") => "String".into(),
+        Type::Slice(s) => {
+            let elem = &s.elem;
+            format!("Vec<{}>", quote::quote!(#elem).to_string().replace(' ', ""))
+        }
+        other => quote::quote!(#other).to_string().replace(' ', ""),
+    }
+}
