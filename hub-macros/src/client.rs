@@ -146,16 +146,15 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         let ClientMethod { attrs, ident, wire_name, params } = m;
         let names: Vec<_> = params.iter().map(|(n, _)| n).collect();
         let decls = params.iter().map(|(n, t)| quote!(#n: #t));
-        let checks = params.iter().map(|(_, t)| {
+        let erased = params.iter().map(|(n, t)| {
             let span = t.span();
-            quote_spanned! {span=> ::hub_runtime::__private::check_client_argument::<#t>(); }
+            quote_spanned! {span=> ::hub_runtime::__private::client_arg::<#t>(&#n) }
         });
-        let args = if names.is_empty() { quote!(&::hub_runtime::__private::NoArgs) } else { quote!(&(#(#names,)*)) };
+        let args = if names.is_empty() { quote!(&::hub_runtime::__private::NoArgs) } else { quote!(&[#(#erased),*]) };
         quote! {
             #(#attrs)*
             #[doc = concat!("Calls `", #wire_name, "` on every connection of this target.")]
             pub async fn #ident(&self, #(#decls),*) -> ::std::result::Result<(), ::hub_runtime::SendError> {
-                #(#checks)*
                 self.target.send(#wire_name, #args).await
             }
         }

@@ -372,28 +372,39 @@ fn method_arm(index: usize, method: &Method) -> TokenStream {
     }
     let await_ = if method.is_async { quote!(.await) } else { quote!() };
     let invoke = quote!(self.#ident(#(#call_args),*)#await_);
+    let finish_error = |error: &Option<Type>| match error {
+        Some(e) => {
+            let span = e.span();
+            quote_spanned! {span=> __call.finish_error(::hub_runtime::__private::into_hub_error::<#e>(__e)) }
+        }
+        None => quote! { __call.finish_error(::hub_runtime::__private::into_hub_error(__e)) },
+    };
     let finish = match &method.returns {
         Returns::Unit => quote! { let () = #invoke; __call.finish_void() },
         Returns::Value(ty) => {
             let span = ty.span();
-            let check = quote_spanned! {span=> ::hub_runtime::__private::check_return::<#ty>(); };
-            quote! { #check let __r = #invoke; __call.finish_value(&__r) }
+            let done = quote_spanned! {span=> __call.finish_value::<#ty>(&__r) };
+            quote! { let __r = #invoke; #done }
         }
         Returns::UnitResult { error } => {
-            let check = error.as_ref().map(|e| {
-                let span = e.span();
-                quote_spanned! {span=> ::hub_runtime::__private::check_error::<#e>(); }
-            });
-            quote! { #check let __r = #invoke; __call.finish_unit_result(__r) }
+            let failed = finish_error(error);
+            quote! {
+                match #invoke {
+                    ::std::result::Result::Ok(()) => __call.finish_void(),
+                    ::std::result::Result::Err(__e) => #failed,
+                }
+            }
         }
         Returns::Result { ok, error } => {
             let span = ok.span();
-            let check_ok = quote_spanned! {span=> ::hub_runtime::__private::check_return::<#ok>(); };
-            let check_err = error.as_ref().map(|e| {
-                let span = e.span();
-                quote_spanned! {span=> ::hub_runtime::__private::check_error::<#e>(); }
-            });
-            quote! { #check_ok #check_err let __r = #invoke; __call.finish_result(__r) }
+            let done = quote_spanned! {span=> __call.finish_value::<#ok>(&__v) };
+            let failed = finish_error(error);
+            quote! {
+                match #invoke {
+                    ::std::result::Result::Ok(__v) => #done,
+                    ::std::result::Result::Err(__e) => #failed,
+                }
+            }
         }
     };
     quote! {

@@ -67,6 +67,7 @@ pub mod __private {
     pub use crate::connection::BoxFuture;
     pub use crate::hub::{Call, MethodDef, MethodKind, Outcome};
     pub use crate::protocol::NoArgs;
+    pub use erased_serde;
     pub use serde;
     pub use std::sync::Arc;
 
@@ -106,17 +107,13 @@ pub mod __private {
     pub trait ClientArgument: serde::Serialize + Send + Sync {}
     impl<T: serde::Serialize + Send + Sync> ClientArgument for T {}
 
-    /// Type-checks a value against a helper trait (used for spans in errors).
-    pub fn check_argument<T: HubArgument>() {}
-    /// Type-checks a return type.
-    pub fn check_return<T: HubReturn>() {}
-    /// Type-checks an error type.
-    pub fn check_error<T: HubErrorLike>() {}
-    /// Type-checks a client argument type.
-    pub fn check_client_argument<T: ClientArgument>() {}
+    /// Converts a hub method's error (the generated call is spanned at the error type).
+    pub fn into_hub_error<E: HubErrorLike>(error: E) -> crate::HubError {
+        error.into()
+    }
 
-    /// A target wrapped by a generated proxy.
-    pub fn target<K>(target: crate::ClientTarget<K>) -> crate::ClientTarget<K> {
-        target
+    /// One argument of a client method call, type-erased (spanned at the parameter type).
+    pub fn client_arg<T: ClientArgument>(value: &T) -> &(dyn erased_serde::Serialize + Sync) {
+        value
     }
 }

@@ -1,1 +1,1 @@
-
+//! Compile tests for the hub macros (see tests/ui.rs).

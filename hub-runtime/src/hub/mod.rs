@@ -8,8 +8,6 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 pub use error::{ConnectionError, HubError};
@@ -200,7 +198,7 @@ const BINDING_FAILED: &str = "due to an error on the server.";
 impl Call {
     /// Decodes argument `index` into the parameter type, or produces the binding-failure
     /// completion.
-    pub fn arg<T: DeserializeOwned>(&self, index: usize) -> Result<T, Outcome> {
+    pub fn arg<T: crate::__private::HubArgument>(&self, index: usize) -> Result<T, Outcome> {
         let raw = self.arguments.get(index).ok_or_else(|| self.binding_failure("Error binding arguments."))?;
         raw.decode::<T>().map_err(|e| {
             tracing::debug!(method = self.method, argument = index, error = %e, "argument binding failed");
@@ -243,7 +241,7 @@ impl Call {
     }
 
     /// The method returned a value.
-    pub fn finish_value<T: Serialize + Sync>(self, value: &T) -> Outcome {
+    pub fn finish_value<T: crate::__private::HubReturn>(self, value: &T) -> Outcome {
         self.complete(OutResult::Value(value))
     }
 
@@ -254,19 +252,4 @@ impl Call {
         self.error_text(&error.client_text(&base, self.detailed_errors))
     }
 
-    /// The method returned a `Result` of a value.
-    pub fn finish_result<T: Serialize + Sync, E: Into<HubError>>(self, result: Result<T, E>) -> Outcome {
-        match result {
-            Ok(value) => self.finish_value(&value),
-            Err(e) => self.finish_error(e.into()),
-        }
-    }
-
-    /// The method returned a `Result<(), E>`.
-    pub fn finish_unit_result<E: Into<HubError>>(self, result: Result<(), E>) -> Outcome {
-        match result {
-            Ok(()) => self.finish_void(),
-            Err(e) => self.finish_error(e.into()),
-        }
-    }
 }
