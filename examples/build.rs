@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn main() {
-    let dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let dir =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let js = dir.join("js");
     let bundle = js.join("node_modules/@microsoft/signalr/dist/browser/signalr.min.js");
     println!("cargo:rerun-if-changed=js/package-lock.json");

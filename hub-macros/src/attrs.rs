@@ -22,7 +22,11 @@ pub(crate) enum Context {
 }
 
 /// Takes the `#[hub(...)]` attributes out of `attrs` (the others stay) and reads them.
-pub(crate) fn take_method_attrs(attrs: &mut Vec<Attribute>, context: Context, errors: &mut Errors) -> MethodAttrs {
+pub(crate) fn take_method_attrs(
+    attrs: &mut Vec<Attribute>,
+    context: Context,
+    errors: &mut Errors,
+) -> MethodAttrs {
     let mut out = MethodAttrs::default();
     let mut kept = Vec::with_capacity(attrs.len());
     for attr in attrs.drain(..) {
@@ -31,7 +35,10 @@ pub(crate) fn take_method_attrs(attrs: &mut Vec<Attribute>, context: Context, er
             continue;
         }
         if let Meta::Path(_) = attr.meta {
-            errors.spanned(&attr, "`#[hub]` on a method needs an argument, such as `#[hub(name = \"WireName\")]`");
+            errors.spanned(
+                &attr,
+                "`#[hub]` on a method needs an argument, such as `#[hub(name = \"WireName\")]`",
+            );
             continue;
         }
         let result = attr.parse_nested_meta(|meta| {

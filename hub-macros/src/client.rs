@@ -39,20 +39,35 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         errors.spanned(&item_trait.generics, "a client interface cannot be generic");
     }
     if !item_trait.supertraits.is_empty() {
-        errors.spanned(&item_trait.supertraits, "a client interface cannot have supertraits");
+        errors.spanned(
+            &item_trait.supertraits,
+            "a client interface cannot have supertraits",
+        );
     }
 
     let mut methods = Vec::new();
     let mut seen: HashMap<String, String> = HashMap::new();
     for item in &mut item_trait.items {
         let TraitItem::Fn(function) = item else {
-            errors.spanned(&*item, "a client interface declares only methods (`fn name(&self, ...);`)");
+            errors.spanned(
+                &*item,
+                "a client interface declares only methods (`fn name(&self, ...);`)",
+            );
             continue;
         };
-        let method_attrs = attrs::take_method_attrs(&mut function.attrs, Context::ClientMethod, &mut errors);
+        let method_attrs =
+            attrs::take_method_attrs(&mut function.attrs, Context::ClientMethod, &mut errors);
         let sig = &function.sig;
-        let wire_name = method_attrs.name.as_ref().map(|n| n.value()).unwrap_or_else(|| pascal_case(&sig.ident.to_string()));
-        let name_span = method_attrs.name.as_ref().map(|n| n.span()).unwrap_or_else(|| sig.ident.span());
+        let wire_name = method_attrs
+            .name
+            .as_ref()
+            .map(|n| n.value())
+            .unwrap_or_else(|| pascal_case(&sig.ident.to_string()));
+        let name_span = method_attrs
+            .name
+            .as_ref()
+            .map(|n| n.span())
+            .unwrap_or_else(|| sig.ident.span());
         let key = wire_name.to_lowercase();
         if let Some(other) = seen.get(&key) {
             errors.at(
@@ -68,7 +83,10 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
             ok = false;
         }
         if !sig.generics.params.is_empty() {
-            errors.spanned(&sig.generics, "client methods cannot be generic: each argument needs one concrete type");
+            errors.spanned(
+                &sig.generics,
+                "client methods cannot be generic: each argument needs one concrete type",
+            );
             ok = false;
         }
         if let syn::ReturnType::Type(_, ty) = &sig.output {
@@ -85,32 +103,54 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
                 ok = false;
             }
             _ => {
-                errors.spanned(&sig.ident, "client methods take `&self` as their first parameter");
+                errors.spanned(
+                    &sig.ident,
+                    "client methods take `&self` as their first parameter",
+                );
                 ok = false;
             }
         }
         let mut params = Vec::new();
         for (i, input) in sig.inputs.iter().skip(1).enumerate() {
-            let FnArg::Typed(pat_type) = input else { continue };
+            let FnArg::Typed(pat_type) = input else {
+                continue;
+            };
             let ident = match &*pat_type.pat {
                 Pat::Ident(p) => p.ident.clone(),
                 _ => format_ident!("arg{}", i),
             };
             if let Type::ImplTrait(_) = &*pat_type.ty {
-                errors.spanned(&pat_type.ty, "client method parameters cannot be `impl Trait`: use a concrete type");
+                errors.spanned(
+                    &pat_type.ty,
+                    "client method parameters cannot be `impl Trait`: use a concrete type",
+                );
                 ok = false;
             }
             params.push((ident, (*pat_type.ty).clone()));
         }
         if ok {
-            let docs = function.attrs.iter().filter(|a| a.path().is_ident("doc")).cloned().collect();
-            methods.push(ClientMethod { attrs: docs, ident: sig.ident.clone(), wire_name, params });
+            let docs = function
+                .attrs
+                .iter()
+                .filter(|a| a.path().is_ident("doc"))
+                .cloned()
+                .collect();
+            methods.push(ClientMethod {
+                attrs: docs,
+                ident: sig.ident.clone(),
+                wire_name,
+                params,
+            });
         }
     }
 
     let vis = &item_trait.vis;
     let name = &item_trait.ident;
-    let docs: Vec<_> = item_trait.attrs.iter().filter(|a| a.path().is_ident("doc")).collect();
+    let docs: Vec<_> = item_trait
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("doc"))
+        .collect();
     let proxy_struct = quote! {
         #(#docs)*
         ///

@@ -29,6 +29,9 @@ impl Errors {
     }
 
     pub(crate) fn to_compile_errors(&self) -> TokenStream {
-        self.errors.as_ref().map(syn::Error::to_compile_error).unwrap_or_default()
+        self.errors
+            .as_ref()
+            .map(syn::Error::to_compile_error)
+            .unwrap_or_default()
     }
 }

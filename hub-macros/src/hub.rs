@@ -50,7 +50,7 @@ enum Param {
     /// `CancellationToken`.
     Cancellation,
     /// An argument the client sends.
-    Argument(Type),
+    Argument(Box<Type>),
 }
 
 /// A validated hub method.
@@ -96,38 +96,68 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         }
     };
     if let Some((_, trait_path, _)) = &block.trait_ {
-        errors.spanned(trait_path, "`#[hub]` goes on an inherent impl block (`impl MyHub { ... }`), not on a trait impl");
+        errors.spanned(
+            trait_path,
+            "`#[hub]` goes on an inherent impl block (`impl MyHub { ... }`), not on a trait impl",
+        );
     }
     if !block.generics.params.is_empty() {
-        errors.spanned(&block.generics, "a hub type cannot be generic: one hub value serves every connection of its path");
+        errors.spanned(
+            &block.generics,
+            "a hub type cannot be generic: one hub value serves every connection of its path",
+        );
     }
 
     let mut methods = Vec::new();
     let mut hooks: Vec<Hook> = Vec::new();
     let mut seen: HashMap<String, String> = HashMap::new();
     for item in &mut block.items {
-        let ImplItem::Fn(function) = item else { continue };
-        let method_attrs = attrs::take_method_attrs(&mut function.attrs, Context::HubMethod, &mut errors);
+        let ImplItem::Fn(function) = item else {
+            continue;
+        };
+        let method_attrs =
+            attrs::take_method_attrs(&mut function.attrs, Context::HubMethod, &mut errors);
         if method_attrs.skip {
             continue;
         }
         if let Some(span) = method_attrs.on_connected.or(method_attrs.on_disconnected) {
             if method_attrs.on_connected.is_some() && method_attrs.on_disconnected.is_some() {
-                errors.at(span, "a method cannot be both `on_connected` and `on_disconnected`");
+                errors.at(
+                    span,
+                    "a method cannot be both `on_connected` and `on_disconnected`",
+                );
                 continue;
             }
-            let kind = if method_attrs.on_connected.is_some() { HookKind::Connected } else { HookKind::Disconnected };
+            let kind = if method_attrs.on_connected.is_some() {
+                HookKind::Connected
+            } else {
+                HookKind::Disconnected
+            };
             if let Some(hook) = validate_hook(function, kind, &mut errors) {
-                if hooks.iter().any(|h| std::mem::discriminant(&h.kind) == std::mem::discriminant(&hook.kind)) {
-                    errors.spanned(&function.sig.ident, "a hub has at most one `on_connected` and one `on_disconnected` method");
+                if hooks
+                    .iter()
+                    .any(|h| std::mem::discriminant(&h.kind) == std::mem::discriminant(&hook.kind))
+                {
+                    errors.spanned(
+                        &function.sig.ident,
+                        "a hub has at most one `on_connected` and one `on_disconnected` method",
+                    );
                 } else {
                     hooks.push(hook);
                 }
             }
             continue;
         }
-        let wire_name = method_attrs.name.as_ref().map(|n| n.value()).unwrap_or_else(|| pascal_case(&function.sig.ident.to_string()));
-        let name_span = method_attrs.name.as_ref().map(|n| n.span()).unwrap_or_else(|| function.sig.ident.span());
+        let wire_name = method_attrs
+            .name
+            .as_ref()
+            .map(|n| n.value())
+            .unwrap_or_else(|| pascal_case(&function.sig.ident.to_string()));
+        let name_span = method_attrs
+            .name
+            .as_ref()
+            .map(|n| n.span())
+            .unwrap_or_else(|| function.sig.ident.span());
         let key = wire_name.to_lowercase();
         if let Some(other) = seen.get(&key) {
             errors.at(
@@ -146,7 +176,11 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
 
     let self_ty = &block.self_ty;
-    let client = args.client.as_ref().map(|p| quote!(#p)).unwrap_or_else(|| quote!(::hub_runtime::clients::DynamicClient));
+    let client = args
+        .client
+        .as_ref()
+        .map(|p| quote!(#p))
+        .unwrap_or_else(|| quote!(::hub_runtime::clients::DynamicClient));
     if !errors.is_empty() {
         // The errors, plus a stub so the rest of the crate still compiles.
         let compile_errors = errors.to_compile_errors();
@@ -178,9 +212,18 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         let count = m.params.iter().filter(|p| matches!(p, Param::Argument(_))).count();
         quote! { ::hub_runtime::__private::MethodDef { name: #name, arguments: #count, kind: ::hub_runtime::__private::MethodKind::Plain } }
     });
-    let arms = methods.iter().enumerate().map(|(index, m)| method_arm(index, m));
-    let on_connected = hooks.iter().find(|h| matches!(h.kind, HookKind::Connected)).map(hook_fn);
-    let on_disconnected = hooks.iter().find(|h| matches!(h.kind, HookKind::Disconnected)).map(hook_fn);
+    let arms = methods
+        .iter()
+        .enumerate()
+        .map(|(index, m)| method_arm(index, m));
+    let on_connected = hooks
+        .iter()
+        .find(|h| matches!(h.kind, HookKind::Connected))
+        .map(hook_fn);
+    let on_disconnected = hooks
+        .iter()
+        .find(|h| matches!(h.kind, HookKind::Disconnected))
+        .map(hook_fn);
 
     quote! {
         #block
@@ -212,7 +255,11 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
 
 fn receiver_ok(function: &ImplItemFn, what: &str, errors: &mut Errors) -> bool {
     match function.sig.inputs.first() {
-        Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none() && r.colon_token.is_none() => true,
+        Some(FnArg::Receiver(r))
+            if r.reference.is_some() && r.mutability.is_none() && r.colon_token.is_none() =>
+        {
+            true
+        }
         Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_some() => {
             errors.spanned(r, format!("{what} take `&self`, not `&mut self`: one hub value serves every connection at once; keep mutable state in fields with interior mutability (a `Mutex`, an atomic) or per connection in `cx.items()`"));
             false
@@ -250,13 +297,19 @@ fn is_context(ty: &Type) -> bool {
     types::is_named(ty, "HubContext")
 }
 
-fn validate_method(function: &ImplItemFn, wire_name: String, errors: &mut Errors) -> Option<Method> {
+fn validate_method(
+    function: &ImplItemFn,
+    wire_name: String,
+    errors: &mut Errors,
+) -> Option<Method> {
     let mut ok = receiver_ok(function, "hub methods", errors);
     ok &= check_signature_shape(function, errors);
     let mut params = Vec::new();
     let mut has_context = false;
     for input in function.sig.inputs.iter().skip(1) {
-        let FnArg::Typed(pat_type) = input else { continue };
+        let FnArg::Typed(pat_type) = input else {
+            continue;
+        };
         let ty = &*pat_type.ty;
         match ty {
             Type::Reference(r) if is_context(&r.elem) => {
@@ -268,7 +321,10 @@ fn validate_method(function: &ImplItemFn, wire_name: String, errors: &mut Errors
                 params.push(Param::Context);
             }
             _ if is_context(ty) => {
-                errors.spanned(ty, "take the hub context by reference: `cx: &HubContext<Self>`");
+                errors.spanned(
+                    ty,
+                    "take the hub context by reference: `cx: &HubContext<Self>`",
+                );
                 ok = false;
             }
             _ if types::is_named(ty, "CancellationToken") => params.push(Param::Cancellation),
@@ -287,7 +343,7 @@ fn validate_method(function: &ImplItemFn, wire_name: String, errors: &mut Errors
                 errors.spanned(ty, "hub method parameters cannot be `impl Trait`: each argument needs one concrete type to be decoded into");
                 ok = false;
             }
-            _ => params.push(Param::Argument(ty.clone())),
+            _ => params.push(Param::Argument(Box::new(ty.clone()))),
         }
     }
     let returns = match types::classify_return(&function.sig.output) {
@@ -316,13 +372,20 @@ fn validate_hook(function: &ImplItemFn, kind: HookKind, errors: &mut Errors) -> 
     ok &= check_signature_shape(function, errors);
     let mut params = Vec::new();
     for input in function.sig.inputs.iter().skip(1) {
-        let FnArg::Typed(pat_type) = input else { continue };
+        let FnArg::Typed(pat_type) = input else {
+            continue;
+        };
         let ty = &*pat_type.ty;
         match (ty, &kind) {
             (Type::Reference(r), _) if is_context(&r.elem) => params.push(HookParam::Context),
-            (_, HookKind::Disconnected) if types::is_named(ty, "Option") => params.push(HookParam::Error),
+            (_, HookKind::Disconnected) if types::is_named(ty, "Option") => {
+                params.push(HookParam::Error)
+            }
             (_, HookKind::Connected) => {
-                errors.spanned(ty, "`on_connected` takes only `&self` and, optionally, `cx: &HubContext<Self>`");
+                errors.spanned(
+                    ty,
+                    "`on_connected` takes only `&self` and, optionally, `cx: &HubContext<Self>`",
+                );
                 ok = false;
             }
             (_, HookKind::Disconnected) => {
@@ -344,7 +407,13 @@ fn validate_hook(function: &ImplItemFn, kind: HookKind, errors: &mut Errors) -> 
             false
         }
     };
-    ok.then(|| Hook { ident: function.sig.ident.clone(), kind, is_async: function.sig.asyncness.is_some(), params, fallible })
+    ok.then(|| Hook {
+        ident: function.sig.ident.clone(),
+        kind,
+        is_async: function.sig.asyncness.is_some(),
+        params,
+        fallible,
+    })
 }
 
 fn method_arm(index: usize, method: &Method) -> TokenStream {
@@ -370,9 +439,13 @@ fn method_arm(index: usize, method: &Method) -> TokenStream {
             }
         }
     }
-    let await_ = if method.is_async { quote!(.await) } else { quote!() };
+    let await_ = if method.is_async {
+        quote!(.await)
+    } else {
+        quote!()
+    };
     let invoke = quote!(self.#ident(#(#call_args),*)#await_);
-    let finish_error = |error: &Option<Type>| match error {
+    let finish_error = |error: &Option<Box<Type>>| match error {
         Some(e) => {
             let span = e.span();
             quote_spanned! {span=> __call.finish_error(::hub_runtime::__private::into_hub_error::<#e>(__e)) }
@@ -421,7 +494,11 @@ fn hook_fn(hook: &Hook) -> TokenStream {
         HookParam::Context => quote!(&*__cx),
         HookParam::Error => quote!(__error.clone()),
     });
-    let await_ = if hook.is_async { quote!(.await) } else { quote!() };
+    let await_ = if hook.is_async {
+        quote!(.await)
+    } else {
+        quote!()
+    };
     let invoke = quote!(self.#ident(#(#args),*)#await_);
     match hook.kind {
         HookKind::Connected => {

@@ -40,11 +40,14 @@ pub(crate) enum Returns {
     /// Nothing (`()` or no return type).
     Unit,
     /// `Result<(), E>`.
-    UnitResult { error: Option<Type> },
+    UnitResult { error: Option<Box<Type>> },
     /// `Result<T, E>`.
-    Result { ok: Type, error: Option<Type> },
+    Result {
+        ok: Box<Type>,
+        error: Option<Box<Type>>,
+    },
     /// A plain value.
-    Value(Type),
+    Value(Box<Type>),
 }
 
 /// Classifies a return type; `Err` carries the offending type for `impl Trait`.
@@ -63,19 +66,27 @@ pub(crate) fn classify_return(output: &ReturnType) -> Result<Returns, &Type> {
         let args = type_args(ty);
         if let [ok, error] = args.as_slice() {
             if is_unit(ok) {
-                return Ok(Returns::UnitResult { error: Some((*error).clone()) });
+                return Ok(Returns::UnitResult {
+                    error: Some(Box::new((*error).clone())),
+                });
             }
-            return Ok(Returns::Result { ok: (*ok).clone(), error: Some((*error).clone()) });
+            return Ok(Returns::Result {
+                ok: Box::new((*ok).clone()),
+                error: Some(Box::new((*error).clone())),
+            });
         }
         if let [ok] = args.as_slice() {
             // A `Result<T>` alias with its own error type (io::Result, anyhow-style).
             if is_unit(ok) {
                 return Ok(Returns::UnitResult { error: None });
             }
-            return Ok(Returns::Result { ok: (*ok).clone(), error: None });
+            return Ok(Returns::Result {
+                ok: Box::new((*ok).clone()),
+                error: None,
+            });
         }
     }
-    Ok(Returns::Value(ty.clone()))
+    Ok(Returns::Value(Box::new(ty.clone())))
 }
 
 /// A borrowed type's owned counterpart, for hints.

@@ -21,7 +21,10 @@ pub struct Identity {
 impl Identity {
     /// An identity with a user id (what `clients.user(..)` targets).
     pub fn user(user_id: impl Into<String>) -> Self {
-        Identity { user_id: Some(user_id.into()), claims: Vec::new() }
+        Identity {
+            user_id: Some(user_id.into()),
+            claims: Vec::new(),
+        }
     }
 
     /// An authenticated identity without a user id.
@@ -42,7 +45,10 @@ impl Identity {
 
     /// The first claim of that type.
     pub fn claim(&self, kind: &str) -> Option<&str> {
-        self.claims.iter().find(|(k, _)| k == kind).map(|(_, v)| v.as_str())
+        self.claims
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every claim, in order.
@@ -61,7 +67,9 @@ pub struct AuthError {
 impl AuthError {
     /// A refusal with a reason for the server's log.
     pub fn new(reason: impl Into<String>) -> Self {
-        AuthError { reason: reason.into() }
+        AuthError {
+            reason: reason.into(),
+        }
     }
 }
 
@@ -79,14 +87,20 @@ impl AuthError {
 /// ```
 pub trait Authenticator: Send + Sync + 'static {
     /// Authenticates one request.
-    fn authenticate(&self, request: &RequestContext) -> BoxFuture<Result<Option<Identity>, AuthError>>;
+    fn authenticate(
+        &self,
+        request: &RequestContext,
+    ) -> BoxFuture<Result<Option<Identity>, AuthError>>;
 }
 
 impl<F> Authenticator for F
 where
     F: Fn(&RequestContext) -> Result<Option<Identity>, AuthError> + Send + Sync + 'static,
 {
-    fn authenticate(&self, request: &RequestContext) -> BoxFuture<Result<Option<Identity>, AuthError>> {
+    fn authenticate(
+        &self,
+        request: &RequestContext,
+    ) -> BoxFuture<Result<Option<Identity>, AuthError>> {
         let result = self(request);
         Box::pin(async move { result })
     }

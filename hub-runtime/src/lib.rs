@@ -42,12 +42,16 @@ pub mod connection;
 pub mod hub;
 pub mod protocol;
 pub mod server;
-pub mod types;
 mod transport;
+pub mod types;
 
 pub use auth::{AuthError, Authenticator, Identity};
-pub use clients::{CallerClients, ClientTarget, GroupError, Groups, HubClients, Many, One, SendError, SendTarget};
-pub use connection::{Connection, ConnectionHandler, ConnectionSender, Frame, RequestContext, TransportKind};
+pub use clients::{
+    CallerClients, ClientTarget, GroupError, Groups, HubClients, Many, One, SendError, SendTarget,
+};
+pub use connection::{
+    Connection, ConnectionHandler, ConnectionSender, Frame, RequestContext, TransportKind,
+};
 pub use hub::{ConnectionError, Hub, HubContext, HubError, HubHandle};
 pub use hub_macros::{hub, hub_client};
 pub use server::{Cors, EndpointOptions, HubOptions, HubServer, HubServerBuilder};
@@ -56,7 +60,8 @@ pub use tokio_util::sync::CancellationToken;
 /// The names most hub code needs.
 pub mod prelude {
     pub use crate::{
-        hub, hub_client, CancellationToken, ConnectionError, HubContext, HubError, HubHandle, HubOptions, HubServer,
+        hub, hub_client, CancellationToken, ConnectionError, HubContext, HubError, HubHandle,
+        HubOptions, HubServer,
     };
 }
 

@@ -39,7 +39,10 @@ impl<'de> Visitor<'de> for BinaryVisitor {
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Binary, E> {
         use base64::Engine;
-        base64::engine::general_purpose::STANDARD.decode(v).map(Binary).map_err(E::custom)
+        base64::engine::general_purpose::STANDARD
+            .decode(v)
+            .map(Binary)
+            .map_err(E::custom)
     }
 
     fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Binary, E> {
@@ -85,7 +88,9 @@ impl DateTime {
     /// From seconds and nanoseconds since the Unix epoch.
     pub fn from_unix(seconds: i64, nanoseconds: u32) -> Option<Self> {
         let t = time::OffsetDateTime::from_unix_timestamp(seconds).ok()?;
-        Some(DateTime(t + time::Duration::nanoseconds(i64::from(nanoseconds))))
+        Some(DateTime(
+            t + time::Duration::nanoseconds(i64::from(nanoseconds)),
+        ))
     }
 
     /// Now.
@@ -102,7 +107,9 @@ impl DateTime {
 impl Serialize for DateTime {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let utc = self.0.to_offset(time::UtcOffset::UTC);
-        let text = utc.format(&time::format_description::well_known::Rfc3339).map_err(serde::ser::Error::custom)?;
+        let text = utc
+            .format(&time::format_description::well_known::Rfc3339)
+            .map_err(serde::ser::Error::custom)?;
         serializer.serialize_str(&text)
     }
 }

@@ -39,18 +39,31 @@ impl Calc {
 }
 
 async fn server(detailed_errors: bool) -> TestServer {
-    let options = HubOptions { detailed_errors, ..Default::default() };
-    TestServer::start(HubServer::builder().options(options).hub("/calc", Calc).build()).await
+    let options = HubOptions {
+        detailed_errors,
+        ..Default::default()
+    };
+    TestServer::start(
+        HubServer::builder()
+            .options(options)
+            .hub("/calc", Calc)
+            .build(),
+    )
+    .await
 }
 
-const NO_METHOD: &str = "Failed to invoke 'Nope' due to an error on the server. HubException: Method does not exist.";
+const NO_METHOD: &str =
+    "Failed to invoke 'Nope' due to an error on the server. HubException: Method does not exist.";
 
 #[tokio::test]
 async fn results_and_void_completions() {
     let server = server(false).await;
     let mut client = server.connect("/calc").await;
     let id = client.invoke("Add", json!([2, 3])).await;
-    assert_eq!(client.recv().await, json!({"type": 3, "invocationId": id, "result": 5}));
+    assert_eq!(
+        client.recv().await,
+        json!({"type": 3, "invocationId": id, "result": 5})
+    );
     // A method returning nothing: a Completion with neither result nor error.
     let id = client.invoke("Nothing", json!([])).await;
     assert_eq!(client.recv().await, json!({"type": 3, "invocationId": id}));
@@ -61,7 +74,11 @@ async fn unknown_method() {
     for detailed in [false, true] {
         let server = server(detailed).await;
         let mut client = server.connect("/calc").await;
-        assert_eq!(client.call_err("Nope", json!([])).await, NO_METHOD, "detailed: {detailed}");
+        assert_eq!(
+            client.call_err("Nope", json!([])).await,
+            NO_METHOD,
+            "detailed: {detailed}"
+        );
         // The connection goes on.
         assert_eq!(client.call_ok("Add", json!([1, 1])).await, 2);
     }
@@ -71,8 +88,14 @@ async fn unknown_method() {
 async fn wrong_argument_count() {
     let server = server(false).await;
     let mut client = server.connect("/calc").await;
-    assert_eq!(client.call_err("Add", json!([1])).await, "Failed to invoke 'Add' due to an error on the server.");
-    assert_eq!(client.call_err("Add", json!([1, 2, 3])).await, "Failed to invoke 'Add' due to an error on the server.");
+    assert_eq!(
+        client.call_err("Add", json!([1])).await,
+        "Failed to invoke 'Add' due to an error on the server."
+    );
+    assert_eq!(
+        client.call_err("Add", json!([1, 2, 3])).await,
+        "Failed to invoke 'Add' due to an error on the server."
+    );
     assert_eq!(client.call_ok("Add", json!([1, 2])).await, 3);
 }
 
@@ -94,8 +117,14 @@ async fn wrong_argument_count_detailed() {
 async fn wrong_argument_types() {
     let server = server(false).await;
     let mut client = server.connect("/calc").await;
-    assert_eq!(client.call_err("Add", json!(["one", 2])).await, "Failed to invoke 'Add' due to an error on the server.");
-    assert_eq!(client.call_err("Echo", json!([{"a": 1}])).await, "Failed to invoke 'Echo' due to an error on the server.");
+    assert_eq!(
+        client.call_err("Add", json!(["one", 2])).await,
+        "Failed to invoke 'Add' due to an error on the server."
+    );
+    assert_eq!(
+        client.call_err("Echo", json!([{"a": 1}])).await,
+        "Failed to invoke 'Echo' due to an error on the server."
+    );
 }
 
 #[tokio::test]
@@ -112,8 +141,14 @@ async fn wrong_argument_types_detailed() {
 async fn internal_errors_are_hidden_unless_detailed() {
     let server = server(false).await;
     let mut client = server.connect("/calc").await;
-    assert_eq!(client.call_err("Fail", json!([])).await, "An unexpected error occurred invoking 'Fail' on the server.");
-    assert_eq!(client.call_err("FailIo", json!([])).await, "An unexpected error occurred invoking 'FailIo' on the server.");
+    assert_eq!(
+        client.call_err("Fail", json!([])).await,
+        "An unexpected error occurred invoking 'Fail' on the server."
+    );
+    assert_eq!(
+        client.call_err("FailIo", json!([])).await,
+        "An unexpected error occurred invoking 'FailIo' on the server."
+    );
 
     let server = self::server(true).await;
     let mut client = server.connect("/calc").await;
@@ -151,7 +186,10 @@ async fn non_blocking_invocations_get_no_reply_even_when_they_fail() {
     client.send_invocation("Add", json!([1, 2])).await;
     // The first reply is the one for this blocking invocation.
     let id = client.invoke("Echo", json!(["after"])).await;
-    assert_eq!(client.recv().await, json!({"type": 3, "invocationId": id, "result": "after"}));
+    assert_eq!(
+        client.recv().await,
+        json!({"type": 3, "invocationId": id, "result": "after"})
+    );
 }
 
 #[tokio::test]
@@ -181,7 +219,9 @@ async fn error_texts_name_the_method_as_the_client_wrote_it() {
         "Failed to invoke 'add' due to an error on the server. InvalidDataException: Error binding arguments. \
          Make sure that the types of the provided values match the types of the hub method being invoked."
     );
-    client.send(&json!({"type": 4, "invocationId": "s", "target": "aDD", "arguments": [1, 2]})).await;
+    client
+        .send(&json!({"type": 4, "invocationId": "s", "target": "aDD", "arguments": [1, 2]}))
+        .await;
     assert_eq!(
         client.recv().await["error"],
         "The client attempted to invoke the non-streaming 'aDD' method with a streaming invocation."
@@ -204,7 +244,9 @@ async fn renamed_methods_use_their_wire_name() {
 async fn stream_invocation_of_a_plain_method_is_refused() {
     let server = server(false).await;
     let mut client = server.connect("/calc").await;
-    client.send(&json!({"type": 4, "invocationId": "s1", "target": "Add", "arguments": [1, 2]})).await;
+    client
+        .send(&json!({"type": 4, "invocationId": "s1", "target": "Add", "arguments": [1, 2]}))
+        .await;
     assert_eq!(
         client.recv().await,
         json!({
@@ -214,7 +256,12 @@ async fn stream_invocation_of_a_plain_method_is_refused() {
         })
     );
     // An unknown method is unknown whatever the invocation kind.
-    client.send(&json!({"type": 4, "invocationId": "s2", "target": "Nope", "arguments": []})).await;
-    assert_eq!(client.recv().await, json!({"type": 3, "invocationId": "s2", "error": NO_METHOD}));
+    client
+        .send(&json!({"type": 4, "invocationId": "s2", "target": "Nope", "arguments": []}))
+        .await;
+    assert_eq!(
+        client.recv().await,
+        json!({"type": 3, "invocationId": "s2", "error": NO_METHOD})
+    );
     assert_eq!(client.call_ok("Add", json!([1, 2])).await, 3);
 }

@@ -36,7 +36,9 @@ const MAX_TEXT: usize = 2000;
 fn check(what: &str, value: &str, max: usize) -> Result<(), HubError> {
     let trimmed = value.trim();
     if trimmed.is_empty() || trimmed.chars().count() > max {
-        return Err(HubError::for_client(format!("{what} must be 1 to {max} characters")));
+        return Err(HubError::for_client(format!(
+            "{what} must be 1 to {max} characters"
+        )));
     }
     Ok(())
 }
@@ -44,14 +46,19 @@ fn check(what: &str, value: &str, max: usize) -> Result<(), HubError> {
 impl Chat {
     fn members(&self, room: &str) -> Vec<String> {
         let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
-        let names: BTreeSet<&String> = rooms.get(room).map(|m| m.values().collect()).unwrap_or_default();
+        let names: BTreeSet<&String> = rooms
+            .get(room)
+            .map(|m| m.values().collect())
+            .unwrap_or_default();
         names.into_iter().cloned().collect()
     }
 
     /// Removes a connection from a room; returns whether it was there.
     fn forget(&self, room: &str, connection_id: &str) -> bool {
         let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(members) = rooms.get_mut(room) else { return false };
+        let Some(members) = rooms.get_mut(room) else {
+            return false;
+        };
         let was = members.remove(connection_id).is_some();
         if members.is_empty() {
             rooms.remove(room);
@@ -61,14 +68,23 @@ impl Chat {
 
     fn rooms_of(&self, connection_id: &str) -> Vec<String> {
         let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
-        rooms.iter().filter(|(_, m)| m.contains_key(connection_id)).map(|(r, _)| r.clone()).collect()
+        rooms
+            .iter()
+            .filter(|(_, m)| m.contains_key(connection_id))
+            .map(|(r, _)| r.clone())
+            .collect()
     }
 }
 
 #[hub(client = ChatClient)]
 impl Chat {
     /// Joins a room under a name; returns who is in it now.
-    async fn join(&self, cx: &HubContext<Self>, room: String, name: String) -> Result<Vec<String>, HubError> {
+    async fn join(
+        &self,
+        cx: &HubContext<Self>,
+        room: String,
+        name: String,
+    ) -> Result<Vec<String>, HubError> {
         check("a name", &name, MAX_NAME)?;
         check("a room name", &room, MAX_ROOM)?;
         let (room, name) = (room.trim().to_string(), name.trim().to_string());
@@ -95,13 +111,23 @@ impl Chat {
     }
 
     /// Sends a message to a room the caller is in.
-    async fn send_message(&self, cx: &HubContext<Self>, room: String, text: String) -> Result<(), HubError> {
+    async fn send_message(
+        &self,
+        cx: &HubContext<Self>,
+        room: String,
+        text: String,
+    ) -> Result<(), HubError> {
         check("a message", &text, MAX_TEXT)?;
         if !self.rooms_of(cx.connection_id()).contains(&room) {
-            return Err(HubError::for_client(format!("join '{room}' before writing to it")));
+            return Err(HubError::for_client(format!(
+                "join '{room}' before writing to it"
+            )));
         }
         let name = cx.items().get::<Nick>().map(|n| n.0).unwrap_or_default();
-        cx.clients.group(&room).receive_message(&room, &name, &text).await?;
+        cx.clients
+            .group(&room)
+            .receive_message(&room, &name, &text)
+            .await?;
         Ok(())
     }
 
@@ -122,7 +148,10 @@ const SIGNALR_JS: &str = include_str!(env!("SIGNALR_BROWSER_JS"));
 
 fn asset(body: &'static str, content_type: &'static str) -> warp::reply::Response {
     let mut response = warp::reply::Response::new(body.into());
-    response.headers_mut().insert(warp::http::header::CONTENT_TYPE, warp::http::HeaderValue::from_static(content_type));
+    response.headers_mut().insert(
+        warp::http::header::CONTENT_TYPE,
+        warp::http::HeaderValue::from_static(content_type),
+    );
     response
 }
 
@@ -133,18 +162,38 @@ async fn main() -> std::io::Result<()> {
     let server = HubServer::builder().hub("/chat", Chat::default()).build();
 
     let get = warp::get();
-    let index = get.and(warp::path::end()).map(|| asset(INDEX_HTML, "text/html; charset=utf-8"));
-    let js = get.and(warp::path("chat.js")).and(warp::path::end()).map(|| asset(CHAT_JS, "text/javascript; charset=utf-8"));
-    let css = get.and(warp::path("chat.css")).and(warp::path::end()).map(|| asset(CHAT_CSS, "text/css; charset=utf-8"));
+    let index = get
+        .and(warp::path::end())
+        .map(|| asset(INDEX_HTML, "text/html; charset=utf-8"));
+    let js = get
+        .and(warp::path("chat.js"))
+        .and(warp::path::end())
+        .map(|| asset(CHAT_JS, "text/javascript; charset=utf-8"));
+    let css = get
+        .and(warp::path("chat.css"))
+        .and(warp::path::end())
+        .map(|| asset(CHAT_CSS, "text/css; charset=utf-8"));
     let client = get
         .and(warp::path("signalr.min.js"))
         .and(warp::path::end())
         .map(|| asset(SIGNALR_JS, "text/javascript; charset=utf-8"));
-    let routes = server.filter().or(index).unify().or(js).unify().or(css).unify().or(client).unify().boxed();
+    let routes = server
+        .filter()
+        .or(index)
+        .unify()
+        .or(js)
+        .unify()
+        .or(css)
+        .unify()
+        .or(client)
+        .unify()
+        .boxed();
 
     let (listener, addr) = hub_runtime::server::bind(args.addr).await?;
     println!("listening on http://{addr}");
     println!("open http://{addr}/ in two browser windows to chat");
-    server.serve_with(listener, routes, hub_runtime::server::shutdown_signal()).await;
+    server
+        .serve_with(listener, routes, hub_runtime::server::shutdown_signal())
+        .await;
     Ok(())
 }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use hub_runtime::prelude::*;
 use hub_runtime::types::{Binary, DateTime};
-use hub_runtime::{AuthError, Connection, Cors, EndpointOptions, Identity, RequestContext, TransportKind};
+use hub_runtime::{
+    AuthError, Connection, Cors, EndpointOptions, Identity, RequestContext, TransportKind,
+};
 use serde::{Deserialize, Serialize};
 use warp::Filter;
 
@@ -51,25 +53,39 @@ impl TestHub {
     }
 
     fn get_num_redirects(&self, cx: &HubContext<Self>) -> i32 {
-        cx.request().query("numRedirects").and_then(|n| n.parse().ok()).unwrap_or(0)
+        cx.request()
+            .query("numRedirects")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
     }
 
     fn throw_exception(&self, message: String) -> Result<(), HubError> {
         Err(invalid_operation(message))
     }
 
-    async fn invoke_with_string(&self, cx: &HubContext<Self>, message: String) -> Result<(), HubError> {
+    async fn invoke_with_string(
+        &self,
+        cx: &HubContext<Self>,
+        message: String,
+    ) -> Result<(), HubError> {
         cx.clients.caller().message(message).await?;
         Ok(())
     }
 
-    async fn send_custom_object(&self, cx: &HubContext<Self>, value: CustomObject) -> Result<(), HubError> {
+    async fn send_custom_object(
+        &self,
+        cx: &HubContext<Self>,
+        value: CustomObject,
+    ) -> Result<(), HubError> {
         cx.clients.caller().custom_object(value).await?;
         Ok(())
     }
 
     fn get_active_transport_name(&self, cx: &HubContext<Self>) -> &'static str {
-        cx.request().transport().map(TransportKind::name).unwrap_or("")
+        cx.request()
+            .transport()
+            .map(TransportKind::name)
+            .unwrap_or("")
     }
 
     fn echo_complex_object(&self, value: ComplexObject) -> ComplexObject {
@@ -133,23 +149,48 @@ impl BroadcastHub {
         Ok(cx.clients.others().receive(message).await?)
     }
 
-    async fn send_to_all_except(&self, cx: &HubContext<Self>, excluded: Vec<String>, message: String) -> Result<(), HubError> {
+    async fn send_to_all_except(
+        &self,
+        cx: &HubContext<Self>,
+        excluded: Vec<String>,
+        message: String,
+    ) -> Result<(), HubError> {
         Ok(cx.clients.all_except(excluded).receive(message).await?)
     }
 
-    async fn send_to_connection(&self, cx: &HubContext<Self>, connection_id: String, message: String) -> Result<(), HubError> {
+    async fn send_to_connection(
+        &self,
+        cx: &HubContext<Self>,
+        connection_id: String,
+        message: String,
+    ) -> Result<(), HubError> {
         Ok(cx.clients.client(connection_id).receive(message).await?)
     }
 
-    async fn send_to_connections(&self, cx: &HubContext<Self>, connection_ids: Vec<String>, message: String) -> Result<(), HubError> {
+    async fn send_to_connections(
+        &self,
+        cx: &HubContext<Self>,
+        connection_ids: Vec<String>,
+        message: String,
+    ) -> Result<(), HubError> {
         Ok(cx.clients.clients(connection_ids).receive(message).await?)
     }
 
-    async fn send_to_group(&self, cx: &HubContext<Self>, group: String, message: String) -> Result<(), HubError> {
+    async fn send_to_group(
+        &self,
+        cx: &HubContext<Self>,
+        group: String,
+        message: String,
+    ) -> Result<(), HubError> {
         Ok(cx.clients.group(group).receive(message).await?)
     }
 
-    async fn send_to_groups(&self, cx: &HubContext<Self>, groups: Vec<String>, message: String) -> Result<(), HubError> {
+    async fn send_to_groups(
+        &self,
+        cx: &HubContext<Self>,
+        groups: Vec<String>,
+        message: String,
+    ) -> Result<(), HubError> {
         Ok(cx.clients.groups(groups).receive(message).await?)
     }
 
@@ -160,18 +201,37 @@ impl BroadcastHub {
         excluded: Vec<String>,
         message: String,
     ) -> Result<(), HubError> {
-        Ok(cx.clients.group_except(group, excluded).receive(message).await?)
+        Ok(cx
+            .clients
+            .group_except(group, excluded)
+            .receive(message)
+            .await?)
     }
 
-    async fn send_to_others_in_group(&self, cx: &HubContext<Self>, group: String, message: String) -> Result<(), HubError> {
+    async fn send_to_others_in_group(
+        &self,
+        cx: &HubContext<Self>,
+        group: String,
+        message: String,
+    ) -> Result<(), HubError> {
         Ok(cx.clients.others_in_group(group).receive(message).await?)
     }
 
-    async fn send_to_user(&self, cx: &HubContext<Self>, user: String, message: String) -> Result<(), HubError> {
+    async fn send_to_user(
+        &self,
+        cx: &HubContext<Self>,
+        user: String,
+        message: String,
+    ) -> Result<(), HubError> {
         Ok(cx.clients.user(user).receive(message).await?)
     }
 
-    async fn send_to_users(&self, cx: &HubContext<Self>, users: Vec<String>, message: String) -> Result<(), HubError> {
+    async fn send_to_users(
+        &self,
+        cx: &HubContext<Self>,
+        users: Vec<String>,
+        message: String,
+    ) -> Result<(), HubError> {
         Ok(cx.clients.users(users).receive(message).await?)
     }
 }
@@ -211,9 +271,12 @@ fn user_from_query(request: &RequestContext) -> Result<Option<Identity>, AuthErr
 
 fn reply(status: u16, content_type: &str, body: String) -> warp::reply::Response {
     let mut response = warp::reply::Response::new(body.into());
-    *response.status_mut() = warp::http::StatusCode::from_u16(status).unwrap_or(warp::http::StatusCode::OK);
+    *response.status_mut() =
+        warp::http::StatusCode::from_u16(status).unwrap_or(warp::http::StatusCode::OK);
     if let Ok(value) = content_type.parse() {
-        response.headers_mut().insert(warp::http::header::CONTENT_TYPE, value);
+        response
+            .headers_mut()
+            .insert(warp::http::header::CONTENT_TYPE, value);
     }
     response
 }
@@ -231,13 +294,24 @@ async fn main() -> std::io::Result<()> {
     hub_examples::init_logging();
     let args = hub_examples::parse_args("interop");
 
-    let options = HubOptions { detailed_errors: true, ..Default::default() };
+    let options = HubOptions {
+        detailed_errors: true,
+        ..Default::default()
+    };
     let server = HubServer::builder()
         .options(options)
         .cors(Cors::localhost())
         .hub("/testhub", TestHub)
-        .hub_with("/testhub-nowebsockets", TestHub, EndpointOptions::new().disable(TransportKind::WebSockets))
-        .hub_with("/broadcast", BroadcastHub, EndpointOptions::new().authenticator(user_from_query))
+        .hub_with(
+            "/testhub-nowebsockets",
+            TestHub,
+            EndpointOptions::new().disable(TransportKind::WebSockets),
+        )
+        .hub_with(
+            "/broadcast",
+            BroadcastHub,
+            EndpointOptions::new().authenticator(user_from_query),
+        )
         .hub("/uncreatable", Uncreatable)
         .connection("/echo", echo)
         .build();
@@ -257,25 +331,27 @@ async fn main() -> std::io::Result<()> {
         .map(move |query: String| {
             let n = redirects.fetch_add(1, Ordering::SeqCst) + 1;
             let base = form_urlencoded_value(&query, "baseUrl").unwrap_or_default();
-            let body = serde_json::json!({ "url": format!("{base}/testHub?numRedirects={n}") }).to_string();
+            let body = serde_json::json!({ "url": format!("{base}/testHub?numRedirects={n}") })
+                .to_string();
             reply(200, "application/json", body)
         });
     let echo_redirect = warp::path::full()
         .and(query())
         .and_then(|path: warp::path::FullPath, query: String| async move {
             let lower = path.as_str().to_lowercase();
-            match lower.find("/echoredirect") {
-                Some(at) if at == 0 => {
-                    let rest = &path.as_str()["/echoredirect".len()..];
-                    Ok(with_query(&format!("/echo{rest}"), &query))
-                }
-                _ => Err(warp::reject::not_found()),
+            if lower.starts_with("/echoredirect") {
+                let rest = &path.as_str()["/echoredirect".len()..];
+                Ok(with_query(&format!("/echo{rest}"), &query))
+            } else {
+                Err(warp::reject::not_found())
             }
         })
         .map(|location: String| {
             let mut response = reply(307, "text/plain", String::new());
             if let Ok(value) = location.parse() {
-                response.headers_mut().insert(warp::http::header::LOCATION, value);
+                response
+                    .headers_mut()
+                    .insert(warp::http::header::LOCATION, value);
             }
             response
         });
@@ -290,29 +366,43 @@ async fn main() -> std::io::Result<()> {
         .map(|()| reply(400, "text/plain", "Some response from server".into()));
 
     // Every negotiate also sets the test cookies.
-    let hubs = lower_path().and(server.filter()).map(|path: String, mut response: warp::reply::Response| {
-        if path.trim_end_matches('/').ends_with("/negotiate") && response.status().is_success() {
-            let headers = response.headers_mut();
-            for cookie in [
-                "testCookie=testValue; Path=/",
-                "testCookie2=testValue2; Path=/",
-                "expiredCookie=doesntmatter; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
-            ] {
-                if let Ok(value) = cookie.parse() {
-                    headers.append(warp::http::header::SET_COOKIE, value);
+    let hubs = lower_path().and(server.filter()).map(
+        |path: String, mut response: warp::reply::Response| {
+            if path.trim_end_matches('/').ends_with("/negotiate") && response.status().is_success()
+            {
+                let headers = response.headers_mut();
+                for cookie in [
+                    "testCookie=testValue; Path=/",
+                    "testCookie2=testValue2; Path=/",
+                    "expiredCookie=doesntmatter; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+                ] {
+                    if let Ok(value) = cookie.parse() {
+                        headers.append(warp::http::header::SET_COOKIE, value);
+                    }
                 }
             }
-        }
-        response
-    });
-    let routes = hubs.or(redirect).unify().or(echo_redirect).unify().or(bad_negotiate).unify().boxed();
+            response
+        },
+    );
+    let routes = hubs
+        .or(redirect)
+        .unify()
+        .or(echo_redirect)
+        .unify()
+        .or(bad_negotiate)
+        .unify()
+        .boxed();
 
     let (listener, addr) = hub_runtime::server::bind(args.addr).await?;
     println!("listening on http://{addr}");
-    server.serve_with(listener, routes, hub_runtime::server::shutdown_signal()).await;
+    server
+        .serve_with(listener, routes, hub_runtime::server::shutdown_signal())
+        .await;
     Ok(())
 }
 
 fn form_urlencoded_value(query: &str, name: &str) -> Option<String> {
-    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }

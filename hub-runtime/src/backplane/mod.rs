@@ -45,7 +45,12 @@ pub trait Backplane: Send + Sync + 'static {
     fn is_distributed(&self) -> bool;
 
     /// Publishes a message for the target's connections on other servers.
-    fn publish(&self, hub: &str, target: &SendTarget, message: EncodedMessage) -> BoxFuture<Result<(), BackplaneError>>;
+    fn publish(
+        &self,
+        hub: &str,
+        target: &SendTarget,
+        message: EncodedMessage,
+    ) -> BoxFuture<Result<(), BackplaneError>>;
 
     /// Adds (or removes) a connection that no local server owns to a group.
     fn change_remote_group(
@@ -66,7 +71,12 @@ impl Backplane for InMemoryBackplane {
         false
     }
 
-    fn publish(&self, _hub: &str, _target: &SendTarget, _message: EncodedMessage) -> BoxFuture<Result<(), BackplaneError>> {
+    fn publish(
+        &self,
+        _hub: &str,
+        _target: &SendTarget,
+        _message: EncodedMessage,
+    ) -> BoxFuture<Result<(), BackplaneError>> {
         Box::pin(async { Ok(()) })
     }
 

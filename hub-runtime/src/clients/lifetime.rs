@@ -27,8 +27,19 @@ pub(crate) struct LocalConnection {
 }
 
 impl LocalConnection {
-    pub(crate) fn new(id: Arc<str>, sender: ConnectionSender, protocol: usize, user_id: Option<Arc<str>>) -> Self {
-        LocalConnection { id, sender, protocol, user_id, groups: Mutex::new(HashSet::new()) }
+    pub(crate) fn new(
+        id: Arc<str>,
+        sender: ConnectionSender,
+        protocol: usize,
+        user_id: Option<Arc<str>>,
+    ) -> Self {
+        LocalConnection {
+            id,
+            sender,
+            protocol,
+            user_id,
+            groups: Mutex::new(HashSet::new()),
+        }
     }
 }
 
@@ -53,7 +64,11 @@ pub(crate) struct Serialized<'a> {
 
 impl<'a> Serialized<'a> {
     pub(crate) fn new(protocols: &'a [Arc<dyn HubProtocol>], message: OutMessage<'a>) -> Self {
-        Serialized { protocols, message, frames: RefCell::new(Default::default()) }
+        Serialized {
+            protocols,
+            message,
+            frames: RefCell::new(Default::default()),
+        }
     }
 
     /// The frame for protocol `index`, encoding it on first use.
@@ -108,17 +123,23 @@ impl LifetimeManager {
 
     pub(crate) fn add_connection(&self, connection: Arc<LocalConnection>) {
         if let Some(user) = &connection.user_id {
-            self.users.entry(user.clone()).or_default().insert(connection.id.clone(), connection.clone());
+            self.users
+                .entry(user.clone())
+                .or_default()
+                .insert(connection.id.clone(), connection.clone());
         }
         self.connections.insert(connection.id.clone(), connection);
     }
 
     pub(crate) fn remove_connection(&self, id: &str) {
-        let Some((_, connection)) = self.connections.remove(id) else { return };
+        let Some((_, connection)) = self.connections.remove(id) else {
+            return;
+        };
         if let Some(user) = &connection.user_id {
             remove_member(&self.users, user, id);
         }
-        let groups = std::mem::take(&mut *connection.groups.lock().unwrap_or_else(|p| p.into_inner()));
+        let groups =
+            std::mem::take(&mut *connection.groups.lock().unwrap_or_else(|p| p.into_inner()));
         for group in groups {
             remove_member(&self.groups, &group, id);
         }
@@ -134,9 +155,15 @@ impl LifetimeManager {
         let encoded = {
             let message = Serialized::new(
                 &self.protocols,
-                OutMessage::Invocation { invocation_id: None, target: method, arguments: args, stream_ids: &[] },
+                OutMessage::Invocation {
+                    invocation_id: None,
+                    target: method,
+                    arguments: args,
+                    stream_ids: &[],
+                },
             );
-            self.deliver_local(target, &message).map_err(|e| SendError::Encode(e.0))?;
+            self.deliver_local(target, &message)
+                .map_err(|e| SendError::Encode(e.0))?;
             if self.backplane.is_distributed() {
                 Some(message.encode_all().map_err(|e| SendError::Encode(e.0))?)
             } else {
@@ -144,13 +171,20 @@ impl LifetimeManager {
             }
         };
         if let Some(encoded) = encoded {
-            self.backplane.publish(self.hub_name, target, encoded).await.map_err(SendError::Backplane)?;
+            self.backplane
+                .publish(self.hub_name, target, encoded)
+                .await
+                .map_err(SendError::Backplane)?;
         }
         Ok(())
     }
 
     /// Puts the message in the outbox of every local connection of `target`, each once.
-    pub(crate) fn deliver_local(&self, target: &SendTarget, message: &Serialized<'_>) -> Result<(), EncodeError> {
+    pub(crate) fn deliver_local(
+        &self,
+        target: &SendTarget,
+        message: &Serialized<'_>,
+    ) -> Result<(), EncodeError> {
         match target {
             SendTarget::All => {
                 for c in self.connections.iter() {
@@ -177,12 +211,16 @@ impl LifetimeManager {
                     }
                 }
             }
-            SendTarget::Group(group) => self.push_members(&self.groups, std::slice::from_ref(group), &[], message)?,
+            SendTarget::Group(group) => {
+                self.push_members(&self.groups, std::slice::from_ref(group), &[], message)?
+            }
             SendTarget::Groups(groups) => self.push_members(&self.groups, groups, &[], message)?,
             SendTarget::GroupExcept(group, excluded) => {
                 self.push_members(&self.groups, std::slice::from_ref(group), excluded, message)?
             }
-            SendTarget::User(user) => self.push_members(&self.users, std::slice::from_ref(user), &[], message)?,
+            SendTarget::User(user) => {
+                self.push_members(&self.users, std::slice::from_ref(user), &[], message)?
+            }
             SendTarget::Users(users) => self.push_members(&self.users, users, &[], message)?,
         }
         Ok(())
@@ -222,7 +260,11 @@ impl LifetimeManager {
         Ok(())
     }
 
-    fn push(&self, connection: &LocalConnection, message: &Serialized<'_>) -> Result<(), EncodeError> {
+    fn push(
+        &self,
+        connection: &LocalConnection,
+        message: &Serialized<'_>,
+    ) -> Result<(), EncodeError> {
         let frame = message.frame(connection.protocol)?;
         match connection.sender.try_send(frame) {
             Ok(()) | Err(OutboxError::Closed) => {}
@@ -235,8 +277,15 @@ impl LifetimeManager {
     }
 
     /// Adds a connection to a group; a connection on another server goes through the backplane.
-    pub(crate) async fn add_to_group(&self, connection_id: &str, group: &str) -> Result<(), GroupError> {
-        let local = self.connections.get(connection_id).map(|c| c.value().clone());
+    pub(crate) async fn add_to_group(
+        &self,
+        connection_id: &str,
+        group: &str,
+    ) -> Result<(), GroupError> {
+        let local = self
+            .connections
+            .get(connection_id)
+            .map(|c| c.value().clone());
         let Some(connection) = local else {
             return self
                 .backplane
@@ -245,8 +294,15 @@ impl LifetimeManager {
                 .map_err(GroupError::from);
         };
         let group: Arc<str> = group.into();
-        connection.groups.lock().unwrap_or_else(|p| p.into_inner()).insert(group.clone());
-        self.groups.entry(group.clone()).or_default().insert(connection.id.clone(), connection.clone());
+        connection
+            .groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(group.clone());
+        self.groups
+            .entry(group.clone())
+            .or_default()
+            .insert(connection.id.clone(), connection.clone());
         // The connection may have left while we were adding it: leave no stale member.
         if !self.connections.contains_key(connection_id) {
             remove_member(&self.groups, &group, connection_id);
@@ -255,8 +311,15 @@ impl LifetimeManager {
     }
 
     /// Removes a connection from a group.
-    pub(crate) async fn remove_from_group(&self, connection_id: &str, group: &str) -> Result<(), GroupError> {
-        let local = self.connections.get(connection_id).map(|c| c.value().clone());
+    pub(crate) async fn remove_from_group(
+        &self,
+        connection_id: &str,
+        group: &str,
+    ) -> Result<(), GroupError> {
+        let local = self
+            .connections
+            .get(connection_id)
+            .map(|c| c.value().clone());
         let Some(connection) = local else {
             return self
                 .backplane
@@ -264,7 +327,11 @@ impl LifetimeManager {
                 .await
                 .map_err(GroupError::from);
         };
-        connection.groups.lock().unwrap_or_else(|p| p.into_inner()).remove(group);
+        connection
+            .groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(group);
         remove_member(&self.groups, group, connection_id);
         Ok(())
     }

@@ -111,7 +111,11 @@ pub struct ClientTarget<K> {
 
 impl<K> Clone for ClientTarget<K> {
     fn clone(&self) -> Self {
-        ClientTarget { manager: self.manager.clone(), target: self.target.clone(), kind: PhantomData }
+        ClientTarget {
+            manager: self.manager.clone(),
+            target: self.target.clone(),
+            kind: PhantomData,
+        }
     }
 }
 
@@ -167,7 +171,10 @@ pub struct HubClients<C: ClientInterface> {
 
 impl<C: ClientInterface> Clone for HubClients<C> {
     fn clone(&self) -> Self {
-        HubClients { manager: self.manager.clone(), client: PhantomData }
+        HubClients {
+            manager: self.manager.clone(),
+            client: PhantomData,
+        }
     }
 }
 
@@ -177,11 +184,19 @@ fn owned(ids: impl IntoIterator<Item = impl Into<String>>) -> Vec<String> {
 
 impl<C: ClientInterface> HubClients<C> {
     pub(crate) fn new(manager: Arc<LifetimeManager>) -> Self {
-        HubClients { manager, client: PhantomData }
+        HubClients {
+            manager,
+            client: PhantomData,
+        }
     }
 
     fn many(&self, target: SendTarget) -> Proxy<C, Many> {
-        ClientTarget { manager: self.manager.clone(), target, kind: PhantomData }.into()
+        ClientTarget {
+            manager: self.manager.clone(),
+            target,
+            kind: PhantomData,
+        }
+        .into()
     }
 
     /// Every connection of the hub.
@@ -190,18 +205,28 @@ impl<C: ClientInterface> HubClients<C> {
     }
 
     /// Every connection but these.
-    pub fn all_except(&self, excluded: impl IntoIterator<Item = impl Into<String>>) -> Proxy<C, Many> {
+    pub fn all_except(
+        &self,
+        excluded: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Proxy<C, Many> {
         self.many(SendTarget::AllExcept(owned(excluded)))
     }
 
     /// One connection, by its public id.
     pub fn client(&self, connection_id: impl Into<String>) -> Proxy<C, One> {
-        ClientTarget { manager: self.manager.clone(), target: SendTarget::Connection(connection_id.into()), kind: PhantomData }
-            .into()
+        ClientTarget {
+            manager: self.manager.clone(),
+            target: SendTarget::Connection(connection_id.into()),
+            kind: PhantomData,
+        }
+        .into()
     }
 
     /// These connections.
-    pub fn clients(&self, connection_ids: impl IntoIterator<Item = impl Into<String>>) -> Proxy<C, Many> {
+    pub fn clients(
+        &self,
+        connection_ids: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Proxy<C, Many> {
         self.many(SendTarget::Connections(owned(connection_ids)))
     }
 

@@ -163,7 +163,9 @@ impl Connection {
 
     /// A handle for writing to this connection (cheap to clone, usable from any task).
     pub fn sender(&self) -> ConnectionSender {
-        ConnectionSender { shared: self.shared.clone() }
+        ConnectionSender {
+            shared: self.shared.clone(),
+        }
     }
 
     /// The request that carried the transport.
@@ -218,10 +220,13 @@ impl ConnectionSender {
         if self.shared.abort.is_cancelled() {
             return Err(OutboxError::Closed);
         }
-        self.shared.outbox.try_send(Outgoing::Frame(frame)).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => OutboxError::Full,
-            mpsc::error::TrySendError::Closed(_) => OutboxError::Closed,
-        })
+        self.shared
+            .outbox
+            .try_send(Outgoing::Frame(frame))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => OutboxError::Full,
+                mpsc::error::TrySendError::Closed(_) => OutboxError::Closed,
+            })
     }
 
     /// Queues a frame, waiting for room in the outbox.
@@ -298,7 +303,11 @@ impl ConnectionManager {
     /// version 0) the token is the public id.
     pub(crate) fn create(&self, outbox_capacity: usize, legacy_ids: bool) -> Arc<ConnectionShared> {
         let id: Arc<str> = random_id().into();
-        let token: Arc<str> = if legacy_ids { id.clone() } else { random_id().into() };
+        let token: Arc<str> = if legacy_ids {
+            id.clone()
+        } else {
+            random_id().into()
+        };
         let (tx, rx) = mpsc::channel(outbox_capacity.max(1));
         let now = now_ms();
         let shared = Arc::new(ConnectionShared {
@@ -369,14 +378,22 @@ impl ConnectionManager {
 
         let (inbox_tx, inbox_rx) = mpsc::channel(INBOX_CAPACITY);
         shared.touch_read();
-        let connection = Connection { shared: shared.clone(), inbox: inbox_rx, request, identity };
+        let connection = Connection {
+            shared: shared.clone(),
+            inbox: inbox_rx,
+            request,
+            identity,
+        };
         let run = handler.run(connection);
         let manager = self.clone();
         let done = shared.clone();
         tokio::spawn(async move {
             run.await;
             // The handler is done: the transport writes what is queued, then ends.
-            ConnectionSender { shared: done.clone() }.close();
+            ConnectionSender {
+                shared: done.clone(),
+            }
+            .close();
             manager.remove(&done.token);
         });
         Ok((outbox_rx, inbox_tx))

@@ -28,7 +28,9 @@ struct AvailableTransport {
 /// The formats a transport can carry.
 pub(crate) fn transfer_formats(transport: TransportKind) -> &'static [TransferFormat] {
     match transport {
-        TransportKind::WebSockets | TransportKind::LongPolling => &[TransferFormat::Text, TransferFormat::Binary],
+        TransportKind::WebSockets | TransportKind::LongPolling => {
+            &[TransferFormat::Text, TransferFormat::Binary]
+        }
         TransportKind::ServerSentEvents => &[TransferFormat::Text],
     }
 }
@@ -36,10 +38,15 @@ pub(crate) fn transfer_formats(transport: TransportKind) -> &'static [TransferFo
 /// Reads the requested negotiate version from the query (`negotiateVersion`, any case).
 /// Missing means 0; the error is the text of the `{"error": …}` body.
 pub(crate) fn requested_version(query: &[(String, String)]) -> Result<i32, String> {
-    let Some((_, value)) = query.iter().find(|(k, _)| k.eq_ignore_ascii_case("negotiateVersion")) else {
+    let Some((_, value)) = query
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("negotiateVersion"))
+    else {
         return Ok(0);
     };
-    let version: i32 = value.parse().map_err(|_| "The client requested a non-integer protocol version.".to_string())?;
+    let version: i32 = value
+        .parse()
+        .map_err(|_| "The client requested a non-integer protocol version.".to_string())?;
     if version < 0 {
         return Err(format!("The client requested version '{version}', but the server does not support this version."));
     }
@@ -87,19 +94,29 @@ mod tests {
         assert_eq!(requested_version(&[]), Ok(0));
         assert_eq!(requested_version(&q("1")), Ok(1));
         assert_eq!(requested_version(&q("7")), Ok(1));
-        assert_eq!(requested_version(&q("x")).unwrap_err(), "The client requested a non-integer protocol version.");
+        assert_eq!(
+            requested_version(&q("x")).unwrap_err(),
+            "The client requested a non-integer protocol version."
+        );
         assert!(requested_version(&q("-1")).unwrap_err().contains("'-1'"));
     }
 
     #[test]
     fn bodies() {
-        let all = [TransportKind::WebSockets, TransportKind::ServerSentEvents, TransportKind::LongPolling];
+        let all = [
+            TransportKind::WebSockets,
+            TransportKind::ServerSentEvents,
+            TransportKind::LongPolling,
+        ];
         let body = response_body(1, "id", "tok", &all);
         assert_eq!(
             body,
             r#"{"negotiateVersion":1,"connectionId":"id","connectionToken":"tok","availableTransports":[{"transport":"WebSockets","transferFormats":["Text","Binary"]},{"transport":"ServerSentEvents","transferFormats":["Text"]},{"transport":"LongPolling","transferFormats":["Text","Binary"]}]}"#
         );
         let v0 = response_body(0, "id", "id", &all[..1]);
-        assert_eq!(v0, r#"{"negotiateVersion":0,"connectionId":"id","availableTransports":[{"transport":"WebSockets","transferFormats":["Text","Binary"]}]}"#);
+        assert_eq!(
+            v0,
+            r#"{"negotiateVersion":0,"connectionId":"id","availableTransports":[{"transport":"WebSockets","transferFormats":["Text","Binary"]}]}"#
+        );
     }
 }

@@ -54,8 +54,15 @@ pub struct RequestContext {
 impl RequestContext {
     /// Builds a request context from a raw query string (without `?`) and headers.
     pub fn new(raw_query: &str, headers: HeaderMap, remote_addr: Option<SocketAddr>) -> Self {
-        let query = form_urlencoded::parse(raw_query.as_bytes()).into_owned().collect();
-        RequestContext { query, headers, remote_addr, transport: None }
+        let query = form_urlencoded::parse(raw_query.as_bytes())
+            .into_owned()
+            .collect();
+        RequestContext {
+            query,
+            headers,
+            remote_addr,
+            transport: None,
+        }
     }
 
     pub(crate) fn with_transport(mut self, transport: TransportKind) -> Self {
@@ -65,7 +72,10 @@ impl RequestContext {
 
     /// The first value of a query parameter.
     pub fn query(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every query parameter, in order.
@@ -109,7 +119,10 @@ impl RequestContext {
     /// must send it on WebSockets and Server-Sent Events, the `access_token` query parameter.
     pub fn bearer_token(&self) -> Option<&str> {
         self.header("authorization")
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .or_else(|| self.query("access_token"))
     }

@@ -14,9 +14,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Call, ConnectionError, Hub, HubContext, MethodKind};
 use crate::clients::lifetime::{LifetimeManager, LocalConnection};
-use crate::connection::{instant_of, now_ms, BoxFuture, Connection, ConnectionHandler, ConnectionSender, Frame};
+use crate::connection::{
+    instant_of, now_ms, BoxFuture, Connection, ConnectionHandler, ConnectionSender, Frame,
+};
 use crate::protocol::handshake::{self, HandshakeError};
-use crate::protocol::{HubMessage, HubProtocol, Invocation, MessageReader, OutMessage, ProtocolError, TransferFormat};
+use crate::protocol::{
+    HubMessage, HubProtocol, Invocation, MessageReader, OutMessage, ProtocolError, TransferFormat,
+};
 use crate::server::HubOptions;
 
 /// A hub mapped at an endpoint: the connection handler of hub connections.
@@ -35,8 +39,18 @@ impl<H: Hub> HubEndpoint<H> {
         options: Arc<HubOptions>,
         shutdown: CancellationToken,
     ) -> Self {
-        let methods = H::__METHODS.iter().enumerate().map(|(i, m)| (m.name.to_lowercase(), i)).collect();
-        HubEndpoint { hub, manager, options, methods, shutdown }
+        let methods = H::__METHODS
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.name.to_lowercase(), i))
+            .collect();
+        HubEndpoint {
+            hub,
+            manager,
+            options,
+            methods,
+            shutdown,
+        }
     }
 
     fn find(&self, target: &str) -> Option<usize> {
@@ -64,8 +78,16 @@ fn frame_for(format: TransferFormat, bytes: Bytes) -> Frame {
 }
 
 /// Ends a connection with a Close message (best effort) and closes the transport.
-fn close_with(sender: &ConnectionSender, protocol: &dyn HubProtocol, error: Option<&str>, allow_reconnect: bool) {
-    if let Ok(bytes) = protocol.encode(&OutMessage::Close { error, allow_reconnect }) {
+fn close_with(
+    sender: &ConnectionSender,
+    protocol: &dyn HubProtocol,
+    error: Option<&str>,
+    allow_reconnect: bool,
+) {
+    if let Ok(bytes) = protocol.encode(&OutMessage::Close {
+        error,
+        allow_reconnect,
+    }) {
         let _ = sender.try_send(frame_for(protocol.transfer_format(), bytes));
     }
     sender.close();
@@ -114,7 +136,10 @@ async fn handshake(
             Err(HandshakeError::Invalid(detail)) => {
                 tracing::debug!(connection = connection.id(), %detail, "invalid handshake");
                 let text = if options.detailed_errors {
-                    format!("{} InvalidDataException: {detail}", handshake::HANDSHAKE_FAILED)
+                    format!(
+                        "{} InvalidDataException: {detail}",
+                        handshake::HANDSHAKE_FAILED
+                    )
                 } else {
                     handshake::HANDSHAKE_FAILED.to_string()
                 };
@@ -130,7 +155,10 @@ async fn handshake(
                         return None;
                     }
                     Ok(protocol) => {
-                        let index = protocols.iter().position(|p| Arc::ptr_eq(p, protocol)).unwrap_or(0);
+                        let index = protocols
+                            .iter()
+                            .position(|p| Arc::ptr_eq(p, protocol))
+                            .unwrap_or(0);
                         let reply = Bytes::from_static(handshake::SUCCESS_REPLY);
                         let _ = sender.try_send(frame_for(protocol.transfer_format(), reply));
                         buffer.drain(..used);
@@ -151,7 +179,10 @@ enum End {
     /// The server is shutting down.
     Shutdown,
     /// An error: the Close message's text and allowReconnect, and what on_disconnected sees.
-    Error { close_text: String, error: ConnectionError },
+    Error {
+        close_text: String,
+        error: ConnectionError,
+    },
     /// The transport was aborted (slow consumer, forced close).
     Aborted,
 }
@@ -160,12 +191,18 @@ async fn run_connection<H: Hub>(endpoint: Arc<HubEndpoint<H>>, mut connection: C
     let options = endpoint.options.clone();
     let protocols = endpoint.manager.protocols().clone();
     let sender = connection.sender();
-    let Some((protocol_index, leftover)) = handshake(&mut connection, &protocols, &options).await else { return };
+    let Some((protocol_index, leftover)) = handshake(&mut connection, &protocols, &options).await
+    else {
+        return;
+    };
     let protocol = protocols[protocol_index].clone();
 
     let id: Arc<str> = connection.id().into();
     let identity = connection.identity().cloned();
-    let user_id = identity.as_ref().and_then(|i| i.user_id()).map(Arc::<str>::from);
+    let user_id = identity
+        .as_ref()
+        .and_then(|i| i.user_id())
+        .map(Arc::<str>::from);
     let cx = Arc::new(HubContext::<H>::new(
         endpoint.manager.clone(),
         id.clone(),
@@ -173,7 +210,14 @@ async fn run_connection<H: Hub>(endpoint: Arc<HubEndpoint<H>>, mut connection: C
         connection.request().clone(),
         sender.clone(),
     ));
-    endpoint.manager.add_connection(Arc::new(LocalConnection::new(id.clone(), sender.clone(), protocol_index, user_id)));
+    endpoint
+        .manager
+        .add_connection(Arc::new(LocalConnection::new(
+            id.clone(),
+            sender.clone(),
+            protocol_index,
+            user_id,
+        )));
     tracing::debug!(connection = %id, protocol = protocol.name(), "hub connection opened");
 
     if let Err(error) = endpoint.hub.clone().__on_connected(cx.clone()).await {
@@ -185,7 +229,15 @@ async fn run_connection<H: Hub>(endpoint: Arc<HubEndpoint<H>>, mut connection: C
     }
 
     let connection_token = CancellationToken::new();
-    let end = read_loop(&endpoint, &mut connection, &cx, &protocol, leftover, &connection_token).await;
+    let end = read_loop(
+        &endpoint,
+        &mut connection,
+        &cx,
+        &protocol,
+        leftover,
+        &connection_token,
+    )
+    .await;
     connection_token.cancel();
     endpoint.manager.remove_connection(&id);
 
@@ -229,7 +281,10 @@ async fn read_loop<H: Hub>(
     let options = &endpoint.options;
     let sender = cx.sender().clone();
     let format = protocol.transfer_format();
-    let ping = protocol.encode(&OutMessage::Ping).ok().map(|b| frame_for(format, b));
+    let ping = protocol
+        .encode(&OutMessage::Ping)
+        .ok()
+        .map(|b| frame_for(format, b));
     let mut reader = MessageReader::default();
     let mut messages = Vec::new();
     let mut running: FuturesUnordered<BoxFuture<()>> = FuturesUnordered::new();
@@ -248,18 +303,25 @@ async fn read_loop<H: Hub>(
     };
 
     let aborted = connection.abort_token();
-    let mut pending_input = if leftover.is_empty() { None } else { Some(Bytes::from(leftover)) };
+    let mut pending_input = if leftover.is_empty() {
+        None
+    } else {
+        Some(Bytes::from(leftover))
+    };
     loop {
         // Route what was read: the handshake's leftover first, then each frame.
         if let Some(data) = pending_input.take() {
             messages.clear();
-            if let Err(e) = reader.feed(&**protocol, &data, options.max_message_size, &mut messages) {
+            if let Err(e) = reader.feed(&**protocol, &data, options.max_message_size, &mut messages)
+            {
                 return protocol_error(e, options.detailed_errors);
             }
             for message in messages.drain(..) {
                 match message {
                     HubMessage::Invocation(inv) => {
-                        if let Some((method, call)) = bind(endpoint, inv, protocol, connection_token, &sender, false) {
+                        if let Some((method, call)) =
+                            bind(endpoint, inv, protocol, connection_token, &sender, false)
+                        {
                             if running.len() < parallel {
                                 running.push(start(method, call));
                             } else {
@@ -278,13 +340,16 @@ async fn read_loop<H: Hub>(
                         return End::ClientGone;
                     }
                     HubMessage::Ping => {}
-                    other => tracing::debug!(connection = cx.connection_id(), message = ?other, "ignoring an unexpected message"),
+                    other => {
+                        tracing::debug!(connection = cx.connection_id(), message = ?other, "ignoring an unexpected message")
+                    }
                 }
             }
         }
 
         let now = now_ms();
-        let keep_alive_at = connection.last_write_ms() + options.keep_alive_interval.as_millis() as u64;
+        let keep_alive_at =
+            connection.last_write_ms() + options.keep_alive_interval.as_millis() as u64;
         let timeout_at = connection.last_read_ms() + options.client_timeout.as_millis() as u64;
         let wake_at = instant_of(keep_alive_at.min(timeout_at).max(now));
 
@@ -327,7 +392,10 @@ async fn read_loop<H: Hub>(
 
 fn protocol_error(error: ProtocolError, detailed: bool) -> End {
     let detail = error.to_string();
-    End::Error { close_text: closed_with_error(&detail, "InvalidDataException", detailed), error: ConnectionError::new(detail) }
+    End::Error {
+        close_text: closed_with_error(&detail, "InvalidDataException", detailed),
+        error: ConnectionError::new(detail),
+    }
 }
 
 /// Looks up and checks an invocation; failures are answered with a Completion error (when the
@@ -340,7 +408,12 @@ fn bind<H: Hub>(
     sender: &ConnectionSender,
     streaming: bool,
 ) -> Option<(usize, Call)> {
-    let Invocation { invocation_id, target, arguments, .. } = invocation;
+    let Invocation {
+        invocation_id,
+        target,
+        arguments,
+        ..
+    } = invocation;
     let method = endpoint.find(&target);
     let def = method.map(|m| &H::__METHODS[m]);
     let mut call = Call {
@@ -375,8 +448,11 @@ fn bind<H: Hub>(
         }
     }
     if call.arguments.len() != def.arguments {
-        let detail =
-            format!("Invocation provides {} argument(s) but target expects {}.", call.arguments.len(), def.arguments);
+        let detail = format!(
+            "Invocation provides {} argument(s) but target expects {}.",
+            call.arguments.len(),
+            def.arguments
+        );
         if let Some(bytes) = call.binding_failure(&detail).completion {
             let _ = sender.try_send(frame_for(protocol.transfer_format(), bytes));
         }
@@ -385,4 +461,3 @@ fn bind<H: Hub>(
     call.method = def.name;
     Some((method.unwrap_or(0), call))
 }
-

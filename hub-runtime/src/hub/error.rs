@@ -31,12 +31,20 @@ pub struct HubError {
 impl HubError {
     /// An internal error: its message reaches clients only with detailed errors on.
     pub fn new(message: impl Into<String>) -> Self {
-        HubError { kind: Cow::Borrowed("Exception"), message: message.into(), for_client: false }
+        HubError {
+            kind: Cow::Borrowed("Exception"),
+            message: message.into(),
+            for_client: false,
+        }
     }
 
     /// An error meant for the client: its message is always shown (kind `HubException`).
     pub fn for_client(message: impl Into<String>) -> Self {
-        HubError { kind: Cow::Borrowed("HubException"), message: message.into(), for_client: true }
+        HubError {
+            kind: Cow::Borrowed("HubException"),
+            message: message.into(),
+            for_client: true,
+        }
     }
 
     /// Sets the kind shown before the message (a .NET exception type name, for example).
@@ -95,7 +103,11 @@ fn short_type_name<E>() -> &'static str {
 
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for HubError {
     fn from(error: E) -> Self {
-        HubError { kind: Cow::Borrowed(short_type_name::<E>()), message: error.to_string(), for_client: false }
+        HubError {
+            kind: Cow::Borrowed(short_type_name::<E>()),
+            message: error.to_string(),
+            for_client: false,
+        }
     }
 }
 
@@ -107,7 +119,9 @@ pub struct ConnectionError {
 
 impl ConnectionError {
     pub(crate) fn new(message: impl Into<String>) -> Self {
-        ConnectionError { message: message.into() }
+        ConnectionError {
+            message: message.into(),
+        }
     }
 
     /// What went wrong.
@@ -133,9 +147,15 @@ mod tests {
         let base = "An unexpected error occurred invoking 'X' on the server.";
         let internal = HubError::new("secret");
         assert_eq!(internal.client_text(base, false), base);
-        assert_eq!(internal.client_text(base, true), format!("{base} Exception: secret"));
+        assert_eq!(
+            internal.client_text(base, true),
+            format!("{base} Exception: secret")
+        );
         let visible = HubError::for_client("nope");
-        assert_eq!(visible.client_text(base, false), format!("{base} HubException: nope"));
+        assert_eq!(
+            visible.client_text(base, false),
+            format!("{base} HubException: nope")
+        );
         let io: HubError = std::io::Error::other("disk").into();
         assert_eq!(io.kind(), "Error");
         let parse: HubError = "x".parse::<i32>().unwrap_err().into();

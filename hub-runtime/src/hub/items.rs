@@ -25,22 +25,34 @@ pub struct Items {
 impl Items {
     /// Stores a value, returning the previous one of that type.
     pub fn insert<T: Send + Sync + 'static>(&self, value: T) -> Option<T> {
-        self.lock().insert(TypeId::of::<T>(), Box::new(value)).and_then(|old| old.downcast().ok()).map(|b| *b)
+        self.lock()
+            .insert(TypeId::of::<T>(), Box::new(value))
+            .and_then(|old| old.downcast().ok())
+            .map(|b| *b)
     }
 
     /// A clone of the stored value of type `T`.
     pub fn get<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
-        self.lock().get(&TypeId::of::<T>()).and_then(|v| v.downcast_ref::<T>()).cloned()
+        self.lock()
+            .get(&TypeId::of::<T>())
+            .and_then(|v| v.downcast_ref::<T>())
+            .cloned()
     }
 
     /// Removes and returns the stored value of type `T`.
     pub fn remove<T: Send + Sync + 'static>(&self) -> Option<T> {
-        self.lock().remove(&TypeId::of::<T>()).and_then(|old| old.downcast().ok()).map(|b| *b)
+        self.lock()
+            .remove(&TypeId::of::<T>())
+            .and_then(|old| old.downcast().ok())
+            .map(|b| *b)
     }
 
     /// Runs `f` on the stored value of type `T`, if any.
     pub fn with_mut<T: Send + Sync + 'static, R>(&self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
-        self.lock().get_mut(&TypeId::of::<T>()).and_then(|v| v.downcast_mut::<T>()).map(f)
+        self.lock()
+            .get_mut(&TypeId::of::<T>())
+            .and_then(|v| v.downcast_mut::<T>())
+            .map(f)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TypeId, Box<dyn Any + Send + Sync>>> {
@@ -50,6 +62,8 @@ impl Items {
 
 impl std::fmt::Debug for Items {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Items").field("len", &self.lock().len()).finish()
+        f.debug_struct("Items")
+            .field("len", &self.lock().len())
+            .finish()
     }
 }

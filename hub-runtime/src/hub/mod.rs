@@ -30,16 +30,28 @@ pub trait Hub: Send + Sync + Sized + 'static {
     const __METHODS: &'static [MethodDef];
 
     #[doc(hidden)]
-    fn __invoke(self: Arc<Self>, cx: Arc<HubContext<Self>>, method: usize, call: Call) -> BoxFuture<Outcome>;
+    fn __invoke(
+        self: Arc<Self>,
+        cx: Arc<HubContext<Self>>,
+        method: usize,
+        call: Call,
+    ) -> BoxFuture<Outcome>;
 
     #[doc(hidden)]
-    fn __on_connected(self: Arc<Self>, cx: Arc<HubContext<Self>>) -> BoxFuture<Result<(), HubError>> {
+    fn __on_connected(
+        self: Arc<Self>,
+        cx: Arc<HubContext<Self>>,
+    ) -> BoxFuture<Result<(), HubError>> {
         let _ = cx;
         Box::pin(async { Ok(()) })
     }
 
     #[doc(hidden)]
-    fn __on_disconnected(self: Arc<Self>, cx: Arc<HubContext<Self>>, error: Option<ConnectionError>) -> BoxFuture<()> {
+    fn __on_disconnected(
+        self: Arc<Self>,
+        cx: Arc<HubContext<Self>>,
+        error: Option<ConnectionError>,
+    ) -> BoxFuture<()> {
         let _ = (cx, error);
         Box::pin(async {})
     }
@@ -166,13 +178,19 @@ pub struct HubHandle<H: Hub> {
 
 impl<H: Hub> Clone for HubHandle<H> {
     fn clone(&self) -> Self {
-        HubHandle { clients: self.clients.clone(), groups: self.groups.clone() }
+        HubHandle {
+            clients: self.clients.clone(),
+            groups: self.groups.clone(),
+        }
     }
 }
 
 impl<H: Hub> HubHandle<H> {
     pub(crate) fn new(manager: Arc<LifetimeManager>) -> Self {
-        HubHandle { clients: HubClients::new(manager.clone()), groups: Groups::new(manager) }
+        HubHandle {
+            clients: HubClients::new(manager.clone()),
+            groups: Groups::new(manager),
+        }
     }
 }
 
@@ -199,7 +217,10 @@ impl Call {
     /// Decodes argument `index` into the parameter type, or produces the binding-failure
     /// completion.
     pub fn arg<T: crate::__private::HubArgument>(&self, index: usize) -> Result<T, Outcome> {
-        let raw = self.arguments.get(index).ok_or_else(|| self.binding_failure("Error binding arguments."))?;
+        let raw = self
+            .arguments
+            .get(index)
+            .ok_or_else(|| self.binding_failure("Error binding arguments."))?;
         raw.decode::<T>().map_err(|e| {
             tracing::debug!(method = self.method, argument = index, error = %e, "argument binding failed");
             self.binding_failure(
@@ -215,14 +236,25 @@ impl Call {
 
     pub(crate) fn binding_failure(&self, detail: &str) -> Outcome {
         let base = format!("Failed to invoke '{}' {BINDING_FAILED}", self.method);
-        let text = if self.detailed_errors { format!("{base} InvalidDataException: {detail}") } else { base };
+        let text = if self.detailed_errors {
+            format!("{base} InvalidDataException: {detail}")
+        } else {
+            base
+        };
         self.error_text(&text)
     }
 
     fn complete(&self, result: OutResult<'_>) -> Outcome {
-        let Some(id) = self.invocation_id.as_deref() else { return Outcome { completion: None } };
-        match self.protocol.encode(&OutMessage::Completion { invocation_id: id, result }) {
-            Ok(bytes) => Outcome { completion: Some(bytes) },
+        let Some(id) = self.invocation_id.as_deref() else {
+            return Outcome { completion: None };
+        };
+        match self.protocol.encode(&OutMessage::Completion {
+            invocation_id: id,
+            result,
+        }) {
+            Ok(bytes) => Outcome {
+                completion: Some(bytes),
+            },
             Err(e) => {
                 tracing::warn!(method = self.method, error = %e, "could not encode a hub method's result");
                 let error = HubError::new(e.0).with_kind("SerializationException");
@@ -248,8 +280,10 @@ impl Call {
     /// The method failed.
     pub fn finish_error(&self, error: HubError) -> Outcome {
         tracing::debug!(method = self.method, error = %error, "hub method failed");
-        let base = format!("An unexpected error occurred invoking '{}' on the server.", self.method);
+        let base = format!(
+            "An unexpected error occurred invoking '{}' on the server.",
+            self.method
+        );
         self.error_text(&error.client_text(&base, self.detailed_errors))
     }
-
 }

@@ -45,8 +45,8 @@ pub fn parse_request(input: &[u8]) -> Result<(HandshakeRequest, usize), Handshak
     let Some(end) = input.iter().position(|&b| b == RECORD_SEPARATOR) else {
         return Err(HandshakeError::Incomplete);
     };
-    let wire: WireHandshake = serde_json::from_slice(&input[..end])
-        .map_err(|e| HandshakeError::Invalid(describe(&e)))?;
+    let wire: WireHandshake =
+        serde_json::from_slice(&input[..end]).map_err(|e| HandshakeError::Invalid(describe(&e)))?;
     let protocol = wire
         .protocol
         .ok_or_else(|| HandshakeError::Invalid("Missing required property 'protocol'.".into()))?;
@@ -54,11 +54,19 @@ pub fn parse_request(input: &[u8]) -> Result<(HandshakeRequest, usize), Handshak
         Some(serde_json::Value::Number(n)) => n
             .as_u64()
             .and_then(|v| u32::try_from(v).ok())
-            .ok_or_else(|| HandshakeError::Invalid("Expected 'version' to be of type Number.".into()))?,
+            .ok_or_else(|| {
+                HandshakeError::Invalid("Expected 'version' to be of type Number.".into())
+            })?,
         Some(_) => {
-            return Err(HandshakeError::Invalid("Expected 'version' to be of type Number.".into()))
+            return Err(HandshakeError::Invalid(
+                "Expected 'version' to be of type Number.".into(),
+            ))
         }
-        None => return Err(HandshakeError::Invalid("Missing required property 'version'.".into())),
+        None => {
+            return Err(HandshakeError::Invalid(
+                "Missing required property 'version'.".into(),
+            ))
+        }
     };
     Ok((HandshakeRequest { protocol, version }, end + 1))
 }
@@ -138,22 +146,46 @@ mod tests {
     fn parses_and_keeps_the_rest() {
         let input = b"{\"version\":2,\"protocol\":\"JSON\",\"x\":1}\x1e{\"type\":6}\x1e";
         let (req, used) = parse_request(input).unwrap();
-        assert_eq!(req, HandshakeRequest { protocol: "JSON".into(), version: 2 });
+        assert_eq!(
+            req,
+            HandshakeRequest {
+                protocol: "JSON".into(),
+                version: 2
+            }
+        );
         assert_eq!(&input[used..], b"{\"type\":6}\x1e");
-        assert_eq!(parse_request(b"{\"protocol\""), Err(HandshakeError::Incomplete));
+        assert_eq!(
+            parse_request(b"{\"protocol\""),
+            Err(HandshakeError::Incomplete)
+        );
     }
 
     #[test]
     fn errors_have_the_official_texts() {
         let protocols: Vec<Arc<dyn HubProtocol>> = vec![Arc::new(JsonProtocol)];
-        let req = |p: &str, v| HandshakeRequest { protocol: p.into(), version: v };
-        assert_eq!(select_protocol(&req("xyz", 1), &protocols, true).err().unwrap(), "The protocol 'xyz' is not supported.");
+        let req = |p: &str, v| HandshakeRequest {
+            protocol: p.into(),
+            version: v,
+        };
         assert_eq!(
-            select_protocol(&req("json", 3), &protocols, true).err().unwrap(),
+            select_protocol(&req("xyz", 1), &protocols, true)
+                .err()
+                .unwrap(),
+            "The protocol 'xyz' is not supported."
+        );
+        assert_eq!(
+            select_protocol(&req("json", 3), &protocols, true)
+                .err()
+                .unwrap(),
             "The server does not support version 3 of the 'json' protocol."
         );
         assert!(select_protocol(&req("Json", 1), &protocols, false).is_ok());
-        for bad in [&b"nope\x1e"[..], b"{}\x1e", b"{\"protocol\":\"json\"}\x1e", b"{\"protocol\":\"json\",\"version\":\"1\"}\x1e"] {
+        for bad in [
+            &b"nope\x1e"[..],
+            b"{}\x1e",
+            b"{\"protocol\":\"json\"}\x1e",
+            b"{\"protocol\":\"json\",\"version\":\"1\"}\x1e",
+        ] {
             match parse_request(bad) {
                 Err(HandshakeError::Invalid(text)) => assert!(!text.is_empty()),
                 other => panic!("{other:?}"),

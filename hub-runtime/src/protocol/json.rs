@@ -5,8 +5,8 @@ use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue as JsonRaw;
 
 use super::{
-    CompletionResult, EncodeError, Headers, HubMessage, HubProtocol, Invocation, OutMessage, OutResult,
-    ProtocolError, RawValue, TransferFormat,
+    CompletionResult, EncodeError, Headers, HubMessage, HubProtocol, Invocation, OutMessage,
+    OutResult, ProtocolError, RawValue, TransferFormat,
 };
 
 /// The record separator that ends every JSON message.
@@ -94,18 +94,32 @@ impl WireMessage {
                     (None, Some(error)) => CompletionResult::Error(error),
                     (None, None) => CompletionResult::Void,
                 };
-                HubMessage::Completion { invocation_id, result, headers }
+                HubMessage::Completion {
+                    invocation_id,
+                    result,
+                    headers,
+                }
             }
             5 => HubMessage::CancelInvocation {
                 invocation_id: self.invocation_id.ok_or_else(|| missing("invocationId"))?,
                 headers,
             },
             6 => HubMessage::Ping,
-            7 => HubMessage::Close { error: self.error, allow_reconnect: self.allow_reconnect.unwrap_or(false) },
-            8 => HubMessage::Ack { sequence_id: self.sequence_id.ok_or_else(|| missing("sequenceId"))? },
-            9 => HubMessage::Sequence { sequence_id: self.sequence_id.ok_or_else(|| missing("sequenceId"))? },
+            7 => HubMessage::Close {
+                error: self.error,
+                allow_reconnect: self.allow_reconnect.unwrap_or(false),
+            },
+            8 => HubMessage::Ack {
+                sequence_id: self.sequence_id.ok_or_else(|| missing("sequenceId"))?,
+            },
+            9 => HubMessage::Sequence {
+                sequence_id: self.sequence_id.ok_or_else(|| missing("sequenceId"))?,
+            },
             other => {
-                tracing::debug!(message_type = other, "ignoring a hub message of unknown type");
+                tracing::debug!(
+                    message_type = other,
+                    "ignoring a hub message of unknown type"
+                );
                 return Ok(None);
             }
         };
@@ -130,7 +144,10 @@ fn write_str(out: &mut Vec<u8>, value: &str) {
     let _ = serde_json::to_writer(&mut *out, value);
 }
 
-fn write_value(out: &mut Vec<u8>, value: &(dyn erased_serde::Serialize + Sync + '_)) -> Result<(), EncodeError> {
+fn write_value(
+    out: &mut Vec<u8>,
+    value: &(dyn erased_serde::Serialize + Sync + '_),
+) -> Result<(), EncodeError> {
     serde_json::to_writer(&mut *out, value).map_err(|e| EncodeError(e.to_string()))
 }
 
@@ -154,18 +171,26 @@ impl HubProtocol for JsonProtocol {
         TransferFormat::Text
     }
 
-    fn complete_prefix(&self, input: &[u8], max_message_size: usize) -> Result<usize, ProtocolError> {
+    fn complete_prefix(
+        &self,
+        input: &[u8],
+        max_message_size: usize,
+    ) -> Result<usize, ProtocolError> {
         let mut start = 0;
         let mut whole = 0;
         while let Some(pos) = input[start..].iter().position(|&b| b == RECORD_SEPARATOR) {
             if pos > max_message_size {
-                return Err(ProtocolError::MessageTooLarge { limit: max_message_size });
+                return Err(ProtocolError::MessageTooLarge {
+                    limit: max_message_size,
+                });
             }
             start += pos + 1;
             whole = start;
         }
         if input.len() - whole > max_message_size {
-            return Err(ProtocolError::MessageTooLarge { limit: max_message_size });
+            return Err(ProtocolError::MessageTooLarge {
+                limit: max_message_size,
+            });
         }
         Ok(whole)
     }
@@ -195,7 +220,12 @@ impl HubProtocol for JsonProtocol {
 
 fn write_json(message: &OutMessage<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     match *message {
-        OutMessage::Invocation { invocation_id, target, arguments, stream_ids } => {
+        OutMessage::Invocation {
+            invocation_id,
+            target,
+            arguments,
+            stream_ids,
+        } => {
             out.extend_from_slice(b"{\"type\":1,");
             if let Some(id) = invocation_id {
                 out.extend_from_slice(b"\"invocationId\":");
@@ -208,7 +238,12 @@ fn write_json(message: &OutMessage<'_>, out: &mut Vec<u8>) -> Result<(), EncodeE
             write_value(out, arguments)?;
             write_stream_ids(out, stream_ids);
         }
-        OutMessage::StreamInvocation { invocation_id, target, arguments, stream_ids } => {
+        OutMessage::StreamInvocation {
+            invocation_id,
+            target,
+            arguments,
+            stream_ids,
+        } => {
             out.extend_from_slice(b"{\"type\":4,\"invocationId\":");
             write_str(out, invocation_id);
             out.extend_from_slice(b",\"target\":");
@@ -217,13 +252,19 @@ fn write_json(message: &OutMessage<'_>, out: &mut Vec<u8>) -> Result<(), EncodeE
             write_value(out, arguments)?;
             write_stream_ids(out, stream_ids);
         }
-        OutMessage::StreamItem { invocation_id, item } => {
+        OutMessage::StreamItem {
+            invocation_id,
+            item,
+        } => {
             out.extend_from_slice(b"{\"type\":2,\"invocationId\":");
             write_str(out, invocation_id);
             out.extend_from_slice(b",\"item\":");
             write_value(out, item)?;
         }
-        OutMessage::Completion { invocation_id, result } => {
+        OutMessage::Completion {
+            invocation_id,
+            result,
+        } => {
             out.extend_from_slice(b"{\"type\":3,\"invocationId\":");
             write_str(out, invocation_id);
             match result {
@@ -243,7 +284,10 @@ fn write_json(message: &OutMessage<'_>, out: &mut Vec<u8>) -> Result<(), EncodeE
             write_str(out, invocation_id);
         }
         OutMessage::Ping => out.extend_from_slice(b"{\"type\":6"),
-        OutMessage::Close { error, allow_reconnect } => {
+        OutMessage::Close {
+            error,
+            allow_reconnect,
+        } => {
             out.extend_from_slice(b"{\"type\":7");
             if let Some(error) = error {
                 out.extend_from_slice(b",\"error\":");
@@ -285,42 +329,87 @@ mod tests {
     #[test]
     fn golden_encodings() {
         assert_eq!(
-            enc(OutMessage::Invocation { invocation_id: Some("1"), target: "Echo", arguments: &("hi", 2), stream_ids: &[] }),
+            enc(OutMessage::Invocation {
+                invocation_id: Some("1"),
+                target: "Echo",
+                arguments: &("hi", 2),
+                stream_ids: &[]
+            }),
             "{\"type\":1,\"invocationId\":\"1\",\"target\":\"Echo\",\"arguments\":[\"hi\",2]}\x1e"
         );
         assert_eq!(
-            enc(OutMessage::Invocation { invocation_id: None, target: "A", arguments: &NoArgs, stream_ids: &["0".into()] }),
+            enc(OutMessage::Invocation {
+                invocation_id: None,
+                target: "A",
+                arguments: &NoArgs,
+                stream_ids: &["0".into()]
+            }),
             "{\"type\":1,\"target\":\"A\",\"arguments\":[],\"streamIds\":[\"0\"]}\x1e"
         );
         assert_eq!(
-            enc(OutMessage::StreamItem { invocation_id: "1", item: &"x" }),
+            enc(OutMessage::StreamItem {
+                invocation_id: "1",
+                item: &"x"
+            }),
             "{\"type\":2,\"invocationId\":\"1\",\"item\":\"x\"}\x1e"
         );
         assert_eq!(
-            enc(OutMessage::Completion { invocation_id: "0", result: OutResult::Void }),
+            enc(OutMessage::Completion {
+                invocation_id: "0",
+                result: OutResult::Void
+            }),
             "{\"type\":3,\"invocationId\":\"0\"}\x1e"
         );
         assert_eq!(
-            enc(OutMessage::Completion { invocation_id: "0", result: OutResult::Value(&Option::<u8>::None) }),
+            enc(OutMessage::Completion {
+                invocation_id: "0",
+                result: OutResult::Value(&Option::<u8>::None)
+            }),
             "{\"type\":3,\"invocationId\":\"0\",\"result\":null}\x1e"
         );
         assert_eq!(
-            enc(OutMessage::Completion { invocation_id: "0", result: OutResult::Error("bad \"x\"") }),
+            enc(OutMessage::Completion {
+                invocation_id: "0",
+                result: OutResult::Error("bad \"x\"")
+            }),
             "{\"type\":3,\"invocationId\":\"0\",\"error\":\"bad \\\"x\\\"\"}\x1e"
         );
         assert_eq!(
-            enc(OutMessage::StreamInvocation { invocation_id: "2", target: "S", arguments: &(1,), stream_ids: &[] }),
+            enc(OutMessage::StreamInvocation {
+                invocation_id: "2",
+                target: "S",
+                arguments: &(1,),
+                stream_ids: &[]
+            }),
             "{\"type\":4,\"invocationId\":\"2\",\"target\":\"S\",\"arguments\":[1]}\x1e"
         );
-        assert_eq!(enc(OutMessage::CancelInvocation { invocation_id: "2" }), "{\"type\":5,\"invocationId\":\"2\"}\x1e");
-        assert_eq!(enc(OutMessage::Ping), "{\"type\":6}\x1e");
-        assert_eq!(enc(OutMessage::Close { error: None, allow_reconnect: false }), "{\"type\":7}\x1e");
         assert_eq!(
-            enc(OutMessage::Close { error: Some("e"), allow_reconnect: true }),
+            enc(OutMessage::CancelInvocation { invocation_id: "2" }),
+            "{\"type\":5,\"invocationId\":\"2\"}\x1e"
+        );
+        assert_eq!(enc(OutMessage::Ping), "{\"type\":6}\x1e");
+        assert_eq!(
+            enc(OutMessage::Close {
+                error: None,
+                allow_reconnect: false
+            }),
+            "{\"type\":7}\x1e"
+        );
+        assert_eq!(
+            enc(OutMessage::Close {
+                error: Some("e"),
+                allow_reconnect: true
+            }),
             "{\"type\":7,\"error\":\"e\",\"allowReconnect\":true}\x1e"
         );
-        assert_eq!(enc(OutMessage::Ack { sequence_id: 5 }), "{\"type\":8,\"sequenceId\":5}\x1e");
-        assert_eq!(enc(OutMessage::Sequence { sequence_id: 7 }), "{\"type\":9,\"sequenceId\":7}\x1e");
+        assert_eq!(
+            enc(OutMessage::Ack { sequence_id: 5 }),
+            "{\"type\":8,\"sequenceId\":5}\x1e"
+        );
+        assert_eq!(
+            enc(OutMessage::Sequence { sequence_id: 7 }),
+            "{\"type\":9,\"sequenceId\":7}\x1e"
+        );
     }
 
     #[test]
@@ -335,41 +424,78 @@ mod tests {
         assert_eq!(inv.arguments.len(), 2);
         assert_eq!(inv.arguments[0].decode::<String>().unwrap(), "a");
         match one("{\"type\":2,\"invocationId\":\"1\",\"item\":null}\x1e") {
-            HubMessage::StreamItem { item, .. } => assert_eq!(item, RawValue::json("null").unwrap()),
+            HubMessage::StreamItem { item, .. } => {
+                assert_eq!(item, RawValue::json("null").unwrap())
+            }
             m => panic!("{m:?}"),
         }
         match one("{\"type\":3,\"invocationId\":\"1\",\"result\":null}\x1e") {
-            HubMessage::Completion { result: CompletionResult::Value(v), .. } => assert_eq!(v, RawValue::json("null").unwrap()),
+            HubMessage::Completion {
+                result: CompletionResult::Value(v),
+                ..
+            } => assert_eq!(v, RawValue::json("null").unwrap()),
             m => panic!("{m:?}"),
         }
         match one("{\"type\":3,\"invocationId\":\"1\"}\x1e") {
-            HubMessage::Completion { result: CompletionResult::Void, .. } => {}
+            HubMessage::Completion {
+                result: CompletionResult::Void,
+                ..
+            } => {}
             m => panic!("{m:?}"),
         }
         match one("{\"type\":3,\"invocationId\":\"1\",\"error\":\"boom\"}\x1e") {
-            HubMessage::Completion { result: CompletionResult::Error(e), .. } => assert_eq!(e, "boom"),
+            HubMessage::Completion {
+                result: CompletionResult::Error(e),
+                ..
+            } => assert_eq!(e, "boom"),
             m => panic!("{m:?}"),
         }
-        assert!(matches!(one("{\"type\":4,\"invocationId\":\"1\",\"target\":\"S\",\"arguments\":[],\"streamIds\":[\"2\"]}\x1e"), HubMessage::StreamInvocation(i) if i.stream_ids == ["2"]));
-        assert!(matches!(one("{\"type\":5,\"invocationId\":\"1\"}\x1e"), HubMessage::CancelInvocation { .. }));
+        assert!(
+            matches!(one("{\"type\":4,\"invocationId\":\"1\",\"target\":\"S\",\"arguments\":[],\"streamIds\":[\"2\"]}\x1e"), HubMessage::StreamInvocation(i) if i.stream_ids == ["2"])
+        );
+        assert!(matches!(
+            one("{\"type\":5,\"invocationId\":\"1\"}\x1e"),
+            HubMessage::CancelInvocation { .. }
+        ));
         assert_eq!(one("{\"type\":6}\x1e"), HubMessage::Ping);
-        assert_eq!(one("{\"type\":7,\"error\":\"x\",\"allowReconnect\":true}\x1e"), HubMessage::Close { error: Some("x".into()), allow_reconnect: true });
-        assert_eq!(one("{\"type\":8,\"sequenceId\":3}\x1e"), HubMessage::Ack { sequence_id: 3 });
-        assert_eq!(one("{\"type\":9,\"sequenceId\":4}\x1e"), HubMessage::Sequence { sequence_id: 4 });
+        assert_eq!(
+            one("{\"type\":7,\"error\":\"x\",\"allowReconnect\":true}\x1e"),
+            HubMessage::Close {
+                error: Some("x".into()),
+                allow_reconnect: true
+            }
+        );
+        assert_eq!(
+            one("{\"type\":8,\"sequenceId\":3}\x1e"),
+            HubMessage::Ack { sequence_id: 3 }
+        );
+        assert_eq!(
+            one("{\"type\":9,\"sequenceId\":4}\x1e"),
+            HubMessage::Sequence { sequence_id: 4 }
+        );
     }
 
     #[test]
     fn several_messages_in_one_frame_and_unknown_types() {
-        let msgs = JsonProtocol.parse(b"{\"type\":6}\x1e{\"type\":99}\x1e{\"type\":6}\x1e").unwrap();
+        let msgs = JsonProtocol
+            .parse(b"{\"type\":6}\x1e{\"type\":99}\x1e{\"type\":6}\x1e")
+            .unwrap();
         assert_eq!(msgs, vec![HubMessage::Ping, HubMessage::Ping]);
     }
 
     #[test]
     fn round_trip_through_encoder() {
         let bytes = JsonProtocol
-            .encode(&OutMessage::Invocation { invocation_id: Some("9"), target: "T", arguments: &(1, "two", [3]), stream_ids: &["s".into()] })
+            .encode(&OutMessage::Invocation {
+                invocation_id: Some("9"),
+                target: "T",
+                arguments: &(1, "two", [3]),
+                stream_ids: &["s".into()],
+            })
             .unwrap();
-        let HubMessage::Invocation(inv) = JsonProtocol.parse(&bytes).unwrap().remove(0) else { panic!() };
+        let HubMessage::Invocation(inv) = JsonProtocol.parse(&bytes).unwrap().remove(0) else {
+            panic!()
+        };
         assert_eq!(inv.invocation_id.as_deref(), Some("9"));
         assert_eq!(inv.arguments.len(), 3);
         assert_eq!(inv.stream_ids, vec!["s".to_string()]);
@@ -385,9 +511,15 @@ mod tests {
             (b"{nope\x1e", "Error reading JSON."),
             (b"[1,2]\x1e", "Invalid message"),
             (b"{\"type\":\"1\"}\x1e", "Invalid message"),
-            (b"{\"type\":3,\"invocationId\":\"1\",\"result\":1,\"error\":\"x\"}\x1e", "mutually exclusive"),
+            (
+                b"{\"type\":3,\"invocationId\":\"1\",\"result\":1,\"error\":\"x\"}\x1e",
+                "mutually exclusive",
+            ),
             (b"{\"type\":2,\"invocationId\":\"1\"}\x1e", "'item'"),
-            (b"{\"type\":4,\"target\":\"x\",\"arguments\":[]}\x1e", "'invocationId'"),
+            (
+                b"{\"type\":4,\"target\":\"x\",\"arguments\":[]}\x1e",
+                "'invocationId'",
+            ),
         ] {
             let err = JsonProtocol.parse(input).unwrap_err().to_string();
             assert!(err.contains(needle), "{err} should mention {needle}");
@@ -397,8 +529,14 @@ mod tests {
     #[test]
     fn size_limit_and_partial_messages() {
         let p = JsonProtocol;
-        assert_eq!(p.complete_prefix(b"{\"type\":6}\x1e{\"ty", 100).unwrap(), 11);
-        assert!(matches!(p.complete_prefix(&[b' '; 50], 10), Err(ProtocolError::MessageTooLarge { limit: 10 })));
+        assert_eq!(
+            p.complete_prefix(b"{\"type\":6}\x1e{\"ty", 100).unwrap(),
+            11
+        );
+        assert!(matches!(
+            p.complete_prefix(&[b' '; 50], 10),
+            Err(ProtocolError::MessageTooLarge { limit: 10 })
+        ));
         let mut reader = crate::protocol::MessageReader::default();
         let mut out = Vec::new();
         reader.feed(&p, b"{\"type\"", 100, &mut out).unwrap();

@@ -56,7 +56,9 @@ impl RawValue {
     /// Decodes the value into `T`.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, DecodeError> {
         match self {
-            RawValue::Json(raw) => serde_json::from_str(raw.get()).map_err(|e| DecodeError(e.to_string())),
+            RawValue::Json(raw) => {
+                serde_json::from_str(raw.get()).map_err(|e| DecodeError(e.to_string()))
+            }
         }
     }
 
@@ -329,7 +331,11 @@ pub trait HubProtocol: Send + Sync + 'static {
     /// Splits `input` into complete framed messages: returns how many bytes form whole
     /// messages (the rest is a partial message to keep for later), checking each message
     /// against `max_message_size`.
-    fn complete_prefix(&self, input: &[u8], max_message_size: usize) -> Result<usize, ProtocolError>;
+    fn complete_prefix(
+        &self,
+        input: &[u8],
+        max_message_size: usize,
+    ) -> Result<usize, ProtocolError>;
     /// Parses complete framed messages (as delimited by [`HubProtocol::complete_prefix`]).
     /// Messages of unknown type are skipped (and logged).
     fn parse_into(&self, input: &[u8], out: &mut Vec<HubMessage>) -> Result<(), ProtocolError>;
@@ -382,7 +388,9 @@ impl MessageReader {
 
     fn keep(&mut self, rest: &[u8], max_message_size: usize) -> Result<(), ProtocolError> {
         if rest.len() > max_message_size {
-            return Err(ProtocolError::MessageTooLarge { limit: max_message_size });
+            return Err(ProtocolError::MessageTooLarge {
+                limit: max_message_size,
+            });
         }
         self.partial.clear();
         self.partial.extend_from_slice(rest);

@@ -32,16 +32,23 @@ impl Cors {
 
     /// Allows the origins for which `allow` returns true.
     pub fn predicate(allow: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
-        Cors { allow: Arc::new(allow), allowed_headers: CLIENT_HEADERS }
+        Cors {
+            allow: Arc::new(allow),
+            allowed_headers: CLIENT_HEADERS,
+        }
     }
 
     /// Allows `http(s)://localhost:*` and `http(s)://127.0.0.1:*` (development setups).
     pub fn localhost() -> Self {
         Cors::predicate(|origin| {
-            let rest = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
+            let rest = origin
+                .strip_prefix("http://")
+                .or_else(|| origin.strip_prefix("https://"));
             let Some(rest) = rest else { return false };
             let host = rest.split(':').next().unwrap_or("");
-            let port_ok = rest[host.len()..].strip_prefix(':').is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+            let port_ok = rest[host.len()..]
+                .strip_prefix(':')
+                .is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
             (host == "localhost" || host == "127.0.0.1") && port_ok
         })
     }
@@ -53,14 +60,21 @@ impl Cors {
 
     /// Adds the response headers for a request from an allowed origin.
     pub(crate) fn apply(&self, request: &HeaderMap, response: &mut HeaderMap) {
-        let Some(origin) = request.get(http::header::ORIGIN) else { return };
-        let Ok(origin_text) = origin.to_str() else { return };
+        let Some(origin) = request.get(http::header::ORIGIN) else {
+            return;
+        };
+        let Ok(origin_text) = origin.to_str() else {
+            return;
+        };
         response.append(http::header::VARY, HeaderValue::from_static("Origin"));
         if !self.allows(origin_text) {
             return;
         }
         response.insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
-        response.insert(http::header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+        response.insert(
+            http::header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
     }
 
     /// Adds the preflight headers (the request's method and headers allowed).
@@ -69,13 +83,19 @@ impl Cors {
         if !response.contains_key(http::header::ACCESS_CONTROL_ALLOW_ORIGIN) {
             return;
         }
-        response.insert(http::header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, DELETE, OPTIONS"));
+        response.insert(
+            http::header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
+        );
         let headers = request
             .get(http::header::ACCESS_CONTROL_REQUEST_HEADERS)
             .cloned()
             .unwrap_or_else(|| HeaderValue::from_static(self.allowed_headers));
         response.insert(http::header::ACCESS_CONTROL_ALLOW_HEADERS, headers);
-        response.insert(http::header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+        response.insert(
+            http::header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
     }
 }
 

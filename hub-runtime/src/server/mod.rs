@@ -49,7 +49,10 @@ impl Default for EndpointOptions {
 impl EndpointOptions {
     /// Every transport this server implements, anonymous access.
     pub fn new() -> Self {
-        EndpointOptions { transports: vec![TransportKind::WebSockets], authenticator: None }
+        EndpointOptions {
+            transports: vec![TransportKind::WebSockets],
+            authenticator: None,
+        }
     }
 
     /// Stops offering a transport on this endpoint.
@@ -126,7 +129,11 @@ pub struct HubServer {
 
 fn normalize_path(path: &str) -> String {
     let trimmed = path.trim_end_matches('/');
-    let with_slash = if trimmed.starts_with('/') { trimmed.to_string() } else { format!("/{trimmed}") };
+    let with_slash = if trimmed.starts_with('/') {
+        trimmed.to_string()
+    } else {
+        format!("/{trimmed}")
+    };
     with_slash.to_lowercase()
 }
 
@@ -153,9 +160,16 @@ impl HubServerBuilder {
         let protocols: Arc<[Arc<dyn HubProtocol>]> = self.protocols.clone().into();
         let backplane = self.backplane.clone();
         let entry = self.managers.entry(TypeId::of::<H>()).or_insert_with(|| {
-            Arc::new(Arc::new(LifetimeManager::new(std::any::type_name::<H>(), protocols, backplane)))
+            Arc::new(Arc::new(LifetimeManager::new(
+                std::any::type_name::<H>(),
+                protocols,
+                backplane,
+            )))
         });
-        entry.downcast_ref::<Arc<LifetimeManager>>().cloned().unwrap_or_else(|| unreachable!("keyed by type"))
+        entry
+            .downcast_ref::<Arc<LifetimeManager>>()
+            .cloned()
+            .unwrap_or_else(|| unreachable!("keyed by type"))
     }
 
     /// Maps a hub at `path` (matched case-insensitively), offering every transport.
@@ -168,7 +182,12 @@ impl HubServerBuilder {
     pub fn hub_with<H: Hub>(mut self, path: &str, hub: H, endpoint: EndpointOptions) -> Self {
         let manager = self.manager::<H>();
         let options = Arc::new(self.options.clone());
-        let handler = HubHandler(Arc::new(HubEndpoint::new(Arc::new(hub), manager, options, self.shutdown.clone())));
+        let handler = HubHandler(Arc::new(HubEndpoint::new(
+            Arc::new(hub),
+            manager,
+            options,
+            self.shutdown.clone(),
+        )));
         self.add_endpoint(path, Arc::new(handler), endpoint);
         self
     }
@@ -191,7 +210,12 @@ impl HubServerBuilder {
     }
 
     /// Maps a raw connection handler with endpoint options.
-    pub fn connection_with(mut self, path: &str, handler: impl ConnectionHandler, endpoint: EndpointOptions) -> Self {
+    pub fn connection_with(
+        mut self,
+        path: &str,
+        handler: impl ConnectionHandler,
+        endpoint: EndpointOptions,
+    ) -> Self {
         self.add_endpoint(path, Arc::new(handler), endpoint);
         self
     }
@@ -204,7 +228,8 @@ impl HubServerBuilder {
     ) {
         let path = normalize_path(path);
         if self.endpoints.iter().any(|e| e.path == path) {
-            self.errors.push(format!("the path '{path}' is mapped twice"));
+            self.errors
+                .push(format!("the path '{path}' is mapped twice"));
         }
         self.endpoints.push(Arc::new(Endpoint {
             path,
@@ -254,7 +279,9 @@ impl HubServer {
     /// not mapped.
     pub fn handle<H: Hub>(&self) -> Option<HubHandle<H>> {
         let manager = self.inner.managers.get(&TypeId::of::<H>())?;
-        manager.downcast_ref::<Arc<LifetimeManager>>().map(|m| HubHandle::new(m.clone()))
+        manager
+            .downcast_ref::<Arc<LifetimeManager>>()
+            .map(|m| HubHandle::new(m.clone()))
     }
 
     /// The server's routes, as a warp filter (rejects paths it does not serve, so it composes
@@ -270,7 +297,11 @@ impl HubServer {
 
     /// How many connections are open across all endpoints.
     pub fn connection_count(&self) -> usize {
-        self.inner.endpoints.iter().map(|e| e.connections.len()).sum()
+        self.inner
+            .endpoints
+            .iter()
+            .map(|e| e.connections.len())
+            .sum()
     }
 
     /// Binds `addr` and serves until Ctrl-C or SIGTERM.
@@ -283,8 +314,12 @@ impl HubServer {
 
     /// Serves `routes` (usually `server.filter()` combined with your own) on `listener` until
     /// `signal` resolves; then closes every connection and stops within the drain time.
-    pub async fn serve_with<F, R>(self, listener: TcpListener, routes: F, signal: impl Future<Output = ()> + Send + 'static)
-    where
+    pub async fn serve_with<F, R>(
+        self,
+        listener: TcpListener,
+        routes: F,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) where
         F: Filter<Extract = (R,), Error = warp::Rejection> + Clone + Send + Sync + 'static,
         R: warp::Reply,
     {
@@ -302,7 +337,10 @@ impl HubServer {
             server_inner.shutdown.cancel();
             let deadline = tokio::time::Instant::now() + drain;
             while tokio::time::Instant::now() < deadline
-                && server_inner.endpoints.iter().any(|e| e.connections.len() > 0)
+                && server_inner
+                    .endpoints
+                    .iter()
+                    .any(|e| e.connections.len() > 0)
             {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
@@ -332,7 +370,9 @@ async fn sweep(inner: Arc<ServerInner>) {
     loop {
         tick.tick().await;
         for endpoint in &inner.endpoints {
-            endpoint.connections.sweep_unstarted(inner.options.disconnect_timeout);
+            endpoint
+                .connections
+                .sweep_unstarted(inner.options.disconnect_timeout);
         }
     }
 }
@@ -360,7 +400,9 @@ pub async fn shutdown_signal() {
 }
 
 /// Binds a listener and returns it with its actual address (useful with port 0).
-pub async fn bind(addr: impl tokio::net::ToSocketAddrs) -> std::io::Result<(TcpListener, SocketAddr)> {
+pub async fn bind(
+    addr: impl tokio::net::ToSocketAddrs,
+) -> std::io::Result<(TcpListener, SocketAddr)> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     Ok((listener, local))

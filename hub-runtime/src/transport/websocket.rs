@@ -20,7 +20,8 @@ pub(crate) struct WsLimits {
 
 /// Configures the upgrade.
 pub(crate) fn configure(ws: Ws, limits: WsLimits) -> Ws {
-    ws.max_message_size(limits.max_frame_size).max_frame_size(limits.max_frame_size)
+    ws.max_message_size(limits.max_frame_size)
+        .max_frame_size(limits.max_frame_size)
 }
 
 fn to_message(frame: Frame) -> Message {

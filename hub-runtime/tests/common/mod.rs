@@ -99,14 +99,21 @@ impl TestServer {
     /// Serves `server` on `127.0.0.1:0`.
     pub async fn start(server: HubServer) -> TestServer {
         init_logging();
-        let (listener, addr) = hub_runtime::server::bind("127.0.0.1:0").await.expect("bind a loopback port");
+        let (listener, addr) = hub_runtime::server::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
         let (stop, stopped) = oneshot::channel::<()>();
         let serving = server.clone();
         let routes = serving.filter();
         let task = tokio::spawn(serving.serve_with(listener, routes, async move {
             let _ = stopped.await;
         }));
-        TestServer { addr, server, stop: Some(stop), task: Some(task) }
+        TestServer {
+            addr,
+            server,
+            stop: Some(stop),
+            task: Some(task),
+        }
     }
 
     /// `ws://ADDR/path`.
@@ -125,13 +132,23 @@ impl TestServer {
     }
 
     /// Sends an HTTP request and reads the whole response.
-    pub async fn http(&self, method: &str, path_and_query: &str, headers: &[(&str, &str)], body: &str) -> HttpResponse {
+    pub async fn http(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> HttpResponse {
         http(self.addr, method, path_and_query, headers, body).await
     }
 
     /// POSTs `path/negotiate?query`.
     pub async fn negotiate(&self, path: &str, query: &str) -> HttpResponse {
-        let target = if query.is_empty() { format!("{path}/negotiate") } else { format!("{path}/negotiate?{query}") };
+        let target = if query.is_empty() {
+            format!("{path}/negotiate")
+        } else {
+            format!("{path}/negotiate?{query}")
+        };
         self.http("POST", &target, &[], "").await
     }
 
@@ -139,7 +156,9 @@ impl TestServer {
     pub async fn join(&mut self) -> Duration {
         let started = Instant::now();
         let task = self.task.take().expect("joined once");
-        within("serve_with to return", task).await.expect("the serving task does not panic");
+        within("serve_with to return", task)
+            .await
+            .expect("the serving task does not panic");
         started.elapsed()
     }
 }
@@ -166,25 +185,39 @@ pub struct HttpResponse {
 impl HttpResponse {
     /// A header's value (name compared case-insensitively).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// The body as JSON.
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.body))
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.body))
     }
 }
 
 /// One HTTP/1.1 request with `Connection: close`; reads the response until the server closes.
-pub async fn http(addr: SocketAddr, method: &str, path_and_query: &str, headers: &[(&str, &str)], body: &str) -> HttpResponse {
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> HttpResponse {
     within(&format!("{method} {path_and_query}"), async {
         let mut stream = TcpStream::connect(addr).await.expect("connect");
-        let mut request = format!("{method} {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+        let mut request =
+            format!("{method} {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
         for (name, value) in headers {
             request.push_str(&format!("{name}: {value}\r\n"));
         }
         request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-        stream.write_all(request.as_bytes()).await.expect("write request");
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .expect("write request");
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).await.expect("read response");
         parse_response(&raw)
@@ -194,7 +227,9 @@ pub async fn http(addr: SocketAddr, method: &str, path_and_query: &str, headers:
 
 fn parse_response(raw: &[u8]) -> HttpResponse {
     let text = String::from_utf8_lossy(raw);
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no end of headers in {text:?}"));
+    let (head, rest) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no end of headers in {text:?}"));
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
     let status = status_line
@@ -206,11 +241,19 @@ fn parse_response(raw: &[u8]) -> HttpResponse {
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked"));
-    let body = if chunked { dechunk(rest) } else { rest.to_string() };
-    HttpResponse { status, headers, body }
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    });
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    HttpResponse {
+        status,
+        headers,
+        body,
+    }
 }
 
 fn dechunk(mut rest: &str) -> String {
@@ -252,8 +295,18 @@ impl Client {
     /// Opens a WebSocket to `url` (no negotiate, no handshake). The error is what the upgrade
     /// got instead (an HTTP response for a refused upgrade).
     pub async fn open(url: &str) -> Result<Client, tungstenite::Error> {
-        let (ws, _) = within(&format!("WebSocket to {url}"), tokio_tungstenite::connect_async(url)).await?;
-        Ok(Client { ws, pending: VecDeque::new(), next_id: 0, connection_id: None, connection_token: None })
+        let (ws, _) = within(
+            &format!("WebSocket to {url}"),
+            tokio_tungstenite::connect_async(url),
+        )
+        .await?;
+        Ok(Client {
+            ws,
+            pending: VecDeque::new(),
+            next_id: 0,
+            connection_id: None,
+            connection_token: None,
+        })
     }
 
     /// The HTTP status of a refused upgrade.
@@ -267,12 +320,29 @@ impl Client {
 
     /// Negotiates (version 1), opens the WebSocket with the token, and completes the handshake.
     pub async fn connect(addr: SocketAddr, path: &str, query: &str) -> Client {
-        let extra = if query.is_empty() { String::new() } else { format!("&{query}") };
-        let negotiated = http(addr, "POST", &format!("{path}/negotiate?negotiateVersion=1{extra}"), &[], "").await;
+        let extra = if query.is_empty() {
+            String::new()
+        } else {
+            format!("&{query}")
+        };
+        let negotiated = http(
+            addr,
+            "POST",
+            &format!("{path}/negotiate?negotiateVersion=1{extra}"),
+            &[],
+            "",
+        )
+        .await;
         assert_eq!(negotiated.status, 200, "negotiate: {negotiated:?}");
         let body = negotiated.json();
-        let token = body["connectionToken"].as_str().expect("a connectionToken").to_string();
-        let id = body["connectionId"].as_str().expect("a connectionId").to_string();
+        let token = body["connectionToken"]
+            .as_str()
+            .expect("a connectionToken")
+            .to_string();
+        let id = body["connectionId"]
+            .as_str()
+            .expect("a connectionId")
+            .to_string();
         let url = format!("ws://{addr}{path}?id={token}{extra}");
         let mut client = Client::open(&url).await.expect("the WebSocket opens");
         client.connection_id = Some(id);
@@ -283,19 +353,30 @@ impl Client {
 
     /// Sends the JSON handshake and expects the success reply `{}`.
     pub async fn handshake(&mut self) {
-        self.send_text(&format!("{{\"protocol\":\"json\",\"version\":1}}{RS}")).await;
+        self.send_text(&format!("{{\"protocol\":\"json\",\"version\":1}}{RS}"))
+            .await;
         let reply = self.recv().await;
         assert_eq!(reply, json!({}), "handshake reply");
     }
 
     /// Sends one text frame as is.
     pub async fn send_text(&mut self, text: &str) {
-        within("send a text frame", self.ws.send(Message::text(text.to_string()))).await.expect("send a text frame");
+        within(
+            "send a text frame",
+            self.ws.send(Message::text(text.to_string())),
+        )
+        .await
+        .expect("send a text frame");
     }
 
     /// Sends one binary frame.
     pub async fn send_binary(&mut self, data: &[u8]) {
-        within("send a binary frame", self.ws.send(Message::binary(data.to_vec()))).await.expect("send a binary frame");
+        within(
+            "send a binary frame",
+            self.ws.send(Message::binary(data.to_vec())),
+        )
+        .await
+        .expect("send a binary frame");
     }
 
     /// Sends one hub message (adds the record separator).
@@ -307,20 +388,27 @@ impl Client {
     pub async fn invoke(&mut self, target: &str, arguments: Value) -> String {
         self.next_id += 1;
         let id = self.next_id.to_string();
-        self.send(&json!({"type": 1, "invocationId": id, "target": target, "arguments": arguments})).await;
+        self.send(
+            &json!({"type": 1, "invocationId": id, "target": target, "arguments": arguments}),
+        )
+        .await;
         id
     }
 
     /// Sends a non-blocking invocation (no invocationId: no reply expected).
     pub async fn send_invocation(&mut self, target: &str, arguments: Value) {
-        self.send(&json!({"type": 1, "target": target, "arguments": arguments})).await;
+        self.send(&json!({"type": 1, "target": target, "arguments": arguments}))
+            .await;
     }
 
     /// Invokes and waits for the Completion, which must be the next message apart from pings.
     pub async fn call(&mut self, target: &str, arguments: Value) -> Value {
         let id = self.invoke(target, arguments).await;
         let reply = self.recv_skip_pings().await;
-        assert_eq!(reply["type"], 3, "expected the completion of {target}, got {reply}");
+        assert_eq!(
+            reply["type"], 3,
+            "expected the completion of {target}, got {reply}"
+        );
         assert_eq!(reply["invocationId"], id.as_str(), "completion of {target}");
         reply
     }
@@ -335,8 +423,14 @@ impl Client {
     /// Invokes and returns the Completion's `error` text (failing on success).
     pub async fn call_err(&mut self, target: &str, arguments: Value) -> String {
         let reply = self.call(target, arguments).await;
-        assert!(reply.get("result").is_none(), "{target} should fail: {reply}");
-        reply["error"].as_str().unwrap_or_else(|| panic!("{target} should fail: {reply}")).to_string()
+        assert!(
+            reply.get("result").is_none(),
+            "{target} should fail: {reply}"
+        );
+        reply["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{target} should fail: {reply}"))
+            .to_string()
     }
 
     /// The next WebSocket frame, or how the socket ended.
@@ -363,9 +457,13 @@ impl Client {
                 Message::Text(text) => text.as_str().to_string(),
                 other => panic!("expected a text frame, got {other:?}"),
             };
-            assert!(text.ends_with(RS), "a text frame must end with the record separator: {text:?}");
+            assert!(
+                text.ends_with(RS),
+                "a text frame must end with the record separator: {text:?}"
+            );
             for record in text.split(RS).filter(|r| !r.is_empty()) {
-                let value = serde_json::from_str(record).unwrap_or_else(|e| panic!("not JSON ({e}): {record:?}"));
+                let value = serde_json::from_str(record)
+                    .unwrap_or_else(|e| panic!("not JSON ({e}): {record:?}"));
                 self.pending.push_back(value);
             }
         }
@@ -401,7 +499,10 @@ impl Client {
     /// returns the Close message.
     pub async fn expect_close_message(&mut self) -> Value {
         let message = self.recv_skip_pings().await;
-        assert_eq!(message["type"], 7, "expected a Close message, got {message}");
+        assert_eq!(
+            message["type"], 7,
+            "expected a Close message, got {message}"
+        );
         self.expect_closed().await;
         message
     }
