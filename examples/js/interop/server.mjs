@@ -141,6 +141,7 @@ export function chatBin() {
  */
 export const MATRIX = [
     { transport: 'WebSockets', protocol: 'json' },
+    { transport: 'WebSockets', protocol: 'messagepack' },
 ];
 
 export function comboName({ transport, protocol }) {

@@ -16,6 +16,7 @@ use super::{Call, ConnectionError, Hub, HubContext, MethodKind};
 use crate::clients::lifetime::{LifetimeManager, LocalConnection};
 use crate::connection::{
     instant_of, now_ms, BoxFuture, Connection, ConnectionHandler, ConnectionSender, Frame,
+    TransportKind,
 };
 use crate::protocol::handshake::{self, HandshakeError};
 use crate::protocol::{
@@ -147,7 +148,8 @@ async fn handshake(
                 return None;
             }
             Ok((request, used)) => {
-                let supports_binary = true;
+                let supports_binary =
+                    connection.request().transport() != Some(TransportKind::ServerSentEvents);
                 match handshake::select_protocol(&request, protocols, supports_binary) {
                     Err(text) => {
                         tracing::debug!(connection = connection.id(), %text, "handshake refused");

@@ -6,6 +6,7 @@
 
 pub mod handshake;
 pub mod json;
+pub mod msgpack;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use json::JsonProtocol;
+pub use msgpack::MessagePackProtocol;
 
 /// How a protocol's bytes travel: as text or as binary frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -50,6 +52,8 @@ pub type Headers = BTreeMap<String, String>;
 pub enum RawValue {
     /// A JSON value, kept as its source text.
     Json(Box<serde_json::value::RawValue>),
+    /// A MessagePack value, kept as its bytes.
+    MessagePack(bytes::Bytes),
 }
 
 impl RawValue {
@@ -58,6 +62,9 @@ impl RawValue {
         match self {
             RawValue::Json(raw) => {
                 serde_json::from_str(raw.get()).map_err(|e| DecodeError(e.to_string()))
+            }
+            RawValue::MessagePack(bytes) => {
+                rmp_serde::from_slice(bytes).map_err(|e| DecodeError(e.to_string()))
             }
         }
     }
@@ -74,6 +81,7 @@ impl fmt::Debug for RawValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RawValue::Json(raw) => write!(f, "Json({})", raw.get()),
+            RawValue::MessagePack(bytes) => write!(f, "MessagePack({bytes:02x?})"),
         }
     }
 }
@@ -82,6 +90,8 @@ impl PartialEq for RawValue {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
             (RawValue::Json(a), RawValue::Json(b)) => a.get() == b.get(),
+            (RawValue::MessagePack(a), RawValue::MessagePack(b)) => a == b,
+            _ => false,
         }
     }
 }
@@ -92,6 +102,10 @@ impl Serialize for RawValue {
         match self {
             RawValue::Json(raw) => {
                 let mut de = serde_json::Deserializer::from_str(raw.get());
+                serde_transcode::transcode(&mut de, serializer)
+            }
+            RawValue::MessagePack(bytes) => {
+                let mut de = rmp_serde::Deserializer::from_read_ref(&bytes[..]);
                 serde_transcode::transcode(&mut de, serializer)
             }
         }

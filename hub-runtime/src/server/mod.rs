@@ -25,7 +25,7 @@ use crate::clients::lifetime::LifetimeManager;
 use crate::connection::{ConnectionHandler, ConnectionManager, TransportKind};
 use crate::hub::dispatcher::{HubEndpoint, HubHandler};
 use crate::hub::{Hub, HubHandle};
-use crate::protocol::{HubProtocol, JsonProtocol};
+use crate::protocol::{HubProtocol, JsonProtocol, MessagePackProtocol};
 
 /// How one path is served: which transports it offers and who may connect.
 ///
@@ -265,7 +265,7 @@ impl HubServer {
     pub fn builder() -> HubServerBuilder {
         HubServerBuilder {
             options: HubOptions::default(),
-            protocols: vec![Arc::new(JsonProtocol)],
+            protocols: vec![Arc::new(JsonProtocol), Arc::new(MessagePackProtocol)],
             backplane: backplane::in_memory(),
             cors: None,
             shutdown: CancellationToken::new(),
