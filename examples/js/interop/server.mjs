@@ -142,6 +142,9 @@ export function chatBin() {
 export const MATRIX = [
     { transport: 'WebSockets', protocol: 'json' },
     { transport: 'WebSockets', protocol: 'messagepack' },
+    { transport: 'ServerSentEvents', protocol: 'json' },
+    { transport: 'LongPolling', protocol: 'json' },
+    { transport: 'LongPolling', protocol: 'messagepack' },
 ];
 
 export function comboName({ transport, protocol }) {

@@ -111,6 +111,8 @@ pub(crate) struct ConnectionShared {
     pub(crate) last_write_ms: AtomicU64,
     pub(crate) created: Instant,
     pub(crate) state: Mutex<ConnectionState>,
+    /// Long polling: the outbox receiver, held by the poll that is waiting.
+    pub(crate) poll_outbox: tokio::sync::Mutex<Option<mpsc::Receiver<Outgoing>>>,
 }
 
 pub(crate) struct ConnectionState {
@@ -119,9 +121,30 @@ pub(crate) struct ConnectionState {
     pub(crate) outbox_rx: Option<mpsc::Receiver<Outgoing>>,
     pub(crate) request: Arc<RequestContext>,
     pub(crate) identity: Option<Arc<Identity>>,
+    /// HTTP transports: where POSTed data goes (dropping it ends the connection).
+    pub(crate) inbox_tx: Option<mpsc::Sender<Frame>>,
+    /// Long polling: the poll now waiting, by number (cancelled when a newer poll displaces
+    /// it).
+    pub(crate) poll: Option<(u64, CancellationToken)>,
+    /// Long polling: how many polls have started.
+    pub(crate) polls: u64,
+    /// Long polling: when the last poll ended (for the disconnect timeout).
+    pub(crate) last_poll_end: Instant,
+    /// The transport has delivered the connection's end to the client.
+    pub(crate) finished: bool,
 }
 
 impl ConnectionShared {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, ConnectionState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Ends the client-to-server direction of an HTTP transport: the handler sees the end of
+    /// its input.
+    pub(crate) fn end_input(&self) {
+        self.lock().inbox_tx = None;
+    }
+
     pub(crate) fn touch_read(&self) {
         self.last_read_ms.store(now_ms(), Ordering::Relaxed);
     }
@@ -146,7 +169,6 @@ impl ConnectionShared {
 pub struct Connection {
     shared: Arc<ConnectionShared>,
     inbox: mpsc::Receiver<Frame>,
-    request: Arc<RequestContext>,
     identity: Option<Arc<Identity>>,
 }
 
@@ -168,9 +190,14 @@ impl Connection {
         }
     }
 
-    /// The request that carried the transport.
-    pub fn request(&self) -> &Arc<RequestContext> {
-        &self.request
+    /// The request that carried the transport (for long polling, the latest poll).
+    pub fn request(&self) -> Arc<RequestContext> {
+        self.shared.lock().request.clone()
+    }
+
+    /// The transport carrying the connection.
+    pub fn transport(&self) -> Option<TransportKind> {
+        self.shared.lock().transport
     }
 
     /// Who the endpoint's authenticator says the client is.
@@ -213,6 +240,11 @@ impl ConnectionSender {
     /// The connection's public id.
     pub fn id(&self) -> &str {
         &self.shared.id
+    }
+
+    /// The request that carried the transport (for long polling, the latest poll).
+    pub fn request(&self) -> Arc<RequestContext> {
+        self.shared.lock().request.clone()
     }
 
     /// Queues a frame without waiting; fails when the outbox is full or the connection gone.
@@ -278,6 +310,12 @@ where
     }
 }
 
+/// What a transport gets when it attaches.
+pub(crate) struct Attached {
+    pub(crate) outbox: Option<mpsc::Receiver<Outgoing>>,
+    pub(crate) inbox: Option<mpsc::Sender<Frame>>,
+}
+
 /// Why a transport could not attach to a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum AttachError {
@@ -324,7 +362,13 @@ impl ConnectionManager {
                 outbox_rx: Some(rx),
                 request: Arc::new(RequestContext::default()),
                 identity: None,
+                inbox_tx: None,
+                poll: None,
+                polls: 0,
+                last_poll_end: Instant::now(),
+                finished: false,
             }),
+            poll_outbox: tokio::sync::Mutex::new(None),
         });
         self.connections.insert(token, shared.clone());
         shared
@@ -342,8 +386,9 @@ impl ConnectionManager {
         self.connections.len()
     }
 
-    /// Attaches a duplex transport (WebSocket) to a connection: returns the outbox receiver
-    /// for the transport, and starts the handler if this is the connection's first transport.
+    /// Attaches the first transport to a connection and starts its handler. A WebSocket or
+    /// Server-Sent Events transport gets the outbox receiver (and, for a WebSocket, the inbox
+    /// sender); long polling leaves both with the connection, for polls and POSTs to use.
     pub(crate) fn attach(
         self: &Arc<Self>,
         shared: &Arc<ConnectionShared>,
@@ -351,37 +396,57 @@ impl ConnectionManager {
         request: RequestContext,
         identity: Option<Arc<Identity>>,
         handler: &Arc<dyn ConnectionHandler>,
-    ) -> Result<(mpsc::Receiver<Outgoing>, mpsc::Sender<Frame>), AttachError> {
-        let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+    ) -> Result<Attached, AttachError> {
+        let mut state = shared.lock();
         if shared.abort.is_cancelled() {
             return Err(AttachError::Unknown);
         }
         match state.transport {
             Some(t) if t != transport => return Err(AttachError::WrongTransport),
-            _ => {}
+            Some(_) => return Err(AttachError::AlreadyAttached),
+            None => {}
         }
         let Some(outbox_rx) = state.outbox_rx.take() else {
             return Err(AttachError::AlreadyAttached);
         };
-        if state.started {
-            // Re-attaching a duplex transport is not supported yet: the inbox went with the
-            // first one.
-            state.outbox_rx = Some(outbox_rx);
-            return Err(AttachError::AlreadyAttached);
-        }
         let request = Arc::new(request.with_transport(transport));
         state.transport = Some(transport);
         state.started = true;
-        state.request = request.clone();
+        state.request = request;
         state.identity = identity.clone();
-        drop(state);
+        state.last_poll_end = Instant::now();
 
         let (inbox_tx, inbox_rx) = mpsc::channel(INBOX_CAPACITY);
+        let attached = match transport {
+            TransportKind::WebSockets => Attached {
+                outbox: Some(outbox_rx),
+                inbox: Some(inbox_tx),
+            },
+            TransportKind::ServerSentEvents => {
+                state.inbox_tx = Some(inbox_tx);
+                Attached {
+                    outbox: Some(outbox_rx),
+                    inbox: None,
+                }
+            }
+            TransportKind::LongPolling => {
+                state.inbox_tx = Some(inbox_tx);
+                match shared.poll_outbox.try_lock() {
+                    Ok(mut slot) => *slot = Some(outbox_rx),
+                    Err(_) => return Err(AttachError::AlreadyAttached),
+                }
+                Attached {
+                    outbox: None,
+                    inbox: None,
+                }
+            }
+        };
+        drop(state);
+
         shared.touch_read();
         let connection = Connection {
             shared: shared.clone(),
             inbox: inbox_rx,
-            request,
             identity,
         };
         let run = handler.run(connection);
@@ -394,17 +459,30 @@ impl ConnectionManager {
                 shared: done.clone(),
             }
             .close();
-            manager.remove(&done.token);
+            // A long polling client still has to collect what is queued: the sweeper forgets
+            // the connection once it stops polling.
+            if transport != TransportKind::LongPolling {
+                manager.remove(&done.token);
+            }
         });
-        Ok((outbox_rx, inbox_tx))
+        Ok(attached)
     }
 
-    /// Drops connections that were negotiated but never started within `timeout`.
-    pub(crate) fn sweep_unstarted(&self, timeout: Duration) {
+    /// Drops connections that were negotiated but never started within `timeout`, and long
+    /// polling connections whose client stopped polling `timeout` ago.
+    pub(crate) fn sweep(&self, timeout: Duration) {
         self.connections.retain(|_, c| {
-            let started = c.state.lock().map(|s| s.started).unwrap_or(true);
-            let keep = started || c.created.elapsed() < timeout;
+            let mut state = c.lock();
+            let keep = if !state.started {
+                c.created.elapsed() < timeout
+            } else if state.transport == Some(TransportKind::LongPolling) && state.poll.is_none() {
+                state.last_poll_end.elapsed() < timeout
+            } else {
+                true
+            };
             if !keep {
+                tracing::debug!(connection = %c.id, "connection timed out without a transport");
+                state.inbox_tx = None;
                 c.abort.cancel();
             }
             keep

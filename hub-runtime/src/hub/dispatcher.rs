@@ -209,7 +209,6 @@ async fn run_connection<H: Hub>(endpoint: Arc<HubEndpoint<H>>, mut connection: C
         endpoint.manager.clone(),
         id.clone(),
         identity,
-        connection.request().clone(),
         sender.clone(),
     ));
     endpoint
@@ -292,6 +291,9 @@ async fn read_loop<H: Hub>(
     let mut running: FuturesUnordered<BoxFuture<()>> = FuturesUnordered::new();
     let mut waiting: VecDeque<(usize, Call)> = VecDeque::new();
     let parallel = options.max_parallel_invocations.max(1);
+    // Long polling keeps itself alive: no pings, no client timeout.
+    let inherent_keep_alive = connection.transport() == Some(TransportKind::LongPolling);
+    const FAR: u64 = 365 * 24 * 3600 * 1000;
 
     let start = |method: usize, call: Call| -> BoxFuture<()> {
         let future = endpoint.hub.clone().__invoke(cx.clone(), method, call);
@@ -350,10 +352,14 @@ async fn read_loop<H: Hub>(
         }
 
         let now = now_ms();
-        let keep_alive_at =
-            connection.last_write_ms() + options.keep_alive_interval.as_millis() as u64;
-        let timeout_at = connection.last_read_ms() + options.client_timeout.as_millis() as u64;
-        let wake_at = instant_of(keep_alive_at.min(timeout_at).max(now));
+        let wake_at = if inherent_keep_alive {
+            instant_of(now + FAR)
+        } else {
+            let keep_alive_at =
+                connection.last_write_ms() + options.keep_alive_interval.as_millis() as u64;
+            let timeout_at = connection.last_read_ms() + options.client_timeout.as_millis() as u64;
+            instant_of(keep_alive_at.min(timeout_at).max(now))
+        };
 
         tokio::select! {
             frame = connection.recv(), if waiting.len() < options.max_pending_invocations => {
@@ -368,7 +374,7 @@ async fn read_loop<H: Hub>(
                     running.push(start(method, call));
                 }
             }
-            _ = tokio::time::sleep_until(wake_at) => {
+            _ = tokio::time::sleep_until(wake_at), if !inherent_keep_alive => {
                 let now = now_ms();
                 if now >= connection.last_read_ms() + options.client_timeout.as_millis() as u64 {
                     let detail = "Client hasn't sent a message/ping within the configured ClientTimeoutInterval.";

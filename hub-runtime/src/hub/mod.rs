@@ -93,7 +93,6 @@ pub struct HubContext<H: Hub> {
     pub groups: Groups,
     connection_id: Arc<str>,
     identity: Option<Arc<Identity>>,
-    request: Arc<RequestContext>,
     items: Items,
     sender: ConnectionSender,
     close_requested: CancellationToken,
@@ -105,7 +104,6 @@ impl<H: Hub> HubContext<H> {
         manager: Arc<LifetimeManager>,
         connection_id: Arc<str>,
         identity: Option<Arc<Identity>>,
-        request: Arc<RequestContext>,
         sender: ConnectionSender,
     ) -> Self {
         HubContext {
@@ -113,7 +111,6 @@ impl<H: Hub> HubContext<H> {
             groups: Groups::new(manager),
             connection_id,
             identity,
-            request,
             items: Items::default(),
             sender,
             close_requested: CancellationToken::new(),
@@ -136,9 +133,10 @@ impl<H: Hub> HubContext<H> {
         self.identity.as_deref()
     }
 
-    /// The HTTP request that carried the connection's transport.
-    pub fn request(&self) -> &RequestContext {
-        &self.request
+    /// The HTTP request that carried the connection's transport (for long polling, the
+    /// latest poll).
+    pub fn request(&self) -> Arc<RequestContext> {
+        self.sender.request()
     }
 
     /// Per-connection state: typed values that live as long as the connection.

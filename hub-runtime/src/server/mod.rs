@@ -50,7 +50,11 @@ impl EndpointOptions {
     /// Every transport this server implements, anonymous access.
     pub fn new() -> Self {
         EndpointOptions {
-            transports: vec![TransportKind::WebSockets],
+            transports: vec![
+                TransportKind::WebSockets,
+                TransportKind::ServerSentEvents,
+                TransportKind::LongPolling,
+            ],
             authenticator: None,
         }
     }
@@ -370,9 +374,7 @@ async fn sweep(inner: Arc<ServerInner>) {
     loop {
         tick.tick().await;
         for endpoint in &inner.endpoints {
-            endpoint
-                .connections
-                .sweep_unstarted(inner.options.disconnect_timeout);
+            endpoint.connections.sweep(inner.options.disconnect_timeout);
         }
     }
 }

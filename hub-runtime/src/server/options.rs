@@ -39,6 +39,8 @@ pub struct HubOptions {
     pub disconnect_timeout: Duration,
     /// On shutdown, how long connections get to close before the server stops (5 s).
     pub shutdown_drain: Duration,
+    /// How long a long poll waits for data before answering empty (90 s).
+    pub long_poll_timeout: Duration,
 }
 
 impl Default for HubOptions {
@@ -55,6 +57,7 @@ impl Default for HubOptions {
             outbox_capacity: 1024,
             disconnect_timeout: Duration::from_secs(15),
             shutdown_drain: Duration::from_secs(5),
+            long_poll_timeout: Duration::from_secs(90),
         }
     }
 }

@@ -11,8 +11,15 @@ use warp::Filter;
 
 use super::{Endpoint, ServerInner};
 use crate::connection::negotiate;
-use crate::connection::{AttachError, RequestContext, TransportKind};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+
+use crate::auth::Identity;
+use crate::connection::{
+    AttachError, Attached, ConnectionShared, Frame, RequestContext, TransportKind,
+};
 use crate::transport::websocket::{self, WsLimits};
+use crate::transport::{self, long_polling, sse};
 
 enum Route {
     Negotiate,
@@ -50,6 +57,8 @@ fn unauthorized() -> Response {
     text(StatusCode::UNAUTHORIZED, "")
 }
 
+type Body = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, warp::Error>> + Send>>;
+
 struct Request {
     method: Method,
     headers: HeaderMap,
@@ -61,6 +70,23 @@ impl Request {
     fn context(&self) -> RequestContext {
         RequestContext::new(&self.query, self.headers.clone(), self.remote)
     }
+}
+
+/// The request body as a stream of `Bytes`, read only by the handlers that need it.
+fn body_stream() -> impl Filter<Extract = (Body,), Error = warp::Rejection> + Clone {
+    fn boxed<S, B>(stream: S) -> Body
+    where
+        S: futures_util::Stream<Item = Result<B, warp::Error>> + Send + 'static,
+        B: warp::Buf,
+    {
+        Box::pin(stream.map(|chunk| {
+            chunk.map(|mut buf| {
+                let len = buf.remaining();
+                buf.copy_to_bytes(len)
+            })
+        }))
+    }
+    warp::body::stream().map(boxed)
 }
 
 /// The server's routes as one filter.
@@ -81,8 +107,15 @@ pub(crate) fn filter(inner: Arc<ServerInner>) -> BoxedFilter<(Response,)> {
         .and(query)
         .and(warp::addr::remote())
         .and(ws)
+        .and(body_stream())
         .then(
-            move |(endpoint, route): (Arc<Endpoint>, Route), method, headers, query, remote, ws| {
+            move |(endpoint, route): (Arc<Endpoint>, Route),
+                  method,
+                  headers,
+                  query,
+                  remote,
+                  ws,
+                  body| {
                 let inner = inner_for_handler.clone();
                 async move {
                     let request = Request {
@@ -96,7 +129,9 @@ pub(crate) fn filter(inner: Arc<ServerInner>) -> BoxedFilter<(Response,)> {
                     } else {
                         match route {
                             Route::Negotiate => negotiate(&inner, &endpoint, &request).await,
-                            Route::Transport => transport(&inner, &endpoint, &request, ws).await,
+                            Route::Transport => {
+                                transport(&inner, &endpoint, &request, ws, body).await
+                            }
                         }
                     };
                     if let Some(cors) = &inner.cors {
@@ -144,101 +179,233 @@ async fn transport(
     endpoint: &Endpoint,
     request: &Request,
     ws: Option<warp::ws::Ws>,
+    body: Body,
 ) -> Response {
     let context = request.context();
     let id = context
         .query("id")
         .filter(|id| !id.is_empty())
         .map(str::to_owned);
-    match (&request.method, ws) {
-        (&Method::GET, Some(ws)) => {
-            if !endpoint.transports.contains(&TransportKind::WebSockets) {
-                return text(
-                    StatusCode::NOT_FOUND,
-                    "WebSockets transport not supported by this end point type",
-                );
-            }
-            let shared = match &id {
-                // skipNegotiation: a WebSocket without an id gets a fresh connection.
-                None => endpoint
-                    .connections
-                    .create(inner.options.outbox_capacity, false),
-                Some(id) => match endpoint.connections.get(id) {
-                    Some(shared) => shared,
-                    None => return text(StatusCode::NOT_FOUND, "No Connection with that ID"),
-                },
-            };
-            let identity = match endpoint.authenticator.authenticate(&context).await {
-                Ok(identity) => identity.map(Arc::new),
-                Err(e) => {
-                    tracing::debug!(path = %endpoint.path, reason = %e.reason, "websocket refused");
-                    if id.is_none() {
-                        endpoint.connections.remove(&shared.token);
-                    }
-                    return unauthorized();
-                }
-            };
-            let attached = endpoint.connections.attach(
-                &shared,
-                TransportKind::WebSockets,
-                context,
-                identity,
-                &endpoint.handler,
-            );
-            let (outbox, inbox) = match attached {
-                Ok(pair) => pair,
-                Err(e) => return attach_error(e),
-            };
-            let limits = WsLimits {
-                max_frame_size: inner.options.max_frame_size,
-                send_timeout: Duration::from_secs(10),
-            };
-            let reply = websocket::configure(ws, limits)
-                .on_upgrade(move |socket| websocket::run(socket, shared, outbox, inbox, limits));
-            warp::Reply::into_response(reply)
+    if request.method == Method::GET && ws.is_some() && id.is_none() {
+        // skipNegotiation: a WebSocket without an id gets a fresh connection.
+        if !endpoint.transports.contains(&TransportKind::WebSockets) {
+            return not_supported(TransportKind::WebSockets);
         }
-        (&Method::GET, None) | (&Method::POST, _) | (&Method::DELETE, _) => {
-            let Some(id) = id else {
-                return text(StatusCode::BAD_REQUEST, "Connection ID required");
+        let shared = endpoint
+            .connections
+            .create(inner.options.outbox_capacity, false);
+        let response = websocket_upgrade(inner, endpoint, &shared, context, ws).await;
+        if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+            endpoint.connections.remove(&shared.token);
+        }
+        return response;
+    }
+    if ![Method::GET, Method::POST, Method::DELETE].contains(&request.method) {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "");
+    }
+    let Some(id) = id else {
+        return text(StatusCode::BAD_REQUEST, "Connection ID required");
+    };
+    let Some(shared) = endpoint.connections.get(&id) else {
+        return text(StatusCode::NOT_FOUND, "No Connection with that ID");
+    };
+    let current = shared.lock().transport;
+    match request.method {
+        Method::GET => {
+            let wanted = if ws.is_some() {
+                TransportKind::WebSockets
+            } else if accepts_event_stream(&request.headers) {
+                TransportKind::ServerSentEvents
+            } else {
+                TransportKind::LongPolling
             };
-            let Some(shared) = endpoint.connections.get(&id) else {
-                return text(StatusCode::NOT_FOUND, "No Connection with that ID");
-            };
-            let current = shared.state.lock().map(|s| s.transport).unwrap_or(None);
-            match request.method {
-                Method::POST if current == Some(TransportKind::WebSockets) => text(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "POST requests are not allowed for WebSocket connections.",
-                ),
-                Method::DELETE => text(
-                    StatusCode::BAD_REQUEST,
-                    "Cannot terminate this connection using the DELETE endpoint.",
-                ),
-                Method::GET if current.is_some() => text(
+            if !endpoint.transports.contains(&wanted) {
+                return not_supported(wanted);
+            }
+            if current.is_some_and(|t| t != wanted) {
+                return text(
                     StatusCode::BAD_REQUEST,
                     "Cannot change transports mid-connection",
-                ),
-                _ => {
-                    let wanted = if request.method == Method::GET
-                        && request
-                            .headers
-                            .get(http::header::ACCEPT)
-                            .and_then(|v| v.to_str().ok())
-                            == Some("text/event-stream")
-                    {
-                        TransportKind::ServerSentEvents
-                    } else {
-                        TransportKind::LongPolling
+                );
+            }
+            match wanted {
+                TransportKind::WebSockets => {
+                    websocket_upgrade(inner, endpoint, &shared, context, ws).await
+                }
+                TransportKind::ServerSentEvents => {
+                    let identity = match authenticate(endpoint, &context).await {
+                        Ok(identity) => identity,
+                        Err(response) => return response,
                     };
-                    text(
-                        StatusCode::NOT_FOUND,
-                        &format!("{wanted} transport not supported by this end point type"),
-                    )
+                    let attached = endpoint.connections.attach(
+                        &shared,
+                        TransportKind::ServerSentEvents,
+                        context,
+                        identity,
+                        &endpoint.handler,
+                    );
+                    match attached {
+                        Ok(attached) => match attached.outbox {
+                            Some(outbox) => sse::response(shared, outbox),
+                            None => text(StatusCode::CONFLICT, ""),
+                        },
+                        Err(e) => attach_error(e),
+                    }
+                }
+                TransportKind::LongPolling => {
+                    let identity = match authenticate(endpoint, &context).await {
+                        Ok(identity) => identity,
+                        Err(response) => return response,
+                    };
+                    if current.is_none() {
+                        // The first poll starts the connection and answers at once.
+                        return match endpoint.connections.attach(
+                            &shared,
+                            TransportKind::LongPolling,
+                            context,
+                            identity,
+                            &endpoint.handler,
+                        ) {
+                            Ok(_) => long_polling::data(Bytes::new(), true),
+                            Err(e) => attach_error(e),
+                        };
+                    }
+                    long_polling::poll(shared, context, inner.options.long_poll_timeout).await
                 }
             }
         }
-        _ => text(StatusCode::METHOD_NOT_ALLOWED, ""),
+        Method::POST => {
+            match current {
+                Some(TransportKind::WebSockets) => {
+                    return text(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "POST requests are not allowed for WebSocket connections.",
+                    )
+                }
+                None => {
+                    return text(
+                        StatusCode::BAD_REQUEST,
+                        "The connection has not started: connect a transport first.",
+                    )
+                }
+                Some(_) => {}
+            }
+            if let Err(response) = authenticate(endpoint, &context).await {
+                return response;
+            }
+            let body = match read_body(body, inner.options.max_frame_size).await {
+                Ok(body) => body,
+                Err(response) => return response,
+            };
+            let binary = request
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("application/octet-stream"));
+            let frame = if binary {
+                Frame::Binary(body)
+            } else {
+                Frame::Text(body)
+            };
+            transport::post(&shared, frame).await
+        }
+        _ => {
+            if current != Some(TransportKind::LongPolling) {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "Cannot terminate this connection using the DELETE endpoint.",
+                );
+            }
+            long_polling::delete(&shared)
+        }
     }
+}
+
+fn accepts_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/event-stream"))
+}
+
+fn not_supported(transport: TransportKind) -> Response {
+    text(
+        StatusCode::NOT_FOUND,
+        &format!("{transport} transport not supported by this end point type"),
+    )
+}
+
+async fn authenticate(
+    endpoint: &Endpoint,
+    context: &RequestContext,
+) -> Result<Option<Arc<Identity>>, Response> {
+    match endpoint.authenticator.authenticate(context).await {
+        Ok(identity) => Ok(identity.map(Arc::new)),
+        Err(e) => {
+            tracing::debug!(path = %endpoint.path, reason = %e.reason, "transport request refused");
+            Err(unauthorized())
+        }
+    }
+}
+
+async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, Response> {
+    let mut out = BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|_| {
+            text(
+                StatusCode::BAD_REQUEST,
+                "The request body could not be read.",
+            )
+        })?;
+        if out.len() + chunk.len() > limit {
+            return Err(text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("The request body is larger than {limit} bytes."),
+            ));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out.freeze())
+}
+
+async fn websocket_upgrade(
+    inner: &ServerInner,
+    endpoint: &Endpoint,
+    shared: &Arc<ConnectionShared>,
+    context: RequestContext,
+    ws: Option<warp::ws::Ws>,
+) -> Response {
+    let Some(ws) = ws else {
+        return text(StatusCode::BAD_REQUEST, "A WebSocket upgrade was expected.");
+    };
+    let identity = match authenticate(endpoint, &context).await {
+        Ok(identity) => identity,
+        Err(response) => return response,
+    };
+    let attached = endpoint.connections.attach(
+        shared,
+        TransportKind::WebSockets,
+        context,
+        identity,
+        &endpoint.handler,
+    );
+    let (outbox, inbox) = match attached {
+        Ok(Attached {
+            outbox: Some(outbox),
+            inbox: Some(inbox),
+        }) => (outbox, inbox),
+        Ok(_) => return text(StatusCode::CONFLICT, ""),
+        Err(e) => return attach_error(e),
+    };
+    let limits = WsLimits {
+        max_frame_size: inner.options.max_frame_size,
+        send_timeout: Duration::from_secs(10),
+    };
+    let shared = shared.clone();
+    let reply = websocket::configure(ws, limits)
+        .on_upgrade(move |socket| websocket::run(socket, shared, outbox, inbox, limits));
+    warp::Reply::into_response(reply)
 }
 
 fn attach_error(error: AttachError) -> Response {

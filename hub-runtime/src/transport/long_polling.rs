@@ -1,0 +1,148 @@
+//! Long polling: each GET waits for queued frames (or the poll timeout) and returns them all;
+//! the client sends with POST and ends with DELETE.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use http::StatusCode;
+use tokio_util::sync::CancellationToken;
+use warp::reply::Response;
+
+use super::text;
+use crate::connection::{ConnectionShared, Frame, Outgoing, RequestContext, TransportKind};
+
+/// Most bytes one poll returns (more waits for the next poll).
+const MAX_POLL_BYTES: usize = 1 << 20;
+
+fn no_cache(response: &mut Response) {
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-cache, no-store"),
+    );
+    headers.insert(
+        http::header::PRAGMA,
+        http::HeaderValue::from_static("no-cache"),
+    );
+    headers.insert(
+        http::header::EXPIRES,
+        http::HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"),
+    );
+}
+
+/// 200 with a body (possibly empty).
+pub(crate) fn data(body: bytes::Bytes, binary: bool) -> Response {
+    let mut response = Response::new(body.into());
+    let content_type = if binary {
+        "application/octet-stream"
+    } else {
+        "text/plain; charset=utf-8"
+    };
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    no_cache(&mut response);
+    response
+}
+
+/// 204: the connection is over (or this poll was displaced by a newer one).
+fn over() -> Response {
+    let mut response = text(StatusCode::NO_CONTENT, "");
+    no_cache(&mut response);
+    response
+}
+
+/// One poll after the first.
+pub(crate) async fn poll(
+    shared: Arc<ConnectionShared>,
+    request: RequestContext,
+    timeout: Duration,
+) -> Response {
+    let token = CancellationToken::new();
+    let number = {
+        let mut state = shared.lock();
+        state.polls += 1;
+        let number = state.polls;
+        if let Some((_, displaced)) = state.poll.replace((number, token.clone())) {
+            displaced.cancel();
+        }
+        state.request = Arc::new(request.with_transport(TransportKind::LongPolling));
+        number
+    };
+    shared.touch_read();
+    let response = wait(&shared, &token, timeout).await;
+    let mut state = shared.lock();
+    if state.poll.as_ref().is_some_and(|(n, _)| *n == number) {
+        state.poll = None;
+    }
+    state.last_poll_end = Instant::now();
+    response
+}
+
+async fn wait(
+    shared: &Arc<ConnectionShared>,
+    token: &CancellationToken,
+    timeout: Duration,
+) -> Response {
+    let mut slot = tokio::select! {
+        slot = shared.poll_outbox.lock() => slot,
+        _ = token.cancelled() => return over(),
+    };
+    let Some(outbox) = slot.as_mut() else {
+        return over();
+    };
+    let first = tokio::select! {
+        item = outbox.recv() => item,
+        _ = token.cancelled() => return over(),
+        _ = shared.abort.cancelled() => return over(),
+        _ = tokio::time::sleep(timeout) => return data(bytes::Bytes::new(), false),
+    };
+    let mut body = BytesMut::new();
+    let mut binary = false;
+    let mut finished = false;
+    let mut next = first;
+    loop {
+        match next {
+            Some(Outgoing::Frame(frame)) => {
+                binary |= matches!(frame, Frame::Binary(_));
+                body.extend_from_slice(frame.data());
+            }
+            Some(Outgoing::Close) | None => {
+                finished = true;
+                break;
+            }
+        }
+        if body.len() >= MAX_POLL_BYTES {
+            break;
+        }
+        match outbox.try_recv() {
+            Ok(item) => next = Some(item),
+            Err(_) => break,
+        }
+    }
+    if finished {
+        *slot = None;
+        shared.lock().finished = true;
+    }
+    shared.touch_write();
+    if body.is_empty() {
+        over()
+    } else {
+        data(body.freeze(), binary)
+    }
+}
+
+/// DELETE: the client ends the connection; a waiting poll completes with 204.
+pub(crate) fn delete(shared: &Arc<ConnectionShared>) -> Response {
+    let mut state = shared.lock();
+    state.inbox_tx = None;
+    if let Some((_, poll)) = state.poll.take() {
+        poll.cancel();
+    }
+    drop(state);
+    let mut response = text(StatusCode::ACCEPTED, "");
+    response.headers_mut().remove(http::header::CONTENT_TYPE);
+    response
+}
