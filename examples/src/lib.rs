@@ -37,8 +37,7 @@ pub fn parse_args(program: &str) -> Args {
 
 /// Logs to stderr; quiet (warnings) unless `RUST_LOG` says otherwise.
 pub fn init_logging() {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

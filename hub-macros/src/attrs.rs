@@ -22,11 +22,7 @@ pub(crate) enum Context {
 }
 
 /// Takes the `#[hub(...)]` attributes out of `attrs` (the others stay) and reads them.
-pub(crate) fn take_method_attrs(
-    attrs: &mut Vec<Attribute>,
-    context: Context,
-    errors: &mut Errors,
-) -> MethodAttrs {
+pub(crate) fn take_method_attrs(attrs: &mut Vec<Attribute>, context: Context, errors: &mut Errors) -> MethodAttrs {
     let mut out = MethodAttrs::default();
     let mut kept = Vec::with_capacity(attrs.len());
     for attr in attrs.drain(..) {

@@ -17,6 +17,8 @@ struct ClientMethod {
     ident: syn::Ident,
     wire_name: String,
     params: Vec<(syn::Ident, Type)>,
+    /// A client result's type.
+    returns: Option<Type>,
 }
 
 pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
@@ -39,10 +41,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         errors.spanned(&item_trait.generics, "a client interface cannot be generic");
     }
     if !item_trait.supertraits.is_empty() {
-        errors.spanned(
-            &item_trait.supertraits,
-            "a client interface cannot have supertraits",
-        );
+        errors.spanned(&item_trait.supertraits, "a client interface cannot have supertraits");
     }
 
     let mut methods = Vec::new();
@@ -55,8 +54,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
             );
             continue;
         };
-        let method_attrs =
-            attrs::take_method_attrs(&mut function.attrs, Context::ClientMethod, &mut errors);
+        let method_attrs = attrs::take_method_attrs(&mut function.attrs, Context::ClientMethod, &mut errors);
         let sig = &function.sig;
         let wire_name = method_attrs
             .name
@@ -79,7 +77,10 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         }
         let mut ok = true;
         if let Some(body) = &function.default {
-            errors.spanned(body, "client methods are declarations, implemented by the clients: remove the body and end with `;`");
+            errors.spanned(
+                body,
+                "client methods are declarations, implemented by the clients: remove the body and end with `;`",
+            );
             ok = false;
         }
         if !sig.generics.params.is_empty() {
@@ -89,13 +90,17 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
             );
             ok = false;
         }
-        if let syn::ReturnType::Type(_, ty) = &sig.output {
-            errors.spanned(
-                ty,
-                "client methods that return a value (client results) are not supported yet: declare the method without a return type",
-            );
-            ok = false;
-        }
+        let returns = match &sig.output {
+            syn::ReturnType::Type(_, ty) if crate::types::is_unit(ty) => None,
+            syn::ReturnType::Type(_, ty) => {
+                if let Type::ImplTrait(_) = &**ty {
+                    errors.spanned(ty, "a client result needs a concrete type, such as `bool` or `String`");
+                    ok = false;
+                }
+                Some((**ty).clone())
+            }
+            syn::ReturnType::Default => None,
+        };
         match sig.inputs.first() {
             Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none() => {}
             Some(FnArg::Receiver(r)) => {
@@ -103,10 +108,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
                 ok = false;
             }
             _ => {
-                errors.spanned(
-                    &sig.ident,
-                    "client methods take `&self` as their first parameter",
-                );
+                errors.spanned(&sig.ident, "client methods take `&self` as their first parameter");
                 ok = false;
             }
         }
@@ -140,17 +142,14 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
                 ident: sig.ident.clone(),
                 wire_name,
                 params,
+                returns,
             });
         }
     }
 
     let vis = &item_trait.vis;
     let name = &item_trait.ident;
-    let docs: Vec<_> = item_trait
-        .attrs
-        .iter()
-        .filter(|a| a.path().is_ident("doc"))
-        .collect();
+    let docs: Vec<_> = item_trait.attrs.iter().filter(|a| a.path().is_ident("doc")).collect();
     let proxy_struct = quote! {
         #(#docs)*
         ///
@@ -182,8 +181,9 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         return quote! { #proxy_struct #compile_errors };
     }
 
-    let methods = methods.iter().map(|m| {
-        let ClientMethod { attrs, ident, wire_name, params } = m;
+    let (results, sends): (Vec<&ClientMethod>, Vec<&ClientMethod>) = methods.iter().partition(|m| m.returns.is_some());
+    let results = results.into_iter().map(|m| {
+        let ClientMethod { attrs, ident, wire_name, params, returns } = m;
         let names: Vec<_> = params.iter().map(|(n, _)| n).collect();
         let decls = params.iter().map(|(n, t)| quote!(#n: #t));
         let erased = params.iter().map(|(n, t)| {
@@ -191,6 +191,38 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
             quote_spanned! {span=> ::hub_runtime::__private::client_arg::<#t>(&#n) }
         });
         let args = if names.is_empty() { quote!(&::hub_runtime::__private::NoArgs) } else { quote!(&[#(#erased),*]) };
+        let result = returns.as_ref().map(|r| quote!(#r)).unwrap_or_default();
+        let span = returns.as_ref().map(|r| r.span()).unwrap_or_else(Span::call_site);
+        let invoke = quote_spanned! {span=>
+            ::hub_runtime::__private::client_result::<#result, _>(&self.target, #wire_name, #args).await
+        };
+        quote! {
+            #(#attrs)*
+            #[doc = concat!("Calls `", #wire_name, "` on this connection and awaits the client's result.")]
+            pub async fn #ident(&self, #(#decls),*) -> ::std::result::Result<#result, ::hub_runtime::ClientResultError> {
+                #invoke
+            }
+        }
+    });
+    let methods = sends.into_iter().map(|m| {
+        let ClientMethod {
+            attrs,
+            ident,
+            wire_name,
+            params,
+            ..
+        } = m;
+        let names: Vec<_> = params.iter().map(|(n, _)| n).collect();
+        let decls = params.iter().map(|(n, t)| quote!(#n: #t));
+        let erased = params.iter().map(|(n, t)| {
+            let span = t.span();
+            quote_spanned! {span=> ::hub_runtime::__private::client_arg::<#t>(&#n) }
+        });
+        let args = if names.is_empty() {
+            quote!(&::hub_runtime::__private::NoArgs)
+        } else {
+            quote!(&[#(#erased),*])
+        };
         quote! {
             #(#attrs)*
             #[doc = concat!("Calls `", #wire_name, "` on every connection of this target.")]
@@ -204,6 +236,11 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
 
         impl<K: ::hub_runtime::__private::TargetKind> #name<K> {
             #(#methods)*
+        }
+
+        /// Client results: only on a single connection (`caller()`, `client(id)`).
+        impl #name<::hub_runtime::One> {
+            #(#results)*
         }
     }
 }

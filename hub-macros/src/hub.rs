@@ -51,6 +51,8 @@ enum Param {
     Cancellation,
     /// An argument the client sends.
     Argument(Box<Type>),
+    /// A client-to-server stream (`ClientStream<T>`), bound from `streamIds`.
+    Upload(Box<Type>),
 }
 
 /// A validated hub method.
@@ -60,6 +62,12 @@ struct Method {
     is_async: bool,
     params: Vec<Param>,
     returns: Returns,
+}
+
+impl Method {
+    fn is_stream(&self) -> bool {
+        matches!(self.returns, Returns::Stream { .. } | Returns::StreamResult { .. })
+    }
 }
 
 enum HookKind {
@@ -115,17 +123,13 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         let ImplItem::Fn(function) = item else {
             continue;
         };
-        let method_attrs =
-            attrs::take_method_attrs(&mut function.attrs, Context::HubMethod, &mut errors);
+        let method_attrs = attrs::take_method_attrs(&mut function.attrs, Context::HubMethod, &mut errors);
         if method_attrs.skip {
             continue;
         }
         if let Some(span) = method_attrs.on_connected.or(method_attrs.on_disconnected) {
             if method_attrs.on_connected.is_some() && method_attrs.on_disconnected.is_some() {
-                errors.at(
-                    span,
-                    "a method cannot be both `on_connected` and `on_disconnected`",
-                );
+                errors.at(span, "a method cannot be both `on_connected` and `on_disconnected`");
                 continue;
             }
             let kind = if method_attrs.on_connected.is_some() {
@@ -210,12 +214,18 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     let defs = methods.iter().map(|m| {
         let name = &m.wire_name;
         let count = m.params.iter().filter(|p| matches!(p, Param::Argument(_))).count();
-        quote! { ::hub_runtime::__private::MethodDef { name: #name, arguments: #count, kind: ::hub_runtime::__private::MethodKind::Plain } }
+        let streams = m.params.iter().filter(|p| matches!(p, Param::Upload(_))).count();
+        let kind = if m.is_stream() { quote!(Stream) } else { quote!(Plain) };
+        quote! {
+            ::hub_runtime::__private::MethodDef {
+                name: #name,
+                arguments: #count,
+                streams: #streams,
+                kind: ::hub_runtime::__private::MethodKind::#kind,
+            }
+        }
     });
-    let arms = methods
-        .iter()
-        .enumerate()
-        .map(|(index, m)| method_arm(index, m));
+    let arms = methods.iter().enumerate().map(|(index, m)| method_arm(index, m));
     let on_connected = hooks
         .iter()
         .find(|h| matches!(h.kind, HookKind::Connected))
@@ -255,17 +265,18 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
 
 fn receiver_ok(function: &ImplItemFn, what: &str, errors: &mut Errors) -> bool {
     match function.sig.inputs.first() {
-        Some(FnArg::Receiver(r))
-            if r.reference.is_some() && r.mutability.is_none() && r.colon_token.is_none() =>
-        {
-            true
-        }
+        Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none() && r.colon_token.is_none() => true,
         Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_some() => {
             errors.spanned(r, format!("{what} take `&self`, not `&mut self`: one hub value serves every connection at once; keep mutable state in fields with interior mutability (a `Mutex`, an atomic) or per connection in `cx.items()`"));
             false
         }
         Some(FnArg::Receiver(r)) => {
-            errors.spanned(r, format!("{what} take `&self`: one hub value serves every connection, so it cannot be moved into one call"));
+            errors.spanned(
+                r,
+                format!(
+                    "{what} take `&self`: one hub value serves every connection, so it cannot be moved into one call"
+                ),
+            );
             false
         }
         _ => {
@@ -279,7 +290,10 @@ fn check_signature_shape(function: &ImplItemFn, errors: &mut Errors) -> bool {
     let sig = &function.sig;
     let mut ok = true;
     if !sig.generics.params.is_empty() {
-        errors.spanned(&sig.generics, "hub methods cannot be generic: clients call them by name, so every parameter needs one concrete type");
+        errors.spanned(
+            &sig.generics,
+            "hub methods cannot be generic: clients call them by name, so every parameter needs one concrete type",
+        );
         ok = false;
     }
     if let Some(unsafety) = &sig.unsafety {
@@ -297,11 +311,7 @@ fn is_context(ty: &Type) -> bool {
     types::is_named(ty, "HubContext")
 }
 
-fn validate_method(
-    function: &ImplItemFn,
-    wire_name: String,
-    errors: &mut Errors,
-) -> Option<Method> {
+fn validate_method(function: &ImplItemFn, wire_name: String, errors: &mut Errors) -> Option<Method> {
     let mut ok = receiver_ok(function, "hub methods", errors);
     ok &= check_signature_shape(function, errors);
     let mut params = Vec::new();
@@ -314,20 +324,27 @@ fn validate_method(
         match ty {
             Type::Reference(r) if is_context(&r.elem) => {
                 if has_context {
-                    errors.spanned(ty, "the hub context is injected once: remove the second `&HubContext<Self>` parameter");
+                    errors.spanned(
+                        ty,
+                        "the hub context is injected once: remove the second `&HubContext<Self>` parameter",
+                    );
                     ok = false;
                 }
                 has_context = true;
                 params.push(Param::Context);
             }
             _ if is_context(ty) => {
-                errors.spanned(
-                    ty,
-                    "take the hub context by reference: `cx: &HubContext<Self>`",
-                );
+                errors.spanned(ty, "take the hub context by reference: `cx: &HubContext<Self>`");
                 ok = false;
             }
             _ if types::is_named(ty, "CancellationToken") => params.push(Param::Cancellation),
+            _ if types::is_named(ty, "ClientStream") => match types::type_args(ty).first() {
+                Some(item) => params.push(Param::Upload(Box::new((*item).clone()))),
+                None => {
+                    errors.spanned(ty, "name the item type of the client stream: `ClientStream<T>`");
+                    ok = false;
+                }
+            },
             Type::Reference(r) => {
                 errors.spanned(
                     ty,
@@ -349,7 +366,10 @@ fn validate_method(
     let returns = match types::classify_return(&function.sig.output) {
         Ok(r) => r,
         Err(ty) => {
-            errors.spanned(ty, "hub methods cannot return `impl Trait`: return a concrete type that implements `serde::Serialize`");
+            errors.spanned(
+                ty,
+                "hub methods cannot return this `impl Trait`: return a type that implements `serde::Serialize`, or `impl Stream<Item = T>` for a streaming method",
+            );
             ok = false;
             Returns::Unit
         }
@@ -378,9 +398,7 @@ fn validate_hook(function: &ImplItemFn, kind: HookKind, errors: &mut Errors) -> 
         let ty = &*pat_type.ty;
         match (ty, &kind) {
             (Type::Reference(r), _) if is_context(&r.elem) => params.push(HookParam::Context),
-            (_, HookKind::Disconnected) if types::is_named(ty, "Option") => {
-                params.push(HookParam::Error)
-            }
+            (_, HookKind::Disconnected) if types::is_named(ty, "Option") => params.push(HookParam::Error),
             (_, HookKind::Connected) => {
                 errors.spanned(
                     ty,
@@ -399,7 +417,9 @@ fn validate_hook(function: &ImplItemFn, kind: HookKind, errors: &mut Errors) -> 
         (Ok(Returns::UnitResult { .. }), HookKind::Connected) => true,
         _ => {
             let message = match kind {
-                HookKind::Connected => "`on_connected` returns `()` or `Result<(), E>` (an error closes the connection)",
+                HookKind::Connected => {
+                    "`on_connected` returns `()` or `Result<(), E>` (an error closes the connection)"
+                }
                 HookKind::Disconnected => "`on_disconnected` returns `()`",
             };
             errors.spanned(&function.sig.output, message);
@@ -421,6 +441,7 @@ fn method_arm(index: usize, method: &Method) -> TokenStream {
     let mut decode = Vec::new();
     let mut call_args = Vec::new();
     let mut argument = 0usize;
+    let mut upload = 0usize;
     for (i, param) in method.params.iter().enumerate() {
         match param {
             Param::Context => call_args.push(quote!(&*__cx)),
@@ -437,13 +458,21 @@ fn method_arm(index: usize, method: &Method) -> TokenStream {
                 call_args.push(quote!(#var));
                 argument += 1;
             }
+            Param::Upload(item) => {
+                let var = format_ident!("__u{}", i);
+                let span = item.span();
+                decode.push(quote_spanned! {span=>
+                    let #var = match __call.upload::<#item>(#upload) {
+                        ::std::result::Result::Ok(value) => value,
+                        ::std::result::Result::Err(outcome) => return outcome,
+                    };
+                });
+                call_args.push(quote!(#var));
+                upload += 1;
+            }
         }
     }
-    let await_ = if method.is_async {
-        quote!(.await)
-    } else {
-        quote!()
-    };
+    let await_ = if method.is_async { quote!(.await) } else { quote!() };
     let invoke = quote!(self.#ident(#(#call_args),*)#await_);
     let finish_error = |error: &Option<Box<Type>>| match error {
         Some(e) => {
@@ -452,7 +481,31 @@ fn method_arm(index: usize, method: &Method) -> TokenStream {
         }
         None => quote! { __call.finish_error(::hub_runtime::__private::into_hub_error(__e)) },
     };
+    let pump = |item: &Type| {
+        let span = item.span();
+        if types::is_named(item, "Result") {
+            let args = types::type_args(item);
+            let ok = args.first().map(|t| quote!(#t)).unwrap_or_else(|| quote!(_));
+            quote_spanned! {span=> __call.pump_results::<_, #ok, _>(__s).await }
+        } else {
+            quote_spanned! {span=> __call.pump::<_, #item>(__s).await }
+        }
+    };
     let finish = match &method.returns {
+        Returns::Stream { item } => {
+            let pump = pump(item);
+            quote! { let __s = #invoke; #pump }
+        }
+        Returns::StreamResult { item, error } => {
+            let pump = pump(item);
+            let failed = finish_error(error);
+            quote! {
+                match #invoke {
+                    ::std::result::Result::Ok(__s) => #pump,
+                    ::std::result::Result::Err(__e) => #failed,
+                }
+            }
+        }
         Returns::Unit => quote! { let () = #invoke; __call.finish_void() },
         Returns::Value(ty) => {
             let span = ty.span();
@@ -480,11 +533,16 @@ fn method_arm(index: usize, method: &Method) -> TokenStream {
             }
         }
     };
-    quote! {
-        #index => ::std::boxed::Box::pin(async move {
-            #(#decode)*
-            #finish
-        }),
+    let body = quote! {
+        #[allow(unused_mut)]
+        let mut __call = __call;
+        #(#decode)*
+        #finish
+    };
+    if method.is_stream() {
+        quote! { #index => ::hub_runtime::__private::Outcome::streaming(async move { #body }), }
+    } else {
+        quote! { #index => ::std::boxed::Box::pin(async move { #body }), }
     }
 }
 
@@ -494,11 +552,7 @@ fn hook_fn(hook: &Hook) -> TokenStream {
         HookParam::Context => quote!(&*__cx),
         HookParam::Error => quote!(__error.clone()),
     });
-    let await_ = if hook.is_async {
-        quote!(.await)
-    } else {
-        quote!()
-    };
+    let await_ = if hook.is_async { quote!(.await) } else { quote!() };
     let invoke = quote!(self.#ident(#(#args),*)#await_);
     match hook.kind {
         HookKind::Connected => {

@@ -26,10 +26,7 @@ mod tests {
     fn converts() {
         assert_eq!(pascal_case("send_message"), "SendMessage");
         assert_eq!(pascal_case("echo"), "Echo");
-        assert_eq!(
-            pascal_case("get_user_name_identifier"),
-            "GetUserNameIdentifier"
-        );
+        assert_eq!(pascal_case("get_user_name_identifier"), "GetUserNameIdentifier");
         assert_eq!(pascal_case("r#type"), "Type");
         assert_eq!(pascal_case("send_to_all2"), "SendToAll2");
         assert_eq!(pascal_case("_private"), "Private");

@@ -35,17 +35,60 @@ pub(crate) fn is_unit(ty: &Type) -> bool {
     matches!(ty, Type::Tuple(t) if t.elems.is_empty())
 }
 
+/// The item type of a stream type: `impl Stream<Item = T>`, `Pin<Box<dyn Stream<Item = T> + Send>>`,
+/// `BoxStream<'_, T>`.
+pub(crate) fn stream_item(ty: &Type) -> Option<Type> {
+    fn from_bounds<'a>(bounds: impl Iterator<Item = &'a syn::TypeParamBound>) -> Option<Type> {
+        for bound in bounds {
+            let syn::TypeParamBound::Trait(t) = bound else { continue };
+            let Some(segment) = t.path.segments.last() else {
+                continue;
+            };
+            if segment.ident != "Stream" {
+                continue;
+            }
+            if let PathArguments::AngleBracketed(args) = &segment.arguments {
+                for arg in &args.args {
+                    if let GenericArgument::AssocType(assoc) = arg {
+                        if assoc.ident == "Item" {
+                            return Some(assoc.ty.clone());
+                        }
+                    }
+                }
+            }
+        }
+        None
+    }
+    match ty {
+        Type::ImplTrait(t) => from_bounds(t.bounds.iter()),
+        Type::TraitObject(t) => from_bounds(t.bounds.iter()),
+        Type::Paren(p) => stream_item(&p.elem),
+        Type::Group(g) => stream_item(&g.elem),
+        _ => {
+            let segment = last_segment(ty)?;
+            if segment.ident == "BoxStream" {
+                return type_args(ty).first().map(|t| (*t).clone());
+            }
+            if segment.ident == "Pin" || segment.ident == "Box" {
+                return type_args(ty).first().and_then(|t| stream_item(t));
+            }
+            None
+        }
+    }
+}
+
 /// How a method returns.
 pub(crate) enum Returns {
+    /// A stream of items (a streaming method).
+    Stream { item: Box<Type> },
+    /// `Result<stream, E>`: a streaming method that may fail before its first item.
+    StreamResult { item: Box<Type>, error: Option<Box<Type>> },
     /// Nothing (`()` or no return type).
     Unit,
     /// `Result<(), E>`.
     UnitResult { error: Option<Box<Type>> },
     /// `Result<T, E>`.
-    Result {
-        ok: Box<Type>,
-        error: Option<Box<Type>>,
-    },
+    Result { ok: Box<Type>, error: Option<Box<Type>> },
     /// A plain value.
     Value(Box<Type>),
 }
@@ -58,6 +101,19 @@ pub(crate) fn classify_return(output: &ReturnType) -> Result<Returns, &Type> {
     };
     if is_unit(ty) {
         return Ok(Returns::Unit);
+    }
+    if let Some(item) = stream_item(ty) {
+        return Ok(Returns::Stream { item: Box::new(item) });
+    }
+    if is_named(ty, "Result") {
+        let args = type_args(ty);
+        if let Some(item) = args.first().and_then(|ok| stream_item(ok)) {
+            let error = args.get(1).map(|e| Box::new((*e).clone()));
+            return Ok(Returns::StreamResult {
+                item: Box::new(item),
+                error,
+            });
+        }
     }
     if let Type::ImplTrait(_) = ty {
         return Err(ty);

@@ -45,10 +45,7 @@ impl Identity {
 
     /// The first claim of that type.
     pub fn claim(&self, kind: &str) -> Option<&str> {
-        self.claims
-            .iter()
-            .find(|(k, _)| k == kind)
-            .map(|(_, v)| v.as_str())
+        self.claims.iter().find(|(k, _)| k == kind).map(|(_, v)| v.as_str())
     }
 
     /// Every claim, in order.
@@ -67,9 +64,7 @@ pub struct AuthError {
 impl AuthError {
     /// A refusal with a reason for the server's log.
     pub fn new(reason: impl Into<String>) -> Self {
-        AuthError {
-            reason: reason.into(),
-        }
+        AuthError { reason: reason.into() }
     }
 }
 
@@ -87,20 +82,14 @@ impl AuthError {
 /// ```
 pub trait Authenticator: Send + Sync + 'static {
     /// Authenticates one request.
-    fn authenticate(
-        &self,
-        request: &RequestContext,
-    ) -> BoxFuture<Result<Option<Identity>, AuthError>>;
+    fn authenticate(&self, request: &RequestContext) -> BoxFuture<Result<Option<Identity>, AuthError>>;
 }
 
 impl<F> Authenticator for F
 where
     F: Fn(&RequestContext) -> Result<Option<Identity>, AuthError> + Send + Sync + 'static,
 {
-    fn authenticate(
-        &self,
-        request: &RequestContext,
-    ) -> BoxFuture<Result<Option<Identity>, AuthError>> {
+    fn authenticate(&self, request: &RequestContext) -> BoxFuture<Result<Option<Identity>, AuthError>> {
         let result = self(request);
         Box::pin(async move { result })
     }

@@ -47,11 +47,10 @@ pub mod types;
 
 pub use auth::{AuthError, Authenticator, Identity};
 pub use clients::{
-    CallerClients, ClientTarget, GroupError, Groups, HubClients, Many, One, SendError, SendTarget,
+    CallerClients, ClientResultError, ClientTarget, GroupError, Groups, HubClients, Many, One, SendError, SendTarget,
 };
-pub use connection::{
-    Connection, ConnectionHandler, ConnectionSender, Frame, RequestContext, TransportKind,
-};
+pub use connection::{Connection, ConnectionHandler, ConnectionSender, Frame, RequestContext, TransportKind};
+pub use hub::stream::ClientStream;
 pub use hub::{ConnectionError, Hub, HubContext, HubError, HubHandle};
 pub use hub_macros::{hub, hub_client};
 pub use server::{Cors, EndpointOptions, HubOptions, HubServer, HubServerBuilder};
@@ -60,9 +59,10 @@ pub use tokio_util::sync::CancellationToken;
 /// The names most hub code needs.
 pub mod prelude {
     pub use crate::{
-        hub, hub_client, CancellationToken, ConnectionError, HubContext, HubError, HubHandle,
-        HubOptions, HubServer,
+        hub, hub_client, CancellationToken, ClientResultError, ClientStream, ConnectionError, HubContext, HubError,
+        HubHandle, HubOptions, HubServer,
     };
+    pub use futures_util::{Stream, StreamExt};
 }
 
 /// What the macros' generated code uses. Not a public API.
@@ -115,6 +115,24 @@ pub mod __private {
     /// Converts a hub method's error (the generated call is spanned at the error type).
     pub fn into_hub_error<E: HubErrorLike>(error: E) -> crate::HubError {
         error.into()
+    }
+
+    /// The type of a client result.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be a client result: it does not implement `serde::Deserialize`",
+        label = "the client's answer is decoded into this type",
+        note = "derive it with `#[derive(serde::Deserialize)]`"
+    )]
+    pub trait ClientResultValue: serde::de::DeserializeOwned {}
+    impl<T: serde::de::DeserializeOwned> ClientResultValue for T {}
+
+    /// Invokes a client result (the generated call is spanned at the result type).
+    pub async fn client_result<R: ClientResultValue, A: serde::Serialize + Sync>(
+        target: &crate::ClientTarget<crate::One>,
+        method: &str,
+        args: &A,
+    ) -> Result<R, crate::ClientResultError> {
+        target.invoke(method, args).await
     }
 
     /// One argument of a client method call, type-erased (spanned at the parameter type).

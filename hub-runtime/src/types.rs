@@ -88,9 +88,7 @@ impl DateTime {
     /// From seconds and nanoseconds since the Unix epoch.
     pub fn from_unix(seconds: i64, nanoseconds: u32) -> Option<Self> {
         let t = time::OffsetDateTime::from_unix_timestamp(seconds).ok()?;
-        Some(DateTime(
-            t + time::Duration::nanoseconds(i64::from(nanoseconds)),
-        ))
+        Some(DateTime(t + time::Duration::nanoseconds(i64::from(nanoseconds))))
     }
 
     /// Now.
@@ -131,9 +129,7 @@ fn timestamp_body(seconds: i64, nanos: u32) -> Vec<u8> {
     if nanos == 0 && (0..=i64::from(u32::MAX)).contains(&seconds) {
         (seconds as u32).to_be_bytes().to_vec()
     } else if (0..(1i64 << 34)).contains(&seconds) {
-        ((u64::from(nanos) << 34) | seconds as u64)
-            .to_be_bytes()
-            .to_vec()
+        ((u64::from(nanos) << 34) | seconds as u64).to_be_bytes().to_vec()
     } else {
         let mut out = nanos.to_be_bytes().to_vec();
         out.extend_from_slice(&seconds.to_be_bytes());
@@ -195,10 +191,8 @@ impl<'de> Visitor<'de> for ExtVisitor {
                 "expected the timestamp extension (-1), got {kind}"
             )));
         }
-        let (seconds, nanos) =
-            timestamp_from(&body).ok_or_else(|| de::Error::custom("invalid timestamp length"))?;
-        DateTime::from_unix(seconds, nanos)
-            .ok_or_else(|| de::Error::custom("timestamp out of range"))
+        let (seconds, nanos) = timestamp_from(&body).ok_or_else(|| de::Error::custom("invalid timestamp length"))?;
+        DateTime::from_unix(seconds, nanos).ok_or_else(|| de::Error::custom("timestamp out of range"))
     }
 }
 
@@ -220,11 +214,7 @@ mod tests {
 
     #[test]
     fn timestamps_in_messagepack() {
-        for (seconds, nanos, len) in [
-            (946_684_800i64, 0u32, 6usize),
-            (946_684_800, 5, 10),
-            (-5, 7, 15),
-        ] {
+        for (seconds, nanos, len) in [(946_684_800i64, 0u32, 6usize), (946_684_800, 5, 10), (-5, 7, 15)] {
             let t = DateTime::from_unix(seconds, nanos).unwrap();
             let bytes = rmp_serde::to_vec_named(&t).unwrap();
             assert_eq!(bytes.len(), len, "{bytes:02x?}");

@@ -36,9 +36,7 @@ const MAX_TEXT: usize = 2000;
 fn check(what: &str, value: &str, max: usize) -> Result<(), HubError> {
     let trimmed = value.trim();
     if trimmed.is_empty() || trimmed.chars().count() > max {
-        return Err(HubError::for_client(format!(
-            "{what} must be 1 to {max} characters"
-        )));
+        return Err(HubError::for_client(format!("{what} must be 1 to {max} characters")));
     }
     Ok(())
 }
@@ -46,10 +44,7 @@ fn check(what: &str, value: &str, max: usize) -> Result<(), HubError> {
 impl Chat {
     fn members(&self, room: &str) -> Vec<String> {
         let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
-        let names: BTreeSet<&String> = rooms
-            .get(room)
-            .map(|m| m.values().collect())
-            .unwrap_or_default();
+        let names: BTreeSet<&String> = rooms.get(room).map(|m| m.values().collect()).unwrap_or_default();
         names.into_iter().cloned().collect()
     }
 
@@ -79,12 +74,7 @@ impl Chat {
 #[hub(client = ChatClient)]
 impl Chat {
     /// Joins a room under a name; returns who is in it now.
-    async fn join(
-        &self,
-        cx: &HubContext<Self>,
-        room: String,
-        name: String,
-    ) -> Result<Vec<String>, HubError> {
+    async fn join(&self, cx: &HubContext<Self>, room: String, name: String) -> Result<Vec<String>, HubError> {
         check("a name", &name, MAX_NAME)?;
         check("a room name", &room, MAX_ROOM)?;
         let (room, name) = (room.trim().to_string(), name.trim().to_string());
@@ -111,23 +101,13 @@ impl Chat {
     }
 
     /// Sends a message to a room the caller is in.
-    async fn send_message(
-        &self,
-        cx: &HubContext<Self>,
-        room: String,
-        text: String,
-    ) -> Result<(), HubError> {
+    async fn send_message(&self, cx: &HubContext<Self>, room: String, text: String) -> Result<(), HubError> {
         check("a message", &text, MAX_TEXT)?;
         if !self.rooms_of(cx.connection_id()).contains(&room) {
-            return Err(HubError::for_client(format!(
-                "join '{room}' before writing to it"
-            )));
+            return Err(HubError::for_client(format!("join '{room}' before writing to it")));
         }
         let name = cx.items().get::<Nick>().map(|n| n.0).unwrap_or_default();
-        cx.clients
-            .group(&room)
-            .receive_message(&room, &name, &text)
-            .await?;
+        cx.clients.group(&room).receive_message(&room, &name, &text).await?;
         Ok(())
     }
 

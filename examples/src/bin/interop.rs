@@ -6,9 +6,7 @@ use std::sync::Arc;
 
 use hub_runtime::prelude::*;
 use hub_runtime::types::{Binary, DateTime};
-use hub_runtime::{
-    AuthError, Connection, Cors, EndpointOptions, Identity, RequestContext, TransportKind,
-};
+use hub_runtime::{AuthError, Connection, Cors, EndpointOptions, Identity, RequestContext, TransportKind};
 use serde::{Deserialize, Serialize};
 use warp::Filter;
 
@@ -16,6 +14,9 @@ use warp::Filter;
 trait TestClient {
     fn message(&self, message: String);
     fn custom_object(&self, value: CustomObject);
+    fn stream_canceled(&self);
+    /// A client result: the client answers with an integer.
+    fn result(&self) -> i64;
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -63,29 +64,18 @@ impl TestHub {
         Err(invalid_operation(message))
     }
 
-    async fn invoke_with_string(
-        &self,
-        cx: &HubContext<Self>,
-        message: String,
-    ) -> Result<(), HubError> {
+    async fn invoke_with_string(&self, cx: &HubContext<Self>, message: String) -> Result<(), HubError> {
         cx.clients.caller().message(message).await?;
         Ok(())
     }
 
-    async fn send_custom_object(
-        &self,
-        cx: &HubContext<Self>,
-        value: CustomObject,
-    ) -> Result<(), HubError> {
+    async fn send_custom_object(&self, cx: &HubContext<Self>, value: CustomObject) -> Result<(), HubError> {
         cx.clients.caller().custom_object(value).await?;
         Ok(())
     }
 
     fn get_active_transport_name(&self, cx: &HubContext<Self>) -> &'static str {
-        cx.request()
-            .transport()
-            .map(TransportKind::name)
-            .unwrap_or("")
+        cx.request().transport().map(TransportKind::name).unwrap_or("")
     }
 
     fn echo_complex_object(&self, value: ComplexObject) -> ComplexObject {
@@ -100,6 +90,31 @@ impl TestHub {
             guid: "00010203-0405-0607-0706-050403020100".into(),
             date_time: DateTime::from_unix(946_684_800, 0).expect("a valid date"),
         }
+    }
+
+    fn stream(&self) -> impl Stream<Item = &'static str> {
+        futures_util::stream::iter(["a", "b", "c"])
+    }
+
+    fn infinite_stream(&self, cx: &HubContext<Self>, token: CancellationToken) -> impl Stream<Item = String> {
+        let caller = cx.clients.caller();
+        tokio::spawn(async move {
+            token.cancelled().await;
+            let _ = caller.stream_canceled().await;
+        });
+        futures_util::stream::pending()
+    }
+
+    fn empty_stream(&self) -> impl Stream<Item = i32> {
+        futures_util::stream::empty()
+    }
+
+    fn stream_throw_exception(&self, message: String) -> Result<impl Stream<Item = i32>, HubError> {
+        Err::<futures_util::stream::Empty<i32>, _>(invalid_operation(message))
+    }
+
+    async fn streaming_concat(&self, items: ClientStream<String>) -> Result<String, HubError> {
+        Ok(items.collect_all().await?.concat())
     }
 
     fn get_content_type_header(&self, cx: &HubContext<Self>) -> Option<String> {
@@ -118,6 +133,8 @@ impl TestHub {
 #[hub_client]
 trait BroadcastClient {
     fn receive(&self, message: String);
+    /// A client result: the client answers the question.
+    fn answer(&self, question: String) -> String;
 }
 
 /// Fan-out for tests and benchmarks.
@@ -176,12 +193,7 @@ impl BroadcastHub {
         Ok(cx.clients.clients(connection_ids).receive(message).await?)
     }
 
-    async fn send_to_group(
-        &self,
-        cx: &HubContext<Self>,
-        group: String,
-        message: String,
-    ) -> Result<(), HubError> {
+    async fn send_to_group(&self, cx: &HubContext<Self>, group: String, message: String) -> Result<(), HubError> {
         Ok(cx.clients.group(group).receive(message).await?)
     }
 
@@ -201,11 +213,7 @@ impl BroadcastHub {
         excluded: Vec<String>,
         message: String,
     ) -> Result<(), HubError> {
-        Ok(cx
-            .clients
-            .group_except(group, excluded)
-            .receive(message)
-            .await?)
+        Ok(cx.clients.group_except(group, excluded).receive(message).await?)
     }
 
     async fn send_to_others_in_group(
@@ -217,21 +225,15 @@ impl BroadcastHub {
         Ok(cx.clients.others_in_group(group).receive(message).await?)
     }
 
-    async fn send_to_user(
-        &self,
-        cx: &HubContext<Self>,
-        user: String,
-        message: String,
-    ) -> Result<(), HubError> {
+    async fn send_to_user(&self, cx: &HubContext<Self>, user: String, message: String) -> Result<(), HubError> {
         Ok(cx.clients.user(user).receive(message).await?)
     }
 
-    async fn send_to_users(
-        &self,
-        cx: &HubContext<Self>,
-        users: Vec<String>,
-        message: String,
-    ) -> Result<(), HubError> {
+    async fn ask_caller(&self, cx: &HubContext<Self>, question: String) -> Result<String, HubError> {
+        Ok(cx.clients.caller().answer(question).await?)
+    }
+
+    async fn send_to_users(&self, cx: &HubContext<Self>, users: Vec<String>, message: String) -> Result<(), HubError> {
         Ok(cx.clients.users(users).receive(message).await?)
     }
 }
@@ -271,12 +273,9 @@ fn user_from_query(request: &RequestContext) -> Result<Option<Identity>, AuthErr
 
 fn reply(status: u16, content_type: &str, body: String) -> warp::reply::Response {
     let mut response = warp::reply::Response::new(body.into());
-    *response.status_mut() =
-        warp::http::StatusCode::from_u16(status).unwrap_or(warp::http::StatusCode::OK);
+    *response.status_mut() = warp::http::StatusCode::from_u16(status).unwrap_or(warp::http::StatusCode::OK);
     if let Ok(value) = content_type.parse() {
-        response
-            .headers_mut()
-            .insert(warp::http::header::CONTENT_TYPE, value);
+        response.headers_mut().insert(warp::http::header::CONTENT_TYPE, value);
     }
     response
 }
@@ -331,8 +330,7 @@ async fn main() -> std::io::Result<()> {
         .map(move |query: String| {
             let n = redirects.fetch_add(1, Ordering::SeqCst) + 1;
             let base = form_urlencoded_value(&query, "baseUrl").unwrap_or_default();
-            let body = serde_json::json!({ "url": format!("{base}/testHub?numRedirects={n}") })
-                .to_string();
+            let body = serde_json::json!({ "url": format!("{base}/testHub?numRedirects={n}") }).to_string();
             reply(200, "application/json", body)
         });
     let echo_redirect = warp::path::full()
@@ -349,9 +347,7 @@ async fn main() -> std::io::Result<()> {
         .map(|location: String| {
             let mut response = reply(307, "text/plain", String::new());
             if let Ok(value) = location.parse() {
-                response
-                    .headers_mut()
-                    .insert(warp::http::header::LOCATION, value);
+                response.headers_mut().insert(warp::http::header::LOCATION, value);
             }
             response
         });
@@ -366,10 +362,10 @@ async fn main() -> std::io::Result<()> {
         .map(|()| reply(400, "text/plain", "Some response from server".into()));
 
     // Every negotiate also sets the test cookies.
-    let hubs = lower_path().and(server.filter()).map(
-        |path: String, mut response: warp::reply::Response| {
-            if path.trim_end_matches('/').ends_with("/negotiate") && response.status().is_success()
-            {
+    let hubs = lower_path()
+        .and(server.filter())
+        .map(|path: String, mut response: warp::reply::Response| {
+            if path.trim_end_matches('/').ends_with("/negotiate") && response.status().is_success() {
                 let headers = response.headers_mut();
                 for cookie in [
                     "testCookie=testValue; Path=/",
@@ -382,14 +378,26 @@ async fn main() -> std::io::Result<()> {
                 }
             }
             response
-        },
-    );
+        });
+    let test_hub = server.handle::<TestHub>().expect("TestHub is mapped");
+    let client_result = warp::get().and(warp::path!("clientresult" / String)).then(move |id: String| {
+        let test_hub = test_hub.clone();
+        async move {
+            let body = match test_hub.clients.client(id).result().await {
+                Ok(value) => value.to_string(),
+                Err(error) => error.to_string(),
+            };
+            reply(200, "text/plain", body)
+        }
+    });
     let routes = hubs
         .or(redirect)
         .unify()
         .or(echo_redirect)
         .unify()
         .or(bad_negotiate)
+        .unify()
+        .or(client_result)
         .unify()
         .boxed();
 

@@ -45,12 +45,8 @@ pub trait Backplane: Send + Sync + 'static {
     fn is_distributed(&self) -> bool;
 
     /// Publishes a message for the target's connections on other servers.
-    fn publish(
-        &self,
-        hub: &str,
-        target: &SendTarget,
-        message: EncodedMessage,
-    ) -> BoxFuture<Result<(), BackplaneError>>;
+    fn publish(&self, hub: &str, target: &SendTarget, message: EncodedMessage)
+        -> BoxFuture<Result<(), BackplaneError>>;
 
     /// Adds (or removes) a connection that no local server owns to a group.
     fn change_remote_group(

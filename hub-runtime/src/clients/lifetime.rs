@@ -9,10 +9,16 @@ use std::sync::{Arc, Mutex};
 use dashmap::DashMap;
 use serde::Serialize;
 
-use super::{GroupError, SendError, SendTarget};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::de::DeserializeOwned;
+use tokio::sync::oneshot;
+
+use super::{ClientResultError, GroupError, SendError, SendTarget};
 use crate::backplane::{Backplane, EncodedMessage};
 use crate::connection::{ConnectionSender, Frame, OutboxError};
-use crate::protocol::{EncodeError, HubProtocol, OutMessage, TransferFormat};
+use crate::protocol::{CompletionResult, EncodeError, HubProtocol, OutMessage, TransferFormat};
+use crate::server::HubOptions;
 
 /// Most protocols one server speaks at once.
 pub(crate) const MAX_PROTOCOLS: usize = 4;
@@ -24,21 +30,36 @@ pub(crate) struct LocalConnection {
     pub(crate) protocol: usize,
     pub(crate) user_id: Option<Arc<str>>,
     groups: Mutex<HashSet<Arc<str>>>,
+    /// Client results this server awaits from the connection, by invocation id.
+    results: Mutex<HashMap<String, oneshot::Sender<CompletionResult>>>,
 }
 
 impl LocalConnection {
-    pub(crate) fn new(
-        id: Arc<str>,
-        sender: ConnectionSender,
-        protocol: usize,
-        user_id: Option<Arc<str>>,
-    ) -> Self {
+    pub(crate) fn new(id: Arc<str>, sender: ConnectionSender, protocol: usize, user_id: Option<Arc<str>>) -> Self {
         LocalConnection {
             id,
             sender,
             protocol,
             user_id,
             groups: Mutex::new(HashSet::new()),
+            results: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A Completion from the client for a client result.
+    pub(crate) fn complete(&self, invocation_id: &str, result: CompletionResult) {
+        let waiting = self
+            .results
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(invocation_id);
+        match waiting {
+            Some(waiting) => {
+                let _ = waiting.send(result);
+            }
+            None => {
+                tracing::debug!(connection = %self.id, invocation = invocation_id, "ignoring an unexpected completion")
+            }
         }
     }
 }
@@ -48,6 +69,8 @@ type Members = HashMap<Arc<str>, Arc<LocalConnection>>;
 /// Connections, groups and users of one hub type on this server.
 pub(crate) struct LifetimeManager {
     hub_name: &'static str,
+    options: Arc<HubOptions>,
+    next_result_id: AtomicU64,
     protocols: Arc<[Arc<dyn HubProtocol>]>,
     connections: DashMap<Arc<str>, Arc<LocalConnection>>,
     groups: DashMap<Arc<str>, Members>,
@@ -101,9 +124,12 @@ impl LifetimeManager {
         hub_name: &'static str,
         protocols: Arc<[Arc<dyn HubProtocol>]>,
         backplane: Arc<dyn Backplane>,
+        options: Arc<HubOptions>,
     ) -> Self {
         LifetimeManager {
             hub_name,
+            options,
+            next_result_id: AtomicU64::new(0),
             protocols,
             connections: DashMap::new(),
             groups: DashMap::new(),
@@ -138,8 +164,9 @@ impl LifetimeManager {
         if let Some(user) = &connection.user_id {
             remove_member(&self.users, user, id);
         }
-        let groups =
-            std::mem::take(&mut *connection.groups.lock().unwrap_or_else(|p| p.into_inner()));
+        // Pending client results fail: their senders are dropped.
+        connection.results.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        let groups = std::mem::take(&mut *connection.groups.lock().unwrap_or_else(|p| p.into_inner()));
         for group in groups {
             remove_member(&self.groups, &group, id);
         }
@@ -180,11 +207,7 @@ impl LifetimeManager {
     }
 
     /// Puts the message in the outbox of every local connection of `target`, each once.
-    pub(crate) fn deliver_local(
-        &self,
-        target: &SendTarget,
-        message: &Serialized<'_>,
-    ) -> Result<(), EncodeError> {
+    pub(crate) fn deliver_local(&self, target: &SendTarget, message: &Serialized<'_>) -> Result<(), EncodeError> {
         match target {
             SendTarget::All => {
                 for c in self.connections.iter() {
@@ -211,16 +234,12 @@ impl LifetimeManager {
                     }
                 }
             }
-            SendTarget::Group(group) => {
-                self.push_members(&self.groups, std::slice::from_ref(group), &[], message)?
-            }
+            SendTarget::Group(group) => self.push_members(&self.groups, std::slice::from_ref(group), &[], message)?,
             SendTarget::Groups(groups) => self.push_members(&self.groups, groups, &[], message)?,
             SendTarget::GroupExcept(group, excluded) => {
                 self.push_members(&self.groups, std::slice::from_ref(group), excluded, message)?
             }
-            SendTarget::User(user) => {
-                self.push_members(&self.users, std::slice::from_ref(user), &[], message)?
-            }
+            SendTarget::User(user) => self.push_members(&self.users, std::slice::from_ref(user), &[], message)?,
             SendTarget::Users(users) => self.push_members(&self.users, users, &[], message)?,
         }
         Ok(())
@@ -260,11 +279,7 @@ impl LifetimeManager {
         Ok(())
     }
 
-    fn push(
-        &self,
-        connection: &LocalConnection,
-        message: &Serialized<'_>,
-    ) -> Result<(), EncodeError> {
+    fn push(&self, connection: &LocalConnection, message: &Serialized<'_>) -> Result<(), EncodeError> {
         let frame = message.frame(connection.protocol)?;
         match connection.sender.try_send(frame) {
             Ok(()) | Err(OutboxError::Closed) => {}
@@ -276,16 +291,83 @@ impl LifetimeManager {
         Ok(())
     }
 
-    /// Adds a connection to a group; a connection on another server goes through the backplane.
-    pub(crate) async fn add_to_group(
+    /// Invokes client method `method` on one connection and awaits its result.
+    pub(crate) async fn invoke<A: Serialize + Sync, R: DeserializeOwned>(
         &self,
         connection_id: &str,
-        group: &str,
-    ) -> Result<(), GroupError> {
-        let local = self
+        method: &str,
+        args: &A,
+    ) -> Result<R, ClientResultError> {
+        let connection = self
             .connections
             .get(connection_id)
-            .map(|c| c.value().clone());
+            .map(|c| c.value().clone())
+            .ok_or_else(|| ClientResultError::NoConnection(connection_id.to_string()))?;
+        let invocation_id = format!("s{}", self.next_result_id.fetch_add(1, Ordering::Relaxed) + 1);
+        let frame = Serialized::new(
+            &self.protocols,
+            OutMessage::Invocation {
+                invocation_id: Some(&invocation_id),
+                target: method,
+                arguments: args,
+                stream_ids: &[],
+            },
+        )
+        .frame(connection.protocol)
+        .map_err(|e| ClientResultError::Encode(e.0))?;
+        let (tx, rx) = oneshot::channel();
+        connection
+            .results
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(invocation_id.clone(), tx);
+        let forget = || {
+            connection
+                .results
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&invocation_id);
+        };
+        match connection.sender.try_send(frame) {
+            Ok(()) => {}
+            Err(OutboxError::Closed) => {
+                forget();
+                return Err(ClientResultError::Disconnected(connection_id.to_string()));
+            }
+            Err(OutboxError::Full) => {
+                forget();
+                connection.sender.abort();
+                return Err(ClientResultError::Disconnected(connection_id.to_string()));
+            }
+        }
+        let result = match tokio::time::timeout(self.options.client_result_timeout, rx).await {
+            Err(_) => {
+                forget();
+                return Err(ClientResultError::Timeout);
+            }
+            Ok(Err(_)) => return Err(ClientResultError::Disconnected(connection_id.to_string())),
+            Ok(Ok(result)) => result,
+        };
+        match result {
+            CompletionResult::Error(error) => Err(ClientResultError::Client(error)),
+            CompletionResult::Value(raw) => raw.decode::<R>().map_err(|e| {
+                ClientResultError::Decode(format!(
+                    "Error trying to deserialize result to {}. {e}",
+                    short_name::<R>()
+                ))
+            }),
+            CompletionResult::Void => serde_json::from_str::<R>("null").map_err(|_| {
+                ClientResultError::Decode(format!(
+                    "The client sent no result, but {} was expected.",
+                    short_name::<R>()
+                ))
+            }),
+        }
+    }
+
+    /// Adds a connection to a group; a connection on another server goes through the backplane.
+    pub(crate) async fn add_to_group(&self, connection_id: &str, group: &str) -> Result<(), GroupError> {
+        let local = self.connections.get(connection_id).map(|c| c.value().clone());
         let Some(connection) = local else {
             return self
                 .backplane
@@ -311,15 +393,8 @@ impl LifetimeManager {
     }
 
     /// Removes a connection from a group.
-    pub(crate) async fn remove_from_group(
-        &self,
-        connection_id: &str,
-        group: &str,
-    ) -> Result<(), GroupError> {
-        let local = self
-            .connections
-            .get(connection_id)
-            .map(|c| c.value().clone());
+    pub(crate) async fn remove_from_group(&self, connection_id: &str, group: &str) -> Result<(), GroupError> {
+        let local = self.connections.get(connection_id).map(|c| c.value().clone());
         let Some(connection) = local else {
             return self
                 .backplane
@@ -344,4 +419,10 @@ fn remove_member(map: &DashMap<Arc<str>, Members>, key: &str, id: &str) {
             entry.remove();
         }
     }
+}
+
+fn short_name<T>() -> &'static str {
+    let full = std::any::type_name::<T>();
+    let base = full.split('<').next().unwrap_or(full);
+    base.rsplit("::").next().unwrap_or(base)
 }

@@ -59,6 +59,37 @@ impl std::fmt::Display for SendError {
 
 impl std::error::Error for SendError {}
 
+/// A client result could not be had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientResultError {
+    /// No connection has that id.
+    NoConnection(String),
+    /// The connection closed before it answered.
+    Disconnected(String),
+    /// The client answered with an error (its text).
+    Client(String),
+    /// The client did not answer in time (`HubOptions::client_result_timeout`).
+    Timeout,
+    /// The client's answer is not of the expected type.
+    Decode(String),
+    /// An argument could not be encoded.
+    Encode(String),
+}
+
+impl std::fmt::Display for ClientResultError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientResultError::NoConnection(id) => write!(f, "Connection '{id}' does not exist."),
+            ClientResultError::Disconnected(id) => write!(f, "Connection '{id}' disconnected."),
+            ClientResultError::Client(error) => f.write_str(error),
+            ClientResultError::Timeout => f.write_str("The client did not return a result in time."),
+            ClientResultError::Decode(e) | ClientResultError::Encode(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for ClientResultError {}
+
 /// A group operation failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupError {
@@ -129,6 +160,22 @@ impl<K: TargetKind> ClientTarget<K> {
     /// [`NoArgs`](crate::protocol::NoArgs)) on every connection of the target.
     pub async fn send<A: Serialize + Sync>(&self, method: &str, args: &A) -> Result<(), SendError> {
         self.manager.send(&self.target, method, args).await
+    }
+}
+
+impl ClientTarget<One> {
+    /// Calls client method `method` on this one connection and awaits its result (a client
+    /// result). Fails on a client error, a disconnect, or after
+    /// `HubOptions::client_result_timeout`.
+    pub async fn invoke<A: Serialize + Sync, R: serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+        args: &A,
+    ) -> Result<R, ClientResultError> {
+        let SendTarget::Connection(id) = &self.target else {
+            return Err(ClientResultError::NoConnection(String::new()));
+        };
+        self.manager.invoke(id, method, args).await
     }
 }
 
@@ -205,10 +252,7 @@ impl<C: ClientInterface> HubClients<C> {
     }
 
     /// Every connection but these.
-    pub fn all_except(
-        &self,
-        excluded: impl IntoIterator<Item = impl Into<String>>,
-    ) -> Proxy<C, Many> {
+    pub fn all_except(&self, excluded: impl IntoIterator<Item = impl Into<String>>) -> Proxy<C, Many> {
         self.many(SendTarget::AllExcept(owned(excluded)))
     }
 
@@ -223,10 +267,7 @@ impl<C: ClientInterface> HubClients<C> {
     }
 
     /// These connections.
-    pub fn clients(
-        &self,
-        connection_ids: impl IntoIterator<Item = impl Into<String>>,
-    ) -> Proxy<C, Many> {
+    pub fn clients(&self, connection_ids: impl IntoIterator<Item = impl Into<String>>) -> Proxy<C, Many> {
         self.many(SendTarget::Connections(owned(connection_ids)))
     }
 

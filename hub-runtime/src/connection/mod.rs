@@ -341,11 +341,7 @@ impl ConnectionManager {
     /// version 0) the token is the public id.
     pub(crate) fn create(&self, outbox_capacity: usize, legacy_ids: bool) -> Arc<ConnectionShared> {
         let id: Arc<str> = random_id().into();
-        let token: Arc<str> = if legacy_ids {
-            id.clone()
-        } else {
-            random_id().into()
-        };
+        let token: Arc<str> = if legacy_ids { id.clone() } else { random_id().into() };
         let (tx, rx) = mpsc::channel(outbox_capacity.max(1));
         let now = now_ms();
         let shared = Arc::new(ConnectionShared {
@@ -455,10 +451,7 @@ impl ConnectionManager {
         tokio::spawn(async move {
             run.await;
             // The handler is done: the transport writes what is queued, then ends.
-            ConnectionSender {
-                shared: done.clone(),
-            }
-            .close();
+            ConnectionSender { shared: done.clone() }.close();
             // A long polling client still has to collect what is queued: the sweeper forgets
             // the connection once it stops polling.
             if transport != TransportKind::LongPolling {

@@ -28,9 +28,7 @@ struct AvailableTransport {
 /// The formats a transport can carry.
 pub(crate) fn transfer_formats(transport: TransportKind) -> &'static [TransferFormat] {
     match transport {
-        TransportKind::WebSockets | TransportKind::LongPolling => {
-            &[TransferFormat::Text, TransferFormat::Binary]
-        }
+        TransportKind::WebSockets | TransportKind::LongPolling => &[TransferFormat::Text, TransferFormat::Binary],
         TransportKind::ServerSentEvents => &[TransferFormat::Text],
     }
 }
@@ -38,17 +36,16 @@ pub(crate) fn transfer_formats(transport: TransportKind) -> &'static [TransferFo
 /// Reads the requested negotiate version from the query (`negotiateVersion`, any case).
 /// Missing means 0; the error is the text of the `{"error": …}` body.
 pub(crate) fn requested_version(query: &[(String, String)]) -> Result<i32, String> {
-    let Some((_, value)) = query
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("negotiateVersion"))
-    else {
+    let Some((_, value)) = query.iter().find(|(k, _)| k.eq_ignore_ascii_case("negotiateVersion")) else {
         return Ok(0);
     };
     let version: i32 = value
         .parse()
         .map_err(|_| "The client requested a non-integer protocol version.".to_string())?;
     if version < 0 {
-        return Err(format!("The client requested version '{version}', but the server does not support this version."));
+        return Err(format!(
+            "The client requested version '{version}', but the server does not support this version."
+        ));
     }
     Ok(version.min(MAX_NEGOTIATE_VERSION))
 }

@@ -54,9 +54,7 @@ pub struct RequestContext {
 impl RequestContext {
     /// Builds a request context from a raw query string (without `?`) and headers.
     pub fn new(raw_query: &str, headers: HeaderMap, remote_addr: Option<SocketAddr>) -> Self {
-        let query = form_urlencoded::parse(raw_query.as_bytes())
-            .into_owned()
-            .collect();
+        let query = form_urlencoded::parse(raw_query.as_bytes()).into_owned().collect();
         RequestContext {
             query,
             headers,
@@ -72,10 +70,7 @@ impl RequestContext {
 
     /// The first value of a query parameter.
     pub fn query(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// Every query parameter, in order.
@@ -119,10 +114,7 @@ impl RequestContext {
     /// must send it on WebSockets and Server-Sent Events, the `access_token` query parameter.
     pub fn bearer_token(&self) -> Option<&str> {
         self.header("authorization")
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim)
             .or_else(|| self.query("access_token"))
     }

@@ -12,15 +12,17 @@ use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio_util::sync::CancellationToken;
 
-use super::{Call, ConnectionError, Hub, HubContext, MethodKind};
+use tokio::sync::mpsc;
+
+use super::stream::UploadItem;
+use super::{Call, ConnectionError, Hub, HubContext, HubError, MethodKind, Outcome};
 use crate::clients::lifetime::{LifetimeManager, LocalConnection};
 use crate::connection::{
-    instant_of, now_ms, BoxFuture, Connection, ConnectionHandler, ConnectionSender, Frame,
-    TransportKind,
+    instant_of, now_ms, BoxFuture, Connection, ConnectionHandler, ConnectionSender, Frame, TransportKind,
 };
 use crate::protocol::handshake::{self, HandshakeError};
 use crate::protocol::{
-    HubMessage, HubProtocol, Invocation, MessageReader, OutMessage, ProtocolError, TransferFormat,
+    CompletionResult, HubMessage, HubProtocol, Invocation, MessageReader, OutMessage, ProtocolError, TransferFormat,
 };
 use crate::server::HubOptions;
 
@@ -79,16 +81,8 @@ fn frame_for(format: TransferFormat, bytes: Bytes) -> Frame {
 }
 
 /// Ends a connection with a Close message (best effort) and closes the transport.
-fn close_with(
-    sender: &ConnectionSender,
-    protocol: &dyn HubProtocol,
-    error: Option<&str>,
-    allow_reconnect: bool,
-) {
-    if let Ok(bytes) = protocol.encode(&OutMessage::Close {
-        error,
-        allow_reconnect,
-    }) {
+fn close_with(sender: &ConnectionSender, protocol: &dyn HubProtocol, error: Option<&str>, allow_reconnect: bool) {
+    if let Ok(bytes) = protocol.encode(&OutMessage::Close { error, allow_reconnect }) {
         let _ = sender.try_send(frame_for(protocol.transfer_format(), bytes));
     }
     sender.close();
@@ -137,10 +131,7 @@ async fn handshake(
             Err(HandshakeError::Invalid(detail)) => {
                 tracing::debug!(connection = connection.id(), %detail, "invalid handshake");
                 let text = if options.detailed_errors {
-                    format!(
-                        "{} InvalidDataException: {detail}",
-                        handshake::HANDSHAKE_FAILED
-                    )
+                    format!("{} InvalidDataException: {detail}", handshake::HANDSHAKE_FAILED)
                 } else {
                     handshake::HANDSHAKE_FAILED.to_string()
                 };
@@ -148,8 +139,7 @@ async fn handshake(
                 return None;
             }
             Ok((request, used)) => {
-                let supports_binary =
-                    connection.request().transport() != Some(TransportKind::ServerSentEvents);
+                let supports_binary = connection.request().transport() != Some(TransportKind::ServerSentEvents);
                 match handshake::select_protocol(&request, protocols, supports_binary) {
                     Err(text) => {
                         tracing::debug!(connection = connection.id(), %text, "handshake refused");
@@ -157,10 +147,7 @@ async fn handshake(
                         return None;
                     }
                     Ok(protocol) => {
-                        let index = protocols
-                            .iter()
-                            .position(|p| Arc::ptr_eq(p, protocol))
-                            .unwrap_or(0);
+                        let index = protocols.iter().position(|p| Arc::ptr_eq(p, protocol)).unwrap_or(0);
                         let reply = Bytes::from_static(handshake::SUCCESS_REPLY);
                         let _ = sender.try_send(frame_for(protocol.transfer_format(), reply));
                         buffer.drain(..used);
@@ -181,10 +168,7 @@ enum End {
     /// The server is shutting down.
     Shutdown,
     /// An error: the Close message's text and allowReconnect, and what on_disconnected sees.
-    Error {
-        close_text: String,
-        error: ConnectionError,
-    },
+    Error { close_text: String, error: ConnectionError },
     /// The transport was aborted (slow consumer, forced close).
     Aborted,
 }
@@ -193,32 +177,27 @@ async fn run_connection<H: Hub>(endpoint: Arc<HubEndpoint<H>>, mut connection: C
     let options = endpoint.options.clone();
     let protocols = endpoint.manager.protocols().clone();
     let sender = connection.sender();
-    let Some((protocol_index, leftover)) = handshake(&mut connection, &protocols, &options).await
-    else {
+    let Some((protocol_index, leftover)) = handshake(&mut connection, &protocols, &options).await else {
         return;
     };
     let protocol = protocols[protocol_index].clone();
 
     let id: Arc<str> = connection.id().into();
     let identity = connection.identity().cloned();
-    let user_id = identity
-        .as_ref()
-        .and_then(|i| i.user_id())
-        .map(Arc::<str>::from);
+    let user_id = identity.as_ref().and_then(|i| i.user_id()).map(Arc::<str>::from);
     let cx = Arc::new(HubContext::<H>::new(
         endpoint.manager.clone(),
         id.clone(),
         identity,
         sender.clone(),
     ));
-    endpoint
-        .manager
-        .add_connection(Arc::new(LocalConnection::new(
-            id.clone(),
-            sender.clone(),
-            protocol_index,
-            user_id,
-        )));
+    let local = Arc::new(LocalConnection::new(
+        id.clone(),
+        sender.clone(),
+        protocol_index,
+        user_id,
+    ));
+    endpoint.manager.add_connection(local.clone());
     tracing::debug!(connection = %id, protocol = protocol.name(), "hub connection opened");
 
     if let Err(error) = endpoint.hub.clone().__on_connected(cx.clone()).await {
@@ -234,6 +213,7 @@ async fn run_connection<H: Hub>(endpoint: Arc<HubEndpoint<H>>, mut connection: C
         &endpoint,
         &mut connection,
         &cx,
+        &local,
         &protocol,
         leftover,
         &connection_token,
@@ -271,83 +251,304 @@ async fn run_connection<H: Hub>(endpoint: Arc<HubEndpoint<H>>, mut connection: C
     endpoint.hub.clone().__on_disconnected(cx, error).await;
 }
 
+/// A client stream item that waits for room in its stream's buffer.
+struct BlockedUpload {
+    stream_id: String,
+    sender: mpsc::Sender<UploadItem>,
+    item: UploadItem,
+    last: bool,
+}
+
+type Running = BoxFuture<Option<(Option<String>, BoxFuture<Outcome>)>>;
+
+/// Per-connection dispatch state.
+struct Dispatch<'a, H: Hub> {
+    endpoint: &'a Arc<HubEndpoint<H>>,
+    cx: &'a Arc<HubContext<H>>,
+    local: &'a Arc<LocalConnection>,
+    protocol: &'a Arc<dyn HubProtocol>,
+    connection_token: &'a CancellationToken,
+    sender: ConnectionSender,
+    running: FuturesUnordered<Running>,
+    waiting: VecDeque<(usize, Call)>,
+    streams: FuturesUnordered<BoxFuture<Option<String>>>,
+    stream_tokens: HashMap<String, CancellationToken>,
+    uploads: HashMap<String, mpsc::Sender<UploadItem>>,
+    blocked: Option<BlockedUpload>,
+    parallel: usize,
+}
+
+impl<H: Hub> Dispatch<'_, H> {
+    fn frame(&self, bytes: Bytes) -> Frame {
+        frame_for(self.protocol.transfer_format(), bytes)
+    }
+
+    fn start(&mut self, method: usize, call: Call) {
+        let stream_id = call.invocation_id.clone();
+        let future = self.endpoint.hub.clone().__invoke(self.cx.clone(), method, call);
+        let sender = self.sender.clone();
+        let format = self.protocol.transfer_format();
+        self.running.push(Box::pin(async move {
+            let outcome = future.await;
+            if let Some(stream) = outcome.stream {
+                return Some((stream_id, stream));
+            }
+            if let Some(bytes) = outcome.completion {
+                let _ = sender.send(frame_for(format, bytes)).await;
+            }
+            None
+        }));
+    }
+
+    fn start_waiting(&mut self) {
+        while self.running.len() < self.parallel {
+            let Some((method, call)) = self.waiting.pop_front() else {
+                break;
+            };
+            self.start(method, call);
+        }
+    }
+
+    fn invoke(&mut self, invocation: Invocation, streaming: bool) {
+        let Some((method, call)) = self.bind(invocation, streaming) else {
+            return;
+        };
+        if self.running.len() < self.parallel {
+            self.start(method, call);
+        } else {
+            self.waiting.push_back((method, call));
+        }
+    }
+
+    /// A streaming method's items flow beside the other invocations.
+    fn stream_started(&mut self, stream_id: Option<String>, stream: BoxFuture<Outcome>) {
+        let sender = self.sender.clone();
+        let format = self.protocol.transfer_format();
+        self.streams.push(Box::pin(async move {
+            let outcome = stream.await;
+            if let Some(bytes) = outcome.completion {
+                let _ = sender.send(frame_for(format, bytes)).await;
+            }
+            stream_id
+        }));
+    }
+
+    /// Hands a client stream item to its stream; `false` when the stream's buffer is full
+    /// (the item then waits in `blocked`).
+    fn upload(&mut self, stream_id: String, item: UploadItem, last: bool) -> bool {
+        let Some(sender) = self.uploads.get(&stream_id).cloned() else {
+            tracing::debug!(stream = %stream_id, "ignoring an item for an unknown stream");
+            return true;
+        };
+        match sender.try_send(item) {
+            Ok(()) => {
+                if last {
+                    self.uploads.remove(&stream_id);
+                }
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                // The hub method stopped reading this stream.
+                self.uploads.remove(&stream_id);
+                true
+            }
+            Err(mpsc::error::TrySendError::Full(item)) => {
+                self.blocked = Some(BlockedUpload {
+                    stream_id,
+                    sender,
+                    item,
+                    last,
+                });
+                false
+            }
+        }
+    }
+
+    /// Handles one message; `Some` ends the connection.
+    fn handle(&mut self, message: HubMessage) -> Option<End> {
+        match message {
+            HubMessage::Invocation(inv) => self.invoke(inv, false),
+            HubMessage::StreamInvocation(inv) => self.invoke(inv, true),
+            HubMessage::StreamItem {
+                invocation_id, item, ..
+            } => {
+                self.upload(invocation_id, UploadItem::Item(item), false);
+            }
+            HubMessage::Completion {
+                invocation_id, result, ..
+            } => {
+                if self.uploads.contains_key(&invocation_id) {
+                    match result {
+                        CompletionResult::Error(error) => {
+                            self.upload(invocation_id, UploadItem::Error(error), true);
+                        }
+                        _ => {
+                            // The client completed its stream.
+                            self.uploads.remove(&invocation_id);
+                        }
+                    }
+                } else {
+                    self.local.complete(&invocation_id, result);
+                }
+            }
+            HubMessage::CancelInvocation { invocation_id, .. } => {
+                if let Some(token) = self.stream_tokens.get(&invocation_id) {
+                    token.cancel();
+                }
+            }
+            HubMessage::Close { error, .. } => {
+                if let Some(error) = error {
+                    tracing::debug!(connection = self.cx.connection_id(), %error, "client closed with an error");
+                }
+                return Some(End::ClientGone);
+            }
+            HubMessage::Ping | HubMessage::Ack { .. } | HubMessage::Sequence { .. } => {}
+        }
+        None
+    }
+
+    /// Looks up and checks an invocation; failures are answered with a Completion error
+    /// (when the invocation expects a reply) and yield `None`.
+    fn bind(&mut self, invocation: Invocation, streaming: bool) -> Option<(usize, Call)> {
+        let Invocation {
+            invocation_id,
+            target,
+            arguments,
+            stream_ids,
+            ..
+        } = invocation;
+        let method = self.endpoint.find(&target);
+        let def = method.map(|m| &H::__METHODS[m]);
+        let cancel = self.connection_token.child_token();
+        let mut call = Call {
+            method: def.map(|d| d.name).unwrap_or(""),
+            invocation_id,
+            arguments,
+            uploads: Vec::new(),
+            protocol: self.protocol.clone(),
+            sender: self.sender.clone(),
+            detailed_errors: self.endpoint.options.detailed_errors,
+            cancel: cancel.clone(),
+        };
+        let reply = |this: &Self, outcome: Outcome| {
+            if let Some(bytes) = outcome.completion {
+                let _ = this.sender.try_send(this.frame(bytes));
+            }
+        };
+        let Some(def) = def else {
+            tracing::debug!(method = %target, "invocation of an unknown hub method");
+            let text = format!(
+                "Failed to invoke '{target}' due to an error on the server. HubException: Method does not exist."
+            );
+            reply(self, call.error_text(&text));
+            return None;
+        };
+        call.method = def.name;
+        match (streaming, def.kind) {
+            (true, MethodKind::Plain) => {
+                let text = format!(
+                    "The client attempted to invoke the non-streaming '{}' method with a streaming invocation.",
+                    def.name
+                );
+                reply(self, call.error_text(&text));
+                return None;
+            }
+            (false, MethodKind::Stream) => {
+                let text = format!(
+                    "The client attempted to invoke the streaming '{}' method with a non-streaming invocation.",
+                    def.name
+                );
+                reply(self, call.error_text(&text));
+                return None;
+            }
+            _ => {}
+        }
+        if call.arguments.len() != def.arguments {
+            let detail = format!(
+                "Invocation provides {} argument(s) but target expects {}.",
+                call.arguments.len(),
+                def.arguments
+            );
+            reply(self, call.binding_failure(&detail));
+            return None;
+        }
+        if stream_ids.len() != def.streams {
+            let error = HubError::for_client(format!(
+                "Client sent {} stream(s), Hub method expects {}.",
+                stream_ids.len(),
+                def.streams
+            ));
+            reply(self, call.finish_error(error));
+            return None;
+        }
+        let capacity = self.endpoint.options.stream_buffer_capacity.max(1);
+        for id in stream_ids {
+            let (tx, rx) = mpsc::channel(capacity);
+            self.uploads.insert(id, tx);
+            call.uploads.push(Some(rx));
+        }
+        if streaming {
+            if let Some(id) = &call.invocation_id {
+                self.stream_tokens.insert(id.clone(), cancel);
+            }
+        }
+        Some((method.unwrap_or(0), call))
+    }
+}
+
 async fn read_loop<H: Hub>(
     endpoint: &Arc<HubEndpoint<H>>,
     connection: &mut Connection,
     cx: &Arc<HubContext<H>>,
+    local: &Arc<LocalConnection>,
     protocol: &Arc<dyn HubProtocol>,
     leftover: Vec<u8>,
     connection_token: &CancellationToken,
 ) -> End {
     let options = &endpoint.options;
-    let sender = cx.sender().clone();
     let format = protocol.transfer_format();
-    let ping = protocol
-        .encode(&OutMessage::Ping)
-        .ok()
-        .map(|b| frame_for(format, b));
+    let ping = protocol.encode(&OutMessage::Ping).ok().map(|b| frame_for(format, b));
     let mut reader = MessageReader::default();
-    let mut messages = Vec::new();
-    let mut running: FuturesUnordered<BoxFuture<()>> = FuturesUnordered::new();
-    let mut waiting: VecDeque<(usize, Call)> = VecDeque::new();
-    let parallel = options.max_parallel_invocations.max(1);
+    let mut parsed = Vec::new();
+    let mut queue: VecDeque<HubMessage> = VecDeque::new();
+    let mut d = Dispatch {
+        endpoint,
+        cx,
+        local,
+        protocol,
+        connection_token,
+        sender: cx.sender().clone(),
+        running: FuturesUnordered::new(),
+        waiting: VecDeque::new(),
+        streams: FuturesUnordered::new(),
+        stream_tokens: HashMap::new(),
+        uploads: HashMap::new(),
+        blocked: None,
+        parallel: options.max_parallel_invocations.max(1),
+    };
     // Long polling keeps itself alive: no pings, no client timeout.
     let inherent_keep_alive = connection.transport() == Some(TransportKind::LongPolling);
     const FAR: u64 = 365 * 24 * 3600 * 1000;
-
-    let start = |method: usize, call: Call| -> BoxFuture<()> {
-        let future = endpoint.hub.clone().__invoke(cx.clone(), method, call);
-        let sender = sender.clone();
-        Box::pin(async move {
-            let outcome = future.await;
-            if let Some(bytes) = outcome.completion {
-                let _ = sender.send(frame_for(format, bytes)).await;
-            }
-        })
-    };
-
     let aborted = connection.abort_token();
-    let mut pending_input = if leftover.is_empty() {
+    let mut input = if leftover.is_empty() {
         None
     } else {
         Some(Bytes::from(leftover))
     };
     loop {
-        // Route what was read: the handshake's leftover first, then each frame.
-        if let Some(data) = pending_input.take() {
-            messages.clear();
-            if let Err(e) = reader.feed(&**protocol, &data, options.max_message_size, &mut messages)
-            {
+        // Parse what was read (the handshake's leftover first, then each frame).
+        if let Some(data) = input.take() {
+            parsed.clear();
+            if let Err(e) = reader.feed(&**protocol, &data, options.max_message_size, &mut parsed) {
                 return protocol_error(e, options.detailed_errors);
             }
-            for message in messages.drain(..) {
-                match message {
-                    HubMessage::Invocation(inv) => {
-                        if let Some((method, call)) =
-                            bind(endpoint, inv, protocol, connection_token, &sender, false)
-                        {
-                            if running.len() < parallel {
-                                running.push(start(method, call));
-                            } else {
-                                waiting.push_back((method, call));
-                            }
-                        }
-                    }
-                    HubMessage::StreamInvocation(inv) => {
-                        // No streaming methods yet: every stream invocation is refused.
-                        let _ = bind(endpoint, inv, protocol, connection_token, &sender, true);
-                    }
-                    HubMessage::Close { error, .. } => {
-                        if let Some(error) = error {
-                            tracing::debug!(connection = cx.connection_id(), %error, "client closed with an error");
-                        }
-                        return End::ClientGone;
-                    }
-                    HubMessage::Ping => {}
-                    other => {
-                        tracing::debug!(connection = cx.connection_id(), message = ?other, "ignoring an unexpected message")
-                    }
-                }
+            queue.extend(parsed.drain(..));
+        }
+        // Route messages until one has to wait for a full client-stream buffer.
+        while d.blocked.is_none() {
+            let Some(message) = queue.pop_front() else { break };
+            if let Some(end) = d.handle(message) {
+                return end;
             }
         }
 
@@ -355,23 +556,44 @@ async fn read_loop<H: Hub>(
         let wake_at = if inherent_keep_alive {
             instant_of(now + FAR)
         } else {
-            let keep_alive_at =
-                connection.last_write_ms() + options.keep_alive_interval.as_millis() as u64;
+            let keep_alive_at = connection.last_write_ms() + options.keep_alive_interval.as_millis() as u64;
             let timeout_at = connection.last_read_ms() + options.client_timeout.as_millis() as u64;
             instant_of(keep_alive_at.min(timeout_at).max(now))
         };
+        let reading = d.blocked.is_none() && queue.is_empty() && d.waiting.len() < options.max_pending_invocations;
+        let blocked_sender = d.blocked.as_ref().map(|b| b.sender.clone());
 
         tokio::select! {
-            frame = connection.recv(), if waiting.len() < options.max_pending_invocations => {
+            frame = connection.recv(), if reading => {
                 match frame {
-                    Some(frame) => pending_input = Some(frame.data().clone()),
+                    Some(frame) => input = Some(frame.data().clone()),
                     None => return End::ClientGone,
                 }
             }
-            Some(()) = running.next(), if !running.is_empty() => {
-                while running.len() < parallel {
-                    let Some((method, call)) = waiting.pop_front() else { break };
-                    running.push(start(method, call));
+            permit = async { blocked_sender?.reserve_owned().await.ok() }, if d.blocked.is_some() => {
+                if let Some(blocked) = d.blocked.take() {
+                    match permit {
+                        Some(permit) => {
+                            permit.send(blocked.item);
+                            if blocked.last {
+                                d.uploads.remove(&blocked.stream_id);
+                            }
+                        }
+                        None => {
+                            d.uploads.remove(&blocked.stream_id);
+                        }
+                    }
+                }
+            }
+            Some(handed_over) = d.running.next(), if !d.running.is_empty() => {
+                if let Some((stream_id, stream)) = handed_over {
+                    d.stream_started(stream_id, stream);
+                }
+                d.start_waiting();
+            }
+            Some(finished) = d.streams.next(), if !d.streams.is_empty() => {
+                if let Some(id) = finished {
+                    d.stream_tokens.remove(&id);
                 }
             }
             _ = tokio::time::sleep_until(wake_at), if !inherent_keep_alive => {
@@ -385,7 +607,7 @@ async fn read_loop<H: Hub>(
                 }
                 if now >= connection.last_write_ms() + options.keep_alive_interval.as_millis() as u64 {
                     if let Some(ping) = &ping {
-                        let _ = sender.try_send(ping.clone());
+                        let _ = d.sender.try_send(ping.clone());
                     }
                     // Count the ping as written even before the transport flushes it.
                     connection.mark_written();
@@ -404,68 +626,4 @@ fn protocol_error(error: ProtocolError, detailed: bool) -> End {
         close_text: closed_with_error(&detail, "InvalidDataException", detailed),
         error: ConnectionError::new(detail),
     }
-}
-
-/// Looks up and checks an invocation; failures are answered with a Completion error (when the
-/// invocation expects a reply) and yield `None`.
-fn bind<H: Hub>(
-    endpoint: &HubEndpoint<H>,
-    invocation: Invocation,
-    protocol: &Arc<dyn HubProtocol>,
-    connection_token: &CancellationToken,
-    sender: &ConnectionSender,
-    streaming: bool,
-) -> Option<(usize, Call)> {
-    let Invocation {
-        invocation_id,
-        target,
-        arguments,
-        ..
-    } = invocation;
-    let method = endpoint.find(&target);
-    let def = method.map(|m| &H::__METHODS[m]);
-    let mut call = Call {
-        method: def.map(|d| d.name).unwrap_or(""),
-        invocation_id,
-        arguments,
-        protocol: protocol.clone(),
-        detailed_errors: endpoint.options.detailed_errors,
-        cancel: connection_token.child_token(),
-    };
-    let reply = |text: String, call: &Call| {
-        if let Some(bytes) = call.error_text(&text).completion {
-            let _ = sender.try_send(frame_for(protocol.transfer_format(), bytes));
-        }
-    };
-    let Some(def) = def else {
-        tracing::debug!(method = %target, "invocation of an unknown hub method");
-        let text = format!("Failed to invoke '{target}' due to an error on the server. HubException: Method does not exist.");
-        reply(text, &call);
-        return None;
-    };
-    if streaming {
-        match def.kind {
-            MethodKind::Plain => {
-                let text = format!(
-                    "The client attempted to invoke the non-streaming '{}' method with a streaming invocation.",
-                    def.name
-                );
-                reply(text, &call);
-                return None;
-            }
-        }
-    }
-    if call.arguments.len() != def.arguments {
-        let detail = format!(
-            "Invocation provides {} argument(s) but target expects {}.",
-            call.arguments.len(),
-            def.arguments
-        );
-        if let Some(bytes) = call.binding_failure(&detail).completion {
-            let _ = sender.try_send(frame_for(protocol.transfer_format(), bytes));
-        }
-        return None;
-    }
-    call.method = def.name;
-    Some((method.unwrap_or(0), call))
 }

@@ -147,15 +147,9 @@ mod tests {
         let base = "An unexpected error occurred invoking 'X' on the server.";
         let internal = HubError::new("secret");
         assert_eq!(internal.client_text(base, false), base);
-        assert_eq!(
-            internal.client_text(base, true),
-            format!("{base} Exception: secret")
-        );
+        assert_eq!(internal.client_text(base, true), format!("{base} Exception: secret"));
         let visible = HubError::for_client("nope");
-        assert_eq!(
-            visible.client_text(base, false),
-            format!("{base} HubException: nope")
-        );
+        assert_eq!(visible.client_text(base, false), format!("{base} HubException: nope"));
         let io: HubError = std::io::Error::other("disk").into();
         assert_eq!(io.kind(), "Error");
         let parse: HubError = "x".parse::<i32>().unwrap_err().into();

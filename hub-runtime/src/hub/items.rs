@@ -62,8 +62,6 @@ impl Items {
 
 impl std::fmt::Debug for Items {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Items")
-            .field("len", &self.lock().len())
-            .finish()
+        f.debug_struct("Items").field("len", &self.lock().len()).finish()
     }
 }

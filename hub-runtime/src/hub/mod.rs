@@ -1,15 +1,17 @@
 //! Hubs: the `#[hub]` trait, the context a hub method sees, and the per-connection dispatcher.
 
+mod call;
 pub(crate) mod dispatcher;
 mod error;
 mod items;
+pub mod stream;
 
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
+pub use call::{Call, Outcome};
 pub use error::{ConnectionError, HubError};
 pub use items::Items;
 
@@ -17,7 +19,6 @@ use crate::auth::Identity;
 use crate::clients::lifetime::LifetimeManager;
 use crate::clients::{CallerClients, ClientInterface, Groups, HubClients};
 use crate::connection::{BoxFuture, ConnectionSender, RequestContext};
-use crate::protocol::{HubProtocol, OutMessage, OutResult, RawValue};
 
 /// A hub: what `#[hub]` implements for the type of an impl block. Its methods are the
 /// router the macro generates; you never implement or call them yourself.
@@ -30,28 +31,16 @@ pub trait Hub: Send + Sync + Sized + 'static {
     const __METHODS: &'static [MethodDef];
 
     #[doc(hidden)]
-    fn __invoke(
-        self: Arc<Self>,
-        cx: Arc<HubContext<Self>>,
-        method: usize,
-        call: Call,
-    ) -> BoxFuture<Outcome>;
+    fn __invoke(self: Arc<Self>, cx: Arc<HubContext<Self>>, method: usize, call: Call) -> BoxFuture<Outcome>;
 
     #[doc(hidden)]
-    fn __on_connected(
-        self: Arc<Self>,
-        cx: Arc<HubContext<Self>>,
-    ) -> BoxFuture<Result<(), HubError>> {
+    fn __on_connected(self: Arc<Self>, cx: Arc<HubContext<Self>>) -> BoxFuture<Result<(), HubError>> {
         let _ = cx;
         Box::pin(async { Ok(()) })
     }
 
     #[doc(hidden)]
-    fn __on_disconnected(
-        self: Arc<Self>,
-        cx: Arc<HubContext<Self>>,
-        error: Option<ConnectionError>,
-    ) -> BoxFuture<()> {
+    fn __on_disconnected(self: Arc<Self>, cx: Arc<HubContext<Self>>, error: Option<ConnectionError>) -> BoxFuture<()> {
         let _ = (cx, error);
         Box::pin(async {})
     }
@@ -63,6 +52,8 @@ pub trait Hub: Send + Sync + Sized + 'static {
 pub enum MethodKind {
     /// Invocation → Completion.
     Plain,
+    /// StreamInvocation → StreamItems → Completion.
+    Stream,
 }
 
 /// One hub method, as the dispatcher sees it.
@@ -73,6 +64,8 @@ pub struct MethodDef {
     pub name: &'static str,
     /// How many arguments the client sends.
     pub arguments: usize,
+    /// How many client-to-server streams it takes.
+    pub streams: usize,
     /// How it is called.
     pub kind: MethodKind,
 }
@@ -189,99 +182,5 @@ impl<H: Hub> HubHandle<H> {
             clients: HubClients::new(manager.clone()),
             groups: Groups::new(manager),
         }
-    }
-}
-
-/// One invocation on its way through the generated router.
-#[doc(hidden)]
-pub struct Call {
-    pub(crate) method: &'static str,
-    pub(crate) invocation_id: Option<String>,
-    pub(crate) arguments: Vec<RawValue>,
-    pub(crate) protocol: Arc<dyn HubProtocol>,
-    pub(crate) detailed_errors: bool,
-    pub(crate) cancel: CancellationToken,
-}
-
-/// The completion an invocation produced (nothing for a non-blocking invocation).
-#[doc(hidden)]
-pub struct Outcome {
-    pub(crate) completion: Option<Bytes>,
-}
-
-const BINDING_FAILED: &str = "due to an error on the server.";
-
-impl Call {
-    /// Decodes argument `index` into the parameter type, or produces the binding-failure
-    /// completion.
-    pub fn arg<T: crate::__private::HubArgument>(&self, index: usize) -> Result<T, Outcome> {
-        let raw = self
-            .arguments
-            .get(index)
-            .ok_or_else(|| self.binding_failure("Error binding arguments."))?;
-        raw.decode::<T>().map_err(|e| {
-            tracing::debug!(method = self.method, argument = index, error = %e, "argument binding failed");
-            self.binding_failure(
-                "Error binding arguments. Make sure that the types of the provided values match the types of the hub method being invoked.",
-            )
-        })
-    }
-
-    /// The invocation's cancellation token (cancelled when the connection ends).
-    pub fn cancellation(&self) -> CancellationToken {
-        self.cancel.clone()
-    }
-
-    pub(crate) fn binding_failure(&self, detail: &str) -> Outcome {
-        let base = format!("Failed to invoke '{}' {BINDING_FAILED}", self.method);
-        let text = if self.detailed_errors {
-            format!("{base} InvalidDataException: {detail}")
-        } else {
-            base
-        };
-        self.error_text(&text)
-    }
-
-    fn complete(&self, result: OutResult<'_>) -> Outcome {
-        let Some(id) = self.invocation_id.as_deref() else {
-            return Outcome { completion: None };
-        };
-        match self.protocol.encode(&OutMessage::Completion {
-            invocation_id: id,
-            result,
-        }) {
-            Ok(bytes) => Outcome {
-                completion: Some(bytes),
-            },
-            Err(e) => {
-                tracing::warn!(method = self.method, error = %e, "could not encode a hub method's result");
-                let error = HubError::new(e.0).with_kind("SerializationException");
-                self.finish_error(error)
-            }
-        }
-    }
-
-    pub(crate) fn error_text(&self, text: &str) -> Outcome {
-        self.complete(OutResult::Error(text))
-    }
-
-    /// The method returned nothing.
-    pub fn finish_void(self) -> Outcome {
-        self.complete(OutResult::Void)
-    }
-
-    /// The method returned a value.
-    pub fn finish_value<T: crate::__private::HubReturn>(self, value: &T) -> Outcome {
-        self.complete(OutResult::Value(value))
-    }
-
-    /// The method failed.
-    pub fn finish_error(&self, error: HubError) -> Outcome {
-        tracing::debug!(method = self.method, error = %error, "hub method failed");
-        let base = format!(
-            "An unexpected error occurred invoking '{}' on the server.",
-            self.method
-        );
-        self.error_text(&error.client_text(&base, self.detailed_errors))
     }
 }

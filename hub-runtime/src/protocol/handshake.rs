@@ -54,19 +54,13 @@ pub fn parse_request(input: &[u8]) -> Result<(HandshakeRequest, usize), Handshak
         Some(serde_json::Value::Number(n)) => n
             .as_u64()
             .and_then(|v| u32::try_from(v).ok())
-            .ok_or_else(|| {
-                HandshakeError::Invalid("Expected 'version' to be of type Number.".into())
-            })?,
+            .ok_or_else(|| HandshakeError::Invalid("Expected 'version' to be of type Number.".into()))?,
         Some(_) => {
             return Err(HandshakeError::Invalid(
                 "Expected 'version' to be of type Number.".into(),
             ))
         }
-        None => {
-            return Err(HandshakeError::Invalid(
-                "Missing required property 'version'.".into(),
-            ))
-        }
+        None => return Err(HandshakeError::Invalid("Missing required property 'version'.".into())),
     };
     Ok((HandshakeRequest { protocol, version }, end + 1))
 }
@@ -154,10 +148,7 @@ mod tests {
             }
         );
         assert_eq!(&input[used..], b"{\"type\":6}\x1e");
-        assert_eq!(
-            parse_request(b"{\"protocol\""),
-            Err(HandshakeError::Incomplete)
-        );
+        assert_eq!(parse_request(b"{\"protocol\""), Err(HandshakeError::Incomplete));
     }
 
     #[test]
@@ -168,15 +159,11 @@ mod tests {
             version: v,
         };
         assert_eq!(
-            select_protocol(&req("xyz", 1), &protocols, true)
-                .err()
-                .unwrap(),
+            select_protocol(&req("xyz", 1), &protocols, true).err().unwrap(),
             "The protocol 'xyz' is not supported."
         );
         assert_eq!(
-            select_protocol(&req("json", 3), &protocols, true)
-                .err()
-                .unwrap(),
+            select_protocol(&req("json", 3), &protocols, true).err().unwrap(),
             "The server does not support version 3 of the 'json' protocol."
         );
         assert!(select_protocol(&req("Json", 1), &protocols, false).is_ok());

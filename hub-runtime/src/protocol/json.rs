@@ -5,8 +5,8 @@ use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue as JsonRaw;
 
 use super::{
-    CompletionResult, EncodeError, Headers, HubMessage, HubProtocol, Invocation, OutMessage,
-    OutResult, ProtocolError, RawValue, TransferFormat,
+    CompletionResult, EncodeError, Headers, HubMessage, HubProtocol, Invocation, OutMessage, OutResult, ProtocolError,
+    RawValue, TransferFormat,
 };
 
 /// The record separator that ends every JSON message.
@@ -116,10 +116,7 @@ impl WireMessage {
                 sequence_id: self.sequence_id.ok_or_else(|| missing("sequenceId"))?,
             },
             other => {
-                tracing::debug!(
-                    message_type = other,
-                    "ignoring a hub message of unknown type"
-                );
+                tracing::debug!(message_type = other, "ignoring a hub message of unknown type");
                 return Ok(None);
             }
         };
@@ -144,10 +141,7 @@ fn write_str(out: &mut Vec<u8>, value: &str) {
     let _ = serde_json::to_writer(&mut *out, value);
 }
 
-fn write_value(
-    out: &mut Vec<u8>,
-    value: &(dyn erased_serde::Serialize + Sync + '_),
-) -> Result<(), EncodeError> {
+fn write_value(out: &mut Vec<u8>, value: &(dyn erased_serde::Serialize + Sync + '_)) -> Result<(), EncodeError> {
     serde_json::to_writer(&mut *out, value).map_err(|e| EncodeError(e.to_string()))
 }
 
@@ -171,11 +165,7 @@ impl HubProtocol for JsonProtocol {
         TransferFormat::Text
     }
 
-    fn complete_prefix(
-        &self,
-        input: &[u8],
-        max_message_size: usize,
-    ) -> Result<usize, ProtocolError> {
+    fn complete_prefix(&self, input: &[u8], max_message_size: usize) -> Result<usize, ProtocolError> {
         let mut start = 0;
         let mut whole = 0;
         while let Some(pos) = input[start..].iter().position(|&b| b == RECORD_SEPARATOR) {
@@ -252,19 +242,13 @@ fn write_json(message: &OutMessage<'_>, out: &mut Vec<u8>) -> Result<(), EncodeE
             write_value(out, arguments)?;
             write_stream_ids(out, stream_ids);
         }
-        OutMessage::StreamItem {
-            invocation_id,
-            item,
-        } => {
+        OutMessage::StreamItem { invocation_id, item } => {
             out.extend_from_slice(b"{\"type\":2,\"invocationId\":");
             write_str(out, invocation_id);
             out.extend_from_slice(b",\"item\":");
             write_value(out, item)?;
         }
-        OutMessage::Completion {
-            invocation_id,
-            result,
-        } => {
+        OutMessage::Completion { invocation_id, result } => {
             out.extend_from_slice(b"{\"type\":3,\"invocationId\":");
             write_str(out, invocation_id);
             match result {
@@ -284,10 +268,7 @@ fn write_json(message: &OutMessage<'_>, out: &mut Vec<u8>) -> Result<(), EncodeE
             write_str(out, invocation_id);
         }
         OutMessage::Ping => out.extend_from_slice(b"{\"type\":6"),
-        OutMessage::Close {
-            error,
-            allow_reconnect,
-        } => {
+        OutMessage::Close { error, allow_reconnect } => {
             out.extend_from_slice(b"{\"type\":7");
             if let Some(error) = error {
                 out.extend_from_slice(b",\"error\":");
@@ -414,9 +395,9 @@ mod tests {
 
     #[test]
     fn decodes_every_type() {
-        let HubMessage::Invocation(inv) =
-            one("{\"target\":\"Echo\",\"arguments\":[\"a\",{\"x\":1}],\"type\":1,\"invocationId\":\"3\",\"extra\":[1]}\x1e")
-        else {
+        let HubMessage::Invocation(inv) = one(
+            "{\"target\":\"Echo\",\"arguments\":[\"a\",{\"x\":1}],\"type\":1,\"invocationId\":\"3\",\"extra\":[1]}\x1e",
+        ) else {
             panic!()
         };
         assert_eq!(inv.invocation_id.as_deref(), Some("3"));
@@ -516,10 +497,7 @@ mod tests {
                 "mutually exclusive",
             ),
             (b"{\"type\":2,\"invocationId\":\"1\"}\x1e", "'item'"),
-            (
-                b"{\"type\":4,\"target\":\"x\",\"arguments\":[]}\x1e",
-                "'invocationId'",
-            ),
+            (b"{\"type\":4,\"target\":\"x\",\"arguments\":[]}\x1e", "'invocationId'"),
         ] {
             let err = JsonProtocol.parse(input).unwrap_err().to_string();
             assert!(err.contains(needle), "{err} should mention {needle}");
@@ -529,10 +507,7 @@ mod tests {
     #[test]
     fn size_limit_and_partial_messages() {
         let p = JsonProtocol;
-        assert_eq!(
-            p.complete_prefix(b"{\"type\":6}\x1e{\"ty", 100).unwrap(),
-            11
-        );
+        assert_eq!(p.complete_prefix(b"{\"type\":6}\x1e{\"ty", 100).unwrap(), 11);
         assert!(matches!(
             p.complete_prefix(&[b' '; 50], 10),
             Err(ProtocolError::MessageTooLarge { limit: 10 })

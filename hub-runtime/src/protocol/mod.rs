@@ -60,12 +60,8 @@ impl RawValue {
     /// Decodes the value into `T`.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, DecodeError> {
         match self {
-            RawValue::Json(raw) => {
-                serde_json::from_str(raw.get()).map_err(|e| DecodeError(e.to_string()))
-            }
-            RawValue::MessagePack(bytes) => {
-                rmp_serde::from_slice(bytes).map_err(|e| DecodeError(e.to_string()))
-            }
+            RawValue::Json(raw) => serde_json::from_str(raw.get()).map_err(|e| DecodeError(e.to_string())),
+            RawValue::MessagePack(bytes) => rmp_serde::from_slice(bytes).map_err(|e| DecodeError(e.to_string())),
         }
     }
 
@@ -345,11 +341,7 @@ pub trait HubProtocol: Send + Sync + 'static {
     /// Splits `input` into complete framed messages: returns how many bytes form whole
     /// messages (the rest is a partial message to keep for later), checking each message
     /// against `max_message_size`.
-    fn complete_prefix(
-        &self,
-        input: &[u8],
-        max_message_size: usize,
-    ) -> Result<usize, ProtocolError>;
+    fn complete_prefix(&self, input: &[u8], max_message_size: usize) -> Result<usize, ProtocolError>;
     /// Parses complete framed messages (as delimited by [`HubProtocol::complete_prefix`]).
     /// Messages of unknown type are skipped (and logged).
     fn parse_into(&self, input: &[u8], out: &mut Vec<HubMessage>) -> Result<(), ProtocolError>;

@@ -6,8 +6,8 @@ use rmp::decode as dec;
 use rmp::encode as enc;
 
 use super::{
-    CompletionResult, EncodeError, Headers, HubMessage, HubProtocol, Invocation, OutMessage,
-    OutResult, ProtocolError, RawValue, TransferFormat,
+    CompletionResult, EncodeError, Headers, HubMessage, HubProtocol, Invocation, OutMessage, OutResult, ProtocolError,
+    RawValue, TransferFormat,
 };
 
 /// The MessagePack hub protocol (`messagepack`, versions 1 and 2).
@@ -66,13 +66,11 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn array_len(&mut self, what: &str) -> Result<u32, ProtocolError> {
-        dec::read_array_len(&mut self.input)
-            .map_err(|_| invalid(format!("Reading array length for '{what}' failed.")))
+        dec::read_array_len(&mut self.input).map_err(|_| invalid(format!("Reading array length for '{what}' failed.")))
     }
 
     fn int(&mut self, what: &str) -> Result<i64, ProtocolError> {
-        dec::read_int(&mut self.input)
-            .map_err(|_| invalid(format!("Reading '{what}' as Int32 failed.")))
+        dec::read_int(&mut self.input).map_err(|_| invalid(format!("Reading '{what}' as Int32 failed.")))
     }
 
     fn nil_or_string(&mut self, what: &str) -> Result<Option<String>, ProtocolError> {
@@ -85,8 +83,7 @@ impl<'a> Reader<'a> {
 
     fn string(&mut self, what: &str) -> Result<String, ProtocolError> {
         let len = dec::read_str_len(&mut self.input)
-            .map_err(|_| invalid(format!("Reading '{what}' as String failed.")))?
-            as usize;
+            .map_err(|_| invalid(format!("Reading '{what}' as String failed.")))? as usize;
         if self.input.len() < len {
             return Err(invalid(format!("Reading '{what}' as String failed.")));
         }
@@ -98,8 +95,7 @@ impl<'a> Reader<'a> {
     }
 
     fn boolean(&mut self, what: &str) -> Result<bool, ProtocolError> {
-        dec::read_bool(&mut self.input)
-            .map_err(|_| invalid(format!("Reading '{what}' as Boolean failed.")))
+        dec::read_bool(&mut self.input).map_err(|_| invalid(format!("Reading '{what}' as Boolean failed.")))
     }
 
     /// One whole value, kept as its bytes.
@@ -108,14 +104,12 @@ impl<'a> Reader<'a> {
         rmpv::decode::read_value_ref_with_max_depth(&mut self.input, 64)
             .map_err(|e| invalid(format!("Reading '{what}' failed: {e}.")))?;
         let used = before.len() - self.input.len();
-        Ok(RawValue::MessagePack(Bytes::copy_from_slice(
-            &before[..used],
-        )))
+        Ok(RawValue::MessagePack(Bytes::copy_from_slice(&before[..used])))
     }
 
     fn headers(&mut self) -> Result<Headers, ProtocolError> {
-        let len = dec::read_map_len(&mut self.input)
-            .map_err(|_| invalid("Reading map length for 'headers' failed."))?;
+        let len =
+            dec::read_map_len(&mut self.input).map_err(|_| invalid("Reading map length for 'headers' failed."))?;
         let mut headers = Headers::new();
         for _ in 0..len {
             let key = self.string("headers")?;
@@ -233,15 +227,8 @@ fn parse_body(body: &[u8]) -> Result<Option<HubMessage>, ProtocolError> {
         7 => {
             need(2)?;
             let error = r.nil_or_string("error")?;
-            let allow_reconnect = if len > 2 {
-                r.boolean("allowReconnect")?
-            } else {
-                false
-            };
-            HubMessage::Close {
-                error,
-                allow_reconnect,
-            }
+            let allow_reconnect = if len > 2 { r.boolean("allowReconnect")? } else { false };
+            HubMessage::Close { error, allow_reconnect }
         }
         8 => {
             need(2)?;
@@ -256,10 +243,7 @@ fn parse_body(body: &[u8]) -> Result<Option<HubMessage>, ProtocolError> {
             }
         }
         other => {
-            tracing::debug!(
-                message_type = other,
-                "ignoring a hub message of unknown type"
-            );
+            tracing::debug!(message_type = other, "ignoring a hub message of unknown type");
             return Ok(None);
         }
     };
@@ -270,10 +254,7 @@ fn io(e: impl std::fmt::Display) -> EncodeError {
     EncodeError(e.to_string())
 }
 
-fn write_value(
-    out: &mut Vec<u8>,
-    value: &(dyn erased_serde::Serialize + Sync + '_),
-) -> Result<(), EncodeError> {
+fn write_value(out: &mut Vec<u8>, value: &(dyn erased_serde::Serialize + Sync + '_)) -> Result<(), EncodeError> {
     rmp_serde::encode::write_named(out, value).map_err(io)
 }
 
@@ -317,25 +298,15 @@ fn write_body(message: &OutMessage<'_>, out: &mut Vec<u8>) -> Result<(), EncodeE
             write_value(out, arguments)?;
             write_string_array(out, stream_ids);
         }
-        OutMessage::StreamItem {
-            invocation_id,
-            item,
-        } => {
+        OutMessage::StreamItem { invocation_id, item } => {
             let _ = enc::write_array_len(out, 4);
             let _ = enc::write_uint(out, 2);
             let _ = enc::write_map_len(out, 0);
             write_str(out, invocation_id);
             write_value(out, item)?;
         }
-        OutMessage::Completion {
-            invocation_id,
-            result,
-        } => {
-            let len = if matches!(result, OutResult::Void) {
-                4
-            } else {
-                5
-            };
+        OutMessage::Completion { invocation_id, result } => {
+            let len = if matches!(result, OutResult::Void) { 4 } else { 5 };
             let _ = enc::write_array_len(out, len);
             let _ = enc::write_uint(out, 3);
             let _ = enc::write_map_len(out, 0);
@@ -364,10 +335,7 @@ fn write_body(message: &OutMessage<'_>, out: &mut Vec<u8>) -> Result<(), EncodeE
             let _ = enc::write_array_len(out, 1);
             let _ = enc::write_uint(out, 6);
         }
-        OutMessage::Close {
-            error,
-            allow_reconnect,
-        } => {
+        OutMessage::Close { error, allow_reconnect } => {
             let _ = enc::write_array_len(out, 3);
             let _ = enc::write_uint(out, 7);
             match error {
@@ -412,11 +380,7 @@ impl HubProtocol for MessagePackProtocol {
         TransferFormat::Binary
     }
 
-    fn complete_prefix(
-        &self,
-        input: &[u8],
-        max_message_size: usize,
-    ) -> Result<usize, ProtocolError> {
+    fn complete_prefix(&self, input: &[u8], max_message_size: usize) -> Result<usize, ProtocolError> {
         let mut at = 0;
         while at < input.len() {
             let Some((length, prefix)) = read_varint(&input[at..])? else {
@@ -446,9 +410,7 @@ impl HubProtocol for MessagePackProtocol {
                 return Err(invalid("Truncated message length prefix."));
             };
             let start = at + prefix;
-            let end = start
-                .checked_add(length as usize)
-                .filter(|&e| e <= input.len());
+            let end = start.checked_add(length as usize).filter(|&e| e <= input.len());
             let Some(end) = end else {
                 return Err(invalid("Truncated message."));
             };
@@ -557,22 +519,15 @@ mod tests {
             }),
             [0x05, 0x93, 0x07, 0xa1, b'x', 0xc3]
         );
-        assert_eq!(
-            enc(OutMessage::Ack { sequence_id: 3 }),
-            [0x03, 0x92, 0x08, 0x03]
-        );
-        assert_eq!(
-            enc(OutMessage::Sequence { sequence_id: 4 }),
-            [0x03, 0x92, 0x09, 0x04]
-        );
+        assert_eq!(enc(OutMessage::Ack { sequence_id: 3 }), [0x03, 0x92, 0x08, 0x03]);
+        assert_eq!(enc(OutMessage::Sequence { sequence_id: 4 }), [0x03, 0x92, 0x09, 0x04]);
     }
 
     #[test]
     fn decodes_five_and_six_element_invocations() {
         // [1, {}, "7", "Echo", ["hi"]]
         let five = [
-            0x0e, 0x95, 0x01, 0x80, 0xa1, b'7', 0xa4, b'E', b'c', b'h', b'o', 0x91, 0xa2, b'h',
-            b'i',
+            0x0e, 0x95, 0x01, 0x80, 0xa1, b'7', 0xa4, b'E', b'c', b'h', b'o', 0x91, 0xa2, b'h', b'i',
         ];
         let HubMessage::Invocation(inv) = one(&five) else {
             panic!()
@@ -581,8 +536,7 @@ mod tests {
         assert_eq!(inv.arguments[0].decode::<String>().unwrap(), "hi");
         // [1, {"a":"b"}, nil, "T", [], ["s"]]
         let six = [
-            0x0e, 0x96, 0x01, 0x81, 0xa1, b'a', 0xa1, b'b', 0xc0, 0xa1, b'T', 0x90, 0x91, 0xa1,
-            b's',
+            0x0e, 0x96, 0x01, 0x81, 0xa1, b'a', 0xa1, b'b', 0xc0, 0xa1, b'T', 0x90, 0x91, 0xa1, b's',
         ];
         let HubMessage::Invocation(inv) = one(&six) else {
             panic!()
@@ -608,15 +562,8 @@ mod tests {
             assert_eq!(out, bytes, "{n}");
             assert_eq!(read_varint(&bytes).unwrap(), Some((n as u64, bytes.len())));
         }
-        assert_eq!(
-            read_varint(&[0x80, 0x80]).unwrap(),
-            None,
-            "truncated prefix"
-        );
-        assert!(
-            read_varint(&[0xff, 0xff, 0xff, 0xff, 0x08]).is_err(),
-            "over 2 GiB"
-        );
+        assert_eq!(read_varint(&[0x80, 0x80]).unwrap(), None, "truncated prefix");
+        assert!(read_varint(&[0xff, 0xff, 0xff, 0xff, 0x08]).is_err(), "over 2 GiB");
         assert!(read_varint(&[0xff, 0xff, 0xff, 0xff, 0xff, 0x01]).is_err());
     }
 
@@ -627,11 +574,7 @@ mod tests {
             p.complete_prefix(&[0x80, 0x80, 0x01], 100),
             Err(ProtocolError::MessageTooLarge { .. })
         ));
-        assert_eq!(
-            p.complete_prefix(&[0x05, 0x93], 100).unwrap(),
-            0,
-            "partial body waits"
-        );
+        assert_eq!(p.complete_prefix(&[0x05, 0x93], 100).unwrap(), 0, "partial body waits");
         for bad in [
             &[0x01, 0xc1][..],                     // reserved marker
             &[0x02, 0x91, 0xa1],                   // type is not an int

@@ -92,10 +92,7 @@ impl Cors {
             .cloned()
             .unwrap_or_else(|| HeaderValue::from_static(self.allowed_headers));
         response.insert(http::header::ACCESS_CONTROL_ALLOW_HEADERS, headers);
-        response.insert(
-            http::header::ACCESS_CONTROL_MAX_AGE,
-            HeaderValue::from_static("600"),
-        );
+        response.insert(http::header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
     }
 }
 

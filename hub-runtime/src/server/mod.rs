@@ -101,10 +101,44 @@ pub struct HubServerBuilder {
     protocols: Vec<Arc<dyn HubProtocol>>,
     backplane: Arc<dyn Backplane>,
     cors: Option<Cors>,
+    mappings: Vec<Mapping>,
+}
+
+/// What `build` needs to turn a mapping into an endpoint.
+struct Assembly {
+    options: Arc<HubOptions>,
+    protocols: Arc<[Arc<dyn HubProtocol>]>,
+    backplane: Arc<dyn Backplane>,
     shutdown: CancellationToken,
-    endpoints: Vec<Arc<Endpoint>>,
     managers: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
-    errors: Vec<String>,
+}
+
+impl Assembly {
+    /// The lifetime manager of hub type `H` (one per type, shared by all its paths).
+    fn manager<H: Hub>(&mut self) -> Arc<LifetimeManager> {
+        let (protocols, backplane, options) = (self.protocols.clone(), self.backplane.clone(), self.options.clone());
+        let entry = self.managers.entry(TypeId::of::<H>()).or_insert_with(|| {
+            Arc::new(Arc::new(LifetimeManager::new(
+                std::any::type_name::<H>(),
+                protocols,
+                backplane,
+                options,
+            )))
+        });
+        entry
+            .downcast_ref::<Arc<LifetimeManager>>()
+            .cloned()
+            .unwrap_or_else(|| unreachable!("keyed by type"))
+    }
+}
+
+type MakeHandler = Box<dyn FnOnce(&mut Assembly) -> Arc<dyn ConnectionHandler>>;
+
+/// A path and what serves it, made into an endpoint by `build` (once the options are final).
+struct Mapping {
+    path: String,
+    endpoint: EndpointOptions,
+    make: MakeHandler,
 }
 
 /// A hub server: hubs and raw connection handlers mapped to paths.
@@ -160,22 +194,6 @@ impl HubServerBuilder {
         self
     }
 
-    fn manager<H: Hub>(&mut self) -> Arc<LifetimeManager> {
-        let protocols: Arc<[Arc<dyn HubProtocol>]> = self.protocols.clone().into();
-        let backplane = self.backplane.clone();
-        let entry = self.managers.entry(TypeId::of::<H>()).or_insert_with(|| {
-            Arc::new(Arc::new(LifetimeManager::new(
-                std::any::type_name::<H>(),
-                protocols,
-                backplane,
-            )))
-        });
-        entry
-            .downcast_ref::<Arc<LifetimeManager>>()
-            .cloned()
-            .unwrap_or_else(|| unreachable!("keyed by type"))
-    }
-
     /// Maps a hub at `path` (matched case-insensitively), offering every transport.
     pub fn hub<H: Hub>(self, path: &str, hub: H) -> Self {
         self.hub_with(path, hub, EndpointOptions::new())
@@ -184,15 +202,21 @@ impl HubServerBuilder {
     /// Maps a hub at `path` with endpoint options. Mapping the same hub type at several paths
     /// makes one hub: its clients, groups and users are shared.
     pub fn hub_with<H: Hub>(mut self, path: &str, hub: H, endpoint: EndpointOptions) -> Self {
-        let manager = self.manager::<H>();
-        let options = Arc::new(self.options.clone());
-        let handler = HubHandler(Arc::new(HubEndpoint::new(
-            Arc::new(hub),
-            manager,
-            options,
-            self.shutdown.clone(),
-        )));
-        self.add_endpoint(path, Arc::new(handler), endpoint);
+        let make: MakeHandler = Box::new(move |assembly: &mut Assembly| {
+            let manager = assembly.manager::<H>();
+            let endpoint = HubEndpoint::new(
+                Arc::new(hub),
+                manager,
+                assembly.options.clone(),
+                assembly.shutdown.clone(),
+            );
+            Arc::new(HubHandler(Arc::new(endpoint)))
+        });
+        self.mappings.push(Mapping {
+            path: normalize_path(path),
+            endpoint,
+            make,
+        });
         self
     }
 
@@ -214,34 +238,14 @@ impl HubServerBuilder {
     }
 
     /// Maps a raw connection handler with endpoint options.
-    pub fn connection_with(
-        mut self,
-        path: &str,
-        handler: impl ConnectionHandler,
-        endpoint: EndpointOptions,
-    ) -> Self {
-        self.add_endpoint(path, Arc::new(handler), endpoint);
+    pub fn connection_with(mut self, path: &str, handler: impl ConnectionHandler, endpoint: EndpointOptions) -> Self {
+        let handler: Arc<dyn ConnectionHandler> = Arc::new(handler);
+        self.mappings.push(Mapping {
+            path: normalize_path(path),
+            endpoint,
+            make: Box::new(move |_| handler),
+        });
         self
-    }
-
-    fn add_endpoint(
-        &mut self,
-        path: &str,
-        handler: Arc<dyn ConnectionHandler>,
-        endpoint: EndpointOptions,
-    ) {
-        let path = normalize_path(path);
-        if self.endpoints.iter().any(|e| e.path == path) {
-            self.errors
-                .push(format!("the path '{path}' is mapped twice"));
-        }
-        self.endpoints.push(Arc::new(Endpoint {
-            path,
-            transports: endpoint.transports,
-            handler,
-            authenticator: endpoint.authenticator.unwrap_or_else(auth::anonymous),
-            connections: Arc::new(ConnectionManager::default()),
-        }));
     }
 
     /// Builds the server.
@@ -249,16 +253,34 @@ impl HubServerBuilder {
     /// # Panics
     /// When two endpoints are mapped at the same path (a programming error).
     pub fn build(self) -> HubServer {
-        if let Some(error) = self.errors.first() {
-            panic!("invalid hub server: {error}");
+        let mut assembly = Assembly {
+            options: Arc::new(self.options),
+            protocols: self.protocols.into(),
+            backplane: self.backplane,
+            shutdown: CancellationToken::new(),
+            managers: HashMap::new(),
+        };
+        let mut endpoints: Vec<Arc<Endpoint>> = Vec::new();
+        for mapping in self.mappings {
+            if endpoints.iter().any(|e| e.path == mapping.path) {
+                panic!("invalid hub server: the path '{}' is mapped twice", mapping.path);
+            }
+            let handler = (mapping.make)(&mut assembly);
+            endpoints.push(Arc::new(Endpoint {
+                path: mapping.path,
+                transports: mapping.endpoint.transports,
+                handler,
+                authenticator: mapping.endpoint.authenticator.unwrap_or_else(auth::anonymous),
+                connections: Arc::new(ConnectionManager::default()),
+            }));
         }
         HubServer {
             inner: Arc::new(ServerInner {
-                endpoints: self.endpoints,
-                options: Arc::new(self.options),
+                endpoints,
+                options: assembly.options,
                 cors: self.cors,
-                shutdown: self.shutdown,
-                managers: self.managers,
+                shutdown: assembly.shutdown,
+                managers: assembly.managers,
             }),
         }
     }
@@ -272,10 +294,7 @@ impl HubServer {
             protocols: vec![Arc::new(JsonProtocol), Arc::new(MessagePackProtocol)],
             backplane: backplane::in_memory(),
             cors: None,
-            shutdown: CancellationToken::new(),
-            endpoints: Vec::new(),
-            managers: HashMap::new(),
-            errors: Vec::new(),
+            mappings: Vec::new(),
         }
     }
 
@@ -301,11 +320,7 @@ impl HubServer {
 
     /// How many connections are open across all endpoints.
     pub fn connection_count(&self) -> usize {
-        self.inner
-            .endpoints
-            .iter()
-            .map(|e| e.connections.len())
-            .sum()
+        self.inner.endpoints.iter().map(|e| e.connections.len()).sum()
     }
 
     /// Binds `addr` and serves until Ctrl-C or SIGTERM.
@@ -341,10 +356,7 @@ impl HubServer {
             server_inner.shutdown.cancel();
             let deadline = tokio::time::Instant::now() + drain;
             while tokio::time::Instant::now() < deadline
-                && server_inner
-                    .endpoints
-                    .iter()
-                    .any(|e| e.connections.len() > 0)
+                && server_inner.endpoints.iter().any(|e| e.connections.len() > 0)
             {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
@@ -402,9 +414,7 @@ pub async fn shutdown_signal() {
 }
 
 /// Binds a listener and returns it with its actual address (useful with port 0).
-pub async fn bind(
-    addr: impl tokio::net::ToSocketAddrs,
-) -> std::io::Result<(TcpListener, SocketAddr)> {
+pub async fn bind(addr: impl tokio::net::ToSocketAddrs) -> std::io::Result<(TcpListener, SocketAddr)> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     Ok((listener, local))

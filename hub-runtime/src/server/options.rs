@@ -41,6 +41,10 @@ pub struct HubOptions {
     pub shutdown_drain: Duration,
     /// How long a long poll waits for data before answering empty (90 s).
     pub long_poll_timeout: Duration,
+    /// How many items of one client-to-server stream wait for the hub method (10).
+    pub stream_buffer_capacity: usize,
+    /// How long a client result may take before the call fails (30 s).
+    pub client_result_timeout: Duration,
 }
 
 impl Default for HubOptions {
@@ -58,6 +62,8 @@ impl Default for HubOptions {
             disconnect_timeout: Duration::from_secs(15),
             shutdown_drain: Duration::from_secs(5),
             long_poll_timeout: Duration::from_secs(90),
+            stream_buffer_capacity: 10,
+            client_result_timeout: Duration::from_secs(30),
         }
     }
 }

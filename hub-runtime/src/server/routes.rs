@@ -15,9 +15,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
 use crate::auth::Identity;
-use crate::connection::{
-    AttachError, Attached, ConnectionShared, Frame, RequestContext, TransportKind,
-};
+use crate::connection::{AttachError, Attached, ConnectionShared, Frame, RequestContext, TransportKind};
 use crate::transport::websocket::{self, WsLimits};
 use crate::transport::{self, long_polling, sse};
 
@@ -45,10 +43,9 @@ fn text(status: StatusCode, body: &str) -> Response {
     let mut response = Response::new(body.to_string().into());
     *response.status_mut() = status;
     if !body.is_empty() {
-        response.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("text/plain"),
-        );
+        response
+            .headers_mut()
+            .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain"));
     }
     response
 }
@@ -109,13 +106,7 @@ pub(crate) fn filter(inner: Arc<ServerInner>) -> BoxedFilter<(Response,)> {
         .and(ws)
         .and(body_stream())
         .then(
-            move |(endpoint, route): (Arc<Endpoint>, Route),
-                  method,
-                  headers,
-                  query,
-                  remote,
-                  ws,
-                  body| {
+            move |(endpoint, route): (Arc<Endpoint>, Route), method, headers, query, remote, ws, body| {
                 let inner = inner_for_handler.clone();
                 async move {
                     let request = Request {
@@ -129,9 +120,7 @@ pub(crate) fn filter(inner: Arc<ServerInner>) -> BoxedFilter<(Response,)> {
                     } else {
                         match route {
                             Route::Negotiate => negotiate(&inner, &endpoint, &request).await,
-                            Route::Transport => {
-                                transport(&inner, &endpoint, &request, ws, body).await
-                            }
+                            Route::Transport => transport(&inner, &endpoint, &request, ws, body).await,
                         }
                     };
                     if let Some(cors) = &inner.cors {
@@ -160,9 +149,7 @@ async fn negotiate(inner: &ServerInner, endpoint: &Endpoint, request: &Request) 
     let body = match negotiate::requested_version(context.query_pairs()) {
         Err(error) => negotiate::error_body(&error),
         Ok(version) => {
-            let shared = endpoint
-                .connections
-                .create(inner.options.outbox_capacity, version == 0);
+            let shared = endpoint.connections.create(inner.options.outbox_capacity, version == 0);
             negotiate::response_body(version, &shared.id, &shared.token, &endpoint.transports)
         }
     };
@@ -182,18 +169,13 @@ async fn transport(
     body: Body,
 ) -> Response {
     let context = request.context();
-    let id = context
-        .query("id")
-        .filter(|id| !id.is_empty())
-        .map(str::to_owned);
+    let id = context.query("id").filter(|id| !id.is_empty()).map(str::to_owned);
     if request.method == Method::GET && ws.is_some() && id.is_none() {
         // skipNegotiation: a WebSocket without an id gets a fresh connection.
         if !endpoint.transports.contains(&TransportKind::WebSockets) {
             return not_supported(TransportKind::WebSockets);
         }
-        let shared = endpoint
-            .connections
-            .create(inner.options.outbox_capacity, false);
+        let shared = endpoint.connections.create(inner.options.outbox_capacity, false);
         let response = websocket_upgrade(inner, endpoint, &shared, context, ws).await;
         if response.status() != StatusCode::SWITCHING_PROTOCOLS {
             endpoint.connections.remove(&shared.token);
@@ -223,15 +205,10 @@ async fn transport(
                 return not_supported(wanted);
             }
             if current.is_some_and(|t| t != wanted) {
-                return text(
-                    StatusCode::BAD_REQUEST,
-                    "Cannot change transports mid-connection",
-                );
+                return text(StatusCode::BAD_REQUEST, "Cannot change transports mid-connection");
             }
             match wanted {
-                TransportKind::WebSockets => {
-                    websocket_upgrade(inner, endpoint, &shared, context, ws).await
-                }
+                TransportKind::WebSockets => websocket_upgrade(inner, endpoint, &shared, context, ws).await,
                 TransportKind::ServerSentEvents => {
                     let identity = match authenticate(endpoint, &context).await {
                         Ok(identity) => identity,
@@ -302,11 +279,7 @@ async fn transport(
                 .get(http::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.starts_with("application/octet-stream"));
-            let frame = if binary {
-                Frame::Binary(body)
-            } else {
-                Frame::Text(body)
-            };
+            let frame = if binary { Frame::Binary(body) } else { Frame::Text(body) };
             transport::post(&shared, frame).await
         }
         _ => {
@@ -336,10 +309,7 @@ fn not_supported(transport: TransportKind) -> Response {
     )
 }
 
-async fn authenticate(
-    endpoint: &Endpoint,
-    context: &RequestContext,
-) -> Result<Option<Arc<Identity>>, Response> {
+async fn authenticate(endpoint: &Endpoint, context: &RequestContext) -> Result<Option<Arc<Identity>>, Response> {
     match endpoint.authenticator.authenticate(context).await {
         Ok(identity) => Ok(identity.map(Arc::new)),
         Err(e) => {
@@ -352,12 +322,7 @@ async fn authenticate(
 async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, Response> {
     let mut out = BytesMut::new();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|_| {
-            text(
-                StatusCode::BAD_REQUEST,
-                "The request body could not be read.",
-            )
-        })?;
+        let chunk = chunk.map_err(|_| text(StatusCode::BAD_REQUEST, "The request body could not be read."))?;
         if out.len() + chunk.len() > limit {
             return Err(text(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -383,13 +348,9 @@ async fn websocket_upgrade(
         Ok(identity) => identity,
         Err(response) => return response,
     };
-    let attached = endpoint.connections.attach(
-        shared,
-        TransportKind::WebSockets,
-        context,
-        identity,
-        &endpoint.handler,
-    );
+    let attached = endpoint
+        .connections
+        .attach(shared, TransportKind::WebSockets, context, identity, &endpoint.handler);
     let (outbox, inbox) = match attached {
         Ok(Attached {
             outbox: Some(outbox),
@@ -411,10 +372,7 @@ async fn websocket_upgrade(
 fn attach_error(error: AttachError) -> Response {
     match error {
         AttachError::Unknown => text(StatusCode::NOT_FOUND, "No Connection with that ID"),
-        AttachError::WrongTransport => text(
-            StatusCode::BAD_REQUEST,
-            "Cannot change transports mid-connection",
-        ),
+        AttachError::WrongTransport => text(StatusCode::BAD_REQUEST, "Cannot change transports mid-connection"),
         AttachError::AlreadyAttached => text(StatusCode::CONFLICT, ""),
     }
 }

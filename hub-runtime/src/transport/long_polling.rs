@@ -21,10 +21,7 @@ fn no_cache(response: &mut Response) {
         http::header::CACHE_CONTROL,
         http::HeaderValue::from_static("no-cache, no-store"),
     );
-    headers.insert(
-        http::header::PRAGMA,
-        http::HeaderValue::from_static("no-cache"),
-    );
+    headers.insert(http::header::PRAGMA, http::HeaderValue::from_static("no-cache"));
     headers.insert(
         http::header::EXPIRES,
         http::HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"),
@@ -39,10 +36,9 @@ pub(crate) fn data(body: bytes::Bytes, binary: bool) -> Response {
     } else {
         "text/plain; charset=utf-8"
     };
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static(content_type),
-    );
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
     no_cache(&mut response);
     response
 }
@@ -55,11 +51,7 @@ fn over() -> Response {
 }
 
 /// One poll after the first.
-pub(crate) async fn poll(
-    shared: Arc<ConnectionShared>,
-    request: RequestContext,
-    timeout: Duration,
-) -> Response {
+pub(crate) async fn poll(shared: Arc<ConnectionShared>, request: RequestContext, timeout: Duration) -> Response {
     let token = CancellationToken::new();
     let number = {
         let mut state = shared.lock();
@@ -81,11 +73,7 @@ pub(crate) async fn poll(
     response
 }
 
-async fn wait(
-    shared: &Arc<ConnectionShared>,
-    token: &CancellationToken,
-    timeout: Duration,
-) -> Response {
+async fn wait(shared: &Arc<ConnectionShared>, token: &CancellationToken, timeout: Duration) -> Response {
     let mut slot = tokio::select! {
         slot = shared.poll_outbox.lock() => slot,
         _ = token.cancelled() => return over(),

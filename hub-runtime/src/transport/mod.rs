@@ -15,10 +15,9 @@ use crate::connection::{ConnectionShared, Frame};
 pub(crate) fn text(status: StatusCode, body: &str) -> Response {
     let mut response = Response::new(body.to_string().into());
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain"),
-    );
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain"));
     response
 }
 

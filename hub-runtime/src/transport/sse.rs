@@ -26,10 +26,7 @@ struct State {
 }
 
 /// The event-stream response carrying the connection's outbox.
-pub(crate) fn response(
-    shared: Arc<ConnectionShared>,
-    outbox: mpsc::Receiver<Outgoing>,
-) -> Response {
+pub(crate) fn response(shared: Arc<ConnectionShared>, outbox: mpsc::Receiver<Outgoing>) -> Response {
     let abort = shared.abort.clone();
     let state = State {
         outbox,
@@ -47,14 +44,9 @@ pub(crate) fn response(
             };
             state.guard.0.touch_write();
             let text = match &frame {
-                Frame::Text(bytes) | Frame::Binary(bytes) => {
-                    String::from_utf8_lossy(bytes).into_owned()
-                }
+                Frame::Text(bytes) | Frame::Binary(bytes) => String::from_utf8_lossy(bytes).into_owned(),
             };
-            Some((
-                Ok::<_, Infallible>(warp::sse::Event::default().data(text)),
-                state,
-            ))
+            Some((Ok::<_, Infallible>(warp::sse::Event::default().data(text)), state))
         }
     });
     warp::sse::reply(events).into_response()

@@ -1,0 +1,212 @@
+//! One invocation on its way through the generated router: argument binding, and turning a
+//! method's result (a value, an error, a stream) into messages.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::stream::{ClientStream, UploadItem};
+use super::HubError;
+use crate::connection::{BoxFuture, ConnectionSender, Frame};
+use crate::protocol::{HubProtocol, OutMessage, OutResult, RawValue, TransferFormat};
+
+/// One invocation on its way through the generated router.
+#[doc(hidden)]
+pub struct Call {
+    pub(crate) method: &'static str,
+    pub(crate) invocation_id: Option<String>,
+    pub(crate) arguments: Vec<RawValue>,
+    pub(crate) uploads: Vec<Option<mpsc::Receiver<UploadItem>>>,
+    pub(crate) protocol: Arc<dyn HubProtocol>,
+    pub(crate) sender: ConnectionSender,
+    pub(crate) detailed_errors: bool,
+    pub(crate) cancel: CancellationToken,
+}
+
+/// What an invocation produced: a completion to send (nothing for a non-blocking
+/// invocation), or, for a streaming method, the future that streams its items.
+#[doc(hidden)]
+pub struct Outcome {
+    pub(crate) completion: Option<Bytes>,
+    pub(crate) stream: Option<BoxFuture<Outcome>>,
+}
+
+impl Outcome {
+    fn done(completion: Option<Bytes>) -> Self {
+        Outcome {
+            completion,
+            stream: None,
+        }
+    }
+
+    /// A streaming method's invocation: `run` binds, calls the method and streams its items;
+    /// it runs beside the connection's other invocations without counting against their limit.
+    pub fn streaming(run: impl Future<Output = Outcome> + Send + 'static) -> BoxFuture<Outcome> {
+        let run: BoxFuture<Outcome> = Box::pin(run);
+        Box::pin(async move {
+            Outcome {
+                completion: None,
+                stream: Some(run),
+            }
+        })
+    }
+}
+
+const BINDING_FAILED: &str = "due to an error on the server.";
+
+impl Call {
+    /// Decodes argument `index` into the parameter type, or produces the binding-failure
+    /// completion.
+    pub fn arg<T: crate::__private::HubArgument>(&self, index: usize) -> Result<T, Outcome> {
+        let raw = self
+            .arguments
+            .get(index)
+            .ok_or_else(|| self.binding_failure("Error binding arguments."))?;
+        raw.decode::<T>().map_err(|e| {
+            tracing::debug!(method = self.method, argument = index, error = %e, "argument binding failed");
+            self.binding_failure(
+                "Error binding arguments. Make sure that the types of the provided values match the types of the hub method being invoked.",
+            )
+        })
+    }
+
+    /// Takes client-to-server stream `index` (bound from the invocation's `streamIds`).
+    pub fn upload<T: crate::__private::HubArgument>(&mut self, index: usize) -> Result<ClientStream<T>, Outcome> {
+        match self.uploads.get_mut(index).and_then(Option::take) {
+            Some(items) => Ok(ClientStream::new(items)),
+            None => Err(self.finish_error(HubError::for_client(
+                "Client sent fewer streams than the method expects.",
+            ))),
+        }
+    }
+
+    /// The invocation's cancellation token (cancelled when the client cancels a stream, or
+    /// the connection ends).
+    pub fn cancellation(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    pub(crate) fn binding_failure(&self, detail: &str) -> Outcome {
+        let base = format!("Failed to invoke '{}' {BINDING_FAILED}", self.method);
+        let text = if self.detailed_errors {
+            format!("{base} InvalidDataException: {detail}")
+        } else {
+            base
+        };
+        self.error_text(&text)
+    }
+
+    fn complete(&self, result: OutResult<'_>) -> Outcome {
+        let Some(id) = self.invocation_id.as_deref() else {
+            return Outcome::done(None);
+        };
+        match self.protocol.encode(&OutMessage::Completion {
+            invocation_id: id,
+            result,
+        }) {
+            Ok(bytes) => Outcome::done(Some(bytes)),
+            Err(e) => {
+                tracing::warn!(method = self.method, error = %e, "could not encode a hub method's result");
+                let error = HubError::new(e.0).with_kind("SerializationException");
+                self.finish_error(error)
+            }
+        }
+    }
+
+    pub(crate) fn error_text(&self, text: &str) -> Outcome {
+        self.complete(OutResult::Error(text))
+    }
+
+    /// The method returned nothing.
+    pub fn finish_void(self) -> Outcome {
+        self.complete(OutResult::Void)
+    }
+
+    /// The method returned a value.
+    pub fn finish_value<T: crate::__private::HubReturn>(self, value: &T) -> Outcome {
+        self.complete(OutResult::Value(value))
+    }
+
+    /// The method failed.
+    pub fn finish_error(&self, error: HubError) -> Outcome {
+        tracing::debug!(method = self.method, error = %error, "hub method failed");
+        let base = format!("An unexpected error occurred invoking '{}' on the server.", self.method);
+        self.error_text(&error.client_text(&base, self.detailed_errors))
+    }
+
+    fn frame(&self, bytes: Bytes) -> Frame {
+        match self.protocol.transfer_format() {
+            TransferFormat::Text => Frame::Text(bytes),
+            TransferFormat::Binary => Frame::Binary(bytes),
+        }
+    }
+
+    /// Streams the items of a streaming method, then completes. Each item waits for room in
+    /// the connection's outbox (a stream never runs ahead of its client). A cancelled stream
+    /// is dropped and nothing more is sent.
+    pub async fn pump<S, T>(self, stream: S) -> Outcome
+    where
+        S: Stream<Item = T> + Send,
+        T: crate::__private::HubReturn,
+    {
+        self.pump_results(stream.map(Ok::<T, HubError>)).await
+    }
+
+    /// Streams the items of a streaming method whose items are `Result`s: an error ends the
+    /// stream with a Completion error.
+    pub async fn pump_results<S, T, E>(self, stream: S) -> Outcome
+    where
+        S: Stream<Item = Result<T, E>> + Send,
+        T: crate::__private::HubReturn,
+        E: crate::__private::HubErrorLike,
+    {
+        let Some(id) = self.invocation_id.clone() else {
+            return Outcome::done(None);
+        };
+        let mut stream = std::pin::pin!(stream);
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => return Outcome::done(None),
+                next = stream.next() => next,
+            };
+            let item = match next {
+                None => return self.finish_void(),
+                Some(Ok(item)) => item,
+                Some(Err(e)) => {
+                    let error: HubError = e.into();
+                    tracing::debug!(method = self.method, %error, "stream failed");
+                    let text = error.client_text(
+                        "An error occurred on the server while streaming results.",
+                        self.detailed_errors,
+                    );
+                    return self.error_text(&text);
+                }
+            };
+            let bytes = match self.protocol.encode(&OutMessage::StreamItem {
+                invocation_id: &id,
+                item: &item,
+            }) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    let error = HubError::new(e.0).with_kind("SerializationException");
+                    let text = error.client_text(
+                        "An error occurred on the server while streaming results.",
+                        self.detailed_errors,
+                    );
+                    return self.error_text(&text);
+                }
+            };
+            let frame = self.frame(bytes);
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => return Outcome::done(None),
+                sent = self.sender.send(frame) => if sent.is_err() { return Outcome::done(None) },
+            }
+        }
+    }
+}
