@@ -194,7 +194,11 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         let result = returns.as_ref().map(|r| quote!(#r)).unwrap_or_default();
         let span = returns.as_ref().map(|r| r.span()).unwrap_or_else(Span::call_site);
         let invoke = quote_spanned! {span=>
-            ::hub_runtime::__private::client_result::<#result, _>(&self.target, #wire_name, #args).await
+            ::hub_runtime::__private::client_result::<#result, _>(
+                &self.target,
+                #wire_name,
+                #args,
+            ).await
         };
         quote! {
             #(#attrs)*
@@ -238,7 +242,8 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
             #(#methods)*
         }
 
-        /// Client results: only on a single connection (`caller()`, `client(id)`).
+        /// Client results: only on a target of exactly one connection (`caller()`,
+        /// `client(id)`), never on `all()`, a group or a user.
         impl #name<::hub_runtime::One> {
             #(#results)*
         }
