@@ -295,6 +295,7 @@ async fn main() -> std::io::Result<()> {
 
     let options = HubOptions {
         detailed_errors: true,
+        stateful_reconnect: true,
         ..Default::default()
     };
     let server = HubServer::builder()
@@ -380,16 +381,18 @@ async fn main() -> std::io::Result<()> {
             response
         });
     let test_hub = server.handle::<TestHub>().expect("TestHub is mapped");
-    let client_result = warp::get().and(warp::path!("clientresult" / String)).then(move |id: String| {
-        let test_hub = test_hub.clone();
-        async move {
-            let body = match test_hub.clients.client(id).result().await {
-                Ok(value) => value.to_string(),
-                Err(error) => error.to_string(),
-            };
-            reply(200, "text/plain", body)
-        }
-    });
+    let client_result = warp::get()
+        .and(warp::path!("clientresult" / String))
+        .then(move |id: String| {
+            let test_hub = test_hub.clone();
+            async move {
+                let body = match test_hub.clients.client(id).result().await {
+                    Ok(value) => value.to_string(),
+                    Err(error) => error.to_string(),
+                };
+                reply(200, "text/plain", body)
+            }
+        });
     let routes = hubs
         .or(redirect)
         .unify()

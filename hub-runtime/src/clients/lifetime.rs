@@ -281,7 +281,7 @@ impl LifetimeManager {
 
     fn push(&self, connection: &LocalConnection, message: &Serialized<'_>) -> Result<(), EncodeError> {
         let frame = message.frame(connection.protocol)?;
-        match connection.sender.try_send(frame) {
+        match connection.sender.try_send_message(frame) {
             Ok(()) | Err(OutboxError::Closed) => {}
             Err(OutboxError::Full) => {
                 tracing::warn!(connection = %connection.id, "closing a connection whose outbox is full (the client is not reading)");
@@ -328,7 +328,7 @@ impl LifetimeManager {
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&invocation_id);
         };
-        match connection.sender.try_send(frame) {
+        match connection.sender.try_send_message(frame) {
             Ok(()) => {}
             Err(OutboxError::Closed) => {
                 forget();

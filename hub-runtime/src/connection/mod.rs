@@ -52,7 +52,8 @@ impl Frame {
 /// What the outbox carries to the transport.
 #[derive(Debug)]
 pub(crate) enum Outgoing {
-    Frame(Frame),
+    /// A frame; `tracked` frames are numbered and kept for replay when stateful reconnect is on.
+    Frame(Frame, bool),
     /// Send what is queued, then end the transport cleanly.
     Close,
 }
@@ -113,6 +114,61 @@ pub(crate) struct ConnectionShared {
     pub(crate) state: Mutex<ConnectionState>,
     /// Long polling: the outbox receiver, held by the poll that is waiting.
     pub(crate) poll_outbox: tokio::sync::Mutex<Option<mpsc::Receiver<Outgoing>>>,
+    /// Stateful reconnect: what the client has not acknowledged yet.
+    pub(crate) replay: Mutex<Replay>,
+    /// Signalled when a WebSocket transport gives the connection back (stateful reconnect).
+    pub(crate) detached: tokio::sync::Notify,
+}
+
+/// Stateful reconnect: numbered hub messages kept until the client acknowledges them.
+#[derive(Default)]
+pub(crate) struct Replay {
+    pub(crate) enabled: bool,
+    /// Sequence id of the next tracked message sent.
+    pub(crate) next_id: u64,
+    pub(crate) buffer: std::collections::VecDeque<(u64, Frame)>,
+    pub(crate) bytes: usize,
+    pub(crate) limit: usize,
+    /// Encodes a Sequence message in the connection's hub protocol.
+    pub(crate) sequence: Option<Arc<dyn Fn(u64) -> Option<Frame> + Send + Sync>>,
+}
+
+impl Replay {
+    /// Keeps a tracked frame; `false` when the buffer is over its limit (a slow consumer).
+    pub(crate) fn keep(&mut self, frame: &Frame) -> bool {
+        if !self.enabled {
+            return true;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.bytes += frame.data().len();
+        self.buffer.push_back((id, frame.clone()));
+        self.bytes <= self.limit
+    }
+
+    pub(crate) fn ack(&mut self, sequence_id: u64) {
+        while let Some((id, frame)) = self.buffer.front() {
+            if *id > sequence_id {
+                break;
+            }
+            self.bytes -= frame.data().len();
+            self.buffer.pop_front();
+        }
+    }
+
+    /// What a re-attached transport sends first: the Sequence message, then every
+    /// unacknowledged message in order.
+    pub(crate) fn resend(&self) -> Vec<Frame> {
+        let first = self.buffer.front().map(|(id, _)| *id).unwrap_or(self.next_id);
+        let mut frames: Vec<Frame> = self
+            .sequence
+            .as_ref()
+            .and_then(|encode| encode(first))
+            .into_iter()
+            .collect();
+        frames.extend(self.buffer.iter().map(|(_, frame)| frame.clone()));
+        frames
+    }
 }
 
 pub(crate) struct ConnectionState {
@@ -132,9 +188,21 @@ pub(crate) struct ConnectionState {
     pub(crate) last_poll_end: Instant,
     /// The transport has delivered the connection's end to the client.
     pub(crate) finished: bool,
+    /// Negotiate agreed to stateful reconnect.
+    pub(crate) stateful: bool,
+    /// WebSockets with stateful reconnect: the inbox sender while no socket is attached.
+    pub(crate) ws_inbox: Option<mpsc::Sender<Frame>>,
+    /// WebSockets with stateful reconnect: stops the attached socket's transport.
+    pub(crate) ws_transport: Option<CancellationToken>,
+    /// WebSockets with stateful reconnect: since when no socket is attached.
+    pub(crate) detached_at: Option<Instant>,
 }
 
 impl ConnectionShared {
+    pub(crate) fn replay(&self) -> std::sync::MutexGuard<'_, Replay> {
+        self.replay.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, ConnectionState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -219,6 +287,19 @@ impl Connection {
         self.shared.abort.clone()
     }
 
+    /// Whether negotiate agreed to stateful reconnect for this connection.
+    pub(crate) fn stateful_negotiated(&self) -> bool {
+        self.shared.lock().stateful
+    }
+
+    /// Turns on stateful reconnect: tracked messages are numbered and kept until acknowledged.
+    pub(crate) fn enable_replay(&self, limit: usize, sequence: Arc<dyn Fn(u64) -> Option<Frame> + Send + Sync>) {
+        let mut replay = self.shared.replay();
+        replay.enabled = true;
+        replay.limit = limit;
+        replay.sequence = Some(sequence);
+    }
+
     /// Records a write now (keep-alive bookkeeping).
     pub(crate) fn mark_written(&self) {
         self.shared.touch_write();
@@ -249,12 +330,31 @@ impl ConnectionSender {
 
     /// Queues a frame without waiting; fails when the outbox is full or the connection gone.
     pub fn try_send(&self, frame: Frame) -> Result<(), OutboxError> {
+        self.try_send_with(frame, false)
+    }
+
+    /// Queues a hub message (numbered for replay when stateful reconnect is on).
+    pub(crate) fn try_send_message(&self, frame: Frame) -> Result<(), OutboxError> {
+        self.try_send_with(frame, true)
+    }
+
+    /// Queues a hub message, waiting for room in the outbox.
+    pub(crate) async fn send_message(&self, frame: Frame) -> Result<(), OutboxError> {
+        self.send_with(frame, true).await
+    }
+
+    /// Acknowledges the client's receipt of messages up to `sequence_id` (stateful reconnect).
+    pub(crate) fn ack(&self, sequence_id: u64) {
+        self.shared.replay().ack(sequence_id);
+    }
+
+    fn try_send_with(&self, frame: Frame, tracked: bool) -> Result<(), OutboxError> {
         if self.shared.abort.is_cancelled() {
             return Err(OutboxError::Closed);
         }
         self.shared
             .outbox
-            .try_send(Outgoing::Frame(frame))
+            .try_send(Outgoing::Frame(frame, tracked))
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => OutboxError::Full,
                 mpsc::error::TrySendError::Closed(_) => OutboxError::Closed,
@@ -263,11 +363,15 @@ impl ConnectionSender {
 
     /// Queues a frame, waiting for room in the outbox.
     pub async fn send(&self, frame: Frame) -> Result<(), OutboxError> {
+        self.send_with(frame, false).await
+    }
+
+    async fn send_with(&self, frame: Frame, tracked: bool) -> Result<(), OutboxError> {
         if self.shared.abort.is_cancelled() {
             return Err(OutboxError::Closed);
         }
         tokio::select! {
-            r = self.shared.outbox.send(Outgoing::Frame(frame)) => r.map_err(|_| OutboxError::Closed),
+            r = self.shared.outbox.send(Outgoing::Frame(frame, tracked)) => r.map_err(|_| OutboxError::Closed),
             _ = self.shared.abort.cancelled() => Err(OutboxError::Closed),
         }
     }
@@ -314,6 +418,8 @@ where
 pub(crate) struct Attached {
     pub(crate) outbox: Option<mpsc::Receiver<Outgoing>>,
     pub(crate) inbox: Option<mpsc::Sender<Frame>>,
+    /// WebSockets: cancelled when a newer socket replaces this one (stateful reconnect).
+    pub(crate) stop: CancellationToken,
 }
 
 /// Why a transport could not attach to a connection.
@@ -363,8 +469,17 @@ impl ConnectionManager {
                 polls: 0,
                 last_poll_end: Instant::now(),
                 finished: false,
+                stateful: false,
+                ws_inbox: None,
+                ws_transport: None,
+                detached_at: None,
             }),
             poll_outbox: tokio::sync::Mutex::new(None),
+            replay: Mutex::new(Replay {
+                next_id: 1,
+                ..Replay::default()
+            }),
+            detached: tokio::sync::Notify::new(),
         });
         self.connections.insert(token, shared.clone());
         shared
@@ -414,15 +529,21 @@ impl ConnectionManager {
 
         let (inbox_tx, inbox_rx) = mpsc::channel(INBOX_CAPACITY);
         let attached = match transport {
-            TransportKind::WebSockets => Attached {
-                outbox: Some(outbox_rx),
-                inbox: Some(inbox_tx),
-            },
+            TransportKind::WebSockets => {
+                let stop = CancellationToken::new();
+                state.ws_transport = Some(stop.clone());
+                Attached {
+                    outbox: Some(outbox_rx),
+                    inbox: Some(inbox_tx),
+                    stop,
+                }
+            }
             TransportKind::ServerSentEvents => {
                 state.inbox_tx = Some(inbox_tx);
                 Attached {
                     outbox: Some(outbox_rx),
                     inbox: None,
+                    stop: CancellationToken::new(),
                 }
             }
             TransportKind::LongPolling => {
@@ -434,6 +555,7 @@ impl ConnectionManager {
                 Attached {
                     outbox: None,
                     inbox: None,
+                    stop: CancellationToken::new(),
                 }
             }
         };
@@ -461,21 +583,45 @@ impl ConnectionManager {
         Ok(attached)
     }
 
-    /// Drops connections that were negotiated but never started within `timeout`, and long
-    /// polling connections whose client stopped polling `timeout` ago.
-    pub(crate) fn sweep(&self, timeout: Duration) {
+    /// A new WebSocket for a connection that already has one, with stateful reconnect on:
+    /// stops the old socket's transport; the new one takes over once the old one let go.
+    pub(crate) fn reattach(&self, shared: &Arc<ConnectionShared>) -> Result<CancellationToken, AttachError> {
+        let mut state = shared.lock();
+        if shared.abort.is_cancelled() {
+            return Err(AttachError::Unknown);
+        }
+        if state.transport != Some(TransportKind::WebSockets) {
+            return Err(AttachError::WrongTransport);
+        }
+        if !state.stateful || !shared.replay().enabled {
+            return Err(AttachError::AlreadyAttached);
+        }
+        let stop = CancellationToken::new();
+        if let Some(old) = state.ws_transport.replace(stop.clone()) {
+            old.cancel();
+        }
+        Ok(stop)
+    }
+
+    /// Drops connections that were negotiated but never started within `timeout`, long
+    /// polling connections whose client stopped polling `timeout` ago, and WebSocket
+    /// connections whose socket dropped `reconnect_grace` ago without being re-attached.
+    pub(crate) fn sweep(&self, timeout: Duration, reconnect_grace: Duration) {
         self.connections.retain(|_, c| {
             let mut state = c.lock();
             let keep = if !state.started {
                 c.created.elapsed() < timeout
             } else if state.transport == Some(TransportKind::LongPolling) && state.poll.is_none() {
                 state.last_poll_end.elapsed() < timeout
+            } else if let Some(since) = state.detached_at {
+                since.elapsed() < reconnect_grace
             } else {
                 true
             };
             if !keep {
                 tracing::debug!(connection = %c.id, "connection timed out without a transport");
                 state.inbox_tx = None;
+                state.ws_inbox = None;
                 c.abort.cancel();
             }
             keep

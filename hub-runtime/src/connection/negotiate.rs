@@ -16,6 +16,8 @@ struct NegotiateResponse<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     connection_token: Option<&'a str>,
     available_transports: Vec<AvailableTransport>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    use_stateful_reconnect: bool,
 }
 
 #[derive(Serialize)]
@@ -56,6 +58,7 @@ pub(crate) fn response_body(
     connection_id: &str,
     connection_token: &str,
     transports: &[TransportKind],
+    stateful_reconnect: bool,
 ) -> String {
     let available_transports = transports
         .iter()
@@ -69,6 +72,7 @@ pub(crate) fn response_body(
         connection_id,
         connection_token: (version > 0).then_some(connection_token),
         available_transports,
+        use_stateful_reconnect: stateful_reconnect,
     };
     serde_json::to_string(&body).unwrap_or_else(|_| "{}".into())
 }
@@ -99,18 +103,24 @@ mod tests {
     }
 
     #[test]
+    fn stateful_reconnect_is_said_only_when_agreed() {
+        let body = response_body(1, "i", "t", &[TransportKind::WebSockets], true);
+        assert!(body.ends_with(r#","useStatefulReconnect":true}"#), "{body}");
+    }
+
+    #[test]
     fn bodies() {
         let all = [
             TransportKind::WebSockets,
             TransportKind::ServerSentEvents,
             TransportKind::LongPolling,
         ];
-        let body = response_body(1, "id", "tok", &all);
+        let body = response_body(1, "id", "tok", &all, false);
         assert_eq!(
             body,
             r#"{"negotiateVersion":1,"connectionId":"id","connectionToken":"tok","availableTransports":[{"transport":"WebSockets","transferFormats":["Text","Binary"]},{"transport":"ServerSentEvents","transferFormats":["Text"]},{"transport":"LongPolling","transferFormats":["Text","Binary"]}]}"#
         );
-        let v0 = response_body(0, "id", "id", &all[..1]);
+        let v0 = response_body(0, "id", "id", &all[..1], false);
         assert_eq!(
             v0,
             r#"{"negotiateVersion":0,"connectionId":"id","availableTransports":[{"transport":"WebSockets","transferFormats":["Text","Binary"]}]}"#

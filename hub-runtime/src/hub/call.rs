@@ -17,7 +17,8 @@ use crate::protocol::{HubProtocol, OutMessage, OutResult, RawValue, TransferForm
 /// One invocation on its way through the generated router.
 #[doc(hidden)]
 pub struct Call {
-    pub(crate) method: &'static str,
+    /// The target as the client sent it: error texts quote it, as the reference server's do.
+    pub(crate) method: String,
     pub(crate) invocation_id: Option<String>,
     pub(crate) arguments: Vec<RawValue>,
     pub(crate) uploads: Vec<Option<mpsc::Receiver<UploadItem>>>,
@@ -67,7 +68,7 @@ impl Call {
             .get(index)
             .ok_or_else(|| self.binding_failure("Error binding arguments."))?;
         raw.decode::<T>().map_err(|e| {
-            tracing::debug!(method = self.method, argument = index, error = %e, "argument binding failed");
+            tracing::debug!(method = %self.method, argument = index, error = %e, "argument binding failed");
             self.binding_failure(
                 "Error binding arguments. Make sure that the types of the provided values match the types of the hub method being invoked.",
             )
@@ -110,7 +111,7 @@ impl Call {
         }) {
             Ok(bytes) => Outcome::done(Some(bytes)),
             Err(e) => {
-                tracing::warn!(method = self.method, error = %e, "could not encode a hub method's result");
+                tracing::warn!(method = %self.method, error = %e, "could not encode a hub method's result");
                 let error = HubError::new(e.0).with_kind("SerializationException");
                 self.finish_error(error)
             }
@@ -133,7 +134,7 @@ impl Call {
 
     /// The method failed.
     pub fn finish_error(&self, error: HubError) -> Outcome {
-        tracing::debug!(method = self.method, error = %error, "hub method failed");
+        tracing::debug!(method = %self.method, error = %error, "hub method failed");
         let base = format!("An unexpected error occurred invoking '{}' on the server.", self.method);
         self.error_text(&error.client_text(&base, self.detailed_errors))
     }
@@ -179,7 +180,7 @@ impl Call {
                 Some(Ok(item)) => item,
                 Some(Err(e)) => {
                     let error: HubError = e.into();
-                    tracing::debug!(method = self.method, %error, "stream failed");
+                    tracing::debug!(method = %self.method, %error, "stream failed");
                     let text = error.client_text(
                         "An error occurred on the server while streaming results.",
                         self.detailed_errors,
@@ -205,7 +206,7 @@ impl Call {
             tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => return Outcome::done(None),
-                sent = self.sender.send(frame) => if sent.is_err() { return Outcome::done(None) },
+                sent = self.sender.send_message(frame) => if sent.is_err() { return Outcome::done(None) },
             }
         }
     }

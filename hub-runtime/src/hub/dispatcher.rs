@@ -102,7 +102,7 @@ async fn handshake(
     connection: &mut Connection,
     protocols: &[Arc<dyn HubProtocol>],
     options: &HubOptions,
-) -> Option<(usize, Vec<u8>)> {
+) -> Option<(usize, Vec<u8>, bool)> {
     let sender = connection.sender();
     let reply_error = |text: &str| {
         let _ = sender.try_send(Frame::Text(handshake::error_reply(text).into()));
@@ -151,7 +151,21 @@ async fn handshake(
                         let reply = Bytes::from_static(handshake::SUCCESS_REPLY);
                         let _ = sender.try_send(frame_for(protocol.transfer_format(), reply));
                         buffer.drain(..used);
-                        return Some((index, buffer));
+                        let stateful = request.version >= 2
+                            && connection.transport() == Some(TransportKind::WebSockets)
+                            && connection.stateful_negotiated();
+                        if stateful {
+                            let encoder = protocol.clone();
+                            let format = protocol.transfer_format();
+                            connection.enable_replay(
+                                options.stateful_reconnect_buffer,
+                                Arc::new(move |sequence_id| {
+                                    let message = OutMessage::Sequence { sequence_id };
+                                    encoder.encode(&message).ok().map(|bytes| frame_for(format, bytes))
+                                }),
+                            );
+                        }
+                        return Some((index, buffer, stateful));
                     }
                 }
             }
@@ -177,7 +191,7 @@ async fn run_connection<H: Hub>(endpoint: Arc<HubEndpoint<H>>, mut connection: C
     let options = endpoint.options.clone();
     let protocols = endpoint.manager.protocols().clone();
     let sender = connection.sender();
-    let Some((protocol_index, leftover)) = handshake(&mut connection, &protocols, &options).await else {
+    let Some((protocol_index, leftover, stateful)) = handshake(&mut connection, &protocols, &options).await else {
         return;
     };
     let protocol = protocols[protocol_index].clone();
@@ -216,6 +230,7 @@ async fn run_connection<H: Hub>(endpoint: Arc<HubEndpoint<H>>, mut connection: C
         &local,
         &protocol,
         leftover,
+        stateful,
         &connection_token,
     )
     .await;
@@ -294,7 +309,7 @@ impl<H: Hub> Dispatch<'_, H> {
                 return Some((stream_id, stream));
             }
             if let Some(bytes) = outcome.completion {
-                let _ = sender.send(frame_for(format, bytes)).await;
+                let _ = sender.send_message(frame_for(format, bytes)).await;
             }
             None
         }));
@@ -327,7 +342,7 @@ impl<H: Hub> Dispatch<'_, H> {
         self.streams.push(Box::pin(async move {
             let outcome = stream.await;
             if let Some(bytes) = outcome.completion {
-                let _ = sender.send(frame_for(format, bytes)).await;
+                let _ = sender.send_message(frame_for(format, bytes)).await;
             }
             stream_id
         }));
@@ -421,7 +436,7 @@ impl<H: Hub> Dispatch<'_, H> {
         let def = method.map(|m| &H::__METHODS[m]);
         let cancel = self.connection_token.child_token();
         let mut call = Call {
-            method: def.map(|d| d.name).unwrap_or(""),
+            method: target,
             invocation_id,
             arguments,
             uploads: Vec::new(),
@@ -432,23 +447,23 @@ impl<H: Hub> Dispatch<'_, H> {
         };
         let reply = |this: &Self, outcome: Outcome| {
             if let Some(bytes) = outcome.completion {
-                let _ = this.sender.try_send(this.frame(bytes));
+                let _ = this.sender.try_send_message(this.frame(bytes));
             }
         };
         let Some(def) = def else {
-            tracing::debug!(method = %target, "invocation of an unknown hub method");
+            tracing::debug!(method = %call.method, "invocation of an unknown hub method");
             let text = format!(
-                "Failed to invoke '{target}' due to an error on the server. HubException: Method does not exist."
+                "Failed to invoke '{}' due to an error on the server. HubException: Method does not exist.",
+                call.method
             );
             reply(self, call.error_text(&text));
             return None;
         };
-        call.method = def.name;
         match (streaming, def.kind) {
             (true, MethodKind::Plain) => {
                 let text = format!(
                     "The client attempted to invoke the non-streaming '{}' method with a streaming invocation.",
-                    def.name
+                    call.method
                 );
                 reply(self, call.error_text(&text));
                 return None;
@@ -456,7 +471,7 @@ impl<H: Hub> Dispatch<'_, H> {
             (false, MethodKind::Stream) => {
                 let text = format!(
                     "The client attempted to invoke the streaming '{}' method with a non-streaming invocation.",
-                    def.name
+                    call.method
                 );
                 reply(self, call.error_text(&text));
                 return None;
@@ -503,9 +518,14 @@ async fn read_loop<H: Hub>(
     local: &Arc<LocalConnection>,
     protocol: &Arc<dyn HubProtocol>,
     leftover: Vec<u8>,
+    stateful: bool,
     connection_token: &CancellationToken,
 ) -> End {
     let options = &endpoint.options;
+    // Stateful reconnect: the client's tracked messages are numbered from 1.
+    let mut incoming_next: u64 = 1;
+    let mut processed: u64 = 0;
+    let mut ack_at: Option<tokio::time::Instant> = None;
     let format = protocol.transfer_format();
     let ping = protocol.encode(&OutMessage::Ping).ok().map(|b| frame_for(format, b));
     let mut reader = MessageReader::default();
@@ -547,6 +567,23 @@ async fn read_loop<H: Hub>(
         // Route messages until one has to wait for a full client-stream buffer.
         while d.blocked.is_none() {
             let Some(message) = queue.pop_front() else { break };
+            if stateful {
+                match &message {
+                    HubMessage::Ack { sequence_id } => d.sender.ack(*sequence_id),
+                    HubMessage::Sequence { sequence_id } => incoming_next = *sequence_id,
+                    m if is_tracked(m) => {
+                        let id = incoming_next;
+                        incoming_next += 1;
+                        if id <= processed {
+                            // Replayed after a reconnect, but already handled.
+                            continue;
+                        }
+                        processed = id;
+                        ack_at.get_or_insert_with(|| tokio::time::Instant::now() + ACK_DELAY);
+                    }
+                    _ => {}
+                }
+            }
             if let Some(end) = d.handle(message) {
                 return end;
             }
@@ -613,11 +650,32 @@ async fn read_loop<H: Hub>(
                     connection.mark_written();
                 }
             }
+            _ = tokio::time::sleep_until(ack_at.unwrap_or_else(tokio::time::Instant::now)), if ack_at.is_some() => {
+                ack_at = None;
+                if let Ok(bytes) = protocol.encode(&OutMessage::Ack { sequence_id: processed }) {
+                    let _ = d.sender.try_send(frame_for(format, bytes));
+                }
+            }
             _ = cx.close_requested().cancelled() => return End::Requested,
             _ = endpoint.shutdown.cancelled() => return End::Shutdown,
             _ = aborted.cancelled() => return End::Aborted,
         }
     }
+}
+
+/// How soon the server acknowledges a client's messages (stateful reconnect).
+const ACK_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Messages numbered by stateful reconnect (types 1–5).
+fn is_tracked(message: &HubMessage) -> bool {
+    matches!(
+        message,
+        HubMessage::Invocation(_)
+            | HubMessage::StreamItem { .. }
+            | HubMessage::Completion { .. }
+            | HubMessage::StreamInvocation(_)
+            | HubMessage::CancelInvocation { .. }
+    )
 }
 
 fn protocol_error(error: ProtocolError, detailed: bool) -> End {

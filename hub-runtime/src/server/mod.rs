@@ -386,7 +386,9 @@ async fn sweep(inner: Arc<ServerInner>) {
     loop {
         tick.tick().await;
         for endpoint in &inner.endpoints {
-            endpoint.connections.sweep(inner.options.disconnect_timeout);
+            endpoint
+                .connections
+                .sweep(inner.options.disconnect_timeout, inner.options.reconnect_grace);
         }
     }
 }

@@ -45,6 +45,14 @@ pub struct HubOptions {
     pub stream_buffer_capacity: usize,
     /// How long a client result may take before the call fails (30 s).
     pub client_result_timeout: Duration,
+    /// Offer stateful reconnect (WebSockets) to clients that ask for it (off).
+    pub stateful_reconnect: bool,
+    /// Stateful reconnect: most bytes of unacknowledged messages kept per connection
+    /// (100,000); a client that lets more pile up is a slow consumer.
+    pub stateful_reconnect_buffer: usize,
+    /// Stateful reconnect: how long a connection waits for its client to re-attach after the
+    /// socket dropped (30 s).
+    pub reconnect_grace: Duration,
 }
 
 impl Default for HubOptions {
@@ -64,6 +72,9 @@ impl Default for HubOptions {
             long_poll_timeout: Duration::from_secs(90),
             stream_buffer_capacity: 10,
             client_result_timeout: Duration::from_secs(30),
+            stateful_reconnect: false,
+            stateful_reconnect_buffer: 100_000,
+            reconnect_grace: Duration::from_secs(30),
         }
     }
 }

@@ -16,7 +16,7 @@ use futures_util::StreamExt;
 
 use crate::auth::Identity;
 use crate::connection::{AttachError, Attached, ConnectionShared, Frame, RequestContext, TransportKind};
-use crate::transport::websocket::{self, WsLimits};
+use crate::transport::websocket::{self, Source, WsLimits};
 use crate::transport::{self, long_polling, sse};
 
 enum Route {
@@ -150,7 +150,13 @@ async fn negotiate(inner: &ServerInner, endpoint: &Endpoint, request: &Request) 
         Err(error) => negotiate::error_body(&error),
         Ok(version) => {
             let shared = endpoint.connections.create(inner.options.outbox_capacity, version == 0);
-            negotiate::response_body(version, &shared.id, &shared.token, &endpoint.transports)
+            let asked = context
+                .query("useStatefulReconnect")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+            let stateful =
+                asked && inner.options.stateful_reconnect && endpoint.transports.contains(&TransportKind::WebSockets);
+            shared.lock().stateful = stateful;
+            negotiate::response_body(version, &shared.id, &shared.token, &endpoint.transports, stateful)
         }
     };
     let mut response = Response::new(body.into());
@@ -348,24 +354,38 @@ async fn websocket_upgrade(
         Ok(identity) => identity,
         Err(response) => return response,
     };
-    let attached = endpoint
-        .connections
-        .attach(shared, TransportKind::WebSockets, context, identity, &endpoint.handler);
-    let (outbox, inbox) = match attached {
-        Ok(Attached {
-            outbox: Some(outbox),
-            inbox: Some(inbox),
-        }) => (outbox, inbox),
-        Ok(_) => return text(StatusCode::CONFLICT, ""),
-        Err(e) => return attach_error(e),
+    let started = shared.lock().started;
+    let source = if started {
+        // A second socket on a live token: with stateful reconnect it replaces the first.
+        match endpoint.connections.reattach(shared) {
+            Ok(stop) => {
+                shared.lock().request = Arc::new(context.with_transport(TransportKind::WebSockets));
+                Source::Reattach { stop }
+            }
+            Err(e) => return attach_error(e),
+        }
+    } else {
+        let attached =
+            endpoint
+                .connections
+                .attach(shared, TransportKind::WebSockets, context, identity, &endpoint.handler);
+        match attached {
+            Ok(Attached {
+                outbox: Some(outbox),
+                inbox: Some(inbox),
+                stop,
+            }) => Source::Fresh { outbox, inbox, stop },
+            Ok(_) => return text(StatusCode::CONFLICT, ""),
+            Err(e) => return attach_error(e),
+        }
     };
     let limits = WsLimits {
         max_frame_size: inner.options.max_frame_size,
         send_timeout: Duration::from_secs(10),
     };
     let shared = shared.clone();
-    let reply = websocket::configure(ws, limits)
-        .on_upgrade(move |socket| websocket::run(socket, shared, outbox, inbox, limits));
+    let reply =
+        websocket::configure(ws, limits).on_upgrade(move |socket| websocket::run(socket, shared, source, limits));
     warp::Reply::into_response(reply)
 }
 

@@ -93,7 +93,7 @@ async fn wait(shared: &Arc<ConnectionShared>, token: &CancellationToken, timeout
     let mut next = first;
     loop {
         match next {
-            Some(Outgoing::Frame(frame)) => {
+            Some(Outgoing::Frame(frame, _)) => {
                 binary |= matches!(frame, Frame::Binary(_));
                 body.extend_from_slice(frame.data());
             }

@@ -37,7 +37,7 @@ pub(crate) fn response(shared: Arc<ConnectionShared>, outbox: mpsc::Receiver<Out
         async move {
             let frame = tokio::select! {
                 item = state.outbox.recv() => match item {
-                    Some(Outgoing::Frame(frame)) => frame,
+                    Some(Outgoing::Frame(frame, _)) => frame,
                     Some(Outgoing::Close) | None => return None,
                 },
                 _ = abort.cancelled() => return None,

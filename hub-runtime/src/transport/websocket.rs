@@ -1,10 +1,15 @@
 //! The WebSocket transport. The upgrade and its buffer sizes live here, in one place.
+//!
+//! With stateful reconnect, a dropped socket does not end the connection: the transport hands
+//! the connection's queues back, and a new socket for the same token takes over after
+//! sending the Sequence message and replaying what the client has not acknowledged.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use warp::ws::{Message, WebSocket, Ws};
 
 use crate::connection::{ConnectionShared, Frame, Outgoing};
@@ -34,34 +39,108 @@ fn to_message(frame: Frame) -> Message {
     }
 }
 
-/// Runs the transport until the socket closes, the connection ends, or it is aborted.
-pub(crate) async fn run(
-    socket: WebSocket,
-    shared: Arc<ConnectionShared>,
-    mut outbox: mpsc::Receiver<Outgoing>,
-    inbox: mpsc::Sender<Frame>,
-    limits: WsLimits,
-) {
-    let (mut sink, mut stream) = socket.split();
-    let abort = shared.abort.clone();
+/// Where a socket's queues come from.
+pub(crate) enum Source {
+    /// The connection's first socket.
+    Fresh {
+        outbox: mpsc::Receiver<Outgoing>,
+        inbox: mpsc::Sender<Frame>,
+        stop: CancellationToken,
+    },
+    /// A socket replacing a dropped one (stateful reconnect).
+    Reattach { stop: CancellationToken },
+}
+
+/// Why the transport loop ended.
+enum Exit {
+    /// The connection is over (its handler ended, or it was aborted).
+    Ended,
+    /// The socket went away; the connection may live on.
+    SocketGone,
+    /// A newer socket took over.
+    Replaced,
+}
+
+/// Waits for the previous socket's transport to hand the queues back.
+async fn take_over(
+    shared: &ConnectionShared,
+    stop: &CancellationToken,
+) -> Option<(mpsc::Receiver<Outgoing>, mpsc::Sender<Frame>)> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
+        {
+            let mut state = shared.lock();
+            if state.outbox_rx.is_some() && state.ws_inbox.is_some() {
+                state.detached_at = None;
+                return state.outbox_rx.take().zip(state.ws_inbox.take());
+            }
+        }
+        tokio::select! {
+            _ = shared.detached.notified() => {}
+            _ = tokio::time::sleep_until(deadline) => return None,
+            _ = stop.cancelled() => return None,
+            _ = shared.abort.cancelled() => return None,
+        }
+    }
+}
+
+/// Runs the transport until the socket closes, the connection ends, or a newer socket
+/// replaces this one.
+pub(crate) async fn run(socket: WebSocket, shared: Arc<ConnectionShared>, source: Source, limits: WsLimits) {
+    let (mut outbox, inbox, stop, resend) = match source {
+        Source::Fresh { outbox, inbox, stop } => (outbox, inbox, stop, Vec::new()),
+        Source::Reattach { stop } => match take_over(&shared, &stop).await {
+            Some((outbox, inbox)) => {
+                let resend = shared.replay().resend();
+                tracing::debug!(connection = %shared.id, replayed = resend.len(), "websocket re-attached");
+                (outbox, inbox, stop, resend)
+            }
+            None => return,
+        },
+    };
+    let (mut sink, mut stream) = socket.split();
+    let mut exit = Exit::SocketGone;
+    let mut ok = true;
+    for frame in resend {
+        if sink.feed(to_message(frame)).await.is_err() {
+            ok = false;
+            break;
+        }
+    }
+    if ok && sink.flush().await.is_err() {
+        ok = false;
+    }
+    while ok {
         tokio::select! {
             biased;
-            _ = abort.cancelled() => break,
+            _ = shared.abort.cancelled() => { exit = Exit::Ended; break }
+            _ = stop.cancelled() => { exit = Exit::Replaced; break }
             out = outbox.recv() => {
                 let mut close = false;
                 let mut batch = Vec::new();
-                match out {
-                    Some(Outgoing::Frame(frame)) => batch.push(frame),
-                    Some(Outgoing::Close) | None => close = true,
-                }
+                let mut overflow = false;
+                let mut take = |item: Option<Outgoing>, batch: &mut Vec<Frame>, close: &mut bool| match item {
+                    Some(Outgoing::Frame(frame, tracked)) => {
+                        if tracked && !shared.replay().keep(&frame) {
+                            overflow = true;
+                        }
+                        batch.push(frame);
+                    }
+                    Some(Outgoing::Close) | None => *close = true,
+                };
+                take(out, &mut batch, &mut close);
                 // Write everything that is ready, then flush once.
                 while !close && batch.len() < 256 {
                     match outbox.try_recv() {
-                        Ok(Outgoing::Frame(frame)) => batch.push(frame),
-                        Ok(Outgoing::Close) => close = true,
+                        Ok(item) => take(Some(item), &mut batch, &mut close),
                         Err(_) => break,
                     }
+                }
+                if overflow {
+                    tracing::warn!(connection = %shared.id, "closing a connection whose client does not acknowledge messages (stateful reconnect buffer full)");
+                    shared.abort.cancel();
+                    exit = Exit::Ended;
+                    break;
                 }
                 let write = async {
                     for frame in batch {
@@ -85,6 +164,7 @@ pub(crate) async fn run(
                     }
                 }
                 if close {
+                    exit = Exit::Ended;
                     break;
                 }
             }
@@ -102,7 +182,7 @@ pub(crate) async fn run(
                     };
                     tokio::select! {
                         _ = inbox.send(frame) => {}
-                        _ = abort.cancelled() => break,
+                        _ = shared.abort.cancelled() => { exit = Exit::Ended; break }
                     }
                 }
                 Some(Err(e)) => {
@@ -113,5 +193,19 @@ pub(crate) async fn run(
             },
         }
     }
-    shared.abort.cancel();
+    let keep_connection = !matches!(exit, Exit::Ended) && shared.replay().enabled && !shared.abort.is_cancelled();
+    if keep_connection {
+        // Stateful reconnect: the connection waits for its client to come back.
+        let mut state = shared.lock();
+        state.outbox_rx = Some(outbox);
+        state.ws_inbox = Some(inbox);
+        if matches!(exit, Exit::SocketGone) {
+            state.detached_at = Some(Instant::now());
+        }
+        drop(state);
+        shared.detached.notify_one();
+        tracing::debug!(connection = %shared.id, "websocket detached; waiting for the client to re-attach");
+    } else {
+        shared.abort.cancel();
+    }
 }
