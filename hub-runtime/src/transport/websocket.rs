@@ -110,7 +110,7 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<ConnectionShared>, source
     if ok && sink.flush().await.is_err() {
         ok = false;
     }
-    while ok {
+    while ok && !shared.abort.is_cancelled() {
         tokio::select! {
             biased;
             _ = shared.abort.cancelled() => { exit = Exit::Ended; break }
