@@ -1,4 +1,8 @@
-// BroadcastHub (/broadcast?user=NAME): every send target, checked for exactly who received a message.
+// BroadcastHub (/broadcast?user=NAME): every send target, checked for exactly who received a message,
+// once per transport/protocol pair in MATRIX, then once with every pair in the same group of receivers.
+//
+// One server serves the whole file (each suite opens its own connections and closes them afterwards;
+// messages are unique per suite and counted per suite's own inboxes, so suites cannot see each other).
 //
 // Barrier: when a sender's invoke resolves, the server has already queued the Receive messages on the
 // targets' connections; an Echo round trip on every receiver afterwards therefore guarantees that
@@ -7,16 +11,26 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { MATRIX, comboName, startInterop, startConnection, invoke, waitUntil } from './server.mjs';
+import { MATRIX, comboName, startInterop, startConnection, stopConnection, invoke, waitUntil } from './server.mjs';
 
 const SUITE_TIMEOUT = 30_000;
+
+/** The server every suite of this file talks to. */
+let ctx;
+
+before(async () => {
+    ctx = await startInterop();
+}, { timeout: 15_000 });
+
+after(async () => {
+    await ctx?.close();
+}, { timeout: 10_000 });
 
 /** The four test connections: name → user. */
 const PEOPLE = { a: 'alice', b: 'alice', c: 'bob', d: 'carol' };
 
 for (const combo of MATRIX) {
     describe(`BroadcastHub over ${comboName(combo)}`, { timeout: SUITE_TIMEOUT }, () => {
-        let ctx;
         /** name → HubConnection */
         const conns = {};
         /** name → received messages, in order */
@@ -24,7 +38,6 @@ for (const combo of MATRIX) {
         let counter = 0;
 
         before(async () => {
-            ctx = await startInterop();
             await Promise.all(Object.entries(PEOPLE).map(async ([name, user]) => {
                 const c = ctx.build(`/broadcast?user=${user}`, combo);
                 inbox[name] = [];
@@ -35,7 +48,7 @@ for (const combo of MATRIX) {
         }, { timeout: 15_000 });
 
         after(async () => {
-            await ctx?.close();
+            await Promise.all(Object.values(conns).map(stopConnection));
         }, { timeout: 10_000 });
 
         const id = (name) => conns[name].connectionId;
@@ -200,3 +213,88 @@ for (const combo of MATRIX) {
         });
     });
 }
+
+// Every MATRIX pair in one audience: the server encodes each message once per protocol and writes it to
+// every connection in that connection's own protocol and framing (JSON text over WebSockets, SSE events
+// and polls; MessagePack binary over WebSockets and polls).
+describe('BroadcastHub with receivers on every transport/protocol pair at once', { timeout: SUITE_TIMEOUT }, () => {
+    /** One receiver per MATRIX pair, named after it. */
+    const members = MATRIX.map((combo, i) => ({ name: comboName(combo), combo, user: `mixed-${i}`, inbox: [], conn: null }));
+    let counter = 0;
+
+    before(async () => {
+        await Promise.all(members.map(async (m) => {
+            const c = ctx.build(`/broadcast?user=${m.user}`, m.combo);
+            c.on('Receive', (msg) => { m.inbox.push(msg); });
+            await startConnection(c);
+            m.conn = c;
+        }));
+    }, { timeout: 15_000 });
+
+    after(async () => {
+        await Promise.all(members.map((m) => m.conn && stopConnection(m.conn)));
+    }, { timeout: 10_000 });
+
+    async function sync() {
+        await Promise.all(members.map((m) => invoke(m.conn, 'Echo', 'sync')));
+    }
+
+    /** `sender` (a member) invokes method(...args, message); returns { member name: copies received }. */
+    async function deliver(sender, method, ...args) {
+        // Non-ASCII, a JSON-escaped quote and backslash, and the JSON record separator: each protocol must
+        // encode it its own way and every receiver must still get exactly this string.
+        const message = `mixed ${method} #${++counter} grüße 👋 "q" \\ \u001e end`;
+        await invoke(sender.conn, method, ...args, message);
+        await sync();
+        return Object.fromEntries(members.map((m) => [m.name, m.inbox.filter((x) => x === message).length]));
+    }
+
+    function expect(names) {
+        return Object.fromEntries(members.map((m) => [m.name, names.includes(m.name) ? 1 : 0]));
+    }
+
+    const everyone = () => members.map((m) => m.name);
+
+    it('SendToAll from each pair reaches every pair exactly once', async () => {
+        for (const sender of members) {
+            assert.deepEqual(await deliver(sender, 'SendToAll'), expect(everyone()), `sender ${sender.name}`);
+        }
+    });
+
+    it('SendToOthers from each pair reaches every other pair exactly once', async () => {
+        for (const sender of members) {
+            assert.deepEqual(await deliver(sender, 'SendToOthers'),
+                expect(everyone().filter((n) => n !== sender.name)), `sender ${sender.name}`);
+        }
+    });
+
+    it('SendToGroup and SendToUsers across pairs', async () => {
+        const group = 'mixed-group';
+        const joined = members.filter((_, i) => i % 2 === 0);
+        await Promise.all(joined.map((m) => invoke(m.conn, 'JoinGroup', group)));
+        assert.deepEqual(await deliver(members[1], 'SendToGroup', group), expect(joined.map((m) => m.name)));
+        await Promise.all(joined.map((m) => invoke(m.conn, 'LeaveGroup', group)));
+        assert.deepEqual(await deliver(members[1], 'SendToGroup', group), expect([]));
+
+        const picked = members.filter((_, i) => i % 2 === 1);
+        assert.deepEqual(await deliver(members[0], 'SendToUsers', picked.map((m) => m.user)),
+            expect(picked.map((m) => m.name)));
+    });
+
+    it('SendToConnections with every connection id delivers once to each', async () => {
+        const ids = members.map((m) => m.conn.connectionId);
+        assert.equal(new Set(ids).size, members.length);
+        assert.deepEqual(await deliver(members[members.length - 1], 'SendToConnections', ids), expect(everyone()));
+    });
+
+    it('each receiver runs on its own pair and saw no errors', async () => {
+        // BroadcastHub has no GetActiveTransportName; look at the client's (internal) transport and protocol.
+        const transportClass = { WebSockets: 'WebSocketTransport', ServerSentEvents: 'ServerSentEventsTransport', LongPolling: 'LongPollingTransport' };
+        for (const m of members) {
+            assert.equal(m.conn.state, 'Connected', m.name);
+            assert.equal(m.conn.connection?.transport?.constructor?.name, transportClass[m.combo.transport], m.name);
+            assert.equal(m.conn._protocol?.name, m.combo.protocol, m.name);
+            assert.deepEqual(m.conn.logger.errors(), [], m.name);
+        }
+    });
+});

@@ -70,6 +70,29 @@ describe('connections', { timeout: SUITE_TIMEOUT }, () => {
         assert.equal(c.state, 'Disconnected');
     });
 
+    // Transport fallback with the client's default transport list (WebSockets, ServerSentEvents, LongPolling,
+    // in that order): without WebSockets, JSON (Text) takes SSE, while MessagePack (Binary) must skip SSE
+    // (offered for Text only) and land on long polling.
+    for (const [protocol, expected] of [['json', 'ServerSentEvents'], ['messagepack', 'LongPolling']]) {
+        it(`/testhub-nowebsockets with default transports: ${protocol} falls back to ${expected}`, async () => {
+            const c = await ctx.connect('/testhub-nowebsockets', { transport: null, protocol });
+            assert.equal(await invoke(c, 'GetActiveTransportName'), expected);
+            assert.equal(await invoke(c, 'Echo', `fallback ${protocol}`), `fallback ${protocol}`);
+            assert.equal(await invoke(c, 'GetCallerConnectionId'), c.connectionId);
+            const whenClosed = closed(c);
+            await withTimeout(c.stop(), OP_TIMEOUT, 'stop()');
+            assert.equal(await withTimeout(whenClosed, OP_TIMEOUT, 'onclose'), undefined);
+            assert.deepEqual(c.logger.errors(), []);
+        });
+
+        it(`/testhub with default transports: ${protocol} takes WebSockets`, async () => {
+            const c = await ctx.connect('/testhub', { transport: null, protocol });
+            assert.equal(await invoke(c, 'GetActiveTransportName'), 'WebSockets');
+            assert.equal(await invoke(c, 'Echo', 'first choice'), 'first choice');
+            await c.stop();
+        });
+    }
+
     it('/uncreatable: the connection closes with "Connection closed with an error."', async () => {
         const c = ctx.build('/uncreatable', { transport: 'WebSockets', protocol: 'json', quiet: true });
         const whenClosed = closed(c);

@@ -135,9 +135,8 @@ export function chatBin() {
 }
 
 /**
- * Transport/protocol combinations the suites run against. For now only WebSockets + JSON;
- * add e.g. `{ transport: 'ServerSentEvents', protocol: 'json' }`, `{ transport: 'LongPolling', protocol: 'json' }`,
- * `{ transport: 'WebSockets', protocol: 'messagepack' }` once the server supports them.
+ * Transport/protocol combinations the suites run against: every transport with JSON, and MessagePack over
+ * the transports that carry binary (Server-Sent Events is text only).
  */
 export const MATRIX = [
     { transport: 'WebSockets', protocol: 'json' },

@@ -3,6 +3,8 @@
 //!
 //! Run with `cargo run --release --bin chat`, then open http://127.0.0.1:5000/.
 
+const PROGRAM: &str = "chat";
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
@@ -138,8 +140,9 @@ fn asset(body: &'static str, content_type: &'static str) -> warp::reply::Respons
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     hub_examples::init_logging();
-    let args = hub_examples::parse_args("chat");
-    let server = HubServer::builder().hub("/chat", Chat::default()).build();
+    let args = hub_examples::parse_args(PROGRAM);
+    let server = hub_examples::builder(&args, PROGRAM)
+        .await.hub("/chat", Chat::default()).build();
 
     let get = warp::get();
     let index = get

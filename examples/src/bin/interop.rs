@@ -1,12 +1,17 @@
 //! The interop server: the contract the official SignalR clients' functional tests expect
 //! (see `shared/reference/interop-contract.md`). Interop tests, fuzzers and benchmarks drive it.
 
+const PROGRAM: &str = "interop";
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use hub_runtime::prelude::*;
 use hub_runtime::types::{Binary, DateTime};
-use hub_runtime::{AuthError, Connection, Cors, EndpointOptions, Identity, RequestContext, TransportKind};
+use hub_runtime::auth::claim_types;
+use hub_runtime::{
+    AuthError, Connection, Cors, EndpointOptions, Hub, Identity, JwtAuthenticator, RequestContext, TransportKind,
+};
 use serde::{Deserialize, Serialize};
 use warp::Filter;
 
@@ -253,6 +258,82 @@ impl Uncreatable {
     }
 }
 
+/// The reference server's HubWithAuthorization (`/authorizedhub`): every connection needs a
+/// bearer token from `/generateJwtToken`.
+struct HubWithAuthorization;
+
+/// Short JWT claim names and the long names ASP.NET Core gives them.
+const CLAIM_ALIASES: [(&str, &str); 3] = [
+    ("nameid", claim_types::NAME_IDENTIFIER),
+    ("role", claim_types::ROLE),
+    ("unique_name", claim_types::NAME),
+];
+
+#[hub(authorize)]
+impl HubWithAuthorization {
+    fn echo(&self, message: String) -> String {
+        message
+    }
+
+    fn get_user_name_identifier(&self, cx: &HubContext<Self>) -> String {
+        claim_of(cx, "nameid")
+    }
+
+    fn get_user_claim(&self, cx: &HubContext<Self>, kind: String) -> String {
+        claim_of(cx, &kind)
+    }
+}
+
+/// A claim's value by its short or long name, or "".
+fn claim_of<H: Hub>(cx: &HubContext<H>, kind: &str) -> String {
+    let Some(identity) = cx.identity() else {
+        return String::new();
+    };
+    let alias = CLAIM_ALIASES.iter().find_map(|&(short, long)| {
+        if kind == short {
+            Some(long)
+        } else if kind.eq_ignore_ascii_case(long) {
+            Some(short)
+        } else {
+            None
+        }
+    });
+    identity
+        .claim(kind)
+        .or_else(|| alias.and_then(|a| identity.claim(a)))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The key `/generateJwtToken` signs with and `/authorizedhub` checks: random per process.
+struct JwtKey([u8; 32]);
+
+impl JwtKey {
+    /// How long a token from `/generateJwtToken` is valid.
+    const LIFETIME_SECS: u64 = 5;
+
+    /// A token for `testuser` (HS256), as the reference server issues.
+    fn token(&self) -> String {
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = serde_json::json!({
+            "nameid": "testuser",
+            "iss": "SignalRTestServer",
+            "aud": "SignalRTests",
+            "iat": now,
+            "exp": now + Self::LIFETIME_SECS,
+        });
+        let key = jsonwebtoken::EncodingKey::from_secret(&self.0);
+        jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), &claims, &key)
+            .expect("an HS256 token always encodes")
+    }
+
+    /// Checks the tokens: signature and expiry, with no leeway (a token lives exactly its 5 s,
+    /// as on the reference server); issuer and audience are not checked there either.
+    fn authenticator(&self) -> JwtAuthenticator {
+        JwtAuthenticator::hs256(self.0).leeway(std::time::Duration::ZERO)
+    }
+}
+
 /// `/echo`: a raw connection writing back every frame, only for requests carrying `testCookie`.
 async fn echo(mut connection: Connection) {
     if connection.request().cookie("testCookie").is_none() {
@@ -291,14 +372,17 @@ fn with_query(path: &str, query: &str) -> String {
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     hub_examples::init_logging();
-    let args = hub_examples::parse_args("interop");
+    let args = hub_examples::parse_args(PROGRAM);
 
+    let jwt_key: &'static JwtKey = Box::leak(Box::new(JwtKey(rand::random())));
+    let lower_path = || warp::path::full().map(|p: warp::path::FullPath| p.as_str().to_lowercase());
     let options = HubOptions {
         detailed_errors: true,
         stateful_reconnect: true,
         ..Default::default()
     };
-    let server = HubServer::builder()
+    let server = hub_examples::builder(&args, PROGRAM)
+        .await
         .options(options)
         .cors(Cors::localhost())
         .hub("/testhub", TestHub)
@@ -312,13 +396,27 @@ async fn main() -> std::io::Result<()> {
             BroadcastHub,
             EndpointOptions::new().authenticator(user_from_query),
         )
+        .hub_with(
+            "/authorizedhub",
+            HubWithAuthorization,
+            EndpointOptions::new().authenticator(jwt_key.authenticator()),
+        )
         .hub("/uncreatable", Uncreatable)
         .connection("/echo", echo)
         .build();
 
     let query = || warp::query::raw().or(warp::any().map(String::new)).unify();
+    let generate_jwt_token = warp::get()
+        .and(lower_path())
+        .and_then(|path: String| async move {
+            if path.trim_end_matches('/') == "/generatejwttoken" {
+                Ok(())
+            } else {
+                Err(warp::reject::not_found())
+            }
+        })
+        .map(move |()| reply(200, "text/plain", jwt_key.token()));
     let redirects = Arc::new(AtomicUsize::new(0));
-    let lower_path = || warp::path::full().map(|p: warp::path::FullPath| p.as_str().to_lowercase());
     let redirect = lower_path()
         .and(query())
         .and_then(|path: String, query: String| async move {
@@ -401,6 +499,8 @@ async fn main() -> std::io::Result<()> {
         .or(bad_negotiate)
         .unify()
         .or(client_result)
+        .unify()
+        .or(generate_jwt_token)
         .unify()
         .boxed();
 

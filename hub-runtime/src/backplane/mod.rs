@@ -2,12 +2,16 @@
 //!
 //! The lifetime manager delivers every message to its own local connections and hands it to
 //! the backplane for the rest of the fleet. The default [`InMemoryBackplane`] is a fleet of one
-//! (nothing to install); a Redis backplane plugs in through the same trait.
+//! (nothing to install); [`RedisBackplane`] joins servers through Redis pub/sub. Another
+//! engine (PostgreSQL LISTEN/NOTIFY, NATS) plugs in through the same trait.
+
+mod redis;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 
+pub use self::redis::{RedisBackplane, RedisOptions};
 use crate::clients::SendTarget;
 use crate::connection::BoxFuture;
 
@@ -15,7 +19,7 @@ use crate::connection::BoxFuture;
 #[derive(Debug, Clone)]
 pub struct EncodedMessage {
     /// `(protocol name, complete framed bytes)` pairs.
-    pub encodings: Vec<(&'static str, Bytes)>,
+    pub encodings: Vec<(String, Bytes)>,
 }
 
 /// A backplane operation failed.
@@ -38,17 +42,35 @@ impl std::fmt::Display for BackplaneError {
 
 impl std::error::Error for BackplaneError {}
 
+/// What a backplane delivers to: one hub's connections on this server (the lifetime manager).
+pub trait LocalHub: Send + Sync + 'static {
+    /// Delivers a message that another server published to this server's connections of
+    /// `target`, forwarding the bytes of each connection's protocol without re-encoding.
+    fn deliver(&self, target: &SendTarget, message: &EncodedMessage);
+
+    /// Applies a group command for a connection, if it lives here; returns whether it did.
+    fn apply_group(&self, connection_id: &str, group: &str, add: bool) -> BoxFuture<bool>;
+}
+
 /// Carries messages and group commands between the servers of a fleet.
+///
+/// The lifetime manager tells the backplane which connections, users and groups have local
+/// members, so it listens only for those.
 pub trait Backplane: Send + Sync + 'static {
     /// Whether other servers may exist (when `false`, the lifetime manager skips encoding for
     /// the backplane).
     fn is_distributed(&self) -> bool;
 
-    /// Publishes a message for the target's connections on other servers.
-    fn publish(&self, hub: &str, target: &SendTarget, message: EncodedMessage)
-        -> BoxFuture<Result<(), BackplaneError>>;
+    /// Registers a hub's local side, to receive what other servers publish for it.
+    fn attach_hub(&self, hub: &str, local: Arc<dyn LocalHub>) {
+        let _ = (hub, local);
+    }
 
-    /// Adds (or removes) a connection that no local server owns to a group.
+    /// Publishes a message for the target's connections on other servers.
+    fn publish(&self, hub: &str, target: &SendTarget, message: EncodedMessage) -> BoxFuture<Result<(), BackplaneError>>;
+
+    /// Adds (or removes) a connection that does not live on this server to a group; resolves
+    /// once the owning server applied it.
     fn change_remote_group(
         &self,
         hub: &str,
@@ -56,6 +78,30 @@ pub trait Backplane: Send + Sync + 'static {
         group: &str,
         add: bool,
     ) -> BoxFuture<Result<(), BackplaneError>>;
+
+    /// A connection (and, when it is the user's first here, its user) now lives here.
+    fn connection_added(&self, hub: &str, connection_id: &str, first_of_user: Option<&str>) -> BoxFuture<()> {
+        let _ = (hub, connection_id, first_of_user);
+        Box::pin(async {})
+    }
+
+    /// A connection (and, when it was the user's last here, its user) left.
+    fn connection_removed(&self, hub: &str, connection_id: &str, last_of_user: Option<&str>) -> BoxFuture<()> {
+        let _ = (hub, connection_id, last_of_user);
+        Box::pin(async {})
+    }
+
+    /// A group got its first local member: its messages must reach this server from now on.
+    fn group_added(&self, hub: &str, group: &str) -> BoxFuture<()> {
+        let _ = (hub, group);
+        Box::pin(async {})
+    }
+
+    /// A group lost its last local member.
+    fn group_removed(&self, hub: &str, group: &str) -> BoxFuture<()> {
+        let _ = (hub, group);
+        Box::pin(async {})
+    }
 }
 
 /// The fleet of one: every connection is local, nothing crosses process boundaries.
@@ -67,12 +113,7 @@ impl Backplane for InMemoryBackplane {
         false
     }
 
-    fn publish(
-        &self,
-        _hub: &str,
-        _target: &SendTarget,
-        _message: EncodedMessage,
-    ) -> BoxFuture<Result<(), BackplaneError>> {
+    fn publish(&self, _hub: &str, _target: &SendTarget, _message: EncodedMessage) -> BoxFuture<Result<(), BackplaneError>> {
         Box::pin(async { Ok(()) })
     }
 

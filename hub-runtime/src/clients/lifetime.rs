@@ -15,7 +15,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
 use super::{ClientResultError, GroupError, SendError, SendTarget};
-use crate::backplane::{Backplane, EncodedMessage};
+use crate::backplane::{Backplane, EncodedMessage, LocalHub};
+use crate::connection::BoxFuture;
 use crate::connection::{ConnectionSender, Frame, OutboxError};
 use crate::protocol::{CompletionResult, EncodeError, HubProtocol, OutMessage, TransferFormat};
 use crate::server::HubOptions;
@@ -68,6 +69,8 @@ type Members = HashMap<Arc<str>, Arc<LocalConnection>>;
 
 /// Connections, groups and users of one hub type on this server.
 pub(crate) struct LifetimeManager {
+    /// Itself, for futures handed to the backplane.
+    this: std::sync::Weak<LifetimeManager>,
     hub_name: &'static str,
     options: Arc<HubOptions>,
     next_result_id: AtomicU64,
@@ -81,17 +84,28 @@ pub(crate) struct LifetimeManager {
 /// One message, encoded lazily per protocol and shared by every receiver.
 pub(crate) struct Serialized<'a> {
     protocols: &'a [Arc<dyn HubProtocol>],
-    message: OutMessage<'a>,
+    /// `None` for a message that arrived already encoded (from the backplane).
+    message: Option<OutMessage<'a>>,
     frames: RefCell<[Option<Frame>; MAX_PROTOCOLS]>,
 }
 
 impl<'a> Serialized<'a> {
     pub(crate) fn new(protocols: &'a [Arc<dyn HubProtocol>], message: OutMessage<'a>) -> Self {
-        Serialized {
-            protocols,
-            message,
-            frames: RefCell::new(Default::default()),
+        Serialized { protocols, message: Some(message), frames: RefCell::new(Default::default()) }
+    }
+
+    /// A message another server encoded: each protocol's bytes are used as they are.
+    pub(crate) fn from_encoded(protocols: &'a [Arc<dyn HubProtocol>], encoded: &EncodedMessage) -> Self {
+        let mut frames: [Option<Frame>; MAX_PROTOCOLS] = Default::default();
+        for (i, protocol) in protocols.iter().enumerate().take(MAX_PROTOCOLS) {
+            if let Some((_, bytes)) = encoded.encodings.iter().find(|(name, _)| name.eq_ignore_ascii_case(protocol.name())) {
+                frames[i] = Some(match protocol.transfer_format() {
+                    TransferFormat::Text => Frame::Text(bytes.clone()),
+                    TransferFormat::Binary => Frame::Binary(bytes.clone()),
+                });
+            }
         }
+        Serialized { protocols, message: None, frames: RefCell::new(frames) }
     }
 
     /// The frame for protocol `index`, encoding it on first use.
@@ -100,7 +114,10 @@ impl<'a> Serialized<'a> {
             return Ok(frame.clone());
         }
         let protocol = &self.protocols[index];
-        let bytes = protocol.encode(&self.message)?;
+        let Some(message) = &self.message else {
+            return Err(EncodeError(format!("no '{}' encoding of this message", protocol.name())));
+        };
+        let bytes = protocol.encode(message)?;
         let frame = match protocol.transfer_format() {
             TransferFormat::Text => Frame::Text(bytes),
             TransferFormat::Binary => Frame::Binary(bytes),
@@ -113,7 +130,7 @@ impl<'a> Serialized<'a> {
     fn encode_all(&self) -> Result<EncodedMessage, EncodeError> {
         let mut encodings = Vec::with_capacity(self.protocols.len());
         for (i, p) in self.protocols.iter().enumerate() {
-            encodings.push((p.name(), self.frame(i)?.data().clone()));
+            encodings.push((p.name().to_string(), self.frame(i)?.data().clone()));
         }
         Ok(EncodedMessage { encodings })
     }
@@ -125,8 +142,9 @@ impl LifetimeManager {
         protocols: Arc<[Arc<dyn HubProtocol>]>,
         backplane: Arc<dyn Backplane>,
         options: Arc<HubOptions>,
-    ) -> Self {
-        LifetimeManager {
+    ) -> Arc<Self> {
+        let manager = Arc::new_cyclic(|this| LifetimeManager {
+            this: this.clone(),
             hub_name,
             options,
             next_result_id: AtomicU64::new(0),
@@ -134,8 +152,14 @@ impl LifetimeManager {
             connections: DashMap::new(),
             groups: DashMap::new(),
             users: DashMap::new(),
-            backplane,
-        }
+            backplane: backplane.clone(),
+        });
+        backplane.attach_hub(hub_name, manager.clone());
+        manager
+    }
+
+    fn self_ref(&self) -> Option<Arc<LifetimeManager>> {
+        self.this.upgrade()
     }
 
     pub(crate) fn protocols(&self) -> &Arc<[Arc<dyn HubProtocol>]> {
@@ -147,28 +171,48 @@ impl LifetimeManager {
         self.connections.len()
     }
 
-    pub(crate) fn add_connection(&self, connection: Arc<LocalConnection>) {
+    /// Registers a connection; with a distributed backplane, returns once other servers'
+    /// messages for it (and its user) reach this server.
+    pub(crate) async fn add_connection(&self, connection: Arc<LocalConnection>) {
+        let mut first_of_user = None;
         if let Some(user) = &connection.user_id {
-            self.users
-                .entry(user.clone())
-                .or_default()
-                .insert(connection.id.clone(), connection.clone());
+            let mut members = self.users.entry(user.clone()).or_default();
+            if members.is_empty() {
+                first_of_user = Some(user.clone());
+            }
+            members.insert(connection.id.clone(), connection.clone());
         }
-        self.connections.insert(connection.id.clone(), connection);
+        let id = connection.id.clone();
+        self.connections.insert(id.clone(), connection);
+        if self.backplane.is_distributed() {
+            self.backplane.connection_added(self.hub_name, &id, first_of_user.as_deref()).await;
+        }
     }
 
-    pub(crate) fn remove_connection(&self, id: &str) {
+    pub(crate) async fn remove_connection(&self, id: &str) {
         let Some((_, connection)) = self.connections.remove(id) else {
             return;
         };
+        let mut last_of_user = None;
         if let Some(user) = &connection.user_id {
-            remove_member(&self.users, user, id);
+            if remove_member(&self.users, user, id) {
+                last_of_user = Some(user.clone());
+            }
         }
         // Pending client results fail: their senders are dropped.
         connection.results.lock().unwrap_or_else(|p| p.into_inner()).clear();
         let groups = std::mem::take(&mut *connection.groups.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut emptied = Vec::new();
         for group in groups {
-            remove_member(&self.groups, &group, id);
+            if remove_member(&self.groups, &group, id) {
+                emptied.push(group);
+            }
+        }
+        if self.backplane.is_distributed() {
+            for group in emptied {
+                self.backplane.group_removed(self.hub_name, &group).await;
+            }
+            self.backplane.connection_removed(self.hub_name, id, last_of_user.as_deref()).await;
         }
     }
 
@@ -198,10 +242,19 @@ impl LifetimeManager {
             }
         };
         if let Some(encoded) = encoded {
-            self.backplane
-                .publish(self.hub_name, target, encoded)
-                .await
-                .map_err(SendError::Backplane)?;
+            // A connection that lives here already has its copy.
+            let remote = match target {
+                SendTarget::Connection(id) if self.connections.contains_key(id.as_str()) => None,
+                SendTarget::Connections(ids) => {
+                    let remote: Vec<String> =
+                        ids.iter().filter(|id| !self.connections.contains_key(id.as_str())).cloned().collect();
+                    (!remote.is_empty()).then_some(SendTarget::Connections(remote))
+                }
+                other => Some(other.clone()),
+            };
+            if let Some(remote) = remote {
+                self.backplane.publish(self.hub_name, &remote, encoded).await.map_err(SendError::Backplane)?;
+            }
         }
         Ok(())
     }
@@ -367,58 +420,90 @@ impl LifetimeManager {
 
     /// Adds a connection to a group; a connection on another server goes through the backplane.
     pub(crate) async fn add_to_group(&self, connection_id: &str, group: &str) -> Result<(), GroupError> {
-        let local = self.connections.get(connection_id).map(|c| c.value().clone());
-        let Some(connection) = local else {
-            return self
-                .backplane
-                .change_remote_group(self.hub_name, connection_id, group, true)
-                .await
-                .map_err(GroupError::from);
-        };
-        let group: Arc<str> = group.into();
-        connection
-            .groups
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(group.clone());
-        self.groups
-            .entry(group.clone())
-            .or_default()
-            .insert(connection.id.clone(), connection.clone());
-        // The connection may have left while we were adding it: leave no stale member.
-        if !self.connections.contains_key(connection_id) {
-            remove_member(&self.groups, &group, connection_id);
+        if self.add_local(connection_id, group).await {
+            return Ok(());
         }
-        Ok(())
+        self.backplane.change_remote_group(self.hub_name, connection_id, group, true).await.map_err(GroupError::from)
     }
 
     /// Removes a connection from a group.
     pub(crate) async fn remove_from_group(&self, connection_id: &str, group: &str) -> Result<(), GroupError> {
-        let local = self.connections.get(connection_id).map(|c| c.value().clone());
-        let Some(connection) = local else {
-            return self
-                .backplane
-                .change_remote_group(self.hub_name, connection_id, group, false)
-                .await
-                .map_err(GroupError::from);
+        if self.remove_local(connection_id, group).await {
+            return Ok(());
+        }
+        self.backplane.change_remote_group(self.hub_name, connection_id, group, false).await.map_err(GroupError::from)
+    }
+
+    /// Adds a local connection to a group; `false` if the connection does not live here. With
+    /// a distributed backplane, a group's first local member waits until the group's messages
+    /// from other servers reach this server.
+    async fn add_local(&self, connection_id: &str, group: &str) -> bool {
+        let Some(connection) = self.connections.get(connection_id).map(|c| c.value().clone()) else {
+            return false;
         };
-        connection
-            .groups
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(group);
-        remove_member(&self.groups, group, connection_id);
-        Ok(())
+        let group: Arc<str> = group.into();
+        connection.groups.lock().unwrap_or_else(|p| p.into_inner()).insert(group.clone());
+        let first = {
+            let mut members = self.groups.entry(group.clone()).or_default();
+            let first = members.is_empty();
+            members.insert(connection.id.clone(), connection.clone());
+            first
+        };
+        // The connection may have left while we were adding it: leave no stale member.
+        if !self.connections.contains_key(connection_id) && remove_member(&self.groups, &group, connection_id) {
+            return true;
+        }
+        if first && self.backplane.is_distributed() {
+            self.backplane.group_added(self.hub_name, &group).await;
+        }
+        true
+    }
+
+    async fn remove_local(&self, connection_id: &str, group: &str) -> bool {
+        let Some(connection) = self.connections.get(connection_id).map(|c| c.value().clone()) else {
+            return false;
+        };
+        connection.groups.lock().unwrap_or_else(|p| p.into_inner()).remove(group);
+        if remove_member(&self.groups, group, connection_id) && self.backplane.is_distributed() {
+            self.backplane.group_removed(self.hub_name, group).await;
+        }
+        true
     }
 }
 
-fn remove_member(map: &DashMap<Arc<str>, Members>, key: &str, id: &str) {
+impl LocalHub for LifetimeManager {
+    fn deliver(&self, target: &SendTarget, message: &EncodedMessage) {
+        let message = Serialized::from_encoded(&self.protocols, message);
+        if let Err(e) = self.deliver_local(target, &message) {
+            tracing::warn!(error = %e, "could not deliver a message from another server");
+        }
+    }
+
+    fn apply_group(&self, connection_id: &str, group: &str, add: bool) -> BoxFuture<bool> {
+        // Resolved synchronously enough: the future owns what it needs.
+        let manager = self.self_ref();
+        let (connection_id, group) = (connection_id.to_string(), group.to_string());
+        Box::pin(async move {
+            let Some(manager) = manager else { return false };
+            if add {
+                manager.add_local(&connection_id, &group).await
+            } else {
+                manager.remove_local(&connection_id, &group).await
+            }
+        })
+    }
+}
+
+/// Removes a member; returns whether the set became empty (and was removed).
+fn remove_member(map: &DashMap<Arc<str>, Members>, key: &str, id: &str) -> bool {
     if let dashmap::Entry::Occupied(mut entry) = map.entry(Arc::from(key)) {
         entry.get_mut().remove(id);
         if entry.get().is_empty() {
             entry.remove();
+            return true;
         }
     }
+    false
 }
 
 fn short_name<T>() -> &'static str {

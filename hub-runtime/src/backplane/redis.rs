@@ -1,0 +1,524 @@
+//! The Redis backplane: servers publish messages for each other on Redis pub/sub channels.
+//!
+//! Channel layout (after an optional prefix; `{hub}` is the hub's type name), following the
+//! ASP.NET Core Redis backplane:
+//!
+//! | channel | carries |
+//! |---|---|
+//! | `{hub}:all` | messages for every connection (`AllExcept` carries the excluded ids; a send to several groups travels here with its group list, so each connection gets it once) |
+//! | `{hub}:group:{group}` | messages for a group (servers listen while they have a local member) |
+//! | `{hub}:connection:{id}` | messages for one connection (its server listens) |
+//! | `{hub}:user:{user}` | messages for a user (servers listen while the user has a local connection) |
+//! | `{hub}:internal:groups` | group commands for connections on another server |
+//! | `{hub}:internal:ack:{server}` | acknowledgements of those commands |
+//!
+//! Payloads are MessagePack. A message: `[excluded ids, {protocol name: framed bytes}, nil,
+//! nil, origin server, group list | nil]` — the first two elements as in ASP.NET Core, the
+//! bytes forwarded verbatim to connections speaking that protocol. A group command:
+//! `[id, server, 1 = add | 2 = remove, group, connection id]`; its ack: `[id]`.
+//!
+//! The subscriber reconnects with backoff and subscribes again to everything it needs; local
+//! delivery never depends on Redis. Messages that could not be published are counted
+//! ([`RedisBackplane::failed_publishes`]) and logged.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::aio::{ConnectionManager, PubSubSink};
+use tokio::sync::oneshot;
+
+use super::{Backplane, BackplaneError, EncodedMessage, LocalHub};
+use crate::clients::SendTarget;
+use crate::connection::BoxFuture;
+
+/// Options of the Redis backplane.
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// Prepended to every channel name, so several applications can share one Redis.
+    pub prefix: String,
+    /// How long a group change for a connection on another server may take before it fails
+    /// with "no server owns it" (5 s).
+    pub group_ack_timeout: Duration,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        RedisOptions { prefix: String::new(), group_ack_timeout: Duration::from_secs(5) }
+    }
+}
+
+/// What a subscribed channel is.
+#[derive(Debug, Clone)]
+enum Route {
+    All(String),
+    Group(String, String),
+    Connection(String, String),
+    User(String, String),
+    GroupCommands(String),
+    Acks,
+}
+
+struct Inner {
+    client: redis::Client,
+    publisher: ConnectionManager,
+    options: RedisOptions,
+    server: String,
+    routes: Mutex<HashMap<String, Route>>,
+    hubs: RwLock<HashMap<String, Arc<dyn LocalHub>>>,
+    /// The live subscription connection's sink; also serializes subscription changes.
+    sink: tokio::sync::Mutex<Option<PubSubSink>>,
+    acks: Mutex<HashMap<u64, oneshot::Sender<()>>>,
+    next_id: AtomicU64,
+    failed_publishes: AtomicU64,
+}
+
+/// Joins servers through Redis pub/sub.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use hub_runtime::backplane::RedisBackplane;
+/// use hub_runtime::HubServer;
+/// let redis = RedisBackplane::connect("redis://127.0.0.1:6379").await?;
+/// let server = HubServer::builder().backplane(redis) /* .hub(...) */ .build();
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisBackplane {
+    inner: Arc<Inner>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> BackplaneError {
+    BackplaneError::Unavailable(e.to_string())
+}
+
+impl RedisBackplane {
+    /// Connects with default options.
+    pub async fn connect(url: &str) -> Result<Self, BackplaneError> {
+        RedisBackplane::connect_with(url, RedisOptions::default()).await
+    }
+
+    /// Connects to Redis at `url` (`redis://host:port`).
+    pub async fn connect_with(url: &str, options: RedisOptions) -> Result<Self, BackplaneError> {
+        let client = redis::Client::open(url).map_err(unavailable)?;
+        let publisher = client.get_connection_manager().await.map_err(unavailable)?;
+        let server = format!("{}_{}", hostname(), crate::connection::random_id());
+        let inner = Arc::new(Inner {
+            client,
+            publisher,
+            options,
+            server,
+            routes: Mutex::new(HashMap::new()),
+            hubs: RwLock::new(HashMap::new()),
+            sink: tokio::sync::Mutex::new(None),
+            acks: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            failed_publishes: AtomicU64::new(0),
+        });
+        let acks = inner.channel_for_acks();
+        inner.routes.lock().unwrap_or_else(|p| p.into_inner()).insert(acks, Route::Acks);
+        let (ready_tx, ready_rx) = oneshot::channel();
+        tokio::spawn(subscriber(inner.clone(), ready_tx));
+        match tokio::time::timeout(Duration::from_secs(5), ready_rx).await {
+            Ok(Ok(())) => Ok(RedisBackplane { inner }),
+            _ => Err(BackplaneError::Unavailable("could not subscribe to Redis".into())),
+        }
+    }
+
+    /// How many messages for other servers could not be published (Redis unreachable).
+    pub fn failed_publishes(&self) -> u64 {
+        self.inner.failed_publishes.load(Ordering::Relaxed)
+    }
+
+    /// This server's name on the backplane.
+    pub fn server_name(&self) -> &str {
+        &self.inner.server
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "hub".into())
+}
+
+impl Inner {
+    fn channel(&self, hub: &str, rest: &str) -> String {
+        format!("{}{hub}:{rest}", self.options.prefix)
+    }
+
+    fn channel_for_acks(&self) -> String {
+        format!("{}hub:internal:ack:{}", self.options.prefix, self.server)
+    }
+
+    async fn subscribe(&self, channel: String, route: Route) {
+        let mut sink = self.sink.lock().await;
+        let new = self.routes.lock().unwrap_or_else(|p| p.into_inner()).insert(channel.clone(), route).is_none();
+        if !new {
+            return;
+        }
+        if let Some(sink) = sink.as_mut() {
+            if let Err(e) = sink.subscribe(&channel).await {
+                tracing::warn!(%channel, error = %e, "redis subscribe failed; it will be retried on reconnect");
+            }
+        }
+    }
+
+    async fn unsubscribe(&self, channel: String) {
+        let mut sink = self.sink.lock().await;
+        if self.routes.lock().unwrap_or_else(|p| p.into_inner()).remove(&channel).is_none() {
+            return;
+        }
+        if let Some(sink) = sink.as_mut() {
+            let _ = sink.unsubscribe(&channel).await;
+        }
+    }
+
+    async fn publish(&self, channel: &str, payload: Vec<u8>) -> Result<(), BackplaneError> {
+        let mut connection = self.publisher.clone();
+        let result: redis::RedisResult<i64> = redis::cmd("PUBLISH").arg(channel).arg(payload).query_async(&mut connection).await;
+        result.map(|_| ()).map_err(|e| {
+            let failed = self.failed_publishes.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::warn!(%channel, error = %e, failed, "could not publish to Redis: a message for other servers is lost");
+            unavailable(e)
+        })
+    }
+
+    fn local(&self, hub: &str) -> Option<Arc<dyn LocalHub>> {
+        self.hubs.read().unwrap_or_else(|p| p.into_inner()).get(hub).cloned()
+    }
+
+    fn dispatch(self: &Arc<Self>, channel: &str, payload: &[u8]) {
+        let route = self.routes.lock().unwrap_or_else(|p| p.into_inner()).get(channel).cloned();
+        let Some(route) = route else { return };
+        match route {
+            Route::Acks => {
+                if let Some(id) = decode_ack(payload) {
+                    if let Some(waiting) = self.acks.lock().unwrap_or_else(|p| p.into_inner()).remove(&id) {
+                        let _ = waiting.send(());
+                    }
+                }
+            }
+            Route::GroupCommands(hub) => {
+                let Some(command) = decode_group_command(payload) else { return };
+                if command.server == self.server {
+                    return;
+                }
+                let Some(local) = self.local(&hub) else { return };
+                let inner = self.clone();
+                tokio::spawn(async move {
+                    if local.apply_group(&command.connection, &command.group, command.add).await {
+                        let channel = format!("{}hub:internal:ack:{}", inner.options.prefix, command.server);
+                        let _ = inner.publish(&channel, encode_ack(command.id)).await;
+                    }
+                });
+            }
+            Route::All(ref hub) | Route::Group(ref hub, _) | Route::Connection(ref hub, _) | Route::User(ref hub, _) => {
+                let Some(message) = decode_message(payload) else {
+                    tracing::warn!(%channel, "ignoring an unreadable backplane message");
+                    return;
+                };
+                if message.origin == self.server {
+                    return;
+                }
+                let Some(local) = self.local(hub) else { return };
+                let excluded = message.excluded;
+                let target = match (route, message.groups) {
+                    (Route::All(_), Some(groups)) => SendTarget::Groups(groups),
+                    (Route::All(_), None) => SendTarget::AllExcept(excluded),
+                    (Route::Group(_, group), _) => SendTarget::GroupExcept(group, excluded),
+                    (Route::Connection(_, id), _) => SendTarget::Connection(id),
+                    (Route::User(_, user), _) => SendTarget::User(user),
+                    _ => return,
+                };
+                local.deliver(&target, &message.encoded);
+            }
+        }
+    }
+}
+
+async fn subscriber(inner: Arc<Inner>, ready: oneshot::Sender<()>) {
+    let mut ready = Some(ready);
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match inner.client.get_async_pubsub().await {
+            Ok(pubsub) => {
+                let (sink, mut stream) = pubsub.split();
+                let subscribed = {
+                    let mut slot = inner.sink.lock().await;
+                    let channels: Vec<String> = inner.routes.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+                    let mut sink = sink;
+                    let ok = channels.is_empty() || sink.subscribe(&channels).await.is_ok();
+                    if ok {
+                        *slot = Some(sink);
+                    }
+                    ok
+                };
+                if subscribed {
+                    if let Some(ready) = ready.take() {
+                        let _ = ready.send(());
+                    } else {
+                        tracing::info!("redis backplane reconnected and resubscribed");
+                    }
+                    backoff = Duration::from_millis(100);
+                    while let Some(message) = stream.next().await {
+                        let channel = message.get_channel_name().to_string();
+                        inner.dispatch(&channel, message.get_payload_bytes());
+                    }
+                    *inner.sink.lock().await = None;
+                    tracing::warn!("redis backplane subscription lost; reconnecting (local delivery continues)");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "redis backplane cannot connect; retrying"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+impl Backplane for RedisBackplane {
+    fn is_distributed(&self) -> bool {
+        true
+    }
+
+    fn attach_hub(&self, hub: &str, local: Arc<dyn LocalHub>) {
+        self.inner.hubs.write().unwrap_or_else(|p| p.into_inner()).insert(hub.to_string(), local);
+        let inner = self.inner.clone();
+        let hub = hub.to_string();
+        let subscribe = async move {
+            inner.subscribe(inner.channel(&hub, "all"), Route::All(hub.clone())).await;
+            inner.subscribe(inner.channel(&hub, "internal:groups"), Route::GroupCommands(hub.clone())).await;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(subscribe);
+            }
+            Err(_) => tracing::warn!("attach the Redis backplane from inside a tokio runtime"),
+        }
+    }
+
+    fn publish(&self, hub: &str, target: &SendTarget, message: EncodedMessage) -> BoxFuture<Result<(), BackplaneError>> {
+        let inner = self.inner.clone();
+        let origin = &inner.server;
+        let none: &[String] = &[];
+        let mut out: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut add = |channel: String, excluded: &[String], groups: Option<&[String]>| {
+            out.push((channel, encode_message(excluded, &message, origin, groups)));
+        };
+        match target {
+            SendTarget::All => add(inner.channel(hub, "all"), none, None),
+            SendTarget::AllExcept(excluded) => add(inner.channel(hub, "all"), excluded, None),
+            SendTarget::Connection(id) => add(inner.channel(hub, &format!("connection:{id}")), none, None),
+            SendTarget::Connections(ids) => {
+                let mut seen = std::collections::HashSet::new();
+                for id in ids.iter().filter(|id| seen.insert(id.as_str())) {
+                    add(inner.channel(hub, &format!("connection:{id}")), none, None);
+                }
+            }
+            SendTarget::Group(group) => add(inner.channel(hub, &format!("group:{group}")), none, None),
+            SendTarget::Groups(groups) => add(inner.channel(hub, "all"), none, Some(groups)),
+            SendTarget::GroupExcept(group, excluded) => add(inner.channel(hub, &format!("group:{group}")), excluded, None),
+            SendTarget::User(user) => add(inner.channel(hub, &format!("user:{user}")), none, None),
+            SendTarget::Users(users) => {
+                let mut seen = std::collections::HashSet::new();
+                for user in users.iter().filter(|u| seen.insert(u.as_str())) {
+                    add(inner.channel(hub, &format!("user:{user}")), none, None);
+                }
+            }
+        }
+        Box::pin(async move {
+            let mut result = Ok(());
+            for (channel, payload) in out {
+                if let Err(e) = inner.publish(&channel, payload).await {
+                    result = Err(e);
+                }
+            }
+            result
+        })
+    }
+
+    fn change_remote_group(
+        &self,
+        hub: &str,
+        connection_id: &str,
+        group: &str,
+        add: bool,
+    ) -> BoxFuture<Result<(), BackplaneError>> {
+        let inner = self.inner.clone();
+        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let channel = inner.channel(hub, "internal:groups");
+        let payload = encode_group_command(id, &inner.server, add, group, connection_id);
+        let connection = connection_id.to_string();
+        Box::pin(async move {
+            let (tx, rx) = oneshot::channel();
+            inner.acks.lock().unwrap_or_else(|p| p.into_inner()).insert(id, tx);
+            if let Err(e) = inner.publish(&channel, payload).await {
+                inner.acks.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                return Err(e);
+            }
+            match tokio::time::timeout(inner.options.group_ack_timeout, rx).await {
+                Ok(Ok(())) => Ok(()),
+                _ => {
+                    inner.acks.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                    Err(BackplaneError::UnknownConnection(connection))
+                }
+            }
+        })
+    }
+
+    fn connection_added(&self, hub: &str, connection_id: &str, first_of_user: Option<&str>) -> BoxFuture<()> {
+        let inner = self.inner.clone();
+        let connection = (inner.channel(hub, &format!("connection:{connection_id}")), Route::Connection(hub.into(), connection_id.into()));
+        let user = first_of_user.map(|u| (inner.channel(hub, &format!("user:{u}")), Route::User(hub.into(), u.into())));
+        Box::pin(async move {
+            inner.subscribe(connection.0, connection.1).await;
+            if let Some((channel, route)) = user {
+                inner.subscribe(channel, route).await;
+            }
+        })
+    }
+
+    fn connection_removed(&self, hub: &str, connection_id: &str, last_of_user: Option<&str>) -> BoxFuture<()> {
+        let inner = self.inner.clone();
+        let connection = inner.channel(hub, &format!("connection:{connection_id}"));
+        let user = last_of_user.map(|u| inner.channel(hub, &format!("user:{u}")));
+        Box::pin(async move {
+            inner.unsubscribe(connection).await;
+            if let Some(channel) = user {
+                inner.unsubscribe(channel).await;
+            }
+        })
+    }
+
+    fn group_added(&self, hub: &str, group: &str) -> BoxFuture<()> {
+        let inner = self.inner.clone();
+        let channel = inner.channel(hub, &format!("group:{group}"));
+        let route = Route::Group(hub.into(), group.into());
+        Box::pin(async move { inner.subscribe(channel, route).await })
+    }
+
+    fn group_removed(&self, hub: &str, group: &str) -> BoxFuture<()> {
+        let inner = self.inner.clone();
+        let channel = inner.channel(hub, &format!("group:{group}"));
+        Box::pin(async move { inner.unsubscribe(channel).await })
+    }
+}
+
+// ---- payloads ----
+
+fn write_strs(out: &mut Vec<u8>, items: &[String]) {
+    let _ = rmp::encode::write_array_len(out, items.len() as u32);
+    for item in items {
+        let _ = rmp::encode::write_str(out, item);
+    }
+}
+
+fn encode_message(excluded: &[String], message: &EncodedMessage, origin: &str, groups: Option<&[String]>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + message.encodings.iter().map(|(_, b)| b.len()).sum::<usize>());
+    let _ = rmp::encode::write_array_len(&mut out, 6);
+    write_strs(&mut out, excluded);
+    let _ = rmp::encode::write_map_len(&mut out, message.encodings.len() as u32);
+    for (name, bytes) in &message.encodings {
+        let _ = rmp::encode::write_str(&mut out, name);
+        let _ = rmp::encode::write_bin(&mut out, bytes);
+    }
+    let _ = rmp::encode::write_nil(&mut out);
+    let _ = rmp::encode::write_nil(&mut out);
+    let _ = rmp::encode::write_str(&mut out, origin);
+    match groups {
+        Some(groups) => write_strs(&mut out, groups),
+        None => {
+            let _ = rmp::encode::write_nil(&mut out);
+        }
+    }
+    out
+}
+
+struct Message {
+    excluded: Vec<String>,
+    encoded: EncodedMessage,
+    origin: String,
+    groups: Option<Vec<String>>,
+}
+
+fn strings(value: &rmpv::Value) -> Option<Vec<String>> {
+    value.as_array()?.iter().map(|v| v.as_str().map(str::to_owned)).collect()
+}
+
+fn decode_message(payload: &[u8]) -> Option<Message> {
+    let value = rmpv::decode::read_value(&mut &payload[..]).ok()?;
+    let items = value.as_array()?;
+    let excluded = strings(items.first()?)?;
+    let encodings = items
+        .get(1)?
+        .as_map()?
+        .iter()
+        .map(|(k, v)| Some((k.as_str()?.to_string(), bytes::Bytes::copy_from_slice(v.as_slice()?))))
+        .collect::<Option<Vec<_>>>()?;
+    let origin = items.get(4).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    let groups = items.get(5).and_then(strings);
+    Some(Message { excluded, encoded: EncodedMessage { encodings }, origin, groups })
+}
+
+struct GroupCommand {
+    id: u64,
+    server: String,
+    add: bool,
+    group: String,
+    connection: String,
+}
+
+fn encode_group_command(id: u64, server: &str, add: bool, group: &str, connection: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = rmp::encode::write_array_len(&mut out, 5);
+    let _ = rmp::encode::write_uint(&mut out, id);
+    let _ = rmp::encode::write_str(&mut out, server);
+    let _ = rmp::encode::write_uint(&mut out, if add { 1 } else { 2 });
+    let _ = rmp::encode::write_str(&mut out, group);
+    let _ = rmp::encode::write_str(&mut out, connection);
+    out
+}
+
+fn decode_group_command(payload: &[u8]) -> Option<GroupCommand> {
+    let value = rmpv::decode::read_value(&mut &payload[..]).ok()?;
+    let items = value.as_array()?;
+    Some(GroupCommand {
+        id: items.first()?.as_u64()?,
+        server: items.get(1)?.as_str()?.to_string(),
+        add: items.get(2)?.as_u64()? == 1,
+        group: items.get(3)?.as_str()?.to_string(),
+        connection: items.get(4)?.as_str()?.to_string(),
+    })
+}
+
+fn encode_ack(id: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = rmp::encode::write_array_len(&mut out, 1);
+    let _ = rmp::encode::write_uint(&mut out, id);
+    out
+}
+
+fn decode_ack(payload: &[u8]) -> Option<u64> {
+    let value = rmpv::decode::read_value(&mut &payload[..]).ok()?;
+    value.as_array()?.first()?.as_u64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_round_trip() {
+        let message = EncodedMessage { encodings: vec![("json".into(), bytes::Bytes::from_static(b"{}\x1e"))] };
+        let bytes = encode_message(&["a".into()], &message, "me", Some(&["g1".into(), "g2".into()]));
+        let back = decode_message(&bytes).unwrap();
+        assert_eq!(back.excluded, vec!["a".to_string()]);
+        assert_eq!(back.origin, "me");
+        assert_eq!(back.groups, Some(vec!["g1".to_string(), "g2".to_string()]));
+        assert_eq!(back.encoded.encodings[0].1.as_ref(), b"{}\x1e");
+        let command = decode_group_command(&encode_group_command(7, "s", false, "g", "c")).unwrap();
+        assert_eq!((command.id, command.add, command.group.as_str(), command.connection.as_str()), (7, false, "g", "c"));
+        assert_eq!(decode_ack(&encode_ack(9)), Some(9));
+        assert!(decode_message(b"\xc1").is_none());
+    }
+}
