@@ -3,6 +3,7 @@
 use syn::spanned::Spanned;
 use syn::{Attribute, LitStr, Meta};
 
+use crate::authorize::{self, Requirement};
 use crate::errors::Errors;
 
 /// What `#[hub(...)]` may say on one method.
@@ -12,6 +13,9 @@ pub(crate) struct MethodAttrs {
     pub(crate) on_connected: Option<proc_macro2::Span>,
     pub(crate) on_disconnected: Option<proc_macro2::Span>,
     pub(crate) skip: bool,
+    /// Every `authorize` requirement (all must hold), and where the first `authorize` is.
+    pub(crate) authorize: Vec<Requirement>,
+    pub(crate) authorize_span: Option<proc_macro2::Span>,
 }
 
 /// Which method attributes a context allows.
@@ -63,8 +67,13 @@ pub(crate) fn take_method_attrs(attrs: &mut Vec<Attribute>, context: Context, er
                     out.skip = true;
                     Ok(())
                 }
+                ("authorize", Context::HubMethod) => {
+                    out.authorize_span.get_or_insert(meta.path.span());
+                    out.authorize.extend(authorize::parse(&meta)?);
+                    Ok(())
+                }
                 (_, Context::HubMethod) => Err(meta.error(format!(
-                    "unsupported hub method attribute `{}`; expected `name = \"...\"`, `on_connected`, `on_disconnected` or `skip`",
+                    "unsupported hub method attribute `{}`; expected `name = \"...\"`, `authorize`, `on_connected`, `on_disconnected` or `skip`",
                     path_text(&meta.path)
                 ))),
                 (_, Context::ClientMethod) => Err(meta.error(format!(

@@ -8,17 +8,23 @@ use syn::spanned::Spanned;
 use syn::{FnArg, ImplItem, ImplItemFn, ItemImpl, Path, Type};
 
 use crate::attrs::{self, Context};
+use crate::authorize::{self, Requirement};
 use crate::errors::Errors;
 use crate::names::pascal_case;
 use crate::types::{self, Returns};
 
-/// `#[hub(client = Path)]`.
+/// `#[hub(client = Path, authorize ...)]`.
 struct HubArgs {
     client: Option<Path>,
+    /// What every connection must meet (all of it).
+    authorize: Vec<Requirement>,
 }
 
 fn parse_args(attr: TokenStream, errors: &mut Errors) -> HubArgs {
-    let mut args = HubArgs { client: None };
+    let mut args = HubArgs {
+        client: None,
+        authorize: Vec::new(),
+    };
     if attr.is_empty() {
         return args;
     }
@@ -30,9 +36,12 @@ fn parse_args(attr: TokenStream, errors: &mut Errors) -> HubArgs {
             }
             args.client = Some(path);
             Ok(())
+        } else if meta.path.is_ident("authorize") {
+            args.authorize.extend(authorize::parse(&meta)?);
+            Ok(())
         } else {
             Err(meta.error(format!(
-                "unsupported `hub` attribute `{}`; expected `client = YourClientTrait`",
+                "unsupported `hub` attribute `{}`; expected `client = YourClientTrait` or `authorize`",
                 attrs::path_text(&meta.path)
             )))
         }
@@ -62,6 +71,8 @@ struct Method {
     is_async: bool,
     params: Vec<Param>,
     returns: Returns,
+    /// `#[hub(authorize ...)]` on the method.
+    authorize: Vec<Requirement>,
 }
 
 impl Method {
@@ -123,11 +134,23 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         let ImplItem::Fn(function) = item else {
             continue;
         };
-        let method_attrs = attrs::take_method_attrs(&mut function.attrs, Context::HubMethod, &mut errors);
+        let mut method_attrs = attrs::take_method_attrs(&mut function.attrs, Context::HubMethod, &mut errors);
         if method_attrs.skip {
+            if let Some(span) = method_attrs.authorize_span {
+                errors.at(
+                    span,
+                    "a `skip` method cannot be called by clients, so `authorize` has nothing to guard; remove one of them",
+                );
+            }
             continue;
         }
         if let Some(span) = method_attrs.on_connected.or(method_attrs.on_disconnected) {
+            if let Some(span) = method_attrs.authorize_span {
+                errors.at(
+                    span,
+                    "`authorize` goes on hub methods that clients call, not on `on_connected` or `on_disconnected`; to admit only authorized connections, put it on the impl block: `#[hub(authorize)]`",
+                );
+            }
             if method_attrs.on_connected.is_some() && method_attrs.on_disconnected.is_some() {
                 errors.at(span, "a method cannot be both `on_connected` and `on_disconnected`");
                 continue;
@@ -174,7 +197,8 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         } else {
             seen.insert(key, function.sig.ident.to_string());
         }
-        if let Some(method) = validate_method(function, wire_name, &mut errors) {
+        let authorize = std::mem::take(&mut method_attrs.authorize);
+        if let Some(method) = validate_method(function, wire_name, authorize, &mut errors) {
             methods.push(method);
         }
     }
@@ -216,14 +240,20 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         let count = m.params.iter().filter(|p| matches!(p, Param::Argument(_))).count();
         let streams = m.params.iter().filter(|p| matches!(p, Param::Upload(_))).count();
         let kind = if m.is_stream() { quote!(Stream) } else { quote!(Plain) };
+        let authorize = authorize::tokens(&m.authorize);
         quote! {
             ::hub_runtime::__private::MethodDef {
                 name: #name,
                 arguments: #count,
                 streams: #streams,
                 kind: ::hub_runtime::__private::MethodKind::#kind,
+                authorize: #authorize,
             }
         }
+    });
+    let hub_authorize = (!args.authorize.is_empty()).then(|| {
+        let requirements = authorize::tokens(&args.authorize);
+        quote! { const __AUTHORIZE: &'static [::hub_runtime::__private::Requirement] = #requirements; }
     });
     let arms = methods.iter().enumerate().map(|(index, m)| method_arm(index, m));
     let on_connected = hooks
@@ -242,6 +272,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
             impl ::hub_runtime::Hub for #self_ty {
                 type Client = #client;
                 const __METHODS: &'static [::hub_runtime::__private::MethodDef] = &[#(#defs),*];
+                #hub_authorize
 
                 #[allow(unused_variables, clippy::let_unit_value)]
                 fn __invoke(
@@ -311,7 +342,12 @@ fn is_context(ty: &Type) -> bool {
     types::is_named(ty, "HubContext")
 }
 
-fn validate_method(function: &ImplItemFn, wire_name: String, errors: &mut Errors) -> Option<Method> {
+fn validate_method(
+    function: &ImplItemFn,
+    wire_name: String,
+    authorize: Vec<Requirement>,
+    errors: &mut Errors,
+) -> Option<Method> {
     let mut ok = receiver_ok(function, "hub methods", errors);
     ok &= check_signature_shape(function, errors);
     let mut params = Vec::new();
@@ -380,6 +416,7 @@ fn validate_method(function: &ImplItemFn, wire_name: String, errors: &mut Errors
         is_async: function.sig.asyncness.is_some(),
         params,
         returns,
+        authorize,
     })
 }
 

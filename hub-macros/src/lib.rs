@@ -8,6 +8,7 @@
 use proc_macro::TokenStream;
 
 mod attrs;
+mod authorize;
 mod client;
 mod errors;
 mod hub;

@@ -1,8 +1,30 @@
-//! Authentication: who a connection belongs to.
+//! Authentication and authorization: who a connection belongs to, and what it may call.
+//!
+//! An endpoint's [`Authenticator`] turns each request (negotiate and every transport request)
+//! into an [`Identity`] or a refusal (401). [`JwtAuthenticator`] is a ready one for bearer
+//! tokens. `#[hub(authorize)]` on a hub or a hub method then states who may connect or call:
+//! see [`Requirement`].
+
+mod jwt;
+mod requirement;
 
 use std::sync::Arc;
 
 use crate::connection::{BoxFuture, RequestContext};
+
+pub use jsonwebtoken;
+pub use jwt::JwtAuthenticator;
+pub use requirement::{authorized, Requirement};
+
+/// Well-known claim types: the long names ASP.NET Core uses, beside the short JWT ones.
+pub mod claim_types {
+    /// The NameIdentifier claim's long name (`nameid` in a JWT).
+    pub const NAME_IDENTIFIER: &str = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/nameidentifier";
+    /// The Role claim's long name (`role` in a JWT).
+    pub const ROLE: &str = "http://schemas.microsoft.com/ws/2008/06/identity/claims/role";
+    /// The Name claim's long name (`unique_name` in a JWT).
+    pub const NAME: &str = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name";
+}
 
 /// Who the client is, as an endpoint's [`Authenticator`] established it.
 ///
@@ -46,6 +68,32 @@ impl Identity {
     /// The first claim of that type.
     pub fn claim(&self, kind: &str) -> Option<&str> {
         self.claims.iter().find(|(k, _)| k == kind).map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of claims of that type, in order (a JWT array claim gives several).
+    pub fn claim_values<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.claims
+            .iter()
+            .filter(move |(k, _)| k == kind)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether a claim of that type has that value.
+    pub fn has_claim(&self, kind: &str, value: &str) -> bool {
+        self.claim_values(kind).any(|v| v == value)
+    }
+
+    /// Whether the identity has that role: a `role` claim (or its long name,
+    /// [`claim_types::ROLE`]) with that value.
+    ///
+    /// ```
+    /// use hub_runtime::Identity;
+    /// let who = Identity::user("alice").with_claim("role", "admin");
+    /// assert!(who.is_in_role("admin"));
+    /// assert!(!who.is_in_role("owner"));
+    /// ```
+    pub fn is_in_role(&self, role: &str) -> bool {
+        self.has_claim("role", role) || self.has_claim(claim_types::ROLE, role)
     }
 
     /// Every claim, in order.

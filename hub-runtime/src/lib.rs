@@ -45,7 +45,7 @@ pub mod server;
 mod transport;
 pub mod types;
 
-pub use auth::{AuthError, Authenticator, Identity};
+pub use auth::{AuthError, Authenticator, Identity, JwtAuthenticator};
 pub use clients::{
     CallerClients, ClientResultError, ClientTarget, GroupError, Groups, HubClients, Many, One, SendError, SendTarget,
 };
@@ -68,6 +68,7 @@ pub mod prelude {
 /// What the macros' generated code uses. Not a public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::auth::Requirement;
     pub use crate::clients::{ClientInterface, ClientTarget, TargetKind};
     pub use crate::connection::BoxFuture;
     pub use crate::hub::{Call, MethodDef, MethodKind, Outcome};

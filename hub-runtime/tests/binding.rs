@@ -43,27 +43,17 @@ async fn server(detailed_errors: bool) -> TestServer {
         detailed_errors,
         ..Default::default()
     };
-    TestServer::start(
-        HubServer::builder()
-            .options(options)
-            .hub("/calc", Calc)
-            .build(),
-    )
-    .await
+    TestServer::start(HubServer::builder().options(options).hub("/calc", Calc).build()).await
 }
 
-const NO_METHOD: &str =
-    "Failed to invoke 'Nope' due to an error on the server. HubException: Method does not exist.";
+const NO_METHOD: &str = "Failed to invoke 'Nope' due to an error on the server. HubException: Method does not exist.";
 
 #[tokio::test]
 async fn results_and_void_completions() {
     let server = server(false).await;
     let mut client = server.connect("/calc").await;
     let id = client.invoke("Add", json!([2, 3])).await;
-    assert_eq!(
-        client.recv().await,
-        json!({"type": 3, "invocationId": id, "result": 5})
-    );
+    assert_eq!(client.recv().await, json!({"type": 3, "invocationId": id, "result": 5}));
     // A method returning nothing: a Completion with neither result nor error.
     let id = client.invoke("Nothing", json!([])).await;
     assert_eq!(client.recv().await, json!({"type": 3, "invocationId": id}));
@@ -131,7 +121,8 @@ async fn wrong_argument_types() {
 async fn wrong_argument_types_detailed() {
     let server = server(true).await;
     let mut client = server.connect("/calc").await;
-    let expected = "Failed to invoke 'Add' due to an error on the server. InvalidDataException: Error binding arguments. \
+    let expected =
+        "Failed to invoke 'Add' due to an error on the server. InvalidDataException: Error binding arguments. \
                     Make sure that the types of the provided values match the types of the hub method being invoked.";
     assert_eq!(client.call_err("Add", json!([1, "two"])).await, expected);
     assert_eq!(client.call_err("Add", json!([1.5, 2])).await, expected);

@@ -18,13 +18,7 @@ impl Calc {
 }
 
 async fn server(options: HubOptions) -> TestServer {
-    TestServer::start(
-        HubServer::builder()
-            .options(options)
-            .hub("/calc", Calc)
-            .build(),
-    )
-    .await
+    TestServer::start(HubServer::builder().options(options).hub("/calc", Calc).build()).await
 }
 
 /// Opens a WebSocket without negotiating (the handshake is up to the test).
@@ -43,11 +37,7 @@ async fn refused(client: &mut Client, handshake: &str) -> String {
         .as_str()
         .unwrap_or_else(|| panic!("expected a handshake error, got {reply}"))
         .to_string();
-    assert_eq!(
-        reply.as_object().map(|o| o.len()),
-        Some(1),
-        "only `error`: {reply}"
-    );
+    assert_eq!(reply.as_object().map(|o| o.len()), Some(1), "only `error`: {reply}");
     client.expect_closed().await;
     error
 }
@@ -107,11 +97,7 @@ async fn handshake_missing_protocol_or_wrong_types() {
 async fn unknown_protocol() {
     let server = server(HubOptions::default()).await;
     let mut client = open(&server).await;
-    let error = refused(
-        &mut client,
-        &format!("{{\"protocol\":\"xyz\",\"version\":1}}{RS}"),
-    )
-    .await;
+    let error = refused(&mut client, &format!("{{\"protocol\":\"xyz\",\"version\":1}}{RS}")).await;
     assert_eq!(error, "The protocol 'xyz' is not supported.");
 }
 
@@ -119,15 +105,8 @@ async fn unknown_protocol() {
 async fn unsupported_version() {
     let server = server(HubOptions::default()).await;
     let mut client = open(&server).await;
-    let error = refused(
-        &mut client,
-        &format!("{{\"protocol\":\"json\",\"version\":3}}{RS}"),
-    )
-    .await;
-    assert_eq!(
-        error,
-        "The server does not support version 3 of the 'json' protocol."
-    );
+    let error = refused(&mut client, &format!("{{\"protocol\":\"json\",\"version\":3}}{RS}")).await;
+    assert_eq!(error, "The server does not support version 3 of the 'json' protocol.");
 }
 
 #[tokio::test]
@@ -136,9 +115,7 @@ async fn supported_versions() {
     for version in [0, 1, 2] {
         let mut client = open(&server).await;
         client
-            .send_text(&format!(
-                "{{\"protocol\":\"json\",\"version\":{version}}}{RS}"
-            ))
+            .send_text(&format!("{{\"protocol\":\"json\",\"version\":{version}}}{RS}"))
             .await;
         assert_eq!(client.recv().await, json!({}), "version {version}");
         assert_eq!(client.call_ok("Add", json!([1, 2])).await, 3);
@@ -187,10 +164,7 @@ async fn incomplete_handshake_times_out() {
     .await;
     let mut client = open(&server).await;
     client.send_text("{\"protocol\":\"json\",").await;
-    assert_eq!(
-        client.recv().await,
-        json!({"error": "Handshake was canceled."})
-    );
+    assert_eq!(client.recv().await, json!({"error": "Handshake was canceled."}));
     client.expect_closed().await;
 }
 

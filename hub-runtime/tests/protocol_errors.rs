@@ -21,13 +21,7 @@ impl Calc {
 }
 
 async fn server(options: HubOptions) -> TestServer {
-    TestServer::start(
-        HubServer::builder()
-            .options(options)
-            .hub("/calc", Calc)
-            .build(),
-    )
-    .await
+    TestServer::start(HubServer::builder().options(options).hub("/calc", Calc).build()).await
 }
 
 fn detailed() -> HubOptions {
@@ -64,9 +58,7 @@ async fn malformed_json_with_detailed_errors_says_why() {
     client.send_text(&format!("{{\"type\":1,{RS}")).await;
     let error = expect_error_close(&mut client).await;
     assert!(
-        error.starts_with(
-            "Connection closed with an error. InvalidDataException: Error reading JSON."
-        ),
+        error.starts_with("Connection closed with an error. InvalidDataException: Error reading JSON."),
         "{error}"
     );
 }
@@ -98,9 +90,7 @@ async fn invocation_without_target_detailed() {
 async fn message_without_type_detailed() {
     let server = server(detailed()).await;
     let mut client = server.connect("/calc").await;
-    client
-        .send(&json!({"target": "Add", "arguments": [1, 2]}))
-        .await;
+    client.send(&json!({"target": "Add", "arguments": [1, 2]})).await;
     assert_eq!(
         expect_error_close(&mut client).await,
         "Connection closed with an error. InvalidDataException: Missing required property 'type'."
@@ -111,17 +101,16 @@ async fn message_without_type_detailed() {
 async fn unknown_message_type_is_ignored() {
     let server = server(HubOptions::default()).await;
     let mut client = server.connect("/calc").await;
-    client
-        .send(&json!({"type": 99, "whatever": [1, 2, 3]}))
-        .await;
+    client.send(&json!({"type": 99, "whatever": [1, 2, 3]})).await;
     assert_eq!(client.call_ok("Add", json!([1, 2])).await, 3);
     // In the same frame as a known message, too.
-    client.send_text(&format!("{{\"type\":42}}{RS}{{\"type\":1,\"invocationId\":\"x\",\"target\":\"Add\",\"arguments\":[2,2]}}{RS}")).await;
+    client
+        .send_text(&format!(
+            "{{\"type\":42}}{RS}{{\"type\":1,\"invocationId\":\"x\",\"target\":\"Add\",\"arguments\":[2,2]}}{RS}"
+        ))
+        .await;
     let completion = client.recv().await;
-    assert_eq!(
-        completion,
-        json!({"type": 3, "invocationId": "x", "result": 4})
-    );
+    assert_eq!(completion, json!({"type": 3, "invocationId": "x", "result": 4}));
 }
 
 #[tokio::test]
@@ -133,13 +122,8 @@ async fn ping_and_unexpected_messages_keep_the_connection() {
     client
         .send(&json!({"type": 3, "invocationId": "nobody", "result": 1}))
         .await;
-    client
-        .send(&json!({"type": 5, "invocationId": "nobody"}))
-        .await;
-    assert_eq!(
-        client.call_ok("Echo", json!(["still here"])).await,
-        "still here"
-    );
+    client.send(&json!({"type": 5, "invocationId": "nobody"})).await;
+    assert_eq!(client.call_ok("Echo", json!(["still here"])).await, "still here");
 }
 
 fn oversized_options(detailed_errors: bool) -> HubOptions {
@@ -198,7 +182,9 @@ async fn several_messages_in_one_frame_are_all_processed() {
     let mut client = server.connect("/calc").await;
     let mut frame = String::new();
     for i in 0..5 {
-        frame.push_str(&json!({"type": 1, "invocationId": i.to_string(), "target": "Add", "arguments": [i, 100]}).to_string());
+        frame.push_str(
+            &json!({"type": 1, "invocationId": i.to_string(), "target": "Add", "arguments": [i, 100]}).to_string(),
+        );
         frame.push(RS);
     }
     // Ping and a non-blocking invocation in the middle, too.
@@ -256,9 +242,7 @@ async fn a_message_split_across_frames_is_reassembled() {
 #[tokio::test]
 async fn messages_in_the_handshake_frame_are_processed() {
     let server = server(HubOptions::default()).await;
-    let mut client = Client::open(&server.ws_url("/calc"))
-        .await
-        .expect("skip negotiation");
+    let mut client = Client::open(&server.ws_url("/calc")).await.expect("skip negotiation");
     // The handshake arrives in two frames; the second also carries an invocation.
     client.send_text("{\"protocol\":\"json\",").await;
     client
@@ -288,4 +272,30 @@ async fn binary_frames_carry_json_too() {
         client.recv().await,
         json!({"type": 3, "invocationId": "1", "result": 3})
     );
+}
+
+#[tokio::test]
+async fn a_frame_larger_than_max_frame_size_ends_the_connection() {
+    let options = HubOptions {
+        max_frame_size: 4096,
+        ..Default::default()
+    };
+    let server = server(options).await;
+    let mut client = server.connect("/calc").await;
+    let mut frame = String::new();
+    while frame.len() <= 4096 {
+        frame.push_str(&format!(
+            "{}{RS}",
+            json!({"type": 1, "target": "Add", "arguments": [1, 2]})
+        ));
+    }
+    client.send_text(&frame).await;
+    // The WebSocket layer refuses the frame: the socket ends, with no completion first.
+    loop {
+        match client.try_recv().await {
+            Err(_) => break,
+            Ok(message) => assert_eq!(message["type"], 7, "only a Close may come: {message}"),
+        }
+    }
+    common::eventually("the connection to be gone", || server.server.connection_count() == 0).await;
 }

@@ -12,7 +12,7 @@ mod request;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -108,6 +108,8 @@ pub(crate) struct ConnectionShared {
     pub(crate) outbox: mpsc::Sender<Outgoing>,
     /// Cancelled when the connection must end now, whatever is queued.
     pub(crate) abort: CancellationToken,
+    /// Set by the transport, before it cancels `abort`, when the client closed cleanly.
+    pub(crate) closed_by_client: AtomicBool,
     pub(crate) last_read_ms: AtomicU64,
     pub(crate) last_write_ms: AtomicU64,
     pub(crate) created: Instant,
@@ -287,6 +289,12 @@ impl Connection {
         self.shared.abort.clone()
     }
 
+    /// Whether the transport ended because the client closed it cleanly (then `aborted`
+    /// resolving is not an error).
+    pub(crate) fn closed_by_client(&self) -> bool {
+        self.shared.closed_by_client.load(Ordering::Acquire)
+    }
+
     /// Whether negotiate agreed to stateful reconnect for this connection.
     pub(crate) fn stateful_negotiated(&self) -> bool {
         self.shared.lock().stateful
@@ -455,6 +463,7 @@ impl ConnectionManager {
             token: token.clone(),
             outbox: tx,
             abort: CancellationToken::new(),
+            closed_by_client: AtomicBool::new(false),
             last_read_ms: AtomicU64::new(now),
             last_write_ms: AtomicU64::new(now),
             created: Instant::now(),

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use super::stream::UploadItem;
 use super::{Call, ConnectionError, Hub, HubContext, HubError, MethodKind, Outcome};
+use crate::auth;
 use crate::clients::lifetime::{LifetimeManager, LocalConnection};
 use crate::connection::{
     instant_of, now_ms, BoxFuture, Connection, ConnectionHandler, ConnectionSender, Frame, TransportKind,
@@ -211,12 +212,12 @@ async fn run_connection<H: Hub>(endpoint: Arc<HubEndpoint<H>>, mut connection: C
         protocol_index,
         user_id,
     ));
-    endpoint.manager.add_connection(local.clone());
+    endpoint.manager.add_connection(local.clone()).await;
     tracing::debug!(connection = %id, protocol = protocol.name(), "hub connection opened");
 
     if let Err(error) = endpoint.hub.clone().__on_connected(cx.clone()).await {
         tracing::warn!(connection = %id, %error, "on_connected failed; closing the connection");
-        endpoint.manager.remove_connection(&id);
+        endpoint.manager.remove_connection(&id).await;
         let text = closed_with_error(error.message(), error.kind(), options.detailed_errors);
         close_with(&sender, &*protocol, Some(&text), false);
         return;
@@ -235,7 +236,7 @@ async fn run_connection<H: Hub>(endpoint: Arc<HubEndpoint<H>>, mut connection: C
     )
     .await;
     connection_token.cancel();
-    endpoint.manager.remove_connection(&id);
+    endpoint.manager.remove_connection(&id).await;
 
     let error = match end {
         End::ClientGone => {
@@ -459,6 +460,15 @@ impl<H: Hub> Dispatch<'_, H> {
             reply(self, call.error_text(&text));
             return None;
         };
+        // `#[hub(authorize ...)]`: checked before anything else about the call, as the
+        // reference server does; the connection stays.
+        let identity = self.cx.identity();
+        if !(auth::authorized(H::__AUTHORIZE, identity) && auth::authorized(def.authorize, identity)) {
+            tracing::debug!(method = %call.method, "invocation refused: user is unauthorized");
+            let text = format!("Failed to invoke '{}' because user is unauthorized", call.method);
+            reply(self, call.error_text(&text));
+            return None;
+        }
         match (streaming, def.kind) {
             (true, MethodKind::Plain) => {
                 let text = format!(
@@ -659,7 +669,10 @@ async fn read_loop<H: Hub>(
             }
             _ = cx.close_requested().cancelled() => return End::Requested,
             _ = endpoint.shutdown.cancelled() => return End::Shutdown,
-            _ = aborted.cancelled() => return End::Aborted,
+            // The transport ends by aborting; after a clean close by the client that is no error.
+            _ = aborted.cancelled() => {
+                return if connection.closed_by_client() { End::ClientGone } else { End::Aborted };
+            }
         }
     }
 }

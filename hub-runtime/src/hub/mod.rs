@@ -15,7 +15,7 @@ pub use call::{Call, Outcome};
 pub use error::{ConnectionError, HubError};
 pub use items::Items;
 
-use crate::auth::Identity;
+use crate::auth::{Identity, Requirement};
 use crate::clients::lifetime::LifetimeManager;
 use crate::clients::{CallerClients, ClientInterface, Groups, HubClients};
 use crate::connection::{BoxFuture, ConnectionSender, RequestContext};
@@ -29,6 +29,11 @@ pub trait Hub: Send + Sync + Sized + 'static {
 
     #[doc(hidden)]
     const __METHODS: &'static [MethodDef];
+
+    /// What `#[hub(authorize ...)]` on the impl block requires of every connection (nothing:
+    /// anyone may connect). The endpoint refuses requests that do not meet it.
+    #[doc(hidden)]
+    const __AUTHORIZE: &'static [Requirement] = &[];
 
     #[doc(hidden)]
     fn __invoke(self: Arc<Self>, cx: Arc<HubContext<Self>>, method: usize, call: Call) -> BoxFuture<Outcome>;
@@ -68,6 +73,8 @@ pub struct MethodDef {
     pub streams: usize,
     /// How it is called.
     pub kind: MethodKind,
+    /// What `#[hub(authorize ...)]` on the method requires of the caller (nothing: anyone).
+    pub authorize: &'static [Requirement],
 }
 
 /// Everything a hub method knows about the connection that invoked it.

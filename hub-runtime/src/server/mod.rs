@@ -19,7 +19,7 @@ use warp::Filter;
 pub use cors::Cors;
 pub use options::HubOptions;
 
-use crate::auth::{self, Authenticator};
+use crate::auth::{self, Authenticator, Requirement};
 use crate::backplane::{self, Backplane};
 use crate::clients::lifetime::LifetimeManager;
 use crate::connection::{ConnectionHandler, ConnectionManager, TransportKind};
@@ -84,6 +84,8 @@ pub(crate) struct Endpoint {
     pub(crate) transports: Vec<TransportKind>,
     pub(crate) handler: Arc<dyn ConnectionHandler>,
     pub(crate) authenticator: Arc<dyn Authenticator>,
+    /// What the hub's `#[hub(authorize ...)]` requires of every request (nothing: anyone).
+    pub(crate) authorize: &'static [Requirement],
     pub(crate) connections: Arc<ConnectionManager>,
 }
 
@@ -118,12 +120,7 @@ impl Assembly {
     fn manager<H: Hub>(&mut self) -> Arc<LifetimeManager> {
         let (protocols, backplane, options) = (self.protocols.clone(), self.backplane.clone(), self.options.clone());
         let entry = self.managers.entry(TypeId::of::<H>()).or_insert_with(|| {
-            Arc::new(Arc::new(LifetimeManager::new(
-                std::any::type_name::<H>(),
-                protocols,
-                backplane,
-                options,
-            )))
+            Arc::new(LifetimeManager::new(std::any::type_name::<H>(), protocols, backplane, options))
         });
         entry
             .downcast_ref::<Arc<LifetimeManager>>()
@@ -138,6 +135,7 @@ type MakeHandler = Box<dyn FnOnce(&mut Assembly) -> Arc<dyn ConnectionHandler>>;
 struct Mapping {
     path: String,
     endpoint: EndpointOptions,
+    authorize: &'static [Requirement],
     make: MakeHandler,
 }
 
@@ -201,6 +199,12 @@ impl HubServerBuilder {
 
     /// Maps a hub at `path` with endpoint options. Mapping the same hub type at several paths
     /// makes one hub: its clients, groups and users are shared.
+    ///
+    /// A hub marked `#[hub(authorize ...)]` on its impl block admits only requests whose
+    /// identity (from the endpoint's authenticator) meets its requirements: negotiate and
+    /// every transport request without an identity get 401, those whose identity falls short
+    /// get 403. Give such a hub an authenticator (for example a
+    /// [`JwtAuthenticator`](crate::auth::JwtAuthenticator)).
     pub fn hub_with<H: Hub>(mut self, path: &str, hub: H, endpoint: EndpointOptions) -> Self {
         let make: MakeHandler = Box::new(move |assembly: &mut Assembly| {
             let manager = assembly.manager::<H>();
@@ -215,6 +219,7 @@ impl HubServerBuilder {
         self.mappings.push(Mapping {
             path: normalize_path(path),
             endpoint,
+            authorize: H::__AUTHORIZE,
             make,
         });
         self
@@ -243,6 +248,7 @@ impl HubServerBuilder {
         self.mappings.push(Mapping {
             path: normalize_path(path),
             endpoint,
+            authorize: &[],
             make: Box::new(move |_| handler),
         });
         self
@@ -265,12 +271,19 @@ impl HubServerBuilder {
             if endpoints.iter().any(|e| e.path == mapping.path) {
                 panic!("invalid hub server: the path '{}' is mapped twice", mapping.path);
             }
+            if !mapping.authorize.is_empty() && mapping.endpoint.authenticator.is_none() {
+                tracing::warn!(
+                    path = %mapping.path,
+                    "the hub requires authorization but its endpoint has no authenticator: every request will be refused"
+                );
+            }
             let handler = (mapping.make)(&mut assembly);
             endpoints.push(Arc::new(Endpoint {
                 path: mapping.path,
                 transports: mapping.endpoint.transports,
                 handler,
                 authenticator: mapping.endpoint.authenticator.unwrap_or_else(auth::anonymous),
+                authorize: mapping.authorize,
                 connections: Arc::new(ConnectionManager::default()),
             }));
         }
@@ -358,6 +371,11 @@ impl HubServer {
             while tokio::time::Instant::now() < deadline
                 && server_inner.endpoints.iter().any(|e| e.connections.len() > 0)
             {
+                // Connections without a transport right now (never started, between long
+                // polls, detached) cannot be told goodbye: they end at once.
+                for endpoint in &server_inner.endpoints {
+                    endpoint.connections.sweep(Duration::ZERO, Duration::ZERO);
+                }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             for endpoint in &server_inner.endpoints {

@@ -14,7 +14,7 @@ use crate::connection::negotiate;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
-use crate::auth::Identity;
+use crate::auth::{self, Identity};
 use crate::connection::{AttachError, Attached, ConnectionShared, Frame, RequestContext, TransportKind};
 use crate::transport::websocket::{self, Source, WsLimits};
 use crate::transport::{self, long_polling, sse};
@@ -50,8 +50,14 @@ fn text(status: StatusCode, body: &str) -> Response {
     response
 }
 
+/// 401 with an empty body: the official clients then show the reason phrase (`Unauthorized`).
 fn unauthorized() -> Response {
     text(StatusCode::UNAUTHORIZED, "")
+}
+
+/// 403 with an empty body: authenticated, but the hub's `#[hub(authorize ...)]` says no.
+fn forbidden() -> Response {
+    text(StatusCode::FORBIDDEN, "")
 }
 
 type Body = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, warp::Error>> + Send>>;
@@ -142,9 +148,8 @@ async fn negotiate(inner: &ServerInner, endpoint: &Endpoint, request: &Request) 
         return text(StatusCode::METHOD_NOT_ALLOWED, "");
     }
     let context = request.context();
-    if let Err(e) = endpoint.authenticator.authenticate(&context).await {
-        tracing::debug!(path = %endpoint.path, reason = %e.reason, "negotiate refused");
-        return unauthorized();
+    if let Err(response) = authenticate(endpoint, &context).await {
+        return response;
     }
     let body = match negotiate::requested_version(context.query_pairs()) {
         Err(error) => negotiate::error_body(&error),
@@ -315,14 +320,30 @@ fn not_supported(transport: TransportKind) -> Response {
     )
 }
 
+/// Runs the endpoint's authenticator, then the hub's `#[hub(authorize ...)]` requirements:
+/// a refusal or a missing identity where one is required is 401, an identity that falls
+/// short is 403.
 async fn authenticate(endpoint: &Endpoint, context: &RequestContext) -> Result<Option<Arc<Identity>>, Response> {
-    match endpoint.authenticator.authenticate(context).await {
-        Ok(identity) => Ok(identity.map(Arc::new)),
+    let identity = match endpoint.authenticator.authenticate(context).await {
+        Ok(identity) => identity,
         Err(e) => {
-            tracing::debug!(path = %endpoint.path, reason = %e.reason, "transport request refused");
-            Err(unauthorized())
+            tracing::debug!(path = %endpoint.path, reason = %e.reason, "request refused by the authenticator");
+            return Err(unauthorized());
         }
+    };
+    if !auth::authorized(endpoint.authorize, identity.as_ref()) {
+        return Err(match identity {
+            None => {
+                tracing::debug!(path = %endpoint.path, "request refused: the hub requires an authenticated user");
+                unauthorized()
+            }
+            Some(_) => {
+                tracing::debug!(path = %endpoint.path, "request refused: the user does not meet the hub's requirements");
+                forbidden()
+            }
+        });
     }
+    Ok(identity.map(Arc::new))
 }
 
 async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, Response> {

@@ -4,6 +4,7 @@
 //! the connection's queues back, and a new socket for the same token takes over after
 //! sending the Sequence message and replaying what the client has not acknowledged.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -100,6 +101,7 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<ConnectionShared>, source
     };
     let (mut sink, mut stream) = socket.split();
     let mut exit = Exit::SocketGone;
+    let mut closed_by_client = false;
     let mut ok = true;
     for frame in resend {
         if sink.feed(to_message(frame)).await.is_err() {
@@ -176,6 +178,7 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<ConnectionShared>, source
                     } else if message.is_binary() {
                         Frame::Binary(message.into_bytes())
                     } else if message.is_close() {
+                        closed_by_client = true;
                         break;
                     } else {
                         continue;
@@ -206,6 +209,10 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<ConnectionShared>, source
         shared.detached.notify_one();
         tracing::debug!(connection = %shared.id, "websocket detached; waiting for the client to re-attach");
     } else {
+        if closed_by_client {
+            // A clean close by the client: not an error for the handler.
+            shared.closed_by_client.store(true, Ordering::Release);
+        }
         shared.abort.cancel();
     }
 }

@@ -132,13 +132,7 @@ impl TestServer {
     }
 
     /// Sends an HTTP request and reads the whole response.
-    pub async fn http(
-        &self,
-        method: &str,
-        path_and_query: &str,
-        headers: &[(&str, &str)],
-        body: &str,
-    ) -> HttpResponse {
+    pub async fn http(&self, method: &str, path_and_query: &str, headers: &[(&str, &str)], body: &str) -> HttpResponse {
         http(self.addr, method, path_and_query, headers, body).await
     }
 
@@ -193,8 +187,7 @@ impl HttpResponse {
 
     /// The body as JSON.
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.body))
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.body))
     }
 }
 
@@ -208,16 +201,12 @@ pub async fn http(
 ) -> HttpResponse {
     within(&format!("{method} {path_and_query}"), async {
         let mut stream = TcpStream::connect(addr).await.expect("connect");
-        let mut request =
-            format!("{method} {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+        let mut request = format!("{method} {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
         for (name, value) in headers {
             request.push_str(&format!("{name}: {value}\r\n"));
         }
         request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .expect("write request");
+        stream.write_all(request.as_bytes()).await.expect("write request");
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).await.expect("read response");
         parse_response(&raw)
@@ -241,19 +230,11 @@ fn parse_response(raw: &[u8]) -> HttpResponse {
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
-    let chunked = headers.iter().any(|(k, v)| {
-        k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
-    });
-    let body = if chunked {
-        dechunk(rest)
-    } else {
-        rest.to_string()
-    };
-    HttpResponse {
-        status,
-        headers,
-        body,
-    }
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked { dechunk(rest) } else { rest.to_string() };
+    HttpResponse { status, headers, body }
 }
 
 fn dechunk(mut rest: &str) -> String {
@@ -295,11 +276,7 @@ impl Client {
     /// Opens a WebSocket to `url` (no negotiate, no handshake). The error is what the upgrade
     /// got instead (an HTTP response for a refused upgrade).
     pub async fn open(url: &str) -> Result<Client, tungstenite::Error> {
-        let (ws, _) = within(
-            &format!("WebSocket to {url}"),
-            tokio_tungstenite::connect_async(url),
-        )
-        .await?;
+        let (ws, _) = within(&format!("WebSocket to {url}"), tokio_tungstenite::connect_async(url)).await?;
         Ok(Client {
             ws,
             pending: VecDeque::new(),
@@ -335,14 +312,8 @@ impl Client {
         .await;
         assert_eq!(negotiated.status, 200, "negotiate: {negotiated:?}");
         let body = negotiated.json();
-        let token = body["connectionToken"]
-            .as_str()
-            .expect("a connectionToken")
-            .to_string();
-        let id = body["connectionId"]
-            .as_str()
-            .expect("a connectionId")
-            .to_string();
+        let token = body["connectionToken"].as_str().expect("a connectionToken").to_string();
+        let id = body["connectionId"].as_str().expect("a connectionId").to_string();
         let url = format!("ws://{addr}{path}?id={token}{extra}");
         let mut client = Client::open(&url).await.expect("the WebSocket opens");
         client.connection_id = Some(id);
@@ -361,22 +332,16 @@ impl Client {
 
     /// Sends one text frame as is.
     pub async fn send_text(&mut self, text: &str) {
-        within(
-            "send a text frame",
-            self.ws.send(Message::text(text.to_string())),
-        )
-        .await
-        .expect("send a text frame");
+        within("send a text frame", self.ws.send(Message::text(text.to_string())))
+            .await
+            .expect("send a text frame");
     }
 
     /// Sends one binary frame.
     pub async fn send_binary(&mut self, data: &[u8]) {
-        within(
-            "send a binary frame",
-            self.ws.send(Message::binary(data.to_vec())),
-        )
-        .await
-        .expect("send a binary frame");
+        within("send a binary frame", self.ws.send(Message::binary(data.to_vec())))
+            .await
+            .expect("send a binary frame");
     }
 
     /// Sends one hub message (adds the record separator).
@@ -388,10 +353,8 @@ impl Client {
     pub async fn invoke(&mut self, target: &str, arguments: Value) -> String {
         self.next_id += 1;
         let id = self.next_id.to_string();
-        self.send(
-            &json!({"type": 1, "invocationId": id, "target": target, "arguments": arguments}),
-        )
-        .await;
+        self.send(&json!({"type": 1, "invocationId": id, "target": target, "arguments": arguments}))
+            .await;
         id
     }
 
@@ -405,10 +368,7 @@ impl Client {
     pub async fn call(&mut self, target: &str, arguments: Value) -> Value {
         let id = self.invoke(target, arguments).await;
         let reply = self.recv_skip_pings().await;
-        assert_eq!(
-            reply["type"], 3,
-            "expected the completion of {target}, got {reply}"
-        );
+        assert_eq!(reply["type"], 3, "expected the completion of {target}, got {reply}");
         assert_eq!(reply["invocationId"], id.as_str(), "completion of {target}");
         reply
     }
@@ -423,10 +383,7 @@ impl Client {
     /// Invokes and returns the Completion's `error` text (failing on success).
     pub async fn call_err(&mut self, target: &str, arguments: Value) -> String {
         let reply = self.call(target, arguments).await;
-        assert!(
-            reply.get("result").is_none(),
-            "{target} should fail: {reply}"
-        );
+        assert!(reply.get("result").is_none(), "{target} should fail: {reply}");
         reply["error"]
             .as_str()
             .unwrap_or_else(|| panic!("{target} should fail: {reply}"))
@@ -462,8 +419,7 @@ impl Client {
                 "a text frame must end with the record separator: {text:?}"
             );
             for record in text.split(RS).filter(|r| !r.is_empty()) {
-                let value = serde_json::from_str(record)
-                    .unwrap_or_else(|e| panic!("not JSON ({e}): {record:?}"));
+                let value = serde_json::from_str(record).unwrap_or_else(|e| panic!("not JSON ({e}): {record:?}"));
                 self.pending.push_back(value);
             }
         }
@@ -499,10 +455,7 @@ impl Client {
     /// returns the Close message.
     pub async fn expect_close_message(&mut self) -> Value {
         let message = self.recv_skip_pings().await;
-        assert_eq!(
-            message["type"], 7,
-            "expected a Close message, got {message}"
-        );
+        assert_eq!(message["type"], 7, "expected a Close message, got {message}");
         self.expect_closed().await;
         message
     }

@@ -1,0 +1,367 @@
+//! `hub-bench`: the benchmark harness of hub.
+//!
+//! It starts the servers itself — the `interop` example (release build) and the floor (this
+//! binary's `floor` subcommand, a separate process) — runs every scenario against both in
+//! alternating rounds, and prints a table and one machine-readable JSON line. Only loopback;
+//! every loop is bounded; it stops by itself.
+
+mod client;
+mod floor;
+mod report;
+mod scenario;
+mod server;
+mod sys;
+mod wire;
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use scenario::{Case, RoundSetup, Scenario};
+use server::{Launch, Server, Target};
+use wire::Proto;
+
+const USAGE: &str = "\
+usage: hub-bench [options]             run benchmarks (hub and floor, alternating rounds)
+       hub-bench floor --addr H:P      run the floor server (started by the harness)
+
+scenario (one case):
+  --scenario echo|broadcast|connections
+  --connections N       connections (echo), listeners (broadcast), idle sockets (connections)
+  --payload S           payload bytes (default 32)
+  --duration D          measured seconds per round (default 5; connections: hold time)
+  --rate R              SendToAll calls per second (broadcast; default 100)
+  --protocol P          json | messagepack | both (default json)
+presets (several cases):
+  --quick               every scenario at small sizes (about 2 minutes)
+  --preset issue        the figures issue 7 asks for (long: about 15 minutes)
+run:
+  --rounds K            rounds per target (default 3)
+  --target T            hub | floor | both (default both)
+  --addr-base A         first loopback source address (default 127.0.0.1)
+  --sources K           source addresses to spread connections over (default: 1 per 10,000)
+  --negotiate           negotiate hub connections even when comparing with the floor
+                        (default: skipNegotiation when the floor runs, negotiate otherwise)
+  --warmup S            seconds before measuring (default 1)
+  --open-concurrency C  connections opening at once (default 256)
+  --gen-threads T       load generator worker threads (default: number of cores)
+  --interop PATH        the interop server (default: next to this binary)
+  --no-build            do not run `cargo build --release --bin interop` first
+  --json-out FILE       also append the JSON line to FILE
+";
+
+#[derive(Debug, Clone)]
+struct Options {
+    cases: Vec<Case>,
+    rounds: usize,
+    targets: Vec<Target>,
+    addr_base: Ipv4Addr,
+    sources: Option<usize>,
+    negotiate: bool,
+    warmup: Duration,
+    open_concurrency: usize,
+    gen_threads: usize,
+    interop: Option<PathBuf>,
+    build: bool,
+    json_out: Option<PathBuf>,
+    preset: Option<String>,
+}
+
+fn parse_options(args: &[String]) -> Result<Options, String> {
+    let mut scenario = None;
+    let mut connections = None;
+    let mut payload = 32usize;
+    let mut duration = None;
+    let mut rate = 100.0f64;
+    let mut protocols = vec![Proto::Json];
+    let mut preset: Option<String> = None;
+    let mut opts = Options {
+        cases: Vec::new(),
+        rounds: 3,
+        targets: vec![Target::Hub, Target::Floor],
+        addr_base: Ipv4Addr::LOCALHOST,
+        sources: None,
+        negotiate: false,
+        warmup: Duration::from_secs(1),
+        open_concurrency: 256,
+        gen_threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        interop: None,
+        build: true,
+        json_out: None,
+        preset: None,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().cloned().ok_or(format!("{arg} needs a value"));
+        fn num<T: std::str::FromStr>(name: &str, text: String) -> Result<T, String> {
+            text.parse().map_err(|_| format!("{name}: not a number: '{text}'"))
+        }
+        match arg.as_str() {
+            "--scenario" => {
+                let v = value()?;
+                scenario = Some(Scenario::parse(&v).ok_or(format!("unknown scenario '{v}'"))?);
+            }
+            "--connections" | "-n" => connections = Some(num::<usize>(arg, value()?)?),
+            "--payload" => payload = num(arg, value()?)?,
+            "--duration" => duration = Some(num::<f64>(arg, value()?)?),
+            "--rate" => rate = num(arg, value()?)?,
+            "--protocol" => {
+                let v = value()?;
+                protocols = match v.as_str() {
+                    "both" => vec![Proto::Json, Proto::MessagePack],
+                    other => vec![Proto::from_name(other).ok_or(format!("unknown protocol '{other}'"))?],
+                };
+            }
+            "--quick" => preset = Some("quick".into()),
+            "--preset" => preset = Some(value()?),
+            "--rounds" => opts.rounds = num::<usize>(arg, value()?)?.max(1),
+            "--target" => {
+                opts.targets = match value()?.as_str() {
+                    "hub" => vec![Target::Hub],
+                    "floor" => vec![Target::Floor],
+                    "both" => vec![Target::Hub, Target::Floor],
+                    other => return Err(format!("unknown target '{other}'")),
+                }
+            }
+            "--addr-base" => opts.addr_base = num(arg, value()?)?,
+            "--sources" => opts.sources = Some(num::<usize>(arg, value()?)?.max(1)),
+            "--negotiate" => opts.negotiate = true,
+            "--warmup" => opts.warmup = Duration::from_secs_f64(num::<f64>(arg, value()?)?.max(0.0)),
+            "--open-concurrency" => opts.open_concurrency = num::<usize>(arg, value()?)?.max(1),
+            "--gen-threads" => opts.gen_threads = num::<usize>(arg, value()?)?.max(1),
+            "--interop" => opts.interop = Some(PathBuf::from(value()?)),
+            "--no-build" => opts.build = false,
+            "--json-out" => opts.json_out = Some(PathBuf::from(value()?)),
+            "--help" | "-h" => {
+                print!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument '{other}' (try --help)")),
+        }
+    }
+    let secs = |default: f64| Duration::from_secs_f64(duration.unwrap_or(default).max(0.1));
+    let case = |scenario, connections, payload, duration, rate, proto| Case {
+        scenario,
+        connections,
+        payload,
+        duration,
+        rate,
+        proto,
+    };
+    match preset.as_deref() {
+        None => {
+            let scenario = scenario.unwrap_or(Scenario::Echo);
+            let n = connections.unwrap_or(match scenario {
+                Scenario::Echo => 64,
+                Scenario::Broadcast | Scenario::Connections => 1000,
+            });
+            for &proto in &protocols {
+                opts.cases.push(case(scenario, n, payload, secs(5.0), rate, proto));
+            }
+        }
+        Some("quick") => {
+            let d = secs(2.0);
+            opts.warmup = opts.warmup.min(Duration::from_millis(500));
+            opts.cases = vec![
+                case(Scenario::Echo, 64, 32, d, 0.0, Proto::Json),
+                case(Scenario::Echo, 64, 32, d, 0.0, Proto::MessagePack),
+                case(Scenario::Broadcast, 200, 32, d, 50.0, Proto::Json),
+                case(Scenario::Connections, 2000, 0, d, 0.0, Proto::Json),
+            ];
+        }
+        Some("issue") => {
+            let d = secs(5.0);
+            opts.cases = vec![
+                case(Scenario::Echo, 64, 32, d, 0.0, Proto::Json),
+                case(Scenario::Echo, 1000, 32, d, 0.0, Proto::Json),
+                case(Scenario::Echo, 64, 32, d, 0.0, Proto::MessagePack),
+                case(Scenario::Echo, 1000, 32, d, 0.0, Proto::MessagePack),
+                case(Scenario::Broadcast, 1000, 32, d, 100.0, Proto::Json),
+                case(Scenario::Broadcast, 10_000, 32, d, 10.0, Proto::Json),
+                case(Scenario::Connections, 19_000, 0, secs(35.0), 0.0, Proto::Json),
+            ];
+        }
+        Some(other) => return Err(format!("unknown preset '{other}' (quick, issue)")),
+    }
+    opts.preset = preset;
+    Ok(opts)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("floor") {
+        if let Err(e) = floor::main(&args[1..]) {
+            eprintln!("hub-bench floor: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let opts = match parse_options(&args) {
+        Ok(opts) => opts,
+        Err(e) => {
+            eprintln!("hub-bench: {e}");
+            std::process::exit(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(opts.gen_threads)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hub-bench: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = runtime.block_on(async {
+        match run(&opts).await {
+            Ok(ok) => i32::from(!ok),
+            Err(e) => {
+                eprintln!("hub-bench: {e}");
+                1
+            }
+        }
+    });
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    std::process::exit(code);
+}
+
+/// Finds (and unless told otherwise, builds) the interop server.
+fn interop_path(opts: &Options) -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let path = match &opts.interop {
+        Some(path) => path.clone(),
+        None => exe.with_file_name("interop"),
+    };
+    if opts.build && opts.interop.is_none() {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        eprintln!("hub-bench: cargo build --release -p hub-examples --bin interop (skip with --no-build)");
+        let status = std::process::Command::new(cargo)
+            .args(["build", "--release", "-p", "hub-examples", "--bin", "interop"])
+            .current_dir(&workspace)
+            .status();
+        match status {
+            Ok(s) if s.success() => {}
+            Ok(s) => return Err(format!("building interop failed ({s})")),
+            Err(e) if path.exists() => eprintln!("hub-bench: cannot run cargo ({e}); using {}", path.display()),
+            Err(e) => return Err(format!("cannot run cargo: {e}")),
+        }
+    }
+    if !path.exists() {
+        return Err(format!(
+            "{} not found: build it with `cargo build --release -p hub-examples --bin interop` or pass --interop",
+            path.display()
+        ));
+    }
+    Ok(path)
+}
+
+/// Runs every case; returns whether every round ran without errors.
+async fn run(opts: &Options) -> Result<bool, String> {
+    let fd_limit = sys::raise_fd_limit();
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let interop = if opts.targets.contains(&Target::Hub) {
+        interop_path(opts)?
+    } else {
+        PathBuf::new()
+    };
+    let launch = Launch {
+        interop,
+        floor_exe: exe.clone(),
+        listen: "127.0.0.1:0".into(),
+        log_dir: std::env::temp_dir().join(format!("hub-bench-{}", std::process::id())),
+    };
+    let both = opts.targets.len() == 2;
+    eprintln!(
+        "hub-bench: {} case(s), {} round(s) per target, generator threads {}, open-file limit {fd_limit}; server logs in {}",
+        opts.cases.len(),
+        opts.rounds,
+        opts.gen_threads,
+        launch.log_dir.display()
+    );
+    let mut results = Vec::new();
+    let mut clean = true;
+    for case in &opts.cases {
+        let sources = opts.sources.unwrap_or_else(|| case.connections.div_ceil(10_000).max(1));
+        let base = u32::from(opts.addr_base);
+        let sources: Vec<Ipv4Addr> = (0..sources as u32).map(|i| Ipv4Addr::from(base + i)).collect();
+        if sources.iter().any(|a| !a.is_loopback()) {
+            return Err("source addresses must stay in 127.0.0.0/8".into());
+        }
+        eprintln!("\n== {}", case.title());
+        let mut rounds: Vec<report::Round> = Vec::new();
+        for round in 0..opts.rounds {
+            let mut order = opts.targets.clone();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for &target in &order {
+                let setup = RoundSetup {
+                    negotiate: target == Target::Hub && (opts.negotiate || !both),
+                    sources: sources.clone(),
+                    open_concurrency: opts.open_concurrency,
+                    warmup: opts.warmup,
+                };
+                let tag = format!("{}-{}-r{round}", case.scenario.name(), case.proto.name());
+                let server = Server::start(target, &launch, &tag).await?;
+                // Let the server settle (its runtime threads start, its memory stabilises).
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let outcome = scenario::run(case, &setup, &server).await;
+                let log_lines = server.stop().await;
+                match outcome {
+                    Ok((sample, error)) => {
+                        let errors = sample.get("errors").unwrap_or(0.0);
+                        eprintln!(
+                            "   round {} {:<5} {}{}",
+                            round + 1,
+                            target.name(),
+                            report::brief(case.scenario, &sample),
+                            match (&error, errors > 0.0) {
+                                (Some(e), true) => format!("  [{errors} errors; first: {e}]"),
+                                _ => String::new(),
+                            }
+                        );
+                        if errors > 0.0 {
+                            clean = false;
+                        }
+                        rounds.push(report::Round {
+                            target,
+                            sample,
+                            log_lines,
+                            error,
+                        });
+                    }
+                    Err(e) => {
+                        clean = false;
+                        eprintln!("   round {} {:<5} FAILED: {e}", round + 1, target.name());
+                    }
+                }
+                // Give the kernel a moment (sockets in TIME_WAIT, freed memory) between rounds.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+        results.push(report::CaseResult::new(case.clone(), rounds));
+    }
+    let meta = report::Meta {
+        rounds: opts.rounds,
+        generator_threads: opts.gen_threads,
+        skip_negotiation: both && !opts.negotiate,
+        preset: opts.preset.clone(),
+        warmup_s: opts.warmup.as_secs_f64(),
+    };
+    let (table, json) = report::render(&results, &meta);
+    println!("{table}");
+    println!("{json}");
+    if let Some(path) = &opts.json_out {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        writeln!(file, "{json}").map_err(|e| e.to_string())?;
+    }
+    Ok(clean)
+}

@@ -1,0 +1,397 @@
+//! Medians, spreads, ratios, targets; the human table and the JSON line.
+
+use std::fmt::Write as _;
+
+use serde_json::{json, Map, Value};
+
+use crate::scenario::{Case, Sample, Scenario};
+use crate::server::Target;
+use crate::wire::Proto;
+
+/// One round of one target.
+pub struct Round {
+    pub target: Target,
+    pub sample: Sample,
+    /// Lines the server wrote to stderr (it logs warnings and errors only).
+    pub log_lines: usize,
+    pub error: Option<String>,
+}
+
+pub struct CaseResult {
+    pub case: Case,
+    pub rounds: Vec<Round>,
+}
+
+pub struct Meta {
+    pub rounds: usize,
+    pub generator_threads: usize,
+    pub skip_negotiation: bool,
+    pub preset: Option<String>,
+    pub warmup_s: f64,
+}
+
+/// Median and range of one metric over the rounds of one target.
+#[derive(Debug, Clone)]
+struct Stat {
+    median: f64,
+    min: f64,
+    max: f64,
+    values: Vec<f64>,
+}
+
+impl Stat {
+    fn of(values: Vec<f64>) -> Option<Stat> {
+        if values.is_empty() {
+            return None;
+        }
+        let mut sorted = values.clone();
+        sorted.sort_by(|a, b| a.total_cmp(b));
+        let mid = sorted.len() / 2;
+        let median = if sorted.len() % 2 == 1 {
+            sorted[mid]
+        } else {
+            (sorted[mid - 1] + sorted[mid]) / 2.0
+        };
+        Some(Stat {
+            median,
+            min: sorted[0],
+            max: sorted[sorted.len() - 1],
+            values,
+        })
+    }
+
+    fn spread_pct(&self) -> f64 {
+        if self.median.abs() < 1e-12 {
+            0.0
+        } else {
+            (self.max - self.min) / self.median.abs() * 100.0
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "median": round(self.median),
+            "min": round(self.min),
+            "max": round(self.max),
+            "spread_pct": round(self.spread_pct()),
+            "rounds": self.values.iter().map(|v| round(*v)).collect::<Vec<_>>(),
+        })
+    }
+}
+
+fn round(v: f64) -> f64 {
+    if v.abs() >= 100.0 {
+        (v * 10.0).round() / 10.0
+    } else {
+        (v * 1000.0).round() / 1000.0
+    }
+}
+
+impl CaseResult {
+    pub fn new(case: Case, rounds: Vec<Round>) -> Self {
+        CaseResult { case, rounds }
+    }
+
+    fn metric_names(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = Vec::new();
+        for round in &self.rounds {
+            for (name, _) in &round.sample.0 {
+                if !names.contains(name) {
+                    names.push(name);
+                }
+            }
+        }
+        names
+    }
+
+    fn stat(&self, target: Target, metric: &str) -> Option<Stat> {
+        Stat::of(
+            self.rounds
+                .iter()
+                .filter(|r| r.target == target)
+                .filter_map(|r| r.sample.get(metric))
+                .collect(),
+        )
+    }
+
+    fn ratio(&self, metric: &str) -> Option<f64> {
+        let hub = self.stat(Target::Hub, metric)?.median;
+        let floor = self.stat(Target::Floor, metric)?.median;
+        (floor.abs() > 1e-12).then(|| hub / floor)
+    }
+
+    /// The targets that apply to this case.
+    fn targets(&self) -> Vec<TargetCheck> {
+        let mut out = Vec::new();
+        let ratio_check = |out: &mut Vec<TargetCheck>, name: String, metric: &str, at_least: bool, bound: f64| {
+            let ratio = self.ratio(metric);
+            out.push(TargetCheck {
+                name,
+                value: ratio,
+                met: ratio.map(|r| if at_least { r >= bound } else { r <= bound }),
+            });
+        };
+        let hub_rounds = self.rounds.iter().filter(|r| r.target == Target::Hub).count();
+        match self.case.scenario {
+            Scenario::Echo => {
+                ratio_check(&mut out, "throughput ≥ 0.85 × floor".into(), "throughput_per_s", true, 0.85);
+                ratio_check(&mut out, "p99 ≤ 1.5 × floor".into(), "latency_p99_us", false, 1.5);
+            }
+            Scenario::Broadcast => {
+                let worst = self.stat(Target::Hub, "delivered_pct").map(|s| s.min);
+                out.push(TargetCheck {
+                    name: "100 % delivered (every hub round)".into(),
+                    value: worst,
+                    met: worst.map(|w| w >= 100.0 - 1e-9),
+                });
+                ratio_check(&mut out, "p99 ≤ 1.5 × floor".into(), "latency_p99_us", false, 1.5);
+            }
+            Scenario::Connections => {
+                ratio_check(
+                    &mut out,
+                    "memory per connection ≤ 1.3 × floor".into(),
+                    "rss_per_conn_kib",
+                    false,
+                    1.3,
+                );
+                let worst = self.stat(Target::Hub, "held").map(|s| s.min);
+                let errors = self.stat(Target::Hub, "errors").map(|s| s.max);
+                out.push(TargetCheck {
+                    name: format!("{} idle connections held without errors (every hub round)", self.case.connections),
+                    value: worst,
+                    met: match (worst, errors) {
+                        (Some(w), Some(e)) if hub_rounds > 0 => Some(w >= self.case.connections as f64 && e == 0.0),
+                        _ => None,
+                    },
+                });
+            }
+        }
+        out
+    }
+}
+
+struct TargetCheck {
+    name: String,
+    value: Option<f64>,
+    met: Option<bool>,
+}
+
+impl TargetCheck {
+    fn verdict(&self) -> &'static str {
+        match self.met {
+            Some(true) => "met",
+            Some(false) => "NOT met",
+            None => "n/a",
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        json!({ "target": self.name, "value": self.value.map(round), "met": self.met })
+    }
+}
+
+/// MessagePack echo throughput ≥ JSON's (hub), for each echo size measured in both.
+fn cross_targets(results: &[CaseResult]) -> Vec<TargetCheck> {
+    let mut out = Vec::new();
+    for mp in results
+        .iter()
+        .filter(|r| r.case.scenario == Scenario::Echo && r.case.proto == Proto::MessagePack)
+    {
+        let Some(js) = results.iter().find(|r| {
+            r.case.scenario == Scenario::Echo
+                && r.case.proto == Proto::Json
+                && r.case.connections == mp.case.connections
+                && r.case.payload == mp.case.payload
+        }) else {
+            continue;
+        };
+        for target in [Target::Hub, Target::Floor] {
+            let mp_t = mp.stat(target, "throughput_per_s").map(|s| s.median);
+            let js_t = js.stat(target, "throughput_per_s").map(|s| s.median);
+            if let (Some(m), Some(j)) = (mp_t, js_t) {
+                let ratio = if j > 0.0 { m / j } else { 0.0 };
+                out.push(TargetCheck {
+                    name: format!(
+                        "{}: MessagePack echo throughput ≥ JSON's ({} connections × {} B; value = msgpack/json)",
+                        target.name(),
+                        mp.case.connections,
+                        mp.case.payload
+                    ),
+                    value: Some(ratio),
+                    met: if target == Target::Hub { Some(ratio >= 1.0) } else { None },
+                });
+            }
+        }
+    }
+    out
+}
+
+fn human(v: f64) -> String {
+    let abs = v.abs();
+    if abs >= 10_000.0 {
+        let int = v.round() as i64;
+        let s = int.abs().to_string();
+        let mut out = String::new();
+        for (i, c) in s.chars().enumerate() {
+            if i > 0 && (s.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        if int < 0 {
+            format!("-{out}")
+        } else {
+            out
+        }
+    } else if abs >= 100.0 {
+        format!("{v:.0}")
+    } else if abs >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// One line about one round, for progress output.
+pub fn brief(scenario: Scenario, s: &Sample) -> String {
+    let g = |n: &str| s.get(n).unwrap_or(f64::NAN);
+    match scenario {
+        Scenario::Echo => format!(
+            "{} ops/s  p50 {} µs  p99 {} µs  p999 {} µs  server {:.2} cores  generator {:.2} cores",
+            human(g("throughput_per_s")),
+            human(g("latency_p50_us")),
+            human(g("latency_p99_us")),
+            human(g("latency_p999_us")),
+            g("server_cpu_cores"),
+            g("generator_cpu_cores")
+        ),
+        Scenario::Broadcast => format!(
+            "sent {}  {} deliveries/s  delivered {:.3} %  p50 {} µs  p99 {} µs  server {:.2} cores",
+            human(g("sent")),
+            human(g("deliveries_per_s")),
+            g("delivered_pct"),
+            human(g("latency_p50_us")),
+            human(g("latency_p99_us")),
+            g("server_cpu_cores")
+        ),
+        Scenario::Connections => format!(
+            "held {}  opened in {:.1} s  {:.2} KiB/connection  RSS {:.1} → {:.1} MiB",
+            human(g("held")),
+            g("open_s"),
+            g("rss_per_conn_kib"),
+            g("rss_before_mib"),
+            g("rss_held_mib")
+        ),
+    }
+}
+
+fn cell(stat: Option<&Stat>) -> String {
+    match stat {
+        Some(s) if s.values.len() > 1 => format!("{} [{} – {}]", human(s.median), human(s.min), human(s.max)),
+        Some(s) => human(s.median),
+        None => "—".into(),
+    }
+}
+
+/// The human table and the JSON line.
+pub fn render(results: &[CaseResult], meta: &Meta) -> (String, String) {
+    let mut table = String::new();
+    let mut cases_json = Vec::new();
+    let _ = writeln!(
+        table,
+        "\nhub-bench — median [min – max] over {} round(s) per target; ratio = hub median / floor median",
+        meta.rounds
+    );
+    for result in results {
+        let _ = writeln!(table, "\n{}", result.case.title());
+        let _ = writeln!(table, "  {:<24} {:>34} {:>34} {:>9}", "metric", "hub", "floor", "hub/floor");
+        let mut metrics = Map::new();
+        for name in result.metric_names() {
+            let hub = result.stat(Target::Hub, name);
+            let floor = result.stat(Target::Floor, name);
+            let ratio = result.ratio(name);
+            let _ = writeln!(
+                table,
+                "  {:<24} {:>34} {:>34} {:>9}",
+                name,
+                cell(hub.as_ref()),
+                cell(floor.as_ref()),
+                ratio.map(|r| format!("{r:.2}")).unwrap_or_else(|| "—".into())
+            );
+            let mut m = Map::new();
+            if let Some(h) = &hub {
+                m.insert("hub".into(), h.to_json());
+            }
+            if let Some(f) = &floor {
+                m.insert("floor".into(), f.to_json());
+            }
+            m.insert("ratio".into(), json!(ratio.map(round)));
+            metrics.insert(name.to_string(), Value::Object(m));
+        }
+        let targets = result.targets();
+        for t in &targets {
+            let _ = writeln!(
+                table,
+                "  target: {:<60} {:>10}  {}",
+                t.name,
+                t.value.map(|v| format!("{v:.3}")).unwrap_or_else(|| "—".into()),
+                t.verdict()
+            );
+        }
+        let mut errors = Map::new();
+        for round in &result.rounds {
+            if round.sample.get("errors").unwrap_or(0.0) > 0.0 || round.log_lines > 0 {
+                let _ = writeln!(
+                    table,
+                    "  note: {} round: {} errors, {} server log lines{}",
+                    round.target.name(),
+                    round.sample.get("errors").unwrap_or(0.0),
+                    round.log_lines,
+                    round.error.as_ref().map(|e| format!("; first error: {e}")).unwrap_or_default()
+                );
+            }
+            if let Some(e) = &round.error {
+                errors.entry(round.target.name()).or_insert_with(|| json!(e));
+            }
+        }
+        let c = &result.case;
+        cases_json.push(json!({
+            "scenario": c.scenario.name(),
+            "protocol": c.proto.name(),
+            "connections": c.connections,
+            "payload_bytes": c.payload,
+            "duration_s": c.duration.as_secs_f64(),
+            "rate_per_s": if c.scenario == Scenario::Broadcast { json!(c.rate) } else { Value::Null },
+            "metrics": metrics,
+            "targets": targets.iter().map(TargetCheck::to_json).collect::<Vec<_>>(),
+            "first_errors": errors,
+        }));
+    }
+    let cross = cross_targets(results);
+    if !cross.is_empty() {
+        let _ = writeln!(table, "\nacross cases");
+        for t in &cross {
+            let _ = writeln!(
+                table,
+                "  target: {:<84} {:>8}  {}",
+                t.name,
+                t.value.map(|v| format!("{v:.3}")).unwrap_or_else(|| "—".into()),
+                t.verdict()
+            );
+        }
+    }
+    let line = json!({
+        "hub_bench": 1,
+        "machine": crate::sys::machine(),
+        "meta": {
+            "rounds": meta.rounds,
+            "generator_threads": meta.generator_threads,
+            "skip_negotiation": meta.skip_negotiation,
+            "preset": meta.preset,
+            "warmup_s": meta.warmup_s,
+        },
+        "cases": cases_json,
+        "cross_targets": cross.iter().map(TargetCheck::to_json).collect::<Vec<_>>(),
+    });
+    (table, line.to_string())
+}
