@@ -50,6 +50,7 @@ pub use clients::{
     CallerClients, ClientResultError, ClientTarget, GroupError, Groups, HubClients, Many, One, SendError, SendTarget,
 };
 pub use connection::{Connection, ConnectionHandler, ConnectionSender, Frame, RequestContext, TransportKind};
+pub use hub::filter::HubFilter;
 pub use hub::stream::ClientStream;
 pub use hub::{ConnectionError, Hub, HubContext, HubError, HubHandle};
 pub use hub_macros::{hub, hub_client};

@@ -90,7 +90,10 @@ impl JwtAuthenticator {
     /// Accepts only tokens whose `iss` is this issuer (call again to accept several); a token
     /// without `iss` is then refused.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
-        self.validation.iss.get_or_insert_with(Default::default).insert(issuer.into());
+        self.validation
+            .iss
+            .get_or_insert_with(Default::default)
+            .insert(issuer.into());
         self.validation.required_spec_claims.insert("iss".into());
         self
     }
@@ -98,7 +101,10 @@ impl JwtAuthenticator {
     /// Accepts only tokens whose `aud` names this audience (call again to accept several); a
     /// token without `aud` is then refused. Without it, `aud` is not checked.
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.validation.aud.get_or_insert_with(Default::default).insert(audience.into());
+        self.validation
+            .aud
+            .get_or_insert_with(Default::default)
+            .insert(audience.into());
         self.validation.validate_aud = true;
         self.validation.required_spec_claims.insert("aud".into());
         self
@@ -190,7 +196,12 @@ mod tests {
     }
 
     fn hs256(claims: &Value, secret: &[u8]) -> String {
-        encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret)).unwrap()
+        encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(secret),
+        )
+        .unwrap()
     }
 
     fn rs256(claims: &Value) -> String {
@@ -205,7 +216,11 @@ mod tests {
         }
     }
 
-    fn authenticate(auth: &JwtAuthenticator, query: &str, headers: &[(&str, &str)]) -> Result<Option<Identity>, AuthError> {
+    fn authenticate(
+        auth: &JwtAuthenticator,
+        query: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Option<Identity>, AuthError> {
         let mut map = http::HeaderMap::new();
         for (name, value) in headers {
             map.insert(
@@ -289,16 +304,24 @@ mod tests {
 
         let open = JwtAuthenticator::hs256(SECRET);
         for t in [&good, &wrong_iss, &wrong_aud, &neither] {
-            assert!(open.validate(t).is_ok(), "without issuer or audience named, neither is checked");
+            assert!(
+                open.validate(t).is_ok(),
+                "without issuer or audience named, neither is checked"
+            );
         }
         let strict = JwtAuthenticator::hs256(SECRET).issuer("issuer").audience("hub");
         assert_eq!(strict.validate(&good).unwrap().user_id(), Some("u"));
         assert!(refused(strict.validate(&wrong_iss)).contains("InvalidIssuer"));
         assert!(refused(strict.validate(&wrong_aud)).contains("InvalidAudience"));
         refused(strict.validate(&neither));
-        let two = JwtAuthenticator::hs256(SECRET).issuer("other").issuer("issuer").audience("y");
+        let two = JwtAuthenticator::hs256(SECRET)
+            .issuer("other")
+            .issuer("issuer")
+            .audience("y");
         assert!(two.validate(&wrong_iss).is_err(), "audience hub is not y");
-        assert!(two.validate(&token(json!({"iss": "other", "aud": "y", "exp": now() + 60}))).is_ok());
+        assert!(two
+            .validate(&token(json!({"iss": "other", "aud": "y", "exp": now() + 60})))
+            .is_ok());
     }
 
     #[test]
@@ -324,11 +347,17 @@ mod tests {
         let by_query = authenticate(&auth, &format!("id=x&access_token={token}"), &[]).unwrap();
         assert_eq!(by_query.unwrap().user_id(), Some("u"));
         assert!(authenticate(&auth, "", &[]).is_err(), "no token: refused");
-        assert!(authenticate(&auth, "access_token=", &[]).is_err(), "an empty token: refused");
+        assert!(
+            authenticate(&auth, "access_token=", &[]).is_err(),
+            "an empty token: refused"
+        );
         assert!(authenticate(&auth, "access_token=garbage", &[]).is_err());
 
         let open = auth.allow_anonymous();
         assert_eq!(authenticate(&open, "", &[]).unwrap(), None, "no token: anonymous");
-        assert!(authenticate(&open, "access_token=garbage", &[]).is_err(), "a bad token: still refused");
+        assert!(
+            authenticate(&open, "access_token=garbage", &[]).is_err(),
+            "a bad token: still refused"
+        );
     }
 }

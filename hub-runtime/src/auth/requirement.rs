@@ -99,9 +99,14 @@ mod tests {
 
     #[test]
     fn claims_with_and_without_a_value() {
-        let who = Identity::user("a").with_claim("scope", "read").with_claim("scope", "write");
+        let who = Identity::user("a")
+            .with_claim("scope", "read")
+            .with_claim("scope", "write");
         assert!(Requirement::Claim("scope", None).allows(&who));
-        assert!(Requirement::Claim("scope", Some("write")).allows(&who), "any value of the claim");
+        assert!(
+            Requirement::Claim("scope", Some("write")).allows(&who),
+            "any value of the claim"
+        );
         assert!(!Requirement::Claim("scope", Some("admin")).allows(&who));
         assert!(!Requirement::Claim("tenant", None).allows(&who));
     }

@@ -67,7 +67,8 @@ pub trait Backplane: Send + Sync + 'static {
     }
 
     /// Publishes a message for the target's connections on other servers.
-    fn publish(&self, hub: &str, target: &SendTarget, message: EncodedMessage) -> BoxFuture<Result<(), BackplaneError>>;
+    fn publish(&self, hub: &str, target: &SendTarget, message: EncodedMessage)
+        -> BoxFuture<Result<(), BackplaneError>>;
 
     /// Adds (or removes) a connection that does not live on this server to a group; resolves
     /// once the owning server applied it.
@@ -113,7 +114,12 @@ impl Backplane for InMemoryBackplane {
         false
     }
 
-    fn publish(&self, _hub: &str, _target: &SendTarget, _message: EncodedMessage) -> BoxFuture<Result<(), BackplaneError>> {
+    fn publish(
+        &self,
+        _hub: &str,
+        _target: &SendTarget,
+        _message: EncodedMessage,
+    ) -> BoxFuture<Result<(), BackplaneError>> {
         Box::pin(async { Ok(()) })
     }
 

@@ -46,7 +46,10 @@ pub struct RedisOptions {
 
 impl Default for RedisOptions {
     fn default() -> Self {
-        RedisOptions { prefix: String::new(), group_ack_timeout: Duration::from_secs(5) }
+        RedisOptions {
+            prefix: String::new(),
+            group_ack_timeout: Duration::from_secs(5),
+        }
     }
 }
 
@@ -103,7 +106,14 @@ impl RedisBackplane {
     /// Connects to Redis at `url` (`redis://host:port`).
     pub async fn connect_with(url: &str, options: RedisOptions) -> Result<Self, BackplaneError> {
         let client = redis::Client::open(url).map_err(unavailable)?;
-        let publisher = client.get_connection_manager().await.map_err(unavailable)?;
+        // One connection attempt per reconnect, not the default six with backoff (~6 s): while
+        // Redis is down a publish must fail at once (counted, logged), not hold up the hub method
+        // that sends — and with it every later invocation of that client, local delivery included.
+        let config = redis::aio::ConnectionManagerConfig::new().set_number_of_retries(0);
+        let publisher = client
+            .get_connection_manager_with_config(config)
+            .await
+            .map_err(unavailable)?;
         let server = format!("{}_{}", hostname(), crate::connection::random_id());
         let inner = Arc::new(Inner {
             client,
@@ -118,7 +128,11 @@ impl RedisBackplane {
             failed_publishes: AtomicU64::new(0),
         });
         let acks = inner.channel_for_acks();
-        inner.routes.lock().unwrap_or_else(|p| p.into_inner()).insert(acks, Route::Acks);
+        inner
+            .routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(acks, Route::Acks);
         let (ready_tx, ready_rx) = oneshot::channel();
         tokio::spawn(subscriber(inner.clone(), ready_tx));
         match tokio::time::timeout(Duration::from_secs(5), ready_rx).await {
@@ -139,7 +153,9 @@ impl RedisBackplane {
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "hub".into())
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "hub".into())
 }
 
 impl Inner {
@@ -153,7 +169,12 @@ impl Inner {
 
     async fn subscribe(&self, channel: String, route: Route) {
         let mut sink = self.sink.lock().await;
-        let new = self.routes.lock().unwrap_or_else(|p| p.into_inner()).insert(channel.clone(), route).is_none();
+        let new = self
+            .routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(channel.clone(), route)
+            .is_none();
         if !new {
             return;
         }
@@ -166,7 +187,13 @@ impl Inner {
 
     async fn unsubscribe(&self, channel: String) {
         let mut sink = self.sink.lock().await;
-        if self.routes.lock().unwrap_or_else(|p| p.into_inner()).remove(&channel).is_none() {
+        if self
+            .routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&channel)
+            .is_none()
+        {
             return;
         }
         if let Some(sink) = sink.as_mut() {
@@ -176,7 +203,11 @@ impl Inner {
 
     async fn publish(&self, channel: &str, payload: Vec<u8>) -> Result<(), BackplaneError> {
         let mut connection = self.publisher.clone();
-        let result: redis::RedisResult<i64> = redis::cmd("PUBLISH").arg(channel).arg(payload).query_async(&mut connection).await;
+        let result: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(payload)
+            .query_async(&mut connection)
+            .await;
         result.map(|_| ()).map_err(|e| {
             let failed = self.failed_publishes.fetch_add(1, Ordering::Relaxed) + 1;
             tracing::warn!(%channel, error = %e, failed, "could not publish to Redis: a message for other servers is lost");
@@ -184,12 +215,28 @@ impl Inner {
         })
     }
 
+    /// After an outage, makes the publisher drop the connection Redis closed: a server that
+    /// published nothing meanwhile still holds it, and its next message would fail.
+    async fn refresh_publisher(&self) {
+        for _ in 0..3 {
+            let mut connection = self.publisher.clone();
+            if redis::cmd("PING").query_async::<()>(&mut connection).await.is_ok() {
+                return;
+            }
+        }
+    }
+
     fn local(&self, hub: &str) -> Option<Arc<dyn LocalHub>> {
         self.hubs.read().unwrap_or_else(|p| p.into_inner()).get(hub).cloned()
     }
 
     fn dispatch(self: &Arc<Self>, channel: &str, payload: &[u8]) {
-        let route = self.routes.lock().unwrap_or_else(|p| p.into_inner()).get(channel).cloned();
+        let route = self
+            .routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(channel)
+            .cloned();
         let Some(route) = route else { return };
         match route {
             Route::Acks => {
@@ -200,20 +247,28 @@ impl Inner {
                 }
             }
             Route::GroupCommands(hub) => {
-                let Some(command) = decode_group_command(payload) else { return };
+                let Some(command) = decode_group_command(payload) else {
+                    return;
+                };
                 if command.server == self.server {
                     return;
                 }
                 let Some(local) = self.local(&hub) else { return };
                 let inner = self.clone();
                 tokio::spawn(async move {
-                    if local.apply_group(&command.connection, &command.group, command.add).await {
+                    if local
+                        .apply_group(&command.connection, &command.group, command.add)
+                        .await
+                    {
                         let channel = format!("{}hub:internal:ack:{}", inner.options.prefix, command.server);
                         let _ = inner.publish(&channel, encode_ack(command.id)).await;
                     }
                 });
             }
-            Route::All(ref hub) | Route::Group(ref hub, _) | Route::Connection(ref hub, _) | Route::User(ref hub, _) => {
+            Route::All(ref hub)
+            | Route::Group(ref hub, _)
+            | Route::Connection(ref hub, _)
+            | Route::User(ref hub, _) => {
                 let Some(message) = decode_message(payload) else {
                     tracing::warn!(%channel, "ignoring an unreadable backplane message");
                     return;
@@ -246,7 +301,13 @@ async fn subscriber(inner: Arc<Inner>, ready: oneshot::Sender<()>) {
                 let (sink, mut stream) = pubsub.split();
                 let subscribed = {
                     let mut slot = inner.sink.lock().await;
-                    let channels: Vec<String> = inner.routes.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+                    let channels: Vec<String> = inner
+                        .routes
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .keys()
+                        .cloned()
+                        .collect();
                     let mut sink = sink;
                     let ok = channels.is_empty() || sink.subscribe(&channels).await.is_ok();
                     if ok {
@@ -259,6 +320,7 @@ async fn subscriber(inner: Arc<Inner>, ready: oneshot::Sender<()>) {
                         let _ = ready.send(());
                     } else {
                         tracing::info!("redis backplane reconnected and resubscribed");
+                        inner.refresh_publisher().await;
                     }
                     backoff = Duration::from_millis(100);
                     while let Some(message) = stream.next().await {
@@ -282,12 +344,23 @@ impl Backplane for RedisBackplane {
     }
 
     fn attach_hub(&self, hub: &str, local: Arc<dyn LocalHub>) {
-        self.inner.hubs.write().unwrap_or_else(|p| p.into_inner()).insert(hub.to_string(), local);
+        self.inner
+            .hubs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(hub.to_string(), local);
         let inner = self.inner.clone();
         let hub = hub.to_string();
         let subscribe = async move {
-            inner.subscribe(inner.channel(&hub, "all"), Route::All(hub.clone())).await;
-            inner.subscribe(inner.channel(&hub, "internal:groups"), Route::GroupCommands(hub.clone())).await;
+            inner
+                .subscribe(inner.channel(&hub, "all"), Route::All(hub.clone()))
+                .await;
+            inner
+                .subscribe(
+                    inner.channel(&hub, "internal:groups"),
+                    Route::GroupCommands(hub.clone()),
+                )
+                .await;
         };
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
@@ -297,7 +370,12 @@ impl Backplane for RedisBackplane {
         }
     }
 
-    fn publish(&self, hub: &str, target: &SendTarget, message: EncodedMessage) -> BoxFuture<Result<(), BackplaneError>> {
+    fn publish(
+        &self,
+        hub: &str,
+        target: &SendTarget,
+        message: EncodedMessage,
+    ) -> BoxFuture<Result<(), BackplaneError>> {
         let inner = self.inner.clone();
         let origin = &inner.server;
         let none: &[String] = &[];
@@ -317,7 +395,9 @@ impl Backplane for RedisBackplane {
             }
             SendTarget::Group(group) => add(inner.channel(hub, &format!("group:{group}")), none, None),
             SendTarget::Groups(groups) => add(inner.channel(hub, "all"), none, Some(groups)),
-            SendTarget::GroupExcept(group, excluded) => add(inner.channel(hub, &format!("group:{group}")), excluded, None),
+            SendTarget::GroupExcept(group, excluded) => {
+                add(inner.channel(hub, &format!("group:{group}")), excluded, None)
+            }
             SendTarget::User(user) => add(inner.channel(hub, &format!("user:{user}")), none, None),
             SendTarget::Users(users) => {
                 let mut seen = std::collections::HashSet::new();
@@ -368,8 +448,16 @@ impl Backplane for RedisBackplane {
 
     fn connection_added(&self, hub: &str, connection_id: &str, first_of_user: Option<&str>) -> BoxFuture<()> {
         let inner = self.inner.clone();
-        let connection = (inner.channel(hub, &format!("connection:{connection_id}")), Route::Connection(hub.into(), connection_id.into()));
-        let user = first_of_user.map(|u| (inner.channel(hub, &format!("user:{u}")), Route::User(hub.into(), u.into())));
+        let connection = (
+            inner.channel(hub, &format!("connection:{connection_id}")),
+            Route::Connection(hub.into(), connection_id.into()),
+        );
+        let user = first_of_user.map(|u| {
+            (
+                inner.channel(hub, &format!("user:{u}")),
+                Route::User(hub.into(), u.into()),
+            )
+        });
         Box::pin(async move {
             inner.subscribe(connection.0, connection.1).await;
             if let Some((channel, route)) = user {
@@ -442,7 +530,11 @@ struct Message {
 }
 
 fn strings(value: &rmpv::Value) -> Option<Vec<String>> {
-    value.as_array()?.iter().map(|v| v.as_str().map(str::to_owned)).collect()
+    value
+        .as_array()?
+        .iter()
+        .map(|v| v.as_str().map(str::to_owned))
+        .collect()
 }
 
 fn decode_message(payload: &[u8]) -> Option<Message> {
@@ -457,7 +549,12 @@ fn decode_message(payload: &[u8]) -> Option<Message> {
         .collect::<Option<Vec<_>>>()?;
     let origin = items.get(4).and_then(|v| v.as_str()).unwrap_or_default().to_string();
     let groups = items.get(5).and_then(strings);
-    Some(Message { excluded, encoded: EncodedMessage { encodings }, origin, groups })
+    Some(Message {
+        excluded,
+        encoded: EncodedMessage { encodings },
+        origin,
+        groups,
+    })
 }
 
 struct GroupCommand {
@@ -509,7 +606,9 @@ mod tests {
 
     #[test]
     fn payloads_round_trip() {
-        let message = EncodedMessage { encodings: vec![("json".into(), bytes::Bytes::from_static(b"{}\x1e"))] };
+        let message = EncodedMessage {
+            encodings: vec![("json".into(), bytes::Bytes::from_static(b"{}\x1e"))],
+        };
         let bytes = encode_message(&["a".into()], &message, "me", Some(&["g1".into(), "g2".into()]));
         let back = decode_message(&bytes).unwrap();
         assert_eq!(back.excluded, vec!["a".to_string()]);
@@ -517,7 +616,15 @@ mod tests {
         assert_eq!(back.groups, Some(vec!["g1".to_string(), "g2".to_string()]));
         assert_eq!(back.encoded.encodings[0].1.as_ref(), b"{}\x1e");
         let command = decode_group_command(&encode_group_command(7, "s", false, "g", "c")).unwrap();
-        assert_eq!((command.id, command.add, command.group.as_str(), command.connection.as_str()), (7, false, "g", "c"));
+        assert_eq!(
+            (
+                command.id,
+                command.add,
+                command.group.as_str(),
+                command.connection.as_str()
+            ),
+            (7, false, "g", "c")
+        );
         assert_eq!(decode_ack(&encode_ack(9)), Some(9));
         assert!(decode_message(b"\xc1").is_none());
     }

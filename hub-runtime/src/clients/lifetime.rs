@@ -91,21 +91,33 @@ pub(crate) struct Serialized<'a> {
 
 impl<'a> Serialized<'a> {
     pub(crate) fn new(protocols: &'a [Arc<dyn HubProtocol>], message: OutMessage<'a>) -> Self {
-        Serialized { protocols, message: Some(message), frames: RefCell::new(Default::default()) }
+        Serialized {
+            protocols,
+            message: Some(message),
+            frames: RefCell::new(Default::default()),
+        }
     }
 
     /// A message another server encoded: each protocol's bytes are used as they are.
     pub(crate) fn from_encoded(protocols: &'a [Arc<dyn HubProtocol>], encoded: &EncodedMessage) -> Self {
         let mut frames: [Option<Frame>; MAX_PROTOCOLS] = Default::default();
         for (i, protocol) in protocols.iter().enumerate().take(MAX_PROTOCOLS) {
-            if let Some((_, bytes)) = encoded.encodings.iter().find(|(name, _)| name.eq_ignore_ascii_case(protocol.name())) {
+            if let Some((_, bytes)) = encoded
+                .encodings
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(protocol.name()))
+            {
                 frames[i] = Some(match protocol.transfer_format() {
                     TransferFormat::Text => Frame::Text(bytes.clone()),
                     TransferFormat::Binary => Frame::Binary(bytes.clone()),
                 });
             }
         }
-        Serialized { protocols, message: None, frames: RefCell::new(frames) }
+        Serialized {
+            protocols,
+            message: None,
+            frames: RefCell::new(frames),
+        }
     }
 
     /// The frame for protocol `index`, encoding it on first use.
@@ -115,7 +127,10 @@ impl<'a> Serialized<'a> {
         }
         let protocol = &self.protocols[index];
         let Some(message) = &self.message else {
-            return Err(EncodeError(format!("no '{}' encoding of this message", protocol.name())));
+            return Err(EncodeError(format!(
+                "no '{}' encoding of this message",
+                protocol.name()
+            )));
         };
         let bytes = protocol.encode(message)?;
         let frame = match protocol.transfer_format() {
@@ -166,9 +181,9 @@ impl LifetimeManager {
         &self.protocols
     }
 
-    #[allow(dead_code)]
-    pub(crate) fn connection_count(&self) -> usize {
-        self.connections.len()
+    /// How many connections a user has on this server.
+    pub(crate) fn user_connection_count(&self, user: &str) -> usize {
+        self.users.get(user).map(|m| m.len()).unwrap_or(0)
     }
 
     /// Registers a connection; with a distributed backplane, returns once other servers'
@@ -185,7 +200,9 @@ impl LifetimeManager {
         let id = connection.id.clone();
         self.connections.insert(id.clone(), connection);
         if self.backplane.is_distributed() {
-            self.backplane.connection_added(self.hub_name, &id, first_of_user.as_deref()).await;
+            self.backplane
+                .connection_added(self.hub_name, &id, first_of_user.as_deref())
+                .await;
         }
     }
 
@@ -212,7 +229,9 @@ impl LifetimeManager {
             for group in emptied {
                 self.backplane.group_removed(self.hub_name, &group).await;
             }
-            self.backplane.connection_removed(self.hub_name, id, last_of_user.as_deref()).await;
+            self.backplane
+                .connection_removed(self.hub_name, id, last_of_user.as_deref())
+                .await;
         }
     }
 
@@ -246,14 +265,20 @@ impl LifetimeManager {
             let remote = match target {
                 SendTarget::Connection(id) if self.connections.contains_key(id.as_str()) => None,
                 SendTarget::Connections(ids) => {
-                    let remote: Vec<String> =
-                        ids.iter().filter(|id| !self.connections.contains_key(id.as_str())).cloned().collect();
+                    let remote: Vec<String> = ids
+                        .iter()
+                        .filter(|id| !self.connections.contains_key(id.as_str()))
+                        .cloned()
+                        .collect();
                     (!remote.is_empty()).then_some(SendTarget::Connections(remote))
                 }
                 other => Some(other.clone()),
             };
             if let Some(remote) = remote {
-                self.backplane.publish(self.hub_name, &remote, encoded).await.map_err(SendError::Backplane)?;
+                self.backplane
+                    .publish(self.hub_name, &remote, encoded)
+                    .await
+                    .map_err(SendError::Backplane)?;
             }
         }
         Ok(())
@@ -338,7 +363,7 @@ impl LifetimeManager {
             Ok(()) | Err(OutboxError::Closed) => {}
             Err(OutboxError::Full) => {
                 tracing::warn!(connection = %connection.id, "closing a connection whose outbox is full (the client is not reading)");
-                connection.sender.abort();
+                connection.sender.abort_slow();
             }
         }
         Ok(())
@@ -389,7 +414,7 @@ impl LifetimeManager {
             }
             Err(OutboxError::Full) => {
                 forget();
-                connection.sender.abort();
+                connection.sender.abort_slow();
                 return Err(ClientResultError::Disconnected(connection_id.to_string()));
             }
         }
@@ -420,10 +445,13 @@ impl LifetimeManager {
 
     /// Adds a connection to a group; a connection on another server goes through the backplane.
     pub(crate) async fn add_to_group(&self, connection_id: &str, group: &str) -> Result<(), GroupError> {
-        if self.add_local(connection_id, group).await {
+        if self.add_local(connection_id, group).await? {
             return Ok(());
         }
-        self.backplane.change_remote_group(self.hub_name, connection_id, group, true).await.map_err(GroupError::from)
+        self.backplane
+            .change_remote_group(self.hub_name, connection_id, group, true)
+            .await
+            .map_err(GroupError::from)
     }
 
     /// Removes a connection from a group.
@@ -431,18 +459,28 @@ impl LifetimeManager {
         if self.remove_local(connection_id, group).await {
             return Ok(());
         }
-        self.backplane.change_remote_group(self.hub_name, connection_id, group, false).await.map_err(GroupError::from)
+        self.backplane
+            .change_remote_group(self.hub_name, connection_id, group, false)
+            .await
+            .map_err(GroupError::from)
     }
 
     /// Adds a local connection to a group; `false` if the connection does not live here. With
     /// a distributed backplane, a group's first local member waits until the group's messages
     /// from other servers reach this server.
-    async fn add_local(&self, connection_id: &str, group: &str) -> bool {
+    async fn add_local(&self, connection_id: &str, group: &str) -> Result<bool, GroupError> {
         let Some(connection) = self.connections.get(connection_id).map(|c| c.value().clone()) else {
-            return false;
+            return Ok(false);
         };
         let group: Arc<str> = group.into();
-        connection.groups.lock().unwrap_or_else(|p| p.into_inner()).insert(group.clone());
+        {
+            let mut groups = connection.groups.lock().unwrap_or_else(|p| p.into_inner());
+            if !groups.contains(&group) && groups.len() >= self.options.max_groups_per_connection {
+                tracing::warn!(connection = %connection.id, "group limit reached; not adding to '{group}'");
+                return Err(GroupError::LimitReached(self.options.max_groups_per_connection));
+            }
+            groups.insert(group.clone());
+        }
         let first = {
             let mut members = self.groups.entry(group.clone()).or_default();
             let first = members.is_empty();
@@ -451,19 +489,23 @@ impl LifetimeManager {
         };
         // The connection may have left while we were adding it: leave no stale member.
         if !self.connections.contains_key(connection_id) && remove_member(&self.groups, &group, connection_id) {
-            return true;
+            return Ok(true);
         }
         if first && self.backplane.is_distributed() {
             self.backplane.group_added(self.hub_name, &group).await;
         }
-        true
+        Ok(true)
     }
 
     async fn remove_local(&self, connection_id: &str, group: &str) -> bool {
         let Some(connection) = self.connections.get(connection_id).map(|c| c.value().clone()) else {
             return false;
         };
-        connection.groups.lock().unwrap_or_else(|p| p.into_inner()).remove(group);
+        connection
+            .groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(group);
         if remove_member(&self.groups, group, connection_id) && self.backplane.is_distributed() {
             self.backplane.group_removed(self.hub_name, group).await;
         }
@@ -486,7 +528,7 @@ impl LocalHub for LifetimeManager {
         Box::pin(async move {
             let Some(manager) = manager else { return false };
             if add {
-                manager.add_local(&connection_id, &group).await
+                manager.add_local(&connection_id, &group).await.unwrap_or(true)
             } else {
                 manager.remove_local(&connection_id, &group).await
             }

@@ -97,6 +97,8 @@ pub enum GroupError {
     UnknownConnection(String),
     /// The backplane failed; the text says why.
     Backplane(String),
+    /// The connection is in the most groups allowed (`HubOptions::max_groups_per_connection`).
+    LimitReached(usize),
 }
 
 impl From<BackplaneError> for GroupError {
@@ -113,6 +115,7 @@ impl std::fmt::Display for GroupError {
         match self {
             GroupError::UnknownConnection(id) => write!(f, "connection '{id}' does not exist"),
             GroupError::Backplane(e) => f.write_str(e),
+            GroupError::LimitReached(max) => write!(f, "a connection may belong to at most {max} groups"),
         }
     }
 }

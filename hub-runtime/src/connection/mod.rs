@@ -120,6 +120,11 @@ pub(crate) struct ConnectionShared {
     pub(crate) replay: Mutex<Replay>,
     /// Signalled when a WebSocket transport gives the connection back (stateful reconnect).
     pub(crate) detached: tokio::sync::Notify,
+    /// What the transport attempts to write when the connection is closed for not reading
+    /// (a Close message naming the reason), set by the hub layer.
+    pub(crate) goodbye: Mutex<Option<Frame>>,
+    /// Set when the connection is aborted as a slow consumer: the goodbye is attempted.
+    pub(crate) slow: std::sync::atomic::AtomicBool,
 }
 
 /// Stateful reconnect: numbered hub messages kept until the client acknowledges them.
@@ -201,6 +206,14 @@ pub(crate) struct ConnectionState {
 }
 
 impl ConnectionShared {
+    /// The goodbye frame to attempt, if the connection was closed as a slow consumer.
+    pub(crate) fn goodbye(&self) -> Option<Frame> {
+        if !self.slow.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.goodbye.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
     pub(crate) fn replay(&self) -> std::sync::MutexGuard<'_, Replay> {
         self.replay.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -308,6 +321,11 @@ impl Connection {
         replay.sequence = Some(sequence);
     }
 
+    /// Sets what the transport attempts to write if the connection is closed as a slow consumer.
+    pub(crate) fn set_goodbye(&self, frame: Frame) {
+        *self.shared.goodbye.lock().unwrap_or_else(|p| p.into_inner()) = Some(frame);
+    }
+
     /// Records a write now (keep-alive bookkeeping).
     pub(crate) fn mark_written(&self) {
         self.shared.touch_write();
@@ -389,6 +407,13 @@ impl ConnectionSender {
         if self.shared.outbox.try_send(Outgoing::Close).is_err() {
             self.abort();
         }
+    }
+
+    /// Closes a connection whose client does not read: a Close message naming the reason is
+    /// attempted, and the transport ends regardless.
+    pub(crate) fn abort_slow(&self) {
+        self.shared.slow.store(true, Ordering::Relaxed);
+        self.shared.abort.cancel();
     }
 
     /// Ends the connection now, dropping whatever is queued.
@@ -489,6 +514,8 @@ impl ConnectionManager {
                 ..Replay::default()
             }),
             detached: tokio::sync::Notify::new(),
+            goodbye: Mutex::new(None),
+            slow: std::sync::atomic::AtomicBool::new(false),
         });
         self.connections.insert(token, shared.clone());
         shared

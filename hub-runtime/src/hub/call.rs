@@ -34,6 +34,8 @@ pub struct Call {
 pub struct Outcome {
     pub(crate) completion: Option<Bytes>,
     pub(crate) stream: Option<BoxFuture<Outcome>>,
+    /// The caller was (or, without an invocation id, would have been) sent an error.
+    pub(crate) failed: bool,
 }
 
 impl Outcome {
@@ -41,6 +43,7 @@ impl Outcome {
         Outcome {
             completion,
             stream: None,
+            failed: false,
         }
     }
 
@@ -52,6 +55,7 @@ impl Outcome {
             Outcome {
                 completion: None,
                 stream: Some(run),
+                failed: false,
             }
         })
     }

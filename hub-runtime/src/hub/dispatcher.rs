@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use tokio::sync::mpsc;
 
+use super::filter::{ConnectionInfo, Filters, InvocationInfo, InvocationOutcome};
 use super::stream::UploadItem;
 use super::{Call, ConnectionError, Hub, HubContext, HubError, MethodKind, Outcome};
 use crate::auth;
@@ -34,6 +35,7 @@ pub(crate) struct HubEndpoint<H: Hub> {
     options: Arc<HubOptions>,
     methods: HashMap<String, usize>,
     shutdown: CancellationToken,
+    filters: Filters,
 }
 
 impl<H: Hub> HubEndpoint<H> {
@@ -42,6 +44,7 @@ impl<H: Hub> HubEndpoint<H> {
         manager: Arc<LifetimeManager>,
         options: Arc<HubOptions>,
         shutdown: CancellationToken,
+        filters: Filters,
     ) -> Self {
         let methods = H::__METHODS
             .iter()
@@ -54,6 +57,7 @@ impl<H: Hub> HubEndpoint<H> {
             options,
             methods,
             shutdown,
+            filters,
         }
     }
 
@@ -155,6 +159,17 @@ async fn handshake(
                         let stateful = request.version >= 2
                             && connection.transport() == Some(TransportKind::WebSockets)
                             && connection.stateful_negotiated();
+                        let slow = closed_with_error(
+                            "The client is not reading: its outbox is full.",
+                            "InvalidOperationException",
+                            options.detailed_errors,
+                        );
+                        if let Ok(bytes) = protocol.encode(&OutMessage::Close {
+                            error: Some(&slow),
+                            allow_reconnect: true,
+                        }) {
+                            connection.set_goodbye(frame_for(protocol.transfer_format(), bytes));
+                        }
                         if stateful {
                             let encoder = protocol.clone();
                             let format = protocol.transfer_format();
@@ -206,6 +221,18 @@ async fn run_connection<H: Hub>(endpoint: Arc<HubEndpoint<H>>, mut connection: C
         identity,
         sender.clone(),
     ));
+    if let (Some(max), Some(user)) = (options.max_connections_per_user, &user_id) {
+        if endpoint.manager.user_connection_count(user) >= max {
+            tracing::warn!(connection = %id, %user, "closing a connection: the user has too many");
+            let text = closed_with_error(
+                &format!("The user has the most connections allowed ({max})."),
+                "InvalidOperationException",
+                options.detailed_errors,
+            );
+            close_with(&sender, &*protocol, Some(&text), false);
+            return;
+        }
+    }
     let local = Arc::new(LocalConnection::new(
         id.clone(),
         sender.clone(),
@@ -215,7 +242,16 @@ async fn run_connection<H: Hub>(endpoint: Arc<HubEndpoint<H>>, mut connection: C
     endpoint.manager.add_connection(local.clone()).await;
     tracing::debug!(connection = %id, protocol = protocol.name(), "hub connection opened");
 
-    if let Err(error) = endpoint.hub.clone().__on_connected(cx.clone()).await {
+    let connection_info = ConnectionInfo {
+        hub: std::any::type_name::<H>(),
+        connection_id: id.clone(),
+        user_id: local.user_id.clone(),
+    };
+    let connected = match endpoint.filters.on_connected(&connection_info) {
+        Ok(()) => endpoint.hub.clone().__on_connected(cx.clone()).await,
+        Err(error) => Err(error),
+    };
+    if let Err(error) = connected {
         tracing::warn!(connection = %id, %error, "on_connected failed; closing the connection");
         endpoint.manager.remove_connection(&id).await;
         let text = closed_with_error(error.message(), error.kind(), options.detailed_errors);
@@ -264,7 +300,11 @@ async fn run_connection<H: Hub>(endpoint: Arc<HubEndpoint<H>>, mut connection: C
             Some(ConnectionError::new("The connection was aborted."))
         }
     };
+    let error_for_filters = error.clone();
     endpoint.hub.clone().__on_disconnected(cx, error).await;
+    endpoint
+        .filters
+        .on_disconnected(&connection_info, error_for_filters.as_ref());
 }
 
 /// A client stream item that waits for room in its stream's buffer.
@@ -292,6 +332,38 @@ struct Dispatch<'a, H: Hub> {
     uploads: HashMap<String, mpsc::Sender<UploadItem>>,
     blocked: Option<BlockedUpload>,
     parallel: usize,
+    rate: RateLimit,
+}
+
+/// A token bucket: `per_second` invocations on average, bursts of up to one second's worth.
+struct RateLimit {
+    per_second: Option<f64>,
+    tokens: f64,
+    last: std::time::Instant,
+}
+
+impl RateLimit {
+    fn new(per_second: Option<u32>) -> Self {
+        let per_second = per_second.map(f64::from);
+        RateLimit {
+            per_second,
+            tokens: per_second.unwrap_or(0.0),
+            last: std::time::Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let Some(rate) = self.per_second else { return true };
+        let now = std::time::Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * rate).min(rate.max(1.0));
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl<H: Hub> Dispatch<'_, H> {
@@ -301,11 +373,35 @@ impl<H: Hub> Dispatch<'_, H> {
 
     fn start(&mut self, method: usize, call: Call) {
         let stream_id = call.invocation_id.clone();
+        let filters = self.endpoint.filters.clone();
+        let info = (!filters.is_empty()).then(|| InvocationInfo {
+            hub: std::any::type_name::<H>(),
+            method: H::__METHODS[method].name,
+            connection_id: self.local.id.clone(),
+            user_id: self.local.user_id.clone(),
+            streaming: H::__METHODS[method].kind == MethodKind::Stream,
+        });
+        if let Some(info) = &info {
+            if let Err(error) = filters.before_invoke(info) {
+                if let Some(bytes) = call.finish_error(error).completion {
+                    let _ = self.sender.try_send_message(self.frame(bytes));
+                }
+                return;
+            }
+        }
+        let started = std::time::Instant::now();
         let future = self.endpoint.hub.clone().__invoke(self.cx.clone(), method, call);
         let sender = self.sender.clone();
         let format = self.protocol.transfer_format();
         self.running.push(Box::pin(async move {
             let outcome = future.await;
+            if let Some(info) = &info {
+                let result = InvocationOutcome {
+                    elapsed: started.elapsed(),
+                    failed: outcome.failed,
+                };
+                filters.after_invoke(info, &result);
+            }
             if let Some(stream) = outcome.stream {
                 return Some((stream_id, stream));
             }
@@ -506,6 +602,21 @@ impl<H: Hub> Dispatch<'_, H> {
             reply(self, call.finish_error(error));
             return None;
         }
+        let opening = stream_ids.len() + usize::from(streaming);
+        let open = self.uploads.len() + self.stream_tokens.len();
+        if opening > 0 && open + opening > self.endpoint.options.max_streams_per_connection {
+            let error = HubError::for_client(format!(
+                "Too many streams: a connection may have at most {} open at once.",
+                self.endpoint.options.max_streams_per_connection
+            ));
+            reply(self, call.finish_error(error));
+            return None;
+        }
+        if !self.rate.take() {
+            let error = HubError::for_client("Too many invocations: slow down.");
+            reply(self, call.finish_error(error));
+            return None;
+        }
         let capacity = self.endpoint.options.stream_buffer_capacity.max(1);
         for id in stream_ids {
             let (tx, rx) = mpsc::channel(capacity);
@@ -556,6 +667,7 @@ async fn read_loop<H: Hub>(
         uploads: HashMap::new(),
         blocked: None,
         parallel: options.max_parallel_invocations.max(1),
+        rate: RateLimit::new(options.max_invocations_per_second),
     };
     // Long polling keeps itself alive: no pings, no client timeout.
     let inherent_keep_alive = connection.transport() == Some(TransportKind::LongPolling);

@@ -3,6 +3,7 @@
 mod call;
 pub(crate) mod dispatcher;
 mod error;
+pub mod filter;
 mod items;
 pub mod stream;
 

@@ -24,6 +24,7 @@ use crate::backplane::{self, Backplane};
 use crate::clients::lifetime::LifetimeManager;
 use crate::connection::{ConnectionHandler, ConnectionManager, TransportKind};
 use crate::hub::dispatcher::{HubEndpoint, HubHandler};
+use crate::hub::filter::{Filters, HubFilter};
 use crate::hub::{Hub, HubHandle};
 use crate::protocol::{HubProtocol, JsonProtocol, MessagePackProtocol};
 
@@ -38,6 +39,7 @@ use crate::protocol::{HubProtocol, JsonProtocol, MessagePackProtocol};
 pub struct EndpointOptions {
     transports: Vec<TransportKind>,
     authenticator: Option<Arc<dyn Authenticator>>,
+    filters: Vec<Arc<dyn HubFilter>>,
 }
 
 impl Default for EndpointOptions {
@@ -56,6 +58,7 @@ impl EndpointOptions {
                 TransportKind::LongPolling,
             ],
             authenticator: None,
+            filters: Vec::new(),
         }
     }
 
@@ -74,6 +77,12 @@ impl EndpointOptions {
     /// identity's user id is what `clients.user(..)` targets.
     pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
         self.authenticator = Some(Arc::new(authenticator));
+        self
+    }
+
+    /// Adds a filter for the hub of this endpoint (after the server's global filters).
+    pub fn filter(mut self, filter: impl HubFilter) -> Self {
+        self.filters.push(Arc::new(filter));
         self
     }
 }
@@ -99,6 +108,7 @@ pub(crate) struct ServerInner {
 
 /// Builds a [`HubServer`].
 pub struct HubServerBuilder {
+    filters: Vec<Arc<dyn HubFilter>>,
     options: HubOptions,
     protocols: Vec<Arc<dyn HubProtocol>>,
     backplane: Arc<dyn Backplane>,
@@ -108,6 +118,7 @@ pub struct HubServerBuilder {
 
 /// What `build` needs to turn a mapping into an endpoint.
 struct Assembly {
+    filters: Vec<Arc<dyn HubFilter>>,
     options: Arc<HubOptions>,
     protocols: Arc<[Arc<dyn HubProtocol>]>,
     backplane: Arc<dyn Backplane>,
@@ -120,7 +131,12 @@ impl Assembly {
     fn manager<H: Hub>(&mut self) -> Arc<LifetimeManager> {
         let (protocols, backplane, options) = (self.protocols.clone(), self.backplane.clone(), self.options.clone());
         let entry = self.managers.entry(TypeId::of::<H>()).or_insert_with(|| {
-            Arc::new(LifetimeManager::new(std::any::type_name::<H>(), protocols, backplane, options))
+            Arc::new(LifetimeManager::new(
+                std::any::type_name::<H>(),
+                protocols,
+                backplane,
+                options,
+            ))
         });
         entry
             .downcast_ref::<Arc<LifetimeManager>>()
@@ -180,6 +196,13 @@ impl HubServerBuilder {
         self
     }
 
+    /// Adds a filter for every hub of the server (run before the hubs' own filters). See
+    /// [`HubFilter`] for the order.
+    pub fn filter(mut self, filter: impl HubFilter) -> Self {
+        self.filters.push(Arc::new(filter));
+        self
+    }
+
     /// Answers cross-origin requests from these origins.
     pub fn cors(mut self, cors: Cors) -> Self {
         self.cors = Some(cors);
@@ -206,13 +229,16 @@ impl HubServerBuilder {
     /// get 403. Give such a hub an authenticator (for example a
     /// [`JwtAuthenticator`](crate::auth::JwtAuthenticator)).
     pub fn hub_with<H: Hub>(mut self, path: &str, hub: H, endpoint: EndpointOptions) -> Self {
+        let own_filters = endpoint.filters.clone();
         let make: MakeHandler = Box::new(move |assembly: &mut Assembly| {
             let manager = assembly.manager::<H>();
+            let filters = Filters(assembly.filters.iter().chain(own_filters.iter()).cloned().collect());
             let endpoint = HubEndpoint::new(
                 Arc::new(hub),
                 manager,
                 assembly.options.clone(),
                 assembly.shutdown.clone(),
+                filters,
             );
             Arc::new(HubHandler(Arc::new(endpoint)))
         });
@@ -260,6 +286,7 @@ impl HubServerBuilder {
     /// When two endpoints are mapped at the same path (a programming error).
     pub fn build(self) -> HubServer {
         let mut assembly = Assembly {
+            filters: self.filters,
             options: Arc::new(self.options),
             protocols: self.protocols.into(),
             backplane: self.backplane,
@@ -308,6 +335,7 @@ impl HubServer {
             backplane: backplane::in_memory(),
             cors: None,
             mappings: Vec::new(),
+            filters: Vec::new(),
         }
     }
 

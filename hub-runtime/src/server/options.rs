@@ -53,6 +53,17 @@ pub struct HubOptions {
     /// Stateful reconnect: how long a connection waits for its client to re-attach after the
     /// socket dropped (30 s).
     pub reconnect_grace: Duration,
+    /// Most connections the server holds at once (unlimited); negotiate answers 503 beyond.
+    pub max_connections: Option<usize>,
+    /// Most connections of one user at once (unlimited); more are closed with an error.
+    pub max_connections_per_user: Option<usize>,
+    /// Most streams (both directions) open at once on one connection (64).
+    pub max_streams_per_connection: usize,
+    /// Most groups one connection may belong to (1,000).
+    pub max_groups_per_connection: usize,
+    /// Most invocations one connection may make per second, on average (unlimited); beyond,
+    /// invocations fail with an error.
+    pub max_invocations_per_second: Option<u32>,
 }
 
 impl Default for HubOptions {
@@ -75,6 +86,11 @@ impl Default for HubOptions {
             stateful_reconnect: false,
             stateful_reconnect_buffer: 100_000,
             reconnect_grace: Duration::from_secs(30),
+            max_connections: None,
+            max_connections_per_user: None,
+            max_streams_per_connection: 64,
+            max_groups_per_connection: 1000,
+            max_invocations_per_second: None,
         }
     }
 }

@@ -151,6 +151,9 @@ async fn negotiate(inner: &ServerInner, endpoint: &Endpoint, request: &Request) 
     if let Err(response) = authenticate(endpoint, &context).await {
         return response;
     }
+    if let Some(full) = server_full(inner) {
+        return full;
+    }
     let body = match negotiate::requested_version(context.query_pairs()) {
         Err(error) => negotiate::error_body(&error),
         Ok(version) => {
@@ -185,6 +188,9 @@ async fn transport(
         // skipNegotiation: a WebSocket without an id gets a fresh connection.
         if !endpoint.transports.contains(&TransportKind::WebSockets) {
             return not_supported(TransportKind::WebSockets);
+        }
+        if let Some(full) = server_full(inner) {
+            return full;
         }
         let shared = endpoint.connections.create(inner.options.outbox_capacity, false);
         let response = websocket_upgrade(inner, endpoint, &shared, context, ws).await;
@@ -305,6 +311,19 @@ async fn transport(
     }
 }
 
+/// 503 when the server holds `max_connections` already.
+fn server_full(inner: &ServerInner) -> Option<Response> {
+    let max = inner.options.max_connections?;
+    let open: usize = inner.endpoints.iter().map(|e| e.connections.len()).sum();
+    (open >= max).then(|| {
+        tracing::warn!(open, max, "refusing a connection: the server is full");
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The server has reached its maximum number of connections.",
+        )
+    })
+}
+
 fn accepts_event_stream(headers: &HeaderMap) -> bool {
     headers
         .get_all(http::header::ACCEPT)
@@ -371,6 +390,14 @@ async fn websocket_upgrade(
     let Some(ws) = ws else {
         return text(StatusCode::BAD_REQUEST, "A WebSocket upgrade was expected.");
     };
+    // Browsers send the page's origin on the upgrade; CORS does not apply to WebSockets, so
+    // the same allow list is checked here.
+    if let (Some(cors), Some(origin)) = (&inner.cors, context.header("origin")) {
+        if !cors.allows(origin) {
+            tracing::debug!(path = %endpoint.path, %origin, "websocket from a disallowed origin");
+            return text(StatusCode::FORBIDDEN, "Origin not allowed.");
+        }
+    }
     let identity = match authenticate(endpoint, &context).await {
         Ok(identity) => identity,
         Err(response) => return response,

@@ -84,7 +84,10 @@ async fn wait(shared: &Arc<ConnectionShared>, token: &CancellationToken, timeout
     let first = tokio::select! {
         item = outbox.recv() => item,
         _ = token.cancelled() => return over(),
-        _ = shared.abort.cancelled() => return over(),
+        _ = shared.abort.cancelled() => return match shared.goodbye() {
+            Some(goodbye) => data(goodbye.data().clone(), goodbye.is_binary()),
+            None => over(),
+        },
         _ = tokio::time::sleep(timeout) => return data(bytes::Bytes::new(), false),
     };
     let mut body = BytesMut::new();

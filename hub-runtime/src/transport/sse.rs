@@ -40,7 +40,10 @@ pub(crate) fn response(shared: Arc<ConnectionShared>, outbox: mpsc::Receiver<Out
                     Some(Outgoing::Frame(frame, _)) => frame,
                     Some(Outgoing::Close) | None => return None,
                 },
-                _ = abort.cancelled() => return None,
+                _ = abort.cancelled() => match state.guard.0.goodbye() {
+                    Some(goodbye) => goodbye,
+                    None => return None,
+                },
             };
             state.guard.0.touch_write();
             let text = match &frame {

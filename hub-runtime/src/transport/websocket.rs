@@ -115,7 +115,18 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<ConnectionShared>, source
     while ok && !shared.abort.is_cancelled() {
         tokio::select! {
             biased;
-            _ = shared.abort.cancelled() => { exit = Exit::Ended; break }
+            _ = shared.abort.cancelled() => {
+                if let Some(goodbye) = shared.goodbye() {
+                    // A slow consumer: attempt the Close message, briefly; close regardless.
+                    let attempt = async {
+                        sink.send(to_message(goodbye)).await?;
+                        sink.send(Message::close_with(1008u16, "outbox full")).await
+                    };
+                    let _ = tokio::time::timeout(Duration::from_millis(500), attempt).await;
+                }
+                exit = Exit::Ended;
+                break
+            }
             _ = stop.cancelled() => { exit = Exit::Replaced; break }
             out = outbox.recv() => {
                 let mut close = false;
