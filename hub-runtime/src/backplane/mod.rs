@@ -14,6 +14,7 @@ use bytes::Bytes;
 pub use self::redis::{RedisBackplane, RedisOptions};
 use crate::clients::SendTarget;
 use crate::connection::BoxFuture;
+use crate::protocol::CompletionResult;
 
 /// A message encoded for every protocol the server speaks, ready to forward verbatim.
 #[derive(Debug, Clone)]
@@ -50,6 +51,15 @@ pub trait LocalHub: Send + Sync + 'static {
 
     /// Applies a group command for a connection, if it lives here; returns whether it did.
     fn apply_group(&self, connection_id: &str, group: &str, add: bool) -> BoxFuture<bool>;
+
+    /// Sends a client-result invocation that another server requested to a connection, if it
+    /// lives here; returns the connection's protocol name and where its Completion arrives.
+    fn invoke_local(
+        &self,
+        connection_id: &str,
+        invocation_id: &str,
+        message: &EncodedMessage,
+    ) -> Option<(&'static str, tokio::sync::oneshot::Receiver<CompletionResult>)>;
 }
 
 /// Carries messages and group commands between the servers of a fleet.
@@ -69,6 +79,20 @@ pub trait Backplane: Send + Sync + 'static {
     /// Publishes a message for the target's connections on other servers.
     fn publish(&self, hub: &str, target: &SendTarget, message: EncodedMessage)
         -> BoxFuture<Result<(), BackplaneError>>;
+
+    /// Invokes a client result on a connection of another server and awaits the client's
+    /// Completion (the default: no other servers).
+    fn invoke_remote(
+        &self,
+        hub: &str,
+        connection_id: &str,
+        invocation_id: &str,
+        message: EncodedMessage,
+    ) -> BoxFuture<Result<CompletionResult, BackplaneError>> {
+        let _ = (hub, invocation_id, message);
+        let id = connection_id.to_string();
+        Box::pin(async move { Err(BackplaneError::UnknownConnection(id)) })
+    }
 
     /// Adds (or removes) a connection that does not live on this server to a group; resolves
     /// once the owning server applied it.

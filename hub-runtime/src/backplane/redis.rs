@@ -33,6 +33,7 @@ use tokio::sync::oneshot;
 use super::{Backplane, BackplaneError, EncodedMessage, LocalHub};
 use crate::clients::SendTarget;
 use crate::connection::BoxFuture;
+use crate::protocol::{CompletionResult, RawValue};
 
 /// Options of the Redis backplane.
 #[derive(Debug, Clone)]
@@ -62,6 +63,7 @@ enum Route {
     User(String, String),
     GroupCommands(String),
     Acks,
+    Returns,
 }
 
 struct Inner {
@@ -74,6 +76,8 @@ struct Inner {
     /// The live subscription connection's sink; also serializes subscription changes.
     sink: tokio::sync::Mutex<Option<PubSubSink>>,
     acks: Mutex<HashMap<u64, oneshot::Sender<()>>>,
+    /// Client results this server awaits from connections on other servers.
+    returns: Mutex<HashMap<String, oneshot::Sender<CompletionResult>>>,
     next_id: AtomicU64,
     failed_publishes: AtomicU64,
 }
@@ -124,15 +128,16 @@ impl RedisBackplane {
             hubs: RwLock::new(HashMap::new()),
             sink: tokio::sync::Mutex::new(None),
             acks: Mutex::new(HashMap::new()),
+            returns: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             failed_publishes: AtomicU64::new(0),
         });
         let acks = inner.channel_for_acks();
-        inner
-            .routes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(acks, Route::Acks);
+        let returns = inner.channel_for_returns(&inner.server);
+        let mut routes = inner.routes.lock().unwrap_or_else(|p| p.into_inner());
+        routes.insert(acks, Route::Acks);
+        routes.insert(returns, Route::Returns);
+        drop(routes);
         let (ready_tx, ready_rx) = oneshot::channel();
         tokio::spawn(subscriber(inner.clone(), ready_tx));
         match tokio::time::timeout(Duration::from_secs(5), ready_rx).await {
@@ -161,6 +166,10 @@ fn hostname() -> String {
 impl Inner {
     fn channel(&self, hub: &str, rest: &str) -> String {
         format!("{}{hub}:{rest}", self.options.prefix)
+    }
+
+    fn channel_for_returns(&self, server: &str) -> String {
+        format!("{}hub:internal:return:{server}", self.options.prefix)
     }
 
     fn channel_for_acks(&self) -> String {
@@ -202,13 +211,18 @@ impl Inner {
     }
 
     async fn publish(&self, channel: &str, payload: Vec<u8>) -> Result<(), BackplaneError> {
+        self.publish_counted(channel, payload).await.map(|_| ())
+    }
+
+    /// Publishes; returns how many subscribers received it.
+    async fn publish_counted(&self, channel: &str, payload: Vec<u8>) -> Result<i64, BackplaneError> {
         let mut connection = self.publisher.clone();
         let result: redis::RedisResult<i64> = redis::cmd("PUBLISH")
             .arg(channel)
             .arg(payload)
             .query_async(&mut connection)
             .await;
-        result.map(|_| ()).map_err(|e| {
+        result.map_err(|e| {
             let failed = self.failed_publishes.fetch_add(1, Ordering::Relaxed) + 1;
             tracing::warn!(%channel, error = %e, failed, "could not publish to Redis: a message for other servers is lost");
             unavailable(e)
@@ -239,6 +253,13 @@ impl Inner {
             .cloned();
         let Some(route) = route else { return };
         match route {
+            Route::Returns => {
+                if let Some((id, result)) = decode_return(payload) {
+                    if let Some(waiting) = self.returns.lock().unwrap_or_else(|p| p.into_inner()).remove(&id) {
+                        let _ = waiting.send(result);
+                    }
+                }
+            }
             Route::Acks => {
                 if let Some(id) = decode_ack(payload) {
                     if let Some(waiting) = self.acks.lock().unwrap_or_else(|p| p.into_inner()).remove(&id) {
@@ -277,6 +298,24 @@ impl Inner {
                     return;
                 }
                 let Some(local) = self.local(hub) else { return };
+                if let (Route::Connection(_, id), Some((invocation_id, reply_to))) = (&route, &message.reply) {
+                    // A client result another server awaits: invoke, then send the answer back.
+                    let Some((protocol, answer)) = local.invoke_local(id, invocation_id, &message.encoded) else {
+                        return;
+                    };
+                    let inner = self.clone();
+                    let (invocation_id, reply_to) = (invocation_id.clone(), reply_to.clone());
+                    tokio::spawn(async move {
+                        let result = match tokio::time::timeout(Duration::from_secs(600), answer).await {
+                            Ok(Ok(result)) => result,
+                            _ => CompletionResult::Error("Connection disconnected.".into()),
+                        };
+                        let _ = inner
+                            .publish(&reply_to, encode_return(&invocation_id, protocol, &result))
+                            .await;
+                    });
+                    return;
+                }
                 let excluded = message.excluded;
                 let target = match (route, message.groups) {
                     (Route::All(_), Some(groups)) => SendTarget::Groups(groups),
@@ -446,6 +485,46 @@ impl Backplane for RedisBackplane {
         })
     }
 
+    fn invoke_remote(
+        &self,
+        hub: &str,
+        connection_id: &str,
+        invocation_id: &str,
+        message: EncodedMessage,
+    ) -> BoxFuture<Result<CompletionResult, BackplaneError>> {
+        let inner = self.inner.clone();
+        let id = invocation_id.to_string();
+        let channel = inner.channel(hub, &format!("connection:{connection_id}"));
+        let reply_to = inner.channel_for_returns(&inner.server);
+        let payload = encode_message_with(&[], &message, &inner.server, None, Some((&id, &reply_to)));
+        let connection = connection_id.to_string();
+        Box::pin(async move {
+            let (tx, rx) = oneshot::channel();
+            inner
+                .returns
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id.clone(), tx);
+            let receivers = inner.publish_counted(&channel, payload).await;
+            let forget = || {
+                inner.returns.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            };
+            match receivers {
+                Err(e) => {
+                    forget();
+                    Err(e)
+                }
+                Ok(0) => {
+                    forget();
+                    Err(BackplaneError::UnknownConnection(connection))
+                }
+                Ok(_) => rx
+                    .await
+                    .map_err(|_| BackplaneError::Unavailable("the backplane was dropped".into())),
+            }
+        })
+    }
+
     fn connection_added(&self, hub: &str, connection_id: &str, first_of_user: Option<&str>) -> BoxFuture<()> {
         let inner = self.inner.clone();
         let connection = (
@@ -502,6 +581,16 @@ fn write_strs(out: &mut Vec<u8>, items: &[String]) {
 }
 
 fn encode_message(excluded: &[String], message: &EncodedMessage, origin: &str, groups: Option<&[String]>) -> Vec<u8> {
+    encode_message_with(excluded, message, origin, groups, None)
+}
+
+fn encode_message_with(
+    excluded: &[String],
+    message: &EncodedMessage,
+    origin: &str,
+    groups: Option<&[String]>,
+    reply: Option<(&str, &str)>,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + message.encodings.iter().map(|(_, b)| b.len()).sum::<usize>());
     let _ = rmp::encode::write_array_len(&mut out, 6);
     write_strs(&mut out, excluded);
@@ -510,8 +599,16 @@ fn encode_message(excluded: &[String], message: &EncodedMessage, origin: &str, g
         let _ = rmp::encode::write_str(&mut out, name);
         let _ = rmp::encode::write_bin(&mut out, bytes);
     }
-    let _ = rmp::encode::write_nil(&mut out);
-    let _ = rmp::encode::write_nil(&mut out);
+    match reply {
+        Some((invocation_id, return_channel)) => {
+            let _ = rmp::encode::write_str(&mut out, invocation_id);
+            let _ = rmp::encode::write_str(&mut out, return_channel);
+        }
+        None => {
+            let _ = rmp::encode::write_nil(&mut out);
+            let _ = rmp::encode::write_nil(&mut out);
+        }
+    }
     let _ = rmp::encode::write_str(&mut out, origin);
     match groups {
         Some(groups) => write_strs(&mut out, groups),
@@ -523,6 +620,8 @@ fn encode_message(excluded: &[String], message: &EncodedMessage, origin: &str, g
 }
 
 struct Message {
+    /// A client result's invocation id and the channel for the answer.
+    reply: Option<(String, String)>,
     excluded: Vec<String>,
     encoded: EncodedMessage,
     origin: String,
@@ -549,7 +648,15 @@ fn decode_message(payload: &[u8]) -> Option<Message> {
         .collect::<Option<Vec<_>>>()?;
     let origin = items.get(4).and_then(|v| v.as_str()).unwrap_or_default().to_string();
     let groups = items.get(5).and_then(strings);
+    let reply = match (
+        items.get(2).and_then(|v| v.as_str()),
+        items.get(3).and_then(|v| v.as_str()),
+    ) {
+        (Some(id), Some(channel)) => Some((id.to_string(), channel.to_string())),
+        _ => None,
+    };
     Some(Message {
+        reply,
         excluded,
         encoded: EncodedMessage { encodings },
         origin,
@@ -586,6 +693,43 @@ fn decode_group_command(payload: &[u8]) -> Option<GroupCommand> {
         group: items.get(3)?.as_str()?.to_string(),
         connection: items.get(4)?.as_str()?.to_string(),
     })
+}
+
+/// `[invocation id, protocol, 1 = error | 2 = void | 3 = value, error text | value bytes]`.
+fn encode_return(invocation_id: &str, protocol: &str, result: &CompletionResult) -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = rmp::encode::write_array_len(&mut out, 4);
+    let _ = rmp::encode::write_str(&mut out, invocation_id);
+    let _ = rmp::encode::write_str(&mut out, protocol);
+    match result {
+        CompletionResult::Error(error) => {
+            let _ = rmp::encode::write_uint(&mut out, 1);
+            let _ = rmp::encode::write_str(&mut out, error);
+        }
+        CompletionResult::Void => {
+            let _ = rmp::encode::write_uint(&mut out, 2);
+            let _ = rmp::encode::write_nil(&mut out);
+        }
+        CompletionResult::Value(raw) => {
+            let _ = rmp::encode::write_uint(&mut out, 3);
+            let _ = rmp::encode::write_bin(&mut out, raw.as_bytes());
+        }
+    }
+    out
+}
+
+fn decode_return(payload: &[u8]) -> Option<(String, CompletionResult)> {
+    let value = rmpv::decode::read_value(&mut &payload[..]).ok()?;
+    let items = value.as_array()?;
+    let id = items.first()?.as_str()?.to_string();
+    let protocol = items.get(1)?.as_str()?;
+    let result = match items.get(2)?.as_u64()? {
+        1 => CompletionResult::Error(items.get(3)?.as_str()?.to_string()),
+        2 => CompletionResult::Void,
+        3 => CompletionResult::Value(RawValue::from_protocol_bytes(protocol, items.get(3)?.as_slice()?).ok()?),
+        _ => return None,
+    };
+    Some((id, result))
 }
 
 fn encode_ack(id: u64) -> Vec<u8> {

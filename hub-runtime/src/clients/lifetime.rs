@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
 use super::{ClientResultError, GroupError, SendError, SendTarget};
-use crate::backplane::{Backplane, EncodedMessage, LocalHub};
+use crate::backplane::{Backplane, BackplaneError, EncodedMessage, LocalHub};
 use crate::connection::BoxFuture;
 use crate::connection::{ConnectionSender, Frame, OutboxError};
 use crate::protocol::{CompletionResult, EncodeError, HubProtocol, OutMessage, TransferFormat};
@@ -72,6 +72,8 @@ pub(crate) struct LifetimeManager {
     /// Itself, for futures handed to the backplane.
     this: std::sync::Weak<LifetimeManager>,
     hub_name: &'static str,
+    /// A random mark of this server's manager (in client-result ids sent to other servers).
+    instance: String,
     options: Arc<HubOptions>,
     next_result_id: AtomicU64,
     protocols: Arc<[Arc<dyn HubProtocol>]>,
@@ -160,6 +162,7 @@ impl LifetimeManager {
     ) -> Arc<Self> {
         let manager = Arc::new_cyclic(|this| LifetimeManager {
             this: this.clone(),
+            instance: crate::connection::random_id()[..8].to_string(),
             hub_name,
             options,
             next_result_id: AtomicU64::new(0),
@@ -188,22 +191,28 @@ impl LifetimeManager {
 
     /// Registers a connection; with a distributed backplane, returns once other servers'
     /// messages for it (and its user) reach this server.
-    pub(crate) async fn add_connection(&self, connection: Arc<LocalConnection>) {
-        let mut first_of_user = None;
-        if let Some(user) = &connection.user_id {
-            let mut members = self.users.entry(user.clone()).or_default();
-            if members.is_empty() {
-                first_of_user = Some(user.clone());
-            }
-            members.insert(connection.id.clone(), connection.clone());
-        }
-        let id = connection.id.clone();
-        self.connections.insert(id.clone(), connection);
+    /// Registers a connection. With a distributed backplane, other servers' messages for it
+    /// (and its user) reach this server first; then `ready` runs (the handshake reply is sent)
+    /// and the connection becomes a target.
+    pub(crate) async fn add_connection(&self, connection: Arc<LocalConnection>, ready: impl FnOnce()) {
         if self.backplane.is_distributed() {
+            let first_of_user = connection
+                .user_id
+                .as_ref()
+                .filter(|user| self.users.get(&***user).is_none_or(|m| m.is_empty()))
+                .cloned();
             self.backplane
-                .connection_added(self.hub_name, &id, first_of_user.as_deref())
+                .connection_added(self.hub_name, &connection.id, first_of_user.as_deref())
                 .await;
         }
+        ready();
+        if let Some(user) = &connection.user_id {
+            self.users
+                .entry(user.clone())
+                .or_default()
+                .insert(connection.id.clone(), connection.clone());
+        }
+        self.connections.insert(connection.id.clone(), connection);
     }
 
     pub(crate) async fn remove_connection(&self, id: &str) {
@@ -376,13 +385,16 @@ impl LifetimeManager {
         method: &str,
         args: &A,
     ) -> Result<R, ClientResultError> {
-        let connection = self
-            .connections
-            .get(connection_id)
-            .map(|c| c.value().clone())
-            .ok_or_else(|| ClientResultError::NoConnection(connection_id.to_string()))?;
-        let invocation_id = format!("s{}", self.next_result_id.fetch_add(1, Ordering::Relaxed) + 1);
-        let frame = Serialized::new(
+        let local = self.connections.get(connection_id).map(|c| c.value().clone());
+        let number = self.next_result_id.fetch_add(1, Ordering::Relaxed) + 1;
+        // An invocation routed to another server carries this server's mark, so ids from
+        // different servers never meet on one connection.
+        let invocation_id = if local.is_some() {
+            format!("s{number}")
+        } else {
+            format!("s{number}.{}", self.instance)
+        };
+        let message = Serialized::new(
             &self.protocols,
             OutMessage::Invocation {
                 invocation_id: Some(&invocation_id),
@@ -390,57 +402,78 @@ impl LifetimeManager {
                 arguments: args,
                 stream_ids: &[],
             },
-        )
-        .frame(connection.protocol)
-        .map_err(|e| ClientResultError::Encode(e.0))?;
+        );
+        let waiting = match local {
+            Some(connection) => {
+                let frame = message
+                    .frame(connection.protocol)
+                    .map_err(|e| ClientResultError::Encode(e.0))?;
+                self.await_local(&connection, invocation_id, frame)?
+            }
+            None if self.backplane.is_distributed() => {
+                // The connection may live on another server: the backplane routes the
+                // invocation there and the result back.
+                let encoded = message.encode_all().map_err(|e| ClientResultError::Encode(e.0))?;
+                let remote = self
+                    .backplane
+                    .invoke_remote(self.hub_name, connection_id, &invocation_id, encoded);
+                let result = tokio::time::timeout(self.options.client_result_timeout, remote).await;
+                return match result {
+                    Err(_) => Err(ClientResultError::Timeout),
+                    Ok(Err(BackplaneError::UnknownConnection(id))) => Err(ClientResultError::NoConnection(id)),
+                    Ok(Err(e)) => Err(ClientResultError::Disconnected(format!("{connection_id} ({e})"))),
+                    Ok(Ok(result)) => decode_result(result),
+                };
+            }
+            None => return Err(ClientResultError::NoConnection(connection_id.to_string())),
+        };
+        match tokio::time::timeout(self.options.client_result_timeout, waiting.1).await {
+            Err(_) => {
+                waiting
+                    .0
+                    .results
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&waiting.2);
+                Err(ClientResultError::Timeout)
+            }
+            Ok(Err(_)) => Err(ClientResultError::Disconnected(connection_id.to_string())),
+            Ok(Ok(result)) => decode_result(result),
+        }
+    }
+
+    /// Sends a client-result invocation to a local connection; the receiver gets the client's
+    /// Completion.
+    #[allow(clippy::type_complexity)]
+    fn await_local(
+        &self,
+        connection: &Arc<LocalConnection>,
+        invocation_id: String,
+        frame: Frame,
+    ) -> Result<(Arc<LocalConnection>, oneshot::Receiver<CompletionResult>, String), ClientResultError> {
         let (tx, rx) = oneshot::channel();
         connection
             .results
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(invocation_id.clone(), tx);
-        let forget = || {
+        let failed = match connection.sender.try_send_message(frame) {
+            Ok(()) => false,
+            Err(OutboxError::Closed) => true,
+            Err(OutboxError::Full) => {
+                connection.sender.abort_slow();
+                true
+            }
+        };
+        if failed {
             connection
                 .results
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&invocation_id);
-        };
-        match connection.sender.try_send_message(frame) {
-            Ok(()) => {}
-            Err(OutboxError::Closed) => {
-                forget();
-                return Err(ClientResultError::Disconnected(connection_id.to_string()));
-            }
-            Err(OutboxError::Full) => {
-                forget();
-                connection.sender.abort_slow();
-                return Err(ClientResultError::Disconnected(connection_id.to_string()));
-            }
+            return Err(ClientResultError::Disconnected(connection.id.to_string()));
         }
-        let result = match tokio::time::timeout(self.options.client_result_timeout, rx).await {
-            Err(_) => {
-                forget();
-                return Err(ClientResultError::Timeout);
-            }
-            Ok(Err(_)) => return Err(ClientResultError::Disconnected(connection_id.to_string())),
-            Ok(Ok(result)) => result,
-        };
-        match result {
-            CompletionResult::Error(error) => Err(ClientResultError::Client(error)),
-            CompletionResult::Value(raw) => raw.decode::<R>().map_err(|e| {
-                ClientResultError::Decode(format!(
-                    "Error trying to deserialize result to {}. {e}",
-                    short_name::<R>()
-                ))
-            }),
-            CompletionResult::Void => serde_json::from_str::<R>("null").map_err(|_| {
-                ClientResultError::Decode(format!(
-                    "The client sent no result, but {} was expected.",
-                    short_name::<R>()
-                ))
-            }),
-        }
+        Ok((connection.clone(), rx, invocation_id))
     }
 
     /// Adds a connection to a group; a connection on another server goes through the backplane.
@@ -514,6 +547,23 @@ impl LifetimeManager {
 }
 
 impl LocalHub for LifetimeManager {
+    fn invoke_local(
+        &self,
+        connection_id: &str,
+        invocation_id: &str,
+        message: &EncodedMessage,
+    ) -> Option<(&'static str, oneshot::Receiver<CompletionResult>)> {
+        let connection = self.connections.get(connection_id).map(|c| c.value().clone())?;
+        let frame = Serialized::from_encoded(&self.protocols, message)
+            .frame(connection.protocol)
+            .ok()?;
+        let protocol = self.protocols[connection.protocol].name();
+        match self.await_local(&connection, invocation_id.to_string(), frame) {
+            Ok((_, rx, _)) => Some((protocol, rx)),
+            Err(_) => None,
+        }
+    }
+
     fn deliver(&self, target: &SendTarget, message: &EncodedMessage) {
         let message = Serialized::from_encoded(&self.protocols, message);
         if let Err(e) = self.deliver_local(target, &message) {
@@ -533,6 +583,25 @@ impl LocalHub for LifetimeManager {
                 manager.remove_local(&connection_id, &group).await
             }
         })
+    }
+}
+
+/// Decodes a client's Completion into the expected type.
+fn decode_result<R: DeserializeOwned>(result: CompletionResult) -> Result<R, ClientResultError> {
+    match result {
+        CompletionResult::Error(error) => Err(ClientResultError::Client(error)),
+        CompletionResult::Value(raw) => raw.decode::<R>().map_err(|e| {
+            ClientResultError::Decode(format!(
+                "Error trying to deserialize result to {}. {e}",
+                short_name::<R>()
+            ))
+        }),
+        CompletionResult::Void => serde_json::from_str::<R>("null").map_err(|_| {
+            ClientResultError::Decode(format!(
+                "The client sent no result, but {} was expected.",
+                short_name::<R>()
+            ))
+        }),
     }
 }
 

@@ -153,8 +153,8 @@ async fn handshake(
                     }
                     Ok(protocol) => {
                         let index = protocols.iter().position(|p| Arc::ptr_eq(p, protocol)).unwrap_or(0);
-                        let reply = Bytes::from_static(handshake::SUCCESS_REPLY);
-                        let _ = sender.try_send(frame_for(protocol.transfer_format(), reply));
+                        // The success reply is sent once the connection is registered (see
+                        // `run_connection`), so that messages for it reach it from then on.
                         buffer.drain(..used);
                         let stateful = request.version >= 2
                             && connection.transport() == Some(TransportKind::WebSockets)
@@ -229,6 +229,8 @@ async fn run_connection<H: Hub>(endpoint: Arc<HubEndpoint<H>>, mut connection: C
                 "InvalidOperationException",
                 options.detailed_errors,
             );
+            let reply = frame_for(protocol.transfer_format(), Bytes::from_static(handshake::SUCCESS_REPLY));
+            let _ = sender.try_send(reply);
             close_with(&sender, &*protocol, Some(&text), false);
             return;
         }
@@ -239,7 +241,13 @@ async fn run_connection<H: Hub>(endpoint: Arc<HubEndpoint<H>>, mut connection: C
         protocol_index,
         user_id,
     ));
-    endpoint.manager.add_connection(local.clone()).await;
+    let reply = frame_for(protocol.transfer_format(), Bytes::from_static(handshake::SUCCESS_REPLY));
+    endpoint
+        .manager
+        .add_connection(local.clone(), || {
+            let _ = sender.try_send(reply);
+        })
+        .await;
     tracing::debug!(connection = %id, protocol = protocol.name(), "hub connection opened");
 
     let connection_info = ConnectionInfo {

@@ -65,6 +65,25 @@ impl RawValue {
         }
     }
 
+    /// The value's source bytes (JSON text, or MessagePack bytes).
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            RawValue::Json(raw) => raw.get().as_bytes(),
+            RawValue::MessagePack(bytes) => bytes,
+        }
+    }
+
+    /// Rebuilds a raw value from its bytes, as [`RawValue::as_bytes`] gave them, for the
+    /// protocol named (`json` or `messagepack`).
+    pub fn from_protocol_bytes(protocol: &str, bytes: &[u8]) -> Result<Self, DecodeError> {
+        if protocol.eq_ignore_ascii_case("json") {
+            let text = std::str::from_utf8(bytes).map_err(|e| DecodeError(e.to_string()))?;
+            RawValue::json(text)
+        } else {
+            Ok(RawValue::MessagePack(bytes::Bytes::copy_from_slice(bytes)))
+        }
+    }
+
     /// Builds a JSON raw value from its text (the text must be valid JSON).
     pub fn json(text: &str) -> Result<Self, DecodeError> {
         serde_json::value::RawValue::from_string(text.to_owned())

@@ -108,6 +108,7 @@ pub(crate) struct ServerInner {
 
 /// Builds a [`HubServer`].
 pub struct HubServerBuilder {
+    remote: Vec<Box<dyn FnOnce(&mut Assembly)>>,
     filters: Vec<Arc<dyn HubFilter>>,
     options: HubOptions,
     protocols: Vec<Arc<dyn HubProtocol>>,
@@ -251,6 +252,30 @@ impl HubServerBuilder {
         self
     }
 
+    /// Registers hub type `H` without serving it, so that [`HubServer::handle`] works for it.
+    /// A process that is not a hub server (a worker, a cron job) builds a server this way with
+    /// the same backplane, and sends to `H`'s clients on every server through the same typed
+    /// proxies. `H`'s type name is its name on the backplane, so define the hub type in a
+    /// crate both processes share.
+    ///
+    /// ```no_run
+    /// # use hub_runtime::prelude::*;
+    /// # struct Chat;
+    /// # #[hub] impl Chat { fn ping(&self) {} }
+    /// # async fn worker() -> Result<(), Box<dyn std::error::Error>> {
+    /// let redis = hub_runtime::backplane::RedisBackplane::connect("redis://127.0.0.1:6379").await?;
+    /// let server = HubServer::builder().backplane(redis).publish_to::<Chat>().build();
+    /// let chat = server.handle::<Chat>().unwrap();
+    /// chat.clients.all().send("Tick", &(1,)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn publish_to<H: Hub>(mut self) -> Self {
+        self.remote.push(Box::new(|assembly: &mut Assembly| {
+            assembly.manager::<H>();
+        }));
+        self
+    }
+
     /// Maps a raw connection handler at `path`: no hub protocol, just frames in and out.
     ///
     /// ```no_run
@@ -293,6 +318,9 @@ impl HubServerBuilder {
             shutdown: CancellationToken::new(),
             managers: HashMap::new(),
         };
+        for register in self.remote {
+            register(&mut assembly);
+        }
         let mut endpoints: Vec<Arc<Endpoint>> = Vec::new();
         for mapping in self.mappings {
             if endpoints.iter().any(|e| e.path == mapping.path) {
@@ -336,6 +364,7 @@ impl HubServer {
             cors: None,
             mappings: Vec::new(),
             filters: Vec::new(),
+            remote: Vec::new(),
         }
     }
 
