@@ -9,6 +9,41 @@ pub struct Args {
     pub addr: SocketAddr,
     /// A Redis backplane to join (`--redis redis://HOST:PORT`), so several servers act as one.
     pub redis: Option<String>,
+    /// Serve HTTPS/WSS with this PEM certificate chain and key (`--tls-cert F --tls-key F`).
+    pub tls: Option<(String, String)>,
+}
+
+impl Args {
+    /// The server's base URL for an address.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+}
+
+/// Serves until Ctrl-C or SIGTERM, over TLS when `--tls-cert`/`--tls-key` were given.
+pub async fn serve<F, R>(
+    args: &Args,
+    server: hub_runtime::HubServer,
+    listener: tokio::net::TcpListener,
+    routes: F,
+) -> std::io::Result<()>
+where
+    F: warp::Filter<Extract = (R,), Error = warp::Rejection> + Clone + Send + Sync + 'static,
+    R: warp::Reply,
+{
+    let signal = hub_runtime::server::shutdown_signal();
+    match &args.tls {
+        Some((cert, key)) => {
+            let tls = hub_runtime::server::TlsConfig::from_pem_files(cert, key)?;
+            server.serve_tls_with(listener, tls, routes, signal).await;
+        }
+        None => server.serve_with(listener, routes, signal).await,
+    }
+    Ok(())
 }
 
 /// Parses `--addr HOST:PORT` (and `--help`), exiting with a message on bad input.
@@ -16,6 +51,7 @@ pub fn parse_args(program: &str) -> Args {
     let mut args = std::env::args().skip(1);
     let mut addr: SocketAddr = ([127, 0, 0, 1], 5000).into();
     let mut redis = None;
+    let (mut cert, mut key) = (None, None);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--addr" => {
@@ -33,8 +69,12 @@ pub fn parse_args(program: &str) -> Args {
                 }
                 redis = Some(value);
             }
+            "--tls-cert" => cert = args.next(),
+            "--tls-key" => key = args.next(),
             "--help" | "-h" => {
-                println!("usage: {program} [--addr HOST:PORT] [--redis redis://HOST:PORT]");
+                println!(
+                    "usage: {program} [--addr HOST:PORT] [--redis redis://HOST:PORT] [--tls-cert PEM --tls-key PEM]"
+                );
                 std::process::exit(0);
             }
             other => {
@@ -43,7 +83,15 @@ pub fn parse_args(program: &str) -> Args {
             }
         }
     }
-    Args { addr, redis }
+    let tls = match (cert, key) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        _ => {
+            eprintln!("{program}: --tls-cert and --tls-key go together");
+            std::process::exit(2);
+        }
+    };
+    Args { addr, redis, tls }
 }
 
 /// Logs to stderr; quiet (warnings) unless `RUST_LOG` says otherwise.
@@ -62,7 +110,10 @@ pub async fn builder(args: &Args, program: &str) -> hub_runtime::HubServerBuilde
         None => builder,
         Some(url) => match hub_runtime::backplane::RedisBackplane::connect(url).await {
             Ok(redis) => {
-                eprintln!("{program}: joined the Redis backplane at {url} as {}", redis.server_name());
+                eprintln!(
+                    "{program}: joined the Redis backplane at {url} as {}",
+                    redis.server_name()
+                );
                 builder.backplane(redis)
             }
             Err(e) => {

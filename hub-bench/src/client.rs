@@ -64,7 +64,9 @@ pub async fn tcp(server: SocketAddr, source: Ipv4Addr) -> std::io::Result<TcpStr
 
 /// Negotiates (version 1) and returns the connection token.
 pub async fn negotiate(server: SocketAddr, source: Ipv4Addr, path: &str) -> Result<String, String> {
-    let mut stream = tcp(server, source).await.map_err(|e| format!("negotiate connect: {e}"))?;
+    let mut stream = tcp(server, source)
+        .await
+        .map_err(|e| format!("negotiate connect: {e}"))?;
     let request = format!(
         "POST {path}/negotiate?negotiateVersion=1 HTTP/1.1\r\nHost: {server}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     );

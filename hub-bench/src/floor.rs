@@ -134,10 +134,10 @@ async fn connection(stream: TcpStream, floor: Arc<Floor>, config: WebSocketConfi
         tokio::select! {
             incoming = ws.next() => match incoming {
                 Some(Ok(message)) => match &message {
-                    Message::Text(_) | Message::Binary(_) => {
-                        if handle(proto, crate::client::payload(&message).unwrap_or_default(), &floor, &mut out).is_err() {
-                            return;
-                        }
+                    Message::Text(_) | Message::Binary(_)
+                        if handle(proto, crate::client::payload(&message).unwrap_or_default(), &floor, &mut out).is_err() =>
+                    {
+                        return;
                     }
                     Message::Close(_) => return,
                     _ => {}

@@ -290,7 +290,7 @@ async fn run(opts: &Options) -> Result<bool, String> {
         if sources.iter().any(|a| !a.is_loopback()) {
             return Err("source addresses must stay in 127.0.0.0/8".into());
         }
-        eprintln!("\n== {}", case.title());
+        eprintln!("\n== {}   (load average {})", case.title(), sys::load_average());
         let mut rounds: Vec<report::Round> = Vec::new();
         for round in 0..opts.rounds {
             let mut order = opts.targets.clone();

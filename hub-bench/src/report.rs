@@ -134,7 +134,13 @@ impl CaseResult {
         let hub_rounds = self.rounds.iter().filter(|r| r.target == Target::Hub).count();
         match self.case.scenario {
             Scenario::Echo => {
-                ratio_check(&mut out, "throughput ≥ 0.85 × floor".into(), "throughput_per_s", true, 0.85);
+                ratio_check(
+                    &mut out,
+                    "throughput ≥ 0.85 × floor".into(),
+                    "throughput_per_s",
+                    true,
+                    0.85,
+                );
                 ratio_check(&mut out, "p99 ≤ 1.5 × floor".into(), "latency_p99_us", false, 1.5);
             }
             Scenario::Broadcast => {
@@ -157,7 +163,10 @@ impl CaseResult {
                 let worst = self.stat(Target::Hub, "held").map(|s| s.min);
                 let errors = self.stat(Target::Hub, "errors").map(|s| s.max);
                 out.push(TargetCheck {
-                    name: format!("{} idle connections held without errors (every hub round)", self.case.connections),
+                    name: format!(
+                        "{} idle connections held without errors (every hub round)",
+                        self.case.connections
+                    ),
                     value: worst,
                     met: match (worst, errors) {
                         (Some(w), Some(e)) if hub_rounds > 0 => Some(w >= self.case.connections as f64 && e == 0.0),
@@ -218,7 +227,11 @@ fn cross_targets(results: &[CaseResult]) -> Vec<TargetCheck> {
                         mp.case.payload
                     ),
                     value: Some(ratio),
-                    met: if target == Target::Hub { Some(ratio >= 1.0) } else { None },
+                    met: if target == Target::Hub {
+                        Some(ratio >= 1.0)
+                    } else {
+                        None
+                    },
                 });
             }
         }
@@ -233,7 +246,7 @@ fn human(v: f64) -> String {
         let s = int.abs().to_string();
         let mut out = String::new();
         for (i, c) in s.chars().enumerate() {
-            if i > 0 && (s.len() - i) % 3 == 0 {
+            if i > 0 && (s.len() - i).is_multiple_of(3) {
                 out.push(',');
             }
             out.push(c);
@@ -304,7 +317,11 @@ pub fn render(results: &[CaseResult], meta: &Meta) -> (String, String) {
     );
     for result in results {
         let _ = writeln!(table, "\n{}", result.case.title());
-        let _ = writeln!(table, "  {:<24} {:>34} {:>34} {:>9}", "metric", "hub", "floor", "hub/floor");
+        let _ = writeln!(
+            table,
+            "  {:<24} {:>34} {:>34} {:>9}",
+            "metric", "hub", "floor", "hub/floor"
+        );
         let mut metrics = Map::new();
         for name in result.metric_names() {
             let hub = result.stat(Target::Hub, name);
@@ -347,7 +364,11 @@ pub fn render(results: &[CaseResult], meta: &Meta) -> (String, String) {
                     round.target.name(),
                     round.sample.get("errors").unwrap_or(0.0),
                     round.log_lines,
-                    round.error.as_ref().map(|e| format!("; first error: {e}")).unwrap_or_default()
+                    round
+                        .error
+                        .as_ref()
+                        .map(|e| format!("; first error: {e}"))
+                        .unwrap_or_default()
                 );
             }
             if let Some(e) = &round.error {

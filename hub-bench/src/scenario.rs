@@ -191,7 +191,13 @@ impl FirstError {
 }
 
 /// Opens `count` connections with at most `concurrency` opening at once.
-async fn open_many(spec: &ConnectSpec, first_index: usize, count: usize, concurrency: usize, errors: &FirstError) -> Vec<Ws> {
+async fn open_many(
+    spec: &ConnectSpec,
+    first_index: usize,
+    count: usize,
+    concurrency: usize,
+    errors: &FirstError,
+) -> Vec<Ws> {
     let semaphore = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut set = JoinSet::new();
     for i in 0..count {
@@ -286,7 +292,10 @@ async fn echo(
     meter.finish(&mut sample, Some(completed));
     sample.put("server_rss_mib", rss_mib(server.pid));
     // Workers stop at `end`; each waits at most 10 s for its last reply.
-    let _ = tokio::time::timeout(Duration::from_secs(15), async { while set.join_next().await.is_some() {} }).await;
+    let _ = tokio::time::timeout(Duration::from_secs(15), async {
+        while set.join_next().await.is_some() {}
+    })
+    .await;
     set.abort_all();
     let errors = shared.errors.load(Ordering::Relaxed) as f64 + failed_opens as f64;
     sample.put("errors", errors);
@@ -399,20 +408,17 @@ impl ListenShared {
 /// Ping every 15 s, until `stop` says so.
 async fn listen(mut ws: Ws, index: usize, shared: Arc<ListenShared>, mut stop: watch::Receiver<bool>) {
     let proto = shared.proto;
-    // Spread the pings of many connections over the interval.
-    let offset = Duration::from_millis((index as u64 * 7919) % PING_INTERVAL.as_millis() as u64);
-    let mut ping = tokio::time::interval_at(Instant::now() + offset, PING_INTERVAL);
+    // The first Ping 12–15 s after opening (spread, so thousands of connections do not ping
+    // in the same instant), then every 15 s, as the official clients do.
+    let jitter = Duration::from_millis((index as u64 * 7919) % 3000);
+    let mut ping = tokio::time::interval_at(Instant::now() + PING_INTERVAL - jitter, PING_INTERVAL);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ping_bytes = Vec::new();
     proto.write_ping(&mut ping_bytes);
-    let mut first_tick = true;
     loop {
         tokio::select! {
             _ = stop.changed() => break,
             _ = ping.tick() => {
-                if std::mem::take(&mut first_tick) {
-                    continue;
-                }
                 match tokio::time::timeout(Duration::from_secs(10), ws.send(proto.frame(ping_bytes.clone()))).await {
                     Ok(Ok(())) => { shared.pings_sent.fetch_add(1, Ordering::Relaxed); }
                     _ => {
@@ -604,7 +610,10 @@ async fn broadcast(
     let closed = shared.closed_early.load(Ordering::Relaxed);
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(2), sink.close()).await;
-    let _ = tokio::time::timeout(Duration::from_secs(10), async { while set.join_next().await.is_some() {} }).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        while set.join_next().await.is_some() {}
+    })
+    .await;
     set.abort_all();
     reader.abort();
     let errors = (case.connections - listeners) as u64
@@ -718,7 +727,10 @@ async fn connections(
     let mut sample = Sample::default();
     sample.put("held", opened.saturating_sub(closed) as f64);
     sample.put("open_s", open_secs);
-    sample.put("open_per_s", (opened as f64 - warm as f64).max(0.0) / open_secs.max(1e-9));
+    sample.put(
+        "open_per_s",
+        (opened as f64 - warm as f64).max(0.0) / open_secs.max(1e-9),
+    );
     let h = hold.open_latencies.merged();
     sample.put("open_p50_us", h.value_at_quantile(0.50) as f64);
     sample.put("open_p99_us", h.value_at_quantile(0.99) as f64);
@@ -740,7 +752,10 @@ async fn connections(
     meter.finish(&mut sample, None);
     sample.put("errors", (failed + closed) as f64);
     let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(20), async { while set.join_next().await.is_some() {} }).await;
+    let _ = tokio::time::timeout(Duration::from_secs(20), async {
+        while set.join_next().await.is_some() {}
+    })
+    .await;
     set.abort_all();
     let error = hold.first_error.take().or_else(|| listen_shared.first_error.take());
     Ok((sample, error))

@@ -78,7 +78,9 @@ impl Server {
             while let Ok(Some(line)) = lines.next_line().await {
                 if let Some(rest) = line.split("listening on http://").nth(1) {
                     let addr = rest.split_whitespace().next().unwrap_or("");
-                    return addr.parse::<SocketAddr>().map_err(|e| format!("bad address '{addr}': {e}"));
+                    return addr
+                        .parse::<SocketAddr>()
+                        .map_err(|e| format!("bad address '{addr}': {e}"));
                 }
             }
             Err("the server exited before listening".to_string())
@@ -97,11 +99,16 @@ impl Server {
         unsafe {
             libc::kill(self.pid as libc::pid_t, libc::SIGTERM);
         }
-        if tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
+            .await
+            .is_err()
+        {
             let _ = self.child.start_kill();
             let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
         }
-        std::fs::read_to_string(&self.log).map(|s| s.lines().count()).unwrap_or(0)
+        std::fs::read_to_string(&self.log)
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
     }
 }
 

@@ -85,5 +85,18 @@ pub fn machine() -> serde_json::Value {
         })
         .map(|kib| (kib / 1024.0 / 1024.0 * 10.0).round() / 10.0)
         .unwrap_or(0.0);
-    serde_json::json!({ "cores": cores, "cpu": cpu, "kernel": kernel, "memory_gib": mem_gib })
+    serde_json::json!({
+        "cores": cores,
+        "cpu": cpu,
+        "kernel": kernel,
+        "memory_gib": mem_gib,
+        "loadavg_at_end": load_average(),
+    })
+}
+
+/// `/proc/loadavg`'s first three fields: the machine's load (other work shares the cores).
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }

@@ -114,7 +114,10 @@ impl Proto {
                 let mut rest = data;
                 while !rest.is_empty() {
                     let (len, used) = read_varint(rest).ok_or("bad MessagePack length prefix")?;
-                    let end = used.checked_add(len).filter(|&e| e <= rest.len()).ok_or("truncated MessagePack message")?;
+                    let end = used
+                        .checked_add(len)
+                        .filter(|&e| e <= rest.len())
+                        .ok_or("truncated MessagePack message")?;
                     let body = &rest[used..end];
                     rest = &rest[end..];
                     each(msgpack_incoming(body)?);
@@ -185,7 +188,7 @@ impl<'a> JsonIn<'a> {
 
 fn msgpack_str<'a>(value: Option<&rmpv::ValueRef<'a>>) -> Option<&'a str> {
     match value {
-        Some(rmpv::ValueRef::String(s)) => s.clone().into_str(),
+        Some(rmpv::ValueRef::String(s)) => s.into_str(),
         _ => None,
     }
 }
@@ -197,7 +200,10 @@ fn msgpack_incoming(body: &[u8]) -> Result<Incoming<'_>, String> {
     let ValueRef::Array(items) = value else {
         return Err("MessagePack message is not an array".into());
     };
-    let ty = items.first().and_then(ValueRef::as_u64).ok_or("MessagePack message without a type")?;
+    let ty = items
+        .first()
+        .and_then(ValueRef::as_u64)
+        .ok_or("MessagePack message without a type")?;
     Ok(match ty {
         1 => Incoming::Invocation {
             target: Cow::Borrowed(msgpack_str(items.get(3)).unwrap_or_default()),
@@ -314,9 +320,11 @@ mod tests {
         assert_eq!(ping, [0x02, 0x91, 0x06]);
         // A void completion `94 03 80 A1 30 02` and a value completion.
         let mut data = vec![0x06, 0x94, 0x03, 0x80, 0xa1, 0x30, 0x02];
-        data.extend_from_slice(&[0x08, 0x95, 0x03, 0x80, 0xa1, 0x31, 0x03, 0xa2, b'o', b'k']);
+        data.extend_from_slice(&[0x09, 0x95, 0x03, 0x80, 0xa1, 0x31, 0x03, 0xa2, b'o', b'k']);
         let mut seen = Vec::new();
-        Proto::MessagePack.parse(&data, |m| seen.push(format!("{m:?}"))).unwrap();
+        Proto::MessagePack
+            .parse(&data, |m| seen.push(format!("{m:?}")))
+            .unwrap();
         assert_eq!(seen.len(), 2);
         assert!(seen[1].contains("ok"));
         let mut v = Vec::new();

@@ -36,13 +36,16 @@ pub(crate) fn parse(meta: &ParseNestedMeta) -> syn::Result<Vec<Requirement>> {
     if meta.input.is_empty() || meta.input.peek(syn::Token![,]) {
         return Ok(vec![Requirement::Authenticated]);
     }
+    if empty_parentheses(meta.input) {
+        return Err(
+            meta.error("`authorize()` names no requirement; write `authorize` alone to require any authenticated user")
+        );
+    }
     let mut role: Option<LitStr> = None;
     let mut claim: Option<LitStr> = None;
     let mut value: Option<LitStr> = None;
     let mut policy: Option<Path> = None;
-    let mut any = false;
     meta.parse_nested_meta(|inner| {
-        any = true;
         let key = inner.path.get_ident().map(|i| i.to_string()).unwrap_or_default();
         match key.as_str() {
             "role" => {
@@ -103,11 +106,6 @@ pub(crate) fn parse(meta: &ParseNestedMeta) -> syn::Result<Vec<Requirement>> {
         }
         Ok(())
     })?;
-    if !any {
-        return Err(meta.error(
-            "`authorize()` names no requirement; write `authorize` alone to require any authenticated user",
-        ));
-    }
     if let (Some(value), None) = (&value, &claim) {
         return Err(syn::Error::new(
             value.span(),
@@ -125,6 +123,17 @@ pub(crate) fn parse(meta: &ParseNestedMeta) -> syn::Result<Vec<Requirement>> {
         out.push(Requirement::Policy(policy));
     }
     Ok(out)
+}
+
+/// Whether the input starts with `()`.
+fn empty_parentheses(input: syn::parse::ParseStream) -> bool {
+    let fork = input.fork();
+    let parsed = (|| -> syn::Result<bool> {
+        let content;
+        syn::parenthesized!(content in fork);
+        Ok(content.is_empty())
+    })();
+    parsed.unwrap_or(false)
 }
 
 /// A string literal after `key =`, with a plain message when it is something else.
@@ -151,7 +160,8 @@ pub(crate) fn tokens(requirements: &[Requirement]) -> TokenStream {
             quote!(::hub_runtime::__private::Requirement::Claim(#kind, ::std::option::Option::Some(#value)))
         }
         Requirement::Policy(path) => {
-            // Spanned at the path: a function of the wrong type is reported there.
+            // Spanned at the path: a function of another type is reported there, against the
+            // `fn(&Identity) -> bool` of `Requirement::Policy`.
             let span = path.span();
             quote_spanned!(span=> ::hub_runtime::__private::Requirement::Policy(#path))
         }

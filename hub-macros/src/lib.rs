@@ -19,6 +19,18 @@ mod types;
 ///
 /// Every method becomes a hub method that clients call by its wire name (PascalCase of the
 /// Rust name, matched case-insensitively). See the `hub_runtime` documentation.
+///
+/// Authorization: `authorize` in `#[hub(...)]`, on the impl block (every connection: the
+/// endpoint refuses negotiate and transport requests with 401 without an identity, 403 when it
+/// falls short) or on a method (every call: a refused invocation gets the Completion error
+/// `Failed to invoke 'X' because user is unauthorized` and the connection stays):
+///
+/// - `authorize`: any authenticated user;
+/// - `authorize(role = "admin")`: that role (`"admin, owner"`: any of them);
+/// - `authorize(claim = "scope")`, `authorize(claim = "scope", value = "write")`: that claim;
+/// - `authorize(policy = path::to::function)`: your `fn(&Identity) -> bool`.
+///
+/// Requirements inside one `authorize(...)`, and several `authorize`s, must all hold.
 #[proc_macro_attribute]
 pub fn hub(attr: TokenStream, item: TokenStream) -> TokenStream {
     hub::expand(attr.into(), item.into()).into()

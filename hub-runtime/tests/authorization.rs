@@ -129,14 +129,18 @@ async fn each_requirement_admits_whom_it_names() {
         assert_eq!(plain.call_err(method, json!([])).await, refusal(method));
     }
 
-    let mut editor = server.connect_with_query("/guarded", "user=ed&role=editor&scope=read").await;
+    let mut editor = server
+        .connect_with_query("/guarded", "user=ed&role=editor&scope=read")
+        .await;
     assert_eq!(editor.call_ok("Edit", json!([])).await, "edited");
     assert_eq!(editor.call_ok("Scoped", json!([])).await, "scoped");
     assert_eq!(editor.call_err("Admin", json!([])).await, refusal("Admin"));
     assert_eq!(editor.call_err("Write", json!([])).await, refusal("Write"));
     assert_eq!(editor.call_err("ByPolicy", json!([])).await, refusal("ByPolicy"));
 
-    let mut writer = server.connect_with_query("/guarded", "user=w&scope=read&scope=write").await;
+    let mut writer = server
+        .connect_with_query("/guarded", "user=w&scope=read&scope=write")
+        .await;
     assert_eq!(writer.call_ok("Write", json!([])).await, "written");
     assert_eq!(writer.call_ok("ByPolicy", json!([])).await, "policy");
     assert_eq!(writer.call_err("AdminWriter", json!([])).await, refusal("AdminWriter"));
@@ -150,7 +154,9 @@ async fn each_requirement_admits_whom_it_names() {
         "stacked authorize attributes must all hold"
     );
 
-    let mut both = server.connect_with_query("/guarded", "user=boss&role=admin&scope=write").await;
+    let mut both = server
+        .connect_with_query("/guarded", "user=boss&role=admin&scope=write")
+        .await;
     assert_eq!(both.call_ok("AdminWriter", json!([])).await, "both");
 
     for client in [plain, editor, writer, admin, both] {
@@ -169,7 +175,9 @@ async fn a_refused_non_blocking_invocation_gets_no_reply_and_does_not_run() {
 
     let mut admin = server.connect_with_query("/guarded", "user=root&role=admin").await;
     admin.send_invocation("Notify", json!(["allowed"])).await;
-    events.wait_for("the admin's notification", |e| e == "notified allowed").await;
+    events
+        .wait_for("the admin's notification", |e| e == "notified allowed")
+        .await;
     client.close().await;
     admin.close().await;
 }
@@ -248,12 +256,21 @@ async fn a_hub_level_authorize_refuses_at_the_endpoint() {
         401,
         "skipNegotiation without an identity"
     );
-    assert_eq!(common::Client::open_status(&server.ws_url("/members?user=bob")).await, 403);
-    let negotiated = server.negotiate("/members", "negotiateVersion=1&user=ann&role=member").await;
+    assert_eq!(
+        common::Client::open_status(&server.ws_url("/members?user=bob")).await,
+        403
+    );
+    let negotiated = server
+        .negotiate("/members", "negotiateVersion=1&user=ann&role=member")
+        .await;
     assert_eq!(negotiated.status, 200, "{negotiated:?}");
     let token = negotiated.json()["connectionToken"].as_str().unwrap().to_string();
     let poll = server.http("GET", &format!("/members?id={token}"), &[], "").await;
     assert_eq!(poll.status, 401, "a poll without the identity");
+    let first_poll = server
+        .http("GET", &format!("/members?id={token}&user=ann&role=member"), &[], "")
+        .await;
+    assert_eq!(first_poll.status, 200, "the member's first poll starts the connection");
     let post = server
         .http("POST", &format!("/members?id={token}&user=bob"), &[], "")
         .await;
@@ -265,7 +282,10 @@ async fn a_hub_level_authorize_refuses_at_the_endpoint() {
 
     // A hub that requires authorization, mapped without an authenticator: nobody gets in.
     assert_eq!(server.negotiate("/private", "negotiateVersion=1").await.status, 401);
-    assert_eq!(server.negotiate("/private", "negotiateVersion=1&user=x").await.status, 401);
+    assert_eq!(
+        server.negotiate("/private", "negotiateVersion=1&user=x").await.status,
+        401
+    );
 }
 
 struct Jwt;
@@ -293,9 +313,8 @@ async fn the_jwt_authenticator_end_to_end() {
         )
         .build();
     let server = TestServer::start(server).await;
-    let token = |claims: serde_json::Value| {
-        encode(&Header::default(), &claims, &EncodingKey::from_secret(SECRET)).unwrap()
-    };
+    let token =
+        |claims: serde_json::Value| encode(&Header::default(), &claims, &EncodingKey::from_secret(SECRET)).unwrap();
     let exp = get_current_timestamp() + 60;
 
     let user = token(json!({"sub": "u1", "aud": "tests", "exp": exp}));
@@ -305,7 +324,9 @@ async fn the_jwt_authenticator_end_to_end() {
     client.close().await;
 
     let admin = token(json!({"nameid": "a1", "role": ["user", "admin"], "tenant": "t", "aud": "tests", "exp": exp}));
-    let mut client = server.connect_with_query("/jwt", &format!("access_token={admin}")).await;
+    let mut client = server
+        .connect_with_query("/jwt", &format!("access_token={admin}"))
+        .await;
     assert_eq!(client.call_ok("WhoAmI", json!([])).await, "a1");
     assert_eq!(client.call_ok("Admin", json!([])).await, "t");
     client.close().await;
@@ -313,7 +334,12 @@ async fn the_jwt_authenticator_end_to_end() {
     // By header, at negotiate.
     let bearer = format!("Bearer {admin}");
     let by_header = server
-        .http("POST", "/jwt/negotiate?negotiateVersion=1", &[("Authorization", &bearer)], "")
+        .http(
+            "POST",
+            "/jwt/negotiate?negotiateVersion=1",
+            &[("Authorization", &bearer)],
+            "",
+        )
         .await;
     assert_eq!(by_header.status, 200);
 

@@ -142,7 +142,9 @@ async fn main() -> std::io::Result<()> {
     hub_examples::init_logging();
     let args = hub_examples::parse_args(PROGRAM);
     let server = hub_examples::builder(&args, PROGRAM)
-        .await.hub("/chat", Chat::default()).build();
+        .await
+        .hub("/chat", Chat::default())
+        .build();
 
     let get = warp::get();
     let index = get
@@ -173,10 +175,7 @@ async fn main() -> std::io::Result<()> {
         .boxed();
 
     let (listener, addr) = hub_runtime::server::bind(args.addr).await?;
-    println!("listening on http://{addr}");
-    println!("open http://{addr}/ in two browser windows to chat");
-    server
-        .serve_with(listener, routes, hub_runtime::server::shutdown_signal())
-        .await;
-    Ok(())
+    println!("listening on {}://{addr}", args.scheme());
+    println!("open {}://{addr}/ in two browser windows to chat", args.scheme());
+    hub_examples::serve(&args, server, listener, routes).await
 }

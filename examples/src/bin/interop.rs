@@ -6,9 +6,9 @@ const PROGRAM: &str = "interop";
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use hub_runtime::auth::claim_types;
 use hub_runtime::prelude::*;
 use hub_runtime::types::{Binary, DateTime};
-use hub_runtime::auth::claim_types;
 use hub_runtime::{
     AuthError, Connection, Cors, EndpointOptions, Hub, Identity, JwtAuthenticator, RequestContext, TransportKind,
 };
@@ -323,8 +323,12 @@ impl JwtKey {
             "exp": now + Self::LIFETIME_SECS,
         });
         let key = jsonwebtoken::EncodingKey::from_secret(&self.0);
-        jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), &claims, &key)
-            .expect("an HS256 token always encodes")
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &key,
+        )
+        .expect("an HS256 token always encodes")
     }
 
     /// Checks the tokens: signature and expiry, with no leeway (a token lives exactly its 5 s,
@@ -505,11 +509,8 @@ async fn main() -> std::io::Result<()> {
         .boxed();
 
     let (listener, addr) = hub_runtime::server::bind(args.addr).await?;
-    println!("listening on http://{addr}");
-    server
-        .serve_with(listener, routes, hub_runtime::server::shutdown_signal())
-        .await;
-    Ok(())
+    println!("listening on {}://{addr}", args.scheme());
+    hub_examples::serve(&args, server, listener, routes).await
 }
 
 fn form_urlencoded_value(query: &str, name: &str) -> Option<String> {

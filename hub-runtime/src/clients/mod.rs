@@ -88,7 +88,16 @@ impl std::fmt::Display for ClientResultError {
     }
 }
 
-impl std::error::Error for ClientResultError {}
+/// A client's own error reaches the hub method's caller like a `HubException` (as the
+/// reference server does); the others are internal (`IOException`).
+impl From<ClientResultError> for crate::HubError {
+    fn from(error: ClientResultError) -> Self {
+        match error {
+            ClientResultError::Client(text) => crate::HubError::for_client(text),
+            other => crate::HubError::new(other.to_string()).with_kind("IOException"),
+        }
+    }
+}
 
 /// A group operation failed.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -334,6 +334,8 @@ struct Dispatch<'a, H: Hub> {
     connection_token: &'a CancellationToken,
     sender: ConnectionSender,
     running: FuturesUnordered<Running>,
+    /// Invocations with client-to-server streams, which the parallel limit does not count.
+    unlimited: FuturesUnordered<Running>,
     waiting: VecDeque<(usize, Call)>,
     streams: FuturesUnordered<BoxFuture<Option<String>>>,
     stream_tokens: HashMap<String, CancellationToken>,
@@ -380,6 +382,9 @@ impl<H: Hub> Dispatch<'_, H> {
     }
 
     fn start(&mut self, method: usize, call: Call) {
+        // As the reference server: invocations that stream (either way) do not count against
+        // the parallel limit.
+        let limited = call.uploads.is_empty() && H::__METHODS[method].kind == MethodKind::Plain;
         let stream_id = call.invocation_id.clone();
         let filters = self.endpoint.filters.clone();
         let info = (!filters.is_empty()).then(|| InvocationInfo {
@@ -401,7 +406,12 @@ impl<H: Hub> Dispatch<'_, H> {
         let future = self.endpoint.hub.clone().__invoke(self.cx.clone(), method, call);
         let sender = self.sender.clone();
         let format = self.protocol.transfer_format();
-        self.running.push(Box::pin(async move {
+        let set = if limited {
+            &mut self.running
+        } else {
+            &mut self.unlimited
+        };
+        set.push(Box::pin(async move {
             let outcome = future.await;
             if let Some(info) = &info {
                 let result = InvocationOutcome {
@@ -433,7 +443,8 @@ impl<H: Hub> Dispatch<'_, H> {
         let Some((method, call)) = self.bind(invocation, streaming) else {
             return;
         };
-        if self.running.len() < self.parallel {
+        let limited = call.uploads.is_empty() && H::__METHODS[method].kind == MethodKind::Plain;
+        if !limited || self.running.len() < self.parallel {
             self.start(method, call);
         } else {
             self.waiting.push_back((method, call));
@@ -669,6 +680,7 @@ async fn read_loop<H: Hub>(
         connection_token,
         sender: cx.sender().clone(),
         running: FuturesUnordered::new(),
+        unlimited: FuturesUnordered::new(),
         waiting: VecDeque::new(),
         streams: FuturesUnordered::new(),
         stream_tokens: HashMap::new(),
@@ -758,6 +770,11 @@ async fn read_loop<H: Hub>(
                     d.stream_started(stream_id, stream);
                 }
                 d.start_waiting();
+            }
+            Some(handed_over) = d.unlimited.next(), if !d.unlimited.is_empty() => {
+                if let Some((stream_id, stream)) = handed_over {
+                    d.stream_started(stream_id, stream);
+                }
             }
             Some(finished) = d.streams.next(), if !d.streams.is_empty() => {
                 if let Some(id) = finished {

@@ -4,6 +4,7 @@
 mod cors;
 mod options;
 mod routes;
+mod tls;
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -18,6 +19,7 @@ use warp::Filter;
 
 pub use cors::Cors;
 pub use options::HubOptions;
+pub use tls::TlsConfig;
 
 use crate::auth::{self, Authenticator, Requirement};
 use crate::backplane::{self, Backplane};
@@ -393,6 +395,71 @@ impl HubServer {
         self.inner.endpoints.iter().map(|e| e.connections.len()).sum()
     }
 
+    /// Serves `routes` over TLS (HTTPS and WSS) on `listener` until `signal` resolves, then
+    /// stops like [`HubServer::serve_with`].
+    ///
+    /// ```no_run
+    /// # async fn run(server: hub_runtime::HubServer) -> std::io::Result<()> {
+    /// use hub_runtime::server::{bind, shutdown_signal, TlsConfig};
+    /// let tls = TlsConfig::from_pem_files("cert.pem", "key.pem")?;
+    /// let (listener, _) = bind("0.0.0.0:443").await?;
+    /// let routes = server.filter();
+    /// server.serve_tls_with(listener, tls, routes, shutdown_signal()).await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn serve_tls_with<F, R>(
+        self,
+        listener: TcpListener,
+        tls: TlsConfig,
+        routes: F,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) where
+        F: Filter<Extract = (R,), Error = warp::Rejection> + Clone + Send + Sync + 'static,
+        R: warp::Reply,
+    {
+        let inner = self.inner.clone();
+        let sweeper = tokio::spawn(sweep(inner.clone()));
+        let drain = inner.options.shutdown_drain;
+        let stopping = stopping(inner, signal);
+        tokio::pin!(stopping);
+        let service = warp::service(routes);
+        let open = tokio_util::task::TaskTracker::new();
+        loop {
+            let (tcp, _) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                },
+                _ = &mut stopping => break,
+            };
+            let acceptor = tls.acceptor.clone();
+            let service = service.clone();
+            open.spawn(async move {
+                let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let service = hyper_util::service::TowerToHyperService::new(service);
+                let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                if let Err(e) = builder.serve_connection_with_upgrades(io, service).await {
+                    tracing::debug!(error = %e, "TLS connection ended with an error");
+                }
+            });
+        }
+        open.close();
+        let _ = tokio::time::timeout(drain, open.wait()).await;
+        sweeper.abort();
+    }
+
     /// Binds `addr` and serves until Ctrl-C or SIGTERM.
     pub async fn serve(self, addr: impl tokio::net::ToSocketAddrs) -> std::io::Result<()> {
         let listener = TcpListener::bind(addr).await?;
@@ -414,31 +481,8 @@ impl HubServer {
     {
         let inner = self.inner.clone();
         let sweeper = tokio::spawn(sweep(inner.clone()));
-        let shutdown = inner.shutdown.clone();
         let drain = inner.options.shutdown_drain;
-        let server_inner = inner.clone();
-        let stopping = async move {
-            tokio::select! {
-                _ = signal => {}
-                _ = shutdown.cancelled() => {}
-            }
-            tracing::info!("shutting down: closing every connection");
-            server_inner.shutdown.cancel();
-            let deadline = tokio::time::Instant::now() + drain;
-            while tokio::time::Instant::now() < deadline
-                && server_inner.endpoints.iter().any(|e| e.connections.len() > 0)
-            {
-                // Connections without a transport right now (never started, between long
-                // polls, detached) cannot be told goodbye: they end at once.
-                for endpoint in &server_inner.endpoints {
-                    endpoint.connections.sweep(Duration::ZERO, Duration::ZERO);
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            for endpoint in &server_inner.endpoints {
-                endpoint.connections.abort_all();
-            }
-        };
+        let stopping = stopping(inner, signal);
         let stopped = CancellationToken::new();
         let stopped_signal = stopped.clone();
         let server = warp::serve(routes).incoming(listener).graceful(async move {
@@ -452,6 +496,30 @@ impl HubServer {
             }
         }
         sweeper.abort();
+    }
+}
+
+/// Resolves once the server should stop: after `signal` (or [`HubServer::shutdown`]), every
+/// connection got its Close message, and the drain time passed or every connection ended.
+async fn stopping(inner: Arc<ServerInner>, signal: impl Future<Output = ()> + Send + 'static) {
+    let drain = inner.options.shutdown_drain;
+    tokio::select! {
+        _ = signal => {}
+        _ = inner.shutdown.cancelled() => {}
+    }
+    tracing::info!("shutting down: closing every connection");
+    inner.shutdown.cancel();
+    let deadline = tokio::time::Instant::now() + drain;
+    while tokio::time::Instant::now() < deadline && inner.endpoints.iter().any(|e| e.connections.len() > 0) {
+        // Connections without a transport right now (never started, between long polls,
+        // detached) cannot be told goodbye: they end at once.
+        for endpoint in &inner.endpoints {
+            endpoint.connections.sweep(Duration::ZERO, Duration::ZERO);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for endpoint in &inner.endpoints {
+        endpoint.connections.abort_all();
     }
 }
 
