@@ -134,10 +134,11 @@ impl RedisBackplane {
         });
         let acks = inner.channel_for_acks();
         let returns = inner.channel_for_returns(&inner.server);
-        let mut routes = inner.routes.lock().unwrap_or_else(|p| p.into_inner());
-        routes.insert(acks, Route::Acks);
-        routes.insert(returns, Route::Returns);
-        drop(routes);
+        {
+            let mut routes = inner.routes.lock().unwrap_or_else(|p| p.into_inner());
+            routes.insert(acks, Route::Acks);
+            routes.insert(returns, Route::Returns);
+        }
         let (ready_tx, ready_rx) = oneshot::channel();
         tokio::spawn(subscriber(inner.clone(), ready_tx));
         match tokio::time::timeout(Duration::from_secs(5), ready_rx).await {

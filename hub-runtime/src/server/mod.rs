@@ -110,7 +110,7 @@ pub(crate) struct ServerInner {
 
 /// Builds a [`HubServer`].
 pub struct HubServerBuilder {
-    remote: Vec<Box<dyn FnOnce(&mut Assembly)>>,
+    remote: Vec<Register>,
     filters: Vec<Arc<dyn HubFilter>>,
     options: HubOptions,
     protocols: Vec<Arc<dyn HubProtocol>>,
@@ -147,6 +147,9 @@ impl Assembly {
             .unwrap_or_else(|| unreachable!("keyed by type"))
     }
 }
+
+/// Registers a hub type that is not served (see `publish_to`).
+type Register = Box<dyn FnOnce(&mut Assembly)>;
 
 type MakeHandler = Box<dyn FnOnce(&mut Assembly) -> Arc<dyn ConnectionHandler>>;
 
