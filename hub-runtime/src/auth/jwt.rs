@@ -184,7 +184,6 @@ mod tests {
     use super::*;
     use jsonwebtoken::{encode, get_current_timestamp, EncodingKey, Header};
     use serde_json::json;
-    use std::future::Future;
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
     const RSA_PRIVATE: &str = include_str!("testdata/rsa_private.pem");
