@@ -6,34 +6,59 @@
 //! `SendToAll` out as `Receive` to every connection. No framework, no keep-alive, no timeouts.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::broadcast;
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::wire::{self, Proto, RS};
 
-/// One broadcast channel per protocol: a SendToAll is encoded once per protocol in use.
+/// The connections of one protocol: each has a small outbox its own task drains.
+///
+/// (A `tokio::sync::broadcast` channel shared by all connections was tried first: with
+/// 10,000 receivers re-registering on its one lock after every message it cost more CPU
+/// per delivery than hub's per-connection outboxes, so it was no floor.)
+type Registry = Mutex<HashMap<u64, mpsc::Sender<Bytes>>>;
+
+/// A SendToAll is encoded once per protocol in use and the same bytes go to every outbox.
 struct Floor {
-    json: broadcast::Sender<Bytes>,
-    msgpack: broadcast::Sender<Bytes>,
+    json: Registry,
+    msgpack: Registry,
+    next_id: AtomicU64,
 }
 
 impl Floor {
-    fn channel(&self, proto: Proto) -> &broadcast::Sender<Bytes> {
+    fn registry(&self, proto: Proto) -> &Registry {
         match proto {
             Proto::Json => &self.json,
             Proto::MessagePack => &self.msgpack,
         }
     }
 }
+
+/// Removes a connection from its registry when its task ends.
+struct Registration<'a> {
+    registry: &'a Registry,
+    id: u64,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.registry.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.id);
+    }
+}
+
+/// Outbox capacity: a connection more than this many messages behind misses messages.
+const OUTBOX: usize = 64;
 
 /// `hub-bench floor --addr HOST:PORT [--read-buffer BYTES]`.
 pub fn main(args: &[String]) -> Result<(), String> {
@@ -67,8 +92,9 @@ async fn serve(addr: SocketAddr, read_buffer: usize) -> Result<(), String> {
         .max_message_size(Some(32 * 1024))
         .max_frame_size(Some(32 * 1024));
     let floor = Arc::new(Floor {
-        json: broadcast::channel(1024).0,
-        msgpack: broadcast::channel(1024).0,
+        json: Mutex::new(HashMap::new()),
+        msgpack: Mutex::new(HashMap::new()),
+        next_id: AtomicU64::new(0),
     });
     loop {
         match listener.accept().await {
@@ -119,7 +145,16 @@ async fn connection(stream: TcpStream, floor: Arc<Floor>, config: WebSocketConfi
     if ws.send(reply).await.is_err() {
         return;
     }
-    let mut fanout = floor.channel(proto).subscribe();
+    let (tx, mut fanout) = mpsc::channel::<Bytes>(OUTBOX);
+    let registration = Registration {
+        registry: floor.registry(proto),
+        id: floor.next_id.fetch_add(1, Ordering::Relaxed),
+    };
+    registration
+        .registry
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(registration.id, tx);
     let mut out = Vec::new();
     if handle(proto, &first[end + 1..], &floor, &mut out).is_err() {
         return;
@@ -145,7 +180,25 @@ async fn connection(stream: TcpStream, floor: Arc<Floor>, config: WebSocketConfi
                 _ => return,
             },
             item = fanout.recv() => match item {
-                Ok(bytes) => {
+                Some(bytes) => {
+                    // Messages that queued up while this client was behind go out together,
+                    // as several hub messages in one frame (the protocol allows it): one
+                    // write instead of many.
+                    let bytes = match fanout.try_recv() {
+                        Err(_) => bytes,
+                        Ok(next) => {
+                            let mut batch = Vec::with_capacity(bytes.len() * 4);
+                            batch.extend_from_slice(&bytes);
+                            batch.extend_from_slice(&next);
+                            while batch.len() < 16 * 1024 {
+                                match fanout.try_recv() {
+                                    Ok(more) => batch.extend_from_slice(&more),
+                                    Err(_) => break,
+                                }
+                            }
+                            Bytes::from(batch)
+                        }
+                    };
                     let frame = match proto {
                         Proto::Json => match tokio_tungstenite::tungstenite::Utf8Bytes::try_from(bytes) {
                             Ok(text) => Message::Text(text),
@@ -157,8 +210,7 @@ async fn connection(stream: TcpStream, floor: Arc<Floor>, config: WebSocketConfi
                         return;
                     }
                 }
-                Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => return,
+                None => return,
             },
         }
     }
@@ -316,7 +368,14 @@ fn write_void_completion(proto: Proto, id: &str, out: &mut Vec<u8>) {
 /// `json_raw` is the argument's JSON text when it came in JSON; `text` is the argument as a
 /// string (the only kind of argument the floor converts between protocols).
 fn send_to_all(floor: &Floor, json_raw: Option<&str>, text: Option<&str>) {
-    if floor.json.receiver_count() > 0 {
+    let deliver = |registry: &Registry, frame: Bytes| {
+        for outbox in registry.lock().unwrap_or_else(|p| p.into_inner()).values() {
+            // A full outbox: that slow client misses this message (the harness counts it).
+            let _ = outbox.try_send(frame.clone());
+        }
+    };
+    let in_use = |registry: &Registry| !registry.lock().unwrap_or_else(|p| p.into_inner()).is_empty();
+    if in_use(&floor.json) {
         let mut frame = Vec::with_capacity(48 + json_raw.map_or(0, str::len));
         frame.extend_from_slice(b"{\"type\":1,\"target\":\"Receive\",\"arguments\":[");
         match (json_raw, text) {
@@ -325,11 +384,11 @@ fn send_to_all(floor: &Floor, json_raw: Option<&str>, text: Option<&str>) {
             (None, None) => frame.extend_from_slice(b"null"),
         }
         frame.extend_from_slice(b"]}\x1e");
-        let _ = floor.json.send(Bytes::from(frame));
+        deliver(&floor.json, Bytes::from(frame));
     }
-    if floor.msgpack.receiver_count() > 0 {
+    if in_use(&floor.msgpack) {
         let mut frame = Vec::new();
         Proto::MessagePack.write_invocation(&mut frame, None, "Receive", text.unwrap_or(""));
-        let _ = floor.msgpack.send(Bytes::from(frame));
+        deliver(&floor.msgpack, Bytes::from(frame));
     }
 }

@@ -234,6 +234,20 @@ fn cross_targets(results: &[CaseResult]) -> Vec<TargetCheck> {
                     },
                 });
             }
+            // Server CPU per call does not depend on how much of the machine the run got.
+            let mp_c = mp.stat(target, "server_cpu_us_per_op").map(|s| s.median);
+            let js_c = js.stat(target, "server_cpu_us_per_op").map(|s| s.median);
+            if let (Some(m), Some(j)) = (mp_c, js_c) {
+                out.push(TargetCheck {
+                    name: format!(
+                        "{}: server CPU per echo, MessagePack/JSON ({} connections; informative)",
+                        target.name(),
+                        mp.case.connections
+                    ),
+                    value: (j > 0.0).then(|| m / j),
+                    met: None,
+                });
+            }
         }
     }
     out
