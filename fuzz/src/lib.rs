@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use hub_runtime::protocol::{
-    CompletionResult, HubMessage, HubProtocol, JsonProtocol, MessagePackProtocol, OutMessage, OutResult,
-    ProtocolError, RawValue,
+    CompletionResult, HubMessage, HubProtocol, JsonProtocol, MessagePackProtocol, OutMessage, OutResult, ProtocolError,
+    RawValue,
 };
 use hub_runtime::types::{Binary, DateTime};
 use serde::Deserialize;
@@ -26,12 +26,17 @@ pub fn encode(protocol: &dyn HubProtocol, message: &HubMessage) -> Option<Vec<u8
             stream_ids: &inv.stream_ids,
         },
         HubMessage::StreamInvocation(inv) => OutMessage::StreamInvocation {
-            invocation_id: inv.invocation_id.as_deref().expect("a StreamInvocation always has an id"),
+            invocation_id: inv
+                .invocation_id
+                .as_deref()
+                .expect("a StreamInvocation always has an id"),
             target: &inv.target,
             arguments: &inv.arguments,
             stream_ids: &inv.stream_ids,
         },
-        HubMessage::StreamItem { invocation_id, item, .. } => OutMessage::StreamItem { invocation_id, item },
+        HubMessage::StreamItem {
+            invocation_id, item, ..
+        } => OutMessage::StreamItem { invocation_id, item },
         HubMessage::Completion {
             invocation_id, result, ..
         } => OutMessage::Completion {
@@ -137,7 +142,11 @@ pub fn check_message(protocol: &dyn HubProtocol, other: &dyn HubProtocol, messag
         decode_all(value);
     }
     if let Some(bytes) = encode(protocol, message) {
-        assert_eq!(protocol.complete_prefix(&bytes, NO_LIMIT), Ok(bytes.len()), "{bytes:02x?}");
+        assert_eq!(
+            protocol.complete_prefix(&bytes, NO_LIMIT),
+            Ok(bytes.len()),
+            "{bytes:02x?}"
+        );
         assert_eq!(
             protocol.complete_prefix(&bytes[..bytes.len() - 1], NO_LIMIT),
             Ok(0),
@@ -212,6 +221,50 @@ pub fn decode_all(value: &RawValue) {
     let _ = value.decode::<Person>();
     let _ = value.decode::<Vec<Person>>();
     let _ = value.decode::<Kind>();
+}
+
+/// The MessagePack framing as the protocol describes it, read independently of hub-runtime: a
+/// length of 7 bits a byte, least significant group first, at most 5 bytes and 2 GiB − 1.
+/// Returns `(prefix length, body length)` of each frame whose prefix is complete (the last
+/// body may be incomplete), or `None` at an over-long prefix.
+pub fn varint_frames(input: &[u8]) -> Option<Vec<(usize, usize)>> {
+    let mut frames = Vec::new();
+    let mut at = 0;
+    'frames: while at < input.len() {
+        let mut length = 0u64;
+        let mut prefix = 0;
+        loop {
+            let Some(&byte) = input.get(at + prefix) else {
+                break 'frames;
+            };
+            length |= u64::from(byte & 0x7f) << (7 * prefix);
+            prefix += 1;
+            if byte & 0x80 == 0 {
+                break;
+            }
+            if prefix == 5 {
+                return None;
+            }
+        }
+        if length >= 1 << 31 {
+            return None;
+        }
+        frames.push((prefix, length as usize));
+        at += prefix + length as usize;
+    }
+    Some(frames)
+}
+
+/// How many bytes of `input` are whole MessagePack frames, per [`varint_frames`].
+pub fn complete_frames(input: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    for (prefix, length) in varint_frames(input)? {
+        if at + prefix + length > input.len() {
+            break;
+        }
+        at += prefix + length;
+    }
+    Some(at)
 }
 
 /// The two protocols, for targets that pick one from the input.

@@ -504,6 +504,30 @@ mod tests {
         }
     }
 
+    /// Found by `cargo fuzz` (target `json`, crash-7b280d20…): an argument object whose key is
+    /// a lone surrogate (`"\ud800a"`) parses, but re-encoding it (in either protocol)
+    /// panicked inside serde-transcode + erased-serde; it is now an `EncodeError`.
+    #[test]
+    fn fuzz_regression_lone_surrogate_key_does_not_panic_when_reencoded() {
+        let input: &[u8] = b"{\"type\":1,\"invocationId\":\"1\",\"target\":\"Echo\",\"arguments\":[\"hi\",2,\
+            {\"name\":\"a\",\"tags\":[\"x\"],\"scores\":{\"\\ud800a\":1.5}},null,true,[1,2]]}\x1e";
+        assert_eq!(input.len(), 134);
+        let HubMessage::Invocation(inv) = JsonProtocol.parse(input).unwrap().remove(0) else {
+            panic!()
+        };
+        let out = OutMessage::Invocation {
+            invocation_id: inv.invocation_id.as_deref(),
+            target: &inv.target,
+            arguments: &inv.arguments,
+            stream_ids: &inv.stream_ids,
+        };
+        assert!(JsonProtocol.encode(&out).is_err());
+        assert!(crate::protocol::MessagePackProtocol.encode(&out).is_err());
+        assert!(serde_json::to_string(&inv.arguments[2]).is_err());
+        // The other arguments still re-encode.
+        assert_eq!(serde_json::to_string(&inv.arguments[..2]).unwrap(), "[\"hi\",2]");
+    }
+
     #[test]
     fn size_limit_and_partial_messages() {
         let p = JsonProtocol;

@@ -111,9 +111,8 @@ impl PartialEq for RawValue {
     }
 }
 
-impl Serialize for RawValue {
-    /// A raw value re-encodes into any format by transcoding its source.
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+impl RawValue {
+    fn transcode<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
             RawValue::Json(raw) => {
                 let mut de = serde_json::Deserializer::from_str(raw.get());
@@ -124,6 +123,31 @@ impl Serialize for RawValue {
                 serde_transcode::transcode(&mut de, serializer)
             }
         }
+    }
+}
+
+impl Serialize for RawValue {
+    /// A raw value re-encodes into any format by transcoding its source.
+    ///
+    /// The value is first transcoded into a discarding JSON or MessagePack writer (as the
+    /// serializer is human-readable or not), and a failure there is returned as an error:
+    /// transcoding that fails inside the real serializer panics when it is type-erased, as
+    /// every protocol payload is (serde-transcode formats the error, and erased-serde's has no
+    /// `Display`: dtolnay/erased-serde#109). Found by fuzzing: a JSON key that is a lone
+    /// surrogate, a MessagePack map key that is not a string, written as JSON.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let sink = std::io::sink();
+        let check = if serializer.is_human_readable() {
+            self.transcode(&mut serde_json::Serializer::new(sink))
+                .map_err(|e| e.to_string())
+        } else {
+            self.transcode(&mut rmp_serde::Serializer::new(sink))
+                .map_err(|e| e.to_string())
+        };
+        if let Err(error) = check {
+            return Err(serde::ser::Error::custom(error));
+        }
+        self.transcode(serializer)
     }
 }
 

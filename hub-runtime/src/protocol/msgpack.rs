@@ -591,6 +591,31 @@ mod tests {
         );
     }
 
+    /// Found by `cargo fuzz` (target `msgpack`, crash-0f81e018…): an argument map whose keys
+    /// are not strings (invalid UTF-8 text, an integer) re-encodes in MessagePack but not in
+    /// JSON, where writing it panicked inside serde-transcode + erased-serde; it is now an
+    /// `EncodeError`.
+    #[test]
+    fn fuzz_regression_non_string_map_key_does_not_panic_when_written_as_json() {
+        let input = [
+            0x23, 0x95, 0x01, 0x80, 0xa1, 0x31, 0xa1, 0x54, 0x93, 0xd6, 0xff, 0x00, 0x7f, 0x01, 0x82, 0xa4, 0x6e, 0x61,
+            0x00, 0x01, 0x82, 0xa4, 0x6e, 0x61, 0xc4, 0x65, 0xa1, 0x61, 0x67, 0x61, 0xa4, 0x74, 0x73, 0x91, 0xa1, 0x78,
+        ];
+        let HubMessage::Invocation(inv) = one(&input) else {
+            panic!()
+        };
+        let out = OutMessage::Invocation {
+            invocation_id: inv.invocation_id.as_deref(),
+            target: &inv.target,
+            arguments: &inv.arguments,
+            stream_ids: &inv.stream_ids,
+        };
+        assert!(crate::protocol::JsonProtocol.encode(&out).is_err());
+        let again = MessagePackProtocol.encode(&out).unwrap();
+        assert_eq!(MessagePackProtocol.parse(&again).unwrap().len(), 1);
+        assert!(serde_json::to_string(&inv.arguments[2]).is_err());
+    }
+
     #[test]
     fn named_structs_and_binary() {
         #[derive(serde::Serialize)]
