@@ -35,7 +35,9 @@ where
     F: warp::Filter<Extract = (R,), Error = warp::Rejection> + Clone + Send + Sync + 'static,
     R: warp::Reply,
 {
+    use warp::Filter;
     let signal = hub_runtime::server::shutdown_signal();
+    let routes = operations(server.clone()).or(routes);
     match &args.tls {
         Some((cert, key)) => {
             let tls = hub_runtime::server::TlsConfig::from_pem_files(cert, key)?;
@@ -103,8 +105,63 @@ pub fn init_logging() {
         .init();
 }
 
-/// Starts a server builder, joined to the Redis backplane when `--redis` was given.
+static PROMETHEUS: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+    std::sync::OnceLock::new();
+
+/// Installs the Prometheus recorder (once), before anything registers a counter.
+fn prometheus() -> Option<&'static metrics_exporter_prometheus::PrometheusHandle> {
+    PROMETHEUS
+        .get_or_init(
+            || match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
+                Ok(handle) => Some(handle),
+                Err(e) => {
+                    eprintln!("metrics are off: {e}");
+                    None
+                }
+            },
+        )
+        .as_ref()
+}
+
+/// Operations endpoints: `GET /metrics` (Prometheus text format: the counters listed in
+/// `hub_runtime::observability`) and `GET /health` (200 `{"status":"ok",...}` while serving,
+/// 503 while shutting down).
+pub fn operations(server: hub_runtime::HubServer) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
+    use warp::Filter;
+    let metrics = warp::get().and(warp::path!("metrics")).map(|| {
+        let body = prometheus().map(|p| p.render()).unwrap_or_default();
+        let mut response = warp::reply::Response::new(body.into());
+        response.headers_mut().insert(
+            warp::http::header::CONTENT_TYPE,
+            warp::http::HeaderValue::from_static("text/plain; version=0.0.4"),
+        );
+        response
+    });
+    let health = warp::get().and(warp::path!("health")).map(move || {
+        let stopping = server.is_stopping();
+        let body = serde_json::json!({
+            "status": if stopping { "stopping" } else { "ok" },
+            "connections": server.connection_count(),
+        });
+        let mut response = warp::reply::Response::new(body.to_string().into());
+        *response.status_mut() = if stopping {
+            warp::http::StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            warp::http::StatusCode::OK
+        };
+        response.headers_mut().insert(
+            warp::http::header::CONTENT_TYPE,
+            warp::http::HeaderValue::from_static("application/json"),
+        );
+        response
+    });
+    metrics.or(health).unify().boxed()
+}
+
+/// Starts a server builder, joined to the Redis backplane when `--redis` was given. Installs
+/// the metrics recorder first.
 pub async fn builder(args: &Args, program: &str) -> hub_runtime::HubServerBuilder {
+    let _ = prometheus();
     let builder = hub_runtime::HubServer::builder();
     match &args.redis {
         None => builder,

@@ -40,6 +40,7 @@ pub mod backplane;
 pub mod clients;
 pub mod connection;
 pub mod hub;
+pub mod observability;
 pub mod protocol;
 pub mod server;
 mod transport;

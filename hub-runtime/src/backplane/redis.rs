@@ -80,6 +80,7 @@ struct Inner {
     returns: Mutex<HashMap<String, oneshot::Sender<CompletionResult>>>,
     next_id: AtomicU64,
     failed_publishes: AtomicU64,
+    metrics: crate::observability::BackplaneMetrics,
 }
 
 /// Joins servers through Redis pub/sub.
@@ -131,6 +132,7 @@ impl RedisBackplane {
             returns: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             failed_publishes: AtomicU64::new(0),
+            metrics: crate::observability::BackplaneMetrics::new("redis"),
         });
         let acks = inner.channel_for_acks();
         let returns = inner.channel_for_returns(&inner.server);
@@ -225,7 +227,11 @@ impl Inner {
             .await;
         result.map_err(|e| {
             let failed = self.failed_publishes.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::warn!(%channel, error = %e, failed, "could not publish to Redis: a message for other servers is lost");
+            self.metrics.failed_publish();
+            // 1st, 2nd, 4th, 8th… failure: an outage does not flood the log.
+            if failed.is_power_of_two() {
+                tracing::warn!(%channel, error = %e, failed, "could not publish to Redis: messages for other servers are lost");
+            }
             unavailable(e)
         })
     }
@@ -368,6 +374,7 @@ async fn subscriber(inner: Arc<Inner>, ready: oneshot::Sender<()>) {
                         inner.dispatch(&channel, message.get_payload_bytes());
                     }
                     *inner.sink.lock().await = None;
+                    inner.metrics.gap();
                     tracing::warn!("redis backplane subscription lost; reconnecting (local delivery continues)");
                 }
             }

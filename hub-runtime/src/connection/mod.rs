@@ -12,7 +12,7 @@ mod request;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 pub use request::{RequestContext, TransportKind};
 
 use crate::auth::Identity;
+use crate::observability::EndpointMetrics;
 
 /// One unit of data on a connection, as text or binary.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +126,10 @@ pub(crate) struct ConnectionShared {
     pub(crate) goodbye: Mutex<Option<Frame>>,
     /// Set when the connection is aborted as a slow consumer: the goodbye is attempted.
     pub(crate) slow: std::sync::atomic::AtomicBool,
+    /// The endpoint's counters.
+    pub(crate) metrics: Arc<EndpointMetrics>,
+    /// The hub protocol agreed in the handshake, as a metrics label index (0 before).
+    pub(crate) protocol: AtomicU8,
 }
 
 /// Stateful reconnect: numbered hub messages kept until the client acknowledges them.
@@ -384,7 +389,9 @@ impl ConnectionSender {
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => OutboxError::Full,
                 mpsc::error::TrySendError::Closed(_) => OutboxError::Closed,
-            })
+            })?;
+        self.count_sent();
+        Ok(())
     }
 
     /// Queues a frame, waiting for room in the outbox.
@@ -397,9 +404,27 @@ impl ConnectionSender {
             return Err(OutboxError::Closed);
         }
         tokio::select! {
-            r = self.shared.outbox.send(Outgoing::Frame(frame, tracked)) => r.map_err(|_| OutboxError::Closed),
-            _ = self.shared.abort.cancelled() => Err(OutboxError::Closed),
+            r = self.shared.outbox.send(Outgoing::Frame(frame, tracked)) => r.map_err(|_| OutboxError::Closed)?,
+            _ = self.shared.abort.cancelled() => return Err(OutboxError::Closed),
         }
+        self.count_sent();
+        Ok(())
+    }
+
+    fn count_sent(&self) {
+        self.shared.metrics.sent(self.shared.protocol.load(Ordering::Relaxed));
+    }
+
+    /// Records the hub protocol agreed in the handshake (a metrics label).
+    pub(crate) fn set_protocol(&self, name: &str) {
+        self.shared
+            .protocol
+            .store(crate::observability::protocol_name_index(name), Ordering::Relaxed);
+    }
+
+    /// The endpoint's counters.
+    pub(crate) fn metrics(&self) -> &EndpointMetrics {
+        &self.shared.metrics
     }
 
     /// Ends the connection after what is already queued has been written.
@@ -412,7 +437,9 @@ impl ConnectionSender {
     /// Closes a connection whose client does not read: a Close message naming the reason is
     /// attempted, and the transport ends regardless.
     pub(crate) fn abort_slow(&self) {
-        self.shared.slow.store(true, Ordering::Relaxed);
+        if !self.shared.slow.swap(true, Ordering::Relaxed) {
+            self.shared.metrics.slow_consumer_closed();
+        }
         self.shared.abort.cancel();
     }
 
@@ -470,12 +497,21 @@ pub(crate) enum AttachError {
 #[derive(Default)]
 pub(crate) struct ConnectionManager {
     connections: DashMap<Arc<str>, Arc<ConnectionShared>>,
+    metrics: Arc<EndpointMetrics>,
 }
 
 /// Inbox capacity, in frames: the transport waits (stops reading the socket) when it is full.
 const INBOX_CAPACITY: usize = 16;
 
 impl ConnectionManager {
+    /// A manager counting into `metrics`.
+    pub(crate) fn new(metrics: EndpointMetrics) -> Self {
+        ConnectionManager {
+            connections: DashMap::new(),
+            metrics: Arc::new(metrics),
+        }
+    }
+
     /// Creates a connection that no transport carries yet. With `legacy_ids` (negotiate
     /// version 0) the token is the public id.
     pub(crate) fn create(&self, outbox_capacity: usize, legacy_ids: bool) -> Arc<ConnectionShared> {
@@ -516,6 +552,8 @@ impl ConnectionManager {
             detached: tokio::sync::Notify::new(),
             goodbye: Mutex::new(None),
             slow: std::sync::atomic::AtomicBool::new(false),
+            metrics: self.metrics.clone(),
+            protocol: AtomicU8::new(0),
         });
         self.connections.insert(token, shared.clone());
         shared
@@ -606,8 +644,10 @@ impl ConnectionManager {
         let run = handler.run(connection);
         let manager = self.clone();
         let done = shared.clone();
+        self.metrics.connection_opened(transport);
         tokio::spawn(async move {
             run.await;
+            manager.metrics.connection_closed(transport);
             // The handler is done: the transport writes what is queued, then ends.
             ConnectionSender { shared: done.clone() }.close();
             // A long polling client still has to collect what is queued: the sweeper forgets

@@ -123,6 +123,7 @@ impl Call {
     }
 
     pub(crate) fn error_text(&self, text: &str) -> Outcome {
+        self.sender.metrics().invocation_error();
         self.complete(OutResult::Error(text))
     }
 

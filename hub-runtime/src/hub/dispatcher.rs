@@ -22,6 +22,7 @@ use crate::clients::lifetime::{LifetimeManager, LocalConnection};
 use crate::connection::{
     instant_of, now_ms, BoxFuture, Connection, ConnectionHandler, ConnectionSender, Frame, TransportKind,
 };
+use crate::observability::protocol_index;
 use crate::protocol::handshake::{self, HandshakeError};
 use crate::protocol::{
     CompletionResult, HubMessage, HubProtocol, Invocation, MessageReader, OutMessage, ProtocolError, TransferFormat,
@@ -211,6 +212,7 @@ async fn run_connection<H: Hub>(endpoint: Arc<HubEndpoint<H>>, mut connection: C
         return;
     };
     let protocol = protocols[protocol_index].clone();
+    sender.set_protocol(protocol.name());
 
     let id: Arc<str> = connection.id().into();
     let identity = connection.identity().cloned();
@@ -668,6 +670,7 @@ async fn read_loop<H: Hub>(
     let mut processed: u64 = 0;
     let mut ack_at: Option<tokio::time::Instant> = None;
     let format = protocol.transfer_format();
+    let protocol_label = protocol_index(&**protocol);
     let ping = protocol.encode(&OutMessage::Ping).ok().map(|b| frame_for(format, b));
     let mut reader = MessageReader::default();
     let mut parsed = Vec::new();
@@ -705,6 +708,7 @@ async fn read_loop<H: Hub>(
             if let Err(e) = reader.feed(&**protocol, &data, options.max_message_size, &mut parsed) {
                 return protocol_error(e, options.detailed_errors);
             }
+            d.sender.metrics().received(protocol_label, parsed.len());
             queue.extend(parsed.drain(..));
         }
         // Route messages until one has to wait for a full client-stream buffer.

@@ -28,6 +28,7 @@ use crate::connection::{ConnectionHandler, ConnectionManager, TransportKind};
 use crate::hub::dispatcher::{HubEndpoint, HubHandler};
 use crate::hub::filter::{Filters, HubFilter};
 use crate::hub::{Hub, HubHandle};
+use crate::observability::EndpointMetrics;
 use crate::protocol::{HubProtocol, JsonProtocol, MessagePackProtocol};
 
 /// How one path is served: which transports it offers and who may connect.
@@ -338,13 +339,14 @@ impl HubServerBuilder {
                 );
             }
             let handler = (mapping.make)(&mut assembly);
+            let metrics = EndpointMetrics::new(&mapping.path);
             endpoints.push(Arc::new(Endpoint {
                 path: mapping.path,
                 transports: mapping.endpoint.transports,
                 handler,
                 authenticator: mapping.endpoint.authenticator.unwrap_or_else(auth::anonymous),
                 authorize: mapping.authorize,
-                connections: Arc::new(ConnectionManager::default()),
+                connections: Arc::new(ConnectionManager::new(metrics)),
             }));
         }
         HubServer {
@@ -393,6 +395,11 @@ impl HubServer {
         self.inner.shutdown.cancel();
     }
 
+    /// Whether the server is shutting down (a health check should then report it unready).
+    pub fn is_stopping(&self) -> bool {
+        self.inner.shutdown.is_cancelled()
+    }
+
     /// How many connections are open across all endpoints.
     pub fn connection_count(&self) -> usize {
         self.inner.endpoints.iter().map(|e| e.connections.len()).sum()
@@ -420,47 +427,7 @@ impl HubServer {
         F: Filter<Extract = (R,), Error = warp::Rejection> + Clone + Send + Sync + 'static,
         R: warp::Reply,
     {
-        let inner = self.inner.clone();
-        let sweeper = tokio::spawn(sweep(inner.clone()));
-        let drain = inner.options.shutdown_drain;
-        let stopping = stopping(inner, signal);
-        tokio::pin!(stopping);
-        let service = warp::service(routes);
-        let open = tokio_util::task::TaskTracker::new();
-        loop {
-            let (tcp, _) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    }
-                },
-                _ = &mut stopping => break,
-            };
-            let acceptor = tls.acceptor.clone();
-            let service = service.clone();
-            open.spawn(async move {
-                let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(e)) => {
-                        tracing::debug!(error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => return,
-                };
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let service = hyper_util::service::TowerToHyperService::new(service);
-                let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-                if let Err(e) = builder.serve_connection_with_upgrades(io, service).await {
-                    tracing::debug!(error = %e, "TLS connection ended with an error");
-                }
-            });
-        }
-        open.close();
-        let _ = tokio::time::timeout(drain, open.wait()).await;
-        sweeper.abort();
+        self.accept_loop(listener, Some(tls.acceptor), routes, signal).await
     }
 
     /// Binds `addr` and serves until Ctrl-C or SIGTERM.
@@ -482,19 +449,75 @@ impl HubServer {
         F: Filter<Extract = (R,), Error = warp::Rejection> + Clone + Send + Sync + 'static,
         R: warp::Reply,
     {
+        self.accept_loop(listener, None, routes, signal).await
+    }
+
+    /// Accepts connections (through TLS when `tls` is set) and serves HTTP/1.1 with upgrades
+    /// and HTTP/2 on each; on `signal`, closes every hub connection, then lets open requests
+    /// finish within the drain time.
+    async fn accept_loop<F, R>(
+        self,
+        listener: TcpListener,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        routes: F,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) where
+        F: Filter<Extract = (R,), Error = warp::Rejection> + Clone + Send + Sync + 'static,
+        R: warp::Reply,
+    {
         let inner = self.inner.clone();
         let sweeper = tokio::spawn(sweep(inner.clone()));
         let drain = inner.options.shutdown_drain;
         let stopping = stopping(inner, signal);
-        let stopped = CancellationToken::new();
-        let stopped_signal = stopped.clone();
-        let server = warp::serve(routes).incoming(listener).graceful(async move {
-            stopping.await;
-            stopped_signal.cancel();
-        });
+        tokio::pin!(stopping);
+        let service = warp::service(routes);
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        loop {
+            let (tcp, _) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Usually out of file descriptors: wait for some to be freed.
+                        tracing::debug!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                },
+                _ = &mut stopping => break,
+            };
+            // Hub messages are small and latency matters more than packet count.
+            let _ = tcp.set_nodelay(true);
+            let service = hyper_util::service::TowerToHyperService::new(service.clone());
+            let watcher = graceful.watcher();
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                let served = match tls {
+                    None => {
+                        let io = hyper_util::rt::TokioIo::new(tcp);
+                        watcher.watch(builder.serve_connection_with_upgrades(io, service)).await
+                    }
+                    Some(acceptor) => {
+                        let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(e)) => {
+                                tracing::debug!(error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => return,
+                        };
+                        let io = hyper_util::rt::TokioIo::new(stream);
+                        watcher.watch(builder.serve_connection_with_upgrades(io, service)).await
+                    }
+                };
+                if let Err(e) = served {
+                    tracing::debug!(error = %e, "HTTP connection ended with an error");
+                }
+            });
+        }
         tokio::select! {
-            _ = server.run() => {}
-            _ = async { stopped.cancelled().await; tokio::time::sleep(drain).await } => {
+            _ = graceful.shutdown() => {}
+            _ = tokio::time::sleep(drain) => {
                 tracing::warn!("requests still open after the drain time; stopping anyway");
             }
         }

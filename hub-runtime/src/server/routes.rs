@@ -102,19 +102,20 @@ pub(crate) fn filter(inner: Arc<ServerInner>) -> BoxedFilter<(Response,)> {
         })
     };
     let query = warp::query::raw().or(warp::any().map(String::new)).unify();
-    let ws = warp::ws().map(Some).or(warp::any().map(|| None)).unify();
+    let upgrade = warp::ext::optional::<hyper::upgrade::OnUpgrade>();
     let inner_for_handler = inner.clone();
     routed
         .and(warp::method())
         .and(warp::header::headers_cloned())
         .and(query)
         .and(warp::addr::remote())
-        .and(ws)
+        .and(upgrade)
         .and(body_stream())
         .then(
-            move |(endpoint, route): (Arc<Endpoint>, Route), method, headers, query, remote, ws, body| {
+            move |(endpoint, route): (Arc<Endpoint>, Route), method, headers, query, remote, upgrade, body| {
                 let inner = inner_for_handler.clone();
                 async move {
+                    let ws = websocket::Upgrade::from_request(&method, &headers, upgrade);
                     let request = Request {
                         method,
                         headers,
@@ -179,7 +180,7 @@ async fn transport(
     inner: &ServerInner,
     endpoint: &Endpoint,
     request: &Request,
-    ws: Option<warp::ws::Ws>,
+    ws: Option<websocket::Upgrade>,
     body: Body,
 ) -> Response {
     let context = request.context();
@@ -385,7 +386,7 @@ async fn websocket_upgrade(
     endpoint: &Endpoint,
     shared: &Arc<ConnectionShared>,
     context: RequestContext,
-    ws: Option<warp::ws::Ws>,
+    ws: Option<websocket::Upgrade>,
 ) -> Response {
     let Some(ws) = ws else {
         return text(StatusCode::BAD_REQUEST, "A WebSocket upgrade was expected.");
@@ -432,9 +433,7 @@ async fn websocket_upgrade(
         send_timeout: Duration::from_secs(10),
     };
     let shared = shared.clone();
-    let reply =
-        websocket::configure(ws, limits).on_upgrade(move |socket| websocket::run(socket, shared, source, limits));
-    warp::Reply::into_response(reply)
+    ws.accept(limits, move |socket| websocket::run(socket, shared, source, limits))
 }
 
 fn attach_error(error: AttachError) -> Response {

@@ -9,11 +9,27 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper_util::rt::TokioIo;
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
-use warp::ws::{Message, WebSocket, Ws};
+use warp::reply::Response;
 
 use crate::connection::{ConnectionShared, Frame, Outgoing};
+
+/// An upgraded WebSocket.
+pub(crate) type WebSocket = WebSocketStream<TokioIo<Upgraded>>;
+
+/// Bytes read from the socket at a time. Small, because every idle connection keeps one:
+/// a larger message is assembled from several reads.
+const READ_BUFFER: usize = 4 * 1024;
+/// Frames queued for one write are gathered up to this many bytes before they hit the socket.
+const WRITE_BUFFER: usize = 16 * 1024;
 
 /// Sizes of one WebSocket.
 #[derive(Debug, Clone, Copy)]
@@ -24,20 +40,96 @@ pub(crate) struct WsLimits {
     pub(crate) send_timeout: Duration,
 }
 
-/// Configures the upgrade.
-pub(crate) fn configure(ws: Ws, limits: WsLimits) -> Ws {
-    ws.max_message_size(limits.max_frame_size)
-        .max_frame_size(limits.max_frame_size)
+/// A request asking to become a WebSocket (RFC 6455 section 4.2.1), and the means to take
+/// over its connection.
+pub(crate) struct Upgrade {
+    key: HeaderValue,
+    on_upgrade: OnUpgrade,
+}
+
+fn header_has_token(headers: &HeaderMap, name: http::header::HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|value| {
+        value
+            .to_str()
+            .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    })
+}
+
+impl Upgrade {
+    /// The upgrade `headers` ask for, if they ask for one this server can perform: a GET
+    /// with `Connection: upgrade`, `Upgrade: websocket`, version 13 and a key, on an HTTP/1.1
+    /// connection that can be taken over.
+    pub(crate) fn from_request(method: &Method, headers: &HeaderMap, on_upgrade: Option<OnUpgrade>) -> Option<Self> {
+        if method != Method::GET
+            || !header_has_token(headers, http::header::CONNECTION, "upgrade")
+            || !header_has_token(headers, http::header::UPGRADE, "websocket")
+            || headers
+                .get(http::header::SEC_WEBSOCKET_VERSION)
+                .map(HeaderValue::as_bytes)
+                != Some(b"13")
+        {
+            return None;
+        }
+        let key = headers.get(http::header::SEC_WEBSOCKET_KEY)?.clone();
+        Some(Upgrade {
+            key,
+            on_upgrade: on_upgrade?,
+        })
+    }
+
+    /// Answers 101 Switching Protocols and runs `session` on the socket once the client has
+    /// it. The socket reads 4 KiB at a time and gathers writes up to 16 KiB.
+    pub(crate) fn accept<F, Fut>(self, limits: WsLimits, session: F) -> Response
+    where
+        F: FnOnce(WebSocket) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
+            .write_buffer_size(WRITE_BUFFER)
+            .max_message_size(Some(limits.max_frame_size))
+            .max_frame_size(Some(limits.max_frame_size));
+        let on_upgrade = self.on_upgrade;
+        tokio::spawn(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => {
+                    let socket =
+                        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+                    session(socket).await;
+                }
+                Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
+            }
+        });
+        let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(self.key.as_bytes());
+        let mut response = Response::default();
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let headers = response.headers_mut();
+        headers.insert(http::header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(http::header::UPGRADE, HeaderValue::from_static("websocket"));
+        if let Ok(accept) = HeaderValue::from_str(&accept) {
+            headers.insert(http::header::SEC_WEBSOCKET_ACCEPT, accept);
+        }
+        response
+    }
 }
 
 fn to_message(frame: Frame) -> Message {
     match frame {
-        Frame::Text(bytes) => match std::str::from_utf8(&bytes) {
-            Ok(text) => Message::text(text.to_owned()),
-            Err(_) => Message::binary(bytes),
+        // Text frames come from the JSON encoder and share its bytes (a broadcast is encoded
+        // once for every receiver); the check only reads them.
+        Frame::Text(bytes) => match Utf8Bytes::try_from(bytes.clone()) {
+            Ok(text) => Message::Text(text),
+            Err(_) => Message::Binary(bytes),
         },
-        Frame::Binary(bytes) => Message::binary(bytes),
+        Frame::Binary(bytes) => Message::Binary(bytes),
     }
+}
+
+fn close_message(code: CloseCode, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    }))
 }
 
 /// Where a socket's queues come from.
@@ -120,7 +212,7 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<ConnectionShared>, source
                     // A slow consumer: attempt the Close message, briefly; close regardless.
                     let attempt = async {
                         sink.send(to_message(goodbye)).await?;
-                        sink.send(Message::close_with(1008u16, "outbox full")).await
+                        sink.send(close_message(CloseCode::Policy, "outbox full")).await
                     };
                     let _ = tokio::time::timeout(Duration::from_millis(500), attempt).await;
                 }
@@ -160,7 +252,7 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<ConnectionShared>, source
                         sink.feed(to_message(frame)).await?;
                     }
                     if close {
-                        sink.send(Message::close_with(1000u16, "")).await
+                        sink.send(close_message(CloseCode::Normal, "")).await
                     } else {
                         sink.flush().await
                     }
@@ -184,15 +276,14 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<ConnectionShared>, source
             incoming = stream.next() => match incoming {
                 Some(Ok(message)) => {
                     shared.touch_read();
-                    let frame = if message.is_text() {
-                        Frame::Text(message.into_bytes())
-                    } else if message.is_binary() {
-                        Frame::Binary(message.into_bytes())
-                    } else if message.is_close() {
-                        closed_by_client = true;
-                        break;
-                    } else {
-                        continue;
+                    let frame = match message {
+                        Message::Text(text) => Frame::Text(text.into()),
+                        Message::Binary(bytes) => Frame::Binary(bytes),
+                        Message::Close(_) => {
+                            closed_by_client = true;
+                            break;
+                        }
+                        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
                     };
                     tokio::select! {
                         _ = inbox.send(frame) => {}

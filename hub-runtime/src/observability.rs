@@ -1,0 +1,141 @@
+//! Observability: what the server counts, reported through the [`metrics`] facade so any
+//! recorder (Prometheus, StatsD, OpenTelemetry…) can collect it.
+//!
+//! | name | kind | labels | what |
+//! |---|---|---|---|
+//! | `hub_connections` | gauge | `hub`, `transport` | connections open now |
+//! | `hub_connections_opened_total` | counter | `hub`, `transport` | connections ever started |
+//! | `hub_messages_received_total` | counter | `hub`, `protocol` | messages parsed from clients |
+//! | `hub_messages_sent_total` | counter | `hub`, `protocol` | frames queued to clients |
+//! | `hub_invocation_errors_total` | counter | `hub` | Completion errors sent for invocations |
+//! | `hub_slow_consumer_closes_total` | counter | `hub` | connections closed for not reading |
+//! | `hub_backplane_failed_publishes_total` | counter | `backplane` | messages for other servers lost |
+//! | `hub_backplane_gaps_total` | counter | `backplane` | times the backplane's subscriptions were lost |
+//!
+//! `hub` is the endpoint's path, `transport` one of `WebSockets`, `ServerSentEvents`,
+//! `LongPolling`, and `protocol` one of `json`, `messagepack`, `raw` (a connection endpoint,
+//! or a hub connection before its handshake) or `other` (a custom protocol).
+//!
+//! Counters are registered when the server is built, so install the recorder first:
+//!
+//! ```no_run
+//! # struct Chat;
+//! # #[hub_runtime::hub] impl Chat { async fn send(&self, text: String) {} }
+//! // e.g. with metrics-exporter-prometheus:
+//! // let prometheus = PrometheusBuilder::new().install_recorder()?;
+//! let server = hub_runtime::HubServer::builder().hub("/chat", Chat).build();
+//! ```
+//!
+//! Every update on the message path is one atomic add on a handle made at build time.
+
+use metrics::{Counter, Gauge};
+
+use crate::connection::TransportKind;
+
+const TRANSPORTS: [&str; 3] = ["WebSockets", "ServerSentEvents", "LongPolling"];
+const PROTOCOLS: [&str; 4] = ["raw", "json", "messagepack", "other"];
+
+/// The label index of a protocol.
+pub(crate) fn protocol_index(protocol: &dyn crate::protocol::HubProtocol) -> u8 {
+    protocol_name_index(protocol.name())
+}
+
+/// The label index of a protocol name.
+pub(crate) fn protocol_name_index(name: &str) -> u8 {
+    match name {
+        "json" => 1,
+        "messagepack" => 2,
+        _ => 3,
+    }
+}
+
+fn transport_index(transport: TransportKind) -> usize {
+    match transport {
+        TransportKind::WebSockets => 0,
+        TransportKind::ServerSentEvents => 1,
+        TransportKind::LongPolling => 2,
+    }
+}
+
+/// The handles of one endpoint.
+pub(crate) struct EndpointMetrics {
+    connections: [Gauge; 3],
+    opened: [Counter; 3],
+    received: [Counter; 4],
+    sent: [Counter; 4],
+    invocation_errors: Counter,
+    slow_consumer_closes: Counter,
+}
+
+impl EndpointMetrics {
+    pub(crate) fn new(hub: &str) -> Self {
+        let hub = hub.to_string();
+        let per_transport =
+            |name: &'static str| TRANSPORTS.map(|t| metrics::counter!(name, "hub" => hub.clone(), "transport" => t));
+        let per_protocol =
+            |name: &'static str| PROTOCOLS.map(|p| metrics::counter!(name, "hub" => hub.clone(), "protocol" => p));
+        EndpointMetrics {
+            connections: TRANSPORTS.map(|t| metrics::gauge!("hub_connections", "hub" => hub.clone(), "transport" => t)),
+            opened: per_transport("hub_connections_opened_total"),
+            received: per_protocol("hub_messages_received_total"),
+            sent: per_protocol("hub_messages_sent_total"),
+            invocation_errors: metrics::counter!("hub_invocation_errors_total", "hub" => hub.clone()),
+            slow_consumer_closes: metrics::counter!("hub_slow_consumer_closes_total", "hub" => hub.clone()),
+        }
+    }
+
+    pub(crate) fn connection_opened(&self, transport: TransportKind) {
+        let i = transport_index(transport);
+        self.connections[i].increment(1.0);
+        self.opened[i].increment(1);
+    }
+
+    pub(crate) fn connection_closed(&self, transport: TransportKind) {
+        self.connections[transport_index(transport)].decrement(1.0);
+    }
+
+    pub(crate) fn received(&self, protocol: u8, messages: usize) {
+        self.received[usize::from(protocol).min(3)].increment(messages as u64);
+    }
+
+    pub(crate) fn sent(&self, protocol: u8) {
+        self.sent[usize::from(protocol).min(3)].increment(1);
+    }
+
+    pub(crate) fn invocation_error(&self) {
+        self.invocation_errors.increment(1);
+    }
+
+    pub(crate) fn slow_consumer_closed(&self) {
+        self.slow_consumer_closes.increment(1);
+    }
+}
+
+impl Default for EndpointMetrics {
+    fn default() -> Self {
+        EndpointMetrics::new("")
+    }
+}
+
+/// The handles of a backplane.
+pub(crate) struct BackplaneMetrics {
+    failed_publishes: Counter,
+    gaps: Counter,
+}
+
+impl BackplaneMetrics {
+    pub(crate) fn new(backplane: &'static str) -> Self {
+        BackplaneMetrics {
+            failed_publishes: metrics::counter!("hub_backplane_failed_publishes_total", "backplane" => backplane),
+            gaps: metrics::counter!("hub_backplane_gaps_total", "backplane" => backplane),
+        }
+    }
+
+    pub(crate) fn failed_publish(&self) {
+        self.failed_publishes.increment(1);
+    }
+
+    pub(crate) fn gap(&self) {
+        self.gaps.increment(1);
+    }
+}

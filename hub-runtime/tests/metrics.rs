@@ -1,0 +1,80 @@
+//! What the server counts: connections by transport, messages by protocol, invocation
+//! errors, read back through a real Prometheus recorder installed before the server is built.
+
+mod common;
+
+use common::{eventually, TestServer};
+use hub_runtime::prelude::*;
+use serde_json::json;
+
+struct Counted;
+
+#[hub]
+impl Counted {
+    fn echo(&self, message: String) -> String {
+        message
+    }
+
+    fn fail(&self) -> Result<(), HubError> {
+        Err(HubError::for_client("no"))
+    }
+}
+
+/// The value of one sample line `name{labels} value` in the Prometheus text.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|line| line.starts_with(&format!("{name}{{")))
+        .find(|line| labels.iter().all(|(k, v)| line.contains(&format!("{k}=\"{v}\""))))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn connections_messages_and_errors_are_counted() {
+    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .expect("the only recorder in this test binary");
+    let server = TestServer::start(HubServer::builder().hub("/counted", Counted).build()).await;
+
+    let mut a = server.connect("/counted").await;
+    let mut b = server.connect("/counted").await;
+    let text = prometheus.render();
+    let ws = [("hub", "/counted"), ("transport", "WebSockets")];
+    assert_eq!(sample(&text, "hub_connections", &ws), 2.0, "{text}");
+    assert_eq!(sample(&text, "hub_connections_opened_total", &ws), 2.0, "{text}");
+
+    for i in 0..5 {
+        assert_eq!(
+            a.call_ok("echo", json!([format!("m{i}")])).await,
+            json!(format!("m{i}"))
+        );
+    }
+    let error = b.call_err("fail", json!([])).await;
+    assert!(error.contains("no"), "{error}");
+    let error = b.call_err("nothing_here", json!([])).await;
+    assert!(error.contains("Method does not exist"), "{error}");
+
+    let text = prometheus.render();
+    let json_label = [("hub", "/counted"), ("protocol", "json")];
+    // Five echoes and two failing invocations (handshakes are not hub messages).
+    assert_eq!(sample(&text, "hub_messages_received_total", &json_label), 7.0, "{text}");
+    // Seven completions, at least; the handshake replies were sent before the protocol was known.
+    assert!(sample(&text, "hub_messages_sent_total", &json_label) >= 7.0, "{text}");
+    assert_eq!(
+        sample(&text, "hub_invocation_errors_total", &[("hub", "/counted")]),
+        2.0,
+        "{text}"
+    );
+
+    a.close().await;
+    eventually("the gauge drops when a connection ends", || {
+        sample(&prometheus.render(), "hub_connections", &ws) == 1.0
+    })
+    .await;
+    drop(b);
+    eventually("the gauge drops when a socket is dropped", || {
+        sample(&prometheus.render(), "hub_connections", &ws) == 0.0
+    })
+    .await;
+}
