@@ -369,6 +369,22 @@ impl ConnectionSender {
         self.try_send_with(frame, true)
     }
 
+    /// Queues a hub message without waiting; gives the frame back when the outbox is full
+    /// (a closed connection drops it).
+    pub(crate) fn try_send_message_or_return(&self, frame: Frame) -> Result<(), Frame> {
+        if self.shared.abort.is_cancelled() {
+            return Ok(());
+        }
+        match self.shared.outbox.try_send(Outgoing::Frame(frame, true)) {
+            Ok(()) => {
+                self.count_sent();
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(Outgoing::Frame(frame, _))) => Err(frame),
+            Err(_) => Ok(()),
+        }
+    }
+
     /// Queues a hub message, waiting for room in the outbox.
     pub(crate) async fn send_message(&self, frame: Frame) -> Result<(), OutboxError> {
         self.send_with(frame, true).await

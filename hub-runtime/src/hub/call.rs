@@ -25,7 +25,10 @@ pub struct Call {
     pub(crate) protocol: Arc<dyn HubProtocol>,
     pub(crate) sender: ConnectionSender,
     pub(crate) detailed_errors: bool,
-    pub(crate) cancel: CancellationToken,
+    /// A streaming invocation's own token (CancelInvocation cancels it).
+    pub(crate) cancel: Option<CancellationToken>,
+    /// The connection's token: a plain invocation's token is made from it only when asked for.
+    pub(crate) connection_token: CancellationToken,
 }
 
 /// What an invocation produced: a completion to send (nothing for a non-blocking
@@ -92,7 +95,10 @@ impl Call {
     /// The invocation's cancellation token (cancelled when the client cancels a stream, or
     /// the connection ends).
     pub fn cancellation(&self) -> CancellationToken {
-        self.cancel.clone()
+        match &self.cancel {
+            Some(token) => token.clone(),
+            None => self.connection_token.child_token(),
+        }
     }
 
     pub(crate) fn binding_failure(&self, detail: &str) -> Outcome {
@@ -174,10 +180,11 @@ impl Call {
             return Outcome::done(None);
         };
         let mut stream = std::pin::pin!(stream);
+        let cancel = self.cancellation();
         loop {
             let next = tokio::select! {
                 biased;
-                _ = self.cancel.cancelled() => return Outcome::done(None),
+                _ = cancel.cancelled() => return Outcome::done(None),
                 next = stream.next() => next,
             };
             let item = match next {
@@ -210,7 +217,7 @@ impl Call {
             let frame = self.frame(bytes);
             tokio::select! {
                 biased;
-                _ = self.cancel.cancelled() => return Outcome::done(None),
+                _ = cancel.cancelled() => return Outcome::done(None),
                 sent = self.sender.send_message(frame) => if sent.is_err() { return Outcome::done(None) },
             }
         }

@@ -404,10 +404,37 @@ impl<H: Hub> Dispatch<'_, H> {
                 return;
             }
         }
-        let started = std::time::Instant::now();
-        let future = self.endpoint.hub.clone().__invoke(self.cx.clone(), method, call);
+        let started = info.as_ref().map(|_| std::time::Instant::now());
+        let mut future = self.endpoint.hub.clone().__invoke(self.cx.clone(), method, call);
         let sender = self.sender.clone();
         let format = self.protocol.transfer_format();
+        if info.is_none() {
+            // Most methods finish without waiting: poll once here (a spurious poll is harmless
+            // to a future that is not ready; the set polls it again with the task's waker) and
+            // answer at once, without a trip through the set.
+            let mut context = std::task::Context::from_waker(futures_util::task::noop_waker_ref());
+            if let std::task::Poll::Ready(outcome) = future.as_mut().poll(&mut context) {
+                if let Some(stream) = outcome.stream {
+                    self.stream_started(stream_id, stream);
+                    return;
+                }
+                let Some(bytes) = outcome.completion else { return };
+                let Err(frame) = sender.try_send_message_or_return(frame_for(format, bytes)) else {
+                    return;
+                };
+                // The outbox is full: wait for room like any other reply.
+                let set = if limited {
+                    &mut self.running
+                } else {
+                    &mut self.unlimited
+                };
+                set.push(Box::pin(async move {
+                    let _ = sender.send_message(frame).await;
+                    None
+                }));
+                return;
+            }
+        }
         let set = if limited {
             &mut self.running
         } else {
@@ -415,7 +442,7 @@ impl<H: Hub> Dispatch<'_, H> {
         };
         set.push(Box::pin(async move {
             let outcome = future.await;
-            if let Some(info) = &info {
+            if let (Some(info), Some(started)) = (&info, started) {
                 let result = InvocationOutcome {
                     elapsed: started.elapsed(),
                     failed: outcome.failed,
@@ -552,7 +579,8 @@ impl<H: Hub> Dispatch<'_, H> {
         } = invocation;
         let method = self.endpoint.find(&target);
         let def = method.map(|m| &H::__METHODS[m]);
-        let cancel = self.connection_token.child_token();
+        // Only a streaming invocation can be cancelled on its own.
+        let cancel = streaming.then(|| self.connection_token.child_token());
         let mut call = Call {
             method: target,
             invocation_id,
@@ -562,6 +590,7 @@ impl<H: Hub> Dispatch<'_, H> {
             sender: self.sender.clone(),
             detailed_errors: self.endpoint.options.detailed_errors,
             cancel: cancel.clone(),
+            connection_token: self.connection_token.clone(),
         };
         let reply = |this: &Self, outcome: Outcome| {
             if let Some(bytes) = outcome.completion {
@@ -644,10 +673,8 @@ impl<H: Hub> Dispatch<'_, H> {
             self.uploads.insert(id, tx);
             call.uploads.push(Some(rx));
         }
-        if streaming {
-            if let Some(id) = &call.invocation_id {
-                self.stream_tokens.insert(id.clone(), cancel);
-            }
+        if let (Some(id), Some(cancel)) = (&call.invocation_id, cancel) {
+            self.stream_tokens.insert(id.clone(), cancel);
         }
         Some((method.unwrap_or(0), call))
     }
@@ -696,6 +723,26 @@ async fn read_loop<H: Hub>(
     let inherent_keep_alive = connection.transport() == Some(TransportKind::LongPolling);
     const FAR: u64 = 365 * 24 * 3600 * 1000;
     let aborted = connection.abort_token();
+    // Made once: re-creating them for every message costs a lock each.
+    let close_requested = cx.close_requested().cancelled();
+    let shutdown = endpoint.shutdown.cancelled();
+    let aborted_wait = aborted.cancelled();
+    tokio::pin!(close_requested, shutdown, aborted_wait);
+    // The keep-alive timer is re-armed only when it fires: reads and writes move its deadline
+    // later, so a timer that fires early is simply set again.
+    let keep_alive_deadline = |connection: &Connection| {
+        let keep_alive_at = connection.last_write_ms() + options.keep_alive_interval.as_millis() as u64;
+        let timeout_at = connection.last_read_ms() + options.client_timeout.as_millis() as u64;
+        instant_of(keep_alive_at.min(timeout_at).max(now_ms()))
+    };
+    let keep_alive = tokio::time::sleep_until(if inherent_keep_alive {
+        instant_of(now_ms() + FAR)
+    } else {
+        keep_alive_deadline(connection)
+    });
+    tokio::pin!(keep_alive);
+    let ack_timer = tokio::time::sleep_until(instant_of(now_ms() + FAR));
+    tokio::pin!(ack_timer);
     let mut input = if leftover.is_empty() {
         None
     } else {
@@ -726,7 +773,11 @@ async fn read_loop<H: Hub>(
                             continue;
                         }
                         processed = id;
-                        ack_at.get_or_insert_with(|| tokio::time::Instant::now() + ACK_DELAY);
+                        if ack_at.is_none() {
+                            let at = tokio::time::Instant::now() + ACK_DELAY;
+                            ack_at = Some(at);
+                            ack_timer.as_mut().reset(at);
+                        }
                     }
                     _ => {}
                 }
@@ -736,14 +787,6 @@ async fn read_loop<H: Hub>(
             }
         }
 
-        let now = now_ms();
-        let wake_at = if inherent_keep_alive {
-            instant_of(now + FAR)
-        } else {
-            let keep_alive_at = connection.last_write_ms() + options.keep_alive_interval.as_millis() as u64;
-            let timeout_at = connection.last_read_ms() + options.client_timeout.as_millis() as u64;
-            instant_of(keep_alive_at.min(timeout_at).max(now))
-        };
         let reading = d.blocked.is_none() && queue.is_empty() && d.waiting.len() < options.max_pending_invocations;
         let blocked_sender = d.blocked.as_ref().map(|b| b.sender.clone());
 
@@ -785,7 +828,7 @@ async fn read_loop<H: Hub>(
                     d.stream_tokens.remove(&id);
                 }
             }
-            _ = tokio::time::sleep_until(wake_at), if !inherent_keep_alive => {
+            _ = &mut keep_alive, if !inherent_keep_alive => {
                 let now = now_ms();
                 if now >= connection.last_read_ms() + options.client_timeout.as_millis() as u64 {
                     let detail = "Client hasn't sent a message/ping within the configured ClientTimeoutInterval.";
@@ -801,17 +844,18 @@ async fn read_loop<H: Hub>(
                     // Count the ping as written even before the transport flushes it.
                     connection.mark_written();
                 }
+                keep_alive.as_mut().reset(keep_alive_deadline(connection));
             }
-            _ = tokio::time::sleep_until(ack_at.unwrap_or_else(tokio::time::Instant::now)), if ack_at.is_some() => {
+            _ = &mut ack_timer, if ack_at.is_some() => {
                 ack_at = None;
                 if let Ok(bytes) = protocol.encode(&OutMessage::Ack { sequence_id: processed }) {
                     let _ = d.sender.try_send(frame_for(format, bytes));
                 }
             }
-            _ = cx.close_requested().cancelled() => return End::Requested,
-            _ = endpoint.shutdown.cancelled() => return End::Shutdown,
+            _ = &mut close_requested => return End::Requested,
+            _ = &mut shutdown => return End::Shutdown,
             // The transport ends by aborting; after a clean close by the client that is no error.
-            _ = aborted.cancelled() => {
+            _ = &mut aborted_wait => {
                 return if connection.closed_by_client() { End::ClientGone } else { End::Aborted };
             }
         }

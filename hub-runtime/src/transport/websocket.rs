@@ -204,10 +204,15 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<ConnectionShared>, source
     if ok && sink.flush().await.is_err() {
         ok = false;
     }
-    while ok && !shared.abort.is_cancelled() {
+    // Made once: re-creating them for every frame costs a lock each.
+    let aborted = shared.abort.cancelled();
+    let stopped = stop.cancelled();
+    tokio::pin!(aborted, stopped);
+    let mut batch: Vec<Frame> = Vec::new();
+    while ok {
         tokio::select! {
             biased;
-            _ = shared.abort.cancelled() => {
+            _ = &mut aborted => {
                 if let Some(goodbye) = shared.goodbye() {
                     // A slow consumer: attempt the Close message, briefly; close regardless.
                     let attempt = async {
@@ -219,10 +224,9 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<ConnectionShared>, source
                 exit = Exit::Ended;
                 break
             }
-            _ = stop.cancelled() => { exit = Exit::Replaced; break }
+            _ = &mut stopped => { exit = Exit::Replaced; break }
             out = outbox.recv() => {
                 let mut close = false;
-                let mut batch = Vec::new();
                 let mut overflow = false;
                 let mut take = |item: Option<Outgoing>, batch: &mut Vec<Frame>, close: &mut bool| match item {
                     Some(Outgoing::Frame(frame, tracked)) => {
@@ -248,7 +252,7 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<ConnectionShared>, source
                     break;
                 }
                 let write = async {
-                    for frame in batch {
+                    for frame in batch.drain(..) {
                         sink.feed(to_message(frame)).await?;
                     }
                     if close {
@@ -257,7 +261,13 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<ConnectionShared>, source
                         sink.flush().await
                     }
                 };
-                match tokio::time::timeout(limits.send_timeout, write).await {
+                // Most writes finish at once: the timer is only set for one that has to wait.
+                let mut write = std::pin::pin!(write);
+                let written = match futures_util::poll!(write.as_mut()) {
+                    std::task::Poll::Ready(result) => Ok(result),
+                    std::task::Poll::Pending => tokio::time::timeout(limits.send_timeout, write).await,
+                };
+                match written {
                     Ok(Ok(())) => shared.touch_write(),
                     Ok(Err(e)) => {
                         tracing::debug!(connection = %shared.id, error = %e, "websocket write failed");
@@ -285,9 +295,14 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<ConnectionShared>, source
                         }
                         Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
                     };
-                    tokio::select! {
-                        _ = inbox.send(frame) => {}
-                        _ = shared.abort.cancelled() => { exit = Exit::Ended; break }
+                    // Usually there is room; otherwise wait for it (the socket is not read meanwhile).
+                    match inbox.try_send(frame) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Closed(_)) => {}
+                        Err(mpsc::error::TrySendError::Full(frame)) => tokio::select! {
+                            _ = inbox.send(frame) => {}
+                            _ = &mut aborted => { exit = Exit::Ended; break }
+                        },
                     }
                 }
                 Some(Err(e)) => {
