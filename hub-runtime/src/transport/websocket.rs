@@ -27,7 +27,7 @@ pub(crate) type WebSocket = WebSocketStream<TokioIo<Upgraded>>;
 
 /// Bytes read from the socket at a time. Small, because every idle connection keeps one:
 /// a larger message is assembled from several reads.
-const READ_BUFFER: usize = 4 * 1024;
+const READ_BUFFER: usize = 2 * 1024;
 /// Frames queued for one write are gathered up to this many bytes before they hit the socket.
 const WRITE_BUFFER: usize = 16 * 1024;
 
@@ -78,7 +78,7 @@ impl Upgrade {
     }
 
     /// Answers 101 Switching Protocols and runs `session` on the socket once the client has
-    /// it. The socket reads 4 KiB at a time and gathers writes up to 16 KiB.
+    /// it. The socket reads 2 KiB at a time and gathers writes up to 16 KiB.
     pub(crate) fn accept<F, Fut>(self, limits: WsLimits, session: F) -> Response
     where
         F: FnOnce(WebSocket) -> Fut + Send + 'static,
