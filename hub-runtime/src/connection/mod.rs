@@ -107,8 +107,11 @@ pub(crate) struct ConnectionShared {
     pub(crate) id: Arc<str>,
     pub(crate) token: Arc<str>,
     pub(crate) outbox: mpsc::Sender<Outgoing>,
-    /// Cancelled when the connection must end now, whatever is queued.
+    /// Cancelled when the connection must end now, whatever is queued. Cancel it through
+    /// [`ConnectionShared::end`].
     pub(crate) abort: CancellationToken,
+    /// `abort` is cancelled: the same fact, read without a lock on every send.
+    aborted: AtomicBool,
     /// Set by the transport, before it cancels `abort`, when the client closed cleanly.
     pub(crate) closed_by_client: AtomicBool,
     pub(crate) last_read_ms: AtomicU64,
@@ -211,6 +214,17 @@ pub(crate) struct ConnectionState {
 }
 
 impl ConnectionShared {
+    /// Ends the connection now (cancels `abort`).
+    pub(crate) fn end(&self) {
+        self.aborted.store(true, Ordering::Release);
+        self.abort.cancel();
+    }
+
+    /// Whether the connection was ended.
+    pub(crate) fn is_aborted(&self) -> bool {
+        self.aborted.load(Ordering::Acquire)
+    }
+
     /// The goodbye frame to attempt, if the connection was closed as a slow consumer.
     pub(crate) fn goodbye(&self) -> Option<Frame> {
         if !self.slow.load(Ordering::Relaxed) {
@@ -372,7 +386,7 @@ impl ConnectionSender {
     /// Queues a hub message without waiting; gives the frame back when the outbox is full
     /// (a closed connection drops it).
     pub(crate) fn try_send_message_or_return(&self, frame: Frame) -> Result<(), Frame> {
-        if self.shared.abort.is_cancelled() {
+        if self.shared.is_aborted() {
             return Ok(());
         }
         match self.shared.outbox.try_send(Outgoing::Frame(frame, true)) {
@@ -396,7 +410,7 @@ impl ConnectionSender {
     }
 
     fn try_send_with(&self, frame: Frame, tracked: bool) -> Result<(), OutboxError> {
-        if self.shared.abort.is_cancelled() {
+        if self.shared.is_aborted() {
             return Err(OutboxError::Closed);
         }
         self.shared
@@ -416,7 +430,7 @@ impl ConnectionSender {
     }
 
     async fn send_with(&self, frame: Frame, tracked: bool) -> Result<(), OutboxError> {
-        if self.shared.abort.is_cancelled() {
+        if self.shared.is_aborted() {
             return Err(OutboxError::Closed);
         }
         tokio::select! {
@@ -456,17 +470,17 @@ impl ConnectionSender {
         if !self.shared.slow.swap(true, Ordering::Relaxed) {
             self.shared.metrics.slow_consumer_closed();
         }
-        self.shared.abort.cancel();
+        self.shared.end();
     }
 
     /// Ends the connection now, dropping whatever is queued.
     pub fn abort(&self) {
-        self.shared.abort.cancel();
+        self.shared.end();
     }
 
     /// Whether the connection has been aborted.
     pub fn is_aborted(&self) -> bool {
-        self.shared.abort.is_cancelled()
+        self.shared.is_aborted()
     }
 }
 
@@ -540,6 +554,7 @@ impl ConnectionManager {
             token: token.clone(),
             outbox: tx,
             abort: CancellationToken::new(),
+            aborted: AtomicBool::new(false),
             closed_by_client: AtomicBool::new(false),
             last_read_ms: AtomicU64::new(now),
             last_write_ms: AtomicU64::new(now),
@@ -599,7 +614,7 @@ impl ConnectionManager {
         handler: &Arc<dyn ConnectionHandler>,
     ) -> Result<Attached, AttachError> {
         let mut state = shared.lock();
-        if shared.abort.is_cancelled() {
+        if shared.is_aborted() {
             return Err(AttachError::Unknown);
         }
         match state.transport {
@@ -679,7 +694,7 @@ impl ConnectionManager {
     /// stops the old socket's transport; the new one takes over once the old one let go.
     pub(crate) fn reattach(&self, shared: &Arc<ConnectionShared>) -> Result<CancellationToken, AttachError> {
         let mut state = shared.lock();
-        if shared.abort.is_cancelled() {
+        if shared.is_aborted() {
             return Err(AttachError::Unknown);
         }
         if state.transport != Some(TransportKind::WebSockets) {
@@ -714,7 +729,7 @@ impl ConnectionManager {
                 tracing::debug!(connection = %c.id, "connection timed out without a transport");
                 state.inbox_tx = None;
                 state.ws_inbox = None;
-                c.abort.cancel();
+                c.end();
             }
             keep
         });
@@ -723,7 +738,7 @@ impl ConnectionManager {
     /// Ends every connection now.
     pub(crate) fn abort_all(&self) {
         for c in self.connections.iter() {
-            c.abort.cancel();
+            c.end();
         }
     }
 }

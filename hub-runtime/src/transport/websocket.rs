@@ -247,7 +247,7 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<ConnectionShared>, source
                 }
                 if overflow {
                     tracing::warn!(connection = %shared.id, "closing a connection whose client does not acknowledge messages (stateful reconnect buffer full)");
-                    shared.abort.cancel();
+                    shared.end();
                     exit = Exit::Ended;
                     break;
                 }
@@ -265,7 +265,12 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<ConnectionShared>, source
                 let mut write = std::pin::pin!(write);
                 let written = match futures_util::poll!(write.as_mut()) {
                     std::task::Poll::Ready(result) => Ok(result),
-                    std::task::Poll::Pending => tokio::time::timeout(limits.send_timeout, write).await,
+                    std::task::Poll::Pending => tokio::select! {
+                        written = tokio::time::timeout(limits.send_timeout, write) => written,
+                        // Ended (a slow consumer, most likely) while its socket does not take
+                        // more: nothing more can get through.
+                        _ = &mut aborted => { exit = Exit::Ended; break }
+                    },
                 };
                 match written {
                     Ok(Ok(())) => shared.touch_write(),
@@ -313,7 +318,7 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<ConnectionShared>, source
             },
         }
     }
-    let keep_connection = !matches!(exit, Exit::Ended) && shared.replay().enabled && !shared.abort.is_cancelled();
+    let keep_connection = !matches!(exit, Exit::Ended) && shared.replay().enabled && !shared.is_aborted();
     if keep_connection {
         // Stateful reconnect: the connection waits for its client to come back.
         let mut state = shared.lock();
@@ -330,6 +335,6 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<ConnectionShared>, source
             // A clean close by the client: not an error for the handler.
             shared.closed_by_client.store(true, Ordering::Release);
         }
-        shared.abort.cancel();
+        shared.end();
     }
 }
