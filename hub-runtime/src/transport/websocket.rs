@@ -209,7 +209,7 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<ConnectionShared>, source
     let stopped = stop.cancelled();
     tokio::pin!(aborted, stopped);
     let mut batch: Vec<Frame> = Vec::new();
-    while ok {
+    while ok && !shared.is_aborted() {
         tokio::select! {
             biased;
             _ = &mut aborted => {
