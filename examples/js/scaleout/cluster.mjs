@@ -137,7 +137,8 @@ export class Redis {
 
 /**
  * One `interop --redis URL` process. Besides what startServer returns, keeps a count of the
- * "could not publish to Redis" warnings it printed on stderr.
+ * "could not publish to Redis" warnings it printed on stderr (the backplane logs the 1st, 2nd,
+ * 4th, 8th... failure of an outage) and reads the exact count from its /metrics.
  */
 async function startNode(index, redisUrl) {
     const name = `interop#${index}`;
@@ -150,6 +151,12 @@ async function startNode(index, redisUrl) {
         node.stderr = (node.stderr + line + '\n').slice(-20_000);
     });
     node.alive = () => server.child.exitCode === null && server.child.signalCode === null;
+    /** hub_backplane_failed_publishes_total from the node's Prometheus endpoint. */
+    node.failedPublishes = async () => {
+        const text = await (await fetch(`${server.url}/metrics`)).text();
+        const line = text.split('\n').find((l) => l.startsWith('hub_backplane_failed_publishes_total{'));
+        return line ? Number(line.split(' ').pop()) : 0;
+    };
     node.exitStatus = () => ({ code: server.child.exitCode, signal: server.child.signalCode });
     return node;
 }
@@ -157,7 +164,8 @@ async function startNode(index, redisUrl) {
 /**
  * Starts a redis-server and `count` interop processes on it. Returns a cluster:
  *   redis                 the Redis child (see Redis)
- *   nodes[i]              { url, child, alive(), publishFailures, stderr, ... }
+ *   nodes[i]              { url, child, alive(), publishFailures (warnings logged),
+ *                         failedPublishes() (the counter), stderr, ... }
  *   connect(i, user, opts)  an official-client connection to nodes[i] at /broadcast?user=USER,
  *                         started, tracked, with `.inbox` (every Receive message in order),
  *                         `.arrivals` (Date.now() of each), `.node` (i) and `.user`; opts as
