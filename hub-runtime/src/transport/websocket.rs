@@ -311,10 +311,17 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<ConnectionShared>, source
                     }
                 }
                 Some(Err(e)) => {
-                    tracing::debug!(connection = %shared.id, error = %e, "websocket read failed");
+                    // A client that goes without the closing handshake (a closed tab, a lost
+                    // network) ends its connection normally, as with the reference server;
+                    // anything else it sent wrong is an error.
+                    closed_by_client = closed_prematurely(&e);
+                    tracing::debug!(connection = %shared.id, error = %e, "websocket read ended");
                     break;
                 }
-                None => break,
+                None => {
+                    closed_by_client = true;
+                    break;
+                }
             },
         }
     }
@@ -336,5 +343,23 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<ConnectionShared>, source
             shared.closed_by_client.store(true, Ordering::Release);
         }
         shared.end();
+    }
+}
+
+/// Whether a read error only says that the client went without the closing handshake.
+fn closed_prematurely(error: &tokio_tungstenite::tungstenite::Error) -> bool {
+    use std::io::ErrorKind;
+    use tokio_tungstenite::tungstenite::error::{Error, ProtocolError};
+    match error {
+        Error::ConnectionClosed | Error::AlreadyClosed => true,
+        Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => true,
+        Error::Io(e) => matches!(
+            e.kind(),
+            ErrorKind::ConnectionReset
+                | ErrorKind::ConnectionAborted
+                | ErrorKind::BrokenPipe
+                | ErrorKind::UnexpectedEof
+        ),
+        _ => false,
     }
 }
