@@ -14,6 +14,17 @@ use serde_json::json;
 struct Tough {
     connected: Arc<AtomicUsize>,
     disconnected: Arc<AtomicUsize>,
+    /// Streams started and streams dropped.
+    streams: Arc<(AtomicUsize, AtomicUsize)>,
+}
+
+/// Counts its own drop.
+struct DropCount(Arc<(AtomicUsize, AtomicUsize)>);
+
+impl Drop for DropCount {
+    fn drop(&mut self) {
+        self.0 .1.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 #[hub]
@@ -31,28 +42,42 @@ impl Tough {
     fn echo(&self, message: String) -> String {
         message
     }
+
+    /// One item, then nothing until cancelled.
+    fn ticks(&self) -> impl Stream<Item = u32> {
+        self.streams.0.fetch_add(1, Ordering::SeqCst);
+        let guard = DropCount(self.streams.clone());
+        futures_util::stream::iter([1])
+            .chain(futures_util::stream::pending())
+            .map(move |n| {
+                let _alive = &guard;
+                n
+            })
+    }
 }
 
 struct Counts {
     connected: Arc<AtomicUsize>,
     disconnected: Arc<AtomicUsize>,
+    streams: Arc<(AtomicUsize, AtomicUsize)>,
 }
 
 async fn server() -> (TestServer, Counts) {
     let connected = Arc::new(AtomicUsize::new(0));
     let disconnected = Arc::new(AtomicUsize::new(0));
+    let streams = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
     let hub = Tough {
         connected: connected.clone(),
         disconnected: disconnected.clone(),
+        streams: streams.clone(),
     };
     let server = TestServer::start(HubServer::builder().hub("/tough", hub).build()).await;
-    (
-        server,
-        Counts {
-            connected,
-            disconnected,
-        },
-    )
+    let counts = Counts {
+        connected,
+        disconnected,
+        streams,
+    };
+    (server, counts)
 }
 
 #[tokio::test]
@@ -157,4 +182,36 @@ async fn a_crowd_of_bad_handshakes_each_gets_an_error_and_good_clients_are_serve
         server.server.connection_count() <= 1
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_thousand_cancelled_streams_leave_nothing_behind() {
+    let (server, counts) = server().await;
+    let mut client = server.connect("/tough").await;
+    // In waves of 50 (a connection may have 64 streams open at once): start, see the first
+    // item, cancel. A stream that outlived its cancellation would use up the limit.
+    for wave in 0..20 {
+        for i in 0..50 {
+            let id = format!("s{wave}-{i}");
+            client
+                .send(&json!({"type": 4, "invocationId": id, "target": "ticks", "arguments": []}))
+                .await;
+        }
+        for _ in 0..50 {
+            let item = client.recv_skip_pings().await;
+            assert_eq!(item["type"], 2, "{item}");
+        }
+        for i in 0..50 {
+            client
+                .send(&json!({"type": 5, "invocationId": format!("s{wave}-{i}")}))
+                .await;
+        }
+        // The cancellations are handled before this call; no Completion follows them.
+        assert_eq!(client.call_ok("echo", json!(["sync"])).await, json!("sync"));
+        eventually("every cancelled stream is dropped", || {
+            counts.streams.1.load(Ordering::SeqCst) == (wave + 1) * 50
+        })
+        .await;
+    }
+    assert_eq!(counts.streams.0.load(Ordering::SeqCst), 1000);
 }
