@@ -9,6 +9,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use std::future::Future;
+
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio_util::sync::CancellationToken;
 
@@ -335,16 +337,48 @@ struct Dispatch<'a, H: Hub> {
     protocol: &'a Arc<dyn HubProtocol>,
     connection_token: &'a CancellationToken,
     sender: ConnectionSender,
-    running: FuturesUnordered<Running>,
+    running: LazySet<Running>,
     /// Invocations with client-to-server streams, which the parallel limit does not count.
-    unlimited: FuturesUnordered<Running>,
+    unlimited: LazySet<Running>,
     waiting: VecDeque<(usize, Call)>,
-    streams: FuturesUnordered<BoxFuture<Option<String>>>,
+    streams: LazySet<BoxFuture<Option<String>>>,
     stream_tokens: HashMap<String, CancellationToken>,
     uploads: HashMap<String, mpsc::Sender<UploadItem>>,
     blocked: Option<BlockedUpload>,
     parallel: usize,
     rate: RateLimit,
+}
+
+/// A set of futures that allocates only once something is pushed (most connections never
+/// stream, and most invocations finish at once): an idle connection keeps less memory.
+struct LazySet<F>(Option<FuturesUnordered<F>>);
+
+impl<F> Default for LazySet<F> {
+    fn default() -> Self {
+        LazySet(None)
+    }
+}
+
+impl<F: Future + Unpin> LazySet<F> {
+    fn push(&mut self, future: F) {
+        self.0.get_or_insert_with(FuturesUnordered::new).push(future);
+    }
+
+    fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, FuturesUnordered::len)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The next output; `None` when the set is empty.
+    fn next(&mut self) -> impl Future<Output = Option<F::Output>> + '_ {
+        std::future::poll_fn(move |cx| match &mut self.0 {
+            Some(set) => set.poll_next_unpin(cx),
+            None => std::task::Poll::Ready(None),
+        })
+    }
 }
 
 /// A token bucket: `per_second` invocations on average, bursts of up to one second's worth.
@@ -709,10 +743,10 @@ async fn read_loop<H: Hub>(
         protocol,
         connection_token,
         sender: cx.sender().clone(),
-        running: FuturesUnordered::new(),
-        unlimited: FuturesUnordered::new(),
+        running: LazySet::default(),
+        unlimited: LazySet::default(),
         waiting: VecDeque::new(),
-        streams: FuturesUnordered::new(),
+        streams: LazySet::default(),
         stream_tokens: HashMap::new(),
         uploads: HashMap::new(),
         blocked: None,
