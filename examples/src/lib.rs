@@ -130,12 +130,7 @@ pub fn operations(server: hub_runtime::HubServer) -> warp::filters::BoxedFilter<
     use warp::Filter;
     let metrics = warp::get().and(warp::path!("metrics")).map(|| {
         let body = prometheus().map(|p| p.render()).unwrap_or_default();
-        let mut response = warp::reply::Response::new(body.into());
-        response.headers_mut().insert(
-            warp::http::header::CONTENT_TYPE,
-            warp::http::HeaderValue::from_static("text/plain; version=0.0.4"),
-        );
-        response
+        reply(200, "text/plain; version=0.0.4", body)
     });
     let health = warp::get().and(warp::path!("health")).map(move || {
         let stopping = server.is_stopping();
@@ -143,19 +138,19 @@ pub fn operations(server: hub_runtime::HubServer) -> warp::filters::BoxedFilter<
             "status": if stopping { "stopping" } else { "ok" },
             "connections": server.connection_count(),
         });
-        let mut response = warp::reply::Response::new(body.to_string().into());
-        *response.status_mut() = if stopping {
-            warp::http::StatusCode::SERVICE_UNAVAILABLE
-        } else {
-            warp::http::StatusCode::OK
-        };
-        response.headers_mut().insert(
-            warp::http::header::CONTENT_TYPE,
-            warp::http::HeaderValue::from_static("application/json"),
-        );
-        response
+        reply(if stopping { 503 } else { 200 }, "application/json", body.to_string())
     });
     metrics.or(health).unify().boxed()
+}
+
+/// A response with a status, a content type and a body.
+pub fn reply(status: u16, content_type: &str, body: String) -> warp::reply::Response {
+    let mut response = warp::reply::Response::new(body.into());
+    *response.status_mut() = warp::http::StatusCode::from_u16(status).unwrap_or(warp::http::StatusCode::OK);
+    if let Ok(value) = content_type.parse() {
+        response.headers_mut().insert(warp::http::header::CONTENT_TYPE, value);
+    }
+    response
 }
 
 /// Starts a server builder, joined to the Redis backplane when `--redis` was given. Installs

@@ -35,13 +35,8 @@ use crate::connection::TransportKind;
 const TRANSPORTS: [&str; 3] = ["WebSockets", "ServerSentEvents", "LongPolling"];
 const PROTOCOLS: [&str; 4] = ["raw", "json", "messagepack", "other"];
 
-/// The label index of a protocol.
-pub(crate) fn protocol_index(protocol: &dyn crate::protocol::HubProtocol) -> u8 {
-    protocol_name_index(protocol.name())
-}
-
 /// The label index of a protocol name.
-pub(crate) fn protocol_name_index(name: &str) -> u8 {
+pub(crate) fn protocol_index(name: &str) -> u8 {
     match name {
         "json" => 1,
         "messagepack" => 2,
@@ -108,12 +103,6 @@ impl EndpointMetrics {
 
     pub(crate) fn slow_consumer_closed(&self) {
         self.slow_consumer_closes.increment(1);
-    }
-}
-
-impl Default for EndpointMetrics {
-    fn default() -> Self {
-        EndpointMetrics::new("")
     }
 }
 

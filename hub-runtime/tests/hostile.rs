@@ -11,19 +11,23 @@ use common::{eventually, within, Client, TestServer, RS};
 use hub_runtime::prelude::*;
 use serde_json::json;
 
-struct Tough {
-    connected: Arc<AtomicUsize>,
-    disconnected: Arc<AtomicUsize>,
-    /// Streams started and streams dropped.
-    streams: Arc<(AtomicUsize, AtomicUsize)>,
+/// What the hub has seen; the tests read the same counts.
+#[derive(Default)]
+struct Counts {
+    connected: AtomicUsize,
+    disconnected: AtomicUsize,
+    streams_started: AtomicUsize,
+    streams_dropped: AtomicUsize,
 }
 
-/// Counts its own drop.
-struct DropCount(Arc<(AtomicUsize, AtomicUsize)>);
+struct Tough(Arc<Counts>);
+
+/// Counts its stream's drop.
+struct DropCount(Arc<Counts>);
 
 impl Drop for DropCount {
     fn drop(&mut self) {
-        self.0 .1.fetch_add(1, Ordering::SeqCst);
+        self.0.streams_dropped.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -31,12 +35,12 @@ impl Drop for DropCount {
 impl Tough {
     #[hub(on_connected)]
     fn connected(&self) {
-        self.connected.fetch_add(1, Ordering::SeqCst);
+        self.0.connected.fetch_add(1, Ordering::SeqCst);
     }
 
     #[hub(on_disconnected)]
     fn disconnected(&self) {
-        self.disconnected.fetch_add(1, Ordering::SeqCst);
+        self.0.disconnected.fetch_add(1, Ordering::SeqCst);
     }
 
     fn echo(&self, message: String) -> String {
@@ -45,8 +49,8 @@ impl Tough {
 
     /// One item, then nothing until cancelled.
     fn ticks(&self) -> impl Stream<Item = u32> {
-        self.streams.0.fetch_add(1, Ordering::SeqCst);
-        let guard = DropCount(self.streams.clone());
+        self.0.streams_started.fetch_add(1, Ordering::SeqCst);
+        let guard = DropCount(self.0.clone());
         futures_util::stream::iter([1])
             .chain(futures_util::stream::pending())
             .map(move |n| {
@@ -56,27 +60,10 @@ impl Tough {
     }
 }
 
-struct Counts {
-    connected: Arc<AtomicUsize>,
-    disconnected: Arc<AtomicUsize>,
-    streams: Arc<(AtomicUsize, AtomicUsize)>,
-}
-
-async fn server() -> (TestServer, Counts) {
-    let connected = Arc::new(AtomicUsize::new(0));
-    let disconnected = Arc::new(AtomicUsize::new(0));
-    let streams = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
-    let hub = Tough {
-        connected: connected.clone(),
-        disconnected: disconnected.clone(),
-        streams: streams.clone(),
-    };
+async fn server() -> (TestServer, Arc<Counts>) {
+    let counts = Arc::new(Counts::default());
+    let hub = Tough(counts.clone());
     let server = TestServer::start(HubServer::builder().hub("/tough", hub).build()).await;
-    let counts = Counts {
-        connected,
-        disconnected,
-        streams,
-    };
     (server, counts)
 }
 
@@ -209,9 +196,9 @@ async fn a_thousand_cancelled_streams_leave_nothing_behind() {
         // The cancellations are handled before this call; no Completion follows them.
         assert_eq!(client.call_ok("echo", json!(["sync"])).await, json!("sync"));
         eventually("every cancelled stream is dropped", || {
-            counts.streams.1.load(Ordering::SeqCst) == (wave + 1) * 50
+            counts.streams_dropped.load(Ordering::SeqCst) == (wave + 1) * 50
         })
         .await;
     }
-    assert_eq!(counts.streams.0.load(Ordering::SeqCst), 1000);
+    assert_eq!(counts.streams_started.load(Ordering::SeqCst), 1000);
 }

@@ -3,6 +3,7 @@
 
 const PROGRAM: &str = "interop";
 
+use hub_examples::reply;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -354,15 +355,6 @@ async fn echo(mut connection: Connection) {
 /// The test-only identity of BroadcastHub: the `user` query parameter.
 fn user_from_query(request: &RequestContext) -> Result<Option<Identity>, AuthError> {
     Ok(request.query("user").map(Identity::user))
-}
-
-fn reply(status: u16, content_type: &str, body: String) -> warp::reply::Response {
-    let mut response = warp::reply::Response::new(body.into());
-    *response.status_mut() = warp::http::StatusCode::from_u16(status).unwrap_or(warp::http::StatusCode::OK);
-    if let Ok(value) = content_type.parse() {
-        response.headers_mut().insert(warp::http::header::CONTENT_TYPE, value);
-    }
-    response
 }
 
 fn with_query(path: &str, query: &str) -> String {

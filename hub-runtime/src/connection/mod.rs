@@ -386,16 +386,9 @@ impl ConnectionSender {
     /// Queues a hub message without waiting; gives the frame back when the outbox is full
     /// (a closed connection drops it).
     pub(crate) fn try_send_message_or_return(&self, frame: Frame) -> Result<(), Frame> {
-        if self.shared.is_aborted() {
-            return Ok(());
-        }
-        match self.shared.outbox.try_send(Outgoing::Frame(frame, true)) {
-            Ok(()) => {
-                self.count_sent();
-                Ok(())
-            }
-            Err(mpsc::error::TrySendError::Full(Outgoing::Frame(frame, _))) => Err(frame),
-            Err(_) => Ok(()),
+        match self.try_queue(frame, true) {
+            Err((OutboxError::Full, Some(frame))) => Err(frame),
+            _ => Ok(()),
         }
     }
 
@@ -410,18 +403,23 @@ impl ConnectionSender {
     }
 
     fn try_send_with(&self, frame: Frame, tracked: bool) -> Result<(), OutboxError> {
+        self.try_queue(frame, tracked).map_err(|(error, _)| error)
+    }
+
+    /// Queues a frame without waiting; on failure, why, with the frame when the outbox was full.
+    fn try_queue(&self, frame: Frame, tracked: bool) -> Result<(), (OutboxError, Option<Frame>)> {
         if self.shared.is_aborted() {
-            return Err(OutboxError::Closed);
+            return Err((OutboxError::Closed, None));
         }
-        self.shared
-            .outbox
-            .try_send(Outgoing::Frame(frame, tracked))
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => OutboxError::Full,
-                mpsc::error::TrySendError::Closed(_) => OutboxError::Closed,
-            })?;
-        self.count_sent();
-        Ok(())
+        match self.shared.outbox.try_send(Outgoing::Frame(frame, tracked)) {
+            Ok(()) => {
+                self.count_sent();
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(Outgoing::Frame(frame, _))) => Err((OutboxError::Full, Some(frame))),
+            Err(mpsc::error::TrySendError::Full(Outgoing::Close)) => Err((OutboxError::Full, None)),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err((OutboxError::Closed, None)),
+        }
     }
 
     /// Queues a frame, waiting for room in the outbox.
@@ -449,7 +447,7 @@ impl ConnectionSender {
     pub(crate) fn set_protocol(&self, name: &str) {
         self.shared
             .protocol
-            .store(crate::observability::protocol_name_index(name), Ordering::Relaxed);
+            .store(crate::observability::protocol_index(name), Ordering::Relaxed);
     }
 
     /// The endpoint's counters.
@@ -524,7 +522,6 @@ pub(crate) enum AttachError {
 }
 
 /// Every live connection of one endpoint, by secret token.
-#[derive(Default)]
 pub(crate) struct ConnectionManager {
     connections: DashMap<Arc<str>, Arc<ConnectionShared>>,
     metrics: Arc<EndpointMetrics>,

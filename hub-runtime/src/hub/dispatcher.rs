@@ -442,55 +442,51 @@ impl<H: Hub> Dispatch<'_, H> {
         let mut future = self.endpoint.hub.clone().__invoke(self.cx.clone(), method, call);
         let sender = self.sender.clone();
         let format = self.protocol.transfer_format();
-        if info.is_none() {
-            // Most methods finish without waiting: poll once here (a spurious poll is harmless
-            // to a future that is not ready; the set polls it again with the task's waker) and
-            // answer at once, without a trip through the set.
-            let mut context = std::task::Context::from_waker(futures_util::task::noop_waker_ref());
-            if let std::task::Poll::Ready(outcome) = future.as_mut().poll(&mut context) {
-                if let Some(stream) = outcome.stream {
-                    self.stream_started(stream_id, stream);
-                    return;
+        let running: Running = 'running: {
+            if info.is_none() {
+                // Most methods finish without waiting: poll once here (a spurious poll is harmless
+                // to a future that is not ready; the set polls it again with the task's waker) and
+                // answer at once, without a trip through the set.
+                let mut context = std::task::Context::from_waker(futures_util::task::noop_waker_ref());
+                if let std::task::Poll::Ready(outcome) = future.as_mut().poll(&mut context) {
+                    if let Some(stream) = outcome.stream {
+                        self.stream_started(stream_id, stream);
+                        return;
+                    }
+                    let Some(bytes) = outcome.completion else { return };
+                    let Err(frame) = sender.try_send_message_or_return(frame_for(format, bytes)) else {
+                        return;
+                    };
+                    // The outbox is full: wait for room like any other reply.
+                    break 'running Box::pin(async move {
+                        let _ = sender.send_message(frame).await;
+                        None
+                    });
                 }
-                let Some(bytes) = outcome.completion else { return };
-                let Err(frame) = sender.try_send_message_or_return(frame_for(format, bytes)) else {
-                    return;
-                };
-                // The outbox is full: wait for room like any other reply.
-                let set = if limited {
-                    &mut self.running
-                } else {
-                    &mut self.unlimited
-                };
-                set.push(Box::pin(async move {
-                    let _ = sender.send_message(frame).await;
-                    None
-                }));
-                return;
             }
-        }
-        let set = if limited {
-            &mut self.running
-        } else {
-            &mut self.unlimited
+            Box::pin(async move {
+                let outcome = future.await;
+                if let (Some(info), Some(started)) = (&info, started) {
+                    let result = InvocationOutcome {
+                        elapsed: started.elapsed(),
+                        failed: outcome.failed,
+                    };
+                    filters.after_invoke(info, &result);
+                }
+                if let Some(stream) = outcome.stream {
+                    return Some((stream_id, stream));
+                }
+                if let Some(bytes) = outcome.completion {
+                    let _ = sender.send_message(frame_for(format, bytes)).await;
+                }
+                None
+            })
         };
-        set.push(Box::pin(async move {
-            let outcome = future.await;
-            if let (Some(info), Some(started)) = (&info, started) {
-                let result = InvocationOutcome {
-                    elapsed: started.elapsed(),
-                    failed: outcome.failed,
-                };
-                filters.after_invoke(info, &result);
-            }
-            if let Some(stream) = outcome.stream {
-                return Some((stream_id, stream));
-            }
-            if let Some(bytes) = outcome.completion {
-                let _ = sender.send_message(frame_for(format, bytes)).await;
-            }
-            None
-        }));
+        if limited {
+            self.running.push(running);
+        } else {
+            self.unlimited.push(running);
+        }
     }
 
     fn start_waiting(&mut self) {
@@ -731,7 +727,7 @@ async fn read_loop<H: Hub>(
     let mut processed: u64 = 0;
     let mut ack_at: Option<tokio::time::Instant> = None;
     let format = protocol.transfer_format();
-    let protocol_label = protocol_index(&**protocol);
+    let protocol_label = protocol_index(protocol.name());
     let ping = protocol.encode(&OutMessage::Ping).ok().map(|b| frame_for(format, b));
     let mut reader = MessageReader::default();
     let mut parsed = Vec::new();
