@@ -8,6 +8,7 @@
 //! through [`ConnectionSender`]).
 
 pub(crate) mod negotiate;
+pub(crate) mod queue;
 mod request;
 
 use std::future::Future;
@@ -19,7 +20,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use dashmap::DashMap;
 use rand::RngCore;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use request::{RequestContext, TransportKind};
@@ -106,7 +106,7 @@ pub(crate) fn random_id() -> String {
 pub(crate) struct ConnectionShared {
     pub(crate) id: Arc<str>,
     pub(crate) token: Arc<str>,
-    pub(crate) outbox: mpsc::Sender<Outgoing>,
+    pub(crate) outbox: queue::Sender<Outgoing>,
     /// Cancelled when the connection must end now, whatever is queued. Cancel it through
     /// [`ConnectionShared::end`].
     pub(crate) abort: CancellationToken,
@@ -119,7 +119,7 @@ pub(crate) struct ConnectionShared {
     pub(crate) created: Instant,
     pub(crate) state: Mutex<ConnectionState>,
     /// Long polling: the outbox receiver, held by the poll that is waiting.
-    pub(crate) poll_outbox: tokio::sync::Mutex<Option<mpsc::Receiver<Outgoing>>>,
+    pub(crate) poll_outbox: tokio::sync::Mutex<Option<queue::Receiver<Outgoing>>>,
     /// Stateful reconnect: what the client has not acknowledged yet.
     pub(crate) replay: Mutex<Replay>,
     /// Signalled when a WebSocket transport gives the connection back (stateful reconnect).
@@ -189,11 +189,11 @@ impl Replay {
 pub(crate) struct ConnectionState {
     pub(crate) started: bool,
     pub(crate) transport: Option<TransportKind>,
-    pub(crate) outbox_rx: Option<mpsc::Receiver<Outgoing>>,
+    pub(crate) outbox_rx: Option<queue::Receiver<Outgoing>>,
     pub(crate) request: Arc<RequestContext>,
     pub(crate) identity: Option<Arc<Identity>>,
     /// HTTP transports: where POSTed data goes (dropping it ends the connection).
-    pub(crate) inbox_tx: Option<mpsc::Sender<Frame>>,
+    pub(crate) inbox_tx: Option<queue::Sender<Frame>>,
     /// Long polling: the poll now waiting, by number (cancelled when a newer poll displaces
     /// it).
     pub(crate) poll: Option<(u64, CancellationToken)>,
@@ -206,7 +206,7 @@ pub(crate) struct ConnectionState {
     /// Negotiate agreed to stateful reconnect.
     pub(crate) stateful: bool,
     /// WebSockets with stateful reconnect: the inbox sender while no socket is attached.
-    pub(crate) ws_inbox: Option<mpsc::Sender<Frame>>,
+    pub(crate) ws_inbox: Option<queue::Sender<Frame>>,
     /// WebSockets with stateful reconnect: stops the attached socket's transport.
     pub(crate) ws_transport: Option<CancellationToken>,
     /// WebSockets with stateful reconnect: since when no socket is attached.
@@ -270,7 +270,7 @@ impl ConnectionShared {
 /// ```
 pub struct Connection {
     shared: Arc<ConnectionShared>,
-    inbox: mpsc::Receiver<Frame>,
+    inbox: queue::Receiver<Frame>,
     identity: Option<Arc<Identity>>,
 }
 
@@ -416,9 +416,9 @@ impl ConnectionSender {
                 self.count_sent();
                 Ok(())
             }
-            Err(mpsc::error::TrySendError::Full(Outgoing::Frame(frame, _))) => Err((OutboxError::Full, Some(frame))),
-            Err(mpsc::error::TrySendError::Full(Outgoing::Close)) => Err((OutboxError::Full, None)),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err((OutboxError::Closed, None)),
+            Err(queue::TrySendError::Full(Outgoing::Frame(frame, _))) => Err((OutboxError::Full, Some(frame))),
+            Err(queue::TrySendError::Full(Outgoing::Close)) => Err((OutboxError::Full, None)),
+            Err(queue::TrySendError::Closed(_)) => Err((OutboxError::Closed, None)),
         }
     }
 
@@ -504,8 +504,8 @@ where
 
 /// What a transport gets when it attaches.
 pub(crate) struct Attached {
-    pub(crate) outbox: Option<mpsc::Receiver<Outgoing>>,
-    pub(crate) inbox: Option<mpsc::Sender<Frame>>,
+    pub(crate) outbox: Option<queue::Receiver<Outgoing>>,
+    pub(crate) inbox: Option<queue::Sender<Frame>>,
     /// WebSockets: cancelled when a newer socket replaces this one (stateful reconnect).
     pub(crate) stop: CancellationToken,
 }
@@ -544,7 +544,7 @@ impl ConnectionManager {
     pub(crate) fn create(&self, outbox_capacity: usize, legacy_ids: bool) -> Arc<ConnectionShared> {
         let id: Arc<str> = random_id().into();
         let token: Arc<str> = if legacy_ids { id.clone() } else { random_id().into() };
-        let (tx, rx) = mpsc::channel(outbox_capacity.max(1));
+        let (tx, rx) = queue::channel(outbox_capacity.max(1));
         let now = now_ms();
         let shared = Arc::new(ConnectionShared {
             id,
@@ -629,7 +629,7 @@ impl ConnectionManager {
         state.identity = identity.clone();
         state.last_poll_end = Instant::now();
 
-        let (inbox_tx, inbox_rx) = mpsc::channel(INBOX_CAPACITY);
+        let (inbox_tx, inbox_rx) = queue::channel(INBOX_CAPACITY);
         let attached = match transport {
             TransportKind::WebSockets => {
                 let stop = CancellationToken::new();

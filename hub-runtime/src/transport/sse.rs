@@ -4,11 +4,10 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
 use warp::reply::Response;
 use warp::Reply;
 
-use crate::connection::{ConnectionShared, Frame, Outgoing};
+use crate::connection::{queue, ConnectionShared, Frame, Outgoing};
 
 /// Ends the client-to-server direction when the response goes away (the client closed its
 /// EventSource, or the connection ended).
@@ -21,12 +20,12 @@ impl Drop for Guard {
 }
 
 struct State {
-    outbox: mpsc::Receiver<Outgoing>,
+    outbox: queue::Receiver<Outgoing>,
     guard: Guard,
 }
 
 /// The event-stream response carrying the connection's outbox.
-pub(crate) fn response(shared: Arc<ConnectionShared>, outbox: mpsc::Receiver<Outgoing>) -> Response {
+pub(crate) fn response(shared: Arc<ConnectionShared>, outbox: queue::Receiver<Outgoing>) -> Response {
     let abort = shared.abort.clone();
     let state = State {
         outbox,

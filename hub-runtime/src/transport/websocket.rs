@@ -12,7 +12,6 @@ use futures_util::{SinkExt, StreamExt};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
@@ -20,7 +19,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 use warp::reply::Response;
 
-use crate::connection::{ConnectionShared, Frame, Outgoing};
+use crate::connection::{queue, ConnectionShared, Frame, Outgoing};
 
 /// An upgraded WebSocket.
 pub(crate) type WebSocket = WebSocketStream<TokioIo<Upgraded>>;
@@ -136,8 +135,8 @@ fn close_message(code: CloseCode, reason: &'static str) -> Message {
 pub(crate) enum Source {
     /// The connection's first socket.
     Fresh {
-        outbox: mpsc::Receiver<Outgoing>,
-        inbox: mpsc::Sender<Frame>,
+        outbox: queue::Receiver<Outgoing>,
+        inbox: queue::Sender<Frame>,
         stop: CancellationToken,
     },
     /// A socket replacing a dropped one (stateful reconnect).
@@ -158,7 +157,7 @@ enum Exit {
 async fn take_over(
     shared: &ConnectionShared,
     stop: &CancellationToken,
-) -> Option<(mpsc::Receiver<Outgoing>, mpsc::Sender<Frame>)> {
+) -> Option<(queue::Receiver<Outgoing>, queue::Sender<Frame>)> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
         {
@@ -303,8 +302,8 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<ConnectionShared>, source
                     // Usually there is room; otherwise wait for it (the socket is not read meanwhile).
                     match inbox.try_send(frame) {
                         Ok(()) => {}
-                        Err(mpsc::error::TrySendError::Closed(_)) => {}
-                        Err(mpsc::error::TrySendError::Full(frame)) => tokio::select! {
+                        Err(queue::TrySendError::Closed(_)) => {}
+                        Err(queue::TrySendError::Full(frame)) => tokio::select! {
                             _ = inbox.send(frame) => {}
                             _ = &mut aborted => { exit = Exit::Ended; break }
                         },

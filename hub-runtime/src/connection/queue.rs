@@ -1,0 +1,276 @@
+//! A connection's queues (the outbox and the inbox): bounded, many senders, one receiver.
+//!
+//! Unlike tokio's channel, which allocates a block of 32 slots when it is made, a queue holds
+//! no memory while it is empty, so an idle connection pays only for the queue's header. Its
+//! storage grows with the traffic and is given back when a burst has drained.
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use tokio::sync::Notify;
+
+/// Storage kept after a burst drains; more than this is freed.
+const KEEP_CAPACITY: usize = 16;
+
+struct Shared<T> {
+    state: Mutex<State<T>>,
+    /// Senders waiting for room.
+    room: Notify,
+    capacity: usize,
+    senders: AtomicUsize,
+}
+
+struct State<T> {
+    items: VecDeque<T>,
+    /// The receiver, when it waits for an item.
+    waker: Option<Waker>,
+    /// The receiver is gone, or every sender is.
+    receiver_gone: bool,
+    senders_gone: bool,
+}
+
+impl<T> Shared<T> {
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        // Nothing panics while holding the lock; recover the data if something ever did.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Why [`Sender::try_send`] did not queue an item; the item comes back.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum TrySendError<T> {
+    /// The queue holds its capacity.
+    Full(T),
+    /// The receiver is gone.
+    Closed(T),
+}
+
+/// Why [`Receiver::try_recv`] returned nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TryRecvError {
+    /// Nothing queued now.
+    Empty,
+    /// Nothing queued, and every sender is gone.
+    Disconnected,
+}
+
+/// A new queue holding at most `capacity` items (at least one).
+pub(crate) fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            items: VecDeque::new(),
+            waker: None,
+            receiver_gone: false,
+            senders_gone: false,
+        }),
+        room: Notify::new(),
+        capacity: capacity.max(1),
+        senders: AtomicUsize::new(1),
+    });
+    (Sender { shared: shared.clone() }, Receiver { shared })
+}
+
+/// Puts items in a queue. Cloning makes another sender; the queue ends when all are dropped.
+pub(crate) struct Sender<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> Sender<T> {
+    /// Queues `item` if there is room, without waiting.
+    pub(crate) fn try_send(&self, item: T) -> Result<(), TrySendError<T>> {
+        let mut state = self.shared.lock();
+        if state.receiver_gone {
+            return Err(TrySendError::Closed(item));
+        }
+        if state.items.len() >= self.shared.capacity {
+            return Err(TrySendError::Full(item));
+        }
+        state.items.push_back(item);
+        let waker = state.waker.take();
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Ok(())
+    }
+
+    /// Queues `item`, waiting for room; gives it back if the receiver is gone.
+    pub(crate) async fn send(&self, mut item: T) -> Result<(), T> {
+        loop {
+            let room = self.shared.room.notified();
+            let mut room = std::pin::pin!(room);
+            // Registered before trying, so that room made in between is not missed.
+            room.as_mut().enable();
+            match self.try_send(item) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Closed(back)) => return Err(back),
+                Err(TrySendError::Full(back)) => item = back,
+            }
+            room.await;
+        }
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        self.shared.senders.fetch_add(1, Ordering::Relaxed);
+        Sender {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        if self.shared.senders.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        let mut state = self.shared.lock();
+        state.senders_gone = true;
+        let waker = state.waker.take();
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+/// Takes items from a queue, in the order they were queued.
+pub(crate) struct Receiver<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> Receiver<T> {
+    /// The next item, or `None` once the queue is empty and every sender is gone.
+    pub(crate) async fn recv(&mut self) -> Option<T> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Takes the next item, or registers `cx` to be woken when one comes.
+    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let mut state = self.shared.lock();
+        match self.take(&mut state) {
+            Ok(item) => Poll::Ready(Some(item)),
+            Err(TryRecvError::Disconnected) => Poll::Ready(None),
+            Err(TryRecvError::Empty) => {
+                match &mut state.waker {
+                    Some(waker) if waker.will_wake(cx.waker()) => {}
+                    slot => *slot = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    /// The next item if one is queued now.
+    pub(crate) fn try_recv(&mut self) -> Result<T, TryRecvError> {
+        let mut state = self.shared.lock();
+        self.take(&mut state)
+    }
+
+    fn take(&self, state: &mut State<T>) -> Result<T, TryRecvError> {
+        let was_full = state.items.len() >= self.shared.capacity;
+        match state.items.pop_front() {
+            Some(item) => {
+                if state.items.is_empty() && state.items.capacity() > KEEP_CAPACITY {
+                    state.items = VecDeque::new();
+                }
+                if was_full {
+                    self.shared.room.notify_waiters();
+                }
+                Ok(item)
+            }
+            None if state.senders_gone => Err(TryRecvError::Disconnected),
+            None => Err(TryRecvError::Empty),
+        }
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        let items = {
+            let mut state = self.shared.lock();
+            state.receiver_gone = true;
+            state.waker = None;
+            std::mem::take(&mut state.items)
+        };
+        // Dropped outside the lock: an item's drop may do anything.
+        drop(items);
+        self.shared.room.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn items_come_out_in_order_and_the_end_is_seen() {
+        let (tx, mut rx) = channel(4);
+        let other = tx.clone();
+        tx.try_send(1).unwrap();
+        other.try_send(2).unwrap();
+        assert_eq!(rx.recv().await, Some(1));
+        assert_eq!(rx.try_recv(), Ok(2));
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+        drop(tx);
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+        drop(other);
+        assert_eq!(rx.recv().await, None);
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_and_a_waiting_sender_gets_room() {
+        let (tx, mut rx) = channel(2);
+        tx.try_send(1).unwrap();
+        tx.try_send(2).unwrap();
+        assert_eq!(tx.try_send(3), Err(TrySendError::Full(3)));
+        let waiting = tokio::spawn({
+            let tx = tx.clone();
+            async move { tx.send(3).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        assert_eq!(rx.recv().await, Some(1));
+        assert_eq!(waiting.await.unwrap(), Ok(()));
+        assert_eq!(rx.recv().await, Some(2));
+        assert_eq!(rx.recv().await, Some(3));
+    }
+
+    #[tokio::test]
+    async fn senders_learn_that_the_receiver_is_gone() {
+        let (tx, rx) = channel(1);
+        tx.try_send(1).unwrap();
+        let waiting = tokio::spawn({
+            let tx = tx.clone();
+            async move { tx.send(2).await }
+        });
+        tokio::task::yield_now().await;
+        drop(rx);
+        assert_eq!(waiting.await.unwrap(), Err(2));
+        assert_eq!(tx.try_send(3), Err(TrySendError::Closed(3)));
+    }
+
+    #[tokio::test]
+    async fn a_waiting_receiver_is_woken_by_a_send_from_another_task() {
+        let (tx, mut rx) = channel::<u32>(8);
+        let receiver = tokio::spawn(async move { rx.recv().await });
+        tokio::task::yield_now().await;
+        tx.try_send(7).unwrap();
+        assert_eq!(receiver.await.unwrap(), Some(7));
+    }
+
+    #[test]
+    fn storage_is_given_back_after_a_burst() {
+        let (tx, mut rx) = channel(1000);
+        for i in 0..500 {
+            tx.try_send(i).unwrap();
+        }
+        while rx.try_recv().is_ok() {}
+        assert_eq!(rx.shared.lock().items.capacity(), 0);
+    }
+}
