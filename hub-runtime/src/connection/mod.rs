@@ -9,6 +9,7 @@
 
 pub(crate) mod negotiate;
 pub(crate) mod queue;
+pub(crate) mod quiet;
 mod request;
 
 use std::future::Future;
@@ -506,6 +507,8 @@ where
 pub(crate) struct Attached {
     pub(crate) outbox: Option<queue::Receiver<Outgoing>>,
     pub(crate) inbox: Option<queue::Sender<Frame>>,
+    /// WebSockets: the handler, for the socket's task to run.
+    pub(crate) handler: Option<BoxFuture<()>>,
     /// WebSockets: cancelled when a newer socket replaces this one (stateful reconnect).
     pub(crate) stop: CancellationToken,
 }
@@ -637,6 +640,7 @@ impl ConnectionManager {
                 Attached {
                     outbox: Some(outbox_rx),
                     inbox: Some(inbox_tx),
+                    handler: None,
                     stop,
                 }
             }
@@ -645,6 +649,7 @@ impl ConnectionManager {
                 Attached {
                     outbox: Some(outbox_rx),
                     inbox: None,
+                    handler: None,
                     stop: CancellationToken::new(),
                 }
             }
@@ -657,6 +662,7 @@ impl ConnectionManager {
                 Attached {
                     outbox: None,
                     inbox: None,
+                    handler: None,
                     stop: CancellationToken::new(),
                 }
             }
@@ -673,7 +679,7 @@ impl ConnectionManager {
         let manager = self.clone();
         let done = shared.clone();
         self.metrics.connection_opened(transport);
-        tokio::spawn(async move {
+        let task: BoxFuture<()> = Box::pin(async move {
             run.await;
             manager.metrics.connection_closed(transport);
             // The handler is done: the transport writes what is queued, then ends.
@@ -684,6 +690,14 @@ impl ConnectionManager {
                 manager.remove(&done.token);
             }
         });
+        let mut attached = attached;
+        if transport == TransportKind::WebSockets {
+            // The socket's task runs the handler too: a message is read, handled and answered
+            // without passing between tasks.
+            attached.handler = Some(task);
+        } else {
+            tokio::spawn(task);
+        }
         Ok(attached)
     }
 

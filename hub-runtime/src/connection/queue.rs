@@ -81,6 +81,16 @@ pub(crate) struct Sender<T> {
 impl<T> Sender<T> {
     /// Queues `item` if there is room, without waiting.
     pub(crate) fn try_send(&self, item: T) -> Result<(), TrySendError<T>> {
+        self.push(item, true)
+    }
+
+    /// Queues `item` if there is room, without waking the receiver: for a task that polls the
+    /// receiver itself before it next waits.
+    pub(crate) fn try_send_unnoticed(&self, item: T) -> Result<(), TrySendError<T>> {
+        self.push(item, false)
+    }
+
+    fn push(&self, item: T, wake: bool) -> Result<(), TrySendError<T>> {
         let mut state = self.shared.lock();
         if state.receiver_gone {
             return Err(TrySendError::Closed(item));
@@ -89,7 +99,7 @@ impl<T> Sender<T> {
             return Err(TrySendError::Full(item));
         }
         state.items.push_back(item);
-        let waker = state.waker.take();
+        let waker = if wake { state.waker.take() } else { None };
         drop(state);
         if let Some(waker) = waker {
             waker.wake();
@@ -163,6 +173,13 @@ impl<T> Receiver<T> {
                 Poll::Pending
             }
         }
+    }
+
+    /// Forgets the waker registered by the last pending poll: items queued from now until the
+    /// next poll wake nobody. For a task about to run code that queues items it will take
+    /// itself, so that it does not wake itself for them.
+    pub(crate) fn forget_waker(&mut self) {
+        self.shared.lock().waker = None;
     }
 
     /// The next item if one is queued now.
@@ -262,6 +279,33 @@ mod tests {
         tokio::task::yield_now().await;
         tx.try_send(7).unwrap();
         assert_eq!(receiver.await.unwrap(), Some(7));
+    }
+
+    #[test]
+    fn unnoticed_items_and_a_forgotten_waker_wake_nobody() {
+        use std::sync::atomic::AtomicUsize;
+        struct Count(AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let (tx, mut rx) = channel(4);
+        assert!(rx.poll_recv(&mut cx).is_pending());
+        tx.try_send_unnoticed(1).unwrap();
+        assert_eq!(count.0.load(Ordering::Relaxed), 0);
+        assert_eq!(rx.poll_recv(&mut cx), Poll::Ready(Some(1)));
+        assert!(rx.poll_recv(&mut cx).is_pending());
+        rx.forget_waker();
+        tx.try_send(2).unwrap();
+        assert_eq!(count.0.load(Ordering::Relaxed), 0);
+        assert!(rx.poll_recv(&mut cx).is_ready());
+        assert!(rx.poll_recv(&mut cx).is_pending());
+        tx.try_send(3).unwrap();
+        assert_eq!(count.0.load(Ordering::Relaxed), 1);
     }
 
     #[test]

@@ -21,6 +21,7 @@ use super::stream::UploadItem;
 use super::{Call, ConnectionError, Hub, HubContext, HubError, MethodKind, Outcome};
 use crate::auth;
 use crate::clients::lifetime::{LifetimeManager, LocalConnection};
+use crate::connection::quiet::Quiet;
 use crate::connection::{
     instant_of, now_ms, BoxFuture, Connection, ConnectionHandler, ConnectionSender, Frame, TransportKind,
 };
@@ -753,11 +754,19 @@ async fn read_loop<H: Hub>(
     let inherent_keep_alive = connection.transport() == Some(TransportKind::LongPolling);
     const FAR: u64 = 365 * 24 * 3600 * 1000;
     let aborted = connection.abort_token();
-    // Made once: re-creating them for every message costs a lock each.
-    let close_requested = cx.close_requested().cancelled();
-    let shutdown = endpoint.shutdown.cancelled();
-    let aborted_wait = aborted.cancelled();
-    tokio::pin!(close_requested, shutdown, aborted_wait);
+    // What ends the loop from outside. Made once and looked at only after it signals: polling
+    // cancellation waits on every message costs two locks each.
+    let close_requested = cx.close_requested().clone();
+    let shutdown = endpoint.shutdown.clone();
+    let ended = Quiet::new(async move {
+        tokio::select! {
+            biased;
+            _ = aborted.cancelled() => Ended::Aborted,
+            _ = close_requested.cancelled() => Ended::Requested,
+            _ = shutdown.cancelled() => Ended::Shutdown,
+        }
+    });
+    tokio::pin!(ended);
     // The keep-alive timer is re-armed only when it fires: reads and writes move its deadline
     // later, so a timer that fires early is simply set again.
     let keep_alive_deadline = |connection: &Connection| {
@@ -882,14 +891,22 @@ async fn read_loop<H: Hub>(
                     let _ = d.sender.try_send(frame_for(format, bytes));
                 }
             }
-            _ = &mut close_requested => return End::Requested,
-            _ = &mut shutdown => return End::Shutdown,
-            // The transport ends by aborting; after a clean close by the client that is no error.
-            _ = &mut aborted_wait => {
-                return if connection.closed_by_client() { End::ClientGone } else { End::Aborted };
-            }
+            ended = &mut ended => return match ended {
+                Ended::Requested => End::Requested,
+                Ended::Shutdown => End::Shutdown,
+                // The transport ends by aborting; after a clean close by the client that is no error.
+                Ended::Aborted if connection.closed_by_client() => End::ClientGone,
+                Ended::Aborted => End::Aborted,
+            },
         }
     }
+}
+
+/// What ended the read loop from outside.
+enum Ended {
+    Aborted,
+    Requested,
+    Shutdown,
 }
 
 /// How soon the server acknowledges a client's messages (stateful reconnect).

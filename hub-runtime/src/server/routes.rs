@@ -432,8 +432,14 @@ async fn websocket_upgrade(
             Ok(Attached {
                 outbox: Some(outbox),
                 inbox: Some(inbox),
+                handler: Some(handler),
                 stop,
-            }) => Source::Fresh { outbox, inbox, stop },
+            }) => Source::Fresh {
+                outbox,
+                inbox,
+                handler,
+                stop,
+            },
             Ok(_) => return text(StatusCode::CONFLICT, ""),
             Err(e) => return attach_error(e),
         }

@@ -8,18 +8,22 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::future::Future;
+use std::task::Poll;
+
 use futures_util::{SinkExt, StreamExt};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 use warp::reply::Response;
 
-use crate::connection::{queue, ConnectionShared, Frame, Outgoing};
+use crate::connection::quiet::Quiet;
+use crate::connection::{queue, BoxFuture, ConnectionShared, Frame, Outgoing};
 
 /// An upgraded WebSocket.
 pub(crate) type WebSocket = WebSocketStream<TokioIo<Upgraded>>;
@@ -77,10 +81,10 @@ impl Upgrade {
     }
 
     /// Answers 101 Switching Protocols and runs `session` on the socket once the client has
-    /// it. The socket reads 2 KiB at a time and gathers writes up to 16 KiB.
+    /// it (on `None` if the connection could not be taken over). The socket reads 2 KiB at a time and gathers writes up to 16 KiB.
     pub(crate) fn accept<F, Fut>(self, limits: WsLimits, session: F) -> Response
     where
-        F: FnOnce(WebSocket) -> Fut + Send + 'static,
+        F: FnOnce(Option<WebSocket>) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
         let config = WebSocketConfig::default()
@@ -94,9 +98,12 @@ impl Upgrade {
                 Ok(upgraded) => {
                     let socket =
                         WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-                    session(socket).await;
+                    session(Some(socket)).await;
                 }
-                Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
+                Err(e) => {
+                    tracing::debug!(error = %e, "websocket upgrade failed");
+                    session(None).await;
+                }
             }
         });
         let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(self.key.as_bytes());
@@ -133,17 +140,20 @@ fn close_message(code: CloseCode, reason: &'static str) -> Message {
 
 /// Where a socket's queues come from.
 pub(crate) enum Source {
-    /// The connection's first socket.
+    /// The connection's first socket, whose task also runs the connection's handler.
     Fresh {
         outbox: queue::Receiver<Outgoing>,
         inbox: queue::Sender<Frame>,
+        handler: BoxFuture<()>,
         stop: CancellationToken,
     },
-    /// A socket replacing a dropped one (stateful reconnect).
+    /// A socket replacing a dropped one (stateful reconnect); the handler runs in a task of
+    /// its own by then.
     Reattach { stop: CancellationToken },
 }
 
 /// Why the transport loop ended.
+#[derive(Clone, Copy)]
 enum Exit {
     /// The connection is over (its handler ended, or it was aborted).
     Ended,
@@ -151,6 +161,16 @@ enum Exit {
     SocketGone,
     /// A newer socket took over.
     Replaced,
+}
+
+/// What woke the transport loop.
+enum Event {
+    /// The connection was aborted, or a newer socket took over.
+    Stop(Exit),
+    /// Something to write (`None`: the outbox is closed).
+    Out(Option<Outgoing>),
+    /// Something read (`None`: the socket ended).
+    In(Option<Result<Message, WsError>>),
 }
 
 /// Waits for the previous socket's transport to hand the queues back.
@@ -177,54 +197,120 @@ async fn take_over(
 }
 
 /// Runs the transport until the socket closes, the connection ends, or a newer socket
-/// replaces this one.
-pub(crate) async fn run(socket: WebSocket, shared: Arc<ConnectionShared>, source: Source, limits: WsLimits) {
-    let (mut outbox, inbox, stop, resend) = match source {
-        Source::Fresh { outbox, inbox, stop } => (outbox, inbox, stop, Vec::new()),
+/// replaces this one. `socket` is `None` when the upgrade failed.
+///
+/// On the connection's first socket, the same task runs the connection's handler: a message
+/// read is handled and its answer written in one pass, without waking another task. The
+/// handler moves to a task of its own only when the socket goes while the connection lives on
+/// (stateful reconnect).
+pub(crate) async fn run(socket: Option<WebSocket>, shared: Arc<ConnectionShared>, source: Source, limits: WsLimits) {
+    let Some(mut socket) = socket else {
+        if let Source::Fresh { handler, inbox, .. } = source {
+            // Nothing carries the connection: it ends, and its handler sees it end.
+            shared.end();
+            drop(inbox);
+            handler.await;
+        }
+        return;
+    };
+    let (mut outbox, inbox, stop, resend, mut handler) = match source {
+        Source::Fresh {
+            outbox,
+            inbox,
+            handler,
+            stop,
+        } => (outbox, inbox, stop, Vec::new(), Some(handler)),
         Source::Reattach { stop } => match take_over(&shared, &stop).await {
             Some((outbox, inbox)) => {
                 let resend = shared.replay().resend();
                 tracing::debug!(connection = %shared.id, replayed = resend.len(), "websocket re-attached");
-                (outbox, inbox, stop, resend)
+                (outbox, inbox, stop, resend, None)
             }
             None => return,
         },
     };
-    let (mut sink, mut stream) = socket.split();
     let mut exit = Exit::SocketGone;
     let mut closed_by_client = false;
     let mut ok = true;
     for frame in resend {
-        if sink.feed(to_message(frame)).await.is_err() {
+        if socket.feed(to_message(frame)).await.is_err() {
             ok = false;
             break;
         }
     }
-    if ok && sink.flush().await.is_err() {
+    if ok && socket.flush().await.is_err() {
         ok = false;
     }
-    // Made once: re-creating them for every frame costs a lock each.
-    let aborted = shared.abort.cancelled();
-    let stopped = stop.cancelled();
-    tokio::pin!(aborted, stopped);
-    let mut batch: Vec<Frame> = Vec::new();
-    while ok && !shared.is_aborted() {
-        tokio::select! {
-            biased;
-            _ = &mut aborted => {
-                if let Some(goodbye) = shared.goodbye() {
-                    // A slow consumer: attempt the Close message, briefly; close regardless.
-                    let attempt = async {
-                        sink.send(to_message(goodbye)).await?;
-                        sink.send(close_message(CloseCode::Policy, "outbox full")).await
-                    };
-                    let _ = tokio::time::timeout(Duration::from_millis(500), attempt).await;
-                }
-                exit = Exit::Ended;
-                break
+    // Looked at only once it signals (see `Quiet`).
+    let stopped = Quiet::new({
+        let abort = shared.abort.clone();
+        let stop = stop.clone();
+        async move {
+            tokio::select! {
+                biased;
+                _ = abort.cancelled() => Exit::Ended,
+                _ = stop.cancelled() => Exit::Replaced,
             }
-            _ = &mut stopped => { exit = Exit::Replaced; break }
-            out = outbox.recv() => {
+        }
+    });
+    tokio::pin!(stopped);
+    let mut batch: Vec<Frame> = Vec::new();
+    // A frame read while the handler's inbox was full (the socket is not read until it fits).
+    let mut stalled: Option<Frame> = None;
+    while ok && !shared.is_aborted() {
+        let event = std::future::poll_fn(|cx| {
+            if let Poll::Ready(exit) = stopped.as_mut().poll(cx) {
+                return Poll::Ready(Event::Stop(exit));
+            }
+            if let Some(task) = handler.as_mut() {
+                loop {
+                    // What the handler queues is taken below in this same pass: it need not
+                    // wake this task.
+                    outbox.forget_waker();
+                    if task.as_mut().poll(cx).is_ready() {
+                        handler = None;
+                        stalled = None;
+                        break;
+                    }
+                    let Some(frame) = stalled.take() else { break };
+                    match inbox.try_send_unnoticed(frame) {
+                        // It fits now: the handler takes it in this pass.
+                        Ok(()) => continue,
+                        Err(queue::TrySendError::Full(frame)) => {
+                            stalled = Some(frame);
+                            break;
+                        }
+                        Err(queue::TrySendError::Closed(_)) => break,
+                    }
+                }
+            }
+            if let Poll::Ready(item) = outbox.poll_recv(cx) {
+                return Poll::Ready(Event::Out(item));
+            }
+            if stalled.is_none() {
+                if let Poll::Ready(message) = socket.poll_next_unpin(cx) {
+                    return Poll::Ready(Event::In(message));
+                }
+            }
+            Poll::Pending
+        })
+        .await;
+        match event {
+            Event::Stop(why) => {
+                if matches!(why, Exit::Ended) {
+                    if let Some(goodbye) = shared.goodbye() {
+                        // A slow consumer: attempt the Close message, briefly; close regardless.
+                        let attempt = async {
+                            socket.send(to_message(goodbye)).await?;
+                            socket.send(close_message(CloseCode::Policy, "outbox full")).await
+                        };
+                        let _ = tokio::time::timeout(Duration::from_millis(500), attempt).await;
+                    }
+                }
+                exit = why;
+                break;
+            }
+            Event::Out(out) => {
                 let mut close = false;
                 let mut overflow = false;
                 let mut take = |item: Option<Outgoing>, batch: &mut Vec<Frame>, close: &mut bool| match item {
@@ -252,23 +338,23 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<ConnectionShared>, source
                 }
                 let write = async {
                     for frame in batch.drain(..) {
-                        sink.feed(to_message(frame)).await?;
+                        socket.feed(to_message(frame)).await?;
                     }
                     if close {
-                        sink.send(close_message(CloseCode::Normal, "")).await
+                        socket.send(close_message(CloseCode::Normal, "")).await
                     } else {
-                        sink.flush().await
+                        socket.flush().await
                     }
                 };
                 // Most writes finish at once: the timer is only set for one that has to wait.
                 let mut write = std::pin::pin!(write);
                 let written = match futures_util::poll!(write.as_mut()) {
-                    std::task::Poll::Ready(result) => Ok(result),
-                    std::task::Poll::Pending => tokio::select! {
+                    Poll::Ready(result) => Ok(result),
+                    Poll::Pending => tokio::select! {
                         written = tokio::time::timeout(limits.send_timeout, write) => written,
                         // Ended (a slow consumer, most likely) while its socket does not take
                         // more: nothing more can get through.
-                        _ = &mut aborted => { exit = Exit::Ended; break }
+                        why = &mut stopped => { exit = why; break }
                     },
                 };
                 match written {
@@ -287,7 +373,7 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<ConnectionShared>, source
                     break;
                 }
             }
-            incoming = stream.next() => match incoming {
+            Event::In(incoming) => match incoming {
                 Some(Ok(message)) => {
                     shared.touch_read();
                     let frame = match message {
@@ -299,14 +385,19 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<ConnectionShared>, source
                         }
                         Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
                     };
+                    if handler.is_some() {
+                        // The handler runs in the next pass of this task.
+                        if let Err(queue::TrySendError::Full(frame)) = inbox.try_send_unnoticed(frame) {
+                            stalled = Some(frame);
+                        }
+                        continue;
+                    }
                     // Usually there is room; otherwise wait for it (the socket is not read meanwhile).
-                    match inbox.try_send(frame) {
-                        Ok(()) => {}
-                        Err(queue::TrySendError::Closed(_)) => {}
-                        Err(queue::TrySendError::Full(frame)) => tokio::select! {
+                    if let Err(queue::TrySendError::Full(frame)) = inbox.try_send(frame) {
+                        tokio::select! {
                             _ = inbox.send(frame) => {}
-                            _ = &mut aborted => { exit = Exit::Ended; break }
-                        },
+                            why = &mut stopped => { exit = why; break }
+                        }
                     }
                 }
                 Some(Err(e)) => {
@@ -324,9 +415,21 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<ConnectionShared>, source
             },
         }
     }
+    drop(socket);
     let keep_connection = !matches!(exit, Exit::Ended) && shared.replay().enabled && !shared.is_aborted();
     if keep_connection {
-        // Stateful reconnect: the connection waits for its client to come back.
+        // Stateful reconnect: the connection waits for its client to come back, and its
+        // handler goes on in a task of its own.
+        if let Some(task) = handler.take() {
+            tokio::spawn(task);
+        }
+        if let Some(frame) = stalled.take() {
+            // Read from the client before the socket went: it is handled all the same.
+            tokio::select! {
+                _ = inbox.send(frame) => {}
+                _ = shared.abort.cancelled() => {}
+            }
+        }
         let mut state = shared.lock();
         state.outbox_rx = Some(outbox);
         state.ws_inbox = Some(inbox);
@@ -342,6 +445,12 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<ConnectionShared>, source
             shared.closed_by_client.store(true, Ordering::Release);
         }
         shared.end();
+        // The handler sees the end of its input and the abort, and finishes here.
+        drop(inbox);
+        drop(outbox);
+        if let Some(task) = handler {
+            task.await;
+        }
     }
 }
 

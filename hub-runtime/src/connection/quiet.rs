@@ -1,0 +1,120 @@
+//! Futures that are polled again only when they have woken their task.
+//!
+//! A connection's loops wait on a few things that almost never happen (the connection is
+//! aborted, the server shuts down, a newer socket takes over) beside things that happen on
+//! every message. Polling a cancellation wait takes two locks, so doing it on every pass of a
+//! loop costs more than the rest of the pass; wrapped in [`Quiet`], such a wait is looked at
+//! only after it has signalled.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use futures_util::task::AtomicWaker;
+
+/// The waker given to the wrapped future: it notes that it fired and wakes the task.
+struct Signal {
+    fired: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for Signal {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.fired.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Wraps a future that rarely completes: after its first poll, it is polled only once it
+    /// has woken the task.
+    /// For example, `Quiet::new(token.cancelled_owned())` waits for a cancellation without
+    /// locking anything on the passes where nothing was cancelled.
+    pub(crate) struct Quiet<F> {
+        #[pin]
+        inner: F,
+        signal: Arc<Signal>,
+        waker: Option<Waker>,
+    }
+}
+
+impl<F: Future> Quiet<F> {
+    pub(crate) fn new(inner: F) -> Self {
+        Quiet {
+            inner,
+            signal: Arc::new(Signal {
+                fired: AtomicBool::new(false),
+                task: AtomicWaker::new(),
+            }),
+            waker: None,
+        }
+    }
+}
+
+impl<F: Future> Future for Quiet<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        // The task to wake is registered before the check, so a signal in between is not lost.
+        this.signal.task.register(cx.waker());
+        if this.waker.is_some() && !this.signal.fired.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        let waker = this.waker.get_or_insert_with(|| Waker::from(this.signal.clone()));
+        this.inner.poll(&mut Context::from_waker(waker))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use tokio_util::sync::CancellationToken;
+
+    pin_project_lite::pin_project! {
+        struct Counted<F> {
+            #[pin]
+            inner: F,
+            polls: Arc<AtomicUsize>,
+        }
+    }
+
+    impl<F: Future> Future for Counted<F> {
+        type Output = F::Output;
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+            let this = self.project();
+            this.polls.fetch_add(1, Ordering::Relaxed);
+            this.inner.poll(cx)
+        }
+    }
+
+    #[tokio::test]
+    async fn the_inner_future_is_polled_only_after_it_signalled() {
+        let token = CancellationToken::new();
+        let polls = Arc::new(AtomicUsize::new(0));
+        let quiet = Quiet::new(Counted {
+            inner: token.clone().cancelled_owned(),
+            polls: polls.clone(),
+        });
+        let mut quiet = std::pin::pin!(quiet);
+        for _ in 0..10 {
+            assert!(futures_util::poll!(quiet.as_mut()).is_pending());
+        }
+        assert_eq!(polls.load(Ordering::Relaxed), 1);
+        let cancel = tokio::spawn({
+            let token = token.clone();
+            async move { token.cancel() }
+        });
+        // Completes once the other task cancels: the wrapper's waker reached this task.
+        quiet.await;
+        cancel.await.unwrap();
+        assert_eq!(polls.load(Ordering::Relaxed), 2);
+    }
+}
