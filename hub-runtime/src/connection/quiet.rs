@@ -40,7 +40,10 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         signal: Arc<Signal>,
+        // The waker given to `inner`, made on the first poll.
         waker: Option<Waker>,
+        // The task's waker as last registered with `signal`.
+        task: Option<Waker>,
     }
 }
 
@@ -53,6 +56,7 @@ impl<F: Future> Quiet<F> {
                 task: AtomicWaker::new(),
             }),
             waker: None,
+            task: None,
         }
     }
 }
@@ -62,10 +66,22 @@ impl<F: Future> Future for Quiet<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        // The task to wake is registered before the check, so a signal in between is not lost.
-        this.signal.task.register(cx.waker());
         if this.waker.is_some() && !this.signal.fired.swap(false, Ordering::AcqRel) {
-            return Poll::Pending;
+            // Not signalled, so the task registered last is still there to be woken; register
+            // again only if the task's waker changed.
+            if this.task.as_ref().is_some_and(|task| task.will_wake(cx.waker())) {
+                return Poll::Pending;
+            }
+            this.signal.task.register(cx.waker());
+            *this.task = Some(cx.waker().clone());
+            // A signal that came before the registration would have been missed.
+            if !this.signal.fired.swap(false, Ordering::AcqRel) {
+                return Poll::Pending;
+            }
+        } else {
+            // Woken (or first polled): the signal took the registered task; register it again.
+            this.signal.task.register(cx.waker());
+            *this.task = Some(cx.waker().clone());
         }
         let waker = this.waker.get_or_insert_with(|| Waker::from(this.signal.clone()));
         this.inner.poll(&mut Context::from_waker(waker))
