@@ -13,7 +13,7 @@ use std::task::{Context, Poll, Waker};
 use tokio::sync::Notify;
 
 /// Storage kept after a burst drains; more than this is freed.
-const KEEP_CAPACITY: usize = 16;
+const KEEP_CAPACITY: usize = 4;
 
 struct Shared<T> {
     state: Mutex<State<T>>,
@@ -97,6 +97,10 @@ impl<T> Sender<T> {
         }
         if state.items.len() >= self.shared.capacity {
             return Err(TrySendError::Full(item));
+        }
+        if state.items.capacity() == 0 {
+            // Most connections queue one item at a time: room for one is all they keep.
+            state.items.reserve_exact(1);
         }
         state.items.push_back(item);
         let waker = if wake { state.waker.take() } else { None };

@@ -28,7 +28,7 @@ pub struct Call {
     /// A streaming invocation's own token (CancelInvocation cancels it).
     pub(crate) cancel: Option<CancellationToken>,
     /// The connection's token: a plain invocation's token is made from it only when asked for.
-    pub(crate) connection_token: CancellationToken,
+    pub(crate) connection_token: Arc<CancellationToken>,
 }
 
 /// What an invocation produced: a completion to send (nothing for a non-blocking

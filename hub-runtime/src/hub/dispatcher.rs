@@ -6,7 +6,7 @@
 //! read while a method runs.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use std::future::Future;
@@ -40,6 +40,8 @@ pub(crate) struct HubEndpoint<H: Hub> {
     methods: HashMap<String, usize>,
     shutdown: CancellationToken,
     filters: Filters,
+    /// Per protocol, the Close message a slow consumer is sent (encoded when first needed).
+    goodbyes: Vec<OnceLock<Option<Frame>>>,
 }
 
 impl<H: Hub> HubEndpoint<H> {
@@ -55,7 +57,9 @@ impl<H: Hub> HubEndpoint<H> {
             .enumerate()
             .map(|(i, m)| (m.name.to_lowercase(), i))
             .collect();
+        let goodbyes = manager.protocols().iter().map(|_| OnceLock::new()).collect();
         HubEndpoint {
+            goodbyes,
             hub,
             manager,
             options,
@@ -65,9 +69,22 @@ impl<H: Hub> HubEndpoint<H> {
         }
     }
 
+    /// The method a target names; method names are matched ignoring case, as by the reference
+    /// server.
     fn find(&self, target: &str) -> Option<usize> {
         if let Some(&i) = self.methods.get(target) {
             return Some(i);
+        }
+        // Short ASCII names (nearly all) are lowered on the stack.
+        let mut lowered = [0u8; 64];
+        if target.is_ascii() && target.len() <= lowered.len() {
+            let lowered = &mut lowered[..target.len()];
+            lowered.copy_from_slice(target.as_bytes());
+            lowered.make_ascii_lowercase();
+            return std::str::from_utf8(lowered)
+                .ok()
+                .and_then(|name| self.methods.get(name))
+                .copied();
         }
         self.methods.get(&target.to_lowercase()).copied()
     }
@@ -110,6 +127,7 @@ fn closed_with_error(detail: &str, kind: &str, detailed: bool) -> String {
 async fn handshake(
     connection: &mut Connection,
     protocols: &[Arc<dyn HubProtocol>],
+    goodbyes: &[OnceLock<Option<Frame>>],
     options: &HubOptions,
 ) -> Option<(usize, Vec<u8>, bool)> {
     let sender = connection.sender();
@@ -163,16 +181,26 @@ async fn handshake(
                         let stateful = request.version >= 2
                             && connection.transport() == Some(TransportKind::WebSockets)
                             && connection.stateful_negotiated();
-                        let slow = closed_with_error(
-                            "The client is not reading: its outbox is full.",
-                            "InvalidOperationException",
-                            options.detailed_errors,
-                        );
-                        if let Ok(bytes) = protocol.encode(&OutMessage::Close {
-                            error: Some(&slow),
-                            allow_reconnect: true,
-                        }) {
-                            connection.set_goodbye(frame_for(protocol.transfer_format(), bytes));
+                        // The same for every connection of the endpoint that speaks this
+                        // protocol: encoded once, shared by all.
+                        let goodbye = goodbyes.get(index).and_then(|cell| {
+                            cell.get_or_init(|| {
+                                let slow = closed_with_error(
+                                    "The client is not reading: its outbox is full.",
+                                    "InvalidOperationException",
+                                    options.detailed_errors,
+                                );
+                                let message = OutMessage::Close {
+                                    error: Some(&slow),
+                                    allow_reconnect: true,
+                                };
+                                let bytes = protocol.encode(&message).ok()?;
+                                Some(frame_for(protocol.transfer_format(), bytes))
+                            })
+                            .clone()
+                        });
+                        if let Some(goodbye) = goodbye {
+                            connection.set_goodbye(goodbye);
                         }
                         if stateful {
                             let encoder = protocol.clone();
@@ -211,7 +239,9 @@ async fn run_connection<H: Hub>(endpoint: Arc<HubEndpoint<H>>, mut connection: C
     let options = endpoint.options.clone();
     let protocols = endpoint.manager.protocols().clone();
     let sender = connection.sender();
-    let Some((protocol_index, leftover, stateful)) = handshake(&mut connection, &protocols, &options).await else {
+    let Some((protocol_index, leftover, stateful)) =
+        handshake(&mut connection, &protocols, &endpoint.goodbyes, &options).await
+    else {
         return;
     };
     let protocol = protocols[protocol_index].clone();
@@ -272,7 +302,8 @@ async fn run_connection<H: Hub>(endpoint: Arc<HubEndpoint<H>>, mut connection: C
         return;
     }
 
-    let connection_token = CancellationToken::new();
+    // Shared by every invocation (cloning the token itself takes a lock; the Arc does not).
+    let connection_token = Arc::new(CancellationToken::new());
     let end = read_loop(
         &endpoint,
         &mut connection,
@@ -336,7 +367,7 @@ struct Dispatch<'a, H: Hub> {
     cx: &'a Arc<HubContext<H>>,
     local: &'a Arc<LocalConnection>,
     protocol: &'a Arc<dyn HubProtocol>,
-    connection_token: &'a CancellationToken,
+    connection_token: &'a Arc<CancellationToken>,
     sender: ConnectionSender,
     running: LazySet<Running>,
     /// Invocations with client-to-server streams, which the parallel limit does not count.
@@ -422,7 +453,12 @@ impl<H: Hub> Dispatch<'_, H> {
         // As the reference server: invocations that stream (either way) do not count against
         // the parallel limit.
         let limited = call.uploads.is_empty() && H::__METHODS[method].kind == MethodKind::Plain;
-        let stream_id = call.invocation_id.clone();
+        // Only a streaming method's outcome names its stream.
+        let stream_id = if H::__METHODS[method].kind == MethodKind::Stream {
+            call.invocation_id.clone()
+        } else {
+            None
+        };
         let filters = self.endpoint.filters.clone();
         let info = (!filters.is_empty()).then(|| InvocationInfo {
             hub: std::any::type_name::<H>(),
@@ -720,7 +756,7 @@ async fn read_loop<H: Hub>(
     protocol: &Arc<dyn HubProtocol>,
     leftover: Vec<u8>,
     stateful: bool,
-    connection_token: &CancellationToken,
+    connection_token: &Arc<CancellationToken>,
 ) -> End {
     let options = &endpoint.options;
     // Stateful reconnect: the client's tracked messages are numbered from 1.
@@ -731,8 +767,9 @@ async fn read_loop<H: Hub>(
     let protocol_label = protocol_index(protocol.name());
     let ping = protocol.encode(&OutMessage::Ping).ok().map(|b| frame_for(format, b));
     let mut reader = MessageReader::default();
-    let mut parsed = Vec::new();
-    let mut queue: VecDeque<HubMessage> = VecDeque::new();
+    // Messages parsed from the last frame and not handled yet, last first (handled by `pop`).
+    // New input is parsed only once it is empty.
+    let mut pending: Vec<HubMessage> = Vec::new();
     let mut d = Dispatch {
         endpoint,
         cx,
@@ -790,16 +827,20 @@ async fn read_loop<H: Hub>(
     loop {
         // Parse what was read (the handshake's leftover first, then each frame).
         if let Some(data) = input.take() {
-            parsed.clear();
-            if let Err(e) = reader.feed(&**protocol, &data, options.max_message_size, &mut parsed) {
+            if pending.capacity() == 0 {
+                // Most frames carry one message: room for one is all an idle connection keeps.
+                pending.reserve_exact(1);
+            }
+            if let Err(e) = reader.feed(&**protocol, &data, options.max_message_size, &mut pending) {
                 return protocol_error(e, options.detailed_errors);
             }
-            d.sender.metrics().received(protocol_label, parsed.len());
-            queue.extend(parsed.drain(..));
+            d.sender.metrics().received(protocol_label, pending.len());
+            // `pending` was empty: what it holds now is the new messages, in order.
+            pending.reverse();
         }
         // Route messages until one has to wait for a full client-stream buffer.
         while d.blocked.is_none() {
-            let Some(message) = queue.pop_front() else { break };
+            let Some(message) = pending.pop() else { break };
             if stateful {
                 match &message {
                     HubMessage::Ack { sequence_id } => d.sender.ack(*sequence_id),
@@ -826,7 +867,11 @@ async fn read_loop<H: Hub>(
             }
         }
 
-        let reading = d.blocked.is_none() && queue.is_empty() && d.waiting.len() < options.max_pending_invocations;
+        if pending.is_empty() && pending.capacity() > 1 {
+            // A burst is over: give its room back.
+            pending = Vec::new();
+        }
+        let reading = d.blocked.is_none() && pending.is_empty() && d.waiting.len() < options.max_pending_invocations;
         let blocked_sender = d.blocked.as_ref().map(|b| b.sender.clone());
 
         tokio::select! {
@@ -884,6 +929,10 @@ async fn read_loop<H: Hub>(
                     connection.mark_written();
                 }
                 keep_alive.as_mut().reset(keep_alive_deadline(connection));
+                if pending.is_empty() {
+                    // Quiet for a while: keep nothing for messages that may not come.
+                    pending = Vec::new();
+                }
             }
             _ = &mut ack_timer, if ack_at.is_some() => {
                 ack_at = None;
