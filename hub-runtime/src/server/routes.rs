@@ -448,8 +448,9 @@ async fn websocket_upgrade(
         max_frame_size: inner.options.max_frame_size,
         send_timeout: Duration::from_secs(10),
     };
-    let shared = shared.clone();
-    ws.accept(limits, move |socket| websocket::run(socket, shared, source, limits))
+    let (response, socket) = ws.accept(limits);
+    tokio::spawn(websocket::run(socket, shared.clone(), source, limits));
+    response
 }
 
 fn attach_error(error: AttachError) -> Response {

@@ -80,32 +80,19 @@ impl Upgrade {
         })
     }
 
-    /// Answers 101 Switching Protocols and runs `session` on the socket once the client has
-    /// it (on `None` if the connection could not be taken over). The socket reads 2 KiB at a time and gathers writes up to 16 KiB.
-    pub(crate) fn accept<F, Fut>(self, limits: WsLimits, session: F) -> Response
-    where
-        F: FnOnce(Option<WebSocket>) -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = ()> + Send + 'static,
-    {
+    /// Answers 101 Switching Protocols; the socket comes from the returned [`PendingSocket`]
+    /// once the client has it. The socket reads 2 KiB at a time and gathers writes up to
+    /// 16 KiB.
+    pub(crate) fn accept(self, limits: WsLimits) -> (Response, PendingSocket) {
         let config = WebSocketConfig::default()
             .read_buffer_size(READ_BUFFER)
             .write_buffer_size(WRITE_BUFFER)
             .max_message_size(Some(limits.max_frame_size))
             .max_frame_size(Some(limits.max_frame_size));
-        let on_upgrade = self.on_upgrade;
-        tokio::spawn(async move {
-            match on_upgrade.await {
-                Ok(upgraded) => {
-                    let socket =
-                        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-                    session(Some(socket)).await;
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "websocket upgrade failed");
-                    session(None).await;
-                }
-            }
-        });
+        let pending = PendingSocket {
+            on_upgrade: self.on_upgrade,
+            config,
+        };
         let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(self.key.as_bytes());
         let mut response = Response::default();
         *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -115,7 +102,28 @@ impl Upgrade {
         if let Ok(accept) = HeaderValue::from_str(&accept) {
             headers.insert(http::header::SEC_WEBSOCKET_ACCEPT, accept);
         }
-        response
+        (response, pending)
+    }
+}
+
+/// A socket that exists once the 101 response has reached the client.
+pub(crate) struct PendingSocket {
+    on_upgrade: OnUpgrade,
+    config: WebSocketConfig,
+}
+
+impl PendingSocket {
+    /// The socket; `None` if the connection could not be taken over.
+    async fn connect(self) -> Option<WebSocket> {
+        match self.on_upgrade.await {
+            Ok(upgraded) => {
+                Some(WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(self.config)).await)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "websocket upgrade failed");
+                None
+            }
+        }
     }
 }
 
@@ -197,14 +205,14 @@ async fn take_over(
 }
 
 /// Runs the transport until the socket closes, the connection ends, or a newer socket
-/// replaces this one. `socket` is `None` when the upgrade failed.
+/// replaces this one.
 ///
 /// On the connection's first socket, the same task runs the connection's handler: a message
 /// read is handled and its answer written in one pass, without waking another task. The
 /// handler moves to a task of its own only when the socket goes while the connection lives on
 /// (stateful reconnect).
-pub(crate) async fn run(socket: Option<WebSocket>, shared: Arc<ConnectionShared>, source: Source, limits: WsLimits) {
-    let Some(mut socket) = socket else {
+pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, source: Source, limits: WsLimits) {
+    let Some(mut socket) = pending.connect().await else {
         if let Source::Fresh { handler, inbox, .. } = source {
             // Nothing carries the connection: it ends, and its handler sees it end.
             shared.end();
@@ -220,7 +228,8 @@ pub(crate) async fn run(socket: Option<WebSocket>, shared: Arc<ConnectionShared>
             handler,
             stop,
         } => (outbox, inbox, stop, Vec::new(), Some(handler)),
-        Source::Reattach { stop } => match take_over(&shared, &stop).await {
+        // Rare paths are boxed: inline, they would make every connection's task larger.
+        Source::Reattach { stop } => match Box::pin(take_over(&shared, &stop)).await {
             Some((outbox, inbox)) => {
                 let resend = shared.replay().resend();
                 tracing::debug!(connection = %shared.id, replayed = resend.len(), "websocket re-attached");
@@ -232,14 +241,15 @@ pub(crate) async fn run(socket: Option<WebSocket>, shared: Arc<ConnectionShared>
     let mut exit = Exit::SocketGone;
     let mut closed_by_client = false;
     let mut ok = true;
-    for frame in resend {
-        if socket.feed(to_message(frame)).await.is_err() {
-            ok = false;
-            break;
-        }
-    }
-    if ok && socket.flush().await.is_err() {
-        ok = false;
+    if !resend.is_empty() {
+        ok = Box::pin(async {
+            for frame in resend {
+                socket.feed(to_message(frame)).await?;
+            }
+            socket.flush().await
+        })
+        .await
+        .is_ok();
     }
     // Looked at only once it signals (see `Quiet`).
     let stopped = Quiet::new({
@@ -304,7 +314,7 @@ pub(crate) async fn run(socket: Option<WebSocket>, shared: Arc<ConnectionShared>
                             socket.send(to_message(goodbye)).await?;
                             socket.send(close_message(CloseCode::Policy, "outbox full")).await
                         };
-                        let _ = tokio::time::timeout(Duration::from_millis(500), attempt).await;
+                        let _ = Box::pin(tokio::time::timeout(Duration::from_millis(500), attempt)).await;
                     }
                 }
                 exit = why;
@@ -350,12 +360,25 @@ pub(crate) async fn run(socket: Option<WebSocket>, shared: Arc<ConnectionShared>
                 let mut write = std::pin::pin!(write);
                 let written = match futures_util::poll!(write.as_mut()) {
                     Poll::Ready(result) => Ok(result),
-                    Poll::Pending => tokio::select! {
-                        written = tokio::time::timeout(limits.send_timeout, write) => written,
-                        // Ended (a slow consumer, most likely) while its socket does not take
-                        // more: nothing more can get through.
-                        why = &mut stopped => { exit = why; break }
-                    },
+                    // Boxed: the timer would make every connection's task larger.
+                    Poll::Pending => {
+                        let waited = Box::pin(async {
+                            tokio::select! {
+                                written = tokio::time::timeout(limits.send_timeout, write) => Ok(written),
+                                // Ended (a slow consumer, most likely) while its socket does not
+                                // take more: nothing more can get through.
+                                why = &mut stopped => Err(why),
+                            }
+                        })
+                        .await;
+                        match waited {
+                            Ok(written) => written,
+                            Err(why) => {
+                                exit = why;
+                                break;
+                            }
+                        }
+                    }
                 };
                 match written {
                     Ok(Ok(())) => shared.touch_write(),
@@ -425,10 +448,13 @@ pub(crate) async fn run(socket: Option<WebSocket>, shared: Arc<ConnectionShared>
         }
         if let Some(frame) = stalled.take() {
             // Read from the client before the socket went: it is handled all the same.
-            tokio::select! {
-                _ = inbox.send(frame) => {}
-                _ = shared.abort.cancelled() => {}
-            }
+            Box::pin(async {
+                tokio::select! {
+                    _ = inbox.send(frame) => {}
+                    _ = shared.abort.cancelled() => {}
+                }
+            })
+            .await;
         }
         let mut state = shared.lock();
         state.outbox_rx = Some(outbox);
