@@ -510,7 +510,7 @@ pub(crate) struct Attached {
     /// WebSockets: the handler, for the socket's task to run.
     pub(crate) handler: Option<BoxFuture<()>>,
     /// WebSockets: cancelled when a newer socket replaces this one (stateful reconnect).
-    pub(crate) stop: CancellationToken,
+    pub(crate) stop: Option<CancellationToken>,
 }
 
 /// Why a transport could not attach to a connection.
@@ -635,8 +635,10 @@ impl ConnectionManager {
         let (inbox_tx, inbox_rx) = queue::channel(INBOX_CAPACITY);
         let attached = match transport {
             TransportKind::WebSockets => {
-                let stop = CancellationToken::new();
-                state.ws_transport = Some(stop.clone());
+                // Only a connection that may be resumed on a new socket needs a way to stop
+                // this one.
+                let stop = state.stateful.then(CancellationToken::new);
+                state.ws_transport = stop.clone();
                 Attached {
                     outbox: Some(outbox_rx),
                     inbox: Some(inbox_tx),
@@ -650,7 +652,7 @@ impl ConnectionManager {
                     outbox: Some(outbox_rx),
                     inbox: None,
                     handler: None,
-                    stop: CancellationToken::new(),
+                    stop: None,
                 }
             }
             TransportKind::LongPolling => {
@@ -663,7 +665,7 @@ impl ConnectionManager {
                     outbox: None,
                     inbox: None,
                     handler: None,
-                    stop: CancellationToken::new(),
+                    stop: None,
                 }
             }
         };

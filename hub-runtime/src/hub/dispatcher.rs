@@ -817,8 +817,8 @@ async fn read_loop<H: Hub>(
         keep_alive_deadline(connection)
     });
     tokio::pin!(keep_alive);
-    let ack_timer = tokio::time::sleep_until(instant_of(now_ms() + FAR));
-    tokio::pin!(ack_timer);
+    // Stateful reconnect only: made when first needed.
+    let mut ack_timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     let mut input = if leftover.is_empty() {
         None
     } else {
@@ -856,7 +856,10 @@ async fn read_loop<H: Hub>(
                         if ack_at.is_none() {
                             let at = tokio::time::Instant::now() + ACK_DELAY;
                             ack_at = Some(at);
-                            ack_timer.as_mut().reset(at);
+                            match &mut ack_timer {
+                                Some(timer) => timer.as_mut().reset(at),
+                                None => ack_timer = Some(Box::pin(tokio::time::sleep_until(at))),
+                            }
                         }
                     }
                     _ => {}
@@ -881,7 +884,9 @@ async fn read_loop<H: Hub>(
                     None => return End::ClientGone,
                 }
             }
-            permit = async { blocked_sender?.reserve_owned().await.ok() }, if d.blocked.is_some() => {
+            // Boxed, and only while an item waits: inline, the wait would make every
+            // connection's future larger.
+            permit = async { Box::pin(blocked_sender?.reserve_owned()).await.ok() }, if d.blocked.is_some() => {
                 if let Some(blocked) = d.blocked.take() {
                     match permit {
                         Some(permit) => {
@@ -934,7 +939,10 @@ async fn read_loop<H: Hub>(
                     pending = Vec::new();
                 }
             }
-            _ = &mut ack_timer, if ack_at.is_some() => {
+            _ = std::future::poll_fn(|cx| match ack_timer.as_mut() {
+                Some(timer) => timer.as_mut().poll(cx),
+                None => std::task::Poll::Pending,
+            }), if ack_at.is_some() => {
                 ack_at = None;
                 if let Ok(bytes) = protocol.encode(&OutMessage::Ack { sequence_id: processed }) {
                     let _ = d.sender.try_send(frame_for(format, bytes));

@@ -28,9 +28,9 @@ use crate::connection::{queue, BoxFuture, ConnectionShared, Frame, Outgoing};
 /// An upgraded WebSocket.
 pub(crate) type WebSocket = WebSocketStream<TokioIo<Upgraded>>;
 
-/// Bytes read from the socket at a time. Small, because every idle connection keeps one:
-/// a larger message is assembled from several reads.
-const READ_BUFFER: usize = 2 * 1024;
+/// Bytes read from the socket at a time. Small, because every idle connection keeps one
+/// (most hub messages are far smaller): a larger message is assembled from several reads.
+const READ_BUFFER: usize = 1024;
 /// Frames queued for one write are gathered up to this many bytes before they hit the socket.
 const WRITE_BUFFER: usize = 16 * 1024;
 
@@ -81,7 +81,7 @@ impl Upgrade {
     }
 
     /// Answers 101 Switching Protocols; the socket comes from the returned [`PendingSocket`]
-    /// once the client has it. The socket reads 2 KiB at a time and gathers writes up to
+    /// once the client has it. The socket reads 1 KiB at a time and gathers writes up to
     /// 16 KiB.
     pub(crate) fn accept(self, limits: WsLimits) -> (Response, PendingSocket) {
         let config = WebSocketConfig::default()
@@ -153,7 +153,8 @@ pub(crate) enum Source {
         outbox: queue::Receiver<Outgoing>,
         inbox: queue::Sender<Frame>,
         handler: BoxFuture<()>,
-        stop: CancellationToken,
+        /// Set when stateful reconnect was negotiated.
+        stop: Option<CancellationToken>,
     },
     /// A socket replacing a dropped one (stateful reconnect); the handler runs in a task of
     /// its own by then.
@@ -233,7 +234,7 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
             Some((outbox, inbox)) => {
                 let resend = shared.replay().resend();
                 tracing::debug!(connection = %shared.id, replayed = resend.len(), "websocket re-attached");
-                (outbox, inbox, stop, resend, None)
+                (outbox, inbox, Some(stop), resend, None)
             }
             None => return,
         },
@@ -254,12 +255,17 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
     // Looked at only once it signals (see `Quiet`).
     let stopped = Quiet::new({
         let abort = shared.abort.clone();
-        let stop = stop.clone();
         async move {
+            let replaced = async {
+                match stop {
+                    Some(stop) => stop.cancelled_owned().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 biased;
                 _ = abort.cancelled() => Exit::Ended,
-                _ = stop.cancelled() => Exit::Replaced,
+                _ = replaced => Exit::Replaced,
             }
         }
     });
