@@ -4,6 +4,7 @@
 //! the connection's queues back, and a new socket for the same token takes over after
 //! sending the Sequence message and replaying what the client has not acknowledged.
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -213,7 +214,8 @@ async fn take_over(
 /// handler moves to a task of its own only when the socket goes while the connection lives on
 /// (stateful reconnect).
 pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, source: Source, limits: WsLimits) {
-    let Some(mut socket) = pending.connect().await else {
+    // Boxed: the upgrade's state is not kept beside the transport's for the socket's life.
+    let Some(mut socket) = Box::pin(pending.connect()).await else {
         if let Source::Fresh { handler, inbox, .. } = source {
             // Nothing carries the connection: it ends, and its handler sees it end.
             shared.end();
@@ -270,7 +272,7 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
         }
     });
     tokio::pin!(stopped);
-    let mut batch: Vec<Frame> = Vec::new();
+    let mut batch: VecDeque<Frame> = VecDeque::new();
     // A frame read while the handler's inbox was full (the socket is not read until it fits).
     let mut stalled: Option<Frame> = None;
     while ok && !shared.is_aborted() {
@@ -329,12 +331,12 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
             Event::Out(out) => {
                 let mut close = false;
                 let mut overflow = false;
-                let mut take = |item: Option<Outgoing>, batch: &mut Vec<Frame>, close: &mut bool| match item {
+                let mut take = |item: Option<Outgoing>, batch: &mut VecDeque<Frame>, close: &mut bool| match item {
                     Some(Outgoing::Frame(frame, tracked)) => {
                         if tracked && !shared.replay().keep(&frame) {
                             overflow = true;
                         }
-                        batch.push(frame);
+                        batch.push_back(frame);
                     }
                     Some(Outgoing::Close) | None => *close = true,
                 };
@@ -352,16 +354,22 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
                     exit = Exit::Ended;
                     break;
                 }
-                let write = async {
-                    for frame in batch.drain(..) {
-                        socket.feed(to_message(frame)).await?;
+                // Written through the sink's poll methods: a future of nested sends would be kept
+                // in every connection's task.
+                let mut close_queued = false;
+                let write = std::future::poll_fn(|cx| {
+                    while !batch.is_empty() || (close && !close_queued) {
+                        std::task::ready!(socket.poll_ready_unpin(cx))?;
+                        match batch.pop_front() {
+                            Some(frame) => socket.start_send_unpin(to_message(frame))?,
+                            None => {
+                                socket.start_send_unpin(close_message(CloseCode::Normal, ""))?;
+                                close_queued = true;
+                            }
+                        }
                     }
-                    if close {
-                        socket.send(close_message(CloseCode::Normal, "")).await
-                    } else {
-                        socket.flush().await
-                    }
-                };
+                    socket.poll_flush_unpin(cx)
+                });
                 // Most writes finish at once: the timer is only set for one that has to wait.
                 let mut write = std::pin::pin!(write);
                 let written = match futures_util::poll!(write.as_mut()) {
@@ -386,6 +394,10 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
                         }
                     }
                 };
+                if batch.capacity() > 16 {
+                    // A burst is written: give its room back.
+                    batch = VecDeque::new();
+                }
                 match written {
                     Ok(Ok(())) => shared.touch_write(),
                     Ok(Err(e)) => {
@@ -423,9 +435,16 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
                     }
                     // Usually there is room; otherwise wait for it (the socket is not read meanwhile).
                     if let Err(queue::TrySendError::Full(frame)) = inbox.try_send(frame) {
-                        tokio::select! {
-                            _ = inbox.send(frame) => {}
-                            why = &mut stopped => { exit = why; break }
+                        let waited = Box::pin(async {
+                            tokio::select! {
+                                _ = inbox.send(frame) => None,
+                                why = &mut stopped => Some(why),
+                            }
+                        })
+                        .await;
+                        if let Some(why) = waited {
+                            exit = why;
+                            break;
                         }
                     }
                 }
