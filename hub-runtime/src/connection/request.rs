@@ -46,7 +46,11 @@ impl std::fmt::Display for TransportKind {
 #[derive(Debug, Clone, Default)]
 pub struct RequestContext {
     query: Vec<(String, String)>,
-    headers: HeaderMap,
+    /// The headers, packed into one buffer (`name NUL value LF`, names in lower case): every
+    /// connection keeps its request's headers, and a map spends about a hundred bytes on each.
+    packed_headers: Box<[u8]>,
+    /// The headers as a map, made when first asked for.
+    header_map: std::sync::OnceLock<HeaderMap>,
     remote_addr: Option<SocketAddr>,
     transport: Option<TransportKind>,
 }
@@ -54,13 +58,51 @@ pub struct RequestContext {
 impl RequestContext {
     /// Builds a request context from a raw query string (without `?`) and headers.
     pub fn new(raw_query: &str, headers: HeaderMap, remote_addr: Option<SocketAddr>) -> Self {
+        Self::from_request(raw_query, &headers, remote_addr)
+    }
+
+    /// Builds a request context, copying what it keeps of `headers`.
+    pub(crate) fn from_request(raw_query: &str, headers: &HeaderMap, remote_addr: Option<SocketAddr>) -> Self {
         let query = form_urlencoded::parse(raw_query.as_bytes()).into_owned().collect();
+        let size = headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 2).sum();
+        let mut packed = Vec::with_capacity(size);
+        for (name, value) in headers {
+            // Header values never hold NUL or LF (the http crate refuses them).
+            packed.extend_from_slice(name.as_str().as_bytes());
+            packed.push(0);
+            packed.extend_from_slice(value.as_bytes());
+            packed.push(b'\n');
+        }
         RequestContext {
             query,
-            headers,
+            packed_headers: packed.into_boxed_slice(),
+            header_map: std::sync::OnceLock::new(),
             remote_addr,
             transport: None,
         }
+    }
+
+    /// Every header as (lower-case name, value bytes), in order.
+    fn header_entries(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.packed_headers.split(|&b| b == b'\n').filter_map(|line| {
+            line.iter()
+                .position(|&b| b == 0)
+                .map(|at| (&line[..at], &line[at + 1..]))
+        })
+    }
+
+    /// The values of the header `name` (any case), in order.
+    fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.header_entries()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
+    }
+
+    /// The first value of the header `name` (any case).
+    fn first_value<'a>(&'a self, name: &str) -> Option<&'a [u8]> {
+        self.header_entries()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
     }
 
     pub(crate) fn with_transport(mut self, transport: TransportKind) -> Self {
@@ -80,20 +122,30 @@ impl RequestContext {
 
     /// All request headers.
     pub fn headers(&self) -> &HeaderMap {
-        &self.headers
+        self.header_map.get_or_init(|| {
+            let mut map = HeaderMap::new();
+            for (name, value) in self.header_entries() {
+                let name = http::HeaderName::from_bytes(name);
+                if let (Ok(name), Ok(value)) = (name, http::HeaderValue::from_bytes(value)) {
+                    map.append(name, value);
+                }
+            }
+            map
+        })
     }
 
     /// A header's value as text (names are case-insensitive). `None` when absent or not text.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
+        // As `HeaderValue::to_str`: visible ASCII only.
+        self.first_value(name)
+            .filter(|v| v.iter().all(|&b| b == b'\t' || (32..127).contains(&b)))
+            .and_then(|v| std::str::from_utf8(v).ok())
     }
 
     /// A cookie's value.
     pub fn cookie(&self, name: &str) -> Option<String> {
-        self.headers
-            .get_all(http::header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
+        self.header_values("cookie")
+            .filter_map(|v| std::str::from_utf8(v).ok())
             .flat_map(cookie::Cookie::split_parse)
             .filter_map(Result::ok)
             .find(|c| c.name() == name)
@@ -117,5 +169,30 @@ impl RequestContext {
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim)
             .or_else(|| self.query("access_token"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_found_in_any_case_and_rebuilt_as_a_map() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-one", "1".parse().unwrap());
+        headers.append("cookie", "a=1".parse().unwrap());
+        headers.append("cookie", "b=2; c=3".parse().unwrap());
+        headers.insert("authorization", "Bearer t0k".parse().unwrap());
+        headers.insert("x-bin", http::HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap());
+        let req = RequestContext::new("", headers.clone(), None);
+        assert_eq!(req.header("X-One"), Some("1"));
+        assert_eq!(req.header("x-missing"), None);
+        // Not visible ASCII: not text, as with `HeaderValue::to_str`.
+        assert_eq!(req.header("x-bin"), None);
+        assert_eq!(req.cookie("a").as_deref(), Some("1"));
+        assert_eq!(req.cookie("c").as_deref(), Some("3"));
+        assert_eq!(req.bearer_token(), Some("t0k"));
+        assert_eq!(req.headers(), &headers);
+        assert_eq!(RequestContext::default().header("x-one"), None);
     }
 }

@@ -73,15 +73,9 @@ impl Request {
     /// The request as connections keep it. The headers are copied: the request's own values
     /// share the HTTP read buffer (8 KiB or more), which a long-lived connection would pin.
     fn context(&self) -> RequestContext {
-        let mut headers = HeaderMap::with_capacity(self.headers.len());
-        for (name, value) in &self.headers {
-            let name = http::HeaderName::from_bytes(name.as_str().as_bytes());
-            if let (Ok(name), Ok(mut copy)) = (name, http::HeaderValue::from_bytes(value.as_bytes())) {
-                copy.set_sensitive(value.is_sensitive());
-                headers.append(name, copy);
-            }
-        }
-        RequestContext::new(&self.query, headers, self.remote)
+        // Copied: the request's own header values share hyper's read buffer, which would stay
+        // allocated for the connection's life.
+        RequestContext::from_request(&self.query, &self.headers, self.remote)
     }
 }
 
