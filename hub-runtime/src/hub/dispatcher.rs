@@ -370,6 +370,17 @@ struct Dispatch<'a, H: Hub> {
     connection_token: &'a Arc<CancellationToken>,
     sender: ConnectionSender,
     running: LazySet<Running>,
+    /// Streams, queued invocations and a blocked upload: made when first needed (most
+    /// connections only ever make plain invocations).
+    more: Option<Box<More>>,
+    parallel: usize,
+    /// `None` without a rate limit.
+    rate: Option<Box<RateLimit>>,
+}
+
+/// The dispatch state most connections never need.
+#[derive(Default)]
+struct More {
     /// Invocations with client-to-server streams, which the parallel limit does not count.
     unlimited: LazySet<Running>,
     waiting: VecDeque<(usize, Call)>,
@@ -377,8 +388,30 @@ struct Dispatch<'a, H: Hub> {
     stream_tokens: HashMap<String, CancellationToken>,
     uploads: HashMap<String, mpsc::Sender<UploadItem>>,
     blocked: Option<BlockedUpload>,
-    parallel: usize,
-    rate: RateLimit,
+}
+
+/// What finished in [`More`]'s sets.
+enum MoreEvent {
+    /// An invocation with client streams finished (possibly handing over a stream).
+    Unlimited(Option<(Option<String>, BoxFuture<Outcome>)>),
+    /// A streaming method finished.
+    Stream(Option<String>),
+}
+
+/// The next thing to finish in `more`'s sets.
+fn next_more(more: &mut Option<Box<More>>) -> impl Future<Output = MoreEvent> + '_ {
+    std::future::poll_fn(move |cx| {
+        let Some(more) = more.as_deref_mut() else {
+            return std::task::Poll::Pending;
+        };
+        if let std::task::Poll::Ready(Some(done)) = more.unlimited.poll_next(cx) {
+            return std::task::Poll::Ready(MoreEvent::Unlimited(done));
+        }
+        if let std::task::Poll::Ready(Some(done)) = more.streams.poll_next(cx) {
+            return std::task::Poll::Ready(MoreEvent::Stream(done));
+        }
+        std::task::Poll::Pending
+    })
 }
 
 /// A set of futures that allocates only once something is pushed (most connections never
@@ -406,10 +439,14 @@ impl<F: Future + Unpin> LazySet<F> {
 
     /// The next output; `None` when the set is empty.
     fn next(&mut self) -> impl Future<Output = Option<F::Output>> + '_ {
-        std::future::poll_fn(move |cx| match &mut self.0 {
-            Some(set) => set.poll_next_unpin(cx),
-            None => std::task::Poll::Ready(None),
-        })
+        std::future::poll_fn(move |cx| self.poll_next(cx))
+    }
+
+    fn poll_next(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<F::Output>> {
+        match &mut self.0 {
+            Some(set) if !set.is_empty() => set.poll_next_unpin(cx),
+            _ => std::task::Poll::Ready(None),
+        }
     }
 }
 
@@ -445,6 +482,19 @@ impl RateLimit {
 }
 
 impl<H: Hub> Dispatch<'_, H> {
+    fn more(&mut self) -> &mut More {
+        self.more.get_or_insert_with(Default::default)
+    }
+
+    /// A client stream item waits for room.
+    fn is_blocked(&self) -> bool {
+        self.more.as_ref().is_some_and(|m| m.blocked.is_some())
+    }
+
+    fn waiting_len(&self) -> usize {
+        self.more.as_ref().map_or(0, |m| m.waiting.len())
+    }
+
     fn frame(&self, bytes: Bytes) -> Frame {
         frame_for(self.protocol.transfer_format(), bytes)
     }
@@ -522,13 +572,13 @@ impl<H: Hub> Dispatch<'_, H> {
         if limited {
             self.running.push(running);
         } else {
-            self.unlimited.push(running);
+            self.more().unlimited.push(running);
         }
     }
 
     fn start_waiting(&mut self) {
         while self.running.len() < self.parallel {
-            let Some((method, call)) = self.waiting.pop_front() else {
+            let Some((method, call)) = self.more.as_mut().and_then(|m| m.waiting.pop_front()) else {
                 break;
             };
             self.start(method, call);
@@ -543,7 +593,7 @@ impl<H: Hub> Dispatch<'_, H> {
         if !limited || self.running.len() < self.parallel {
             self.start(method, call);
         } else {
-            self.waiting.push_back((method, call));
+            self.more().waiting.push_back((method, call));
         }
     }
 
@@ -551,7 +601,7 @@ impl<H: Hub> Dispatch<'_, H> {
     fn stream_started(&mut self, stream_id: Option<String>, stream: BoxFuture<Outcome>) {
         let sender = self.sender.clone();
         let format = self.protocol.transfer_format();
-        self.streams.push(Box::pin(async move {
+        self.more().streams.push(Box::pin(async move {
             let outcome = stream.await;
             if let Some(bytes) = outcome.completion {
                 let _ = sender.send_message(frame_for(format, bytes)).await;
@@ -563,24 +613,24 @@ impl<H: Hub> Dispatch<'_, H> {
     /// Hands a client stream item to its stream; `false` when the stream's buffer is full
     /// (the item then waits in `blocked`).
     fn upload(&mut self, stream_id: String, item: UploadItem, last: bool) -> bool {
-        let Some(sender) = self.uploads.get(&stream_id).cloned() else {
+        let Some(sender) = self.more.as_ref().and_then(|m| m.uploads.get(&stream_id)).cloned() else {
             tracing::debug!(stream = %stream_id, "ignoring an item for an unknown stream");
             return true;
         };
         match sender.try_send(item) {
             Ok(()) => {
                 if last {
-                    self.uploads.remove(&stream_id);
+                    self.more().uploads.remove(&stream_id);
                 }
                 true
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 // The hub method stopped reading this stream.
-                self.uploads.remove(&stream_id);
+                self.more().uploads.remove(&stream_id);
                 true
             }
             Err(mpsc::error::TrySendError::Full(item)) => {
-                self.blocked = Some(BlockedUpload {
+                self.more().blocked = Some(BlockedUpload {
                     stream_id,
                     sender,
                     item,
@@ -604,14 +654,18 @@ impl<H: Hub> Dispatch<'_, H> {
             HubMessage::Completion {
                 invocation_id, result, ..
             } => {
-                if self.uploads.contains_key(&invocation_id) {
+                if self
+                    .more
+                    .as_ref()
+                    .is_some_and(|m| m.uploads.contains_key(&invocation_id))
+                {
                     match result {
                         CompletionResult::Error(error) => {
                             self.upload(invocation_id, UploadItem::Error(error), true);
                         }
                         _ => {
                             // The client completed its stream.
-                            self.uploads.remove(&invocation_id);
+                            self.more().uploads.remove(&invocation_id);
                         }
                     }
                 } else {
@@ -619,7 +673,7 @@ impl<H: Hub> Dispatch<'_, H> {
                 }
             }
             HubMessage::CancelInvocation { invocation_id, .. } => {
-                if let Some(token) = self.stream_tokens.get(&invocation_id) {
+                if let Some(token) = self.more.as_ref().and_then(|m| m.stream_tokens.get(&invocation_id)) {
                     token.cancel();
                 }
             }
@@ -720,7 +774,10 @@ impl<H: Hub> Dispatch<'_, H> {
             return None;
         }
         let opening = stream_ids.len() + usize::from(streaming);
-        let open = self.uploads.len() + self.stream_tokens.len();
+        let open = self
+            .more
+            .as_ref()
+            .map_or(0, |m| m.uploads.len() + m.stream_tokens.len());
         if opening > 0 && open + opening > self.endpoint.options.max_streams_per_connection {
             let error = HubError::for_client(format!(
                 "Too many streams: a connection may have at most {} open at once.",
@@ -729,7 +786,7 @@ impl<H: Hub> Dispatch<'_, H> {
             reply(self, call.finish_error(error));
             return None;
         }
-        if !self.rate.take() {
+        if !self.rate.as_mut().is_none_or(|rate| rate.take()) {
             let error = HubError::for_client("Too many invocations: slow down.");
             reply(self, call.finish_error(error));
             return None;
@@ -737,11 +794,11 @@ impl<H: Hub> Dispatch<'_, H> {
         let capacity = self.endpoint.options.stream_buffer_capacity.max(1);
         for id in stream_ids {
             let (tx, rx) = mpsc::channel(capacity);
-            self.uploads.insert(id, tx);
+            self.more().uploads.insert(id, tx);
             call.uploads.push(Some(rx));
         }
         if let (Some(id), Some(cancel)) = (&call.invocation_id, cancel) {
-            self.stream_tokens.insert(id.clone(), cancel);
+            self.more().stream_tokens.insert(id.clone(), cancel);
         }
         Some((method.unwrap_or(0), call))
     }
@@ -778,14 +835,11 @@ async fn read_loop<H: Hub>(
         connection_token,
         sender: cx.sender().clone(),
         running: LazySet::default(),
-        unlimited: LazySet::default(),
-        waiting: VecDeque::new(),
-        streams: LazySet::default(),
-        stream_tokens: HashMap::new(),
-        uploads: HashMap::new(),
-        blocked: None,
+        more: None,
         parallel: options.max_parallel_invocations.max(1),
-        rate: RateLimit::new(options.max_invocations_per_second),
+        rate: options
+            .max_invocations_per_second
+            .map(|per_second| Box::new(RateLimit::new(Some(per_second)))),
     };
     // Long polling keeps itself alive: no pings, no client timeout.
     let inherent_keep_alive = connection.transport() == Some(TransportKind::LongPolling);
@@ -839,7 +893,7 @@ async fn read_loop<H: Hub>(
             pending.reverse();
         }
         // Route messages until one has to wait for a full client-stream buffer.
-        while d.blocked.is_none() {
+        while !d.is_blocked() {
             let Some(message) = pending.pop() else { break };
             if stateful {
                 match &message {
@@ -874,8 +928,13 @@ async fn read_loop<H: Hub>(
             // A burst is over: give its room back.
             pending = Vec::new();
         }
-        let reading = d.blocked.is_none() && pending.is_empty() && d.waiting.len() < options.max_pending_invocations;
-        let blocked_sender = d.blocked.as_ref().map(|b| b.sender.clone());
+        let reading = !d.is_blocked() && pending.is_empty() && d.waiting_len() < options.max_pending_invocations;
+        let blocked_sender = d
+            .more
+            .as_ref()
+            .and_then(|m| m.blocked.as_ref())
+            .map(|b| b.sender.clone());
+        let more_running = d.more.as_ref().is_some_and(|m| m.unlimited.len() + m.streams.len() > 0);
 
         tokio::select! {
             frame = connection.recv(), if reading => {
@@ -886,17 +945,17 @@ async fn read_loop<H: Hub>(
             }
             // Boxed, and only while an item waits: inline, the wait would make every
             // connection's future larger.
-            permit = async { Box::pin(blocked_sender?.reserve_owned()).await.ok() }, if d.blocked.is_some() => {
-                if let Some(blocked) = d.blocked.take() {
+            permit = async { Box::pin(blocked_sender?.reserve_owned()).await.ok() }, if d.is_blocked() => {
+                if let Some(blocked) = d.more.as_mut().and_then(|m| m.blocked.take()) {
                     match permit {
                         Some(permit) => {
                             permit.send(blocked.item);
                             if blocked.last {
-                                d.uploads.remove(&blocked.stream_id);
+                                d.more().uploads.remove(&blocked.stream_id);
                             }
                         }
                         None => {
-                            d.uploads.remove(&blocked.stream_id);
+                            d.more().uploads.remove(&blocked.stream_id);
                         }
                     }
                 }
@@ -907,16 +966,18 @@ async fn read_loop<H: Hub>(
                 }
                 d.start_waiting();
             }
-            Some(handed_over) = d.unlimited.next(), if !d.unlimited.is_empty() => {
-                if let Some((stream_id, stream)) = handed_over {
-                    d.stream_started(stream_id, stream);
+            event = next_more(&mut d.more), if more_running => match event {
+                MoreEvent::Unlimited(handed_over) => {
+                    if let Some((stream_id, stream)) = handed_over {
+                        d.stream_started(stream_id, stream);
+                    }
                 }
-            }
-            Some(finished) = d.streams.next(), if !d.streams.is_empty() => {
-                if let Some(id) = finished {
-                    d.stream_tokens.remove(&id);
+                MoreEvent::Stream(finished) => {
+                    if let Some(id) = finished {
+                        d.more().stream_tokens.remove(&id);
+                    }
                 }
-            }
+            },
             _ = &mut keep_alive, if !inherent_keep_alive => {
                 let now = now_ms();
                 if now >= connection.last_read_ms() + options.client_timeout.as_millis() as u64 {
