@@ -134,6 +134,8 @@ pub(crate) struct ConnectionShared {
     pub(crate) metrics: Arc<EndpointMetrics>,
     /// The hub protocol agreed in the handshake, as a metrics label index (0 before).
     pub(crate) protocol: AtomicU8,
+    /// The parent of the invocations' cancellation tokens, made when first needed.
+    invocations: OnceLock<CancellationToken>,
 }
 
 /// Stateful reconnect: numbered hub messages kept until the client acknowledges them.
@@ -444,6 +446,19 @@ impl ConnectionSender {
         self.shared.metrics.sent(self.shared.protocol.load(Ordering::Relaxed));
     }
 
+    /// A new token for one invocation, cancelled by [`ConnectionSender::cancel_invocations`].
+    pub(crate) fn invocation_token(&self) -> CancellationToken {
+        self.shared
+            .invocations
+            .get_or_init(CancellationToken::new)
+            .child_token()
+    }
+
+    /// Cancels every invocation token, made or still to be made.
+    pub(crate) fn cancel_invocations(&self) {
+        self.shared.invocations.get_or_init(CancellationToken::new).cancel();
+    }
+
     /// Records the hub protocol agreed in the handshake (a metrics label).
     pub(crate) fn set_protocol(&self, name: &str) {
         self.shared
@@ -585,6 +600,7 @@ impl ConnectionManager {
             slow: std::sync::atomic::AtomicBool::new(false),
             metrics: self.metrics.clone(),
             protocol: AtomicU8::new(0),
+            invocations: OnceLock::new(),
         });
         self.connections.insert(token, shared.clone());
         shared

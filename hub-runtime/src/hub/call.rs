@@ -27,8 +27,6 @@ pub struct Call {
     pub(crate) detailed_errors: bool,
     /// A streaming invocation's own token (CancelInvocation cancels it).
     pub(crate) cancel: Option<CancellationToken>,
-    /// The connection's token: a plain invocation's token is made from it only when asked for.
-    pub(crate) connection_token: Arc<CancellationToken>,
 }
 
 /// What an invocation produced: a completion to send (nothing for a non-blocking
@@ -97,7 +95,7 @@ impl Call {
     pub fn cancellation(&self) -> CancellationToken {
         match &self.cancel {
             Some(token) => token.clone(),
-            None => self.connection_token.child_token(),
+            None => self.sender.invocation_token(),
         }
     }
 

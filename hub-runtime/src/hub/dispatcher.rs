@@ -302,20 +302,9 @@ async fn run_connection<H: Hub>(endpoint: Arc<HubEndpoint<H>>, mut connection: C
         return;
     }
 
-    // Shared by every invocation (cloning the token itself takes a lock; the Arc does not).
-    let connection_token = Arc::new(CancellationToken::new());
-    let end = read_loop(
-        &endpoint,
-        &mut connection,
-        &cx,
-        &local,
-        &protocol,
-        leftover,
-        stateful,
-        &connection_token,
-    )
-    .await;
-    connection_token.cancel();
+    let end = read_loop(&endpoint, &mut connection, &cx, &local, &protocol, leftover, stateful).await;
+    // Every invocation's token is cancelled (the tokens exist only if one was asked for).
+    sender.cancel_invocations();
     endpoint.manager.remove_connection(&id).await;
 
     let error = match end {
@@ -367,7 +356,6 @@ struct Dispatch<'a, H: Hub> {
     cx: &'a Arc<HubContext<H>>,
     local: &'a Arc<LocalConnection>,
     protocol: &'a Arc<dyn HubProtocol>,
-    connection_token: &'a Arc<CancellationToken>,
     sender: ConnectionSender,
     running: LazySet<Running>,
     /// Streams, queued invocations and a blocked upload: made when first needed (most
@@ -701,7 +689,7 @@ impl<H: Hub> Dispatch<'_, H> {
         let method = self.endpoint.find(&target);
         let def = method.map(|m| &H::__METHODS[m]);
         // Only a streaming invocation can be cancelled on its own.
-        let cancel = streaming.then(|| self.connection_token.child_token());
+        let cancel = streaming.then(|| self.sender.invocation_token());
         let mut call = Call {
             method: target,
             invocation_id,
@@ -711,7 +699,6 @@ impl<H: Hub> Dispatch<'_, H> {
             sender: self.sender.clone(),
             detailed_errors: self.endpoint.options.detailed_errors,
             cancel: cancel.clone(),
-            connection_token: self.connection_token.clone(),
         };
         let reply = |this: &Self, outcome: Outcome| {
             if let Some(bytes) = outcome.completion {
@@ -813,7 +800,6 @@ async fn read_loop<H: Hub>(
     protocol: &Arc<dyn HubProtocol>,
     leftover: Vec<u8>,
     stateful: bool,
-    connection_token: &Arc<CancellationToken>,
 ) -> End {
     let options = &endpoint.options;
     // Stateful reconnect: the client's tracked messages are numbered from 1.
@@ -832,7 +818,6 @@ async fn read_loop<H: Hub>(
         cx,
         local,
         protocol,
-        connection_token,
         sender: cx.sender().clone(),
         running: LazySet::default(),
         more: None,
