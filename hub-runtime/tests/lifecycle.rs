@@ -46,6 +46,15 @@ impl Life {
     fn fast(&self) -> &'static str {
         "fast"
     }
+
+    /// Reports when the invocation's token is cancelled, from a task of its own.
+    fn watch(&self, token: CancellationToken) {
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            token.cancelled().await;
+            events.push("watch cancelled".to_string());
+        });
+    }
 }
 
 async fn server(options: HubOptions) -> (TestServer, Events) {
@@ -369,4 +378,18 @@ async fn queued_invocations_run_in_order() {
         );
     }
     assert_eq!(client.recv().await["invocationId"], second.as_str());
+}
+
+#[tokio::test]
+async fn a_plain_invocations_token_is_cancelled_when_its_connection_ends() {
+    let (server, events) = server(HubOptions::default()).await;
+    let mut client = server.connect("/life").await;
+    client.call_ok("Watch", json!([])).await;
+    // Still running: the connection is open.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!events.snapshot().iter().any(|e| e == "watch cancelled"));
+    client.close().await;
+    events
+        .wait_for("the token's cancellation", |e| e == "watch cancelled")
+        .await;
 }
