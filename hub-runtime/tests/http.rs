@@ -38,10 +38,16 @@ fn refuse_without_key(request: &RequestContext) -> Result<Option<Identity>, Auth
     }
 }
 
+/// Reads the connection from a task of its own (the handler itself only waits for it).
+async fn echo_elsewhere(connection: Connection) {
+    let _ = tokio::spawn(echo(connection)).await;
+}
+
 async fn server() -> TestServer {
     let server = HubServer::builder()
         .hub("/myhub", Calc)
         .connection("/raw", echo)
+        .connection("/raw-elsewhere", echo_elsewhere)
         .hub_with("/nows", Calc, EndpointOptions::new().disable(TransportKind::WebSockets))
         .hub_with(
             "/locked",
@@ -362,4 +368,21 @@ async fn a_disabled_websocket_transport() {
         Ok(_) => panic!("the WebSocket was accepted"),
     }
     assert_eq!(Client::open_status(&server.ws_url("/nows")).await, 404);
+}
+
+#[tokio::test]
+async fn a_raw_handler_reading_from_another_task_gets_every_frame_of_a_burst() {
+    // More frames at once than the connection's inbox holds: the socket's task must wake the
+    // reading task for each, and go on reading the socket once the inbox has room again.
+    let server = server().await;
+    let mut client = Client::open(&server.ws_url("/raw-elsewhere")).await.expect("opens");
+    for i in 0..200 {
+        client.send_text(&format!("m{i}")).await;
+    }
+    for i in 0..200 {
+        match client.next_frame().await {
+            Ok(Message::Text(text)) => assert_eq!(text.as_str(), format!("m{i}")),
+            other => panic!("expected frame {i}, got {other:?}"),
+        }
+    }
 }

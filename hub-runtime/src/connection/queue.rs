@@ -27,6 +27,8 @@ struct State<T> {
     items: VecDeque<T>,
     /// The receiver, when it waits for an item.
     waker: Option<Waker>,
+    /// A sender polling for room (besides those waiting through `room`).
+    room_waker: Option<Waker>,
     /// The receiver is gone, or every sender is.
     receiver_gone: bool,
     senders_gone: bool,
@@ -63,6 +65,7 @@ pub(crate) fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
         state: Mutex::new(State {
             items: VecDeque::new(),
             waker: None,
+            room_waker: None,
             receiver_gone: false,
             senders_gone: false,
         }),
@@ -81,16 +84,29 @@ pub(crate) struct Sender<T> {
 impl<T> Sender<T> {
     /// Queues `item` if there is room, without waiting.
     pub(crate) fn try_send(&self, item: T) -> Result<(), TrySendError<T>> {
-        self.push(item, true)
+        self.push(item, None)
     }
 
-    /// Queues `item` if there is room, without waking the receiver: for a task that polls the
-    /// receiver itself before it next waits.
-    pub(crate) fn try_send_unnoticed(&self, item: T) -> Result<(), TrySendError<T>> {
-        self.push(item, false)
+    /// Queues `item` if there is room, waking the receiver unless it waits in the task `own`
+    /// (a task that polls the receiver itself before it next waits need not wake itself).
+    pub(crate) fn try_send_from(&self, item: T, own: &Waker) -> Result<(), TrySendError<T>> {
+        self.push(item, Some(own))
     }
 
-    fn push(&self, item: T, wake: bool) -> Result<(), TrySendError<T>> {
+    /// Whether there is room for an item; if not, `cx` is woken when there is.
+    pub(crate) fn poll_room(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.shared.lock();
+        if state.receiver_gone || state.items.len() < self.shared.capacity {
+            return Poll::Ready(());
+        }
+        match &mut state.room_waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    fn push(&self, item: T, own: Option<&Waker>) -> Result<(), TrySendError<T>> {
         let mut state = self.shared.lock();
         if state.receiver_gone {
             return Err(TrySendError::Closed(item));
@@ -103,7 +119,10 @@ impl<T> Sender<T> {
             state.items.reserve_exact(1);
         }
         state.items.push_back(item);
-        let waker = if wake { state.waker.take() } else { None };
+        let waker = state
+            .waker
+            .take()
+            .filter(|waker| !own.is_some_and(|own| waker.will_wake(own)));
         drop(state);
         if let Some(waker) = waker {
             waker.wake();
@@ -201,6 +220,9 @@ impl<T> Receiver<T> {
                 }
                 if was_full {
                     self.shared.room.notify_waiters();
+                    if let Some(waker) = state.room_waker.take() {
+                        waker.wake();
+                    }
                 }
                 Ok(item)
             }
@@ -216,6 +238,9 @@ impl<T> Drop for Receiver<T> {
             let mut state = self.shared.lock();
             state.receiver_gone = true;
             state.waker = None;
+            if let Some(waker) = state.room_waker.take() {
+                waker.wake();
+            }
             std::mem::take(&mut state.items)
         };
         // Dropped outside the lock: an item's drop may do anything.
@@ -286,7 +311,28 @@ mod tests {
     }
 
     #[test]
-    fn unnoticed_items_and_a_forgotten_waker_wake_nobody() {
+    fn a_sender_polling_for_room_is_woken_when_an_item_is_taken() {
+        use std::sync::atomic::AtomicUsize;
+        struct Count(AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let (tx, mut rx) = channel(1);
+        assert!(tx.poll_room(&mut cx).is_ready());
+        tx.try_send(1).unwrap();
+        assert!(tx.poll_room(&mut cx).is_pending());
+        assert_eq!(rx.try_recv(), Ok(1));
+        assert_eq!(count.0.load(Ordering::Relaxed), 1);
+        assert!(tx.poll_room(&mut cx).is_ready());
+    }
+
+    #[test]
+    fn items_from_the_receivers_own_task_and_a_forgotten_waker_wake_nobody() {
         use std::sync::atomic::AtomicUsize;
         struct Count(AtomicUsize);
         impl std::task::Wake for Count {
@@ -299,7 +345,7 @@ mod tests {
         let mut cx = Context::from_waker(&waker);
         let (tx, mut rx) = channel(4);
         assert!(rx.poll_recv(&mut cx).is_pending());
-        tx.try_send_unnoticed(1).unwrap();
+        tx.try_send_from(1, &waker).unwrap();
         assert_eq!(count.0.load(Ordering::Relaxed), 0);
         assert_eq!(rx.poll_recv(&mut cx), Poll::Ready(Some(1)));
         assert!(rx.poll_recv(&mut cx).is_pending());
@@ -310,6 +356,12 @@ mod tests {
         assert!(rx.poll_recv(&mut cx).is_pending());
         tx.try_send(3).unwrap();
         assert_eq!(count.0.load(Ordering::Relaxed), 1);
+        // A receiver waiting in another task is woken, even by the sender's own task.
+        assert!(rx.poll_recv(&mut cx).is_ready());
+        assert!(rx.poll_recv(&mut cx).is_pending());
+        let other = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
+        tx.try_send_from(4, &other).unwrap();
+        assert_eq!(count.0.load(Ordering::Relaxed), 2);
     }
 
     #[test]

@@ -66,21 +66,16 @@ impl<F: Future> Future for Quiet<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        if this.waker.is_some() && !this.signal.fired.swap(false, Ordering::AcqRel) {
-            // Not signalled, so the task registered last is still there to be woken; register
-            // again only if the task's waker changed.
-            if this.task.as_ref().is_some_and(|task| task.will_wake(cx.waker())) {
-                return Poll::Pending;
-            }
-            this.signal.task.register(cx.waker());
-            *this.task = Some(cx.waker().clone());
-            // A signal that came before the registration would have been missed.
-            if !this.signal.fired.swap(false, Ordering::AcqRel) {
-                return Poll::Pending;
-            }
-        } else {
-            // Woken (or first polled): the signal took the registered task; register it again.
-            this.signal.task.register(cx.waker());
+        let same_task = this.task.as_ref().is_some_and(|task| task.will_wake(cx.waker()));
+        // Not signalled, and the task registered last is still there to be woken (only a
+        // signal takes it): nothing to do.
+        if this.waker.is_some() && same_task && !this.signal.fired.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        // First polled, signalled, or polled from another task: register the task (before
+        // polling, so a signal from now on reaches it) and poll the inner future.
+        this.signal.task.register(cx.waker());
+        if !same_task {
             *this.task = Some(cx.waker().clone());
         }
         let waker = this.waker.get_or_insert_with(|| Waker::from(this.signal.clone()));

@@ -32,6 +32,16 @@ impl std::fmt::Display for TransportKind {
     }
 }
 
+/// Separators after a packed header's name: its value is plain or sensitive. Header values
+/// never hold these bytes, nor LF (the http crate refuses control characters but tab).
+const PLAIN: u8 = 0;
+const SENSITIVE: u8 = 1;
+
+/// Visible ASCII and tab: what `HeaderValue::to_str` accepts.
+fn is_visible_ascii(value: &[u8]) -> bool {
+    value.iter().all(|&b| b == b'\t' || (32..127).contains(&b))
+}
+
 /// The HTTP request that carried a transport (the WebSocket upgrade, for example): its query
 /// string, headers and cookies.
 ///
@@ -67,9 +77,8 @@ impl RequestContext {
         let size = headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 2).sum();
         let mut packed = Vec::with_capacity(size);
         for (name, value) in headers {
-            // Header values never hold NUL or LF (the http crate refuses them).
             packed.extend_from_slice(name.as_str().as_bytes());
-            packed.push(0);
+            packed.push(if value.is_sensitive() { SENSITIVE } else { PLAIN });
             packed.extend_from_slice(value.as_bytes());
             packed.push(b'\n');
         }
@@ -84,10 +93,14 @@ impl RequestContext {
 
     /// Every header as (lower-case name, value bytes), in order.
     fn header_entries(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.packed_entries().map(|(name, value, _)| (name, value))
+    }
+
+    /// Every header as (lower-case name, value bytes, sensitive), in order.
+    fn packed_entries(&self) -> impl Iterator<Item = (&[u8], &[u8], bool)> {
         self.packed_headers.split(|&b| b == b'\n').filter_map(|line| {
-            line.iter()
-                .position(|&b| b == 0)
-                .map(|at| (&line[..at], &line[at + 1..]))
+            let at = line.iter().position(|&b| b == PLAIN || b == SENSITIVE)?;
+            Some((&line[..at], &line[at + 1..], line[at] == SENSITIVE))
         })
     }
 
@@ -124,9 +137,10 @@ impl RequestContext {
     pub fn headers(&self) -> &HeaderMap {
         self.header_map.get_or_init(|| {
             let mut map = HeaderMap::new();
-            for (name, value) in self.header_entries() {
+            for (name, value, sensitive) in self.packed_entries() {
                 let name = http::HeaderName::from_bytes(name);
-                if let (Ok(name), Ok(value)) = (name, http::HeaderValue::from_bytes(value)) {
+                if let (Ok(name), Ok(mut value)) = (name, http::HeaderValue::from_bytes(value)) {
+                    value.set_sensitive(sensitive);
                     map.append(name, value);
                 }
             }
@@ -138,13 +152,14 @@ impl RequestContext {
     pub fn header(&self, name: &str) -> Option<&str> {
         // As `HeaderValue::to_str`: visible ASCII only.
         self.first_value(name)
-            .filter(|v| v.iter().all(|&b| b == b'\t' || (32..127).contains(&b)))
+            .filter(|v| is_visible_ascii(v))
             .and_then(|v| std::str::from_utf8(v).ok())
     }
 
     /// A cookie's value.
     pub fn cookie(&self, name: &str) -> Option<String> {
         self.header_values("cookie")
+            .filter(|v| is_visible_ascii(v))
             .filter_map(|v| std::str::from_utf8(v).ok())
             .flat_map(cookie::Cookie::split_parse)
             .filter_map(Result::ok)
@@ -182,7 +197,13 @@ mod tests {
         headers.insert("x-one", "1".parse().unwrap());
         headers.append("cookie", "a=1".parse().unwrap());
         headers.append("cookie", "b=2; c=3".parse().unwrap());
-        headers.insert("authorization", "Bearer t0k".parse().unwrap());
+        let mut secret: http::HeaderValue = "Bearer t0k".parse().unwrap();
+        secret.set_sensitive(true);
+        headers.insert("authorization", secret);
+        headers.append(
+            "cookie",
+            http::HeaderValue::from_bytes("d=caf\u{e9}".as_bytes()).unwrap(),
+        );
         headers.insert("x-bin", http::HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap());
         let req = RequestContext::new("", headers.clone(), None);
         assert_eq!(req.header("X-One"), Some("1"));
@@ -192,7 +213,10 @@ mod tests {
         assert_eq!(req.cookie("a").as_deref(), Some("1"));
         assert_eq!(req.cookie("c").as_deref(), Some("3"));
         assert_eq!(req.bearer_token(), Some("t0k"));
+        // A cookie header that is not visible ASCII is not read, as with `HeaderValue::to_str`.
+        assert_eq!(req.cookie("d"), None);
         assert_eq!(req.headers(), &headers);
+        assert!(req.headers()["authorization"].is_sensitive());
         assert_eq!(RequestContext::default().header("x-one"), None);
     }
 }

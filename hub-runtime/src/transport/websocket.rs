@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use std::future::Future;
-use std::task::Poll;
+use std::task::{Poll, Waker};
 
 use futures_util::{SinkExt, StreamExt};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -275,10 +275,15 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
     let mut batch: VecDeque<Frame> = VecDeque::new();
     // A frame read while the handler's inbox was full (the socket is not read until it fits).
     let mut stalled: Option<Frame> = None;
+    // This task's waker: a handler reading its inbox here need not be woken for a frame.
+    let mut own_waker: Option<Waker> = None;
     while ok && !shared.is_aborted() {
         let event = std::future::poll_fn(|cx| {
             if let Poll::Ready(exit) = stopped.as_mut().poll(cx) {
                 return Poll::Ready(Event::Stop(exit));
+            }
+            if !own_waker.as_ref().is_some_and(|own| own.will_wake(cx.waker())) {
+                own_waker = Some(cx.waker().clone());
             }
             if let Some(task) = handler.as_mut() {
                 loop {
@@ -291,15 +296,24 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
                         break;
                     }
                     let Some(frame) = stalled.take() else { break };
-                    match inbox.try_send_unnoticed(frame) {
-                        // It fits now: the handler takes it in this pass.
+                    match inbox.try_send_from(frame, cx.waker()) {
+                        // It fits now: the handler takes it (in this pass, if it reads here).
                         Ok(()) => continue,
                         Err(queue::TrySendError::Full(frame)) => {
                             stalled = Some(frame);
+                            // The handler may read its inbox from another task: be woken
+                            // when there is room.
+                            if inbox.poll_room(cx).is_ready() {
+                                continue;
+                            }
                             break;
                         }
                         Err(queue::TrySendError::Closed(_)) => break,
                     }
+                }
+                if shared.is_aborted() {
+                    // Aborted by the handler itself (a slow consumer, most likely): say goodbye.
+                    return Poll::Ready(Event::Stop(Exit::Ended));
                 }
             }
             if let Poll::Ready(item) = outbox.poll_recv(cx) {
@@ -426,9 +440,9 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
                         }
                         Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
                     };
-                    if handler.is_some() {
+                    if let (Some(_), Some(own)) = (&handler, &own_waker) {
                         // The handler runs in the next pass of this task.
-                        if let Err(queue::TrySendError::Full(frame)) = inbox.try_send_unnoticed(frame) {
+                        if let Err(queue::TrySendError::Full(frame)) = inbox.try_send_from(frame, own) {
                             stalled = Some(frame);
                         }
                         continue;
