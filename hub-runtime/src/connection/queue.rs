@@ -310,17 +310,23 @@ mod tests {
         assert_eq!(receiver.await.unwrap(), Some(7));
     }
 
+    /// A waker that counts its wakes.
+    struct Count(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn counting_waker() -> (Arc<Count>, Waker) {
+        let count = Arc::new(Count(Default::default()));
+        (count.clone(), Waker::from(count))
+    }
+
     #[test]
     fn a_sender_polling_for_room_is_woken_when_an_item_is_taken() {
-        use std::sync::atomic::AtomicUsize;
-        struct Count(AtomicUsize);
-        impl std::task::Wake for Count {
-            fn wake(self: Arc<Self>) {
-                self.0.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(count.clone());
+        let (count, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         let (tx, mut rx) = channel(1);
         assert!(tx.poll_room(&mut cx).is_ready());
@@ -333,15 +339,7 @@ mod tests {
 
     #[test]
     fn items_from_the_receivers_own_task_and_a_forgotten_waker_wake_nobody() {
-        use std::sync::atomic::AtomicUsize;
-        struct Count(AtomicUsize);
-        impl std::task::Wake for Count {
-            fn wake(self: Arc<Self>) {
-                self.0.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(count.clone());
+        let (count, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         let (tx, mut rx) = channel(4);
         assert!(rx.poll_recv(&mut cx).is_pending());
@@ -359,7 +357,7 @@ mod tests {
         // A receiver waiting in another task is woken, even by the sender's own task.
         assert!(rx.poll_recv(&mut cx).is_ready());
         assert!(rx.poll_recv(&mut cx).is_pending());
-        let other = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
+        let (_, other) = counting_waker();
         tx.try_send_from(4, &other).unwrap();
         assert_eq!(count.0.load(Ordering::Relaxed), 2);
     }
