@@ -649,7 +649,7 @@ impl ConnectionManager {
         state.last_poll_end = Instant::now();
 
         let (inbox_tx, inbox_rx) = queue::channel(INBOX_CAPACITY);
-        let attached = match transport {
+        let mut attached = match transport {
             TransportKind::WebSockets => {
                 // Only a connection that may be resumed on a new socket needs a way to stop
                 // this one.
@@ -708,7 +708,6 @@ impl ConnectionManager {
                 manager.remove(&done.token);
             }
         });
-        let mut attached = attached;
         if transport == TransportKind::WebSockets {
             // The socket's task runs the handler too: a message is read, handled and answered
             // without passing between tasks.

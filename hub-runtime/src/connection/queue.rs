@@ -34,6 +34,14 @@ struct State<T> {
     senders_gone: bool,
 }
 
+/// Keeps `cx`'s waker in `slot` (cloned only if it is another task's).
+fn register(slot: &mut Option<Waker>, cx: &Context<'_>) {
+    match slot {
+        Some(waker) if waker.will_wake(cx.waker()) => {}
+        slot => *slot = Some(cx.waker().clone()),
+    }
+}
+
 impl<T> Shared<T> {
     fn lock(&self) -> MutexGuard<'_, State<T>> {
         // Nothing panics while holding the lock; recover the data if something ever did.
@@ -99,10 +107,7 @@ impl<T> Sender<T> {
         if state.receiver_gone || state.items.len() < self.shared.capacity {
             return Poll::Ready(());
         }
-        match &mut state.room_waker {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            slot => *slot = Some(cx.waker().clone()),
-        }
+        register(&mut state.room_waker, cx);
         Poll::Pending
     }
 
@@ -189,10 +194,7 @@ impl<T> Receiver<T> {
             Ok(item) => Poll::Ready(Some(item)),
             Err(TryRecvError::Disconnected) => Poll::Ready(None),
             Err(TryRecvError::Empty) => {
-                match &mut state.waker {
-                    Some(waker) if waker.will_wake(cx.waker()) => {}
-                    slot => *slot = Some(cx.waker().clone()),
-                }
+                register(&mut state.waker, cx);
                 Poll::Pending
             }
         }

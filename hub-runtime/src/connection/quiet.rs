@@ -34,6 +34,7 @@ impl Wake for Signal {
 pin_project_lite::pin_project! {
     /// Wraps a future that rarely completes: after its first poll, it is polled only once it
     /// has woken the task.
+    ///
     /// For example, `Quiet::new(token.cancelled_owned())` waits for a cancellation without
     /// locking anything on the passes where nothing was cancelled.
     pub(crate) struct Quiet<F> {

@@ -56,8 +56,9 @@ fn is_visible_ascii(value: &[u8]) -> bool {
 #[derive(Debug, Clone, Default)]
 pub struct RequestContext {
     query: Vec<(String, String)>,
-    /// The headers, packed into one buffer (`name NUL value LF`, names in lower case): every
-    /// connection keeps its request's headers, and a map spends about a hundred bytes on each.
+    /// The headers, packed into one buffer (`name`, `PLAIN` or `SENSITIVE`, `value`, LF; names
+    /// in lower case): every connection keeps its request's headers, and a map spends about a
+    /// hundred bytes on each.
     packed_headers: Box<[u8]>,
     /// The headers as a map, made when first asked for.
     header_map: std::sync::OnceLock<HeaderMap>,
@@ -91,11 +92,6 @@ impl RequestContext {
         }
     }
 
-    /// Every header as (lower-case name, value bytes), in order.
-    fn header_entries(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.packed_entries().map(|(name, value, _)| (name, value))
-    }
-
     /// Every header as (lower-case name, value bytes, sensitive), in order.
     fn packed_entries(&self) -> impl Iterator<Item = (&[u8], &[u8], bool)> {
         self.packed_headers.split(|&b| b == b'\n').filter_map(|line| {
@@ -105,17 +101,10 @@ impl RequestContext {
     }
 
     /// The values of the header `name` (any case), in order.
-    fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.header_entries()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| v)
-    }
-
-    /// The first value of the header `name` (any case).
-    fn first_value<'a>(&'a self, name: &str) -> Option<&'a [u8]> {
-        self.header_entries()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| v)
+    fn header_values<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a [u8]> + use<'a, 'n> {
+        self.packed_entries()
+            .filter(move |(n, _, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v, _)| v)
     }
 
     pub(crate) fn with_transport(mut self, transport: TransportKind) -> Self {
@@ -151,7 +140,8 @@ impl RequestContext {
     /// A header's value as text (names are case-insensitive). `None` when absent or not text.
     pub fn header(&self, name: &str) -> Option<&str> {
         // As `HeaderValue::to_str`: visible ASCII only.
-        self.first_value(name)
+        self.header_values(name)
+            .next()
             .filter(|v| is_visible_ascii(v))
             .and_then(|v| std::str::from_utf8(v).ok())
     }

@@ -440,23 +440,23 @@ impl<F: Future + Unpin> LazySet<F> {
 
 /// A token bucket: `per_second` invocations on average, bursts of up to one second's worth.
 struct RateLimit {
-    per_second: Option<f64>,
+    per_second: f64,
     tokens: f64,
     last: std::time::Instant,
 }
 
 impl RateLimit {
-    fn new(per_second: Option<u32>) -> Self {
-        let per_second = per_second.map(f64::from);
+    fn new(per_second: u32) -> Self {
+        let per_second = f64::from(per_second);
         RateLimit {
             per_second,
-            tokens: per_second.unwrap_or(0.0),
+            tokens: per_second,
             last: std::time::Instant::now(),
         }
     }
 
     fn take(&mut self) -> bool {
-        let Some(rate) = self.per_second else { return true };
+        let rate = self.per_second;
         let now = std::time::Instant::now();
         self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * rate).min(rate.max(1.0));
         self.last = now;
@@ -824,7 +824,7 @@ async fn read_loop<H: Hub>(
         parallel: options.max_parallel_invocations.max(1),
         rate: options
             .max_invocations_per_second
-            .map(|per_second| Box::new(RateLimit::new(Some(per_second)))),
+            .map(|per_second| Box::new(RateLimit::new(per_second))),
     };
     // Long polling keeps itself alive: no pings, no client timeout.
     let inherent_keep_alive = connection.transport() == Some(TransportKind::LongPolling);

@@ -73,8 +73,6 @@ impl Request {
     /// The request as connections keep it. The headers are copied: the request's own values
     /// share the HTTP read buffer (8 KiB or more), which a long-lived connection would pin.
     fn context(&self) -> RequestContext {
-        // Copied: the request's own header values share hyper's read buffer, which would stay
-        // allocated for the connection's life.
         RequestContext::from_request(&self.query, &self.headers, self.remote)
     }
 }

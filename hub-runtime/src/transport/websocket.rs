@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use std::future::Future;
-use std::task::{Poll, Waker};
+use std::task::Poll;
 
 use futures_util::{SinkExt, StreamExt};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -273,43 +273,38 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
     });
     tokio::pin!(stopped);
     let mut batch: VecDeque<Frame> = VecDeque::new();
-    // A frame read while the handler's inbox was full (the socket is not read until it fits).
-    let mut stalled: Option<Frame> = None;
-    // This task's waker: a handler reading its inbox here need not be woken for a frame.
-    let mut own_waker: Option<Waker> = None;
+    // A frame read for the hosted handler and not yet in its inbox (the socket is not read
+    // while there is one).
+    let mut unread: Option<Frame> = None;
     while ok && !shared.is_aborted() {
         let event = std::future::poll_fn(|cx| {
             if let Poll::Ready(exit) = stopped.as_mut().poll(cx) {
                 return Poll::Ready(Event::Stop(exit));
             }
-            if !own_waker.as_ref().is_some_and(|own| own.will_wake(cx.waker())) {
-                own_waker = Some(cx.waker().clone());
-            }
             if let Some(task) = handler.as_mut() {
                 loop {
+                    // The frame goes in before the handler is polled, so that a handler reading
+                    // here takes it in this pass; only a handler reading from another task is
+                    // woken for it. A handler that stopped reading drops it.
+                    if let Some(frame) = unread.take() {
+                        if let Err(queue::TrySendError::Full(frame)) = inbox.try_send_from(frame, cx.waker()) {
+                            unread = Some(frame);
+                        }
+                    }
                     // What the handler queues is taken below in this same pass: it need not
                     // wake this task.
                     outbox.forget_waker();
                     if task.as_mut().poll(cx).is_ready() {
                         handler = None;
-                        stalled = None;
+                        unread = None;
                         break;
                     }
-                    let Some(frame) = stalled.take() else { break };
-                    match inbox.try_send_from(frame, cx.waker()) {
-                        // It fits now: the handler takes it (in this pass, if it reads here).
-                        Ok(()) => continue,
-                        Err(queue::TrySendError::Full(frame)) => {
-                            stalled = Some(frame);
-                            // The handler may read its inbox from another task: be woken
-                            // when there is room.
-                            if inbox.poll_room(cx).is_ready() {
-                                continue;
-                            }
-                            break;
-                        }
-                        Err(queue::TrySendError::Closed(_)) => break,
+                    // A full inbox: try again once there is room (the handler may have made
+                    // some just now, or may read from another task).
+                    if unread.is_some() && inbox.poll_room(cx).is_ready() {
+                        continue;
                     }
+                    break;
                 }
                 if shared.is_aborted() {
                     // Aborted by the handler itself (a slow consumer, most likely): say goodbye.
@@ -319,7 +314,7 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
             if let Poll::Ready(item) = outbox.poll_recv(cx) {
                 return Poll::Ready(Event::Out(item));
             }
-            if stalled.is_none() {
+            if unread.is_none() {
                 if let Poll::Ready(message) = socket.poll_next_unpin(cx) {
                     return Poll::Ready(Event::In(message));
                 }
@@ -440,11 +435,9 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
                         }
                         Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
                     };
-                    if let (Some(_), Some(own)) = (&handler, &own_waker) {
-                        // The handler runs in the next pass of this task.
-                        if let Err(queue::TrySendError::Full(frame)) = inbox.try_send_from(frame, own) {
-                            stalled = Some(frame);
-                        }
+                    if handler.is_some() {
+                        // Handed to the handler in the next pass of this task.
+                        unread = Some(frame);
                         continue;
                     }
                     // Usually there is room; otherwise wait for it (the socket is not read meanwhile).
@@ -485,7 +478,7 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
         if let Some(task) = handler.take() {
             tokio::spawn(task);
         }
-        if let Some(frame) = stalled.take() {
+        if let Some(frame) = unread.take() {
             // Read from the client before the socket went: it is handled all the same.
             Box::pin(async {
                 tokio::select! {
@@ -520,13 +513,13 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
 }
 
 /// Whether a read error only says that the client went without the closing handshake.
-fn closed_prematurely(error: &tokio_tungstenite::tungstenite::Error) -> bool {
+fn closed_prematurely(error: &WsError) -> bool {
     use std::io::ErrorKind;
-    use tokio_tungstenite::tungstenite::error::{Error, ProtocolError};
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
     match error {
-        Error::ConnectionClosed | Error::AlreadyClosed => true,
-        Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => true,
-        Error::Io(e) => matches!(
+        WsError::ConnectionClosed | WsError::AlreadyClosed => true,
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => true,
+        WsError::Io(e) => matches!(
             e.kind(),
             ErrorKind::ConnectionReset
                 | ErrorKind::ConnectionAborted
