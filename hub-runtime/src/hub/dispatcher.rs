@@ -497,15 +497,16 @@ impl<H: Hub> Dispatch<'_, H> {
         } else {
             None
         };
-        let filters = self.endpoint.filters.clone();
-        let info = (!filters.is_empty()).then(|| InvocationInfo {
+        // Filters are rare: their handle is cloned only when there are some.
+        let filters = (!self.endpoint.filters.is_empty()).then(|| self.endpoint.filters.clone());
+        let info = filters.as_ref().map(|_| InvocationInfo {
             hub: std::any::type_name::<H>(),
             method: H::__METHODS[method].name,
             connection_id: self.local.id.clone(),
             user_id: self.local.user_id.clone(),
             streaming: H::__METHODS[method].kind == MethodKind::Stream,
         });
-        if let Some(info) = &info {
+        if let (Some(filters), Some(info)) = (&filters, &info) {
             if let Err(error) = filters.before_invoke(info) {
                 if let Some(bytes) = call.finish_error(error).completion {
                     let _ = self.sender.try_send_message(self.frame(bytes));
@@ -515,7 +516,6 @@ impl<H: Hub> Dispatch<'_, H> {
         }
         let started = info.as_ref().map(|_| std::time::Instant::now());
         let mut future = self.endpoint.hub.clone().__invoke(self.cx.clone(), method, call);
-        let sender = self.sender.clone();
         let format = self.protocol.transfer_format();
         let running: Running = 'running: {
             if info.is_none() {
@@ -529,19 +529,21 @@ impl<H: Hub> Dispatch<'_, H> {
                         return;
                     }
                     let Some(bytes) = outcome.completion else { return };
-                    let Err(frame) = sender.try_send_message_or_return(frame_for(format, bytes)) else {
+                    let Err(frame) = self.sender.try_send_message_or_return(frame_for(format, bytes)) else {
                         return;
                     };
                     // The outbox is full: wait for room like any other reply.
+                    let sender = self.sender.clone();
                     break 'running Box::pin(async move {
                         let _ = sender.send_message(frame).await;
                         None
                     });
                 }
             }
+            let sender = self.sender.clone();
             Box::pin(async move {
                 let outcome = future.await;
-                if let (Some(info), Some(started)) = (&info, started) {
+                if let (Some(filters), Some(info), Some(started)) = (&filters, &info, started) {
                     let result = InvocationOutcome {
                         elapsed: started.elapsed(),
                         failed: outcome.failed,

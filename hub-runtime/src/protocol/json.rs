@@ -1,8 +1,11 @@
 //! The JSON hub protocol: one JSON object per message, each followed by the record separator
 //! `0x1E`.
 
+use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue as JsonRaw;
+
+mod scan;
 
 use super::{
     CompletionResult, EncodeError, Headers, HubMessage, HubProtocol, Invocation, OutMessage, OutResult, ProtocolError,
@@ -17,7 +20,7 @@ pub const RECORD_SEPARATOR: u8 = 0x1e;
 pub struct JsonProtocol;
 
 /// Every field any message type may carry; unknown fields are ignored.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct WireMessage {
     #[serde(rename = "type", default)]
@@ -27,7 +30,7 @@ struct WireMessage {
     #[serde(default)]
     target: Option<String>,
     #[serde(default)]
-    arguments: Option<Vec<Box<JsonRaw>>>,
+    arguments: Option<Arguments>,
     #[serde(default)]
     stream_ids: Option<Vec<String>>,
     #[serde(default, deserialize_with = "present")]
@@ -42,6 +45,29 @@ struct WireMessage {
     sequence_id: Option<u64>,
     #[serde(default)]
     headers: Option<Headers>,
+}
+
+/// An invocation's arguments, each kept as its JSON text.
+struct Arguments(Vec<RawValue>);
+
+impl<'de> Deserialize<'de> for Arguments {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Each;
+        impl<'de> Visitor<'de> for Each {
+            type Value = Arguments;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a sequence")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Arguments, A::Error> {
+                let mut values = Vec::new();
+                while let Some(value) = seq.next_element::<Box<JsonRaw>>()? {
+                    values.push(RawValue::Json(value));
+                }
+                Ok(Arguments(values))
+            }
+        }
+        d.deserialize_seq(Each)
+    }
 }
 
 /// Keeps a present `null` as a raw `null` (absent stays `None`).
@@ -64,7 +90,7 @@ impl WireMessage {
                 let invocation = Invocation {
                     invocation_id: self.invocation_id,
                     target,
-                    arguments: arguments.into_iter().map(RawValue::Json).collect(),
+                    arguments: arguments.0,
                     stream_ids: self.stream_ids.unwrap_or_default(),
                     headers,
                 };
@@ -124,8 +150,16 @@ impl WireMessage {
     }
 }
 
-/// Parses one JSON message (without its record separator).
+/// Parses one JSON message (without its record separator): the common shapes quickly, the
+/// rest (and every error) through serde.
 pub(crate) fn parse_one(record: &[u8]) -> Result<Option<HubMessage>, ProtocolError> {
+    match scan::wire_message(record) {
+        Some(wire) => wire.into_message(),
+        None => parse_with_serde(record),
+    }
+}
+
+fn parse_with_serde(record: &[u8]) -> Result<Option<HubMessage>, ProtocolError> {
     let wire: WireMessage = serde_json::from_slice(record).map_err(|e| {
         let text = match e.classify() {
             serde_json::error::Category::Data => format!("Invalid message: {e}"),
@@ -166,32 +200,34 @@ impl HubProtocol for JsonProtocol {
     }
 
     fn complete_prefix(&self, input: &[u8], max_message_size: usize) -> Result<usize, ProtocolError> {
-        let mut start = 0;
+        let too_large = || ProtocolError::MessageTooLarge {
+            limit: max_message_size,
+        };
         let mut whole = 0;
-        while let Some(pos) = input[start..].iter().position(|&b| b == RECORD_SEPARATOR) {
-            if pos > max_message_size {
-                return Err(ProtocolError::MessageTooLarge {
-                    limit: max_message_size,
-                });
+        for end in memchr::memchr_iter(RECORD_SEPARATOR, input) {
+            if end - whole > max_message_size {
+                return Err(too_large());
             }
-            start += pos + 1;
-            whole = start;
+            whole = end + 1;
         }
         if input.len() - whole > max_message_size {
-            return Err(ProtocolError::MessageTooLarge {
-                limit: max_message_size,
-            });
+            return Err(too_large());
         }
         Ok(whole)
     }
 
     fn parse_into(&self, input: &[u8], out: &mut Vec<HubMessage>) -> Result<(), ProtocolError> {
-        for record in input.split(|&b| b == RECORD_SEPARATOR) {
-            // `split` yields an empty tail after the final separator.
-            if record.is_empty() && std::ptr::eq(record.as_ptr(), input[input.len()..].as_ptr()) {
-                continue;
+        let mut start = 0;
+        for end in memchr::memchr_iter(RECORD_SEPARATOR, input) {
+            if let Some(message) = parse_one(&input[start..end])? {
+                out.push(message);
             }
-            if let Some(message) = parse_one(record)? {
+            start = end + 1;
+        }
+        // What follows the last separator is a message too (the reader hands over only
+        // whole ones; a caller with a record that lacks its separator still gets it read).
+        if start < input.len() {
+            if let Some(message) = parse_one(&input[start..])? {
                 out.push(message);
             }
         }
