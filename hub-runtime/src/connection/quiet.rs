@@ -62,6 +62,16 @@ impl<F: Future> Quiet<F> {
     }
 }
 
+impl<F> Quiet<F> {
+    /// The wrapped future, to change it (a timer's deadline, say); it is polled again on the
+    /// next poll, so that it can register for whatever it now waits on.
+    pub(crate) fn inner_mut(self: Pin<&mut Self>) -> Pin<&mut F> {
+        let this = self.project();
+        this.signal.fired.store(true, Ordering::Release);
+        this.inner
+    }
+}
+
 impl<F: Future> Future for Quiet<F> {
     type Output = F::Output;
 
@@ -128,5 +138,29 @@ mod tests {
         quiet.await;
         cancel.await.unwrap();
         assert_eq!(polls.load(Ordering::Relaxed), 2);
+    }
+
+    /// A timer whose deadline is moved through `inner_mut` is polled again, registers, and
+    /// fires at its new deadline.
+    #[tokio::test(start_paused = true)]
+    async fn a_reset_timer_fires_again() {
+        let start = tokio::time::Instant::now();
+        let polls = Arc::new(AtomicUsize::new(0));
+        let timer = Quiet::new(Counted {
+            inner: tokio::time::sleep_until(start + std::time::Duration::from_secs(1)),
+            polls: polls.clone(),
+        });
+        let mut timer = std::pin::pin!(timer);
+        timer.as_mut().await;
+        let fired = polls.load(Ordering::Relaxed);
+        let again = start + std::time::Duration::from_secs(5);
+        timer.as_mut().inner_mut().project().inner.reset(again);
+        for _ in 0..10 {
+            assert!(futures_util::poll!(timer.as_mut()).is_pending());
+        }
+        // One poll after the reset (to register), none for the passes after it.
+        assert_eq!(polls.load(Ordering::Relaxed), fired + 1);
+        timer.as_mut().await;
+        assert_eq!(tokio::time::Instant::now(), again);
     }
 }

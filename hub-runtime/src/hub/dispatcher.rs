@@ -37,7 +37,9 @@ pub(crate) struct HubEndpoint<H: Hub> {
     hub: Arc<H>,
     manager: Arc<LifetimeManager>,
     options: Arc<HubOptions>,
-    methods: HashMap<String, usize>,
+    /// Each method under its declared name and under its lowercase name (method names are
+    /// fixed at compile time, so a fast hash is safe here).
+    methods: rustc_hash::FxHashMap<String, usize>,
     shutdown: CancellationToken,
     filters: Filters,
     /// Per protocol, the Close message a slow consumer is sent (encoded when first needed).
@@ -55,7 +57,7 @@ impl<H: Hub> HubEndpoint<H> {
         let methods = H::__METHODS
             .iter()
             .enumerate()
-            .map(|(i, m)| (m.name.to_lowercase(), i))
+            .flat_map(|(i, m)| [(m.name.to_string(), i), (m.name.to_lowercase(), i)])
             .collect();
         let goodbyes = manager.protocols().iter().map(|_| OnceLock::new()).collect();
         HubEndpoint {
@@ -852,11 +854,13 @@ async fn read_loop<H: Hub>(
         let timeout_at = connection.last_read_ms() + options.client_timeout.as_millis() as u64;
         instant_of(keep_alive_at.min(timeout_at).max(now_ms()))
     };
-    let keep_alive = tokio::time::sleep_until(if inherent_keep_alive {
+    // Looked at only after it fired: polling a timer on every message registers its waker
+    // each time.
+    let keep_alive = Quiet::new(tokio::time::sleep_until(if inherent_keep_alive {
         instant_of(now_ms() + FAR)
     } else {
         keep_alive_deadline(connection)
-    });
+    }));
     tokio::pin!(keep_alive);
     // Stateful reconnect only: made when first needed.
     let mut ack_timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
@@ -923,28 +927,47 @@ async fn read_loop<H: Hub>(
             .map(|b| b.sender.clone());
         let more_running = d.more.as_ref().is_some_and(|m| m.unlimited.len() + m.streams.len() > 0);
 
+        // In this order: what ends the loop, the timers, finished invocations, and only then
+        // more input (a client that floods cannot starve the others; none of them is ready on
+        // every pass).
         tokio::select! {
-            frame = connection.recv(), if reading => {
-                match frame {
-                    Some(frame) => input = Some(frame.data().clone()),
-                    None => return End::ClientGone,
+            biased;
+            ended = &mut ended => return match ended {
+                Ended::Requested => End::Requested,
+                Ended::Shutdown => End::Shutdown,
+                // The transport ends by aborting; after a clean close by the client that is no error.
+                Ended::Aborted if connection.closed_by_client() => End::ClientGone,
+                Ended::Aborted => End::Aborted,
+            },
+            _ = &mut keep_alive, if !inherent_keep_alive => {
+                let now = now_ms();
+                if now >= connection.last_read_ms() + options.client_timeout.as_millis() as u64 {
+                    let detail = "Client hasn't sent a message/ping within the configured ClientTimeoutInterval.";
+                    return End::Error {
+                        close_text: closed_with_error(detail, "OperationCanceledException", options.detailed_errors),
+                        error: ConnectionError::new(detail),
+                    };
+                }
+                if now >= connection.last_write_ms() + options.keep_alive_interval.as_millis() as u64 {
+                    if let Some(ping) = &ping {
+                        let _ = d.sender.try_send(ping.clone());
+                    }
+                    // Count the ping as written even before the transport flushes it.
+                    connection.mark_written();
+                }
+                keep_alive.as_mut().inner_mut().reset(keep_alive_deadline(connection));
+                if pending.is_empty() {
+                    // Quiet for a while: keep nothing for messages that may not come.
+                    pending = Vec::new();
                 }
             }
-            // Boxed, and only while an item waits: inline, the wait would make every
-            // connection's future larger.
-            permit = async { Box::pin(blocked_sender?.reserve_owned()).await.ok() }, if d.is_blocked() => {
-                if let Some(blocked) = d.more.as_mut().and_then(|m| m.blocked.take()) {
-                    match permit {
-                        Some(permit) => {
-                            permit.send(blocked.item);
-                            if blocked.last {
-                                d.more().uploads.remove(&blocked.stream_id);
-                            }
-                        }
-                        None => {
-                            d.more().uploads.remove(&blocked.stream_id);
-                        }
-                    }
+            _ = std::future::poll_fn(|cx| match ack_timer.as_mut() {
+                Some(timer) => timer.as_mut().poll(cx),
+                None => std::task::Poll::Pending,
+            }), if ack_at.is_some() => {
+                ack_at = None;
+                if let Ok(bytes) = protocol.encode(&OutMessage::Ack { sequence_id: processed }) {
+                    let _ = d.sender.try_send(frame_for(format, bytes));
                 }
             }
             Some(handed_over) = d.running.next(), if !d.running.is_empty() => {
@@ -965,44 +988,29 @@ async fn read_loop<H: Hub>(
                     }
                 }
             },
-            _ = &mut keep_alive, if !inherent_keep_alive => {
-                let now = now_ms();
-                if now >= connection.last_read_ms() + options.client_timeout.as_millis() as u64 {
-                    let detail = "Client hasn't sent a message/ping within the configured ClientTimeoutInterval.";
-                    return End::Error {
-                        close_text: closed_with_error(detail, "OperationCanceledException", options.detailed_errors),
-                        error: ConnectionError::new(detail),
-                    };
-                }
-                if now >= connection.last_write_ms() + options.keep_alive_interval.as_millis() as u64 {
-                    if let Some(ping) = &ping {
-                        let _ = d.sender.try_send(ping.clone());
+            // Boxed, and only while an item waits: inline, the wait would make every
+            // connection's future larger.
+            permit = async { Box::pin(blocked_sender?.reserve_owned()).await.ok() }, if d.is_blocked() => {
+                if let Some(blocked) = d.more.as_mut().and_then(|m| m.blocked.take()) {
+                    match permit {
+                        Some(permit) => {
+                            permit.send(blocked.item);
+                            if blocked.last {
+                                d.more().uploads.remove(&blocked.stream_id);
+                            }
+                        }
+                        None => {
+                            d.more().uploads.remove(&blocked.stream_id);
+                        }
                     }
-                    // Count the ping as written even before the transport flushes it.
-                    connection.mark_written();
-                }
-                keep_alive.as_mut().reset(keep_alive_deadline(connection));
-                if pending.is_empty() {
-                    // Quiet for a while: keep nothing for messages that may not come.
-                    pending = Vec::new();
                 }
             }
-            _ = std::future::poll_fn(|cx| match ack_timer.as_mut() {
-                Some(timer) => timer.as_mut().poll(cx),
-                None => std::task::Poll::Pending,
-            }), if ack_at.is_some() => {
-                ack_at = None;
-                if let Ok(bytes) = protocol.encode(&OutMessage::Ack { sequence_id: processed }) {
-                    let _ = d.sender.try_send(frame_for(format, bytes));
+            frame = connection.recv(), if reading => {
+                match frame {
+                    Some(frame) => input = Some(frame.data().clone()),
+                    None => return End::ClientGone,
                 }
             }
-            ended = &mut ended => return match ended {
-                Ended::Requested => End::Requested,
-                Ended::Shutdown => End::Shutdown,
-                // The transport ends by aborting; after a clean close by the client that is no error.
-                Ended::Aborted if connection.closed_by_client() => End::ClientGone,
-                Ended::Aborted => End::Aborted,
-            },
         }
     }
 }

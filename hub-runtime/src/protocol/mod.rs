@@ -400,7 +400,8 @@ pub trait HubProtocol: Send + Sync + 'static {
 
     /// Encodes one framed message into new bytes.
     fn encode(&self, message: &OutMessage<'_>) -> Result<bytes::Bytes, EncodeError> {
-        let mut out = Vec::with_capacity(64);
+        // Room for the common small messages (a completion with a short result) without growing.
+        let mut out = Vec::with_capacity(128);
         self.write(message, &mut out)?;
         Ok(out.into())
     }

@@ -22,7 +22,14 @@ use crate::protocol::RawValue;
 
 /// Reads `record` (one message without its separator) when it has a common shape.
 pub(super) fn wire_message(record: &[u8]) -> Option<WireMessage> {
-    let mut s = Scanner { input: record, pos: 0 };
+    // Checked once here; the reader then cuts the text only next to ASCII quotes and
+    // punctuation, and serde_json reads values from the checked text.
+    let text = std::str::from_utf8(record).ok()?;
+    let mut s = Scanner {
+        text,
+        input: record,
+        pos: 0,
+    };
     let mut wire = WireMessage::default();
     // One bit per field: a repeated key is left to serde (which rejects it).
     let mut seen = 0u16;
@@ -33,48 +40,48 @@ pub(super) fn wire_message(record: &[u8]) -> Option<WireMessage> {
         s.pos += 1;
     } else {
         loop {
-            let key = s.plain_string()?;
+            let key = s.plain_string()?.as_bytes();
             s.skip_ws();
             s.expect(b':')?;
             s.skip_ws();
             let bit = match key {
-                "type" => {
+                b"type" => {
                     wire.kind = Some(i64::try_from(s.integer()?).ok()?);
                     0
                 }
-                "invocationId" => {
+                b"invocationId" => {
                     wire.invocation_id = Some(s.plain_string()?.to_owned());
                     1
                 }
-                "target" => {
+                b"target" => {
                     wire.target = Some(s.plain_string()?.to_owned());
                     2
                 }
-                "arguments" => {
+                b"arguments" => {
                     wire.arguments = Some(super::Arguments(s.raw_list()?));
                     3
                 }
-                "streamIds" => {
+                b"streamIds" => {
                     wire.stream_ids = Some(s.string_list()?);
                     4
                 }
-                "item" => {
+                b"item" => {
                     wire.item = Some(s.raw()?);
                     5
                 }
-                "result" => {
+                b"result" => {
                     wire.result = Some(s.raw()?);
                     6
                 }
-                "error" => {
+                b"error" => {
                     wire.error = Some(s.plain_string()?.to_owned());
                     7
                 }
-                "allowReconnect" => {
+                b"allowReconnect" => {
                     wire.allow_reconnect = Some(s.boolean()?);
                     8
                 }
-                "sequenceId" => {
+                b"sequenceId" => {
                     wire.sequence_id = Some(s.integer()?);
                     9
                 }
@@ -98,6 +105,8 @@ pub(super) fn wire_message(record: &[u8]) -> Option<WireMessage> {
 }
 
 struct Scanner<'a> {
+    text: &'a str,
+    /// `text` as bytes.
     input: &'a [u8],
     pos: usize,
 }
@@ -127,14 +136,16 @@ impl<'a> Scanner<'a> {
     /// A string without escapes or control characters.
     fn plain_string(&mut self) -> Option<&'a str> {
         self.expect(b'"')?;
-        let rest = &self.input[self.pos..];
-        let len = rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
-        if rest[len] != b'"' {
+        let start = self.pos;
+        let len = self.input[start..]
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        if self.input[start + len] != b'"' {
             return None;
         }
-        let text = std::str::from_utf8(&rest[..len]).ok()?;
         self.pos += len + 1;
-        Some(text)
+        // Both ends are next to an ASCII quote: character boundaries.
+        self.text.get(start..start + len)
     }
 
     /// A non-negative integer without sign, fraction or exponent (at most 18 digits, so it
@@ -167,8 +178,8 @@ impl<'a> Scanner<'a> {
 
     /// Any JSON value, read and validated by serde_json.
     fn raw(&mut self) -> Option<Box<JsonRaw>> {
-        let rest = &self.input[self.pos..];
-        let mut de = serde_json::Deserializer::from_slice(rest);
+        let rest = self.text.get(self.pos..)?;
+        let mut de = serde_json::Deserializer::from_str(rest);
         let raw = <&JsonRaw>::deserialize(&mut de).ok()?;
         // The borrowed value lies inside `rest`: it ends where reading goes on.
         let end = raw.get().as_ptr() as usize - rest.as_ptr() as usize + raw.get().len();
