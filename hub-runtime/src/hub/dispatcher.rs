@@ -812,7 +812,6 @@ async fn read_loop<H: Hub>(
     let mut ack_at: Option<tokio::time::Instant> = None;
     let format = protocol.transfer_format();
     let protocol_label = protocol_index(protocol.name());
-    let ping = protocol.encode(&OutMessage::Ping).ok().map(|b| frame_for(format, b));
     let mut reader = MessageReader::default();
     // Messages parsed from the last frame and not handled yet, last first (handled by `pop`).
     // New input is parsed only once it is empty.
@@ -834,19 +833,18 @@ async fn read_loop<H: Hub>(
     let inherent_keep_alive = connection.transport() == Some(TransportKind::LongPolling);
     const FAR: u64 = 365 * 24 * 3600 * 1000;
     let aborted = connection.abort_token();
-    // What ends the loop from outside. Made once and looked at only after it signals: polling
-    // cancellation waits on every message costs two locks each.
+    // What ends the loop from outside. Made once and looked at only after it signals (below):
+    // polling cancellation waits on every message costs two locks each.
     let close_requested = cx.close_requested().clone();
     let shutdown = endpoint.shutdown.clone();
-    let ended = Quiet::new(async move {
+    let ended = async move {
         tokio::select! {
             biased;
             _ = aborted.cancelled() => Ended::Aborted,
             _ = close_requested.cancelled() => Ended::Requested,
             _ = shutdown.cancelled() => Ended::Shutdown,
         }
-    });
-    tokio::pin!(ended);
+    };
     // The keep-alive timer is re-armed only when it fires: reads and writes move its deadline
     // later, so a timer that fires early is simply set again.
     let keep_alive_deadline = |connection: &Connection| {
@@ -854,14 +852,18 @@ async fn read_loop<H: Hub>(
         let timeout_at = connection.last_read_ms() + options.client_timeout.as_millis() as u64;
         instant_of(keep_alive_at.min(timeout_at).max(now_ms()))
     };
-    // Looked at only after it fired: polling a timer on every message registers its waker
-    // each time.
-    let keep_alive = Quiet::new(tokio::time::sleep_until(if inherent_keep_alive {
-        instant_of(now_ms() + FAR)
-    } else {
-        keep_alive_deadline(connection)
-    }));
-    tokio::pin!(keep_alive);
+    // The end and the timer wait together, looked at only after one of them fired (polling a
+    // timer on every message registers its waker each time; one `Quiet` for both keeps an idle
+    // connection small).
+    let rare = Quiet::new(Rare {
+        ended,
+        keep_alive: tokio::time::sleep_until(if inherent_keep_alive {
+            instant_of(now_ms() + FAR)
+        } else {
+            keep_alive_deadline(connection)
+        }),
+    });
+    tokio::pin!(rare);
     // Stateful reconnect only: made when first needed.
     let mut ack_timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     let mut input = if leftover.is_empty() {
@@ -932,35 +934,42 @@ async fn read_loop<H: Hub>(
         // every pass).
         tokio::select! {
             biased;
-            ended = &mut ended => return match ended {
-                Ended::Requested => End::Requested,
-                Ended::Shutdown => End::Shutdown,
-                // The transport ends by aborting; after a clean close by the client that is no error.
-                Ended::Aborted if connection.closed_by_client() => End::ClientGone,
-                Ended::Aborted => End::Aborted,
-            },
-            _ = &mut keep_alive, if !inherent_keep_alive => {
-                let now = now_ms();
-                if now >= connection.last_read_ms() + options.client_timeout.as_millis() as u64 {
-                    let detail = "Client hasn't sent a message/ping within the configured ClientTimeoutInterval.";
-                    return End::Error {
-                        close_text: closed_with_error(detail, "OperationCanceledException", options.detailed_errors),
-                        error: ConnectionError::new(detail),
-                    };
+            fired = &mut rare => match fired {
+                Rarely::Ended(ended) => return match ended {
+                    Ended::Requested => End::Requested,
+                    Ended::Shutdown => End::Shutdown,
+                    // The transport ends by aborting; after a clean close by the client that is no error.
+                    Ended::Aborted if connection.closed_by_client() => End::ClientGone,
+                    Ended::Aborted => End::Aborted,
+                },
+                Rarely::KeepAlive if inherent_keep_alive => {
+                    rare.as_mut().inner_mut().project().keep_alive.reset(instant_of(now_ms() + FAR));
                 }
-                if now >= connection.last_write_ms() + options.keep_alive_interval.as_millis() as u64 {
-                    if let Some(ping) = &ping {
-                        let _ = d.sender.try_send(ping.clone());
+                Rarely::KeepAlive => {
+                    let now = now_ms();
+                    if now >= connection.last_read_ms() + options.client_timeout.as_millis() as u64 {
+                        let detail = "Client hasn't sent a message/ping within the configured ClientTimeoutInterval.";
+                        return End::Error {
+                            close_text: closed_with_error(detail, "OperationCanceledException", options.detailed_errors),
+                            error: ConnectionError::new(detail),
+                        };
                     }
-                    // Count the ping as written even before the transport flushes it.
-                    connection.mark_written();
+                    if now >= connection.last_write_ms() + options.keep_alive_interval.as_millis() as u64 {
+                        // Encoded when due (every few seconds at most): kept, it would be one more
+                        // buffer for every idle connection.
+                        if let Ok(ping) = protocol.encode(&OutMessage::Ping) {
+                            let _ = d.sender.try_send(frame_for(format, ping));
+                        }
+                        // Count the ping as written even before the transport flushes it.
+                        connection.mark_written();
+                    }
+                    rare.as_mut().inner_mut().project().keep_alive.reset(keep_alive_deadline(connection));
+                    if pending.is_empty() {
+                        // Quiet for a while: keep nothing for messages that may not come.
+                        pending = Vec::new();
+                    }
                 }
-                keep_alive.as_mut().inner_mut().reset(keep_alive_deadline(connection));
-                if pending.is_empty() {
-                    // Quiet for a while: keep nothing for messages that may not come.
-                    pending = Vec::new();
-                }
-            }
+            },
             _ = std::future::poll_fn(|cx| match ack_timer.as_mut() {
                 Some(timer) => timer.as_mut().poll(cx),
                 None => std::task::Poll::Pending,
@@ -1020,6 +1029,35 @@ enum Ended {
     Aborted,
     Requested,
     Shutdown,
+}
+
+pin_project_lite::pin_project! {
+    /// What the read loop waits for besides its work: the end of the connection, and its
+    /// keep-alive timer.
+    struct Rare<E> {
+        #[pin]
+        ended: E,
+        #[pin]
+        keep_alive: tokio::time::Sleep,
+    }
+}
+
+/// Which of [`Rare`]'s waits fired.
+enum Rarely {
+    Ended(Ended),
+    KeepAlive,
+}
+
+impl<E: Future<Output = Ended>> Future for Rare<E> {
+    type Output = Rarely;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Rarely> {
+        let this = self.project();
+        if let std::task::Poll::Ready(ended) = this.ended.poll(cx) {
+            return std::task::Poll::Ready(Rarely::Ended(ended));
+        }
+        this.keep_alive.poll(cx).map(|()| Rarely::KeepAlive)
+    }
 }
 
 /// How soon the server acknowledges a client's messages (stateful reconnect).
