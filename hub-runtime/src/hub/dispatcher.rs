@@ -846,8 +846,11 @@ async fn read_loop<H: Hub>(
         }
     };
     // The keep-alive timer is re-armed only when it fires: reads and writes move its deadline
-    // later, so a timer that fires early is simply set again.
+    // later, so a timer that fires early is simply set again. Long polling: a year away.
     let keep_alive_deadline = |connection: &Connection| {
+        if inherent_keep_alive {
+            return instant_of(now_ms() + FAR);
+        }
         let keep_alive_at = connection.last_write_ms() + options.keep_alive_interval.as_millis() as u64;
         let timeout_at = connection.last_read_ms() + options.client_timeout.as_millis() as u64;
         instant_of(keep_alive_at.min(timeout_at).max(now_ms()))
@@ -857,11 +860,7 @@ async fn read_loop<H: Hub>(
     // connection small).
     let rare = Quiet::new(Rare {
         ended,
-        keep_alive: tokio::time::sleep_until(if inherent_keep_alive {
-            instant_of(now_ms() + FAR)
-        } else {
-            keep_alive_deadline(connection)
-        }),
+        keep_alive: tokio::time::sleep_until(keep_alive_deadline(connection)),
     });
     tokio::pin!(rare);
     // Stateful reconnect only: made when first needed.
@@ -942,26 +941,26 @@ async fn read_loop<H: Hub>(
                     Ended::Aborted if connection.closed_by_client() => End::ClientGone,
                     Ended::Aborted => End::Aborted,
                 },
-                Rarely::KeepAlive if inherent_keep_alive => {
-                    rare.as_mut().inner_mut().project().keep_alive.reset(instant_of(now_ms() + FAR));
-                }
                 Rarely::KeepAlive => {
-                    let now = now_ms();
-                    if now >= connection.last_read_ms() + options.client_timeout.as_millis() as u64 {
-                        let detail = "Client hasn't sent a message/ping within the configured ClientTimeoutInterval.";
-                        return End::Error {
-                            close_text: closed_with_error(detail, "OperationCanceledException", options.detailed_errors),
-                            error: ConnectionError::new(detail),
-                        };
-                    }
-                    if now >= connection.last_write_ms() + options.keep_alive_interval.as_millis() as u64 {
-                        // Encoded when due (every few seconds at most): kept, it would be one more
-                        // buffer for every idle connection.
-                        if let Ok(ping) = protocol.encode(&OutMessage::Ping) {
-                            let _ = d.sender.try_send(frame_for(format, ping));
+                    // Long polling: no pings, no client timeout.
+                    if !inherent_keep_alive {
+                        let now = now_ms();
+                        if now >= connection.last_read_ms() + options.client_timeout.as_millis() as u64 {
+                            let detail = "Client hasn't sent a message/ping within the configured ClientTimeoutInterval.";
+                            return End::Error {
+                                close_text: closed_with_error(detail, "OperationCanceledException", options.detailed_errors),
+                                error: ConnectionError::new(detail),
+                            };
                         }
-                        // Count the ping as written even before the transport flushes it.
-                        connection.mark_written();
+                        if now >= connection.last_write_ms() + options.keep_alive_interval.as_millis() as u64 {
+                            // Encoded when due (every few seconds at most): kept, it would be one more
+                            // buffer for every idle connection.
+                            if let Ok(ping) = protocol.encode(&OutMessage::Ping) {
+                                let _ = d.sender.try_send(frame_for(format, ping));
+                            }
+                            // Count the ping as written even before the transport flushes it.
+                            connection.mark_written();
+                        }
                     }
                     rare.as_mut().inner_mut().project().keep_alive.reset(keep_alive_deadline(connection));
                     if pending.is_empty() {
