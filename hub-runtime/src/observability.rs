@@ -9,6 +9,7 @@
 //! | `hub_messages_sent_total` | counter | `hub`, `protocol` | frames queued to clients |
 //! | `hub_invocation_errors_total` | counter | `hub` | Completion errors sent for invocations |
 //! | `hub_slow_consumer_closes_total` | counter | `hub` | connections closed for not reading |
+//! | `hub_panics_total` | counter | `hub`, `method` | panics caught in user code (`method` is the hub method's declared name, or `on_connected` / `on_disconnected`) |
 //! | `hub_backplane_failed_publishes_total` | counter | `backplane` | messages for other servers lost |
 //! | `hub_backplane_gaps_total` | counter | `backplane` | times the backplane's subscriptions were lost |
 //!
@@ -60,6 +61,8 @@ pub(crate) struct EndpointMetrics {
     sent: [Counter; 4],
     invocation_errors: Counter,
     slow_consumer_closes: Counter,
+    /// The `hub` label, for counters made when first needed (`hub_panics_total`).
+    hub: String,
 }
 
 impl EndpointMetrics {
@@ -76,6 +79,7 @@ impl EndpointMetrics {
             sent: per_protocol("hub_messages_sent_total"),
             invocation_errors: metrics::counter!("hub_invocation_errors_total", "hub" => hub.clone()),
             slow_consumer_closes: metrics::counter!("hub_slow_consumer_closes_total", "hub" => hub.clone()),
+            hub,
         }
     }
 
@@ -103,6 +107,12 @@ impl EndpointMetrics {
 
     pub(crate) fn slow_consumer_closed(&self) {
         self.slow_consumer_closes.increment(1);
+    }
+
+    /// A panic was caught in user code. Its handle is made here: panics are rare, and the
+    /// method names are fixed at compile time (the label set stays small).
+    pub(crate) fn panicked(&self, method: &'static str) {
+        metrics::counter!("hub_panics_total", "hub" => self.hub.clone(), "method" => method).increment(1);
     }
 }
 

@@ -18,6 +18,20 @@ impl Counted {
     fn fail(&self) -> Result<(), HubError> {
         Err(HubError::for_client("no"))
     }
+
+    fn divide(&self, a: i32, b: i32) -> i32 {
+        a / b
+    }
+}
+
+/// The recorder of this test binary (one per process), installed by the first test that asks.
+fn prometheus() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+    static RECORDER: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> = std::sync::OnceLock::new();
+    RECORDER.get_or_init(|| {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .expect("the only recorder in this test binary")
+    })
 }
 
 /// The value of one sample line `name{labels} value` in the Prometheus text.
@@ -32,9 +46,7 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
 
 #[tokio::test]
 async fn connections_messages_and_errors_are_counted() {
-    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .expect("the only recorder in this test binary");
+    let prometheus = prometheus();
     let server = TestServer::start(HubServer::builder().hub("/counted", Counted).build()).await;
 
     let mut a = server.connect("/counted").await;
@@ -77,4 +89,24 @@ async fn connections_messages_and_errors_are_counted() {
         sample(&prometheus.render(), "hub_connections", &ws) == 0.0
     })
     .await;
+}
+
+#[tokio::test]
+async fn panics_are_counted_by_hub_and_method() {
+    let prometheus = prometheus();
+    let server = TestServer::start(HubServer::builder().hub("/panicky", Counted).build()).await;
+    let mut client = server.connect("/panicky").await;
+    for _ in 0..3 {
+        let error = client.call_err("divide", json!([1, 0])).await;
+        assert_eq!(error, "An unexpected error occurred invoking 'divide' on the server.");
+    }
+    assert_eq!(client.call_ok("echo", json!(["alive"])).await, json!("alive"));
+    let text = prometheus.render();
+    let labels = [("hub", "/panicky"), ("method", "Divide")];
+    assert_eq!(sample(&text, "hub_panics_total", &labels), 3.0, "{text}");
+    assert_eq!(
+        sample(&text, "hub_invocation_errors_total", &[("hub", "/panicky")]),
+        3.0,
+        "{text}"
+    );
 }

@@ -359,6 +359,30 @@ impl Connection {
     }
 }
 
+/// Counts a connection out when its handler's task ends, whether it ran to its end, was
+/// dropped, or panicked.
+struct HandlerEnded {
+    manager: Arc<ConnectionManager>,
+    shared: Arc<ConnectionShared>,
+    transport: TransportKind,
+}
+
+impl Drop for HandlerEnded {
+    fn drop(&mut self) {
+        self.manager.metrics.connection_closed(self.transport);
+        // The handler is done: the transport writes what is queued, then ends.
+        ConnectionSender {
+            shared: self.shared.clone(),
+        }
+        .close();
+        // A long polling client still has to collect what is queued: the sweeper forgets the
+        // connection once it stops polling.
+        if self.transport != TransportKind::LongPolling {
+            self.manager.remove(&self.shared.token);
+        }
+    }
+}
+
 /// Writes frames to one connection. Cloning is cheap.
 #[derive(Clone)]
 pub struct ConnectionSender {
@@ -694,19 +718,17 @@ impl ConnectionManager {
             identity,
         };
         let run = handler.run(connection);
-        let manager = self.clone();
-        let done = shared.clone();
         self.metrics.connection_opened(transport);
+        // Made here and moved in: the connection is counted out however the task ends (run to
+        // its end, dropped before or while it runs, or unwound by a panic).
+        let ended = HandlerEnded {
+            manager: self.clone(),
+            shared: shared.clone(),
+            transport,
+        };
         let task: BoxFuture<()> = Box::pin(async move {
+            let _ended = ended;
             run.await;
-            manager.metrics.connection_closed(transport);
-            // The handler is done: the transport writes what is queued, then ends.
-            ConnectionSender { shared: done.clone() }.close();
-            // A long polling client still has to collect what is queued: the sweeper forgets
-            // the connection once it stops polling.
-            if transport != TransportKind::LongPolling {
-                manager.remove(&done.token);
-            }
         });
         if transport == TransportKind::WebSockets {
             // The socket's task runs the handler too: a message is read, handled and answered

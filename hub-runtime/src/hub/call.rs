@@ -27,6 +27,58 @@ pub struct Call {
     pub(crate) detailed_errors: bool,
     /// A streaming invocation's own token (CancelInvocation cancels it).
     pub(crate) cancel: Option<CancellationToken>,
+    /// The method's declared name (a metrics label: unlike the target as sent, it takes few
+    /// values).
+    pub(crate) name: &'static str,
+    /// The method returned its stream and the stream's items are being sent.
+    pub(crate) pumping: bool,
+}
+
+/// What a call leaves when it is dropped while unwinding: what its panic's reply needs (see
+/// [`super::panic`]).
+pub(crate) struct Remains {
+    method: String,
+    invocation_id: Option<String>,
+    protocol: Arc<dyn HubProtocol>,
+    sender: ConnectionSender,
+    detailed_errors: bool,
+    name: &'static str,
+    pumping: bool,
+}
+
+impl Remains {
+    /// The call again, able to send its reply.
+    pub(crate) fn into_call(self) -> Call {
+        Call {
+            method: self.method,
+            invocation_id: self.invocation_id,
+            arguments: Vec::new(),
+            uploads: Vec::new(),
+            protocol: self.protocol,
+            sender: self.sender,
+            detailed_errors: self.detailed_errors,
+            cancel: None,
+            name: self.name,
+            pumping: self.pumping,
+        }
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        // A panic in the method (or its stream) unwinds through the future that owns the call.
+        if std::thread::panicking() {
+            super::panic::remember(Remains {
+                method: std::mem::take(&mut self.method),
+                invocation_id: self.invocation_id.take(),
+                protocol: self.protocol.clone(),
+                sender: self.sender.clone(),
+                detailed_errors: self.detailed_errors,
+                name: self.name,
+                pumping: self.pumping,
+            });
+        }
+    }
 }
 
 /// What an invocation produced: a completion to send (nothing for a non-blocking
@@ -63,6 +115,7 @@ impl Outcome {
 }
 
 const BINDING_FAILED: &str = "due to an error on the server.";
+const STREAM_FAILED: &str = "An error occurred on the server while streaming results.";
 
 impl Call {
     /// Decodes argument `index` into the parameter type, or produces the binding-failure
@@ -141,6 +194,24 @@ impl Call {
         self.complete(OutResult::Value(value))
     }
 
+    /// The method (or, once `pumping`, its stream) panicked: the caller gets the standard
+    /// error, with the panic's text when detailed errors are on.
+    pub(crate) fn panicked(&self, payload: &(dyn std::any::Any + Send)) -> Outcome {
+        let base = if self.pumping {
+            STREAM_FAILED.to_string()
+        } else {
+            format!("An unexpected error occurred invoking '{}' on the server.", self.method)
+        };
+        let text = if self.detailed_errors {
+            format!("{base} {}", super::panic::message(payload))
+        } else {
+            base
+        };
+        let mut outcome = self.error_text(&text);
+        outcome.failed = true;
+        outcome
+    }
+
     /// The method failed.
     pub fn finish_error(&self, error: HubError) -> Outcome {
         tracing::debug!(method = %self.method, error = %error, "hub method failed");
@@ -168,12 +239,13 @@ impl Call {
 
     /// Streams the items of a streaming method whose items are `Result`s: an error ends the
     /// stream with a Completion error.
-    pub async fn pump_results<S, T, E>(self, stream: S) -> Outcome
+    pub async fn pump_results<S, T, E>(mut self, stream: S) -> Outcome
     where
         S: Stream<Item = Result<T, E>> + Send,
         T: crate::__private::HubReturn,
         E: crate::__private::HubErrorLike,
     {
+        self.pumping = true;
         let Some(id) = self.invocation_id.clone() else {
             return Outcome::done(None);
         };
@@ -191,10 +263,7 @@ impl Call {
                 Some(Err(e)) => {
                     let error: HubError = e.into();
                     tracing::debug!(method = %self.method, %error, "stream failed");
-                    let text = error.client_text(
-                        "An error occurred on the server while streaming results.",
-                        self.detailed_errors,
-                    );
+                    let text = error.client_text(STREAM_FAILED, self.detailed_errors);
                     return self.error_text(&text);
                 }
             };
@@ -205,10 +274,7 @@ impl Call {
                 Ok(bytes) => bytes,
                 Err(e) => {
                     let error = HubError::new(e.0).with_kind("SerializationException");
-                    let text = error.client_text(
-                        "An error occurred on the server while streaming results.",
-                        self.detailed_errors,
-                    );
+                    let text = error.client_text(STREAM_FAILED, self.detailed_errors);
                     return self.error_text(&text);
                 }
             };

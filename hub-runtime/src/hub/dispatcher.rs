@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio::sync::mpsc;
 
 use super::filter::{ConnectionInfo, Filters, InvocationInfo, InvocationOutcome};
+use super::panic;
 use super::stream::UploadItem;
 use super::{Call, ConnectionError, Hub, HubContext, HubError, MethodKind, Outcome};
 use crate::auth;
@@ -292,14 +293,13 @@ async fn run_connection<H: Hub>(endpoint: Arc<HubEndpoint<H>>, mut connection: C
         connection_id: id.clone(),
         user_id: local.user_id.clone(),
     };
-    let connected = match endpoint.filters.on_connected(&connection_info) {
-        Ok(()) => endpoint.hub.clone().__on_connected(cx.clone()).await,
-        Err(error) => Err(error),
+    // From here on the connection leaves the manager however this future ends.
+    let mut registered = Registered {
+        manager: Some(endpoint.manager.clone()),
+        id: id.clone(),
     };
-    if let Err(error) = connected {
-        tracing::warn!(connection = %id, %error, "on_connected failed; closing the connection");
-        endpoint.manager.remove_connection(&id).await;
-        let text = closed_with_error(error.message(), error.kind(), options.detailed_errors);
+    if let Err(text) = on_connected(&endpoint, &cx, &connection_info).await {
+        registered.remove().await;
         close_with(&sender, &*protocol, Some(&text), false);
         return;
     }
@@ -307,7 +307,7 @@ async fn run_connection<H: Hub>(endpoint: Arc<HubEndpoint<H>>, mut connection: C
     let end = read_loop(&endpoint, &mut connection, &cx, &local, &protocol, leftover, stateful).await;
     // Every invocation's token is cancelled (the tokens exist only if one was asked for).
     sender.cancel_invocations();
-    endpoint.manager.remove_connection(&id).await;
+    registered.remove().await;
 
     let error = match end {
         End::ClientGone => {
@@ -335,11 +335,101 @@ async fn run_connection<H: Hub>(endpoint: Arc<HubEndpoint<H>>, mut connection: C
             Some(ConnectionError::new("The connection was aborted."))
         }
     };
+    on_disconnected(&endpoint, cx, &connection_info, error).await;
+}
+
+/// Runs the filters' and the hub's `on_connected`; the error is the Close message's text.
+async fn on_connected<H: Hub>(
+    endpoint: &HubEndpoint<H>,
+    cx: &Arc<HubContext<H>>,
+    connection: &ConnectionInfo,
+) -> Result<(), String> {
+    let detailed = endpoint.options.detailed_errors;
+    let refused = |error: HubError| {
+        tracing::warn!(connection = %connection.connection_id, %error, "on_connected failed; closing the connection");
+        closed_with_error(error.message(), error.kind(), detailed)
+    };
+    let panicked = |payload: panic::Payload| {
+        let site = panic::Site {
+            hub: std::any::type_name::<H>(),
+            method: "on_connected",
+            sender: cx.sender(),
+        };
+        panic::report(&site, &*payload);
+        closed_by_panic(&*payload, detailed)
+    };
+    match panic::catch(|| endpoint.filters.on_connected(connection)) {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => return Err(refused(error)),
+        Err(payload) => return Err(panicked(payload)),
+    }
+    match panic::catch_future(endpoint.hub.clone().__on_connected(cx.clone())).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(refused(error)),
+        Err(payload) => Err(panicked(payload)),
+    }
+}
+
+/// Runs the hub's and then the filters' `on_disconnected`; a panic in them is logged and
+/// counted.
+async fn on_disconnected<H: Hub>(
+    endpoint: &HubEndpoint<H>,
+    cx: Arc<HubContext<H>>,
+    connection: &ConnectionInfo,
+    error: Option<ConnectionError>,
+) {
+    let sender = cx.sender().clone();
+    let report = |payload: panic::Payload| {
+        let site = panic::Site {
+            hub: std::any::type_name::<H>(),
+            method: "on_disconnected",
+            sender: &sender,
+        };
+        panic::report(&site, &*payload);
+    };
     let error_for_filters = error.clone();
-    endpoint.hub.clone().__on_disconnected(cx, error).await;
-    endpoint
-        .filters
-        .on_disconnected(&connection_info, error_for_filters.as_ref());
+    if let Err(payload) = panic::catch_future(endpoint.hub.clone().__on_disconnected(cx, error)).await {
+        report(payload);
+    }
+    if let Err(payload) = panic::catch(|| endpoint.filters.on_disconnected(connection, error_for_filters.as_ref())) {
+        report(payload);
+    }
+}
+
+/// The Close message's text for a connection whose start panicked.
+fn closed_by_panic(payload: &(dyn std::any::Any + Send), detailed: bool) -> String {
+    const BASE: &str = "Connection closed with an error.";
+    if detailed {
+        format!("{BASE} {}", panic::message(payload))
+    } else {
+        BASE.to_string()
+    }
+}
+
+/// A connection registered with the lifetime manager. [`Registered::remove`] removes it; if
+/// the connection's future ends before that (dropped, or unwound by a panic), a task removes
+/// it, so no group or user keeps it.
+struct Registered {
+    manager: Option<Arc<LifetimeManager>>,
+    id: Arc<str>,
+}
+
+impl Registered {
+    async fn remove(&mut self) {
+        if let Some(manager) = self.manager.take() {
+            manager.remove_connection(&self.id).await;
+        }
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let Some(manager) = self.manager.take() else { return };
+        let id = self.id.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { manager.remove_connection(&id).await });
+        }
+    }
 }
 
 /// A client stream item that waits for room in its stream's buffer.
@@ -509,8 +599,16 @@ impl<H: Hub> Dispatch<'_, H> {
             streaming: H::__METHODS[method].kind == MethodKind::Stream,
         });
         if let (Some(filters), Some(info)) = (&filters, &info) {
-            if let Err(error) = filters.before_invoke(info) {
-                if let Some(bytes) = call.finish_error(error).completion {
+            let refused = match panic::catch(|| filters.before_invoke(info)) {
+                Ok(Ok(())) => None,
+                Ok(Err(error)) => Some(call.finish_error(error)),
+                Err(payload) => {
+                    self.report_panic(info.method, &*payload);
+                    Some(call.panicked(&*payload))
+                }
+            };
+            if let Some(outcome) = refused {
+                if let Some(bytes) = outcome.completion {
                     let _ = self.sender.try_send_message(self.frame(bytes));
                 }
                 return;
@@ -519,13 +617,18 @@ impl<H: Hub> Dispatch<'_, H> {
         let started = info.as_ref().map(|_| std::time::Instant::now());
         let mut future = self.endpoint.hub.clone().__invoke(self.cx.clone(), method, call);
         let format = self.protocol.transfer_format();
+        let hub = std::any::type_name::<H>();
         let running: Running = 'running: {
             if info.is_none() {
                 // Most methods finish without waiting: poll once here (a spurious poll is harmless
                 // to a future that is not ready; the set polls it again with the task's waker) and
                 // answer at once, without a trip through the set.
                 let mut context = std::task::Context::from_waker(futures_util::task::noop_waker_ref());
-                if let std::task::Poll::Ready(outcome) = future.as_mut().poll(&mut context) {
+                let polled = match panic::catch(|| future.as_mut().poll(&mut context)) {
+                    Ok(polled) => polled,
+                    Err(payload) => std::task::Poll::Ready(panic::recover(hub, &self.sender, payload)),
+                };
+                if let std::task::Poll::Ready(outcome) = polled {
                     if let Some(stream) = outcome.stream {
                         self.stream_started(stream_id, stream);
                         return;
@@ -544,13 +647,24 @@ impl<H: Hub> Dispatch<'_, H> {
             }
             let sender = self.sender.clone();
             Box::pin(async move {
-                let outcome = future.await;
+                let outcome = match panic::catch_future(future).await {
+                    Ok(outcome) => outcome,
+                    Err(payload) => panic::recover(hub, &sender, payload),
+                };
                 if let (Some(filters), Some(info), Some(started)) = (&filters, &info, started) {
                     let result = InvocationOutcome {
                         elapsed: started.elapsed(),
                         failed: outcome.failed,
                     };
-                    filters.after_invoke(info, &result);
+                    if let Err(payload) = panic::catch(|| filters.after_invoke(info, &result)) {
+                        // The method's reply is not lost.
+                        let site = panic::Site {
+                            hub,
+                            method: info.method,
+                            sender: &sender,
+                        };
+                        panic::report(&site, &*payload);
+                    }
                 }
                 if let Some(stream) = outcome.stream {
                     return Some((stream_id, stream));
@@ -566,6 +680,16 @@ impl<H: Hub> Dispatch<'_, H> {
         } else {
             self.more().unlimited.push(running);
         }
+    }
+
+    /// Logs and counts a panic in a filter around `method`.
+    fn report_panic(&self, method: &'static str, payload: &(dyn std::any::Any + Send)) {
+        let site = panic::Site {
+            hub: std::any::type_name::<H>(),
+            method,
+            sender: &self.sender,
+        };
+        panic::report(&site, payload);
     }
 
     fn start_waiting(&mut self) {
@@ -594,7 +718,10 @@ impl<H: Hub> Dispatch<'_, H> {
         let sender = self.sender.clone();
         let format = self.protocol.transfer_format();
         self.more().streams.push(Box::pin(async move {
-            let outcome = stream.await;
+            let outcome = match panic::catch_future(stream).await {
+                Ok(outcome) => outcome,
+                Err(payload) => panic::recover(std::any::type_name::<H>(), &sender, payload),
+            };
             if let Some(bytes) = outcome.completion {
                 let _ = sender.send_message(frame_for(format, bytes)).await;
             }
@@ -703,6 +830,8 @@ impl<H: Hub> Dispatch<'_, H> {
             sender: self.sender.clone(),
             detailed_errors: self.endpoint.options.detailed_errors,
             cancel: cancel.clone(),
+            name: def.map_or("", |d| d.name),
+            pumping: false,
         };
         let reply = |this: &Self, outcome: Outcome| {
             if let Some(bytes) = outcome.completion {

@@ -5,6 +5,7 @@ pub(crate) mod dispatcher;
 mod error;
 pub mod filter;
 mod items;
+mod panic;
 pub mod stream;
 
 use std::marker::PhantomData;
