@@ -110,3 +110,72 @@ async fn panics_are_counted_by_hub_and_method() {
         "{text}"
     );
 }
+
+/// Invocations that wait until the test opens the gate.
+struct Held {
+    open: tokio::sync::watch::Receiver<bool>,
+    started: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[hub]
+impl Held {
+    async fn hold(&self, n: u32) -> u32 {
+        self.started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut open = self.open.clone();
+        let _ = open.wait_for(|open| *open).await;
+        n
+    }
+}
+
+/// One frame may carry any number of messages: the server parses the next one only when it
+/// is ready to handle it, so a frame of invocations that wait costs the running ones, the
+/// queue of waiting ones, and the frame's own bytes — not a parsed copy of every message in
+/// it. `hub_messages_received_total` counts the messages parsed.
+#[tokio::test]
+async fn a_frame_is_parsed_only_as_fast_as_its_messages_are_handled() {
+    let prometheus = prometheus();
+    let (gate, open) = tokio::sync::watch::channel(false);
+    let started = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let hub = Held {
+        open,
+        started: started.clone(),
+    };
+    let options = HubOptions {
+        max_parallel_invocations: 2,
+        max_pending_invocations: 3,
+        ..Default::default()
+    };
+    let server = TestServer::start(HubServer::builder().options(options).hub("/held", hub).build()).await;
+    let mut client = server.connect("/held").await;
+    const COUNT: usize = 300;
+    let mut frame = String::new();
+    for i in 0..COUNT {
+        frame.push_str(&format!(
+            r#"{{"type":1,"invocationId":"{i}","target":"Hold","arguments":[{i}]}}{}"#,
+            common::RS
+        ));
+    }
+    client.send_text(&frame).await;
+    eventually("two invocations run", || {
+        started.load(std::sync::atomic::Ordering::SeqCst) == 2
+    })
+    .await;
+    let json_label = [("hub", "/held"), ("protocol", "json")];
+    let parsed = sample(&prometheus.render(), "hub_messages_received_total", &json_label);
+    // Two running, three waiting, and at most the one in hand.
+    assert!(parsed <= 6.0, "{parsed} of {COUNT} messages were parsed at once");
+
+    gate.send_replace(true);
+    let mut answered = std::collections::HashSet::new();
+    while answered.len() < COUNT {
+        let reply = client.recv_skip_pings().await;
+        assert_eq!(reply["type"], 3, "{reply}");
+        let id = reply["invocationId"].as_str().expect("an id").to_string();
+        assert_eq!(reply["result"].to_string(), id, "{reply}");
+        assert!(answered.insert(id), "answered twice: {reply}");
+    }
+    assert_eq!(
+        sample(&prometheus.render(), "hub_messages_received_total", &json_label),
+        COUNT as f64
+    );
+}

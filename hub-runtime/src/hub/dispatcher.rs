@@ -575,6 +575,12 @@ impl<H: Hub> Dispatch<'_, H> {
         self.more.as_ref().map_or(0, |m| m.waiting.len())
     }
 
+    /// Whether the next message may be handled now: no client stream item waits for room,
+    /// and fewer than `max_waiting` invocations wait for their turn.
+    fn ready(&self, max_waiting: usize) -> bool {
+        !self.is_blocked() && self.waiting_len() < max_waiting
+    }
+
     fn frame(&self, bytes: Bytes) -> Frame {
         frame_for(self.protocol.transfer_format(), bytes)
     }
@@ -941,10 +947,10 @@ async fn read_loop<H: Hub>(
     let mut ack_at: Option<tokio::time::Instant> = None;
     let format = protocol.transfer_format();
     let protocol_label = protocol_index(protocol.name());
+    // Holds the frames read and not handled yet; parses one message whenever the loop is ready
+    // for one. New input is read only once it is empty.
     let mut reader = MessageReader::default();
-    // Messages parsed from the last frame and not handled yet, last first (handled by `pop`).
-    // New input is parsed only once it is empty.
-    let mut pending: Vec<HubMessage> = Vec::new();
+    let max_waiting = options.max_pending_invocations.max(1);
     let mut d = Dispatch {
         endpoint,
         cx,
@@ -1000,22 +1006,21 @@ async fn read_loop<H: Hub>(
         Some(Bytes::from(leftover))
     };
     loop {
-        // Parse what was read (the handshake's leftover first, then each frame).
+        // What was read (the handshake's leftover first, then each frame).
         if let Some(data) = input.take() {
-            if pending.capacity() == 0 {
-                // Most frames carry one message: room for one is all an idle connection keeps.
-                pending.reserve_exact(1);
-            }
-            if let Err(e) = reader.feed(&**protocol, &data, options.max_message_size, &mut pending) {
+            if let Err(e) = reader.push(&**protocol, data, options.max_message_size) {
                 return protocol_error(e, options.detailed_errors);
             }
-            d.sender.metrics().received(protocol_label, pending.len());
-            // `pending` was empty: what it holds now is the new messages, in order.
-            pending.reverse();
         }
-        // Route messages until one has to wait for a full client-stream buffer.
-        while !d.is_blocked() {
-            let Some(message) = pending.pop() else { break };
+        // Route messages until one has to wait: a full client-stream buffer, or a full queue
+        // of waiting invocations. Each is parsed only now, so one frame cannot queue more.
+        while d.ready(max_waiting) {
+            let message = match reader.next(&**protocol) {
+                Ok(Some(message)) => message,
+                Ok(None) => break,
+                Err(e) => return protocol_error(e, options.detailed_errors),
+            };
+            d.sender.metrics().received(protocol_label, 1);
             if stateful {
                 match &message {
                     HubMessage::Ack { sequence_id } => d.sender.ack(*sequence_id),
@@ -1045,11 +1050,7 @@ async fn read_loop<H: Hub>(
             }
         }
 
-        if pending.is_empty() && pending.capacity() > 1 {
-            // A burst is over: give its room back.
-            pending = Vec::new();
-        }
-        let reading = !d.is_blocked() && pending.is_empty() && d.waiting_len() < options.max_pending_invocations;
+        let reading = d.ready(max_waiting) && !reader.has_buffered();
         let blocked_sender = d
             .more
             .as_ref()
@@ -1092,10 +1093,8 @@ async fn read_loop<H: Hub>(
                         }
                     }
                     rare.as_mut().inner_mut().project().keep_alive.reset(keep_alive_deadline(connection));
-                    if pending.is_empty() {
-                        // Quiet for a while: keep nothing for messages that may not come.
-                        pending = Vec::new();
-                    }
+                    // Quiet for a while: keep nothing for messages that may not come.
+                    reader.shrink();
                 }
             },
             _ = std::future::poll_fn(|cx| match ack_timer.as_mut() {

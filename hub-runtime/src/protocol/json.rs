@@ -234,6 +234,10 @@ impl HubProtocol for JsonProtocol {
         Ok(())
     }
 
+    fn first_message_len(&self, input: &[u8]) -> usize {
+        memchr::memchr(RECORD_SEPARATOR, input).map_or(input.len(), |end| end + 1)
+    }
+
     fn write(&self, message: &OutMessage<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         let start = out.len();
         let result = write_json(message, out);

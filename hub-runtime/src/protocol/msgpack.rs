@@ -422,6 +422,17 @@ impl HubProtocol for MessagePackProtocol {
         Ok(())
     }
 
+    fn first_message_len(&self, input: &[u8]) -> usize {
+        match read_varint(input) {
+            // Anything else is left to `parse_into`, which says what is wrong.
+            Ok(Some((length, prefix))) => usize::try_from(length)
+                .ok()
+                .and_then(|length| length.checked_add(prefix))
+                .map_or(input.len(), |end| end.min(input.len())),
+            _ => input.len(),
+        }
+    }
+
     fn write(&self, message: &OutMessage<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         let mut body = Vec::with_capacity(32);
         write_body(message, &mut body)?;
