@@ -80,7 +80,27 @@ pub(crate) struct LifetimeManager {
     connections: DashMap<Arc<str>, Arc<LocalConnection>>,
     groups: DashMap<Arc<str>, Members>,
     users: DashMap<Arc<str>, Members>,
+    /// Connections of each user admitted and not added yet (see
+    /// [`LifetimeManager::reserve_user_connection`]), by id.
+    reserving: DashMap<Arc<str>, HashSet<Arc<str>>>,
     backplane: Arc<dyn Backplane>,
+}
+
+/// Room for one connection of a user, held from its admission until it is added (or gives
+/// up): dropping it gives the room back.
+pub(crate) struct UserReservation {
+    manager: Arc<LifetimeManager>,
+    user: Arc<str>,
+    connection_id: Arc<str>,
+}
+
+impl Drop for UserReservation {
+    fn drop(&mut self) {
+        if let Some(mut ids) = self.manager.reserving.get_mut(&self.user) {
+            ids.remove(&self.connection_id);
+        }
+        self.manager.reserving.remove_if(&self.user, |_, ids| ids.is_empty());
+    }
 }
 
 /// One message, encoded lazily per protocol and shared by every receiver.
@@ -170,6 +190,7 @@ impl LifetimeManager {
             connections: DashMap::new(),
             groups: DashMap::new(),
             users: DashMap::new(),
+            reserving: DashMap::new(),
             backplane: backplane.clone(),
         });
         backplane.attach_hub(hub_name, manager.clone());
@@ -184,9 +205,38 @@ impl LifetimeManager {
         &self.protocols
     }
 
-    /// How many connections a user has on this server.
-    pub(crate) fn user_connection_count(&self, user: &str) -> usize {
-        self.users.get(user).map(|m| m.len()).unwrap_or(0)
+    /// Admits connection `connection_id` of `user` if the user has fewer than `max`
+    /// connections here, counting those admitted and not added yet: the check and the
+    /// reservation happen under one lock, so connections that start together cannot all pass.
+    /// `None`: refused. Keep the reservation until [`LifetimeManager::add_connection`] returned.
+    pub(crate) fn reserve_user_connection(
+        self: &Arc<Self>,
+        user: &Arc<str>,
+        connection_id: &Arc<str>,
+        max: usize,
+    ) -> Option<UserReservation> {
+        let mut reserved = self.reserving.entry(user.clone()).or_default();
+        let present = self.users.get(user);
+        let added = present.as_ref().map_or(0, |m| m.len());
+        let coming = reserved
+            .iter()
+            .filter(|id| present.as_ref().is_none_or(|m| !m.contains_key(*id)))
+            .count();
+        drop(present);
+        let admitted = added + coming < max;
+        if admitted {
+            reserved.insert(connection_id.clone());
+        }
+        drop(reserved);
+        if !admitted {
+            self.reserving.remove_if(user, |_, ids| ids.is_empty());
+            return None;
+        }
+        Some(UserReservation {
+            manager: self.clone(),
+            user: user.clone(),
+            connection_id: connection_id.clone(),
+        })
     }
 
     /// Registers a connection; with a distributed backplane, returns once other servers'

@@ -158,7 +158,8 @@ impl Replay {
             return true;
         }
         let id = self.next_id;
-        self.next_id += 1;
+        // 2^64 messages are never sent; saturating keeps even that from panicking.
+        self.next_id = id.saturating_add(1);
         self.bytes += frame.data().len();
         self.buffer.push_back((id, frame.clone()));
         self.bytes <= self.limit

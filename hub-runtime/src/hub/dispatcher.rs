@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 
 use super::filter::{ConnectionInfo, Filters, InvocationInfo, InvocationOutcome};
 use super::panic;
+use super::sequence::{IncomingSequence, Numbered, SequenceError};
 use super::stream::UploadItem;
 use super::{Call, ConnectionError, Hub, HubContext, HubError, MethodKind, Outcome};
 use crate::auth;
@@ -259,8 +260,12 @@ async fn run_connection<H: Hub>(endpoint: Arc<HubEndpoint<H>>, mut connection: C
         identity,
         sender.clone(),
     ));
+    // Held until the connection is added: connections of one user that start together are
+    // counted together.
+    let mut reservation = None;
     if let (Some(max), Some(user)) = (options.max_connections_per_user, &user_id) {
-        if endpoint.manager.user_connection_count(user) >= max {
+        reservation = endpoint.manager.reserve_user_connection(user, &id, max);
+        if reservation.is_none() {
             tracing::warn!(connection = %id, %user, "closing a connection: the user has too many");
             let text = closed_with_error(
                 &format!("The user has the most connections allowed ({max})."),
@@ -286,6 +291,7 @@ async fn run_connection<H: Hub>(endpoint: Arc<HubEndpoint<H>>, mut connection: C
             let _ = sender.try_send(reply);
         })
         .await;
+    drop(reservation);
     tracing::debug!(connection = %id, protocol = protocol.name(), "hub connection opened");
 
     let connection_info = ConnectionInfo {
@@ -617,6 +623,10 @@ impl<H: Hub> Dispatch<'_, H> {
                 if let Some(bytes) = outcome.completion {
                     let _ = self.sender.try_send_message(self.frame(bytes));
                 }
+                // A refused stream never runs: its id is free again.
+                if let Some(id) = &stream_id {
+                    self.more().stream_tokens.remove(id);
+                }
                 return;
             }
         }
@@ -899,6 +909,16 @@ impl<H: Hub> Dispatch<'_, H> {
             reply(self, call.finish_error(error));
             return None;
         }
+        if let (true, Some(id)) = (streaming, &call.invocation_id) {
+            // A second stream under a running one's id would be past the stream limit, and
+            // the first could no longer be cancelled.
+            if self.more.as_ref().is_some_and(|m| m.stream_tokens.contains_key(id)) {
+                tracing::debug!(invocation = %id, "refusing a stream under an id in use");
+                let text = format!("Invocation ID '{id}' is already in use.");
+                reply(self, call.error_text(&text));
+                return None;
+            }
+        }
         let opening = stream_ids.len() + usize::from(streaming);
         let open = self
             .more
@@ -942,8 +962,7 @@ async fn read_loop<H: Hub>(
 ) -> End {
     let options = &endpoint.options;
     // Stateful reconnect: the client's tracked messages are numbered from 1.
-    let mut incoming_next: u64 = 1;
-    let mut processed: u64 = 0;
+    let mut incoming = IncomingSequence::default();
     let mut ack_at: Option<tokio::time::Instant> = None;
     let format = protocol.transfer_format();
     let protocol_label = protocol_index(protocol.name());
@@ -1022,17 +1041,14 @@ async fn read_loop<H: Hub>(
             };
             d.sender.metrics().received(protocol_label, 1);
             if stateful {
-                match &message {
-                    HubMessage::Ack { sequence_id } => d.sender.ack(*sequence_id),
-                    HubMessage::Sequence { sequence_id } => incoming_next = *sequence_id,
-                    m if is_tracked(m) => {
-                        let id = incoming_next;
-                        incoming_next += 1;
-                        if id <= processed {
-                            // Replayed after a reconnect, but already handled.
-                            continue;
-                        }
-                        processed = id;
+                if let HubMessage::Ack { sequence_id } = &message {
+                    d.sender.ack(*sequence_id);
+                }
+                match incoming.number(&message) {
+                    Err(SequenceError) => return sequence_error(options.detailed_errors),
+                    Ok(Numbered::Replayed) => continue,
+                    Ok(Numbered::Untracked) => {}
+                    Ok(Numbered::New) => {
                         if ack_at.is_none() {
                             let at = tokio::time::Instant::now() + ACK_DELAY;
                             ack_at = Some(at);
@@ -1042,7 +1058,6 @@ async fn read_loop<H: Hub>(
                             }
                         }
                     }
-                    _ => {}
                 }
             }
             if let Some(end) = d.handle(message) {
@@ -1102,7 +1117,9 @@ async fn read_loop<H: Hub>(
                 None => std::task::Poll::Pending,
             }), if ack_at.is_some() => {
                 ack_at = None;
-                if let Ok(bytes) = protocol.encode(&OutMessage::Ack { sequence_id: processed }) {
+                if let Ok(bytes) = protocol.encode(&OutMessage::Ack {
+                    sequence_id: incoming.processed(),
+                }) {
                     let _ = d.sender.try_send(frame_for(format, bytes));
                 }
             }
@@ -1190,16 +1207,12 @@ impl<E: Future<Output = Ended>> Future for Rare<E> {
 /// How soon the server acknowledges a client's messages (stateful reconnect).
 const ACK_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// Messages numbered by stateful reconnect (types 1–5).
-fn is_tracked(message: &HubMessage) -> bool {
-    matches!(
-        message,
-        HubMessage::Invocation(_)
-            | HubMessage::StreamItem { .. }
-            | HubMessage::Completion { .. }
-            | HubMessage::StreamInvocation(_)
-            | HubMessage::CancelInvocation { .. }
-    )
+/// A client's Sequence message went ahead of what it sent.
+fn sequence_error(detailed: bool) -> End {
+    End::Error {
+        close_text: closed_with_error(SequenceError::TEXT, "InvalidOperationException", detailed),
+        error: ConnectionError::new(SequenceError::TEXT),
+    }
 }
 
 fn protocol_error(error: ProtocolError, detailed: bool) -> End {

@@ -6,6 +6,7 @@ mod error;
 pub mod filter;
 mod items;
 mod panic;
+mod sequence;
 pub mod stream;
 
 use std::marker::PhantomData;
