@@ -23,7 +23,7 @@ use crate::auth;
 use crate::clients::lifetime::{LifetimeManager, LocalConnection};
 use crate::connection::quiet::Quiet;
 use crate::connection::{
-    instant_of, now_ms, BoxFuture, Connection, ConnectionHandler, ConnectionSender, Frame, TransportKind,
+    instant_of, now_ms, BoxFuture, Connection, ConnectionHandler, ConnectionSender, Frame, InputError, TransportKind,
 };
 use crate::observability::protocol_index;
 use crate::protocol::handshake::{self, HandshakeError};
@@ -1016,7 +1016,7 @@ async fn read_loop<H: Hub>(
             frame = connection.recv(), if reading => {
                 match frame {
                     Some(frame) => input = Some(frame.data().clone()),
-                    None => return End::ClientGone,
+                    None => return input_ended(connection, options.detailed_errors),
                 }
             }
         }
@@ -1072,6 +1072,14 @@ fn is_tracked(message: &HubMessage) -> bool {
             | HubMessage::StreamInvocation(_)
             | HubMessage::CancelInvocation { .. }
     )
+}
+
+/// The end of the client's input: the client went, or its transport refused what it sent.
+fn input_ended(connection: &Connection, detailed: bool) -> End {
+    match connection.input_error() {
+        Some(InputError::TooLarge(limit)) => protocol_error(ProtocolError::MessageTooLarge { limit }, detailed),
+        None => End::ClientGone,
+    }
 }
 
 fn protocol_error(error: ProtocolError, detailed: bool) -> End {
