@@ -12,8 +12,9 @@ use crate::connection::{BoxFuture, RequestContext};
 /// `Authorization: Bearer …` header or, as browsers must send it on WebSockets and
 /// Server-Sent Events, the `access_token` query parameter.
 ///
-/// The token's signature and expiry are always checked (a token without `exp` is refused);
-/// the issuer and audience when you name them. Every claim of the token becomes a claim of
+/// The token's signature and expiry are always checked (a token without `exp` is refused),
+/// and so is its `nbf` when it has one (a token used before it is refused); the issuer and
+/// audience when you name them. Every claim of the token becomes a claim of
 /// the [`Identity`] (an array gives one claim per item; numbers and booleans their JSON
 /// text). The user id — what `clients.user(..)` targets — is the NameIdentifier claim
 /// (`nameid`, or its long name [`claim_types::NAME_IDENTIFIER`]), else `sub`; choose
@@ -79,6 +80,9 @@ impl JwtAuthenticator {
         let mut validation = Validation::new(algorithm);
         // Checked only when an audience is named (see `audience`).
         validation.validate_aud = false;
+        // A token used before its `nbf` is refused (with the same leeway as `exp`); a token
+        // without `nbf` is valid from the start.
+        validation.validate_nbf = true;
         JwtAuthenticator {
             key,
             validation,
@@ -134,8 +138,8 @@ impl JwtAuthenticator {
     /// Validates one token and returns its identity.
     ///
     /// # Errors
-    /// When the signature, the algorithm, the expiry, the issuer or the audience is wrong, or
-    /// the token is not a JWT whose claims are a JSON object.
+    /// When the signature, the algorithm, the expiry, the `nbf`, the issuer or the audience is
+    /// wrong, or the token is not a JWT whose claims are a JSON object.
     pub fn validate(&self, token: &str) -> Result<Identity, AuthError> {
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &self.key, &self.validation)
             .map_err(|e| AuthError::new(format!("invalid bearer token: {e}")))?;
@@ -278,6 +282,23 @@ mod tests {
         refused(JwtAuthenticator::hs256(SECRET).validate(&long_expired));
         let no_exp = hs256(&json!({"nameid": "u"}), SECRET);
         assert!(refused(auth.validate(&no_exp)).contains("exp"));
+    }
+
+    #[test]
+    fn tokens_not_yet_valid_are_refused_beyond_the_leeway() {
+        let auth = JwtAuthenticator::hs256(SECRET).leeway(Duration::ZERO);
+        let future = hs256(&json!({"nameid": "u", "nbf": now() + 600, "exp": now() + 3600}), SECRET);
+        assert!(refused(auth.validate(&future)).contains("ImmatureSignature"));
+        refused(JwtAuthenticator::hs256(SECRET).validate(&future));
+        // The same leeway as for `exp`: 60 s by default takes a token valid 10 s from now.
+        let soon = hs256(&json!({"nameid": "u", "nbf": now() + 10, "exp": now() + 3600}), SECRET);
+        assert!(JwtAuthenticator::hs256(SECRET).validate(&soon).is_ok());
+        assert!(refused(auth.validate(&soon)).contains("ImmatureSignature"));
+        let past = hs256(&json!({"nameid": "u", "nbf": now() - 10, "exp": now() + 3600}), SECRET);
+        assert!(auth.validate(&past).is_ok());
+        // `nbf` is optional; a malformed one is refused.
+        let malformed = hs256(&json!({"nameid": "u", "nbf": "soon", "exp": now() + 3600}), SECRET);
+        refused(auth.validate(&malformed));
     }
 
     #[test]

@@ -173,6 +173,65 @@ impl<'a> Serialized<'a> {
     }
 }
 
+/// One message on its way to local connections: what failed is remembered, and the fan-out
+/// goes on.
+struct Fanout<'m, 'a> {
+    message: &'m Serialized<'a>,
+    /// The first encoding error met.
+    failed: Option<EncodeError>,
+}
+
+impl Fanout<'_, '_> {
+    /// Puts the message in one connection's outbox; a client that does not read is closed as a
+    /// slow consumer, and one whose protocol cannot encode the message is skipped.
+    fn push(&mut self, connection: &LocalConnection) {
+        let frame = match self.message.frame(connection.protocol) {
+            Ok(frame) => frame,
+            Err(error) => {
+                tracing::warn!(connection = %connection.id, %error, "could not encode a message for a connection; skipping it");
+                self.failed.get_or_insert(error);
+                return;
+            }
+        };
+        match connection.sender.try_send_message(frame) {
+            Ok(()) | Err(OutboxError::Closed) => {}
+            Err(OutboxError::Full) => {
+                tracing::warn!(connection = %connection.id, "closing a connection whose outbox is full (the client is not reading)");
+                connection.sender.abort_slow();
+            }
+        }
+    }
+}
+
+/// Pushes to the members of the sets `keys` names in `map`, each connection once, but the
+/// `excluded` ones.
+fn push_members(map: &DashMap<Arc<str>, Members>, keys: &[String], excluded: &[String], fanout: &mut Fanout<'_, '_>) {
+    if let [key] = keys {
+        if let Some(members) = map.get(key.as_str()) {
+            for (id, c) in members.iter() {
+                if !excluded.iter().any(|x| x.as_str() == &**id) {
+                    fanout.push(c);
+                }
+            }
+        }
+        return;
+    }
+    // Several sets: each connection once.
+    let mut seen: HashMap<Arc<str>, Arc<LocalConnection>> = HashMap::new();
+    for key in keys {
+        if let Some(members) = map.get(key.as_str()) {
+            for (id, c) in members.iter() {
+                seen.entry(id.clone()).or_insert_with(|| c.clone());
+            }
+        }
+    }
+    for c in seen.values() {
+        if !excluded.iter().any(|x| x.as_str() == &*c.id) {
+            fanout.push(c);
+        }
+    }
+}
+
 impl LifetimeManager {
     pub(crate) fn new(
         hub_name: &'static str,
@@ -301,6 +360,14 @@ impl LifetimeManager {
         method: &str,
         args: &A,
     ) -> Result<(), SendError> {
+        let groups = match target {
+            SendTarget::Group(group) | SendTarget::GroupExcept(group, _) => std::slice::from_ref(group),
+            SendTarget::Groups(groups) => groups.as_slice(),
+            _ => &[],
+        };
+        for group in groups {
+            self.check_group_name(group).map_err(SendError::GroupNameTooLong)?;
+        }
         let encoded = {
             let message = Serialized::new(
                 &self.protocols,
@@ -343,89 +410,49 @@ impl LifetimeManager {
         Ok(())
     }
 
-    /// Puts the message in the outbox of every local connection of `target`, each once.
+    /// Puts the message in the outbox of every local connection of `target`, each once. A
+    /// target whose protocol cannot encode the message is skipped (and logged): every other
+    /// target still gets it, and the first such error is returned afterwards.
     pub(crate) fn deliver_local(&self, target: &SendTarget, message: &Serialized<'_>) -> Result<(), EncodeError> {
+        let mut fanout = Fanout { message, failed: None };
         match target {
             SendTarget::All => {
                 for c in self.connections.iter() {
-                    self.push(c.value(), message)?;
+                    fanout.push(c.value());
                 }
             }
             SendTarget::AllExcept(excluded) => {
                 for c in self.connections.iter() {
                     if !excluded.iter().any(|x| x.as_str() == &**c.key()) {
-                        self.push(c.value(), message)?;
+                        fanout.push(c.value());
                     }
                 }
             }
             SendTarget::Connection(id) => {
                 if let Some(c) = self.connections.get(id.as_str()) {
-                    self.push(c.value(), message)?;
+                    fanout.push(c.value());
                 }
             }
             SendTarget::Connections(ids) => {
                 let unique: HashSet<&str> = ids.iter().map(String::as_str).collect();
                 for id in unique {
                     if let Some(c) = self.connections.get(id) {
-                        self.push(c.value(), message)?;
+                        fanout.push(c.value());
                     }
                 }
             }
-            SendTarget::Group(group) => self.push_members(&self.groups, std::slice::from_ref(group), &[], message)?,
-            SendTarget::Groups(groups) => self.push_members(&self.groups, groups, &[], message)?,
+            SendTarget::Group(group) => push_members(&self.groups, std::slice::from_ref(group), &[], &mut fanout),
+            SendTarget::Groups(groups) => push_members(&self.groups, groups, &[], &mut fanout),
             SendTarget::GroupExcept(group, excluded) => {
-                self.push_members(&self.groups, std::slice::from_ref(group), excluded, message)?
+                push_members(&self.groups, std::slice::from_ref(group), excluded, &mut fanout)
             }
-            SendTarget::User(user) => self.push_members(&self.users, std::slice::from_ref(user), &[], message)?,
-            SendTarget::Users(users) => self.push_members(&self.users, users, &[], message)?,
+            SendTarget::User(user) => push_members(&self.users, std::slice::from_ref(user), &[], &mut fanout),
+            SendTarget::Users(users) => push_members(&self.users, users, &[], &mut fanout),
         }
-        Ok(())
-    }
-
-    fn push_members(
-        &self,
-        map: &DashMap<Arc<str>, Members>,
-        keys: &[String],
-        excluded: &[String],
-        message: &Serialized<'_>,
-    ) -> Result<(), EncodeError> {
-        if let [key] = keys {
-            if let Some(members) = map.get(key.as_str()) {
-                for (id, c) in members.iter() {
-                    if !excluded.iter().any(|x| x.as_str() == &**id) {
-                        self.push(c, message)?;
-                    }
-                }
-            }
-            return Ok(());
+        match fanout.failed {
+            Some(error) => Err(error),
+            None => Ok(()),
         }
-        // Several sets: each connection once.
-        let mut seen: HashMap<Arc<str>, Arc<LocalConnection>> = HashMap::new();
-        for key in keys {
-            if let Some(members) = map.get(key.as_str()) {
-                for (id, c) in members.iter() {
-                    seen.entry(id.clone()).or_insert_with(|| c.clone());
-                }
-            }
-        }
-        for c in seen.values() {
-            if !excluded.iter().any(|x| x.as_str() == &*c.id) {
-                self.push(c, message)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn push(&self, connection: &LocalConnection, message: &Serialized<'_>) -> Result<(), EncodeError> {
-        let frame = message.frame(connection.protocol)?;
-        match connection.sender.try_send_message(frame) {
-            Ok(()) | Err(OutboxError::Closed) => {}
-            Err(OutboxError::Full) => {
-                tracing::warn!(connection = %connection.id, "closing a connection whose outbox is full (the client is not reading)");
-                connection.sender.abort_slow();
-            }
-        }
-        Ok(())
     }
 
     /// Invokes client method `method` on one connection and awaits its result.
@@ -526,8 +553,19 @@ impl LifetimeManager {
         Ok((connection.clone(), rx, invocation_id))
     }
 
+    /// Whether a group name is within `HubOptions::max_group_name_length`; if not, the limit.
+    fn check_group_name(&self, group: &str) -> Result<(), usize> {
+        let max = self.options.max_group_name_length;
+        if group.len() > max {
+            tracing::debug!(length = group.len(), max, "refusing a group name that is too long");
+            return Err(max);
+        }
+        Ok(())
+    }
+
     /// Adds a connection to a group; a connection on another server goes through the backplane.
     pub(crate) async fn add_to_group(&self, connection_id: &str, group: &str) -> Result<(), GroupError> {
+        self.check_group_name(group).map_err(GroupError::NameTooLong)?;
         if self.add_local(connection_id, group).await? {
             return Ok(());
         }
@@ -539,6 +577,7 @@ impl LifetimeManager {
 
     /// Removes a connection from a group.
     pub(crate) async fn remove_from_group(&self, connection_id: &str, group: &str) -> Result<(), GroupError> {
+        self.check_group_name(group).map_err(GroupError::NameTooLong)?;
         if self.remove_local(connection_id, group).await {
             return Ok(());
         }

@@ -42,10 +42,14 @@ pub enum SendTarget {
 /// A sending failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendError {
-    /// An argument could not be serialized.
+    /// An argument could not be serialized for some targets (every other target got the
+    /// message).
     Encode(String),
     /// The backplane could not take the message for other servers.
     Backplane(BackplaneError),
+    /// A group name is longer than `HubOptions::max_group_name_length` (the limit, in bytes):
+    /// the message went nowhere.
+    GroupNameTooLong(usize),
 }
 
 impl std::fmt::Display for SendError {
@@ -53,6 +57,7 @@ impl std::fmt::Display for SendError {
         match self {
             SendError::Encode(e) => write!(f, "could not encode the message: {e}"),
             SendError::Backplane(e) => write!(f, "{e}"),
+            SendError::GroupNameTooLong(max) => write!(f, "a group name may be at most {max} bytes long"),
         }
     }
 }
@@ -108,6 +113,9 @@ pub enum GroupError {
     Backplane(String),
     /// The connection is in the most groups allowed (`HubOptions::max_groups_per_connection`).
     LimitReached(usize),
+    /// The group name is longer than `HubOptions::max_group_name_length` (the limit, in
+    /// bytes): nothing changed.
+    NameTooLong(usize),
 }
 
 impl From<BackplaneError> for GroupError {
@@ -125,6 +133,7 @@ impl std::fmt::Display for GroupError {
             GroupError::UnknownConnection(id) => write!(f, "connection '{id}' does not exist"),
             GroupError::Backplane(e) => f.write_str(e),
             GroupError::LimitReached(max) => write!(f, "a connection may belong to at most {max} groups"),
+            GroupError::NameTooLong(max) => write!(f, "a group name may be at most {max} bytes long"),
         }
     }
 }

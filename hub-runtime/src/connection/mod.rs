@@ -80,6 +80,13 @@ impl std::fmt::Display for OutboxError {
 
 impl std::error::Error for OutboxError {}
 
+/// Why a transport stopped reading what the client sends before the client was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InputError {
+    /// The client sent a message larger than the transport takes (the limit, in bytes).
+    TooLarge(usize),
+}
+
 fn clock_origin() -> Instant {
     static ORIGIN: OnceLock<Instant> = OnceLock::new();
     *ORIGIN.get_or_init(Instant::now)
@@ -130,6 +137,9 @@ pub(crate) struct ConnectionShared {
     pub(crate) goodbye: Mutex<Option<Frame>>,
     /// Set when the connection is aborted as a slow consumer: the goodbye is attempted.
     pub(crate) slow: std::sync::atomic::AtomicBool,
+    /// Set by a transport that refused the client's input, before it ends the inbox: the
+    /// handler sees why its input ended.
+    pub(crate) input_error: OnceLock<InputError>,
     /// The endpoint's counters.
     pub(crate) metrics: Arc<EndpointMetrics>,
     /// The hub protocol agreed in the handshake, as a metrics label index (0 before).
@@ -329,6 +339,12 @@ impl Connection {
     /// resolving is not an error).
     pub(crate) fn closed_by_client(&self) -> bool {
         self.shared.closed_by_client.load(Ordering::Acquire)
+    }
+
+    /// Why the transport stopped reading the client's input, if it refused it (see
+    /// [`Connection::recv`] ending).
+    pub(crate) fn input_error(&self) -> Option<InputError> {
+        self.shared.input_error.get().copied()
     }
 
     /// Whether negotiate agreed to stateful reconnect for this connection.
@@ -623,6 +639,7 @@ impl ConnectionManager {
             detached: tokio::sync::Notify::new(),
             goodbye: Mutex::new(None),
             slow: std::sync::atomic::AtomicBool::new(false),
+            input_error: OnceLock::new(),
             metrics: self.metrics.clone(),
             protocol: AtomicU8::new(0),
             invocations: OnceLock::new(),

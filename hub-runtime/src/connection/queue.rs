@@ -17,7 +17,7 @@ const KEEP_CAPACITY: usize = 4;
 
 struct Shared<T> {
     state: Mutex<State<T>>,
-    /// Senders waiting for room.
+    /// Senders waiting for room, woken one per freed slot, in the order they came.
     room: Notify,
     capacity: usize,
     senders: AtomicUsize,
@@ -29,6 +29,8 @@ struct State<T> {
     waker: Option<Waker>,
     /// A sender polling for room (besides those waiting through `room`).
     room_waker: Option<Waker>,
+    /// How many senders wait through `room`.
+    room_waiters: usize,
     /// The receiver is gone, or every sender is.
     receiver_gone: bool,
     senders_gone: bool,
@@ -74,6 +76,7 @@ pub(crate) fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
             items: VecDeque::new(),
             waker: None,
             room_waker: None,
+            room_waiters: 0,
             receiver_gone: false,
             senders_gone: false,
         }),
@@ -112,11 +115,20 @@ impl<T> Sender<T> {
     }
 
     fn push(&self, item: T, own: Option<&Waker>) -> Result<(), TrySendError<T>> {
+        self.push_or_wait(item, own, false)
+    }
+
+    /// Queues `item` if there is room; with `wait`, a full queue counts the caller among the
+    /// senders waiting through `room` (in the same lock, so that no freed slot is missed).
+    fn push_or_wait(&self, item: T, own: Option<&Waker>, wait: bool) -> Result<(), TrySendError<T>> {
         let mut state = self.shared.lock();
         if state.receiver_gone {
             return Err(TrySendError::Closed(item));
         }
         if state.items.len() >= self.shared.capacity {
+            if wait {
+                state.room_waiters += 1;
+            }
             return Err(TrySendError::Full(item));
         }
         if state.items.capacity() == 0 {
@@ -136,19 +148,34 @@ impl<T> Sender<T> {
     }
 
     /// Queues `item`, waiting for room; gives it back if the receiver is gone.
+    ///
+    /// Waiting senders are woken one per freed slot, first come first woken (not all of them
+    /// on every item taken). One woken and then dropped before it queued passes its wake on.
     pub(crate) async fn send(&self, mut item: T) -> Result<(), T> {
         loop {
             let room = self.shared.room.notified();
             let mut room = std::pin::pin!(room);
             // Registered before trying, so that room made in between is not missed.
             room.as_mut().enable();
-            match self.try_send(item) {
+            match self.push_or_wait(item, None, true) {
                 Ok(()) => return Ok(()),
                 Err(TrySendError::Closed(back)) => return Err(back),
                 Err(TrySendError::Full(back)) => item = back,
             }
+            // Dropped before `room`: a dropped sender stops counting, then its wake passes on.
+            let _waiting = Waiting(&self.shared);
             room.await;
         }
+    }
+}
+
+/// A sender counted among those waiting for room, until dropped.
+struct Waiting<'a, T>(&'a Shared<T>);
+
+impl<T> Drop for Waiting<'_, T> {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.room_waiters = state.room_waiters.saturating_sub(1);
     }
 }
 
@@ -220,8 +247,12 @@ impl<T> Receiver<T> {
                 if state.items.is_empty() && state.items.capacity() > KEEP_CAPACITY {
                     state.items = VecDeque::new();
                 }
+                if state.room_waiters > 0 {
+                    // One slot freed: one waiting sender (tokio's `notify_one` wakes the
+                    // oldest, and hands a wake on when its sender is dropped unpolled).
+                    self.shared.room.notify_one();
+                }
                 if was_full {
-                    self.shared.room.notify_waiters();
                     if let Some(waker) = state.room_waker.take() {
                         waker.wake();
                     }
@@ -362,6 +393,94 @@ mod tests {
         let (_, other) = counting_waker();
         tx.try_send_from(4, &other).unwrap();
         assert_eq!(count.0.load(Ordering::Relaxed), 2);
+    }
+
+    /// Senders waiting in `send`, each polled once with its own counting waker.
+    #[allow(clippy::type_complexity)]
+    fn waiting_senders(
+        tx: &Sender<u32>,
+        count: u32,
+    ) -> Vec<(
+        Arc<Count>,
+        Waker,
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), u32>> + '_>>,
+    )> {
+        (0..count)
+            .map(|i| {
+                let (counter, waker) = counting_waker();
+                let mut send: std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), u32>>>> =
+                    Box::pin(tx.send(100 + i));
+                assert!(send.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+                (counter, waker, send)
+            })
+            .collect()
+    }
+
+    fn wakes(waiting: &[(Arc<Count>, Waker, impl Sized)]) -> Vec<usize> {
+        waiting.iter().map(|(c, _, _)| c.0.load(Ordering::Relaxed)).collect()
+    }
+
+    #[test]
+    fn one_waiting_sender_is_woken_per_freed_slot_in_order() {
+        let (tx, mut rx) = channel(1);
+        tx.try_send(1).unwrap();
+        let mut waiting = waiting_senders(&tx, 4);
+        assert_eq!(wakes(&waiting), [0, 0, 0, 0]);
+        assert_eq!(rx.try_recv(), Ok(1));
+        assert_eq!(wakes(&waiting), [1, 0, 0, 0], "only the first waiter is woken");
+        let (_, waker, send) = &mut waiting[0];
+        assert_eq!(send.as_mut().poll(&mut Context::from_waker(waker)), Poll::Ready(Ok(())));
+        assert_eq!(rx.try_recv(), Ok(100));
+        assert_eq!(wakes(&waiting), [1, 1, 0, 0], "then the second");
+    }
+
+    #[test]
+    fn every_freed_slot_wakes_a_waiter_even_when_the_queue_was_not_full() {
+        let (tx, mut rx) = channel(2);
+        tx.try_send(1).unwrap();
+        tx.try_send(2).unwrap();
+        let waiting = waiting_senders(&tx, 3);
+        // Two slots freed before any woken sender ran: two senders must come.
+        assert_eq!(rx.try_recv(), Ok(1));
+        assert_eq!(rx.try_recv(), Ok(2));
+        assert_eq!(wakes(&waiting), [1, 1, 0]);
+    }
+
+    #[test]
+    fn a_woken_sender_that_is_dropped_passes_its_wake_on() {
+        let (tx, mut rx) = channel(1);
+        tx.try_send(1).unwrap();
+        let mut waiting = waiting_senders(&tx, 3);
+        assert_eq!(rx.try_recv(), Ok(1));
+        assert_eq!(wakes(&waiting), [1, 0, 0]);
+        // The woken sender goes away without taking the slot: the next one gets it.
+        let first = waiting.remove(0);
+        drop(first);
+        assert_eq!(wakes(&waiting), [1, 0]);
+        let (_, waker, send) = &mut waiting[0];
+        assert_eq!(send.as_mut().poll(&mut Context::from_waker(waker)), Poll::Ready(Ok(())));
+        assert_eq!(rx.try_recv(), Ok(101));
+        assert_eq!(wakes(&waiting), [1, 1]);
+        // A waiter dropped before it was woken changes nothing for the others.
+        let (tx, mut rx) = channel(1);
+        tx.try_send(1).unwrap();
+        let mut waiting = waiting_senders(&tx, 2);
+        drop(waiting.remove(0));
+        assert_eq!(rx.try_recv(), Ok(1));
+        assert_eq!(wakes(&waiting), [1]);
+    }
+
+    #[test]
+    fn a_closed_queue_wakes_every_waiting_sender() {
+        let (tx, mut rx) = channel(1);
+        tx.try_send(1).unwrap();
+        let mut waiting = waiting_senders(&tx, 3);
+        assert_eq!(rx.try_recv(), Ok(1));
+        drop(rx);
+        assert_eq!(wakes(&waiting), [1, 1, 1]);
+        for (_, waker, send) in &mut waiting {
+            assert!(send.as_mut().poll(&mut Context::from_waker(waker)).is_ready());
+        }
     }
 
     #[test]

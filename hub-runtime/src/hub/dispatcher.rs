@@ -25,7 +25,7 @@ use crate::auth;
 use crate::clients::lifetime::{LifetimeManager, LocalConnection};
 use crate::connection::quiet::Quiet;
 use crate::connection::{
-    instant_of, now_ms, BoxFuture, Connection, ConnectionHandler, ConnectionSender, Frame, TransportKind,
+    instant_of, now_ms, BoxFuture, Connection, ConnectionHandler, ConnectionSender, Frame, InputError, TransportKind,
 };
 use crate::observability::protocol_index;
 use crate::protocol::handshake::{self, HandshakeError};
@@ -1161,7 +1161,7 @@ async fn read_loop<H: Hub>(
             frame = connection.recv(), if reading => {
                 match frame {
                     Some(frame) => input = Some(frame.data().clone()),
-                    None => return End::ClientGone,
+                    None => return input_ended(connection, options.detailed_errors),
                 }
             }
         }
@@ -1212,6 +1212,14 @@ fn sequence_error(detailed: bool) -> End {
     End::Error {
         close_text: closed_with_error(SequenceError::TEXT, "InvalidOperationException", detailed),
         error: ConnectionError::new(SequenceError::TEXT),
+    }
+}
+
+/// The end of the client's input: the client went, or its transport refused what it sent.
+fn input_ended(connection: &Connection, detailed: bool) -> End {
+    match connection.input_error() {
+        Some(InputError::TooLarge(limit)) => protocol_error(ProtocolError::MessageTooLarge { limit }, detailed),
+        None => End::ClientGone,
     }
 }
 

@@ -61,6 +61,9 @@ pub struct HubOptions {
     pub max_streams_per_connection: usize,
     /// Most groups one connection may belong to (1,000).
     pub max_groups_per_connection: usize,
+    /// Longest group name, in bytes (1,024): adding to, removing from or sending to a group
+    /// with a longer name fails.
+    pub max_group_name_length: usize,
     /// Most invocations one connection may make per second, on average (unlimited); beyond,
     /// invocations fail with an error.
     pub max_invocations_per_second: Option<u32>,
@@ -90,6 +93,7 @@ impl Default for HubOptions {
             max_connections_per_user: None,
             max_streams_per_connection: 64,
             max_groups_per_connection: 1000,
+            max_group_name_length: 1024,
             max_invocations_per_second: None,
         }
     }

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use warp::reply::Response;
 
 use crate::connection::quiet::Quiet;
-use crate::connection::{queue, BoxFuture, ConnectionShared, Frame, Outgoing};
+use crate::connection::{queue, BoxFuture, ConnectionShared, Frame, InputError, Outgoing};
 
 /// An upgraded WebSocket.
 pub(crate) type WebSocket = WebSocketStream<TokioIo<Upgraded>>;
@@ -34,6 +34,11 @@ pub(crate) type WebSocket = WebSocketStream<TokioIo<Upgraded>>;
 const READ_BUFFER: usize = 1024;
 /// Frames queued for one write are gathered up to this many bytes before they hit the socket.
 const WRITE_BUFFER: usize = 16 * 1024;
+/// How long a client refused for a message too large gets, once told, to stop sending and
+/// close its side.
+const LINGER: Duration = Duration::from_secs(2);
+/// The reason in the close frame (1009) sent after a message too large.
+const TOO_LARGE: &str = "message too big";
 
 /// Sizes of one WebSocket.
 #[derive(Debug, Clone, Copy)]
@@ -181,6 +186,8 @@ enum Event {
     Out(Option<Outgoing>),
     /// Something read (`None`: the socket ended).
     In(Option<Result<Message, WsError>>),
+    /// The client's input was refused and the handler did not close the connection in time.
+    GaveUp,
 }
 
 /// Waits for the previous socket's transport to hand the queues back.
@@ -241,6 +248,11 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
             None => return,
         },
     };
+    // Taken away when the client's input is refused: the handler sees its input end.
+    let mut inbox = Some(inbox);
+    // Set when the client sent a message too large: how long the handler gets to say why
+    // (then the close frame is 1009, and the socket lingers before it closes).
+    let mut refused: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     let mut exit = Exit::SocketGone;
     let mut closed_by_client = false;
     let mut ok = true;
@@ -286,7 +298,7 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
                     // The frame goes in before the handler is polled, so that a handler reading
                     // here takes it in this pass; only a handler reading from another task is
                     // woken for it. A handler that stopped reading drops it.
-                    if let Some(frame) = unread.take() {
+                    if let (Some(frame), Some(inbox)) = (unread.take(), inbox.as_ref()) {
                         if let Err(queue::TrySendError::Full(frame)) = inbox.try_send_from(frame, cx.waker()) {
                             unread = Some(frame);
                         }
@@ -301,7 +313,7 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
                     }
                     // A full inbox: try again once there is room (the handler may have made
                     // some just now, or may read from another task).
-                    if unread.is_some() && inbox.poll_room(cx).is_ready() {
+                    if unread.is_some() && inbox.as_ref().is_some_and(|inbox| inbox.poll_room(cx).is_ready()) {
                         continue;
                     }
                     break;
@@ -313,6 +325,10 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
             }
             if let Poll::Ready(item) = outbox.poll_recv(cx) {
                 return Poll::Ready(Event::Out(item));
+            }
+            if let Some(deadline) = refused.as_mut() {
+                // The socket is no longer read: only the handler's goodbye is awaited.
+                return deadline.as_mut().poll(cx).map(|()| Event::GaveUp);
             }
             if unread.is_none() {
                 if let Poll::Ready(message) = socket.poll_next_unpin(cx) {
@@ -331,6 +347,9 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
                             socket.send(to_message(goodbye)).await?;
                             socket.send(close_message(CloseCode::Policy, "outbox full")).await
                         };
+                        let _ = Box::pin(tokio::time::timeout(Duration::from_millis(500), attempt)).await;
+                    } else if refused.is_some() {
+                        let attempt = socket.send(close_message(CloseCode::Size, TOO_LARGE));
                         let _ = Box::pin(tokio::time::timeout(Duration::from_millis(500), attempt)).await;
                     }
                 }
@@ -366,13 +385,17 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
                 // Written through the sink's poll methods: a future of nested sends would be kept
                 // in every connection's task.
                 let mut close_queued = false;
+                let (close_code, close_reason) = match refused {
+                    Some(_) => (CloseCode::Size, TOO_LARGE),
+                    None => (CloseCode::Normal, ""),
+                };
                 let write = std::future::poll_fn(|cx| {
                     while !batch.is_empty() || (close && !close_queued) {
                         std::task::ready!(socket.poll_ready_unpin(cx))?;
                         match batch.pop_front() {
                             Some(frame) => socket.start_send_unpin(to_message(frame))?,
                             None => {
-                                socket.start_send_unpin(close_message(CloseCode::Normal, ""))?;
+                                socket.start_send_unpin(close_message(close_code, close_reason))?;
                                 close_queued = true;
                             }
                         }
@@ -440,6 +463,7 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
                         unread = Some(frame);
                         continue;
                     }
+                    let Some(inbox) = inbox.as_ref() else { continue };
                     // Usually there is room; otherwise wait for it (the socket is not read meanwhile).
                     if let Err(queue::TrySendError::Full(frame)) = inbox.try_send(frame) {
                         let waited = Box::pin(async {
@@ -455,6 +479,16 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
                         }
                     }
                 }
+                Some(Err(WsError::Capacity(e))) => {
+                    // A message too large. The handler's input ends, and it learns why (a hub
+                    // sends its Close message with the error); its close, or the send timeout,
+                    // ends the socket with 1009.
+                    tracing::debug!(connection = %shared.id, error = %e, "refusing a websocket message over max_frame_size");
+                    let _ = shared.input_error.set(InputError::TooLarge(limits.max_frame_size));
+                    unread = None;
+                    inbox = None;
+                    refused = Some(Box::pin(tokio::time::sleep(limits.send_timeout)));
+                }
                 Some(Err(e)) => {
                     // A client that goes without the closing handshake (a closed tab, a lost
                     // network) ends its connection normally, as with the reference server;
@@ -468,17 +502,32 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
                     break;
                 }
             },
+            Event::GaveUp => {
+                tracing::debug!(connection = %shared.id, "closing a refused websocket: its handler did not in time");
+                let attempt = socket.send(close_message(CloseCode::Size, TOO_LARGE));
+                let _ = Box::pin(tokio::time::timeout(Duration::from_millis(500), attempt)).await;
+                exit = Exit::Ended;
+                break;
+            }
         }
     }
-    drop(socket);
-    let keep_connection = !matches!(exit, Exit::Ended) && shared.replay().enabled && !shared.is_aborted();
+    // A refused client may still be sending its message: the socket lingers (see `linger`).
+    let lingering = match refused {
+        Some(_) => Some(socket),
+        None => {
+            drop(socket);
+            None
+        }
+    };
+    let keep_connection =
+        !matches!(exit, Exit::Ended) && lingering.is_none() && shared.replay().enabled && !shared.is_aborted();
     if keep_connection {
         // Stateful reconnect: the connection waits for its client to come back, and its
         // handler goes on in a task of its own.
         if let Some(task) = handler.take() {
             tokio::spawn(task);
         }
-        if let Some(frame) = unread.take() {
+        if let (Some(frame), Some(inbox)) = (unread.take(), inbox.as_ref()) {
             // Read from the client before the socket went: it is handled all the same.
             Box::pin(async {
                 tokio::select! {
@@ -490,7 +539,7 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
         }
         let mut state = shared.lock();
         state.outbox_rx = Some(outbox);
-        state.ws_inbox = Some(inbox);
+        state.ws_inbox = inbox;
         if matches!(exit, Exit::SocketGone) {
             state.detached_at = Some(Instant::now());
         }
@@ -510,6 +559,25 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
             task.await;
         }
     }
+    if let Some(socket) = lingering {
+        Box::pin(linger(socket)).await;
+    }
+}
+
+/// Closes a socket whose client may still be sending (the rest of a message too large): the
+/// write side is shut, so the client sees the end of the stream after the close frame, and
+/// what still comes is read and dropped until the client closes its side or [`LINGER`]
+/// passes. Closed with unread input, the socket would be reset, and the client could lose
+/// the close frame.
+async fn linger(mut socket: WebSocket) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let io = socket.get_mut();
+    let drain = async {
+        let _ = io.shutdown().await;
+        let mut buffer = vec![0u8; 8 * 1024];
+        while matches!(io.read(&mut buffer).await, Ok(read) if read > 0) {}
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
 /// Whether a read error only says that the client went without the closing handshake.
