@@ -11,6 +11,8 @@ pub struct Args {
     pub redis: Option<String>,
     /// Serve HTTPS/WSS with this PEM certificate chain and key (`--tls-cert F --tls-key F`).
     pub tls: Option<(String, String)>,
+    /// Test timing (`--short-timeouts`): see [`Args::hub_options`].
+    pub short_timeouts: bool,
 }
 
 impl Args {
@@ -20,6 +22,24 @@ impl Args {
             "https"
         } else {
             "http"
+        }
+    }
+
+    /// `base` with the timing flags applied. `--short-timeouts` makes lifetimes short enough
+    /// for leak tests: disconnect timeout 2 s, reconnect grace 2 s, client-result timeout 2 s,
+    /// keep-alive 1 s and client timeout 4 s. Without flags, `base` is returned unchanged.
+    pub fn hub_options(&self, base: hub_runtime::HubOptions) -> hub_runtime::HubOptions {
+        use std::time::Duration;
+        if !self.short_timeouts {
+            return base;
+        }
+        hub_runtime::HubOptions {
+            disconnect_timeout: Duration::from_secs(2),
+            reconnect_grace: Duration::from_secs(2),
+            client_result_timeout: Duration::from_secs(2),
+            keep_alive_interval: Duration::from_secs(1),
+            client_timeout: Duration::from_secs(4),
+            ..base
         }
     }
 }
@@ -48,12 +68,14 @@ where
     Ok(())
 }
 
-/// Parses `--addr HOST:PORT` (and `--help`), exiting with a message on bad input.
+/// Parses `--addr HOST:PORT`, `--redis URL`, `--tls-cert F --tls-key F`, `--short-timeouts`
+/// (and `--help`), exiting with a message on bad input.
 pub fn parse_args(program: &str) -> Args {
     let mut args = std::env::args().skip(1);
     let mut addr: SocketAddr = ([127, 0, 0, 1], 5000).into();
     let mut redis = None;
     let (mut cert, mut key) = (None, None);
+    let mut short_timeouts = false;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--addr" => {
@@ -73,9 +95,10 @@ pub fn parse_args(program: &str) -> Args {
             }
             "--tls-cert" => cert = args.next(),
             "--tls-key" => key = args.next(),
+            "--short-timeouts" => short_timeouts = true,
             "--help" | "-h" => {
                 println!(
-                    "usage: {program} [--addr HOST:PORT] [--redis redis://HOST:PORT] [--tls-cert PEM --tls-key PEM]"
+                    "usage: {program} [--addr HOST:PORT] [--redis redis://HOST:PORT] [--tls-cert PEM --tls-key PEM] [--short-timeouts]"
                 );
                 std::process::exit(0);
             }
@@ -93,7 +116,12 @@ pub fn parse_args(program: &str) -> Args {
             std::process::exit(2);
         }
     };
-    Args { addr, redis, tls }
+    Args {
+        addr,
+        redis,
+        tls,
+        short_timeouts,
+    }
 }
 
 /// Logs to stderr; quiet (warnings) unless `RUST_LOG` says otherwise.
@@ -125,7 +153,8 @@ fn prometheus() -> Option<&'static metrics_exporter_prometheus::PrometheusHandle
 
 /// Operations endpoints: `GET /metrics` (Prometheus text format: the counters listed in
 /// `hub_runtime::observability`) and `GET /health` (200 `{"status":"ok",...}` while serving,
-/// 503 while shutting down).
+/// 503 while shutting down; `connections`, `groups` and `users` count the open connections,
+/// the groups with members and the users with connections on this server, summed over hubs).
 pub fn operations(server: hub_runtime::HubServer) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
     use warp::Filter;
     let metrics = warp::get().and(warp::path!("metrics")).map(|| {
@@ -137,6 +166,8 @@ pub fn operations(server: hub_runtime::HubServer) -> warp::filters::BoxedFilter<
         let body = serde_json::json!({
             "status": if stopping { "stopping" } else { "ok" },
             "connections": server.connection_count(),
+            "groups": server.group_count(),
+            "users": server.user_count(),
         });
         reply(if stopping { 503 } else { 200 }, "application/json", body.to_string())
     });

@@ -143,6 +143,7 @@ async fn main() -> std::io::Result<()> {
     let args = hub_examples::parse_args(PROGRAM);
     let server = hub_examples::builder(&args, PROGRAM)
         .await
+        .options(args.hub_options(hub_runtime::HubOptions::default()))
         .hub("/chat", Chat::default())
         .build();
 

@@ -66,6 +66,12 @@ impl TestHub {
             .unwrap_or(0)
     }
 
+    /// Plain integer division with no guard: `Divide(1, 0)` panics inside the hub method, so
+    /// tests can check that a panic reaches the caller as an error and leaks nothing.
+    fn divide(&self, a: i32, b: i32) -> i32 {
+        a / b
+    }
+
     fn throw_exception(&self, message: String) -> Result<(), HubError> {
         Err(invalid_operation(message))
     }
@@ -372,11 +378,11 @@ async fn main() -> std::io::Result<()> {
 
     let jwt_key: &'static JwtKey = Box::leak(Box::new(JwtKey(rand::random())));
     let lower_path = || warp::path::full().map(|p: warp::path::FullPath| p.as_str().to_lowercase());
-    let options = HubOptions {
+    let options = args.hub_options(HubOptions {
         detailed_errors: true,
         stateful_reconnect: true,
         ..Default::default()
-    };
+    });
     let server = hub_examples::builder(&args, PROGRAM)
         .await
         .options(options)

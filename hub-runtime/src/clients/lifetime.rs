@@ -298,6 +298,16 @@ impl LifetimeManager {
         })
     }
 
+    /// How many groups have at least one member on this server.
+    pub(crate) fn group_count(&self) -> usize {
+        self.groups.iter().filter(|members| !members.is_empty()).count()
+    }
+
+    /// How many users have at least one connection on this server.
+    pub(crate) fn user_count(&self) -> usize {
+        self.users.iter().filter(|members| !members.is_empty()).count()
+    }
+
     /// Registers a connection; with a distributed backplane, returns once other servers'
     /// messages for it (and its user) reach this server.
     /// Registers a connection. With a distributed backplane, other servers' messages for it

@@ -405,6 +405,27 @@ impl HubServer {
         self.inner.endpoints.iter().map(|e| e.connections.len()).sum()
     }
 
+    /// How many groups have at least one member on this server, summed over hub types (a
+    /// read-only figure for health checks and leak tests; members on other servers of a
+    /// backplane are not counted).
+    pub fn group_count(&self) -> usize {
+        self.lifetime_managers().map(|m| m.group_count()).sum()
+    }
+
+    /// How many users have at least one connection on this server, summed over hub types
+    /// (a user connected to two hubs counts twice). Read-only, like [`HubServer::group_count`].
+    pub fn user_count(&self) -> usize {
+        self.lifetime_managers().map(|m| m.user_count()).sum()
+    }
+
+    /// The lifetime manager of every registered hub type.
+    fn lifetime_managers(&self) -> impl Iterator<Item = &Arc<LifetimeManager>> {
+        self.inner
+            .managers
+            .values()
+            .filter_map(|m| m.downcast_ref::<Arc<LifetimeManager>>())
+    }
+
     /// Serves `routes` over TLS (HTTPS and WSS) on `listener` until `signal` resolves, then
     /// stops like [`HubServer::serve_with`].
     ///
