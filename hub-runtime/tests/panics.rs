@@ -151,6 +151,19 @@ impl HubFilter for ExplosiveDisconnectFilter {
     }
 }
 
+/// Records how each invocation ended, as `after_invoke` sees it.
+#[derive(Clone, Default)]
+struct Outcomes(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl HubFilter for Outcomes {
+    fn after_invoke(&self, call: &InvocationInfo, outcome: &InvocationOutcome) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{} failed={}", call.method, outcome.failed));
+    }
+}
+
 async fn server(detailed_errors: bool) -> TestServer {
     let server = HubServer::builder()
         .options(HubOptions {
@@ -418,4 +431,21 @@ async fn a_panic_while_reading_a_client_result_fails_the_call_that_asked() {
     assert_eq!(client.call_ok("Echo", json!(["after"])).await, "after");
     client.close().await;
     all_closed(&server).await;
+}
+
+#[tokio::test]
+async fn filters_see_a_panicked_or_failed_call_as_failed() {
+    let outcomes = Outcomes::default();
+    let server = HubServer::builder()
+        .hub_with("/watched", Fragile, EndpointOptions::new().filter(outcomes.clone()))
+        .build();
+    let server = TestServer::start(server).await;
+    let mut client = server.connect("/watched").await;
+    client.call_err("Divide", json!([1, 0])).await;
+    client.call_err("Divide", json!(["not a number", 0])).await;
+    assert_eq!(client.call_ok("Echo", json!(["x"])).await, "x");
+    assert_eq!(
+        *outcomes.0.lock().unwrap(),
+        vec!["Divide failed=true", "Divide failed=true", "Echo failed=false"]
+    );
 }
