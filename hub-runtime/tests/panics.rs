@@ -81,6 +81,18 @@ impl Fragile {
         total
     }
 
+    /// Asks the caller for a number (a client result), read by a `Deserialize` that panics
+    /// on 13.
+    async fn ask(&self, cx: &HubContext<Self>) -> Result<u32, HubError> {
+        let picked: Touchy = cx
+            .clients
+            .caller()
+            .invoke("Pick", &hub_runtime::protocol::NoArgs)
+            .await
+            .map_err(|e| HubError::new(e.to_string()))?;
+        Ok(picked.0)
+    }
+
     /// Its filter panics before it runs.
     fn guarded(&self) -> u32 {
         1
@@ -89,6 +101,17 @@ impl Fragile {
     /// Its filter panics after it ran.
     fn audited(&self) -> u32 {
         2
+    }
+}
+
+/// A number whose reading panics on 13.
+struct Touchy(u32);
+
+impl<'de> serde::Deserialize<'de> for Touchy {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let n = u32::deserialize(deserializer)?;
+        assert!(n != 13, "unlucky result");
+        Ok(Touchy(n))
     }
 }
 
@@ -125,6 +148,19 @@ struct ExplosiveDisconnectFilter;
 impl HubFilter for ExplosiveDisconnectFilter {
     fn on_disconnected(&self, _: &ConnectionInfo, _: Option<&ConnectionError>) {
         panic!("the filter panics on the way out");
+    }
+}
+
+/// Records how each invocation ended, as `after_invoke` sees it.
+#[derive(Clone, Default)]
+struct Outcomes(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl HubFilter for Outcomes {
+    fn after_invoke(&self, call: &InvocationInfo, outcome: &InvocationOutcome) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{} failed={}", call.method, outcome.failed));
     }
 }
 
@@ -369,4 +405,47 @@ async fn a_connection_whose_handler_task_panics_is_counted_out() {
         client.send_text("anything").await;
         all_closed(&server).await;
     }
+}
+
+#[tokio::test]
+async fn a_panic_while_reading_a_client_result_fails_the_call_that_asked() {
+    let server = server(false).await;
+    let mut client = server.connect("/fragile").await;
+    for (picked, expected) in [(13, None), (7, Some(7))] {
+        let asked = client.invoke("Ask", json!([])).await;
+        let question = client.recv_skip_pings().await;
+        assert_eq!(question["target"], "Pick", "{question}");
+        client
+            .send(&json!({"type": 3, "invocationId": question["invocationId"], "result": picked}))
+            .await;
+        let reply = client.recv_skip_pings().await;
+        assert_eq!(reply["invocationId"], asked.as_str(), "{reply}");
+        match expected {
+            Some(n) => assert_eq!(reply["result"], n, "{reply}"),
+            None => assert_eq!(
+                reply["error"], "An unexpected error occurred invoking 'Ask' on the server.",
+                "{reply}"
+            ),
+        }
+    }
+    assert_eq!(client.call_ok("Echo", json!(["after"])).await, "after");
+    client.close().await;
+    all_closed(&server).await;
+}
+
+#[tokio::test]
+async fn filters_see_a_panicked_or_failed_call_as_failed() {
+    let outcomes = Outcomes::default();
+    let server = HubServer::builder()
+        .hub_with("/watched", Fragile, EndpointOptions::new().filter(outcomes.clone()))
+        .build();
+    let server = TestServer::start(server).await;
+    let mut client = server.connect("/watched").await;
+    client.call_err("Divide", json!([1, 0])).await;
+    client.call_err("Divide", json!(["not a number", 0])).await;
+    assert_eq!(client.call_ok("Echo", json!(["x"])).await, "x");
+    assert_eq!(
+        *outcomes.0.lock().unwrap(),
+        vec!["Divide failed=true", "Divide failed=true", "Echo failed=false"]
+    );
 }

@@ -181,7 +181,9 @@ impl Call {
 
     pub(crate) fn error_text(&self, text: &str) -> Outcome {
         self.sender.metrics().invocation_error();
-        self.complete(OutResult::Error(text))
+        let mut outcome = self.complete(OutResult::Error(text));
+        outcome.failed = true;
+        outcome
     }
 
     /// The method returned nothing.
@@ -207,9 +209,7 @@ impl Call {
         } else {
             base
         };
-        let mut outcome = self.error_text(&text);
-        outcome.failed = true;
-        outcome
+        self.error_text(&text)
     }
 
     /// The method failed.

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio::sync::mpsc;
 
 use super::filter::{ConnectionInfo, Filters, InvocationInfo, InvocationOutcome};
+use super::hooks::{on_connected, on_disconnected, Registered};
 use super::panic;
 use super::sequence::{IncomingSequence, Numbered, SequenceError};
 use super::stream::UploadItem;
@@ -36,14 +37,14 @@ use crate::server::HubOptions;
 
 /// A hub mapped at an endpoint: the connection handler of hub connections.
 pub(crate) struct HubEndpoint<H: Hub> {
-    hub: Arc<H>,
+    pub(super) hub: Arc<H>,
     manager: Arc<LifetimeManager>,
-    options: Arc<HubOptions>,
+    pub(super) options: Arc<HubOptions>,
     /// Each method under its declared name and under its lowercase name (method names are
     /// fixed at compile time, so a fast hash is safe here).
     methods: rustc_hash::FxHashMap<String, usize>,
     shutdown: CancellationToken,
-    filters: Filters,
+    pub(super) filters: Filters,
     /// Per protocol, the Close message a slow consumer is sent (encoded when first needed).
     goodbyes: Vec<OnceLock<Option<Frame>>>,
 }
@@ -118,7 +119,7 @@ fn close_with(sender: &ConnectionSender, protocol: &dyn HubProtocol, error: Opti
     sender.close();
 }
 
-fn closed_with_error(detail: &str, kind: &str, detailed: bool) -> String {
+pub(super) fn closed_with_error(detail: &str, kind: &str, detailed: bool) -> String {
     const BASE: &str = "Connection closed with an error.";
     if detailed {
         format!("{BASE} {kind}: {detail}")
@@ -300,10 +301,7 @@ async fn run_connection<H: Hub>(endpoint: Arc<HubEndpoint<H>>, mut connection: C
         user_id: local.user_id.clone(),
     };
     // From here on the connection leaves the manager however this future ends.
-    let mut registered = Registered {
-        manager: Some(endpoint.manager.clone()),
-        id: id.clone(),
-    };
+    let mut registered = Registered::new(endpoint.manager.clone(), id.clone());
     if let Err(text) = on_connected(&endpoint, &cx, &connection_info).await {
         registered.remove().await;
         close_with(&sender, &*protocol, Some(&text), false);
@@ -342,100 +340,6 @@ async fn run_connection<H: Hub>(endpoint: Arc<HubEndpoint<H>>, mut connection: C
         }
     };
     on_disconnected(&endpoint, cx, &connection_info, error).await;
-}
-
-/// Runs the filters' and the hub's `on_connected`; the error is the Close message's text.
-async fn on_connected<H: Hub>(
-    endpoint: &HubEndpoint<H>,
-    cx: &Arc<HubContext<H>>,
-    connection: &ConnectionInfo,
-) -> Result<(), String> {
-    let detailed = endpoint.options.detailed_errors;
-    let refused = |error: HubError| {
-        tracing::warn!(connection = %connection.connection_id, %error, "on_connected failed; closing the connection");
-        closed_with_error(error.message(), error.kind(), detailed)
-    };
-    let panicked = |payload: panic::Payload| {
-        let site = panic::Site {
-            hub: std::any::type_name::<H>(),
-            method: "on_connected",
-            sender: cx.sender(),
-        };
-        panic::report(&site, &*payload);
-        closed_by_panic(&*payload, detailed)
-    };
-    match panic::catch(|| endpoint.filters.on_connected(connection)) {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => return Err(refused(error)),
-        Err(payload) => return Err(panicked(payload)),
-    }
-    match panic::catch_future(endpoint.hub.clone().__on_connected(cx.clone())).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(error)) => Err(refused(error)),
-        Err(payload) => Err(panicked(payload)),
-    }
-}
-
-/// Runs the hub's and then the filters' `on_disconnected`; a panic in them is logged and
-/// counted.
-async fn on_disconnected<H: Hub>(
-    endpoint: &HubEndpoint<H>,
-    cx: Arc<HubContext<H>>,
-    connection: &ConnectionInfo,
-    error: Option<ConnectionError>,
-) {
-    let sender = cx.sender().clone();
-    let report = |payload: panic::Payload| {
-        let site = panic::Site {
-            hub: std::any::type_name::<H>(),
-            method: "on_disconnected",
-            sender: &sender,
-        };
-        panic::report(&site, &*payload);
-    };
-    let error_for_filters = error.clone();
-    if let Err(payload) = panic::catch_future(endpoint.hub.clone().__on_disconnected(cx, error)).await {
-        report(payload);
-    }
-    if let Err(payload) = panic::catch(|| endpoint.filters.on_disconnected(connection, error_for_filters.as_ref())) {
-        report(payload);
-    }
-}
-
-/// The Close message's text for a connection whose start panicked.
-fn closed_by_panic(payload: &(dyn std::any::Any + Send), detailed: bool) -> String {
-    const BASE: &str = "Connection closed with an error.";
-    if detailed {
-        format!("{BASE} {}", panic::message(payload))
-    } else {
-        BASE.to_string()
-    }
-}
-
-/// A connection registered with the lifetime manager. [`Registered::remove`] removes it; if
-/// the connection's future ends before that (dropped, or unwound by a panic), a task removes
-/// it, so no group or user keeps it.
-struct Registered {
-    manager: Option<Arc<LifetimeManager>>,
-    id: Arc<str>,
-}
-
-impl Registered {
-    async fn remove(&mut self) {
-        if let Some(manager) = self.manager.take() {
-            manager.remove_connection(&self.id).await;
-        }
-    }
-}
-
-impl Drop for Registered {
-    fn drop(&mut self) {
-        let Some(manager) = self.manager.take() else { return };
-        let id = self.id.clone();
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move { manager.remove_connection(&id).await });
-        }
-    }
 }
 
 /// A client stream item that waits for room in its stream's buffer.

@@ -4,6 +4,7 @@ mod call;
 pub(crate) mod dispatcher;
 mod error;
 pub mod filter;
+mod hooks;
 mod items;
 mod panic;
 mod sequence;

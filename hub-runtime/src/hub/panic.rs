@@ -73,7 +73,8 @@ pub(crate) fn report(site: &Site<'_>, payload: &(dyn Any + Send)) {
 /// gives the caller's reply (nothing if the panic left no call behind, which the generated
 /// router never does: its futures own their call until they return).
 pub(crate) fn recover(hub: &'static str, sender: &ConnectionSender, payload: Payload) -> Outcome {
-    let call = take_unwound();
+    // Left by this panic, unless it is what an earlier, uncaught one left (another connection).
+    let call = take_unwound().filter(|call| call.sender.id() == sender.id());
     let site = Site {
         hub,
         method: call.as_ref().map_or("(unknown)", |c| c.name),

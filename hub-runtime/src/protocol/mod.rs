@@ -464,7 +464,8 @@ impl MessageReader {
         };
         let whole = protocol.complete_prefix(&data, max_message_size)?;
         self.keep(&data[whole..], max_message_size)?;
-        let complete = data.slice(..whole);
+        // Most frames are whole messages: kept as they are.
+        let complete = if whole == data.len() { data } else { data.slice(..whole) };
         if self.whole.is_empty() {
             self.whole = complete;
         } else {
@@ -493,7 +494,12 @@ impl MessageReader {
                 return Ok(None);
             }
             let length = protocol.first_message_len(&self.whole).clamp(1, self.whole.len());
-            let message = self.whole.split_to(length);
+            let message = if length == self.whole.len() {
+                // The last (most often, the only) message: the frame is let go once it is read.
+                std::mem::take(&mut self.whole)
+            } else {
+                self.whole.split_to(length)
+            };
             if self.parsed.capacity() == 0 {
                 // One message at a time: room for one is all a reader keeps.
                 self.parsed.reserve_exact(1);
