@@ -256,16 +256,6 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
     let mut exit = Exit::SocketGone;
     let mut closed_by_client = false;
     let mut ok = true;
-    if !resend.is_empty() {
-        ok = Box::pin(async {
-            for frame in resend {
-                socket.feed(to_message(frame)).await?;
-            }
-            socket.flush().await
-        })
-        .await
-        .is_ok();
-    }
     // Looked at only once it signals (see `Quiet`).
     let stopped = Quiet::new({
         let abort = shared.abort.clone();
@@ -284,6 +274,39 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
         }
     });
     tokio::pin!(stopped);
+    if !resend.is_empty() {
+        // Bounded like every other write: a client that re-attaches and does not read loses
+        // this socket (the connection waits for it again), and a newer socket or the
+        // connection's end stops the resend too.
+        let resent = Box::pin(async {
+            let resend = async {
+                for frame in resend {
+                    socket.feed(to_message(frame)).await?;
+                }
+                socket.flush().await
+            };
+            tokio::select! {
+                written = tokio::time::timeout(limits.send_timeout, resend) => Ok(written),
+                why = &mut stopped => Err(why),
+            }
+        })
+        .await;
+        ok = match resent {
+            Ok(Ok(Ok(()))) => true,
+            Ok(Ok(Err(e))) => {
+                tracing::debug!(connection = %shared.id, error = %e, "websocket resend failed");
+                false
+            }
+            Ok(Err(_)) => {
+                tracing::debug!(connection = %shared.id, "websocket resend timed out");
+                false
+            }
+            Err(why) => {
+                exit = why;
+                false
+            }
+        };
+    }
     let mut batch: VecDeque<Frame> = VecDeque::new();
     // A frame read for the hosted handler and not yet in its inbox (the socket is not read
     // while there is one).
