@@ -275,37 +275,18 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
     });
     tokio::pin!(stopped);
     if !resend.is_empty() {
-        // Bounded like every other write: a client that re-attaches and does not read loses
-        // this socket (the connection waits for it again), and a newer socket or the
-        // connection's end stops the resend too.
+        // A newer socket or the connection's end stops the resend too.
         let resent = Box::pin(async {
-            let resend = async {
-                for frame in resend {
-                    socket.feed(to_message(frame)).await?;
-                }
-                socket.flush().await
-            };
             tokio::select! {
-                written = tokio::time::timeout(limits.send_timeout, resend) => Ok(written),
+                resent = resend_all(&mut socket, resend, &shared, limits.send_timeout) => Ok(resent),
                 why = &mut stopped => Err(why),
             }
         })
         .await;
-        ok = match resent {
-            Ok(Ok(Ok(()))) => true,
-            Ok(Ok(Err(e))) => {
-                tracing::debug!(connection = %shared.id, error = %e, "websocket resend failed");
-                false
-            }
-            Ok(Err(_)) => {
-                tracing::debug!(connection = %shared.id, "websocket resend timed out");
-                false
-            }
-            Err(why) => {
-                exit = why;
-                false
-            }
-        };
+        ok = resent.unwrap_or_else(|why| {
+            exit = why;
+            false
+        });
     }
     let mut batch: VecDeque<Frame> = VecDeque::new();
     // A frame read for the hosted handler and not yet in its inbox (the socket is not read
@@ -372,8 +353,7 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
                         };
                         let _ = Box::pin(tokio::time::timeout(Duration::from_millis(500), attempt)).await;
                     } else if refused.is_some() {
-                        let attempt = socket.send(close_message(CloseCode::Size, TOO_LARGE));
-                        let _ = Box::pin(tokio::time::timeout(Duration::from_millis(500), attempt)).await;
+                        Box::pin(close_briefly(&mut socket, CloseCode::Size, TOO_LARGE)).await;
                     }
                 }
                 exit = why;
@@ -527,8 +507,7 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
             },
             Event::GaveUp => {
                 tracing::debug!(connection = %shared.id, "closing a refused websocket: its handler did not in time");
-                let attempt = socket.send(close_message(CloseCode::Size, TOO_LARGE));
-                let _ = Box::pin(tokio::time::timeout(Duration::from_millis(500), attempt)).await;
+                Box::pin(close_briefly(&mut socket, CloseCode::Size, TOO_LARGE)).await;
                 exit = Exit::Ended;
                 break;
             }
@@ -536,7 +515,8 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
     }
     // A refused client may still be sending its message: the socket lingers (see `linger`).
     let lingering = match refused {
-        Some(_) => Some(socket),
+        // Boxed: kept for this rare path, the socket would make every connection's task larger.
+        Some(_) => Some(Box::new(socket)),
         None => {
             drop(socket);
             None
@@ -583,8 +563,37 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
         }
     }
     if let Some(socket) = lingering {
-        Box::pin(linger(socket)).await;
+        Box::pin(linger(*socket)).await;
     }
+}
+
+/// Writes what a re-attached socket owes its client (the Sequence message and every
+/// unacknowledged message), bounded like every other write: a client that re-attaches and
+/// does not read loses this socket, and its connection waits for it again. Whether it all
+/// went out.
+async fn resend_all(socket: &mut WebSocket, frames: Vec<Frame>, shared: &ConnectionShared, timeout: Duration) -> bool {
+    let resend = async {
+        for frame in frames {
+            socket.feed(to_message(frame)).await?;
+        }
+        socket.flush().await
+    };
+    match tokio::time::timeout(timeout, resend).await {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::debug!(connection = %shared.id, error = %e, "websocket resend failed");
+            false
+        }
+        Err(_) => {
+            tracing::debug!(connection = %shared.id, "websocket resend timed out");
+            false
+        }
+    }
+}
+
+/// Attempts a close frame, briefly: the socket closes regardless.
+async fn close_briefly(socket: &mut WebSocket, code: CloseCode, reason: &'static str) {
+    let _ = tokio::time::timeout(Duration::from_millis(500), socket.send(close_message(code, reason))).await;
 }
 
 /// Closes a socket whose client may still be sending (the rest of a message too large): the
