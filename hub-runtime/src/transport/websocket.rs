@@ -3,6 +3,9 @@
 //! With stateful reconnect, a dropped socket does not end the connection: the transport hands
 //! the connection's queues back, and a new socket for the same token takes over after
 //! sending the Sequence message and replaying what the client has not acknowledged.
+//!
+//! A message over `max_frame_size` is refused: the handler's input ends with the reason (a hub
+//! answers with its Close message), then the socket closes with 1009 (message too big).
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
