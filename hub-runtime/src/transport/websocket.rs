@@ -490,7 +490,7 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
                     // sends its Close message with the error); its close, or the send timeout,
                     // ends the socket with 1009.
                     tracing::debug!(connection = %shared.id, error = %e, "refusing a websocket message over max_frame_size");
-                    let _ = shared.input_error.set(InputError::TooLarge(limits.max_frame_size));
+                    shared.refuse_input(InputError::TooLarge);
                     unread = None;
                     inbox = None;
                     refused = Some(Box::pin(tokio::time::sleep(limits.send_timeout)));
