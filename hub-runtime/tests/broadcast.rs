@@ -176,3 +176,78 @@ async fn the_group_name_limit_is_configurable() {
         json!({"type": 1, "target": "Receive", "arguments": ["in"]})
     );
 }
+
+/// A `redis-server` on a free port, stopped when dropped (the binary comes from
+/// `REDIS_SERVER` or `PATH`, as in `scaleout.rs`).
+struct Redis {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_redis() -> Redis {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let binary = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+    let child = std::process::Command::new(&binary)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {binary} (install redis-server; scripts/test-all does): {e}"));
+    common::eventually("redis-server accepts connections", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+    .await;
+    Redis {
+        child,
+        url: format!("redis://127.0.0.1:{port}"),
+    }
+}
+
+async fn scaled_server(url: &str) -> TestServer {
+    let backplane = common::within("connect to Redis", hub_runtime::backplane::RedisBackplane::connect(url))
+        .await
+        .expect("redis backplane");
+    TestServer::start(
+        HubServer::builder()
+            .backplane(backplane)
+            .hub("/broadcast", Broadcast)
+            .build(),
+    )
+    .await
+}
+
+/// Across servers too: the protocols that can encode the message are published, and another
+/// server's connections of those protocols get it.
+#[tokio::test]
+async fn other_servers_get_a_message_one_protocol_cannot_encode() {
+    let redis = start_redis().await;
+    let a = scaled_server(&redis.url).await;
+    let b = scaled_server(&redis.url).await;
+    let mut caller = a.connect("/broadcast").await;
+    let mut on_b = MsgpackClient::connect(b.addr, "/broadcast").await;
+    let mut json_on_b = b.connect("/broadcast").await;
+    let error = caller.call_err("PointsToAll", json!([])).await;
+    assert!(error.contains("PointsToAll"), "{error}");
+    let message = on_b.recv().await;
+    assert_eq!(message[3].as_str(), Some("Points"), "{message}");
+    assert_eq!(json_on_b.call_ok("Echo", json!(["still here"])).await, "still here");
+}

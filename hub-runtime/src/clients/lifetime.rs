@@ -171,6 +171,22 @@ impl<'a> Serialized<'a> {
         }
         Ok(EncodedMessage { encodings })
     }
+
+    /// The message in every protocol that can encode it, for the backplane to fan out (each
+    /// server skips its connections of the others), and the first encoding error.
+    fn encode_each(&self) -> (EncodedMessage, Option<EncodeError>) {
+        let mut encodings = Vec::with_capacity(self.protocols.len());
+        let mut failed = None;
+        for (i, p) in self.protocols.iter().enumerate() {
+            match self.frame(i) {
+                Ok(frame) => encodings.push((p.name().to_string(), frame.data().clone())),
+                Err(error) => {
+                    failed.get_or_insert(error);
+                }
+            }
+        }
+        (EncodedMessage { encodings }, failed)
+    }
 }
 
 /// One message on its way to local connections: what failed is remembered, and the fan-out
@@ -363,7 +379,9 @@ impl LifetimeManager {
         }
     }
 
-    /// Sends an invocation of client method `method` to every connection of `target`.
+    /// Sends an invocation of client method `method` to every connection of `target`. A
+    /// connection whose protocol cannot encode the arguments is skipped; every other one gets
+    /// the message, and then the encoding error is returned.
     pub(crate) async fn send<A: Serialize + Sync>(
         &self,
         target: &SendTarget,
@@ -378,7 +396,7 @@ impl LifetimeManager {
         for group in groups {
             self.check_group_name(group).map_err(SendError::GroupNameTooLong)?;
         }
-        let encoded = {
+        let (encoded, failed) = {
             let message = Serialized::new(
                 &self.protocols,
                 OutMessage::Invocation {
@@ -388,13 +406,14 @@ impl LifetimeManager {
                     stream_ids: &[],
                 },
             );
-            self.deliver_local(target, &message)
-                .map_err(|e| SendError::Encode(e.0))?;
-            if self.backplane.is_distributed() {
-                Some(message.encode_all().map_err(|e| SendError::Encode(e.0))?)
-            } else {
-                None
-            }
+            // A protocol that cannot encode the message costs only its own connections.
+            let mut failed = self.deliver_local(target, &message).err();
+            let encoded = self.backplane.is_distributed().then(|| {
+                let (encoded, error) = message.encode_each();
+                failed = failed.take().or(error);
+                encoded
+            });
+            (encoded.filter(|e| !e.encodings.is_empty()), failed)
         };
         if let Some(encoded) = encoded {
             // A connection that lives here already has its copy.
@@ -417,7 +436,10 @@ impl LifetimeManager {
                     .map_err(SendError::Backplane)?;
             }
         }
-        Ok(())
+        match failed {
+            Some(error) => Err(SendError::Encode(error.0)),
+            None => Ok(()),
+        }
     }
 
     /// Puts the message in the outbox of every local connection of `target`, each once. A

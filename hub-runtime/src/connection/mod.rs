@@ -82,9 +82,10 @@ impl std::error::Error for OutboxError {}
 
 /// Why a transport stopped reading what the client sends before the client was done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub(crate) enum InputError {
-    /// The client sent a message larger than the transport takes (the limit, in bytes).
-    TooLarge(usize),
+    /// The client sent a message larger than the transport takes (`max_frame_size`).
+    TooLarge = 1,
 }
 
 fn clock_origin() -> Instant {
@@ -138,8 +139,9 @@ pub(crate) struct ConnectionShared {
     /// Set when the connection is aborted as a slow consumer: the goodbye is attempted.
     pub(crate) slow: std::sync::atomic::AtomicBool,
     /// Set by a transport that refused the client's input, before it ends the inbox: the
-    /// handler sees why its input ended.
-    pub(crate) input_error: OnceLock<InputError>,
+    /// handler sees why its input ended (an [`InputError`], 0 for none; one byte, as every
+    /// connection has it).
+    input_error: AtomicU8,
     /// The endpoint's counters.
     pub(crate) metrics: Arc<EndpointMetrics>,
     /// The hub protocol agreed in the handshake, as a metrics label index (0 before).
@@ -232,6 +234,11 @@ impl ConnectionShared {
     pub(crate) fn end(&self) {
         self.aborted.store(true, Ordering::Release);
         self.abort.cancel();
+    }
+
+    /// Records why the transport stopped reading the client's input (before it ends the inbox).
+    pub(crate) fn refuse_input(&self, error: InputError) {
+        self.input_error.store(error as u8, Ordering::Release);
     }
 
     /// Whether the connection was ended.
@@ -344,7 +351,10 @@ impl Connection {
     /// Why the transport stopped reading the client's input, if it refused it (see
     /// [`Connection::recv`] ending).
     pub(crate) fn input_error(&self) -> Option<InputError> {
-        self.shared.input_error.get().copied()
+        match self.shared.input_error.load(Ordering::Acquire) {
+            1 => Some(InputError::TooLarge),
+            _ => None,
+        }
     }
 
     /// Whether negotiate agreed to stateful reconnect for this connection.
@@ -639,7 +649,7 @@ impl ConnectionManager {
             detached: tokio::sync::Notify::new(),
             goodbye: Mutex::new(None),
             slow: std::sync::atomic::AtomicBool::new(false),
-            input_error: OnceLock::new(),
+            input_error: AtomicU8::new(0),
             metrics: self.metrics.clone(),
             protocol: AtomicU8::new(0),
             invocations: OnceLock::new(),

@@ -1065,7 +1065,7 @@ async fn read_loop<H: Hub>(
             frame = connection.recv(), if reading => {
                 match frame {
                     Some(frame) => input = Some(frame.data().clone()),
-                    None => return input_ended(connection, options.detailed_errors),
+                    None => return input_ended(connection, options),
                 }
             }
         }
@@ -1120,9 +1120,14 @@ fn sequence_error(detailed: bool) -> End {
 }
 
 /// The end of the client's input: the client went, or its transport refused what it sent.
-fn input_ended(connection: &Connection, detailed: bool) -> End {
+fn input_ended(connection: &Connection, options: &HubOptions) -> End {
     match connection.input_error() {
-        Some(InputError::TooLarge(limit)) => protocol_error(ProtocolError::MessageTooLarge { limit }, detailed),
+        Some(InputError::TooLarge) => protocol_error(
+            ProtocolError::MessageTooLarge {
+                limit: options.max_frame_size,
+            },
+            options.detailed_errors,
+        ),
         None => End::ClientGone,
     }
 }

@@ -3,6 +3,9 @@
 //! With stateful reconnect, a dropped socket does not end the connection: the transport hands
 //! the connection's queues back, and a new socket for the same token takes over after
 //! sending the Sequence message and replaying what the client has not acknowledged.
+//!
+//! A message over `max_frame_size` is refused: the handler's input ends with the reason (a hub
+//! answers with its Close message), then the socket closes with 1009 (message too big).
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -256,16 +259,6 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
     let mut exit = Exit::SocketGone;
     let mut closed_by_client = false;
     let mut ok = true;
-    if !resend.is_empty() {
-        ok = Box::pin(async {
-            for frame in resend {
-                socket.feed(to_message(frame)).await?;
-            }
-            socket.flush().await
-        })
-        .await
-        .is_ok();
-    }
     // Looked at only once it signals (see `Quiet`).
     let stopped = Quiet::new({
         let abort = shared.abort.clone();
@@ -284,6 +277,20 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
         }
     });
     tokio::pin!(stopped);
+    if !resend.is_empty() {
+        // A newer socket or the connection's end stops the resend too.
+        let resent = Box::pin(async {
+            tokio::select! {
+                resent = resend_all(&mut socket, resend, &shared, limits.send_timeout) => Ok(resent),
+                why = &mut stopped => Err(why),
+            }
+        })
+        .await;
+        ok = resent.unwrap_or_else(|why| {
+            exit = why;
+            false
+        });
+    }
     let mut batch: VecDeque<Frame> = VecDeque::new();
     // A frame read for the hosted handler and not yet in its inbox (the socket is not read
     // while there is one).
@@ -349,8 +356,7 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
                         };
                         let _ = Box::pin(tokio::time::timeout(Duration::from_millis(500), attempt)).await;
                     } else if refused.is_some() {
-                        let attempt = socket.send(close_message(CloseCode::Size, TOO_LARGE));
-                        let _ = Box::pin(tokio::time::timeout(Duration::from_millis(500), attempt)).await;
+                        Box::pin(close_briefly(&mut socket, CloseCode::Size, TOO_LARGE)).await;
                     }
                 }
                 exit = why;
@@ -484,7 +490,7 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
                     // sends its Close message with the error); its close, or the send timeout,
                     // ends the socket with 1009.
                     tracing::debug!(connection = %shared.id, error = %e, "refusing a websocket message over max_frame_size");
-                    let _ = shared.input_error.set(InputError::TooLarge(limits.max_frame_size));
+                    shared.refuse_input(InputError::TooLarge);
                     unread = None;
                     inbox = None;
                     refused = Some(Box::pin(tokio::time::sleep(limits.send_timeout)));
@@ -504,8 +510,7 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
             },
             Event::GaveUp => {
                 tracing::debug!(connection = %shared.id, "closing a refused websocket: its handler did not in time");
-                let attempt = socket.send(close_message(CloseCode::Size, TOO_LARGE));
-                let _ = Box::pin(tokio::time::timeout(Duration::from_millis(500), attempt)).await;
+                Box::pin(close_briefly(&mut socket, CloseCode::Size, TOO_LARGE)).await;
                 exit = Exit::Ended;
                 break;
             }
@@ -513,7 +518,8 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
     }
     // A refused client may still be sending its message: the socket lingers (see `linger`).
     let lingering = match refused {
-        Some(_) => Some(socket),
+        // Boxed: kept for this rare path, the socket would make every connection's task larger.
+        Some(_) => Some(Box::new(socket)),
         None => {
             drop(socket);
             None
@@ -560,8 +566,37 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
         }
     }
     if let Some(socket) = lingering {
-        Box::pin(linger(socket)).await;
+        Box::pin(linger(*socket)).await;
     }
+}
+
+/// Writes what a re-attached socket owes its client (the Sequence message and every
+/// unacknowledged message), bounded like every other write: a client that re-attaches and
+/// does not read loses this socket, and its connection waits for it again. Whether it all
+/// went out.
+async fn resend_all(socket: &mut WebSocket, frames: Vec<Frame>, shared: &ConnectionShared, timeout: Duration) -> bool {
+    let resend = async {
+        for frame in frames {
+            socket.feed(to_message(frame)).await?;
+        }
+        socket.flush().await
+    };
+    match tokio::time::timeout(timeout, resend).await {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::debug!(connection = %shared.id, error = %e, "websocket resend failed");
+            false
+        }
+        Err(_) => {
+            tracing::debug!(connection = %shared.id, "websocket resend timed out");
+            false
+        }
+    }
+}
+
+/// Attempts a close frame, briefly: the socket closes regardless.
+async fn close_briefly(socket: &mut WebSocket, code: CloseCode, reason: &'static str) {
+    let _ = tokio::time::timeout(Duration::from_millis(500), socket.send(close_message(code, reason))).await;
 }
 
 /// Closes a socket whose client may still be sending (the rest of a message too large): the
