@@ -563,3 +563,27 @@ async fn a_panicking_authenticator_costs_one_request() {
     negotiate(server.addr, "/boom", "").await;
     long_polling(server.addr, "/plain", "").await;
 }
+
+#[tokio::test]
+async fn a_stateful_websocket_reattach_must_come_from_the_same_user() {
+    let options = HubOptions {
+        stateful_reconnect: true,
+        ..Default::default()
+    };
+    let server = start(options).await;
+    let token = negotiate(server.addr, "/users", "&useStatefulReconnect=true&user=ann").await;
+    let mut ann = common::Client::open(&server.ws_url(&format!("/users?id={token}&user=ann")))
+        .await
+        .expect("opens");
+    // Version 2 of the handshake turns stateful reconnect on.
+    ann.send_text(&format!("{{\"protocol\":\"json\",\"version\":2}}{RS}"))
+        .await;
+    assert_eq!(ann.recv().await, json!({}));
+    assert_eq!(ann.call_ok("Who", json!([])).await, "ann");
+    let bob = server.ws_url(&format!("/users?id={token}&useStatefulReconnect=true&user=bob"));
+    assert_eq!(common::Client::open_status(&bob).await, 403);
+    let nobody = server.ws_url(&format!("/users?id={token}&useStatefulReconnect=true"));
+    assert_eq!(common::Client::open_status(&nobody).await, 401);
+    // Ann's socket was not displaced.
+    assert_eq!(ann.call_ok("Who", json!([])).await, "ann");
+}
