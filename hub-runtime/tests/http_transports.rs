@@ -279,6 +279,21 @@ async fn a_post_before_the_first_poll_is_kept_until_the_transport_starts() {
     assert_eq!(seen[1], json!({"type": 3, "invocationId": "1", "result": "early"}));
 }
 
+#[tokio::test]
+async fn what_comes_before_the_transport_starts_is_bounded() {
+    let options = HubOptions {
+        max_message_size: 100,
+        ..Default::default()
+    };
+    let server = start(options).await;
+    let token = negotiate(server.addr, "/plain", "").await;
+    let target = format!("/plain?id={token}");
+    assert_eq!(post(server.addr, &target, &"a".repeat(60)).await.status, 200);
+    let response = post(server.addr, &target, &"b".repeat(60)).await;
+    assert_eq!(response.status, 413, "{response:?}");
+    assert_eq!(response.body, "The request body is larger than 40 bytes.");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_post_is_answered_once_queued_not_once_handled() {
     // `/stuck` takes the first frame and never reads again; the frames after it are queued,

@@ -207,6 +207,8 @@ pub(crate) struct ConnectionState {
     pub(crate) inbox_tx: Option<queue::Sender<Frame>>,
     /// The handler's end of the inbox, until the transport starts.
     pub(crate) inbox_rx: Option<queue::Receiver<Frame>>,
+    /// Bytes POSTed before the transport started (bounded by `max_message_size`).
+    pub(crate) early_bytes: usize,
     /// Long polling: the poll now waiting, by number (cancelled when a newer poll displaces
     /// it).
     pub(crate) poll: Option<(u64, CancellationToken)>,
@@ -622,6 +624,7 @@ impl ConnectionManager {
                 identity: None,
                 inbox_tx: Some(inbox_tx),
                 inbox_rx: Some(inbox_rx),
+                early_bytes: 0,
                 poll: None,
                 polls: 0,
                 last_poll_end: Instant::now(),

@@ -1,6 +1,7 @@
 //! Server assembly: hubs and raw connection handlers mapped to paths, options, and serving.
 //! The server is a warp [`Filter`], so it composes with your own routes.
 
+mod access;
 mod cors;
 mod options;
 mod routes;

@@ -1,7 +1,6 @@
 //! HTTP routing for mapped endpoints: negotiate, the transport URL, CORS.
 
 use std::net::SocketAddr;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,12 +9,12 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::Filter;
 
-use super::{Endpoint, ServerInner};
+use super::{Endpoint, HubOptions, ServerInner};
 use crate::connection::negotiate;
 use bytes::{Bytes, BytesMut};
-use futures_util::{FutureExt, StreamExt};
+use futures_util::StreamExt;
 
-use crate::auth::{self, Identity};
+use super::access::{authenticate, authenticate_same_user, cross_origin_refused};
 use crate::connection::{AttachError, Attached, ConnectionShared, Frame, RequestContext, TransportKind};
 use crate::transport::websocket::{self, Source, WsLimits};
 use crate::transport::{self, long_polling, sse};
@@ -40,7 +39,7 @@ fn resolve(inner: &ServerInner, path: &str) -> Option<(Arc<Endpoint>, Route)> {
     None
 }
 
-fn text(status: StatusCode, body: &str) -> Response {
+pub(super) fn text(status: StatusCode, body: &str) -> Response {
     let mut response = Response::new(body.to_string().into());
     *response.status_mut() = status;
     if !body.is_empty() {
@@ -51,25 +50,15 @@ fn text(status: StatusCode, body: &str) -> Response {
     response
 }
 
-/// 401 with an empty body: the official clients then show the reason phrase (`Unauthorized`).
-fn unauthorized() -> Response {
-    text(StatusCode::UNAUTHORIZED, "")
-}
-
-/// 403 with an empty body: authenticated, but the hub's `#[hub(authorize ...)]` says no.
-fn forbidden() -> Response {
-    text(StatusCode::FORBIDDEN, "")
-}
-
 type Body = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, warp::Error>> + Send>>;
 
-struct Request {
-    method: Method,
-    headers: HeaderMap,
+pub(super) struct Request {
+    pub(super) method: Method,
+    pub(super) headers: HeaderMap,
     query: String,
     remote: Option<SocketAddr>,
     /// Where the client sent the request (the URI's authority or the Host header).
-    authority: Option<String>,
+    pub(super) authority: Option<String>,
 }
 
 impl Request {
@@ -312,14 +301,14 @@ async fn post(
     if let Err(response) = authenticate_same_user(endpoint, &shared, &context).await {
         return response;
     }
-    let limit = inner.options.max_frame_size;
     let declared = request
         .headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit as u64) {
-        return too_large(&shared, limit);
+    let frame_limit = inner.options.max_frame_size;
+    if declared.is_some_and(|length| length > frame_limit as u64) {
+        return too_large(&shared, frame_limit);
     }
     let deadline = tokio::time::Instant::now() + inner.options.http_post_timeout;
     let Ok(_turn) = tokio::time::timeout_at(deadline, shared.posting().lock()).await else {
@@ -328,12 +317,19 @@ async fn post(
             "Another POST on this connection is still being received.",
         );
     };
+    let limit = post_limit(&inner.options, &shared);
     let body = match tokio::time::timeout_at(deadline, read_body(body, limit)).await {
         Ok(Ok(body)) => body,
         Ok(Err(BodyError::TooLarge)) => return too_large(&shared, limit),
         Ok(Err(BodyError::Unreadable)) => return text(StatusCode::BAD_REQUEST, "The request body could not be read."),
         Err(_) => return text(StatusCode::REQUEST_TIMEOUT, "The request body came too slowly."),
     };
+    {
+        let mut state = shared.lock();
+        if !state.started {
+            state.early_bytes += body.len();
+        }
+    }
     let binary = request
         .headers
         .get(http::header::CONTENT_TYPE)
@@ -343,7 +339,22 @@ async fn post(
     transport::post(&shared, frame, deadline).await
 }
 
-/// 413 for a POST body over `max_frame_size`. Its data is lost, so the connection cannot go
+/// Most bytes the next POST may carry: `max_frame_size`, or before the transport starts
+/// (nothing reads the input yet), what is left of `max_message_size` for all of them, so
+/// that a negotiated connection costs little however it is used.
+fn post_limit(options: &HubOptions, shared: &ConnectionShared) -> usize {
+    let state = shared.lock();
+    if state.started {
+        options.max_frame_size
+    } else {
+        options
+            .max_message_size
+            .min(options.max_frame_size)
+            .saturating_sub(state.early_bytes)
+    }
+}
+
+/// 413 for a POST body over its limit (see [`post_limit`]). Its data is lost, so the connection cannot go
 /// on: its input ends (the handler finishes, and the client's next poll or its event stream
 /// ends).
 fn too_large(shared: &ConnectionShared, limit: usize) -> Response {
@@ -426,76 +437,6 @@ fn not_supported(transport: TransportKind) -> Response {
     )
 }
 
-/// Runs the endpoint's authenticator, then the hub's `#[hub(authorize ...)]` requirements:
-/// a refusal or a missing identity where one is required is 401, an identity that falls
-/// short is 403.
-/// An authenticator that panics costs its request a 500 (logged); the server goes on.
-async fn authenticate(endpoint: &Endpoint, context: &RequestContext) -> Result<Option<Arc<Identity>>, Response> {
-    let attempt = match std::panic::catch_unwind(AssertUnwindSafe(|| endpoint.authenticator.authenticate(context))) {
-        Ok(future) => AssertUnwindSafe(future).catch_unwind().await,
-        Err(panic) => Err(panic),
-    };
-    let outcome = attempt.map_err(|panic| {
-        tracing::error!(path = %endpoint.path, panic = panic_message(&*panic), "the authenticator panicked");
-        text(StatusCode::INTERNAL_SERVER_ERROR, "")
-    })?;
-    let identity = match outcome {
-        Ok(identity) => identity,
-        Err(e) => {
-            tracing::debug!(path = %endpoint.path, reason = %e.reason, "request refused by the authenticator");
-            return Err(unauthorized());
-        }
-    };
-    if !auth::authorized(endpoint.authorize, identity.as_ref()) {
-        return Err(match identity {
-            None => {
-                tracing::debug!(path = %endpoint.path, "request refused: the hub requires an authenticated user");
-                unauthorized()
-            }
-            Some(_) => {
-                tracing::debug!(path = %endpoint.path, "request refused: the user does not meet the hub's requirements");
-                forbidden()
-            }
-        });
-    }
-    Ok(identity.map(Arc::new))
-}
-
-/// The text of a panic's payload.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
-    panic
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(not text)")
-}
-
-/// Authenticates a request on an existing connection, which must come from the user who
-/// negotiated it (and started its transport): another user is 403, no identity where the
-/// connection has one is 401. The connection's token alone does not let another user in.
-async fn authenticate_same_user(
-    endpoint: &Endpoint,
-    shared: &ConnectionShared,
-    context: &RequestContext,
-) -> Result<Option<Arc<Identity>>, Response> {
-    let identity = authenticate(endpoint, context).await?;
-    let owner = shared.lock().identity.clone();
-    let Some(owner) = owner else {
-        return Ok(identity);
-    };
-    match &identity {
-        None => {
-            tracing::debug!(connection = %shared.id, "request without the identity its connection has");
-            Err(unauthorized())
-        }
-        Some(who) if who.user_id() != owner.user_id() => {
-            tracing::warn!(connection = %shared.id, "request from another user than the connection's");
-            Err(forbidden())
-        }
-        Some(_) => Ok(identity),
-    }
-}
-
 /// Why a request body was not taken.
 enum BodyError {
     TooLarge,
@@ -512,41 +453,6 @@ async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, BodyError> {
         out.extend_from_slice(&chunk);
     }
     Ok(out.freeze())
-}
-
-/// Browsers send `Origin` on WebSocket upgrades and event streams, which CORS does not
-/// protect (any page may open them). A cross-origin one is refused (403) unless the CORS
-/// allow list names its origin; same-origin requests, and clients that send no `Origin`
-/// (not browsers), pass.
-fn cross_origin_refused(inner: &ServerInner, endpoint: &Endpoint, request: &Request) -> Option<Response> {
-    let origin = request.headers.get(http::header::ORIGIN)?;
-    let origin = origin.to_str().unwrap_or_default();
-    if same_origin(origin, request.authority.as_deref()) || inner.cors.as_ref().is_some_and(|c| c.allows(origin)) {
-        return None;
-    }
-    tracing::debug!(path = %endpoint.path, %origin, "cross-origin request refused");
-    Some(text(StatusCode::FORBIDDEN, "Origin not allowed."))
-}
-
-/// Whether `origin` (`scheme://host[:port]`) names the host and port the request was sent to
-/// (a missing port is the scheme's default).
-fn same_origin(origin: &str, authority: Option<&str>) -> bool {
-    let (Some((scheme, rest)), Some(authority)) = (origin.split_once("://"), authority) else {
-        return false;
-    };
-    let default_port = match scheme.to_ascii_lowercase().as_str() {
-        "http" | "ws" => 80,
-        "https" | "wss" => 443,
-        _ => return false,
-    };
-    let (Ok(origin), Ok(target)) = (
-        rest.parse::<http::uri::Authority>(),
-        authority.parse::<http::uri::Authority>(),
-    ) else {
-        return false;
-    };
-    origin.host().eq_ignore_ascii_case(target.host())
-        && origin.port_u16().unwrap_or(default_port) == target.port_u16().unwrap_or(default_port)
 }
 
 async fn websocket_upgrade(
