@@ -14,7 +14,7 @@ mod request;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -148,6 +148,11 @@ pub(crate) struct ConnectionShared {
     pub(crate) protocol: AtomicU8,
     /// The parent of the invocations' cancellation tokens, made when first needed.
     invocations: OnceLock<CancellationToken>,
+    /// Counted among the manager's connections whose transport has not started.
+    unstarted: AtomicBool,
+    /// HTTP transports: held by the POST whose body is being taken (one at a time), made when
+    /// first needed.
+    posting: OnceLock<Box<tokio::sync::Mutex<()>>>,
 }
 
 /// Stateful reconnect: numbered hub messages kept until the client acknowledges them.
@@ -207,9 +212,16 @@ pub(crate) struct ConnectionState {
     pub(crate) transport: Option<TransportKind>,
     pub(crate) outbox_rx: Option<queue::Receiver<Outgoing>>,
     pub(crate) request: Arc<RequestContext>,
+    /// Who negotiated the connection, then who started its transport.
     pub(crate) identity: Option<Arc<Identity>>,
-    /// HTTP transports: where POSTed data goes (dropping it ends the connection).
+    /// Where POSTed data goes (dropping it ends the connection). Made with the connection, so
+    /// that a POST may come before the transport starts; a WebSocket takes it when it
+    /// attaches.
     pub(crate) inbox_tx: Option<queue::Sender<Frame>>,
+    /// The handler's end of the inbox, until the transport starts.
+    pub(crate) inbox_rx: Option<queue::Receiver<Frame>>,
+    /// Bytes POSTed before the transport started (bounded by `max_message_size`).
+    pub(crate) early_bytes: usize,
     /// Long polling: the poll now waiting, by number (cancelled when a newer poll displaces
     /// it).
     pub(crate) poll: Option<(u64, CancellationToken)>,
@@ -266,6 +278,11 @@ impl ConnectionShared {
     /// its input.
     pub(crate) fn end_input(&self) {
         self.lock().inbox_tx = None;
+    }
+
+    /// The lock a POST holds while its body is taken into the connection's input.
+    pub(crate) fn posting(&self) -> &tokio::sync::Mutex<()> {
+        self.posting.get_or_init(|| Box::new(tokio::sync::Mutex::new(())))
     }
 
     pub(crate) fn touch_read(&self) {
@@ -593,7 +610,30 @@ pub(crate) enum AttachError {
 /// Every live connection of one endpoint, by secret token.
 pub(crate) struct ConnectionManager {
     connections: DashMap<Arc<str>, Arc<ConnectionShared>>,
+    /// How many of them have not started a transport yet.
+    unstarted: AtomicUsize,
     metrics: Arc<EndpointMetrics>,
+}
+
+/// How long connections without a transport are kept, by kind (see
+/// [`ConnectionManager::sweep`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SweepTimeouts {
+    /// Negotiated, never started.
+    pub(crate) unstarted: Duration,
+    /// Long polling, no poll waiting.
+    pub(crate) disconnect: Duration,
+    /// Stateful WebSocket whose socket dropped.
+    pub(crate) reconnect_grace: Duration,
+}
+
+impl SweepTimeouts {
+    /// Every connection without a transport goes now (shutdown).
+    pub(crate) const NOW: SweepTimeouts = SweepTimeouts {
+        unstarted: Duration::ZERO,
+        disconnect: Duration::ZERO,
+        reconnect_grace: Duration::ZERO,
+    };
 }
 
 /// Inbox capacity, in frames: the transport waits (stops reading the socket) when it is full.
@@ -604,6 +644,7 @@ impl ConnectionManager {
     pub(crate) fn new(metrics: EndpointMetrics) -> Self {
         ConnectionManager {
             connections: DashMap::new(),
+            unstarted: AtomicUsize::new(0),
             metrics: Arc::new(metrics),
         }
     }
@@ -614,6 +655,7 @@ impl ConnectionManager {
         let id: Arc<str> = random_id().into();
         let token: Arc<str> = if legacy_ids { id.clone() } else { random_id().into() };
         let (tx, rx) = queue::channel(outbox_capacity.max(1));
+        let (inbox_tx, inbox_rx) = queue::channel(INBOX_CAPACITY);
         let now = now_ms();
         let shared = Arc::new(ConnectionShared {
             id,
@@ -631,7 +673,9 @@ impl ConnectionManager {
                 outbox_rx: Some(rx),
                 request: Arc::new(RequestContext::default()),
                 identity: None,
-                inbox_tx: None,
+                inbox_tx: Some(inbox_tx),
+                inbox_rx: Some(inbox_rx),
+                early_bytes: 0,
                 poll: None,
                 polls: 0,
                 last_poll_end: Instant::now(),
@@ -653,7 +697,10 @@ impl ConnectionManager {
             metrics: self.metrics.clone(),
             protocol: AtomicU8::new(0),
             invocations: OnceLock::new(),
+            unstarted: AtomicBool::new(true),
+            posting: OnceLock::new(),
         });
+        self.unstarted.fetch_add(1, Ordering::Relaxed);
         self.connections.insert(token, shared.clone());
         shared
     }
@@ -663,11 +710,25 @@ impl ConnectionManager {
     }
 
     pub(crate) fn remove(&self, token: &str) {
-        self.connections.remove(token);
+        if let Some((_, removed)) = self.connections.remove(token) {
+            self.no_longer_unstarted(&removed);
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
         self.connections.len()
+    }
+
+    /// How many connections were negotiated but have not started a transport.
+    pub(crate) fn unstarted_len(&self) -> usize {
+        self.unstarted.load(Ordering::Relaxed)
+    }
+
+    /// Stops counting `shared` as unstarted (it started, or it is gone); once only.
+    fn no_longer_unstarted(&self, shared: &ConnectionShared) {
+        if shared.unstarted.swap(false, Ordering::Relaxed) {
+            self.unstarted.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     /// Attaches the first transport to a connection and starts its handler. A WebSocket or
@@ -690,7 +751,7 @@ impl ConnectionManager {
             Some(_) => return Err(AttachError::AlreadyAttached),
             None => {}
         }
-        let Some(outbox_rx) = state.outbox_rx.take() else {
+        let (Some(outbox_rx), Some(inbox_rx)) = (state.outbox_rx.take(), state.inbox_rx.take()) else {
             return Err(AttachError::AlreadyAttached);
         };
         let request = Arc::new(request.with_transport(transport));
@@ -699,10 +760,16 @@ impl ConnectionManager {
         state.request = request;
         state.identity = identity.clone();
         state.last_poll_end = Instant::now();
+        self.no_longer_unstarted(shared);
 
-        let (inbox_tx, inbox_rx) = queue::channel(INBOX_CAPACITY);
         let mut attached = match transport {
             TransportKind::WebSockets => {
+                // The socket feeds the inbox (what was POSTed before it came is read first).
+                let Some(inbox_tx) = state.inbox_tx.take() else {
+                    drop(state);
+                    shared.end();
+                    return Err(AttachError::Unknown);
+                };
                 // Only a connection that may be resumed on a new socket needs a way to stop
                 // this one.
                 let stop = state.stateful.then(CancellationToken::new);
@@ -714,17 +781,13 @@ impl ConnectionManager {
                     stop,
                 }
             }
-            TransportKind::ServerSentEvents => {
-                state.inbox_tx = Some(inbox_tx);
-                Attached {
-                    outbox: Some(outbox_rx),
-                    inbox: None,
-                    handler: None,
-                    stop: None,
-                }
-            }
+            TransportKind::ServerSentEvents => Attached {
+                outbox: Some(outbox_rx),
+                inbox: None,
+                handler: None,
+                stop: None,
+            },
             TransportKind::LongPolling => {
-                state.inbox_tx = Some(inbox_tx);
                 match shared.poll_outbox.try_lock() {
                     Ok(mut slot) => *slot = Some(outbox_rx),
                     Err(_) => return Err(AttachError::AlreadyAttached),
@@ -788,18 +851,19 @@ impl ConnectionManager {
         Ok(stop)
     }
 
-    /// Drops connections that were negotiated but never started within `timeout`, long
-    /// polling connections whose client stopped polling `timeout` ago, and WebSocket
-    /// connections whose socket dropped `reconnect_grace` ago without being re-attached.
-    pub(crate) fn sweep(&self, timeout: Duration, reconnect_grace: Duration) {
+    /// Drops connections that were negotiated but never started within
+    /// `timeouts.unstarted`, long polling connections whose client stopped polling
+    /// `timeouts.disconnect` ago, and WebSocket connections whose socket dropped
+    /// `timeouts.reconnect_grace` ago without being re-attached.
+    pub(crate) fn sweep(&self, timeouts: SweepTimeouts) {
         self.connections.retain(|_, c| {
             let mut state = c.lock();
             let keep = if !state.started {
-                c.created.elapsed() < timeout
+                c.created.elapsed() < timeouts.unstarted
             } else if state.transport == Some(TransportKind::LongPolling) && state.poll.is_none() {
-                state.last_poll_end.elapsed() < timeout
+                state.last_poll_end.elapsed() < timeouts.disconnect
             } else if let Some(since) = state.detached_at {
-                since.elapsed() < reconnect_grace
+                since.elapsed() < timeouts.reconnect_grace
             } else {
                 true
             };
@@ -807,7 +871,9 @@ impl ConnectionManager {
                 tracing::debug!(connection = %c.id, "connection timed out without a transport");
                 state.inbox_tx = None;
                 state.ws_inbox = None;
+                drop(state);
                 c.end();
+                self.no_longer_unstarted(c);
             }
             keep
         });

@@ -1,10 +1,12 @@
 //! Server assembly: hubs and raw connection handlers mapped to paths, options, and serving.
 //! The server is a warp [`Filter`], so it composes with your own routes.
 
+mod access;
 mod cors;
 mod options;
 mod routes;
 mod tls;
+mod write_timeout;
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -24,7 +26,7 @@ pub use tls::TlsConfig;
 use crate::auth::{self, Authenticator, Requirement};
 use crate::backplane::{self, Backplane};
 use crate::clients::lifetime::LifetimeManager;
-use crate::connection::{ConnectionHandler, ConnectionManager, TransportKind};
+use crate::connection::{ConnectionHandler, ConnectionManager, SweepTimeouts, TransportKind};
 use crate::hub::dispatcher::{HubEndpoint, HubHandler};
 use crate::hub::filter::{Filters, HubFilter};
 use crate::hub::{Hub, HubHandle};
@@ -475,7 +477,9 @@ impl HubServer {
 
     /// Accepts connections (through TLS when `tls` is set) and serves HTTP/1.1 with upgrades
     /// and HTTP/2 on each; on `signal`, closes every hub connection, then lets open requests
-    /// finish within the drain time.
+    /// finish within the drain time. A request head must arrive within
+    /// `http_header_read_timeout`, and a socket whose client takes nothing of what is written
+    /// for `http_write_timeout` is dropped.
     async fn accept_loop<F, R>(
         self,
         listener: TcpListener,
@@ -493,6 +497,8 @@ impl HubServer {
         tokio::pin!(stopping);
         let service = warp::service(routes);
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let header_timeout = self.inner.options.http_header_read_timeout;
+        let write_timeout = self.inner.options.http_write_timeout;
         loop {
             let (tcp, _) = tokio::select! {
                 accepted = listener.accept() => match accepted {
@@ -508,11 +514,16 @@ impl HubServer {
             };
             // Hub messages are small and latency matters more than packet count.
             let _ = tcp.set_nodelay(true);
+            let tcp = write_timeout::WriteTimeout::new(tcp, write_timeout);
             let service = hyper_util::service::TowerToHyperService::new(service.clone());
             let watcher = graceful.watcher();
             let tls = tls.clone();
             tokio::spawn(async move {
-                let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                builder
+                    .http1()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(header_timeout);
                 let served = match tls {
                     None => {
                         let io = hyper_util::rt::TokioIo::new(tcp);
@@ -561,7 +572,7 @@ async fn stopping(inner: Arc<ServerInner>, signal: impl Future<Output = ()> + Se
         // Connections without a transport right now (never started, between long polls,
         // detached) cannot be told goodbye: they end at once.
         for endpoint in &inner.endpoints {
-            endpoint.connections.sweep(Duration::ZERO, Duration::ZERO);
+            endpoint.connections.sweep(SweepTimeouts::NOW);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -570,15 +581,19 @@ async fn stopping(inner: Arc<ServerInner>, signal: impl Future<Output = ()> + Se
     }
 }
 
-/// Drops negotiated connections that never started.
+/// Drops connections without a transport that outlived their timeout (see
+/// [`ConnectionManager::sweep`]).
 async fn sweep(inner: Arc<ServerInner>) {
+    let timeouts = SweepTimeouts {
+        unstarted: inner.options.unstarted_timeout,
+        disconnect: inner.options.disconnect_timeout,
+        reconnect_grace: inner.options.reconnect_grace,
+    };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
         for endpoint in &inner.endpoints {
-            endpoint
-                .connections
-                .sweep(inner.options.disconnect_timeout, inner.options.reconnect_grace);
+            endpoint.connections.sweep(timeouts);
         }
     }
 }

@@ -35,8 +35,15 @@ pub struct HubOptions {
     /// How many frames a connection's outbox holds (1024). A client that lets it fill up is
     /// closed, so no sender ever waits on it.
     pub outbox_capacity: usize,
-    /// Drop a negotiated connection whose transport has not started after this long (15 s).
+    /// Forget a long polling connection whose client stopped polling this long ago (15 s).
     pub disconnect_timeout: Duration,
+    /// Drop a negotiated connection whose transport has not started after this long (10 s).
+    /// Clients start their transport right after negotiate; a shorter life than
+    /// `disconnect_timeout` keeps negotiate floods cheap.
+    pub unstarted_timeout: Duration,
+    /// Most negotiated connections whose transport has not started yet, per server (10,000);
+    /// negotiate answers 503 beyond. They do not count toward `max_connections`.
+    pub max_unstarted_connections: Option<usize>,
     /// On shutdown, how long connections get to close before the server stops (5 s).
     pub shutdown_drain: Duration,
     /// How long a long poll waits for data before answering empty (90 s).
@@ -53,7 +60,19 @@ pub struct HubOptions {
     /// Stateful reconnect: how long a connection waits for its client to re-attach after the
     /// socket dropped (30 s).
     pub reconnect_grace: Duration,
+    /// How long the built-in server waits for a request's head (30 s); a client that sends it
+    /// slower is disconnected (slowloris).
+    pub http_header_read_timeout: Duration,
+    /// How long the built-in server waits for a client to take written bytes (30 s); a client
+    /// that stops reading (an event stream or a poll nobody reads) is disconnected.
+    pub http_write_timeout: Duration,
+    /// Server-Sent Events and Long Polling: one POST per connection is taken at a time; how
+    /// long a POST may wait for the one before it, then for its own body, then for room in
+    /// the connection's input (30 s). Beyond: 409, 408 and 503.
+    pub http_post_timeout: Duration,
     /// Most connections the server holds at once (unlimited); negotiate answers 503 beyond.
+    /// Connections negotiated but not started yet are not counted (see
+    /// `max_unstarted_connections`).
     pub max_connections: Option<usize>,
     /// Most connections of one user at once (unlimited); more are closed with an error.
     pub max_connections_per_user: Option<usize>,
@@ -82,6 +101,8 @@ impl Default for HubOptions {
             max_pending_invocations: 64,
             outbox_capacity: 1024,
             disconnect_timeout: Duration::from_secs(15),
+            unstarted_timeout: Duration::from_secs(10),
+            max_unstarted_connections: Some(10_000),
             shutdown_drain: Duration::from_secs(5),
             long_poll_timeout: Duration::from_secs(90),
             stream_buffer_capacity: 10,
@@ -89,6 +110,9 @@ impl Default for HubOptions {
             stateful_reconnect: false,
             stateful_reconnect_buffer: 100_000,
             reconnect_grace: Duration::from_secs(30),
+            http_header_read_timeout: Duration::from_secs(30),
+            http_write_timeout: Duration::from_secs(30),
+            http_post_timeout: Duration::from_secs(30),
             max_connections: None,
             max_connections_per_user: None,
             max_streams_per_connection: 64,

@@ -9,12 +9,12 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::Filter;
 
-use super::{Endpoint, ServerInner};
+use super::{Endpoint, HubOptions, ServerInner};
 use crate::connection::negotiate;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
-use crate::auth::{self, Identity};
+use super::access::{authenticate, authenticate_same_user, cross_origin_refused};
 use crate::connection::{AttachError, Attached, ConnectionShared, Frame, RequestContext, TransportKind};
 use crate::transport::websocket::{self, Source, WsLimits};
 use crate::transport::{self, long_polling, sse};
@@ -39,7 +39,7 @@ fn resolve(inner: &ServerInner, path: &str) -> Option<(Arc<Endpoint>, Route)> {
     None
 }
 
-fn text(status: StatusCode, body: &str) -> Response {
+pub(super) fn text(status: StatusCode, body: &str) -> Response {
     let mut response = Response::new(body.to_string().into());
     *response.status_mut() = status;
     if !body.is_empty() {
@@ -50,23 +50,15 @@ fn text(status: StatusCode, body: &str) -> Response {
     response
 }
 
-/// 401 with an empty body: the official clients then show the reason phrase (`Unauthorized`).
-fn unauthorized() -> Response {
-    text(StatusCode::UNAUTHORIZED, "")
-}
-
-/// 403 with an empty body: authenticated, but the hub's `#[hub(authorize ...)]` says no.
-fn forbidden() -> Response {
-    text(StatusCode::FORBIDDEN, "")
-}
-
 type Body = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, warp::Error>> + Send>>;
 
-struct Request {
-    method: Method,
-    headers: HeaderMap,
+pub(super) struct Request {
+    pub(super) method: Method,
+    pub(super) headers: HeaderMap,
     query: String,
     remote: Option<SocketAddr>,
+    /// Where the client sent the request (the URI's authority or the Host header).
+    pub(super) authority: Option<String>,
 }
 
 impl Request {
@@ -111,10 +103,18 @@ pub(crate) fn filter(inner: Arc<ServerInner>) -> BoxedFilter<(Response,)> {
         .and(warp::header::headers_cloned())
         .and(query)
         .and(warp::addr::remote())
+        .and(warp::host::optional())
         .and(upgrade)
         .and(body_stream())
         .then(
-            move |(endpoint, route): (Arc<Endpoint>, Route), method, headers, query, remote, upgrade, body| {
+            move |(endpoint, route): (Arc<Endpoint>, Route),
+                  method,
+                  headers,
+                  query,
+                  remote,
+                  authority: Option<warp::host::Authority>,
+                  upgrade,
+                  body| {
                 let inner = inner_for_handler.clone();
                 async move {
                     let ws = websocket::Upgrade::from_request(&method, &headers, upgrade);
@@ -123,6 +123,7 @@ pub(crate) fn filter(inner: Arc<ServerInner>) -> BoxedFilter<(Response,)> {
                         headers,
                         query,
                         remote,
+                        authority: authority.map(|a| a.as_str().to_owned()),
                     };
                     let mut response = if request.method == Method::OPTIONS {
                         text(StatusCode::NO_CONTENT, "")
@@ -150,11 +151,15 @@ async fn negotiate(inner: &ServerInner, endpoint: &Endpoint, request: &Request) 
     if request.method != Method::POST {
         return text(StatusCode::METHOD_NOT_ALLOWED, "");
     }
-    let context = request.context();
-    if let Err(response) = authenticate(endpoint, &context).await {
-        return response;
+    if let Some(draining) = shutting_down(inner) {
+        return draining;
     }
-    if let Some(full) = server_full(inner) {
+    let context = request.context();
+    let identity = match authenticate(endpoint, &context).await {
+        Ok(identity) => identity,
+        Err(response) => return response,
+    };
+    if let Some(full) = server_full(inner).or_else(|| too_many_unstarted(inner)) {
         return full;
     }
     let body = match negotiate::requested_version(context.query_pairs()) {
@@ -166,7 +171,12 @@ async fn negotiate(inner: &ServerInner, endpoint: &Endpoint, request: &Request) 
                 .is_some_and(|v| v.eq_ignore_ascii_case("true"));
             let stateful =
                 asked && inner.options.stateful_reconnect && endpoint.transports.contains(&TransportKind::WebSockets);
-            shared.lock().stateful = stateful;
+            {
+                let mut state = shared.lock();
+                state.stateful = stateful;
+                // Every later request of this connection must come from the same user.
+                state.identity = identity;
+            }
             negotiate::response_body(version, &shared.id, &shared.token, &endpoint.transports, stateful)
         }
     };
@@ -192,11 +202,11 @@ async fn transport(
         if !endpoint.transports.contains(&TransportKind::WebSockets) {
             return not_supported(TransportKind::WebSockets);
         }
-        if let Some(full) = server_full(inner) {
-            return full;
+        if let Some(refused) = shutting_down(inner).or_else(|| server_full(inner)) {
+            return refused;
         }
         let shared = endpoint.connections.create(inner.options.outbox_capacity, false);
-        let response = websocket_upgrade(inner, endpoint, &shared, context, ws).await;
+        let response = websocket_upgrade(inner, endpoint, request, &shared, context, ws).await;
         if response.status() != StatusCode::SWITCHING_PROTOCOLS {
             endpoint.connections.remove(&shared.token);
         }
@@ -211,113 +221,198 @@ async fn transport(
     let Some(shared) = endpoint.connections.get(&id) else {
         return text(StatusCode::NOT_FOUND, "No Connection with that ID");
     };
-    let current = shared.lock().transport;
     match request.method {
-        Method::GET => {
-            let wanted = if ws.is_some() {
-                TransportKind::WebSockets
-            } else if accepts_event_stream(&request.headers) {
-                TransportKind::ServerSentEvents
-            } else {
-                TransportKind::LongPolling
-            };
-            if !endpoint.transports.contains(&wanted) {
-                return not_supported(wanted);
-            }
-            if current.is_some_and(|t| t != wanted) {
-                return text(StatusCode::BAD_REQUEST, "Cannot change transports mid-connection");
-            }
-            match wanted {
-                TransportKind::WebSockets => websocket_upgrade(inner, endpoint, &shared, context, ws).await,
-                TransportKind::ServerSentEvents => {
-                    let identity = match authenticate(endpoint, &context).await {
-                        Ok(identity) => identity,
-                        Err(response) => return response,
-                    };
-                    let attached = endpoint.connections.attach(
-                        &shared,
-                        TransportKind::ServerSentEvents,
-                        context,
-                        identity,
-                        &endpoint.handler,
-                    );
-                    match attached {
-                        Ok(attached) => match attached.outbox {
-                            Some(outbox) => sse::response(shared, outbox),
-                            None => text(StatusCode::CONFLICT, ""),
-                        },
-                        Err(e) => attach_error(e),
-                    }
-                }
-                TransportKind::LongPolling => {
-                    let identity = match authenticate(endpoint, &context).await {
-                        Ok(identity) => identity,
-                        Err(response) => return response,
-                    };
-                    if current.is_none() {
-                        // The first poll starts the connection and answers at once.
-                        return match endpoint.connections.attach(
-                            &shared,
-                            TransportKind::LongPolling,
-                            context,
-                            identity,
-                            &endpoint.handler,
-                        ) {
-                            Ok(_) => long_polling::data(Bytes::new(), true),
-                            Err(e) => attach_error(e),
-                        };
-                    }
-                    long_polling::poll(shared, context, inner.options.long_poll_timeout).await
-                }
-            }
-        }
-        Method::POST => {
-            match current {
-                Some(TransportKind::WebSockets) => {
-                    return text(
-                        StatusCode::METHOD_NOT_ALLOWED,
-                        "POST requests are not allowed for WebSocket connections.",
-                    )
-                }
-                None => {
-                    return text(
-                        StatusCode::BAD_REQUEST,
-                        "The connection has not started: connect a transport first.",
-                    )
-                }
-                Some(_) => {}
-            }
-            if let Err(response) = authenticate(endpoint, &context).await {
-                return response;
-            }
-            let body = match read_body(body, inner.options.max_frame_size).await {
-                Ok(body) => body,
-                Err(response) => return response,
-            };
-            let binary = request
-                .headers
-                .get(http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.starts_with("application/octet-stream"));
-            let frame = if binary { Frame::Binary(body) } else { Frame::Text(body) };
-            transport::post(&shared, frame).await
-        }
-        _ => {
-            if current != Some(TransportKind::LongPolling) {
-                return text(
-                    StatusCode::BAD_REQUEST,
-                    "Cannot terminate this connection using the DELETE endpoint.",
-                );
-            }
-            long_polling::delete(&shared)
-        }
+        Method::GET => get(inner, endpoint, request, shared, context, ws).await,
+        Method::POST => post(inner, endpoint, request, shared, context, body).await,
+        _ => delete(endpoint, shared, context).await,
     }
 }
 
-/// 503 when the server holds `max_connections` already.
+/// A GET on the transport URL: a WebSocket upgrade, an event stream, or a long poll (the
+/// first one starts the connection and answers at once).
+async fn get(
+    inner: &ServerInner,
+    endpoint: &Endpoint,
+    request: &Request,
+    shared: Arc<ConnectionShared>,
+    context: RequestContext,
+    ws: Option<websocket::Upgrade>,
+) -> Response {
+    let current = shared.lock().transport;
+    let wanted = if ws.is_some() {
+        TransportKind::WebSockets
+    } else if accepts_event_stream(&request.headers) {
+        TransportKind::ServerSentEvents
+    } else {
+        TransportKind::LongPolling
+    };
+    if !endpoint.transports.contains(&wanted) {
+        return not_supported(wanted);
+    }
+    if current.is_some_and(|t| t != wanted) {
+        return text(StatusCode::BAD_REQUEST, "Cannot change transports mid-connection");
+    }
+    if wanted == TransportKind::WebSockets {
+        return websocket_upgrade(inner, endpoint, request, &shared, context, ws).await;
+    }
+    if wanted == TransportKind::ServerSentEvents {
+        if let Some(refused) = cross_origin_refused(inner, endpoint, request) {
+            return refused;
+        }
+    }
+    let identity = match authenticate_same_user(endpoint, &shared, &context).await {
+        Ok(identity) => identity,
+        Err(response) => return response,
+    };
+    if wanted == TransportKind::LongPolling && current.is_some() {
+        return long_polling::poll(shared, context, inner.options.long_poll_timeout).await;
+    }
+    match endpoint
+        .connections
+        .attach(&shared, wanted, context, identity, &endpoint.handler)
+    {
+        // The first poll starts the connection and answers at once.
+        Ok(_) if wanted == TransportKind::LongPolling => long_polling::data(Bytes::new(), true),
+        Ok(Attached {
+            outbox: Some(outbox), ..
+        }) => sse::response(shared, outbox),
+        Ok(_) => text(StatusCode::CONFLICT, ""),
+        Err(e) => attach_error(e),
+    }
+}
+
+/// A POST: data for the connection, on Server-Sent Events or Long Polling, started or not
+/// (a client may send its handshake before its first poll). One POST per connection is taken
+/// at a time; the body is queued whole into the connection's input, and answered then.
+async fn post(
+    inner: &ServerInner,
+    endpoint: &Endpoint,
+    request: &Request,
+    shared: Arc<ConnectionShared>,
+    context: RequestContext,
+    body: Body,
+) -> Response {
+    if shared.lock().transport == Some(TransportKind::WebSockets) {
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "POST requests are not allowed for WebSocket connections.",
+        );
+    }
+    if let Err(response) = authenticate_same_user(endpoint, &shared, &context).await {
+        return response;
+    }
+    let declared = request
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let frame_limit = inner.options.max_frame_size;
+    if declared.is_some_and(|length| length > frame_limit as u64) {
+        return too_large(&shared, frame_limit);
+    }
+    let deadline = tokio::time::Instant::now() + inner.options.http_post_timeout;
+    let Ok(_turn) = tokio::time::timeout_at(deadline, shared.posting().lock()).await else {
+        return text(
+            StatusCode::CONFLICT,
+            "Another POST on this connection is still being received.",
+        );
+    };
+    let limit = post_limit(&inner.options, &shared);
+    let body = match tokio::time::timeout_at(deadline, read_body(body, limit)).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(BodyError::TooLarge)) => return too_large(&shared, limit),
+        Ok(Err(BodyError::Unreadable)) => return text(StatusCode::BAD_REQUEST, "The request body could not be read."),
+        Err(_) => return text(StatusCode::REQUEST_TIMEOUT, "The request body came too slowly."),
+    };
+    {
+        let mut state = shared.lock();
+        if !state.started {
+            state.early_bytes += body.len();
+        }
+    }
+    let binary = request
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/octet-stream"));
+    let frame = if binary { Frame::Binary(body) } else { Frame::Text(body) };
+    transport::post(&shared, frame, deadline).await
+}
+
+/// Most bytes the next POST may carry: `max_frame_size`, or before the transport starts
+/// (nothing reads the input yet), what is left of `max_message_size` for all of them, so
+/// that a negotiated connection costs little however it is used.
+fn post_limit(options: &HubOptions, shared: &ConnectionShared) -> usize {
+    let state = shared.lock();
+    if state.started {
+        options.max_frame_size
+    } else {
+        options
+            .max_message_size
+            .min(options.max_frame_size)
+            .saturating_sub(state.early_bytes)
+    }
+}
+
+/// 413 for a POST body over its limit (see [`post_limit`]). Its data is lost, so the connection cannot go
+/// on: its input ends (the handler finishes, and the client's next poll or its event stream
+/// ends).
+fn too_large(shared: &ConnectionShared, limit: usize) -> Response {
+    tracing::debug!(connection = %shared.id, limit, "a POST body is over max_frame_size; ending the connection");
+    shared.end_input();
+    text(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &format!("The request body is larger than {limit} bytes."),
+    )
+}
+
+/// A DELETE: a long polling client ends its connection.
+async fn delete(endpoint: &Endpoint, shared: Arc<ConnectionShared>, context: RequestContext) -> Response {
+    if shared.lock().transport != Some(TransportKind::LongPolling) {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "Cannot terminate this connection using the DELETE endpoint.",
+        );
+    }
+    if let Err(response) = authenticate_same_user(endpoint, &shared, &context).await {
+        return response;
+    }
+    long_polling::delete(&endpoint.connections, &shared)
+}
+
+/// 503 once the server is shutting down: no new connection is made while it drains.
+fn shutting_down(inner: &ServerInner) -> Option<Response> {
+    inner
+        .shutdown
+        .is_cancelled()
+        .then(|| text(StatusCode::SERVICE_UNAVAILABLE, "The server is shutting down."))
+}
+
+/// 503 when `max_unstarted_connections` connections wait for their transport already.
+fn too_many_unstarted(inner: &ServerInner) -> Option<Response> {
+    let max = inner.options.max_unstarted_connections?;
+    let unstarted: usize = inner.endpoints.iter().map(|e| e.connections.unstarted_len()).sum();
+    (unstarted >= max).then(|| {
+        tracing::warn!(
+            unstarted,
+            max,
+            "refusing a negotiate: too many connections have not started"
+        );
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The server has too many connections waiting to start.",
+        )
+    })
+}
+
+/// 503 when the server holds `max_connections` started connections already.
 fn server_full(inner: &ServerInner) -> Option<Response> {
     let max = inner.options.max_connections?;
-    let open: usize = inner.endpoints.iter().map(|e| e.connections.len()).sum();
+    let open: usize = inner
+        .endpoints
+        .iter()
+        .map(|e| e.connections.len().saturating_sub(e.connections.unstarted_len()))
+        .sum();
     (open >= max).then(|| {
         tracing::warn!(open, max, "refusing a connection: the server is full");
         text(
@@ -342,41 +437,18 @@ fn not_supported(transport: TransportKind) -> Response {
     )
 }
 
-/// Runs the endpoint's authenticator, then the hub's `#[hub(authorize ...)]` requirements:
-/// a refusal or a missing identity where one is required is 401, an identity that falls
-/// short is 403.
-async fn authenticate(endpoint: &Endpoint, context: &RequestContext) -> Result<Option<Arc<Identity>>, Response> {
-    let identity = match endpoint.authenticator.authenticate(context).await {
-        Ok(identity) => identity,
-        Err(e) => {
-            tracing::debug!(path = %endpoint.path, reason = %e.reason, "request refused by the authenticator");
-            return Err(unauthorized());
-        }
-    };
-    if !auth::authorized(endpoint.authorize, identity.as_ref()) {
-        return Err(match identity {
-            None => {
-                tracing::debug!(path = %endpoint.path, "request refused: the hub requires an authenticated user");
-                unauthorized()
-            }
-            Some(_) => {
-                tracing::debug!(path = %endpoint.path, "request refused: the user does not meet the hub's requirements");
-                forbidden()
-            }
-        });
-    }
-    Ok(identity.map(Arc::new))
+/// Why a request body was not taken.
+enum BodyError {
+    TooLarge,
+    Unreadable,
 }
 
-async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, Response> {
+async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, BodyError> {
     let mut out = BytesMut::new();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|_| text(StatusCode::BAD_REQUEST, "The request body could not be read."))?;
+        let chunk = chunk.map_err(|_| BodyError::Unreadable)?;
         if out.len() + chunk.len() > limit {
-            return Err(text(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!("The request body is larger than {limit} bytes."),
-            ));
+            return Err(BodyError::TooLarge);
         }
         out.extend_from_slice(&chunk);
     }
@@ -386,6 +458,7 @@ async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, Response> {
 async fn websocket_upgrade(
     inner: &ServerInner,
     endpoint: &Endpoint,
+    request: &Request,
     shared: &Arc<ConnectionShared>,
     context: RequestContext,
     ws: Option<websocket::Upgrade>,
@@ -393,15 +466,11 @@ async fn websocket_upgrade(
     let Some(ws) = ws else {
         return text(StatusCode::BAD_REQUEST, "A WebSocket upgrade was expected.");
     };
-    // Browsers send the page's origin on the upgrade; CORS does not apply to WebSockets, so
-    // the same allow list is checked here.
-    if let (Some(cors), Some(origin)) = (&inner.cors, context.header("origin")) {
-        if !cors.allows(origin) {
-            tracing::debug!(path = %endpoint.path, %origin, "websocket from a disallowed origin");
-            return text(StatusCode::FORBIDDEN, "Origin not allowed.");
-        }
+    if let Some(refused) = cross_origin_refused(inner, endpoint, request) {
+        return refused;
     }
-    let identity = match authenticate(endpoint, &context).await {
+    // A re-attach (stateful reconnect) must come from the connection's user too.
+    let identity = match authenticate_same_user(endpoint, shared, &context).await {
         Ok(identity) => identity,
         Err(response) => return response,
     };

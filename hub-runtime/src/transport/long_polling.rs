@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use warp::reply::Response;
 
 use super::text;
-use crate::connection::{ConnectionShared, Frame, Outgoing, RequestContext, TransportKind};
+use crate::connection::{ConnectionManager, ConnectionShared, Frame, Outgoing, RequestContext, TransportKind};
 
 /// Most bytes one poll returns (more waits for the next poll).
 const MAX_POLL_BYTES: usize = 1 << 20;
@@ -50,6 +50,24 @@ fn over() -> Response {
     response
 }
 
+/// Marks the end of a poll when dropped: whether the poll answered or its request went away
+/// mid-wait (the client vanished and the server dropped the request's future), the
+/// connection no longer has a poll waiting, and the disconnect timeout starts.
+struct PollEnd {
+    shared: Arc<ConnectionShared>,
+    number: u64,
+}
+
+impl Drop for PollEnd {
+    fn drop(&mut self) {
+        let mut state = self.shared.lock();
+        if state.poll.as_ref().is_some_and(|(n, _)| *n == self.number) {
+            state.poll = None;
+        }
+        state.last_poll_end = Instant::now();
+    }
+}
+
 /// One poll after the first.
 pub(crate) async fn poll(shared: Arc<ConnectionShared>, request: RequestContext, timeout: Duration) -> Response {
     let token = CancellationToken::new();
@@ -63,14 +81,12 @@ pub(crate) async fn poll(shared: Arc<ConnectionShared>, request: RequestContext,
         state.request = Arc::new(request.with_transport(TransportKind::LongPolling));
         number
     };
+    let _end = PollEnd {
+        shared: shared.clone(),
+        number,
+    };
     shared.touch_read();
-    let response = wait(&shared, &token, timeout).await;
-    let mut state = shared.lock();
-    if state.poll.as_ref().is_some_and(|(n, _)| *n == number) {
-        state.poll = None;
-    }
-    state.last_poll_end = Instant::now();
-    response
+    wait(&shared, &token, timeout).await
 }
 
 async fn wait(shared: &Arc<ConnectionShared>, token: &CancellationToken, timeout: Duration) -> Response {
@@ -125,14 +141,21 @@ async fn wait(shared: &Arc<ConnectionShared>, token: &CancellationToken, timeout
     }
 }
 
-/// DELETE: the client ends the connection; a waiting poll completes with 204.
-pub(crate) fn delete(shared: &Arc<ConnectionShared>) -> Response {
+/// DELETE: the client ends the connection, which is disposed of at once: the handler sees
+/// the end of its input (and the connection's end, as a clean close by the client), a
+/// waiting poll completes with 204, and the connection is forgotten, so it no longer counts.
+pub(crate) fn delete(manager: &ConnectionManager, shared: &Arc<ConnectionShared>) -> Response {
     let mut state = shared.lock();
     state.inbox_tx = None;
     if let Some((_, poll)) = state.poll.take() {
         poll.cancel();
     }
     drop(state);
+    shared
+        .closed_by_client
+        .store(true, std::sync::atomic::Ordering::Release);
+    shared.end();
+    manager.remove(&shared.token);
     let mut response = text(StatusCode::ACCEPTED, "");
     response.headers_mut().remove(http::header::CONTENT_TYPE);
     response

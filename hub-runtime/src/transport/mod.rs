@@ -21,16 +21,23 @@ pub(crate) fn text(status: StatusCode, body: &str) -> Response {
     response
 }
 
-/// Client-to-server data of the HTTP transports (a POST body): handed to the connection's
-/// handler. Waits while the handler's inbox is full.
-pub(crate) async fn post(shared: &Arc<ConnectionShared>, frame: Frame) -> Response {
+/// Client-to-server data of the HTTP transports (a POST body): queued into the connection's
+/// input, and answered 200 as soon as it is, before the handler reads it (the reference
+/// server's order: a client may rely on the answer coming before any reply). The input may
+/// be full (the handler is behind): then this waits for room until `deadline` (503 after).
+/// Before the transport starts, the input keeps what comes for the handler to read first.
+pub(crate) async fn post(shared: &Arc<ConnectionShared>, frame: Frame, deadline: tokio::time::Instant) -> Response {
     let inbox = shared.lock().inbox_tx.clone();
     let Some(inbox) = inbox else {
         return text(StatusCode::NOT_FOUND, "No Connection with that ID");
     };
     shared.touch_read();
-    match inbox.send(frame).await {
-        Ok(()) => Response::new(Default::default()),
-        Err(_) => text(StatusCode::NOT_FOUND, "No Connection with that ID"),
+    match tokio::time::timeout_at(deadline, inbox.send(frame)).await {
+        Ok(Ok(())) => Response::new(Default::default()),
+        Ok(Err(_)) => text(StatusCode::NOT_FOUND, "No Connection with that ID"),
+        Err(_) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The connection is not taking input fast enough.",
+        ),
     }
 }
