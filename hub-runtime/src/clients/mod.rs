@@ -114,6 +114,7 @@ impl From<BackplaneError> for GroupError {
     fn from(e: BackplaneError) -> Self {
         match e {
             BackplaneError::UnknownConnection(id) => GroupError::UnknownConnection(id),
+            BackplaneError::GroupLimitReached(max) => GroupError::LimitReached(max),
             other => GroupError::Backplane(other.to_string()),
         }
     }
