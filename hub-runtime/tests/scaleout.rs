@@ -98,6 +98,27 @@ impl Redis {
             .status();
     }
 
+    /// The ids of the connections in subscriber mode.
+    async fn pubsub_clients(&self) -> Vec<String> {
+        let client = redis::Client::open(self.url.as_str()).unwrap();
+        let mut connection = within("connect to redis", client.get_multiplexed_async_connection())
+            .await
+            .unwrap();
+        let list: String = within(
+            "CLIENT LIST",
+            redis::cmd("CLIENT")
+                .arg("LIST")
+                .arg("TYPE")
+                .arg("pubsub")
+                .query_async(&mut connection),
+        )
+        .await
+        .unwrap();
+        list.lines()
+            .filter_map(|line| line.split(' ').next()?.strip_prefix("id=").map(str::to_owned))
+            .collect()
+    }
+
     /// How many connections listen on `channel`.
     async fn subscribers(&self, channel: &str) -> i64 {
         let client = redis::Client::open(self.url.as_str()).unwrap();
@@ -563,4 +584,40 @@ async fn a_remote_group_add_past_the_limit_fails() {
         within("a remote add past the limit", a_handle.groups.add(&b_id, "two")).await,
         Err(GroupError::LimitReached(1))
     );
+}
+
+#[tokio::test]
+async fn a_subscription_connection_that_stops_answering_is_replaced() {
+    let redis = start_redis().await;
+    let a = fleet_server(&redis.url).await;
+    let options = RedisOptions {
+        keepalive: Duration::from_millis(300),
+        ..test_options()
+    };
+    let b_backplane = within("connect to Redis", RedisBackplane::connect_with(&redis.url, options))
+        .await
+        .unwrap();
+    let b = TestServer::start(HubServer::builder().backplane(b_backplane).hub("/fleet", Fleet).build()).await;
+    let mut on_b = b.connect("/fleet").await;
+    let before = redis.pubsub_clients().await;
+    assert_eq!(before.len(), 2, "one subscription connection per server");
+    // Frozen, Redis answers no PING: B gives its connection up and connects again once
+    // Redis runs (A, PINGing every 15 s, keeps its own).
+    redis.freeze();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    redis.thaw();
+    within("B connects again", async {
+        loop {
+            let now = redis.pubsub_clients().await;
+            if now.len() == 2 && now.iter().filter(|id| before.contains(id)).count() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let a_handle = a.server.handle::<Fleet>().unwrap();
+    let id = on_b.connection_id.clone().unwrap();
+    a_handle.clients.client(id).receive("after".into()).await.unwrap();
+    expect_received(&mut on_b, "after").await;
 }

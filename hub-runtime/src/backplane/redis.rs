@@ -207,16 +207,18 @@ impl RedisBackplane {
 /// without closing the connection is noticed.
 fn tcp_settings(options: &RedisOptions) -> redis::io::tcp::TcpSettings {
     use redis::io::tcp::socket2::TcpKeepalive;
-    let keepalive = TcpKeepalive::new().with_time(options.keepalive);
+    // The kernel counts keepalive times in whole seconds.
+    let idle = options.keepalive.max(Duration::from_secs(1));
+    let keepalive = TcpKeepalive::new().with_time(idle);
     #[cfg(target_os = "linux")]
     let keepalive = keepalive
-        .with_interval((options.keepalive / 3).max(Duration::from_secs(1)))
+        .with_interval((idle / 3).max(Duration::from_secs(1)))
         .with_retries(3);
     let settings = redis::io::tcp::TcpSettings::default()
         .set_nodelay(true)
         .set_keepalive(keepalive);
     #[cfg(target_os = "linux")]
-    let settings = settings.set_user_timeout(options.keepalive * 2);
+    let settings = settings.set_user_timeout(idle * 2);
     settings
 }
 
@@ -406,6 +408,10 @@ async fn subscriber(inner: Arc<Inner>, ready: oneshot::Sender<()>) {
     let mut ready = Some(ready);
     let mut backoff = Duration::from_millis(100);
     loop {
+        if ready.as_ref().is_some_and(|r| r.is_closed()) {
+            // `connect_with` gave up waiting: nobody holds this backplane.
+            return;
+        }
         let connecting = tokio::time::timeout(inner.options.connect_timeout, inner.client.get_async_pubsub()).await;
         match connecting {
             Ok(Ok(pubsub)) => {
