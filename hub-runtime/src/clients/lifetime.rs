@@ -189,11 +189,10 @@ impl LifetimeManager {
         self.users.get(user).map(|m| m.len()).unwrap_or(0)
     }
 
-    /// Registers a connection; with a distributed backplane, returns once other servers'
-    /// messages for it (and its user) reach this server.
     /// Registers a connection. With a distributed backplane, other servers' messages for it
-    /// (and its user) reach this server first; then `ready` runs (the handshake reply is sent)
-    /// and the connection becomes a target.
+    /// (and its user) reach this server first (or the backplane gave up waiting for Redis and
+    /// keeps trying); then `ready` runs (the handshake reply is sent) and the connection
+    /// becomes a target.
     pub(crate) async fn add_connection(&self, connection: Arc<LocalConnection>, ready: impl FnOnce()) {
         if self.backplane.is_distributed() {
             // The backplane counts the user's connections (whether this is the user's first

@@ -51,6 +51,17 @@ impl Channel {
     }
 }
 
+impl Channel {
+    /// Whether Redis is as the count wants it (with no connection, the next one subscribes
+    /// every wanted channel, and nothing is subscribed).
+    fn in_step(&self, live: Option<&Live>) -> bool {
+        match live {
+            Some(live) => (self.wanted > 0) == (self.subscribed_on == Some(live.generation)),
+            None => true,
+        }
+    }
+}
+
 /// The live subscription connection.
 struct Live {
     generation: u64,
@@ -200,20 +211,14 @@ impl Subscriptions {
             return Step::Done;
         };
         let want = entry.wanted > 0;
-        let (on, step) = match live {
-            Some(live) => (
-                entry.subscribed_on == Some(live.generation),
-                Step::Send {
+        if !entry.in_step(live.as_ref()) {
+            if let Some(live) = live {
+                return Step::Send {
                     sink: live.sink.clone(),
                     generation: live.generation,
                     subscribe: want,
-                },
-            ),
-            // No connection: the next one subscribes every wanted channel.
-            None => (want, Step::Done),
-        };
-        if want != on {
-            return step;
+                };
+            }
         }
         // Forget a channel nobody wants, unless another caller waits for its turn (it will
         // look again) or a retry is pending.
@@ -252,16 +257,34 @@ impl Subscriptions {
             loop {
                 tokio::time::sleep(backoff).await;
                 if this.settle(&channel).await.is_ok() {
-                    break;
+                    backoff = FIRST_BACKOFF;
+                } else {
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                if this.retry_done(&channel) {
+                    return;
+                }
             }
-            if let Some(entry) = this.state().channels.get_mut(&channel) {
-                entry.retrying = false;
-            }
-            // Forget the channel if nobody wants it any more (the retry kept it).
-            let _ = this.settle(&channel).await;
         });
+    }
+
+    /// Whether a retry can stop: Redis is in step with the channel's count (checked with the
+    /// flag cleared at once, so a change that failed meanwhile starts a new retry). Forgets a
+    /// channel nobody wants.
+    fn retry_done(&self, channel: &str) -> bool {
+        let mut state = self.state();
+        let State { channels, live, .. } = &mut *state;
+        let Some(entry) = channels.get_mut(channel) else {
+            return true;
+        };
+        if !entry.in_step(live.as_ref()) {
+            return false;
+        }
+        entry.retrying = false;
+        if entry.wanted <= 0 && Arc::strong_count(&entry.turn) == 1 {
+            channels.remove(channel);
+        }
+        true
     }
 
     // ---- the subscription connection ----
