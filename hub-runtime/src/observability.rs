@@ -12,6 +12,7 @@
 //! | `hub_panics_total` | counter | `hub`, `method` | panics caught in user code (`method` is the hub method's declared name, or `on_connected` / `on_disconnected`) |
 //! | `hub_backplane_failed_publishes_total` | counter | `backplane` | messages for other servers lost |
 //! | `hub_backplane_gaps_total` | counter | `backplane` | times the backplane's subscriptions were lost |
+//! | `hub_backplane_failed_subscriptions_total` | counter | `backplane` | subscription changes Redis did not take (each is retried) |
 //!
 //! `hub` is the endpoint's path, `transport` one of `WebSockets`, `ServerSentEvents`,
 //! `LongPolling`, and `protocol` one of `json`, `messagepack`, `raw` (a connection endpoint,
@@ -119,6 +120,7 @@ impl EndpointMetrics {
 /// The handles of a backplane.
 pub(crate) struct BackplaneMetrics {
     failed_publishes: Counter,
+    failed_subscriptions: Counter,
     gaps: Counter,
 }
 
@@ -126,12 +128,17 @@ impl BackplaneMetrics {
     pub(crate) fn new(backplane: &'static str) -> Self {
         BackplaneMetrics {
             failed_publishes: metrics::counter!("hub_backplane_failed_publishes_total", "backplane" => backplane),
+            failed_subscriptions: metrics::counter!("hub_backplane_failed_subscriptions_total", "backplane" => backplane),
             gaps: metrics::counter!("hub_backplane_gaps_total", "backplane" => backplane),
         }
     }
 
     pub(crate) fn failed_publish(&self) {
         self.failed_publishes.increment(1);
+    }
+
+    pub(crate) fn failed_subscription(&self) {
+        self.failed_subscriptions.increment(1);
     }
 
     pub(crate) fn gap(&self) {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 pub use self::redis::{RedisBackplane, RedisOptions};
-use crate::clients::SendTarget;
+use crate::clients::{GroupError, SendTarget};
 use crate::connection::BoxFuture;
 use crate::protocol::CompletionResult;
 
@@ -30,6 +30,11 @@ pub enum BackplaneError {
     UnknownConnection(String),
     /// The backplane could not be reached; the text says why.
     Unavailable(String),
+    /// The owning server did not add the connection to the group: it is in the most groups
+    /// allowed there (`HubOptions::max_groups_per_connection`).
+    GroupLimitReached(usize),
+    /// The owning server refused a group command; the text says why.
+    Refused(String),
 }
 
 impl std::fmt::Display for BackplaneError {
@@ -37,6 +42,10 @@ impl std::fmt::Display for BackplaneError {
         match self {
             BackplaneError::UnknownConnection(id) => write!(f, "no server owns connection '{id}'"),
             BackplaneError::Unavailable(why) => write!(f, "backplane unavailable: {why}"),
+            BackplaneError::GroupLimitReached(max) => {
+                write!(f, "a connection may belong to at most {max} groups")
+            }
+            BackplaneError::Refused(why) => write!(f, "refused by the owning server: {why}"),
         }
     }
 }
@@ -49,17 +58,20 @@ pub trait LocalHub: Send + Sync + 'static {
     /// `target`, forwarding the bytes of each connection's protocol without re-encoding.
     fn deliver(&self, target: &SendTarget, message: &EncodedMessage);
 
-    /// Applies a group command for a connection, if it lives here; returns whether it did.
-    fn apply_group(&self, connection_id: &str, group: &str, add: bool) -> BoxFuture<bool>;
+    /// Applies a group command for a connection, if it lives here: `Ok(false)` if it does not,
+    /// an error if the command was refused (the group limit).
+    fn apply_group(&self, connection_id: &str, group: &str, add: bool) -> BoxFuture<Result<bool, GroupError>>;
 
     /// Sends a client-result invocation that another server requested to a connection, if it
-    /// lives here; returns the connection's protocol name and where its Completion arrives.
+    /// lives here; returns the connection's protocol name and the client's Completion, which
+    /// resolves within the hub's `client_result_timeout` (an error once it passes). Dropping
+    /// the future forgets the pending result.
     fn invoke_local(
         &self,
         connection_id: &str,
         invocation_id: &str,
         message: &EncodedMessage,
-    ) -> Option<(&'static str, tokio::sync::oneshot::Receiver<CompletionResult>)>;
+    ) -> Option<(&'static str, BoxFuture<CompletionResult>)>;
 }
 
 /// Carries messages and group commands between the servers of a fleet.
@@ -104,25 +116,30 @@ pub trait Backplane: Send + Sync + 'static {
         add: bool,
     ) -> BoxFuture<Result<(), BackplaneError>>;
 
-    /// A connection (and, when it is the user's first here, its user) now lives here.
-    fn connection_added(&self, hub: &str, connection_id: &str, first_of_user: Option<&str>) -> BoxFuture<()> {
-        let _ = (hub, connection_id, first_of_user);
+    /// A connection of `user` (if it has one) now lives here. Called once per connection: the
+    /// backplane counts a user's connections, and listens for the user while there are any.
+    fn connection_added(&self, hub: &str, connection_id: &str, user: Option<&str>) -> BoxFuture<()> {
+        let _ = (hub, connection_id, user);
         Box::pin(async {})
     }
 
-    /// A connection (and, when it was the user's last here, its user) left.
-    fn connection_removed(&self, hub: &str, connection_id: &str, last_of_user: Option<&str>) -> BoxFuture<()> {
-        let _ = (hub, connection_id, last_of_user);
+    /// A connection of `user` (if it has one) left; the counterpart of `connection_added`.
+    fn connection_removed(&self, hub: &str, connection_id: &str, user: Option<&str>) -> BoxFuture<()> {
+        let _ = (hub, connection_id, user);
         Box::pin(async {})
     }
 
     /// A group got its first local member: its messages must reach this server from now on.
+    ///
+    /// Each `group_added` is followed by one `group_removed`, but the two reports of
+    /// concurrent joins and leaves may arrive in any order: a backplane counts them (a group
+    /// is wanted while it was added more often than removed) rather than trusting the order.
     fn group_added(&self, hub: &str, group: &str) -> BoxFuture<()> {
         let _ = (hub, group);
         Box::pin(async {})
     }
 
-    /// A group lost its last local member.
+    /// A group lost its last local member (see `group_added`).
     fn group_removed(&self, hub: &str, group: &str) -> BoxFuture<()> {
         let _ = (hub, group);
         Box::pin(async {})

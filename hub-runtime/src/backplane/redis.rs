@@ -17,9 +17,16 @@
 //! bytes forwarded verbatim to connections speaking that protocol. A group command:
 //! `[id, server, 1 = add | 2 = remove, group, connection id]`; its ack: `[id]`.
 //!
-//! The subscriber reconnects with backoff and subscribes again to everything it needs; local
-//! delivery never depends on Redis. Messages that could not be published are counted
-//! ([`RedisBackplane::failed_publishes`]) and logged.
+//! Each channel is listened on while something here needs it (counted per reason, see
+//! `subscriptions`); a SUBSCRIBE that fails is retried with backoff. The subscriber reconnects
+//! with backoff and subscribes again to everything it needs; local delivery never depends on
+//! Redis. Every command and connection attempt is bounded by a timeout, the connections use
+//! TCP keepalive, and the subscription connection is PINGed, so a Redis that stops answering
+//! is noticed. Messages that could not be published are counted
+//! ([`RedisBackplane::failed_publishes`]) and logged, as are failed subscription changes
+//! ([`RedisBackplane::failed_subscriptions`]).
+
+mod subscriptions;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,11 +34,14 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use redis::aio::{ConnectionManager, PubSubSink};
+use redis::aio::{ConnectionManager, PubSubSink, PubSubStream};
+use redis::IntoConnectionInfo;
 use tokio::sync::oneshot;
 
+use self::subscriptions::Subscriptions;
+
 use super::{Backplane, BackplaneError, EncodedMessage, LocalHub};
-use crate::clients::SendTarget;
+use crate::clients::{GroupError, SendTarget};
 use crate::connection::BoxFuture;
 use crate::protocol::{CompletionResult, RawValue};
 
@@ -43,6 +53,15 @@ pub struct RedisOptions {
     /// How long a group change for a connection on another server may take before it fails
     /// with "no server owns it" (5 s).
     pub group_ack_timeout: Duration,
+    /// How long connecting to Redis may take before the attempt fails (5 s).
+    pub connect_timeout: Duration,
+    /// How long Redis may take to answer a command (SUBSCRIBE, PUBLISH, PING) before the attempt
+    /// fails (5 s). A failed SUBSCRIBE is retried; a subscription connection whose PING goes
+    /// unanswered is replaced.
+    pub response_timeout: Duration,
+    /// TCP keepalive probes start after a connection was idle this long, and the subscription
+    /// connection is PINGed this often (15 s).
+    pub keepalive: Duration,
 }
 
 impl Default for RedisOptions {
@@ -50,13 +69,16 @@ impl Default for RedisOptions {
         RedisOptions {
             prefix: String::new(),
             group_ack_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(5),
+            keepalive: Duration::from_secs(15),
         }
     }
 }
 
 /// What a subscribed channel is.
 #[derive(Debug, Clone)]
-enum Route {
+pub(super) enum Route {
     All(String),
     Group(String, String),
     Connection(String, String),
@@ -71,16 +93,18 @@ struct Inner {
     publisher: ConnectionManager,
     options: RedisOptions,
     server: String,
-    routes: Mutex<HashMap<String, Route>>,
     hubs: RwLock<HashMap<String, Arc<dyn LocalHub>>>,
-    /// The live subscription connection's sink; also serializes subscription changes.
-    sink: tokio::sync::Mutex<Option<PubSubSink>>,
-    acks: Mutex<HashMap<u64, oneshot::Sender<()>>>,
+    /// The channels this server listens on.
+    subscriptions: Arc<Subscriptions>,
+    /// Group commands sent to other servers, awaiting their acknowledgement.
+    acks: Mutex<HashMap<u64, oneshot::Sender<Result<(), BackplaneError>>>>,
     /// Client results this server awaits from connections on other servers.
     returns: Mutex<HashMap<String, oneshot::Sender<CompletionResult>>>,
     next_id: AtomicU64,
+    /// Client results other servers await from connections here.
+    forwarded: AtomicU64,
     failed_publishes: AtomicU64,
-    metrics: crate::observability::BackplaneMetrics,
+    metrics: Arc<crate::observability::BackplaneMetrics>,
 }
 
 /// Joins servers through Redis pub/sub.
@@ -110,40 +134,46 @@ impl RedisBackplane {
 
     /// Connects to Redis at `url` (`redis://host:port`).
     pub async fn connect_with(url: &str, options: RedisOptions) -> Result<Self, BackplaneError> {
-        let client = redis::Client::open(url).map_err(unavailable)?;
+        let info = url
+            .into_connection_info()
+            .map_err(unavailable)?
+            .set_tcp_settings(tcp_settings(&options));
+        let client = redis::Client::open(info).map_err(unavailable)?;
         // One connection attempt per reconnect, not the default six with backoff (~6 s): while
         // Redis is down a publish must fail at once (counted, logged), not hold up the hub method
         // that sends — and with it every later invocation of that client, local delivery included.
-        let config = redis::aio::ConnectionManagerConfig::new().set_number_of_retries(0);
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_number_of_retries(0)
+            .set_connection_timeout(Some(options.connect_timeout))
+            .set_response_timeout(Some(options.response_timeout));
         let publisher = client
             .get_connection_manager_with_config(config)
             .await
             .map_err(unavailable)?;
         let server = format!("{}_{}", hostname(), crate::connection::random_id());
+        let metrics = Arc::new(crate::observability::BackplaneMetrics::new("redis"));
         let inner = Arc::new(Inner {
             client,
             publisher,
-            options,
             server,
-            routes: Mutex::new(HashMap::new()),
             hubs: RwLock::new(HashMap::new()),
-            sink: tokio::sync::Mutex::new(None),
+            subscriptions: Arc::new(Subscriptions::new(options.response_timeout, metrics.clone())),
+            options,
             acks: Mutex::new(HashMap::new()),
             returns: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
+            forwarded: AtomicU64::new(0),
             failed_publishes: AtomicU64::new(0),
-            metrics: crate::observability::BackplaneMetrics::new("redis"),
+            metrics,
         });
-        let acks = inner.channel_for_acks();
-        let returns = inner.channel_for_returns(&inner.server);
-        {
-            let mut routes = inner.routes.lock().unwrap_or_else(|p| p.into_inner());
-            routes.insert(acks, Route::Acks);
-            routes.insert(returns, Route::Returns);
-        }
+        inner.subscriptions.keep(inner.channel_for_acks(), Route::Acks);
+        inner
+            .subscriptions
+            .keep(inner.channel_for_returns(&inner.server), Route::Returns);
         let (ready_tx, ready_rx) = oneshot::channel();
         tokio::spawn(subscriber(inner.clone(), ready_tx));
-        match tokio::time::timeout(Duration::from_secs(5), ready_rx).await {
+        let wait = inner.options.connect_timeout + inner.options.response_timeout;
+        match tokio::time::timeout(wait, ready_rx).await {
             Ok(Ok(())) => Ok(RedisBackplane { inner }),
             _ => Err(BackplaneError::Unavailable("could not subscribe to Redis".into())),
         }
@@ -154,10 +184,42 @@ impl RedisBackplane {
         self.inner.failed_publishes.load(Ordering::Relaxed)
     }
 
+    /// How many SUBSCRIBE or UNSUBSCRIBE attempts failed (Redis refused, or did not answer
+    /// within the response timeout); each is retried.
+    pub fn failed_subscriptions(&self) -> u64 {
+        self.inner.subscriptions.failures()
+    }
+
+    /// Client results in flight through this server: those it awaits from connections on
+    /// other servers, and those other servers await from its connections.
+    pub fn pending_client_results(&self) -> usize {
+        self.inner.returns.lock().unwrap_or_else(|p| p.into_inner()).len()
+            + self.inner.forwarded.load(Ordering::Relaxed) as usize
+    }
+
     /// This server's name on the backplane.
     pub fn server_name(&self) -> &str {
         &self.inner.server
     }
+}
+
+/// TCP keepalive (and, on Linux, a limit on unacknowledged writes), so a Redis that vanished
+/// without closing the connection is noticed.
+fn tcp_settings(options: &RedisOptions) -> redis::io::tcp::TcpSettings {
+    use redis::io::tcp::socket2::TcpKeepalive;
+    // The kernel counts keepalive times in whole seconds.
+    let idle = options.keepalive.max(Duration::from_secs(1));
+    let keepalive = TcpKeepalive::new().with_time(idle);
+    #[cfg(target_os = "linux")]
+    let keepalive = keepalive
+        .with_interval((idle / 3).max(Duration::from_secs(1)))
+        .with_retries(3);
+    let settings = redis::io::tcp::TcpSettings::default()
+        .set_nodelay(true)
+        .set_keepalive(keepalive);
+    #[cfg(target_os = "linux")]
+    let settings = settings.set_user_timeout(idle * 2);
+    settings
 }
 
 fn hostname() -> String {
@@ -177,40 +239,6 @@ impl Inner {
 
     fn channel_for_acks(&self) -> String {
         format!("{}hub:internal:ack:{}", self.options.prefix, self.server)
-    }
-
-    async fn subscribe(&self, channel: String, route: Route) {
-        let mut sink = self.sink.lock().await;
-        let new = self
-            .routes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(channel.clone(), route)
-            .is_none();
-        if !new {
-            return;
-        }
-        if let Some(sink) = sink.as_mut() {
-            if let Err(e) = sink.subscribe(&channel).await {
-                tracing::warn!(%channel, error = %e, "redis subscribe failed; it will be retried on reconnect");
-            }
-        }
-    }
-
-    async fn unsubscribe(&self, channel: String) {
-        let mut sink = self.sink.lock().await;
-        if self
-            .routes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&channel)
-            .is_none()
-        {
-            return;
-        }
-        if let Some(sink) = sink.as_mut() {
-            let _ = sink.unsubscribe(&channel).await;
-        }
     }
 
     async fn publish(&self, channel: &str, payload: Vec<u8>) -> Result<(), BackplaneError> {
@@ -252,13 +280,9 @@ impl Inner {
     }
 
     fn dispatch(self: &Arc<Self>, channel: &str, payload: &[u8]) {
-        let route = self
-            .routes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(channel)
-            .cloned();
-        let Some(route) = route else { return };
+        let Some(route) = self.subscriptions.route(channel) else {
+            return;
+        };
         match route {
             Route::Returns => {
                 if let Some((id, result)) = decode_return(payload) {
@@ -268,9 +292,9 @@ impl Inner {
                 }
             }
             Route::Acks => {
-                if let Some(id) = decode_ack(payload) {
+                if let Some((id, outcome)) = decode_ack(payload) {
                     if let Some(waiting) = self.acks.lock().unwrap_or_else(|p| p.into_inner()).remove(&id) {
-                        let _ = waiting.send(());
+                        let _ = waiting.send(outcome);
                     }
                 }
             }
@@ -284,13 +308,17 @@ impl Inner {
                 let Some(local) = self.local(&hub) else { return };
                 let inner = self.clone();
                 tokio::spawn(async move {
-                    if local
+                    let outcome = match local
                         .apply_group(&command.connection, &command.group, command.add)
                         .await
                     {
-                        let channel = format!("{}hub:internal:ack:{}", inner.options.prefix, command.server);
-                        let _ = inner.publish(&channel, encode_ack(command.id)).await;
-                    }
+                        Ok(true) => Ok(()),
+                        // Not here: another server may own it (no answer means nobody does).
+                        Ok(false) => return,
+                        Err(refused) => Err(refused),
+                    };
+                    let channel = format!("{}hub:internal:ack:{}", inner.options.prefix, command.server);
+                    let _ = inner.publish(&channel, encode_ack(command.id, &outcome)).await;
                 });
             }
             Route::All(ref hub)
@@ -310,13 +338,13 @@ impl Inner {
                     let Some((protocol, answer)) = local.invoke_local(id, invocation_id, &message.encoded) else {
                         return;
                     };
-                    let inner = self.clone();
+                    // The answer resolves within the hub's client-result timeout.
+                    let forwarded = Forwarded::start(self.clone());
                     let (invocation_id, reply_to) = (invocation_id.clone(), reply_to.clone());
                     tokio::spawn(async move {
-                        let result = match tokio::time::timeout(Duration::from_secs(600), answer).await {
-                            Ok(Ok(result)) => result,
-                            _ => CompletionResult::Error("Connection disconnected.".into()),
-                        };
+                        let result = answer.await;
+                        let inner = forwarded.inner.clone();
+                        drop(forwarded);
                         let _ = inner
                             .publish(&reply_to, encode_return(&invocation_id, protocol, &result))
                             .await;
@@ -338,50 +366,108 @@ impl Inner {
     }
 }
 
+/// A client result another server awaits from a connection here (counted while it lasts).
+struct Forwarded {
+    inner: Arc<Inner>,
+}
+
+impl Forwarded {
+    fn start(inner: Arc<Inner>) -> Self {
+        inner.forwarded.fetch_add(1, Ordering::Relaxed);
+        Forwarded { inner }
+    }
+}
+
+impl Drop for Forwarded {
+    fn drop(&mut self) {
+        self.inner.forwarded.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A client result this server awaits from another server; dropping it (answered, timed out
+/// or cancelled) forgets the waiting entry.
+struct AwaitedReturn {
+    inner: Arc<Inner>,
+    id: String,
+}
+
+impl Drop for AwaitedReturn {
+    fn drop(&mut self) {
+        self.inner
+            .returns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
+    }
+}
+
+/// Keeps the subscription connection: connects (with backoff), subscribes every wanted
+/// channel, delivers what arrives, and starts over when the connection is lost or stops
+/// answering.
 async fn subscriber(inner: Arc<Inner>, ready: oneshot::Sender<()>) {
     let mut ready = Some(ready);
     let mut backoff = Duration::from_millis(100);
     loop {
-        match inner.client.get_async_pubsub().await {
-            Ok(pubsub) => {
-                let (sink, mut stream) = pubsub.split();
-                let subscribed = {
-                    let mut slot = inner.sink.lock().await;
-                    let channels: Vec<String> = inner
-                        .routes
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .keys()
-                        .cloned()
-                        .collect();
-                    let mut sink = sink;
-                    let ok = channels.is_empty() || sink.subscribe(&channels).await.is_ok();
-                    if ok {
-                        *slot = Some(sink);
-                    }
-                    ok
-                };
-                if subscribed {
-                    if let Some(ready) = ready.take() {
-                        let _ = ready.send(());
-                    } else {
-                        tracing::info!("redis backplane reconnected and resubscribed");
-                        inner.refresh_publisher().await;
-                    }
-                    backoff = Duration::from_millis(100);
-                    while let Some(message) = stream.next().await {
-                        let channel = message.get_channel_name().to_string();
-                        inner.dispatch(&channel, message.get_payload_bytes());
-                    }
-                    *inner.sink.lock().await = None;
-                    inner.metrics.gap();
-                    tracing::warn!("redis backplane subscription lost; reconnecting (local delivery continues)");
+        if ready.as_ref().is_some_and(|r| r.is_closed()) {
+            // `connect_with` gave up waiting: nobody holds this backplane.
+            return;
+        }
+        let connecting = tokio::time::timeout(inner.options.connect_timeout, inner.client.get_async_pubsub()).await;
+        match connecting {
+            Ok(Ok(pubsub)) => {
+                let (sink, stream) = pubsub.split();
+                let (generation, channels) = inner.subscriptions.connecting();
+                // One SUBSCRIBE for everything (given longer, for its size); if Redis refuses
+                // it, each channel is subscribed (and retried) on its own.
+                let mut bulk = sink.clone();
+                let wait = inner.options.response_timeout * 2;
+                let subscribed = channels.is_empty()
+                    || matches!(tokio::time::timeout(wait, bulk.subscribe(&channels)).await, Ok(Ok(())));
+                let done: &[String] = if subscribed { &channels } else { &[] };
+                inner.subscriptions.connected(generation, sink.clone(), done);
+                if let Some(ready) = ready.take() {
+                    let _ = ready.send(());
+                } else {
+                    tracing::info!("redis backplane reconnected and resubscribed");
+                    inner.refresh_publisher().await;
                 }
+                backoff = Duration::from_millis(100);
+                listen(&inner, sink, stream).await;
+                inner.subscriptions.disconnected(generation);
+                inner.metrics.gap();
+                tracing::warn!("redis backplane subscription lost; reconnecting (local delivery continues)");
             }
-            Err(e) => tracing::warn!(error = %e, "redis backplane cannot connect; retrying"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "redis backplane cannot connect; retrying"),
+            Err(_) => tracing::warn!("redis backplane cannot connect (timed out); retrying"),
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Delivers what arrives on the subscription connection until it ends or a PING goes
+/// unanswered.
+async fn listen(inner: &Arc<Inner>, mut sink: PubSubSink, mut stream: PubSubStream) {
+    let (keepalive, response_timeout) = (inner.options.keepalive, inner.options.response_timeout);
+    let health = async move {
+        loop {
+            tokio::time::sleep(keepalive).await;
+            let ping = tokio::time::timeout(response_timeout, sink.ping::<redis::Value>()).await;
+            if !matches!(ping, Ok(Ok(_))) {
+                tracing::warn!("redis backplane subscription does not answer PING; reconnecting");
+                return;
+            }
+        }
+    };
+    let messages = async {
+        while let Some(message) = stream.next().await {
+            let channel = message.get_channel_name().to_string();
+            inner.dispatch(&channel, message.get_payload_bytes());
+        }
+    };
+    tokio::select! {
+        () = health => {}
+        () = messages => {}
     }
 }
 
@@ -399,11 +485,12 @@ impl Backplane for RedisBackplane {
         let inner = self.inner.clone();
         let hub = hub.to_string();
         let subscribe = async move {
-            inner
-                .subscribe(inner.channel(&hub, "all"), Route::All(hub.clone()))
+            let subscriptions = &inner.subscriptions;
+            subscriptions
+                .add(inner.channel(&hub, "all"), Route::All(hub.clone()))
                 .await;
-            inner
-                .subscribe(
+            subscriptions
+                .add(
                     inner.channel(&hub, "internal:groups"),
                     Route::GroupCommands(hub.clone()),
                 )
@@ -484,7 +571,7 @@ impl Backplane for RedisBackplane {
                 return Err(e);
             }
             match tokio::time::timeout(inner.options.group_ack_timeout, rx).await {
-                Ok(Ok(())) => Ok(()),
+                Ok(Ok(outcome)) => outcome,
                 _ => {
                     inner.acks.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
                     Err(BackplaneError::UnknownConnection(connection))
@@ -513,19 +600,15 @@ impl Backplane for RedisBackplane {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(id.clone(), tx);
-            let receivers = inner.publish_counted(&channel, payload).await;
-            let forget = || {
-                inner.returns.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            // However this ends (answered, failed, timed out or cancelled by the caller), the
+            // entry goes.
+            let _awaited = AwaitedReturn {
+                inner: inner.clone(),
+                id,
             };
-            match receivers {
-                Err(e) => {
-                    forget();
-                    Err(e)
-                }
-                Ok(0) => {
-                    forget();
-                    Err(BackplaneError::UnknownConnection(connection))
-                }
+            match inner.publish_counted(&channel, payload).await {
+                Err(e) => Err(e),
+                Ok(0) => Err(BackplaneError::UnknownConnection(connection)),
                 Ok(_) => rx
                     .await
                     .map_err(|_| BackplaneError::Unavailable("the backplane was dropped".into())),
@@ -533,34 +616,44 @@ impl Backplane for RedisBackplane {
         })
     }
 
-    fn connection_added(&self, hub: &str, connection_id: &str, first_of_user: Option<&str>) -> BoxFuture<()> {
+    fn connection_added(&self, hub: &str, connection_id: &str, user: Option<&str>) -> BoxFuture<()> {
         let inner = self.inner.clone();
         let connection = (
             inner.channel(hub, &format!("connection:{connection_id}")),
             Route::Connection(hub.into(), connection_id.into()),
         );
-        let user = first_of_user.map(|u| {
+        let user = user.map(|u| {
             (
                 inner.channel(hub, &format!("user:{u}")),
                 Route::User(hub.into(), u.into()),
             )
         });
         Box::pin(async move {
-            inner.subscribe(connection.0, connection.1).await;
-            if let Some((channel, route)) = user {
-                inner.subscribe(channel, route).await;
+            let subscriptions = &inner.subscriptions;
+            match user {
+                // Both at once: neither waits for the other's answer.
+                Some((channel, route)) => {
+                    tokio::join!(
+                        subscriptions.add(connection.0, connection.1),
+                        subscriptions.add(channel, route)
+                    );
+                }
+                None => subscriptions.add(connection.0, connection.1).await,
             }
         })
     }
 
-    fn connection_removed(&self, hub: &str, connection_id: &str, last_of_user: Option<&str>) -> BoxFuture<()> {
+    fn connection_removed(&self, hub: &str, connection_id: &str, user: Option<&str>) -> BoxFuture<()> {
         let inner = self.inner.clone();
         let connection = inner.channel(hub, &format!("connection:{connection_id}"));
-        let user = last_of_user.map(|u| inner.channel(hub, &format!("user:{u}")));
+        let user = user.map(|u| inner.channel(hub, &format!("user:{u}")));
         Box::pin(async move {
-            inner.unsubscribe(connection).await;
-            if let Some(channel) = user {
-                inner.unsubscribe(channel).await;
+            let subscriptions = &inner.subscriptions;
+            match user {
+                Some(channel) => {
+                    tokio::join!(subscriptions.remove(connection), subscriptions.remove(channel));
+                }
+                None => subscriptions.remove(connection).await,
             }
         })
     }
@@ -569,13 +662,13 @@ impl Backplane for RedisBackplane {
         let inner = self.inner.clone();
         let channel = inner.channel(hub, &format!("group:{group}"));
         let route = Route::Group(hub.into(), group.into());
-        Box::pin(async move { inner.subscribe(channel, route).await })
+        Box::pin(async move { inner.subscriptions.add(channel, route).await })
     }
 
     fn group_removed(&self, hub: &str, group: &str) -> BoxFuture<()> {
         let inner = self.inner.clone();
         let channel = inner.channel(hub, &format!("group:{group}"));
-        Box::pin(async move { inner.unsubscribe(channel).await })
+        Box::pin(async move { inner.subscriptions.remove(channel).await })
     }
 }
 
@@ -740,16 +833,48 @@ fn decode_return(payload: &[u8]) -> Option<(String, CompletionResult)> {
     Some((id, result))
 }
 
-fn encode_ack(id: u64) -> Vec<u8> {
+/// `[id]` when the group command was applied; `[id, 1, limit]` when the connection is in the
+/// most groups allowed; `[id, 2, reason]` when it was refused for another reason.
+fn encode_ack(id: u64, outcome: &Result<(), GroupError>) -> Vec<u8> {
     let mut out = Vec::new();
-    let _ = rmp::encode::write_array_len(&mut out, 1);
-    let _ = rmp::encode::write_uint(&mut out, id);
+    match outcome {
+        Ok(()) => {
+            let _ = rmp::encode::write_array_len(&mut out, 1);
+            let _ = rmp::encode::write_uint(&mut out, id);
+        }
+        Err(GroupError::LimitReached(limit)) => {
+            let _ = rmp::encode::write_array_len(&mut out, 3);
+            let _ = rmp::encode::write_uint(&mut out, id);
+            let _ = rmp::encode::write_uint(&mut out, 1);
+            let _ = rmp::encode::write_uint(&mut out, *limit as u64);
+        }
+        Err(other) => {
+            let _ = rmp::encode::write_array_len(&mut out, 3);
+            let _ = rmp::encode::write_uint(&mut out, id);
+            let _ = rmp::encode::write_uint(&mut out, 2);
+            let _ = rmp::encode::write_str(&mut out, &other.to_string());
+        }
+    }
     out
 }
 
-fn decode_ack(payload: &[u8]) -> Option<u64> {
+fn decode_ack(payload: &[u8]) -> Option<(u64, Result<(), BackplaneError>)> {
     let value = rmpv::decode::read_value(&mut &payload[..]).ok()?;
-    value.as_array()?.first()?.as_u64()
+    let items = value.as_array()?;
+    let id = items.first()?.as_u64()?;
+    let outcome = match items.get(1).and_then(|v| v.as_u64()) {
+        None => Ok(()),
+        Some(1) => {
+            let limit = items.get(2)?.as_u64()?;
+            Err(BackplaneError::GroupLimitReached(
+                usize::try_from(limit).unwrap_or(usize::MAX),
+            ))
+        }
+        Some(_) => Err(BackplaneError::Refused(
+            items.get(2).and_then(|v| v.as_str()).unwrap_or_default().to_string(),
+        )),
+    };
+    Some((id, outcome))
 }
 
 #[cfg(test)]
@@ -777,7 +902,11 @@ mod tests {
             ),
             (7, false, "g", "c")
         );
-        assert_eq!(decode_ack(&encode_ack(9)), Some(9));
+        assert_eq!(decode_ack(&encode_ack(9, &Ok(()))), Some((9, Ok(()))));
+        assert_eq!(
+            decode_ack(&encode_ack(9, &Err(GroupError::LimitReached(3)))),
+            Some((9, Err(BackplaneError::GroupLimitReached(3))))
+        );
         assert!(decode_message(b"\xc1").is_none());
     }
 }

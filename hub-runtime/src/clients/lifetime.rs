@@ -324,20 +324,16 @@ impl LifetimeManager {
         self.users.iter().filter(|members| !members.is_empty()).count()
     }
 
-    /// Registers a connection; with a distributed backplane, returns once other servers'
-    /// messages for it (and its user) reach this server.
     /// Registers a connection. With a distributed backplane, other servers' messages for it
-    /// (and its user) reach this server first; then `ready` runs (the handshake reply is sent)
-    /// and the connection becomes a target.
+    /// (and its user) reach this server first (or the backplane gave up waiting for Redis and
+    /// keeps trying); then `ready` runs (the handshake reply is sent) and the connection
+    /// becomes a target.
     pub(crate) async fn add_connection(&self, connection: Arc<LocalConnection>, ready: impl FnOnce()) {
         if self.backplane.is_distributed() {
-            let first_of_user = connection
-                .user_id
-                .as_ref()
-                .filter(|user| self.users.get(&***user).is_none_or(|m| m.is_empty()))
-                .cloned();
+            // The backplane counts the user's connections (whether this is the user's first
+            // here cannot be decided before the connection is a member).
             self.backplane
-                .connection_added(self.hub_name, &connection.id, first_of_user.as_deref())
+                .connection_added(self.hub_name, &connection.id, connection.user_id.as_deref())
                 .await;
         }
         ready();
@@ -354,11 +350,8 @@ impl LifetimeManager {
         let Some((_, connection)) = self.connections.remove(id) else {
             return;
         };
-        let mut last_of_user = None;
         if let Some(user) = &connection.user_id {
-            if remove_member(&self.users, user, id) {
-                last_of_user = Some(user.clone());
-            }
+            remove_member(&self.users, user, id);
         }
         // Pending client results fail: their senders are dropped.
         connection.results.lock().unwrap_or_else(|p| p.into_inner()).clear();
@@ -374,7 +367,7 @@ impl LifetimeManager {
                 self.backplane.group_removed(self.hub_name, &group).await;
             }
             self.backplane
-                .connection_removed(self.hub_name, id, last_of_user.as_deref())
+                .connection_removed(self.hub_name, id, connection.user_id.as_deref())
                 .await;
         }
     }
@@ -512,7 +505,7 @@ impl LifetimeManager {
                 stream_ids: &[],
             },
         );
-        let waiting = match local {
+        let mut pending = match local {
             Some(connection) => {
                 let frame = message
                     .frame(connection.protocol)
@@ -536,30 +529,17 @@ impl LifetimeManager {
             }
             None => return Err(ClientResultError::NoConnection(connection_id.to_string())),
         };
-        match tokio::time::timeout(self.options.client_result_timeout, waiting.1).await {
-            Err(_) => {
-                waiting
-                    .0
-                    .results
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&waiting.2);
-                Err(ClientResultError::Timeout)
-            }
-            Ok(Err(_)) => Err(ClientResultError::Disconnected(connection_id.to_string())),
-            Ok(Ok(result)) => decode_result(result),
-        }
+        decode_result(pending.wait(self.options.client_result_timeout).await?)
     }
 
-    /// Sends a client-result invocation to a local connection; the receiver gets the client's
-    /// Completion.
-    #[allow(clippy::type_complexity)]
+    /// Sends a client-result invocation to a local connection; the client's Completion comes
+    /// through the returned [`PendingResult`].
     fn await_local(
         &self,
         connection: &Arc<LocalConnection>,
         invocation_id: String,
         frame: Frame,
-    ) -> Result<(Arc<LocalConnection>, oneshot::Receiver<CompletionResult>, String), ClientResultError> {
+    ) -> Result<PendingResult, ClientResultError> {
         let (tx, rx) = oneshot::channel();
         connection
             .results
@@ -574,15 +554,16 @@ impl LifetimeManager {
                 true
             }
         };
+        let pending = PendingResult {
+            connection: connection.clone(),
+            invocation_id,
+            answer: rx,
+        };
         if failed {
-            connection
-                .results
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&invocation_id);
+            // Dropping `pending` forgets the entry.
             return Err(ClientResultError::Disconnected(connection.id.to_string()));
         }
-        Ok((connection.clone(), rx, invocation_id))
+        Ok(pending)
     }
 
     /// Whether a group name is within `HubOptions::max_group_name_length`; if not, the limit.
@@ -642,11 +623,16 @@ impl LifetimeManager {
             first
         };
         // The connection may have left while we were adding it: leave no stale member.
-        if !self.connections.contains_key(connection_id) && remove_member(&self.groups, &group, connection_id) {
-            return Ok(true);
-        }
-        if first && self.backplane.is_distributed() {
-            self.backplane.group_added(self.hub_name, &group).await;
+        let emptied =
+            !self.connections.contains_key(connection_id) && remove_member(&self.groups, &group, connection_id);
+        // Every change between empty and not empty is reported (the backplane counts them):
+        // a member that joined meanwhile keeps the group even if this one left at once.
+        if self.backplane.is_distributed() {
+            match (first, emptied) {
+                (true, false) => self.backplane.group_added(self.hub_name, &group).await,
+                (false, true) => self.backplane.group_removed(self.hub_name, &group).await,
+                _ => {}
+            }
         }
         Ok(true)
     }
@@ -673,16 +659,21 @@ impl LocalHub for LifetimeManager {
         connection_id: &str,
         invocation_id: &str,
         message: &EncodedMessage,
-    ) -> Option<(&'static str, oneshot::Receiver<CompletionResult>)> {
+    ) -> Option<(&'static str, BoxFuture<CompletionResult>)> {
         let connection = self.connections.get(connection_id).map(|c| c.value().clone())?;
         let frame = Serialized::from_encoded(&self.protocols, message)
             .frame(connection.protocol)
             .ok()?;
         let protocol = self.protocols[connection.protocol].name();
-        match self.await_local(&connection, invocation_id.to_string(), frame) {
-            Ok((_, rx, _)) => Some((protocol, rx)),
-            Err(_) => None,
-        }
+        let mut pending = self.await_local(&connection, invocation_id.to_string(), frame).ok()?;
+        let timeout = self.options.client_result_timeout;
+        let answer = async move {
+            match pending.wait(timeout).await {
+                Ok(result) => result,
+                Err(e) => CompletionResult::Error(e.to_string()),
+            }
+        };
+        Some((protocol, Box::pin(answer)))
     }
 
     fn deliver(&self, target: &SendTarget, message: &EncodedMessage) {
@@ -692,18 +683,48 @@ impl LocalHub for LifetimeManager {
         }
     }
 
-    fn apply_group(&self, connection_id: &str, group: &str, add: bool) -> BoxFuture<bool> {
-        // Resolved synchronously enough: the future owns what it needs.
+    fn apply_group(&self, connection_id: &str, group: &str, add: bool) -> BoxFuture<Result<bool, GroupError>> {
+        // The future owns what it needs.
         let manager = self.self_ref();
         let (connection_id, group) = (connection_id.to_string(), group.to_string());
         Box::pin(async move {
-            let Some(manager) = manager else { return false };
+            let Some(manager) = manager else { return Ok(false) };
             if add {
-                manager.add_local(&connection_id, &group).await.unwrap_or(true)
+                // A refusal (the group limit) goes back to the server that asked.
+                manager.add_local(&connection_id, &group).await
             } else {
-                manager.remove_local(&connection_id, &group).await
+                Ok(manager.remove_local(&connection_id, &group).await)
             }
         })
+    }
+}
+
+/// A client result awaited from a local connection. However the wait ends (answered, timed
+/// out, or cancelled by dropping it), the connection forgets the entry.
+pub(crate) struct PendingResult {
+    connection: Arc<LocalConnection>,
+    invocation_id: String,
+    answer: oneshot::Receiver<CompletionResult>,
+}
+
+impl PendingResult {
+    /// The client's Completion, or an error once `timeout` passed or the connection closed.
+    async fn wait(&mut self, timeout: std::time::Duration) -> Result<CompletionResult, ClientResultError> {
+        match tokio::time::timeout(timeout, &mut self.answer).await {
+            Err(_) => Err(ClientResultError::Timeout),
+            Ok(Err(_)) => Err(ClientResultError::Disconnected(self.connection.id.to_string())),
+            Ok(Ok(result)) => Ok(result),
+        }
+    }
+}
+
+impl Drop for PendingResult {
+    fn drop(&mut self) {
+        self.connection
+            .results
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.invocation_id);
     }
 }
 

@@ -122,6 +122,7 @@ impl From<BackplaneError> for GroupError {
     fn from(e: BackplaneError) -> Self {
         match e {
             BackplaneError::UnknownConnection(id) => GroupError::UnknownConnection(id),
+            BackplaneError::GroupLimitReached(max) => GroupError::LimitReached(max),
             other => GroupError::Backplane(other.to_string()),
         }
     }
@@ -369,7 +370,10 @@ impl Groups {
         Groups { manager }
     }
 
-    /// Adds a connection to a group. On return, the group's messages reach the connection.
+    /// Adds a connection to a group. On return, the group's messages reach the connection
+    /// (with the Redis backplane: unless Redis did not answer in time; the subscription is then
+    /// retried in the background). Fails with [`GroupError::LimitReached`] when the connection,
+    /// here or on another server, is in the most groups allowed.
     pub async fn add(&self, connection_id: &str, group: &str) -> Result<(), GroupError> {
         self.manager.add_to_group(connection_id, group).await
     }
