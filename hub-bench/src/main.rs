@@ -170,75 +170,18 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             other => return Err(format!("unknown argument '{other}' (try --help)")),
         }
     }
-    let secs = |default: f64| Duration::from_secs_f64(duration.unwrap_or(default).max(0.1));
-    let case = |scenario, connections, payload, duration, rate, proto| Case {
+    if preset.as_deref() == Some("quick") {
+        opts.warmup = opts.warmup.min(Duration::from_millis(500));
+    }
+    opts.cases = cases(&CaseRequest {
         scenario,
         connections,
         payload,
         duration,
         rate,
-        proto,
-    };
-    let negotiate_rate = rate.unwrap_or(hostile::DEFAULT_NEGOTIATE_RATE);
-    let rate = rate.unwrap_or(100.0);
-    match preset.as_deref() {
-        None => {
-            let scenario = scenario.unwrap_or(Scenario::Echo);
-            let n = connections.unwrap_or(match scenario {
-                Scenario::Echo => 64,
-                Scenario::Broadcast | Scenario::Connections => 1000,
-                Scenario::Soak => soak::DEFAULT_WORKERS,
-                hostile => hostile::default_attackers(hostile),
-            });
-            let (d, r) = match scenario {
-                Scenario::Soak => (secs(600.0), rate),
-                Scenario::HostileNegotiate => (secs(20.0), negotiate_rate),
-                s if s.hostile() => (secs(20.0), rate),
-                _ => (secs(5.0), rate),
-            };
-            for &proto in &protocols {
-                opts.cases.push(case(scenario, n, payload, d, r, proto));
-            }
-        }
-        Some("hostile") => {
-            let d = secs(20.0);
-            opts.cases = [
-                Scenario::HostileFrames,
-                Scenario::HostilePosts,
-                Scenario::HostileNegotiate,
-                Scenario::Slowloris,
-            ]
-            .into_iter()
-            .map(|s| {
-                let n = connections.unwrap_or(hostile::default_attackers(s));
-                case(s, n, payload, d, negotiate_rate, Proto::Json)
-            })
-            .collect();
-        }
-        Some("quick") => {
-            let d = secs(2.0);
-            opts.warmup = opts.warmup.min(Duration::from_millis(500));
-            opts.cases = vec![
-                case(Scenario::Echo, 64, 32, d, 0.0, Proto::Json),
-                case(Scenario::Echo, 64, 32, d, 0.0, Proto::MessagePack),
-                case(Scenario::Broadcast, 200, 32, d, 50.0, Proto::Json),
-                case(Scenario::Connections, 2000, 0, d, 0.0, Proto::Json),
-            ];
-        }
-        Some("issue") => {
-            let d = secs(5.0);
-            opts.cases = vec![
-                case(Scenario::Echo, 64, 32, d, 0.0, Proto::Json),
-                case(Scenario::Echo, 1000, 32, d, 0.0, Proto::Json),
-                case(Scenario::Echo, 64, 32, d, 0.0, Proto::MessagePack),
-                case(Scenario::Echo, 1000, 32, d, 0.0, Proto::MessagePack),
-                case(Scenario::Broadcast, 1000, 32, d, 100.0, Proto::Json),
-                case(Scenario::Broadcast, 10_000, 32, d, 10.0, Proto::Json),
-                case(Scenario::Connections, 19_000, 0, secs(35.0), 0.0, Proto::Json),
-            ];
-        }
-        Some(other) => return Err(format!("unknown preset '{other}' (quick, issue, hostile)")),
-    }
+        protocols,
+        preset: preset.clone(),
+    })?;
     let hub_only = opts.cases.iter().all(|c| c.scenario.hub_only());
     if hub_only {
         opts.targets = vec![Target::Hub];
@@ -250,6 +193,92 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     opts.settle = Duration::from_secs_f64(settle.unwrap_or(if soak { 60.0 } else { 20.0 }));
     opts.preset = preset;
     Ok(opts)
+}
+
+/// What the command line asks for: one scenario or a preset.
+struct CaseRequest {
+    scenario: Option<Scenario>,
+    connections: Option<usize>,
+    payload: usize,
+    duration: Option<f64>,
+    rate: Option<f64>,
+    protocols: Vec<Proto>,
+    preset: Option<String>,
+}
+
+/// The cases of one scenario (one per protocol) or of a preset, with each scenario's defaults.
+fn cases(r: &CaseRequest) -> Result<Vec<Case>, String> {
+    let secs = |default: f64| Duration::from_secs_f64(r.duration.unwrap_or(default).max(0.1));
+    let case = |scenario, connections, payload, duration, rate, proto| Case {
+        scenario,
+        connections,
+        payload,
+        duration,
+        rate,
+        proto,
+    };
+    let negotiate_rate = r.rate.unwrap_or(hostile::DEFAULT_NEGOTIATE_RATE);
+    let rate = r.rate.unwrap_or(100.0);
+    let payload = r.payload;
+    let mut cases = Vec::new();
+    match r.preset.as_deref() {
+        None => {
+            let scenario = r.scenario.unwrap_or(Scenario::Echo);
+            let n = r.connections.unwrap_or(match scenario {
+                Scenario::Echo => 64,
+                Scenario::Broadcast | Scenario::Connections => 1000,
+                Scenario::Soak => soak::DEFAULT_WORKERS,
+                hostile => hostile::default_attackers(hostile),
+            });
+            let (d, per_s) = match scenario {
+                Scenario::Soak => (secs(600.0), rate),
+                Scenario::HostileNegotiate => (secs(20.0), negotiate_rate),
+                s if s.hostile() => (secs(20.0), rate),
+                _ => (secs(5.0), rate),
+            };
+            for &proto in &r.protocols {
+                cases.push(case(scenario, n, payload, d, per_s, proto));
+            }
+        }
+        Some("hostile") => {
+            let d = secs(20.0);
+            cases = [
+                Scenario::HostileFrames,
+                Scenario::HostilePosts,
+                Scenario::HostileNegotiate,
+                Scenario::Slowloris,
+            ]
+            .into_iter()
+            .map(|s| {
+                let n = r.connections.unwrap_or(hostile::default_attackers(s));
+                case(s, n, payload, d, negotiate_rate, Proto::Json)
+            })
+            .collect();
+        }
+        Some("quick") => {
+            let d = secs(2.0);
+            cases = vec![
+                case(Scenario::Echo, 64, 32, d, 0.0, Proto::Json),
+                case(Scenario::Echo, 64, 32, d, 0.0, Proto::MessagePack),
+                case(Scenario::Broadcast, 200, 32, d, 50.0, Proto::Json),
+                case(Scenario::Connections, 2000, 0, d, 0.0, Proto::Json),
+            ];
+        }
+        Some("issue") => {
+            let d = secs(5.0);
+            cases = vec![
+                case(Scenario::Echo, 64, 32, d, 0.0, Proto::Json),
+                case(Scenario::Echo, 1000, 32, d, 0.0, Proto::Json),
+                case(Scenario::Echo, 64, 32, d, 0.0, Proto::MessagePack),
+                case(Scenario::Echo, 1000, 32, d, 0.0, Proto::MessagePack),
+                case(Scenario::Broadcast, 1000, 32, d, 100.0, Proto::Json),
+                case(Scenario::Broadcast, 10_000, 32, d, 10.0, Proto::Json),
+                case(Scenario::Connections, 19_000, 0, secs(35.0), 0.0, Proto::Json),
+            ];
+        }
+        Some(other) => return Err(format!("unknown preset '{other}' (quick, issue, hostile)")),
+    }
+    Ok(cases)
 }
 
 fn main() {

@@ -428,7 +428,7 @@ pub fn render(results: &[CaseResult], meta: &Meta) -> (String, String) {
         let _ = writeln!(table, "\n{}", result.case.title());
         let _ = writeln!(
             table,
-            "  {:<24} {:>34} {:>34} {:>9}",
+            "  {:<30} {:>34} {:>34} {:>9}",
             "metric", "hub", "floor", "hub/floor"
         );
         let mut metrics = Map::new();
@@ -438,7 +438,7 @@ pub fn render(results: &[CaseResult], meta: &Meta) -> (String, String) {
             let ratio = result.ratio(name);
             let _ = writeln!(
                 table,
-                "  {:<24} {:>34} {:>34} {:>9}",
+                "  {:<30} {:>34} {:>34} {:>9}",
                 name,
                 cell(hub.as_ref()),
                 cell(floor.as_ref()),

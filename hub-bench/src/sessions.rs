@@ -303,13 +303,16 @@ async fn client_result_timeout(proto: Proto, t: &Target<'_>) -> Result<(), Strin
     let request = Request::new("GET", &url);
     let asked = http::once(t.server, &request, limit);
     tokio::pin!(asked);
-    // Keep reading (and ignoring the `Result` invocation) while the server waits for us.
+    // Keep reading (and ignoring the `Result` invocation) while the server waits for us, and
+    // keep the connection alive with Pings as the official clients do.
+    let mut ping = tokio::time::interval(Duration::from_secs(1));
     let answer = loop {
         tokio::select! {
             answer = &mut asked => break answer?,
             message = ws.next() => if !matches!(message, Some(Ok(_))) {
                 return Err("connection closed while a client result was pending".into());
             },
+            _ = ping.tick() => send(&mut ws, proto, json!({"type": 6})).await?,
         }
     };
     let body = String::from_utf8_lossy(&answer.body).into_owned();

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use crate::http::{self, Health};
 use crate::scenario::{Case, Meter, RoundSetup, Sample};
 use crate::server::Server;
-use crate::sessions::{self, Counters, SESSIONS};
+use crate::sessions::{self, Counters, Session, SESSIONS};
 use crate::sys;
 use crate::wire::Proto;
 
@@ -44,6 +44,7 @@ pub async fn run(case: &Case, setup: &RoundSetup, server: &Server) -> Result<(Sa
     let end = started + case.duration;
     // The interop example's client-result timeout: 2 s with --short-timeouts, else 30 s.
     let client_result_timeout = Duration::from_secs(if setup.short_timeouts { 2 } else { 30 });
+    let short_timeouts = setup.short_timeouts;
     let mut workers = JoinSet::new();
     for worker in 0..case.connections {
         let counters = counters.clone();
@@ -55,7 +56,7 @@ pub async fn run(case: &Case, setup: &RoundSetup, server: &Server) -> Result<(Sa
                 worker,
                 client_result_timeout,
             };
-            work(&target, end).await
+            work(&target, end, short_timeouts).await
         });
     }
     let meter = Meter::start(server.pid);
@@ -94,11 +95,16 @@ pub async fn run(case: &Case, setup: &RoundSetup, server: &Server) -> Result<(Sa
 }
 
 /// One worker: sessions in turn (each worker starting at its own place in the list), the
-/// protocol alternating with each pass, until `end`.
-async fn work(target: &sessions::Target<'_>, end: Instant) {
+/// protocol alternating with each pass, until `end`. Without short timeouts a client-result
+/// timeout takes 30 s, so only worker 0 waits for them (the others would mostly wait).
+async fn work(target: &sessions::Target<'_>, end: Instant, short_timeouts: bool) {
     let mut turn = target.worker;
     while Instant::now() < end {
         let session = SESSIONS[turn % SESSIONS.len()];
+        if session == Session::ClientResultTimeout && !short_timeouts && target.worker != 0 {
+            turn += 1;
+            continue;
+        }
         let proto = if (turn / SESSIONS.len()).is_multiple_of(2) {
             Proto::Json
         } else {
