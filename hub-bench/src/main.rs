@@ -471,6 +471,10 @@ async fn run(opts: &Options) -> Result<bool, String> {
         skip_negotiation: both && !opts.negotiate,
         preset: opts.preset.clone(),
         warmup_s: opts.warmup.as_secs_f64(),
+        settle_s: results
+            .iter()
+            .any(|r| r.case.scenario.hub_only())
+            .then_some(opts.settle.as_secs_f64()),
     };
     let (table, json) = report::render(&results, &meta);
     println!("{table}");

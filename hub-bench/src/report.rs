@@ -28,6 +28,8 @@ pub struct Meta {
     pub skip_negotiation: bool,
     pub preset: Option<String>,
     pub warmup_s: f64,
+    /// Hostile and soak cases: the settle time after the load.
+    pub settle_s: Option<f64>,
 }
 
 /// Median and range of one metric over the rounds of one target.
@@ -519,6 +521,7 @@ pub fn render(results: &[CaseResult], meta: &Meta) -> (String, String) {
             "skip_negotiation": meta.skip_negotiation,
             "preset": meta.preset,
             "warmup_s": meta.warmup_s,
+            "settle_s": meta.settle_s,
         },
         "cases": cases_json,
         "cross_targets": cross.iter().map(TargetCheck::to_json).collect::<Vec<_>>(),
