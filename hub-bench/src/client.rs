@@ -31,6 +31,10 @@ pub struct ConnectSpec {
     pub proto: Proto,
     /// The hub path (`/broadcast`).
     pub path: String,
+    /// Extra query parameters for negotiate and the WebSocket (`&user=a`), or empty.
+    pub query: String,
+    /// The hub protocol version of the handshake (1; 2 for stateful reconnect).
+    pub version: u8,
 }
 
 /// The generator's own WebSocket settings: small buffers, so 19,000 of them stay cheap.
@@ -38,7 +42,8 @@ fn client_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4096)
         .write_buffer_size(0)
-        .max_write_buffer_size(1 << 20)
+        // A limit, not a reservation: room for one whole 1 MiB frame (hostile scenarios).
+        .max_write_buffer_size(4 << 20)
 }
 
 /// A TCP connection from `source` (port chosen at connect time, so the 4-tuple, not the
@@ -63,12 +68,12 @@ pub async fn tcp(server: SocketAddr, source: Ipv4Addr) -> std::io::Result<TcpStr
 }
 
 /// Negotiates (version 1) and returns the connection token.
-pub async fn negotiate(server: SocketAddr, source: Ipv4Addr, path: &str) -> Result<String, String> {
+pub async fn negotiate(server: SocketAddr, source: Ipv4Addr, path: &str, query: &str) -> Result<String, String> {
     let mut stream = tcp(server, source)
         .await
         .map_err(|e| format!("negotiate connect: {e}"))?;
     let request = format!(
-        "POST {path}/negotiate?negotiateVersion=1 HTTP/1.1\r\nHost: {server}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "POST {path}/negotiate?negotiateVersion=1{query} HTTP/1.1\r\nHost: {server}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     );
     stream
         .write_all(request.as_bytes())
@@ -141,8 +146,10 @@ pub async fn open(spec: &ConnectSpec, index: usize) -> Result<Ws, String> {
 async fn open_inner(spec: &ConnectSpec, index: usize) -> Result<Ws, String> {
     let source = spec.sources[index % spec.sources.len()];
     let query = if spec.negotiate {
-        let token = negotiate(spec.server, source, &spec.path).await?;
-        format!("?id={}", percent_encode(&token))
+        let token = negotiate(spec.server, source, &spec.path, &spec.query).await?;
+        format!("?id={}{}", percent_encode(&token), spec.query)
+    } else if let Some(rest) = spec.query.strip_prefix('&') {
+        format!("?{rest}")
     } else {
         String::new()
     };
@@ -153,7 +160,7 @@ async fn open_inner(spec: &ConnectSpec, index: usize) -> Result<Ws, String> {
     let (mut ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(client_config()))
         .await
         .map_err(|e| format!("upgrade: {e}"))?;
-    ws.send(spec.proto.handshake())
+    ws.send(spec.proto.handshake(spec.version))
         .await
         .map_err(|e| format!("handshake send: {e}"))?;
     loop {

@@ -5,11 +5,17 @@
 //! alternating rounds, and prints a table and one machine-readable JSON line. Only loopback;
 //! every loop is bounded; it stops by itself.
 
+mod attack;
+mod bystander;
 mod client;
 mod floor;
+mod hostile;
+mod http;
 mod report;
 mod scenario;
 mod server;
+mod sessions;
+mod soak;
 mod sys;
 mod wire;
 
@@ -27,16 +33,32 @@ usage: hub-bench [options]             run benchmarks (hub and floor, alternatin
 
 scenario (one case):
   --scenario echo|broadcast|connections
-  --connections N       connections (echo), listeners (broadcast), idle sockets (connections)
+  --scenario hostile-frames|hostile-posts|hostile-negotiate|slowloris|soak   (hub only)
+  --connections N       connections (echo), listeners (broadcast), idle sockets (connections);
+                        attackers (hostile-frames 50, hostile-posts 20 long-polling connections
+                        × 8 concurrent POSTs, hostile-negotiate 16 workers, slowloris 1000);
+                        soak: workers (default 16)
   --payload S           payload bytes (default 32)
-  --duration D          measured seconds per round (default 5; connections: hold time)
-  --rate R              SendToAll calls per second (broadcast; default 100)
-  --protocol P          json | messagepack | both (default json)
+  --duration D          measured seconds per round (default 5; connections: hold time;
+                        hostile: attack time, default 20; soak: default 600)
+  --rate R              SendToAll calls per second (broadcast; default 100);
+                        negotiates per second (hostile-negotiate; default 2000)
+  --protocol P          json | messagepack | both (default json; hostile-frames: the flood's)
+  --settle S            hostile and soak: seconds the server gets after the load before its
+                        memory and /health are read (hostile default 20; soak: at most, default
+                        60, ending early once /health counts 0 connections)
 presets (several cases):
   --quick               every scenario at small sizes (about 2 minutes)
   --preset issue        the figures issue 7 asks for (long: about 15 minutes)
+  --preset hostile      the four hostile scenarios, hub only (about 4 minutes)
+hostile scenarios: a bystander WebSocket makes an echo call every 10 ms (and opens a probe
+connection every second), quiet first, then under attack, then while the server settles.
+soak: workers cycle through WebSockets (JSON and MessagePack), Server-Sent Events and Long
+Polling sessions with faults (abrupt drops, Divide by zero, cancelled streams, abandoned
+uploads, stateful-reconnect clients that never return, client-result timeouts, slow
+consumers, groups); interop runs with --short-timeouts when it has that option.
 run:
-  --rounds K            rounds per target (default 3)
+  --rounds K            rounds per target (default 3; hostile and soak: 1)
   --target T            hub | floor | both (default both)
   --addr-base A         first loopback source address (default 127.0.0.1)
   --sources K           source addresses to spread connections over (default: 1 per 10,000)
@@ -66,6 +88,7 @@ struct Options {
     build: bool,
     json_out: Option<PathBuf>,
     preset: Option<String>,
+    settle: Duration,
 }
 
 fn parse_options(args: &[String]) -> Result<Options, String> {
@@ -73,7 +96,9 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     let mut connections = None;
     let mut payload = 32usize;
     let mut duration = None;
-    let mut rate = 100.0f64;
+    let mut rate: Option<f64> = None;
+    let mut settle: Option<f64> = None;
+    let mut rounds_given = false;
     let mut protocols = vec![Proto::Json];
     let mut preset: Option<String> = None;
     let mut opts = Options {
@@ -90,6 +115,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         build: true,
         json_out: None,
         preset: None,
+        settle: Duration::from_secs(20),
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -105,7 +131,8 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             "--connections" | "-n" => connections = Some(num::<usize>(arg, value()?)?),
             "--payload" => payload = num(arg, value()?)?,
             "--duration" => duration = Some(num::<f64>(arg, value()?)?),
-            "--rate" => rate = num(arg, value()?)?,
+            "--rate" => rate = Some(num(arg, value()?)?),
+            "--settle" => settle = Some(num::<f64>(arg, value()?)?.max(0.0)),
             "--protocol" => {
                 let v = value()?;
                 protocols = match v.as_str() {
@@ -115,7 +142,10 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             }
             "--quick" => preset = Some("quick".into()),
             "--preset" => preset = Some(value()?),
-            "--rounds" => opts.rounds = num::<usize>(arg, value()?)?.max(1),
+            "--rounds" => {
+                opts.rounds = num::<usize>(arg, value()?)?.max(1);
+                rounds_given = true;
+            }
             "--target" => {
                 opts.targets = match value()?.as_str() {
                     "hub" => vec![Target::Hub],
@@ -140,7 +170,45 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             other => return Err(format!("unknown argument '{other}' (try --help)")),
         }
     }
-    let secs = |default: f64| Duration::from_secs_f64(duration.unwrap_or(default).max(0.1));
+    if preset.as_deref() == Some("quick") {
+        opts.warmup = opts.warmup.min(Duration::from_millis(500));
+    }
+    opts.cases = cases(&CaseRequest {
+        scenario,
+        connections,
+        payload,
+        duration,
+        rate,
+        protocols,
+        preset: preset.clone(),
+    })?;
+    let hub_only = opts.cases.iter().all(|c| c.scenario.hub_only());
+    if hub_only {
+        opts.targets = vec![Target::Hub];
+        if !rounds_given {
+            opts.rounds = 1;
+        }
+    }
+    let soak = opts.cases.iter().any(|c| c.scenario == Scenario::Soak);
+    opts.settle = Duration::from_secs_f64(settle.unwrap_or(if soak { 60.0 } else { 20.0 }));
+    opts.preset = preset;
+    Ok(opts)
+}
+
+/// What the command line asks for: one scenario or a preset.
+struct CaseRequest {
+    scenario: Option<Scenario>,
+    connections: Option<usize>,
+    payload: usize,
+    duration: Option<f64>,
+    rate: Option<f64>,
+    protocols: Vec<Proto>,
+    preset: Option<String>,
+}
+
+/// The cases of one scenario (one per protocol) or of a preset, with each scenario's defaults.
+fn cases(r: &CaseRequest) -> Result<Vec<Case>, String> {
+    let secs = |default: f64| Duration::from_secs_f64(r.duration.unwrap_or(default).max(0.1));
     let case = |scenario, connections, payload, duration, rate, proto| Case {
         scenario,
         connections,
@@ -149,21 +217,47 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         rate,
         proto,
     };
-    match preset.as_deref() {
+    let negotiate_rate = r.rate.unwrap_or(hostile::DEFAULT_NEGOTIATE_RATE);
+    let rate = r.rate.unwrap_or(100.0);
+    let payload = r.payload;
+    let mut cases = Vec::new();
+    match r.preset.as_deref() {
         None => {
-            let scenario = scenario.unwrap_or(Scenario::Echo);
-            let n = connections.unwrap_or(match scenario {
+            let scenario = r.scenario.unwrap_or(Scenario::Echo);
+            let n = r.connections.unwrap_or(match scenario {
                 Scenario::Echo => 64,
                 Scenario::Broadcast | Scenario::Connections => 1000,
+                Scenario::Soak => soak::DEFAULT_WORKERS,
+                hostile => hostile::default_attackers(hostile),
             });
-            for &proto in &protocols {
-                opts.cases.push(case(scenario, n, payload, secs(5.0), rate, proto));
+            let (d, per_s) = match scenario {
+                Scenario::Soak => (secs(600.0), rate),
+                Scenario::HostileNegotiate => (secs(20.0), negotiate_rate),
+                s if s.hostile() => (secs(20.0), rate),
+                _ => (secs(5.0), rate),
+            };
+            for &proto in &r.protocols {
+                cases.push(case(scenario, n, payload, d, per_s, proto));
             }
+        }
+        Some("hostile") => {
+            let d = secs(20.0);
+            cases = [
+                Scenario::HostileFrames,
+                Scenario::HostilePosts,
+                Scenario::HostileNegotiate,
+                Scenario::Slowloris,
+            ]
+            .into_iter()
+            .map(|s| {
+                let n = r.connections.unwrap_or(hostile::default_attackers(s));
+                case(s, n, payload, d, negotiate_rate, Proto::Json)
+            })
+            .collect();
         }
         Some("quick") => {
             let d = secs(2.0);
-            opts.warmup = opts.warmup.min(Duration::from_millis(500));
-            opts.cases = vec![
+            cases = vec![
                 case(Scenario::Echo, 64, 32, d, 0.0, Proto::Json),
                 case(Scenario::Echo, 64, 32, d, 0.0, Proto::MessagePack),
                 case(Scenario::Broadcast, 200, 32, d, 50.0, Proto::Json),
@@ -172,7 +266,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         }
         Some("issue") => {
             let d = secs(5.0);
-            opts.cases = vec![
+            cases = vec![
                 case(Scenario::Echo, 64, 32, d, 0.0, Proto::Json),
                 case(Scenario::Echo, 1000, 32, d, 0.0, Proto::Json),
                 case(Scenario::Echo, 64, 32, d, 0.0, Proto::MessagePack),
@@ -182,10 +276,9 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                 case(Scenario::Connections, 19_000, 0, secs(35.0), 0.0, Proto::Json),
             ];
         }
-        Some(other) => return Err(format!("unknown preset '{other}' (quick, issue)")),
+        Some(other) => return Err(format!("unknown preset '{other}' (quick, issue, hostile)")),
     }
-    opts.preset = preset;
-    Ok(opts)
+    Ok(cases)
 }
 
 fn main() {
@@ -259,6 +352,27 @@ fn interop_path(opts: &Options) -> Result<PathBuf, String> {
     Ok(path)
 }
 
+/// Starts the server of one round. The soak asks interop for `--short-timeouts` and starts it
+/// without when this build does not know the option; returns whether it runs with them.
+async fn start_server(
+    target: Target,
+    scenario: Scenario,
+    launch: &Launch,
+    tag: &str,
+) -> Result<(Server, bool), String> {
+    if target == Target::Hub && scenario == Scenario::Soak {
+        let short = Launch {
+            interop_args: vec!["--short-timeouts".into()],
+            ..launch.clone()
+        };
+        match Server::start(target, &short, tag).await {
+            Ok(server) => return Ok((server, true)),
+            Err(e) => eprintln!("hub-bench: interop without --short-timeouts ({e}); soak with the default timeouts"),
+        }
+    }
+    Ok((Server::start(target, launch, tag).await?, false))
+}
+
 /// Runs every case; returns whether every round ran without errors.
 async fn run(opts: &Options) -> Result<bool, String> {
     let fd_limit = sys::raise_fd_limit();
@@ -270,6 +384,7 @@ async fn run(opts: &Options) -> Result<bool, String> {
     };
     let launch = Launch {
         interop,
+        interop_args: Vec::new(),
         floor_exe: exe.clone(),
         listen: "127.0.0.1:0".into(),
         log_dir: std::env::temp_dir().join(format!("hub-bench-{}", std::process::id())),
@@ -299,14 +414,19 @@ async fn run(opts: &Options) -> Result<bool, String> {
                 order.reverse();
             }
             for &target in &order {
+                if case.scenario.hub_only() && target == Target::Floor {
+                    continue;
+                }
+                let tag = format!("{}-{}-r{round}", case.scenario.name(), case.proto.name());
+                let (server, short_timeouts) = start_server(target, case.scenario, &launch, &tag).await?;
                 let setup = RoundSetup {
                     negotiate: target == Target::Hub && (opts.negotiate || !both),
                     sources: sources.clone(),
                     open_concurrency: opts.open_concurrency,
                     warmup: opts.warmup,
+                    settle: opts.settle,
+                    short_timeouts,
                 };
-                let tag = format!("{}-{}-r{round}", case.scenario.name(), case.proto.name());
-                let server = Server::start(target, &launch, &tag).await?;
                 // Let the server settle (its runtime threads start, its memory stabilises).
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 let outcome = scenario::run(case, &setup, &server).await;
@@ -351,6 +471,10 @@ async fn run(opts: &Options) -> Result<bool, String> {
         skip_negotiation: both && !opts.negotiate,
         preset: opts.preset.clone(),
         warmup_s: opts.warmup.as_secs_f64(),
+        settle_s: results
+            .iter()
+            .any(|r| r.case.scenario.hub_only())
+            .then_some(opts.settle.as_secs_f64()),
     };
     let (table, json) = report::render(&results, &meta);
     println!("{table}");

@@ -28,6 +28,8 @@ pub struct Meta {
     pub skip_negotiation: bool,
     pub preset: Option<String>,
     pub warmup_s: f64,
+    /// Hostile and soak cases: the settle time after the load.
+    pub settle_s: Option<f64>,
 }
 
 /// Median and range of one metric over the rounds of one target.
@@ -174,8 +176,79 @@ impl CaseResult {
                     },
                 });
             }
+            Scenario::Soak => self.soak_targets(&mut out),
+            _ => self.hostile_targets(&mut out),
         }
         out
+    }
+
+    /// The worst hub round's value of `metric` (highest).
+    fn worst(&self, metric: &str) -> Option<f64> {
+        self.stat(Target::Hub, metric).map(|s| s.max)
+    }
+
+    /// The worst hub round's `numerator / denominator`.
+    fn worst_ratio(&self, numerator: &str, denominator: &str) -> Option<f64> {
+        self.rounds
+            .iter()
+            .filter(|r| r.target == Target::Hub)
+            .filter_map(|r| Some(r.sample.get(numerator)? / r.sample.get(denominator)?))
+            .max_by(|a, b| a.total_cmp(b))
+    }
+
+    fn hostile_targets(&self, out: &mut Vec<TargetCheck>) {
+        let check = |name: &str, value: Option<f64>, met: fn(f64) -> bool| TargetCheck {
+            name: name.into(),
+            value,
+            met: value.map(met),
+        };
+        out.push(check(
+            "bystander echo p99 under attack ≤ 2 × quiet",
+            self.worst("bystander_p99_ratio"),
+            |r| r <= 2.0,
+        ));
+        out.push(check("bystander saw no errors", self.worst("errors"), |e| e == 0.0));
+        out.push(check(
+            "RSS after the attack + settle ≤ 1.2 × quiet",
+            self.worst_ratio("rss_after_mib", "rss_quiet_mib"),
+            |r| r <= 1.2,
+        ));
+        out.push(check(
+            "/health connections after settle ≤ 1 (the bystander)",
+            self.worst("health_connections_after"),
+            |n| n <= 1.0,
+        ));
+    }
+
+    fn soak_targets(&self, out: &mut Vec<TargetCheck>) {
+        let check = |name: &str, value: Option<f64>, met: fn(f64) -> bool| TargetCheck {
+            name: name.into(),
+            value,
+            met: value.map(met),
+        };
+        out.push(check(
+            "/health connections 0 after settle",
+            self.worst("health_connections_end"),
+            |n| n == 0.0,
+        ));
+        for (metric, name) in [
+            ("health_groups_end", "/health groups 0 after settle"),
+            ("health_users_end", "/health users 0 after settle"),
+        ] {
+            if let Some(v) = self.worst(metric) {
+                out.push(check(name, Some(v), |n| n == 0.0));
+            }
+        }
+        out.push(check(
+            "RSS after settle within 20 % of warm-up",
+            self.worst_ratio("rss_settled_mib", "rss_warm_mib"),
+            |r| r <= 1.2,
+        ));
+        out.push(check(
+            "no connection lost to a panicking call (Divide)",
+            self.worst("divide_lost"),
+            |n| n == 0.0,
+        ));
     }
 }
 
@@ -309,6 +382,30 @@ pub fn brief(scenario: Scenario, s: &Sample) -> String {
             g("rss_before_mib"),
             g("rss_held_mib")
         ),
+        Scenario::Soak => format!(
+            "calls {}  errors {}  Divide errors {} / lost {}  RSS warm {:.1} → max {:.1} → settled {:.1} MiB  /health {} at the end",
+            human(g("calls_completed")),
+            human(g("errors")),
+            human(g("divide_completion_errors")),
+            human(g("divide_lost")),
+            g("rss_warm_mib"),
+            g("rss_max_mib"),
+            g("rss_settled_mib"),
+            g("health_connections_end")
+        ),
+        _ => format!(
+            "bystander p99 {} → {} µs (×{:.2}, {} errors)  RSS {:.1} → peak {:.1} → after {:.1} MiB  /health peak {} after {}  attack {}/s",
+            human(g("bystander_quiet_p99_us")),
+            human(g("bystander_attack_p99_us")),
+            g("bystander_p99_ratio"),
+            human(g("errors")),
+            g("rss_quiet_mib"),
+            g("rss_peak_mib"),
+            g("rss_after_mib"),
+            human(g("health_connections_peak")),
+            human(g("health_connections_after")),
+            human(g("attack_ops_per_s"))
+        ),
     }
 }
 
@@ -333,7 +430,7 @@ pub fn render(results: &[CaseResult], meta: &Meta) -> (String, String) {
         let _ = writeln!(table, "\n{}", result.case.title());
         let _ = writeln!(
             table,
-            "  {:<24} {:>34} {:>34} {:>9}",
+            "  {:<30} {:>34} {:>34} {:>9}",
             "metric", "hub", "floor", "hub/floor"
         );
         let mut metrics = Map::new();
@@ -343,7 +440,7 @@ pub fn render(results: &[CaseResult], meta: &Meta) -> (String, String) {
             let ratio = result.ratio(name);
             let _ = writeln!(
                 table,
-                "  {:<24} {:>34} {:>34} {:>9}",
+                "  {:<30} {:>34} {:>34} {:>9}",
                 name,
                 cell(hub.as_ref()),
                 cell(floor.as_ref()),
@@ -396,7 +493,7 @@ pub fn render(results: &[CaseResult], meta: &Meta) -> (String, String) {
             "connections": c.connections,
             "payload_bytes": c.payload,
             "duration_s": c.duration.as_secs_f64(),
-            "rate_per_s": if c.scenario == Scenario::Broadcast { json!(c.rate) } else { Value::Null },
+            "rate_per_s": if matches!(c.scenario, Scenario::Broadcast | Scenario::HostileNegotiate) { json!(c.rate) } else { Value::Null },
             "metrics": metrics,
             "targets": targets.iter().map(TargetCheck::to_json).collect::<Vec<_>>(),
             "first_errors": errors,
@@ -424,6 +521,7 @@ pub fn render(results: &[CaseResult], meta: &Meta) -> (String, String) {
             "skip_negotiation": meta.skip_negotiation,
             "preset": meta.preset,
             "warmup_s": meta.warmup_s,
+            "settle_s": meta.settle_s,
         },
         "cases": cases_json,
         "cross_targets": cross.iter().map(TargetCheck::to_json).collect::<Vec<_>>(),

@@ -27,6 +27,16 @@ pub enum Scenario {
     Echo,
     Broadcast,
     Connections,
+    /// 1 MiB WebSocket frames of tiny invocations or Pings (hub only).
+    HostileFrames,
+    /// Concurrent 1 MiB POSTs on long-polling connections (hub only).
+    HostilePosts,
+    /// Negotiates that never start a transport (hub only).
+    HostileNegotiate,
+    /// Request headers one byte at a time, never finished (hub only).
+    Slowloris,
+    /// A long mixed workload with faults (hub only).
+    Soak,
 }
 
 impl Scenario {
@@ -35,7 +45,22 @@ impl Scenario {
             Scenario::Echo => "echo",
             Scenario::Broadcast => "broadcast",
             Scenario::Connections => "connections",
+            Scenario::HostileFrames => "hostile-frames",
+            Scenario::HostilePosts => "hostile-posts",
+            Scenario::HostileNegotiate => "hostile-negotiate",
+            Scenario::Slowloris => "slowloris",
+            Scenario::Soak => "soak",
         }
+    }
+
+    /// Runs against hub only: the floor has no HTTP transports (and no faults to survive).
+    pub fn hub_only(self) -> bool {
+        !matches!(self, Scenario::Echo | Scenario::Broadcast | Scenario::Connections)
+    }
+
+    /// One of the four hostile scenarios.
+    pub fn hostile(self) -> bool {
+        self.hub_only() && self != Scenario::Soak
     }
 
     pub fn parse(text: &str) -> Option<Scenario> {
@@ -43,6 +68,11 @@ impl Scenario {
             "echo" => Some(Scenario::Echo),
             "broadcast" => Some(Scenario::Broadcast),
             "connections" | "idle" => Some(Scenario::Connections),
+            "hostile-frames" => Some(Scenario::HostileFrames),
+            "hostile-posts" => Some(Scenario::HostilePosts),
+            "hostile-negotiate" => Some(Scenario::HostileNegotiate),
+            "slowloris" | "hostile-slowloris" => Some(Scenario::Slowloris),
+            "soak" => Some(Scenario::Soak),
             _ => None,
         }
     }
@@ -81,6 +111,28 @@ impl Case {
                 self.proto.name(),
                 self.connections
             ),
+            Scenario::HostileFrames => format!(
+                "hostile-frames · {} · {} connections sending 1 MiB frames (invocations / Pings) for {secs} s",
+                self.proto.name(),
+                self.connections
+            ),
+            Scenario::HostilePosts => format!(
+                "hostile-posts · {} long-polling connections × {} concurrent 1 MiB POSTs for {secs} s",
+                self.connections,
+                crate::attack::POSTS_PER_CONNECTION
+            ),
+            Scenario::HostileNegotiate => format!(
+                "hostile-negotiate · {} negotiates/s (never started) from {} workers for {secs} s",
+                self.rate, self.connections
+            ),
+            Scenario::Slowloris => format!(
+                "slowloris · {} connections sending headers one byte per 500 ms for {secs} s",
+                self.connections
+            ),
+            Scenario::Soak => format!(
+                "soak · {} workers · mixed transports, protocols and faults for {secs} s",
+                self.connections
+            ),
         }
     }
 }
@@ -92,6 +144,10 @@ pub struct RoundSetup {
     pub sources: Vec<Ipv4Addr>,
     pub open_concurrency: usize,
     pub warmup: Duration,
+    /// After a hostile attack or the soak: how long the server gets to settle.
+    pub settle: Duration,
+    /// The interop server runs with `--short-timeouts` (soak).
+    pub short_timeouts: bool,
 }
 
 /// The figures of one round, in display order.
@@ -99,7 +155,7 @@ pub struct RoundSetup {
 pub struct Sample(pub Vec<(&'static str, f64)>);
 
 impl Sample {
-    fn put(&mut self, name: &'static str, value: f64) {
+    pub fn put(&mut self, name: &'static str, value: f64) {
         self.0.push((name, value));
     }
 
@@ -144,7 +200,7 @@ impl Latencies {
 }
 
 /// CPU time of the server and of this process (the load generator) over a period.
-struct Meter {
+pub struct Meter {
     pid: u32,
     server: f64,
     generator: f64,
@@ -152,7 +208,7 @@ struct Meter {
 }
 
 impl Meter {
-    fn start(pid: u32) -> Meter {
+    pub fn start(pid: u32) -> Meter {
         Meter {
             pid,
             server: sys::process_cpu_seconds(pid).unwrap_or(0.0),
@@ -161,7 +217,7 @@ impl Meter {
         }
     }
 
-    fn finish(self, sample: &mut Sample, ops: Option<f64>) {
+    pub fn finish(self, sample: &mut Sample, ops: Option<f64>) {
         let wall = self.at.elapsed().as_secs_f64().max(1e-9);
         let server = sys::process_cpu_seconds(self.pid).unwrap_or(0.0) - self.server;
         let generator = sys::own_cpu_seconds() - self.generator;
@@ -226,11 +282,15 @@ pub async fn run(case: &Case, setup: &RoundSetup, server: &Server) -> Result<(Sa
         negotiate: setup.negotiate,
         proto: case.proto,
         path: "/broadcast".into(),
+        query: String::new(),
+        version: 1,
     };
     match case.scenario {
         Scenario::Echo => echo(case, setup, &spec, server).await,
         Scenario::Broadcast => broadcast(case, setup, &spec, server).await,
         Scenario::Connections => connections(case, setup, &spec, server).await,
+        Scenario::Soak => crate::soak::run(case, setup, server).await,
+        _ => crate::hostile::run(case, setup, server).await,
     }
 }
 

@@ -39,6 +39,8 @@ pub struct Server {
 #[derive(Debug, Clone)]
 pub struct Launch {
     pub interop: PathBuf,
+    /// Extra arguments for the interop server (`--short-timeouts`).
+    pub interop_args: Vec<String>,
     pub floor_exe: PathBuf,
     pub listen: String,
     pub log_dir: PathBuf,
@@ -51,6 +53,7 @@ impl Server {
             Target::Hub => {
                 let mut c = Command::new(&launch.interop);
                 c.args(["--addr", &launch.listen]);
+                c.args(&launch.interop_args);
                 c
             }
             Target::Floor => {

@@ -34,9 +34,13 @@ impl Proto {
         }
     }
 
-    /// The handshake request (always JSON text).
-    pub fn handshake(self) -> Message {
-        Message::text(format!("{{\"protocol\":\"{}\",\"version\":1}}\u{1e}", self.name()))
+    /// The handshake request (always JSON text) for protocol version `version` (1, or 2 for
+    /// stateful reconnect).
+    pub fn handshake(self, version: u8) -> Message {
+        Message::text(format!(
+            "{{\"protocol\":\"{}\",\"version\":{version}}}\u{1e}",
+            self.name()
+        ))
     }
 
     /// Wraps encoded messages into a frame of the protocol's kind.
@@ -94,6 +98,25 @@ impl Proto {
         match self {
             Proto::Json => out.extend_from_slice(b"{\"type\":6}\x1e"),
             Proto::MessagePack => out.extend_from_slice(&[0x02, 0x91, 0x06]),
+        }
+    }
+
+    /// Appends any hub message written in its JSON form (`{"type":4,"invocationId":"1",
+    /// "target":"InfiniteStream","arguments":[],"streamIds":[]}`); for MessagePack it becomes
+    /// the protocol's array (types 1–7; arguments and items of JSON's kinds).
+    pub fn write_message(self, out: &mut Vec<u8>, message: &serde_json::Value) {
+        match self {
+            Proto::Json => {
+                let _ = serde_json::to_writer(&mut *out, message);
+                out.push(RS);
+            }
+            Proto::MessagePack => {
+                let body = msgpack_message(message);
+                let mut bytes = Vec::with_capacity(64);
+                let _ = rmpv::encode::write_value(&mut bytes, &body);
+                write_varint(out, bytes.len());
+                out.extend_from_slice(&bytes);
+            }
         }
     }
 
@@ -232,6 +255,63 @@ fn msgpack_incoming(body: &[u8]) -> Result<Incoming<'_>, String> {
     })
 }
 
+/// A JSON value as MessagePack (integers stay integers).
+fn to_rmpv(value: &serde_json::Value) -> rmpv::Value {
+    use serde_json::Value as J;
+    match value {
+        J::Null => rmpv::Value::Nil,
+        J::Bool(b) => rmpv::Value::Boolean(*b),
+        J::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => rmpv::Value::from(i),
+            (None, Some(u)) => rmpv::Value::from(u),
+            _ => rmpv::Value::F64(n.as_f64().unwrap_or(0.0)),
+        },
+        J::String(s) => rmpv::Value::from(s.as_str()),
+        J::Array(items) => rmpv::Value::Array(items.iter().map(to_rmpv).collect()),
+        J::Object(map) => rmpv::Value::Map(
+            map.iter()
+                .map(|(k, v)| (rmpv::Value::from(k.as_str()), to_rmpv(v)))
+                .collect(),
+        ),
+    }
+}
+
+/// The MessagePack array of a message given in its JSON form.
+fn msgpack_message(m: &serde_json::Value) -> rmpv::Value {
+    use rmpv::Value as V;
+    let field = |name: &str| m.get(name).map(to_rmpv).unwrap_or(V::Nil);
+    let list = |name: &str| m.get(name).map(to_rmpv).unwrap_or(V::Array(Vec::new()));
+    let ty = m.get("type").and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let headers = V::Map(Vec::new());
+    let items = match ty {
+        1 | 4 => vec![
+            V::from(ty),
+            headers,
+            field("invocationId"),
+            field("target"),
+            list("arguments"),
+            list("streamIds"),
+        ],
+        2 => vec![V::from(ty), headers, field("invocationId"), field("item")],
+        3 => {
+            let (kind, value) = if let Some(error) = m.get("error") {
+                (1u64, Some(to_rmpv(error)))
+            } else if let Some(result) = m.get("result") {
+                (3, Some(to_rmpv(result)))
+            } else {
+                (2, None)
+            };
+            let mut items = vec![V::from(ty), headers, field("invocationId"), V::from(kind)];
+            items.extend(value);
+            items
+        }
+        5 => vec![V::from(ty), headers, field("invocationId")],
+        7 => vec![V::from(ty), field("error")],
+        other => vec![V::from(other)],
+    };
+    V::Array(items)
+}
+
 /// Writes `text` as a JSON string.
 pub fn write_json_str(out: &mut Vec<u8>, text: &str) {
     if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f) {
@@ -307,6 +387,24 @@ mod tests {
         assert!(seen[0].contains("\"7\"") && seen[0].contains("hi"));
         assert!(seen[1].contains("Receive"));
         assert_eq!(seen[2], "Ping");
+    }
+
+    #[test]
+    fn generic_messages() {
+        let cancel = serde_json::json!({"type": 5, "invocationId": "9"});
+        let mut json = Vec::new();
+        Proto::Json.write_message(&mut json, &cancel);
+        assert_eq!(json, b"{\"invocationId\":\"9\",\"type\":5}\x1e");
+        let mut mp = Vec::new();
+        Proto::MessagePack.write_message(&mut mp, &cancel);
+        // [5, {}, "9"]
+        assert_eq!(mp, [0x05, 0x93, 0x05, 0x80, 0xa1, b'9']);
+        let divide = serde_json::json!({"type": 1, "invocationId": "1", "target": "Divide", "arguments": [1, 0]});
+        let mut mp = Vec::new();
+        Proto::MessagePack.write_message(&mut mp, &divide);
+        // [1, {}, "1", "Divide", [1, 0], []]
+        assert_eq!(&mp[1..4], [0x96, 0x01, 0x80]);
+        assert_eq!(&mp[mp.len() - 4..], [0x92, 0x01, 0x00, 0x90]);
     }
 
     #[test]
