@@ -3,13 +3,16 @@
 //! Every reason to listen on a channel (a hub, a local connection, a local member of a group,
 //! a local connection of a user) counts once: a channel is wanted while its count is above
 //! zero. Reports of joins and leaves may arrive out of order (a leave's report can overtake
-//! the join that follows it), but the count comes out right whatever the order.
+//! the join that follows it, or even its own join), but the count comes out right whatever
+//! the order.
 //!
 //! The SUBSCRIBE and UNSUBSCRIBE commands for one channel are decided one at a time (each
 //! channel has its own turn), and each looks at the count when it is decided, so the last
-//! decision matches the members. Commands for different channels never wait for each other,
-//! and each waits for Redis at most the response timeout. A command that fails is retried
-//! with backoff until it succeeds or the channel is no longer wanted.
+//! decision matches the members. No lock is held while Redis answers but a channel's own
+//! turn, and every wait for Redis is bounded by the response timeout (all commands share one
+//! connection, so a Redis that stops answering delays them all, but only that long). A
+//! command that fails is retried with backoff until it succeeds or the channel is no longer
+//! wanted.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
