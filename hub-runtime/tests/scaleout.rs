@@ -386,14 +386,21 @@ async fn concurrent_join_leave_cycles_end_with_the_members_subscribed() {
     }
     let mut cycles = Vec::new();
     for (i, member) in members.iter().enumerate() {
-        let (b_handle, id) = (b_handle.clone(), member.connection_id.clone().unwrap());
+        let (a_handle, b_handle) = (a_handle.clone(), b_handle.clone());
+        let id = member.connection_id.clone().unwrap();
         cycles.push(tokio::spawn(async move {
             for cycle in 0..40 {
-                b_handle.groups.add(&id, "churn").await.unwrap();
+                // Half of the changes come from the other server (group commands).
+                let (join, leave) = match (cycle + i) % 4 {
+                    0 => (&a_handle, &b_handle),
+                    1 => (&b_handle, &a_handle),
+                    _ => (&b_handle, &b_handle),
+                };
+                join.groups.add(&id, "churn").await.unwrap();
                 if (cycle + i) % 3 == 0 {
                     tokio::task::yield_now().await;
                 }
-                b_handle.groups.remove(&id, "churn").await.unwrap();
+                leave.groups.remove(&id, "churn").await.unwrap();
             }
             b_handle.groups.add(&id, "churn").await.unwrap();
         }));

@@ -3,13 +3,16 @@
 //! Every reason to listen on a channel (a hub, a local connection, a local member of a group,
 //! a local connection of a user) counts once: a channel is wanted while its count is above
 //! zero. Reports of joins and leaves may arrive out of order (a leave's report can overtake
-//! the join that follows it), but the count comes out right whatever the order.
+//! the join that follows it, or even its own join), but the count comes out right whatever
+//! the order.
 //!
 //! The SUBSCRIBE and UNSUBSCRIBE commands for one channel are decided one at a time (each
 //! channel has its own turn), and each looks at the count when it is decided, so the last
-//! decision matches the members. Commands for different channels never wait for each other,
-//! and each waits for Redis at most the response timeout. A command that fails is retried
-//! with backoff until it succeeds or the channel is no longer wanted.
+//! decision matches the members. No lock is held while Redis answers but a channel's own
+//! turn, and every wait for Redis is bounded by the response timeout (all commands share one
+//! connection, so a Redis that stops answering delays them all, but only that long). A
+//! command that fails is retried with backoff until it succeeds or the channel is no longer
+//! wanted.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -220,9 +223,10 @@ impl Subscriptions {
                 };
             }
         }
-        // Forget a channel nobody wants, unless another caller waits for its turn (it will
-        // look again) or a retry is pending.
-        if !want && Arc::strong_count(&entry.turn) <= 2 && !entry.retrying {
+        // Forget a channel nobody wants (a count below zero is kept: the join its leave
+        // overtook is still to come), unless another caller waits for its turn (it will look
+        // again) or a retry is pending.
+        if entry.wanted == 0 && Arc::strong_count(&entry.turn) <= 2 && !entry.retrying {
             channels.remove(channel);
         }
         Step::Done
@@ -281,7 +285,7 @@ impl Subscriptions {
             return false;
         }
         entry.retrying = false;
-        if entry.wanted <= 0 && Arc::strong_count(&entry.turn) == 1 {
+        if entry.wanted == 0 && Arc::strong_count(&entry.turn) == 1 {
             channels.remove(channel);
         }
         true
@@ -333,5 +337,52 @@ impl Subscriptions {
         if state.live.as_ref().is_some_and(|l| l.generation == generation) {
             state.live = None;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subscriptions() -> Arc<Subscriptions> {
+        let metrics = Arc::new(crate::observability::BackplaneMetrics::new("test"));
+        Arc::new(Subscriptions::new(Duration::from_secs(1), metrics))
+    }
+
+    fn group(name: &str) -> Route {
+        Route::Group("Hub".into(), name.into())
+    }
+
+    #[tokio::test]
+    async fn a_leave_that_overtakes_its_join_still_cancels_it() {
+        // No connection: only the counting is exercised.
+        let subscriptions = subscriptions();
+        subscriptions.remove("g".into()).await;
+        subscriptions.add("g".into(), group("g")).await;
+        assert!(
+            subscriptions.route("g").is_none(),
+            "joined once and left once: not wanted"
+        );
+        subscriptions.add("g".into(), group("g")).await;
+        assert!(subscriptions.route("g").is_some(), "a later join is wanted");
+    }
+
+    #[tokio::test]
+    async fn a_channel_is_wanted_while_any_reason_remains() {
+        let subscriptions = subscriptions();
+        subscriptions
+            .add("u".into(), Route::User("Hub".into(), "u".into()))
+            .await;
+        subscriptions
+            .add("u".into(), Route::User("Hub".into(), "u".into()))
+            .await;
+        subscriptions.remove("u".into()).await;
+        assert!(subscriptions.route("u").is_some(), "one connection of the user is left");
+        subscriptions.remove("u".into()).await;
+        assert!(subscriptions.route("u").is_none());
+        assert!(
+            subscriptions.state().channels.is_empty(),
+            "an unwanted channel is forgotten"
+        );
     }
 }
