@@ -1,8 +1,8 @@
 """The interop contract driven by a second, independent client: Python `signalrcore` (pinned in
 requirements.txt), against `target/release/interop` (or $INTEROP_BIN) on a free loopback port.
 
-Run: `python -m unittest -v examples/py/test_interop.py` in the venv that `scripts/test-all`
-makes (`target/py-venv`). HUB_TEST_LOG=1 shows the server's stderr and the client's log.
+Run: `target/py-venv/bin/python examples/py/test_interop.py -v` (the venv `scripts/test-all`
+makes). HUB_TEST_LOG=1 shows the server's stderr and the client's log.
 
 Transports and protocols covered, as far as signalrcore 1.0.2 supports them:
 WebSockets with JSON and MessagePack, Server-Sent Events with JSON, Long Polling with JSON.
@@ -22,7 +22,6 @@ import sys
 import threading
 import time
 import unittest
-import urllib.request
 import uuid
 
 from signalrcore.hub.handlers import StreamHandler
@@ -102,10 +101,6 @@ class InteropServer:
         for line in self.process.stdout:
             if "listening on " in line:
                 lines.put(line.split("listening on ", 1)[1].split()[0].rstrip("/.,;"))
-
-    def health(self):
-        with urllib.request.urlopen(self.url + "/health", timeout=OP_TIMEOUT) as response:
-            return response.read().decode()
 
     def stop(self):
         if self.process.poll() is None:
