@@ -768,9 +768,20 @@ impl<H: Hub> Dispatch<'_, H> {
             return None;
         };
         // `#[hub(authorize ...)]`: checked before anything else about the call, as the
-        // reference server does; the connection stays.
+        // reference server does; the connection stays. A policy is user code: its panic fails
+        // this call like a panicking method.
         let identity = self.cx.identity();
-        if !(auth::authorized(H::__AUTHORIZE, identity) && auth::authorized(def.authorize, identity)) {
+        let authorized =
+            panic::catch(|| auth::authorized(H::__AUTHORIZE, identity) && auth::authorized(def.authorize, identity));
+        let authorized = match authorized {
+            Ok(authorized) => authorized,
+            Err(payload) => {
+                self.report_panic(def.name, &*payload);
+                reply(self, call.panicked(&*payload));
+                return None;
+            }
+        };
+        if !authorized {
             tracing::debug!(method = %call.method, "invocation refused: user is unauthorized");
             let text = format!("Failed to invoke '{}' because user is unauthorized", call.method);
             reply(self, call.error_text(&text));
