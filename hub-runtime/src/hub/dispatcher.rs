@@ -727,6 +727,18 @@ impl<H: Hub> Dispatch<'_, H> {
         None
     }
 
+    /// The first of `stream_ids` that names a running upload (one whose method still reads
+    /// it) or comes twice in the list.
+    fn stream_id_in_use<'a>(&self, stream_ids: &'a [String]) -> Option<&'a String> {
+        let uploads = self.more.as_ref().map(|m| &m.uploads);
+        stream_ids.iter().enumerate().find_map(|(i, id)| {
+            let running = uploads
+                .and_then(|uploads| uploads.get(id))
+                .is_some_and(|tx| !tx.is_closed());
+            (running || stream_ids[..i].contains(id)).then_some(id)
+        })
+    }
+
     /// Looks up and checks an invocation; failures are answered with a Completion error
     /// (when the invocation expects a reply) and yield `None`.
     fn bind(&mut self, invocation: Invocation, streaming: bool) -> Option<(usize, Call)> {
@@ -833,6 +845,15 @@ impl<H: Hub> Dispatch<'_, H> {
                 reply(self, call.error_text(&text));
                 return None;
             }
+        }
+        // A client stream id names one upload. Taking over a running upload's id would end
+        // that upload early, as if its client had completed it, and its method would compute
+        // from part of its data: refused (the reference server replaces it silently).
+        if let Some(id) = self.stream_id_in_use(&stream_ids) {
+            tracing::debug!(stream = %id, "refusing an upload under an id in use");
+            let text = format!("Stream ID '{id}' is already in use.");
+            reply(self, call.error_text(&text));
+            return None;
         }
         let opening = stream_ids.len() + usize::from(streaming);
         let open = self
