@@ -47,6 +47,15 @@ impl Ticker {
         total
     }
 
+    /// Asks the caller for a number (a client result).
+    async fn ask(&self, cx: &HubContext<Self>) -> Result<u32, HubError> {
+        cx.clients
+            .caller()
+            .invoke("Pick", &hub_runtime::protocol::NoArgs)
+            .await
+            .map_err(|e| HubError::new(e.to_string()))
+    }
+
     /// The first item the client streams; the rest is not read.
     async fn first(&self, numbers: ClientStream<i32>) -> i32 {
         let mut numbers = numbers;
@@ -181,6 +190,39 @@ async fn a_running_uploads_id_cannot_start_another_upload() {
         assert_eq!(reply, json!({"type": 3, "invocationId": invocation, "result": n}));
     }
     assert_eq!(client.call_ok("Echo", json!(["fine"])).await, "fine");
+}
+
+/// `Duration::MAX` is how an operator says "no timeout": a connection, its keep-alive and its
+/// client-result wait take it without an overflow (a panic in debug builds).
+#[tokio::test]
+async fn timeouts_of_duration_max_mean_never() {
+    let forever = std::time::Duration::MAX;
+    let (server, _) = ticker(HubOptions {
+        client_timeout: forever,
+        keep_alive_interval: forever,
+        handshake_timeout: forever,
+        client_result_timeout: forever,
+        ..Default::default()
+    });
+    let server = TestServer::start(server).await;
+    let mut client = server.connect("/ticks").await;
+    for i in 0..3 {
+        let text = format!("still here {i}");
+        assert_eq!(client.call_ok("Echo", json!([text])).await, json!(text));
+    }
+    let asked = client.invoke("Ask", json!([])).await;
+    let question = client.recv_skip_pings().await;
+    assert_eq!(question["target"], "Pick", "{question}");
+    client
+        .send(&json!({"type": 3, "invocationId": question["invocationId"], "result": 7}))
+        .await;
+    let reply = client.recv_skip_pings().await;
+    assert_eq!(reply, json!({"type": 3, "invocationId": asked, "result": 7}));
+    client.close().await;
+    eventually("the connection is counted out", || {
+        server.server.connection_count() == 0
+    })
+    .await;
 }
 
 /// Negotiates stateful reconnect and completes a version 2 handshake.

@@ -172,7 +172,10 @@ impl RedisBackplane {
             .keep(inner.channel_for_returns(&inner.server), Route::Returns);
         let (ready_tx, ready_rx) = oneshot::channel();
         tokio::spawn(subscriber(inner.clone(), ready_tx));
-        let wait = inner.options.connect_timeout + inner.options.response_timeout;
+        let wait = inner
+            .options
+            .connect_timeout
+            .saturating_add(inner.options.response_timeout);
         match tokio::time::timeout(wait, ready_rx).await {
             Ok(Ok(())) => Ok(RedisBackplane { inner }),
             _ => Err(BackplaneError::Unavailable("could not subscribe to Redis".into())),
@@ -218,7 +221,7 @@ fn tcp_settings(options: &RedisOptions) -> redis::io::tcp::TcpSettings {
         .set_nodelay(true)
         .set_keepalive(keepalive);
     #[cfg(target_os = "linux")]
-    let settings = settings.set_user_timeout(idle * 2);
+    let settings = settings.set_user_timeout(idle.saturating_mul(2));
     settings
 }
 
@@ -420,7 +423,7 @@ async fn subscriber(inner: Arc<Inner>, ready: oneshot::Sender<()>) {
                 // One SUBSCRIBE for everything (given longer, for its size); if Redis refuses
                 // it, each channel is subscribed (and retried) on its own.
                 let mut bulk = sink.clone();
-                let wait = inner.options.response_timeout * 2;
+                let wait = inner.options.response_timeout.saturating_mul(2);
                 let subscribed = channels.is_empty()
                     || matches!(tokio::time::timeout(wait, bulk.subscribe(&channels)).await, Ok(Ok(())));
                 let done: &[String] = if subscribed { &channels } else { &[] };

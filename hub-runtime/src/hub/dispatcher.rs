@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use tokio::sync::mpsc;
 
+use super::deadline;
 use super::filter::{ConnectionInfo, Filters, InvocationInfo, InvocationOutcome};
 use super::hooks::{on_connected, on_disconnected, Registered};
 use super::panic;
@@ -26,7 +27,7 @@ use crate::auth;
 use crate::clients::lifetime::{LifetimeManager, LocalConnection};
 use crate::connection::quiet::Quiet;
 use crate::connection::{
-    instant_of, now_ms, BoxFuture, Connection, ConnectionHandler, ConnectionSender, Frame, InputError, TransportKind,
+    now_ms, BoxFuture, Connection, ConnectionHandler, ConnectionSender, Frame, InputError, TransportKind,
 };
 use crate::observability::protocol_index;
 use crate::protocol::handshake::{self, HandshakeError};
@@ -921,7 +922,6 @@ async fn read_loop<H: Hub>(
     };
     // Long polling keeps itself alive: no pings, no client timeout.
     let inherent_keep_alive = connection.transport() == Some(TransportKind::LongPolling);
-    const FAR: u64 = 365 * 24 * 3600 * 1000;
     let aborted = connection.abort_token();
     // What ends the loop from outside. Made once and looked at only after it signals (below):
     // polling cancellation waits on every message costs two locks each.
@@ -939,11 +939,11 @@ async fn read_loop<H: Hub>(
     // later, so a timer that fires early is simply set again. Long polling: a year away.
     let keep_alive_deadline = |connection: &Connection| {
         if inherent_keep_alive {
-            return instant_of(now_ms() + FAR);
+            return deadline::instant_within_far(u64::MAX);
         }
-        let keep_alive_at = connection.last_write_ms() + options.keep_alive_interval.as_millis() as u64;
-        let timeout_at = connection.last_read_ms() + options.client_timeout.as_millis() as u64;
-        instant_of(keep_alive_at.min(timeout_at).max(now_ms()))
+        let keep_alive_at = deadline::later(connection.last_write_ms(), options.keep_alive_interval);
+        let timeout_at = deadline::later(connection.last_read_ms(), options.client_timeout);
+        deadline::instant_within_far(keep_alive_at.min(timeout_at))
     };
     // The end and the timer wait together, looked at only after one of them fired (polling a
     // timer on every message registers its waker each time; one `Quiet` for both keeps an idle
@@ -1026,14 +1026,14 @@ async fn read_loop<H: Hub>(
                     // Long polling: no pings, no client timeout.
                     if !inherent_keep_alive {
                         let now = now_ms();
-                        if now >= connection.last_read_ms() + options.client_timeout.as_millis() as u64 {
+                        if now >= deadline::later(connection.last_read_ms(), options.client_timeout) {
                             let detail = "Client hasn't sent a message/ping within the configured ClientTimeoutInterval.";
                             return End::Error {
                                 close_text: closed_with_error(detail, "OperationCanceledException", options.detailed_errors),
                                 error: ConnectionError::new(detail),
                             };
                         }
-                        if now >= connection.last_write_ms() + options.keep_alive_interval.as_millis() as u64 {
+                        if now >= deadline::later(connection.last_write_ms(), options.keep_alive_interval) {
                             // Encoded when due (every few seconds at most): kept, it would be one more
                             // buffer for every idle connection.
                             if let Ok(ping) = protocol.encode(&OutMessage::Ping) {
