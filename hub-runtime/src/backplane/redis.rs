@@ -429,7 +429,13 @@ async fn subscriber(inner: Arc<Inner>, ready: oneshot::Sender<()>) {
                 let done: &[String] = if subscribed { &channels } else { &[] };
                 inner.subscriptions.connected(generation, sink.clone(), done);
                 if let Some(ready) = ready.take() {
-                    let _ = ready.send(());
+                    if ready.send(()).is_err() {
+                        // `connect_with` gave up (or was dropped) just before: nobody holds this
+                        // backplane. Its connections close as this task ends.
+                        inner.subscriptions.disconnected(generation);
+                        tracing::debug!("redis backplane subscribed after connect_with gave up; stopping");
+                        return;
+                    }
                 } else {
                     tracing::info!("redis backplane reconnected and resubscribed");
                     inner.refresh_publisher().await;
