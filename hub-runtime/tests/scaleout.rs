@@ -721,3 +721,27 @@ async fn a_subscriber_that_comes_up_after_connect_gave_up_stops() {
     let closed = tokio::time::timeout(Duration::from_secs(20), closed).await;
     assert!(closed.is_ok(), "the orphaned subscription connection is still open");
 }
+
+/// `Duration::MAX` for every Redis timeout means "never", not an overflow.
+#[tokio::test]
+async fn redis_timeouts_of_duration_max_mean_never() {
+    let redis = start_redis().await;
+    let forever = Duration::MAX;
+    let options = RedisOptions {
+        group_ack_timeout: forever,
+        connect_timeout: forever,
+        response_timeout: forever,
+        keepalive: forever,
+        ..Default::default()
+    };
+    let backplane = within("connect to Redis", RedisBackplane::connect_with(&redis.url, options))
+        .await
+        .expect("redis backplane");
+    let a = fleet_server(&redis.url).await;
+    let b = TestServer::start(HubServer::builder().backplane(backplane).hub("/fleet", Fleet).build()).await;
+    let mut on_b = b.connect("/fleet").await;
+    let a_handle = a.server.handle::<Fleet>().unwrap();
+    let id = on_b.connection_id.clone().unwrap();
+    a_handle.clients.client(id).receive("across".into()).await.unwrap();
+    expect_received(&mut on_b, "across").await;
+}

@@ -210,8 +210,11 @@ impl RedisBackplane {
 /// without closing the connection is noticed.
 fn tcp_settings(options: &RedisOptions) -> redis::io::tcp::TcpSettings {
     use redis::io::tcp::socket2::TcpKeepalive;
-    // The kernel counts keepalive times in whole seconds.
-    let idle = options.keepalive.max(Duration::from_secs(1));
+    // The kernel counts keepalive times in whole seconds, up to 32767 (Linux refuses more,
+    // so a keepalive of `Duration::MAX` probes after about 9 hours).
+    let idle = options
+        .keepalive
+        .clamp(Duration::from_secs(1), Duration::from_secs(32_767));
     let keepalive = TcpKeepalive::new().with_time(idle);
     #[cfg(target_os = "linux")]
     let keepalive = keepalive
