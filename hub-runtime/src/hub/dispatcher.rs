@@ -22,7 +22,7 @@ use super::hooks::{on_connected, on_disconnected, Registered};
 use super::panic;
 use super::sequence::{IncomingSequence, Numbered, SequenceError};
 use super::stream::UploadItem;
-use super::{Call, ConnectionError, Hub, HubContext, HubError, MethodKind, Outcome};
+use super::{Call, ConnectionError, Hub, HubContext, HubError, MethodDef, MethodKind, Outcome};
 use crate::auth;
 use crate::clients::lifetime::{LifetimeManager, LocalConnection};
 use crate::connection::quiet::Quiet;
@@ -728,16 +728,52 @@ impl<H: Hub> Dispatch<'_, H> {
         None
     }
 
-    /// The first of `stream_ids` that names a running upload (one whose method still reads
-    /// it) or comes twice in the list.
-    fn stream_id_in_use<'a>(&self, stream_ids: &'a [String]) -> Option<&'a String> {
+    /// `#[hub(authorize ...)]`: checked before anything else about the call, as the reference
+    /// server does; the refusal to send, if the caller falls short (the connection stays). A
+    /// policy is user code: its panic fails this call like a panicking method.
+    fn refuse_unauthorized(&self, def: &MethodDef, call: &Call) -> Option<Outcome> {
+        let identity = self.cx.identity();
+        let authorized =
+            panic::catch(|| auth::authorized(H::__AUTHORIZE, identity) && auth::authorized(def.authorize, identity));
+        match authorized {
+            Ok(true) => None,
+            Ok(false) => {
+                tracing::debug!(method = %call.method, "invocation refused: user is unauthorized");
+                let text = format!("Failed to invoke '{}' because user is unauthorized", call.method);
+                Some(call.error_text(&text))
+            }
+            Err(payload) => {
+                self.report_panic(def.name, &*payload);
+                Some(call.panicked(&*payload))
+            }
+        }
+    }
+
+    /// The refusal to send if the invocation reuses an id that is in use: a running stream's
+    /// invocation id, or a running upload's stream id (or one stream id twice).
+    fn refuse_ids_in_use(&self, streaming: bool, call: &Call, stream_ids: &[String]) -> Option<Outcome> {
+        if let (true, Some(id)) = (streaming, &call.invocation_id) {
+            // A second stream under a running one's id would be past the stream limit, and
+            // the first could no longer be cancelled.
+            if self.more.as_ref().is_some_and(|m| m.stream_tokens.contains_key(id)) {
+                tracing::debug!(invocation = %id, "refusing a stream under an id in use");
+                return Some(call.error_text(&format!("Invocation ID '{id}' is already in use.")));
+            }
+        }
+        // A client stream id names one upload. Taking over a running upload's id (one whose
+        // method still reads it) would end that upload early, as if its client had completed
+        // it, and its method would compute from part of its data: refused (the reference
+        // server replaces it silently).
         let uploads = self.more.as_ref().map(|m| &m.uploads);
-        stream_ids.iter().enumerate().find_map(|(i, id)| {
+        let in_use = stream_ids.iter().enumerate().find(|&(i, id)| {
             let running = uploads
                 .and_then(|uploads| uploads.get(id))
                 .is_some_and(|tx| !tx.is_closed());
-            (running || stream_ids[..i].contains(id)).then_some(id)
-        })
+            running || stream_ids[..i].contains(id)
+        });
+        let (_, id) = in_use?;
+        tracing::debug!(stream = %id, "refusing an upload under an id in use");
+        Some(call.error_text(&format!("Stream ID '{id}' is already in use.")))
     }
 
     /// Looks up and checks an invocation; failures are answered with a Completion error
@@ -780,24 +816,8 @@ impl<H: Hub> Dispatch<'_, H> {
             reply(self, call.error_text(&text));
             return None;
         };
-        // `#[hub(authorize ...)]`: checked before anything else about the call, as the
-        // reference server does; the connection stays. A policy is user code: its panic fails
-        // this call like a panicking method.
-        let identity = self.cx.identity();
-        let authorized =
-            panic::catch(|| auth::authorized(H::__AUTHORIZE, identity) && auth::authorized(def.authorize, identity));
-        let authorized = match authorized {
-            Ok(authorized) => authorized,
-            Err(payload) => {
-                self.report_panic(def.name, &*payload);
-                reply(self, call.panicked(&*payload));
-                return None;
-            }
-        };
-        if !authorized {
-            tracing::debug!(method = %call.method, "invocation refused: user is unauthorized");
-            let text = format!("Failed to invoke '{}' because user is unauthorized", call.method);
-            reply(self, call.error_text(&text));
+        if let Some(refused) = self.refuse_unauthorized(def, &call) {
+            reply(self, refused);
             return None;
         }
         match (streaming, def.kind) {
@@ -837,23 +857,8 @@ impl<H: Hub> Dispatch<'_, H> {
             reply(self, call.finish_error(error));
             return None;
         }
-        if let (true, Some(id)) = (streaming, &call.invocation_id) {
-            // A second stream under a running one's id would be past the stream limit, and
-            // the first could no longer be cancelled.
-            if self.more.as_ref().is_some_and(|m| m.stream_tokens.contains_key(id)) {
-                tracing::debug!(invocation = %id, "refusing a stream under an id in use");
-                let text = format!("Invocation ID '{id}' is already in use.");
-                reply(self, call.error_text(&text));
-                return None;
-            }
-        }
-        // A client stream id names one upload. Taking over a running upload's id would end
-        // that upload early, as if its client had completed it, and its method would compute
-        // from part of its data: refused (the reference server replaces it silently).
-        if let Some(id) = self.stream_id_in_use(&stream_ids) {
-            tracing::debug!(stream = %id, "refusing an upload under an id in use");
-            let text = format!("Stream ID '{id}' is already in use.");
-            reply(self, call.error_text(&text));
+        if let Some(refused) = self.refuse_ids_in_use(streaming, &call, &stream_ids) {
+            reply(self, refused);
             return None;
         }
         let opening = stream_ids.len() + usize::from(streaming);
