@@ -602,3 +602,23 @@ async fn a_stateful_websocket_reattach_must_come_from_the_same_user() {
     // Ann's socket was not displaced.
     assert_eq!(ann.call_ok("Who", json!([])).await, "ann");
 }
+
+#[tokio::test]
+async fn connections_are_swept_when_the_filter_is_served_by_someone_else() {
+    // No built-in accept loop: the routes run inside another server (here warp's test
+    // harness); unstarted connections still expire.
+    let options = HubOptions {
+        unstarted_timeout: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let server = builder(options).build();
+    let routes = server.filter();
+    let response = warp::test::request()
+        .method("POST")
+        .path("/plain/negotiate?negotiateVersion=1")
+        .reply(&routes)
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(server.connection_count(), 1);
+    wait_until("the unstarted connection to expire", || server.connection_count() == 0).await;
+}
