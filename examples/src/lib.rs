@@ -13,6 +13,9 @@ pub struct Args {
     pub tls: Option<(String, String)>,
     /// Test timing (`--short-timeouts`): see [`Args::hub_options`].
     pub short_timeouts: bool,
+    /// How long a long poll waits for data before it answers empty (`--long-poll-timeout
+    /// SECONDS`; the server's default, 90 s, when absent).
+    pub long_poll_timeout: Option<std::time::Duration>,
 }
 
 impl Args {
@@ -27,9 +30,14 @@ impl Args {
 
     /// `base` with the timing flags applied. `--short-timeouts` makes lifetimes short enough
     /// for leak tests: disconnect timeout 2 s, reconnect grace 2 s, client-result timeout 2 s,
-    /// keep-alive 1 s and client timeout 4 s. Without flags, `base` is returned unchanged.
+    /// keep-alive 1 s and client timeout 4 s. `--long-poll-timeout` sets the long-poll timeout.
+    /// Without flags, `base` is returned unchanged.
     pub fn hub_options(&self, base: hub_runtime::HubOptions) -> hub_runtime::HubOptions {
         use std::time::Duration;
+        let base = hub_runtime::HubOptions {
+            long_poll_timeout: self.long_poll_timeout.unwrap_or(base.long_poll_timeout),
+            ..base
+        };
         if !self.short_timeouts {
             return base;
         }
@@ -68,14 +76,15 @@ where
     Ok(())
 }
 
-/// Parses `--addr HOST:PORT`, `--redis URL`, `--tls-cert F --tls-key F`, `--short-timeouts`
-/// (and `--help`), exiting with a message on bad input.
+/// Parses `--addr HOST:PORT`, `--redis URL`, `--tls-cert F --tls-key F`, `--short-timeouts`,
+/// `--long-poll-timeout SECONDS` (and `--help`), exiting with a message on bad input.
 pub fn parse_args(program: &str) -> Args {
     let mut args = std::env::args().skip(1);
     let mut addr: SocketAddr = ([127, 0, 0, 1], 5000).into();
     let mut redis = None;
     let (mut cert, mut key) = (None, None);
     let mut short_timeouts = false;
+    let mut long_poll_timeout = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--addr" => {
@@ -96,9 +105,21 @@ pub fn parse_args(program: &str) -> Args {
             "--tls-cert" => cert = args.next(),
             "--tls-key" => key = args.next(),
             "--short-timeouts" => short_timeouts = true,
+            "--long-poll-timeout" => {
+                let value = args.next().unwrap_or_default();
+                match value.parse::<f64>() {
+                    Ok(seconds) if seconds > 0.0 && seconds.is_finite() => {
+                        long_poll_timeout = Some(std::time::Duration::from_secs_f64(seconds))
+                    }
+                    _ => {
+                        eprintln!("{program}: --long-poll-timeout needs a number of seconds, got '{value}'");
+                        std::process::exit(2);
+                    }
+                }
+            }
             "--help" | "-h" => {
                 println!(
-                    "usage: {program} [--addr HOST:PORT] [--redis redis://HOST:PORT] [--tls-cert PEM --tls-key PEM] [--short-timeouts]"
+                    "usage: {program} [--addr HOST:PORT] [--redis redis://HOST:PORT] [--tls-cert PEM --tls-key PEM] [--short-timeouts] [--long-poll-timeout SECONDS]"
                 );
                 std::process::exit(0);
             }
@@ -121,6 +142,7 @@ pub fn parse_args(program: &str) -> Args {
         redis,
         tls,
         short_timeouts,
+        long_poll_timeout,
     }
 }
 
