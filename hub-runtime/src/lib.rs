@@ -29,7 +29,7 @@
 //! ```
 //!
 //! Layers, each in its own module: [`connection`] (logical connections, negotiate),
-//! `transport` (WebSockets), [`protocol`] (bytes ⇄ messages), [`hub`] (the dispatcher and
+//! `transport` (WebSockets), [`protocol`] (bytes ⇄ messages), [`hub`](mod@hub) (the dispatcher and
 //! what hub methods see), [`clients`] (targets, groups, fan-out), [`backplane`] (other
 //! servers), and [`server`] (assembly).
 //!
