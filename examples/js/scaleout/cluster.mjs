@@ -140,9 +140,9 @@ export class Redis {
  * "could not publish to Redis" warnings it printed on stderr (the backplane logs the 1st, 2nd,
  * 4th, 8th... failure of an outage) and reads the exact count from its /metrics.
  */
-async function startNode(index, redisUrl) {
+async function startNode(index, redisUrl, extraArgs = []) {
     const name = `interop#${index}`;
-    const server = await startServer(interopBin(), ['--redis', redisUrl], { name });
+    const server = await startServer(interopBin(), ['--redis', redisUrl, ...extraArgs], { name });
     track(server.child);
     const node = { index, name, url: server.url, server, child: server.child, publishFailures: 0, stderr: '' };
     // A second reader of the same pipe (startServer keeps only a short tail), line by line.
@@ -162,7 +162,7 @@ async function startNode(index, redisUrl) {
 }
 
 /**
- * Starts a redis-server and `count` interop processes on it. Returns a cluster:
+ * Starts a redis-server and `count` interop processes on it (each with `extraArgs` too). Returns a cluster:
  *   redis                 the Redis child (see Redis)
  *   nodes[i]              { url, child, alive(), publishFailures (warnings logged),
  *                         failedPublishes() (the counter), stderr, ... }
@@ -172,7 +172,7 @@ async function startNode(index, redisUrl) {
  *                         buildConnection in ../interop/server.mjs (default WebSockets/json)
  *   close()               stops every connection, SIGTERMs the servers, kills redis-server
  */
-export async function startCluster(count = 3) {
+export async function startCluster(count = 3, extraArgs = []) {
     const redis = new Redis(await freePort());
     const cluster = { redis, nodes: [], connections: new Set() };
     cluster.close = async () => {
@@ -183,7 +183,8 @@ export async function startCluster(count = 3) {
     };
     try {
         await redis.start();
-        const started = await Promise.allSettled(Array.from({ length: count }, (_, i) => startNode(i, redis.url)));
+        const started = await Promise.allSettled(
+            Array.from({ length: count }, (_, i) => startNode(i, redis.url, extraArgs)));
         cluster.nodes = started.filter((r) => r.status === 'fulfilled').map((r) => r.value);
         const failed = started.find((r) => r.status === 'rejected');
         if (failed) throw failed.reason;
