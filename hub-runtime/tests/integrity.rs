@@ -37,6 +37,44 @@ impl Ticker {
         message
     }
 
+    /// Adds what the client streams.
+    async fn sum(&self, numbers: ClientStream<i32>) -> i32 {
+        let mut numbers = numbers;
+        let mut total = 0;
+        while let Some(n) = numbers.next().await {
+            total += n.unwrap_or(0);
+        }
+        total
+    }
+
+    /// Asks the caller for a number (a client result).
+    async fn ask(&self, cx: &HubContext<Self>) -> Result<u32, HubError> {
+        cx.clients
+            .caller()
+            .invoke("Pick", &hub_runtime::protocol::NoArgs)
+            .await
+            .map_err(|e| HubError::new(e.to_string()))
+    }
+
+    /// The first item the client streams; the rest is not read.
+    async fn first(&self, numbers: ClientStream<i32>) -> i32 {
+        let mut numbers = numbers;
+        numbers.next().await.and_then(Result::ok).unwrap_or(0)
+    }
+
+    /// Adds what the client streams on two streams.
+    async fn sum_both(&self, a: ClientStream<i32>, b: ClientStream<i32>) -> i32 {
+        let (mut a, mut b) = (a, b);
+        let mut total = 0;
+        while let Some(n) = a.next().await {
+            total += n.unwrap_or(0);
+        }
+        while let Some(n) = b.next().await {
+            total += n.unwrap_or(0);
+        }
+        total
+    }
+
     /// One item, then nothing until cancelled.
     fn ticks(&self) -> impl Stream<Item = u32> {
         self.0.started.fetch_add(1, Ordering::SeqCst);
@@ -92,6 +130,99 @@ async fn a_running_streams_id_cannot_start_another_stream() {
         assert_eq!(item, json!({"type": 2, "invocationId": id, "item": 1}));
     }
     assert_eq!(client.call_ok("Echo", json!(["fine"])).await, "fine");
+}
+
+/// A client stream id names one upload: a second invocation under the id of a running upload
+/// is refused, and the first upload keeps all of its items.
+#[tokio::test]
+async fn a_running_uploads_id_cannot_start_another_upload() {
+    let (server, _) = ticker(HubOptions::default());
+    let server = TestServer::start(server).await;
+    let mut client = server.connect("/ticks").await;
+    client
+        .send(&json!({"type": 1, "invocationId": "u1", "target": "Sum", "arguments": [], "streamIds": ["up"]}))
+        .await;
+    for n in [1, 2] {
+        client.send(&json!({"type": 2, "invocationId": "up", "item": n})).await;
+    }
+    for second in ["u2", "u3"] {
+        client
+            .send(&json!({"type": 1, "invocationId": second, "target": "Sum", "arguments": [], "streamIds": ["up"]}))
+            .await;
+        let refused = client.recv_skip_pings().await;
+        assert_eq!(
+            refused,
+            json!({"type": 3, "invocationId": second, "error": "Stream ID 'up' is already in use."})
+        );
+    }
+    // One invocation cannot name the same stream twice either.
+    client
+        .send(&json!({"type": 1, "invocationId": "u4", "target": "SumBoth", "arguments": [], "streamIds": ["twice", "twice"]}))
+        .await;
+    let refused = client.recv_skip_pings().await;
+    assert_eq!(
+        refused,
+        json!({"type": 3, "invocationId": "u4", "error": "Stream ID 'twice' is already in use."})
+    );
+    // The first upload has every item, and ends when its client completes it.
+    client.send(&json!({"type": 2, "invocationId": "up", "item": 4})).await;
+    client.send(&json!({"type": 3, "invocationId": "up"})).await;
+    let reply = client.recv_skip_pings().await;
+    assert_eq!(reply, json!({"type": 3, "invocationId": "u1", "result": 7}));
+    // Its id is free again.
+    client
+        .send(&json!({"type": 1, "invocationId": "u5", "target": "Sum", "arguments": [], "streamIds": ["up"]}))
+        .await;
+    client.send(&json!({"type": 2, "invocationId": "up", "item": 5})).await;
+    client.send(&json!({"type": 3, "invocationId": "up"})).await;
+    let reply = client.recv_skip_pings().await;
+    assert_eq!(reply, json!({"type": 3, "invocationId": "u5", "result": 5}));
+    // An upload whose method stopped reading it no longer holds its id, even before its client
+    // completes it.
+    for (invocation, n) in [("f1", 8), ("f2", 9)] {
+        client
+            .send(
+                &json!({"type": 1, "invocationId": invocation, "target": "First", "arguments": [], "streamIds": ["f"]}),
+            )
+            .await;
+        client.send(&json!({"type": 2, "invocationId": "f", "item": n})).await;
+        let reply = client.recv_skip_pings().await;
+        assert_eq!(reply, json!({"type": 3, "invocationId": invocation, "result": n}));
+    }
+    assert_eq!(client.call_ok("Echo", json!(["fine"])).await, "fine");
+}
+
+/// `Duration::MAX` is how an operator says "no timeout": a connection, its keep-alive and its
+/// client-result wait take it without an overflow (a panic in debug builds).
+#[tokio::test]
+async fn timeouts_of_duration_max_mean_never() {
+    let forever = std::time::Duration::MAX;
+    let (server, _) = ticker(HubOptions {
+        client_timeout: forever,
+        keep_alive_interval: forever,
+        handshake_timeout: forever,
+        client_result_timeout: forever,
+        ..Default::default()
+    });
+    let server = TestServer::start(server).await;
+    let mut client = server.connect("/ticks").await;
+    for i in 0..3 {
+        let text = format!("still here {i}");
+        assert_eq!(client.call_ok("Echo", json!([text])).await, json!(text));
+    }
+    let asked = client.invoke("Ask", json!([])).await;
+    let question = client.recv_skip_pings().await;
+    assert_eq!(question["target"], "Pick", "{question}");
+    client
+        .send(&json!({"type": 3, "invocationId": question["invocationId"], "result": 7}))
+        .await;
+    let reply = client.recv_skip_pings().await;
+    assert_eq!(reply, json!({"type": 3, "invocationId": asked, "result": 7}));
+    client.close().await;
+    eventually("the connection is counted out", || {
+        server.server.connection_count() == 0
+    })
+    .await;
 }
 
 /// Negotiates stateful reconnect and completes a version 2 handshake.

@@ -111,6 +111,45 @@ async fn panics_are_counted_by_hub_and_method() {
     );
 }
 
+/// A policy that panics for any caller without a `tenant` claim.
+fn tenant_policy(identity: &hub_runtime::Identity) -> bool {
+    identity.claim("tenant").unwrap() == "acme"
+}
+
+struct Policed;
+
+#[hub]
+impl Policed {
+    #[hub(authorize(policy = tenant_policy))]
+    fn tenant_only(&self) -> u32 {
+        1
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_authorization_policy_is_counted_under_its_method() {
+    let prometheus = prometheus();
+    let anyone = |_: &hub_runtime::RequestContext| Ok(Some(hub_runtime::Identity::user("u")));
+    let server = HubServer::builder()
+        .hub_with(
+            "/policed",
+            Policed,
+            hub_runtime::EndpointOptions::new().authenticator(anyone),
+        )
+        .build();
+    let server = TestServer::start(server).await;
+    let mut client = server.connect("/policed").await;
+    for _ in 0..2 {
+        let error = client.call_err("TenantOnly", json!([])).await;
+        assert_eq!(
+            error,
+            "An unexpected error occurred invoking 'TenantOnly' on the server."
+        );
+    }
+    let labels = [("hub", "/policed"), ("method", "TenantOnly")];
+    assert_eq!(sample(&prometheus.render(), "hub_panics_total", &labels), 2.0);
+}
+
 /// Invocations that wait until the test opens the gate.
 struct Held {
     open: tokio::sync::watch::Receiver<bool>,

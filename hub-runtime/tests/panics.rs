@@ -6,10 +6,10 @@
 
 mod common;
 
-use common::{eventually, Client, TestServer};
+use common::{eventually, Client, Events, TestServer};
 use hub_runtime::hub::filter::{ConnectionInfo, HubFilter, InvocationInfo, InvocationOutcome};
 use hub_runtime::prelude::*;
-use hub_runtime::EndpointOptions;
+use hub_runtime::{AuthError, EndpointOptions, Identity, RequestContext};
 use serde_json::{json, Value};
 
 struct Fragile;
@@ -448,4 +448,101 @@ async fn filters_see_a_panicked_or_failed_call_as_failed() {
         *outcomes.0.lock().unwrap(),
         vec!["Divide failed=true", "Divide failed=true", "Echo failed=false"]
     );
+}
+
+/// A policy that assumes every caller has a `tenant` claim.
+fn same_tenant(identity: &Identity) -> bool {
+    identity.claim("tenant").unwrap() == "acme"
+}
+
+/// `?user=..&tenant=..`: a user, with a `tenant` claim when one is given.
+fn tenant_from_query(request: &RequestContext) -> Result<Option<Identity>, AuthError> {
+    let Some(user) = request.query("user") else {
+        return Ok(None);
+    };
+    let identity = Identity::user(user);
+    Ok(Some(match request.query("tenant") {
+        Some(tenant) => identity.with_claim("tenant", tenant),
+        None => identity,
+    }))
+}
+
+struct Tenanted {
+    events: Events,
+}
+
+#[hub]
+impl Tenanted {
+    #[hub(on_disconnected)]
+    fn disconnected(&self, cx: &HubContext<Self>) {
+        self.events
+            .push(format!("disconnected {}", cx.user_id().unwrap_or("?")));
+    }
+
+    #[hub(authorize(policy = same_tenant))]
+    fn tenant_only(&self) -> &'static str {
+        "tenant data"
+    }
+
+    #[hub(authorize(policy = same_tenant))]
+    fn tenant_stream(&self) -> impl Stream<Item = u32> {
+        futures_util::stream::iter([1, 2])
+    }
+
+    fn echo(&self, message: String) -> String {
+        message
+    }
+}
+
+/// An authorization policy is user code too: its panic fails the invocation it guards with the
+/// standard error, and the connection (and its `on_disconnected`) carries on.
+#[tokio::test]
+async fn a_panicking_authorization_policy_fails_the_call_not_the_connection() {
+    for detailed in [false, true] {
+        let events = Events::default();
+        let server = HubServer::builder()
+            .options(HubOptions {
+                detailed_errors: detailed,
+                ..Default::default()
+            })
+            .hub_with(
+                "/tenanted",
+                Tenanted { events: events.clone() },
+                EndpointOptions::new().authenticator(tenant_from_query),
+            )
+            .build();
+        let server = TestServer::start(server).await;
+        let mut member = server.connect_with_query("/tenanted", "user=ann&tenant=acme").await;
+        assert_eq!(member.call_ok("TenantOnly", json!([])).await, "tenant data");
+        let mut stranger = server.connect_with_query("/tenanted", "user=bob").await;
+        let suffix = if detailed {
+            " called `Option::unwrap()` on a `None` value"
+        } else {
+            ""
+        };
+        for _ in 0..3 {
+            assert_eq!(
+                stranger.call_err("TenantOnly", json!([])).await,
+                format!("An unexpected error occurred invoking 'TenantOnly' on the server.{suffix}")
+            );
+        }
+        let (items, end) = stream(&mut stranger, "s1", "TenantStream", json!([])).await;
+        assert!(items.is_empty());
+        assert_eq!(
+            end["error"],
+            format!("An unexpected error occurred invoking 'TenantStream' on the server.{suffix}"),
+            "{end}"
+        );
+        // The refused stream never started: its id is free.
+        let (items, _) = stream(&mut stranger, "s1", "TenantStream", json!([])).await;
+        assert!(items.is_empty());
+        assert_eq!(stranger.call_ok("Echo", json!(["still here"])).await, "still here");
+        assert_eq!(member.call_ok("Echo", json!(["me too"])).await, "me too");
+        stranger.close().await;
+        events
+            .wait_for("on_disconnected ran", |e| e == "disconnected bob")
+            .await;
+        member.close().await;
+        all_closed(&server).await;
+    }
 }

@@ -628,3 +628,120 @@ async fn a_subscription_connection_that_stops_answering_is_replaced() {
     a_handle.clients.client(id).receive("after".into()).await.unwrap();
     expect_received(&mut on_b, "after").await;
 }
+
+/// A TCP proxy to Redis that holds back Redis's first answer after a connection's first
+/// SUBSCRIBE for `delay`; `closed` counts those subscribing connections that their client
+/// closed.
+struct SlowSubscribeProxy {
+    port: u16,
+    closed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+async fn slow_subscribe_proxy(redis_port: u16, delay: Duration) -> SlowSubscribeProxy {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let closed = Arc::new(AtomicUsize::new(0));
+    let closed_count = closed.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(upstream) = tokio::net::TcpStream::connect(("127.0.0.1", redis_port)).await else {
+                continue;
+            };
+            let (mut client_read, mut client_write) = client.into_split();
+            let (mut upstream_read, mut upstream_write) = upstream.into_split();
+            let subscribed = Arc::new(AtomicBool::new(false));
+            let (seen, closed) = (subscribed.clone(), closed_count.clone());
+            tokio::spawn(async move {
+                let mut buffer = vec![0u8; 16 * 1024];
+                loop {
+                    let n = client_read.read(&mut buffer).await.unwrap_or(0);
+                    if n == 0 {
+                        if seen.load(Ordering::SeqCst) {
+                            closed.fetch_add(1, Ordering::SeqCst);
+                        }
+                        let _ = upstream_write.shutdown().await;
+                        return;
+                    }
+                    if buffer[..n].windows(9).any(|w| w.eq_ignore_ascii_case(b"SUBSCRIBE")) {
+                        seen.store(true, Ordering::SeqCst);
+                    }
+                    if upstream_write.write_all(&buffer[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            tokio::spawn(async move {
+                let mut buffer = vec![0u8; 16 * 1024];
+                let mut held = false;
+                loop {
+                    let n = upstream_read.read(&mut buffer).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    if !held && subscribed.load(Ordering::SeqCst) {
+                        held = true;
+                        tokio::time::sleep(delay).await;
+                    }
+                    if client_write.write_all(&buffer[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    SlowSubscribeProxy { port, closed }
+}
+
+/// `connect_with` gives up while the subscription connection is still subscribing; when that
+/// connection then comes up, nobody holds the backplane: it stops and closes its connection
+/// instead of listening forever.
+#[tokio::test]
+async fn a_subscriber_that_comes_up_after_connect_gave_up_stops() {
+    let redis = start_redis().await;
+    // connect_with waits connect_timeout + response_timeout (1.5 s); the SUBSCRIBE's answer
+    // comes after 2.5 s (or the subscriber stops waiting for it after 2 s).
+    let proxy = slow_subscribe_proxy(redis.port, Duration::from_millis(2500)).await;
+    let options = RedisOptions {
+        connect_timeout: Duration::from_millis(500),
+        response_timeout: Duration::from_secs(1),
+        ..test_options()
+    };
+    let url = format!("redis://127.0.0.1:{}", proxy.port);
+    let attempt = within("connect_with gives up", RedisBackplane::connect_with(&url, options)).await;
+    assert!(attempt.is_err(), "the subscription was not ready in time");
+    let closed = async {
+        while proxy.closed.load(std::sync::atomic::Ordering::SeqCst) == 0 || !redis.pubsub_clients().await.is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let closed = tokio::time::timeout(Duration::from_secs(20), closed).await;
+    assert!(closed.is_ok(), "the orphaned subscription connection is still open");
+}
+
+/// `Duration::MAX` for every Redis timeout means "never", not an overflow.
+#[tokio::test]
+async fn redis_timeouts_of_duration_max_mean_never() {
+    let redis = start_redis().await;
+    let forever = Duration::MAX;
+    let options = RedisOptions {
+        group_ack_timeout: forever,
+        connect_timeout: forever,
+        response_timeout: forever,
+        keepalive: forever,
+        ..Default::default()
+    };
+    let backplane = within("connect to Redis", RedisBackplane::connect_with(&redis.url, options))
+        .await
+        .expect("redis backplane");
+    let a = fleet_server(&redis.url).await;
+    let b = TestServer::start(HubServer::builder().backplane(backplane).hub("/fleet", Fleet).build()).await;
+    let mut on_b = b.connect("/fleet").await;
+    let a_handle = a.server.handle::<Fleet>().unwrap();
+    let id = on_b.connection_id.clone().unwrap();
+    a_handle.clients.client(id).receive("across".into()).await.unwrap();
+    expect_received(&mut on_b, "across").await;
+}

@@ -172,7 +172,10 @@ impl RedisBackplane {
             .keep(inner.channel_for_returns(&inner.server), Route::Returns);
         let (ready_tx, ready_rx) = oneshot::channel();
         tokio::spawn(subscriber(inner.clone(), ready_tx));
-        let wait = inner.options.connect_timeout + inner.options.response_timeout;
+        let wait = inner
+            .options
+            .connect_timeout
+            .saturating_add(inner.options.response_timeout);
         match tokio::time::timeout(wait, ready_rx).await {
             Ok(Ok(())) => Ok(RedisBackplane { inner }),
             _ => Err(BackplaneError::Unavailable("could not subscribe to Redis".into())),
@@ -207,8 +210,11 @@ impl RedisBackplane {
 /// without closing the connection is noticed.
 fn tcp_settings(options: &RedisOptions) -> redis::io::tcp::TcpSettings {
     use redis::io::tcp::socket2::TcpKeepalive;
-    // The kernel counts keepalive times in whole seconds.
-    let idle = options.keepalive.max(Duration::from_secs(1));
+    // The kernel counts keepalive times in whole seconds, up to 32767 (Linux refuses more,
+    // so a keepalive of `Duration::MAX` probes after about 9 hours).
+    let idle = options
+        .keepalive
+        .clamp(Duration::from_secs(1), Duration::from_secs(32_767));
     let keepalive = TcpKeepalive::new().with_time(idle);
     #[cfg(target_os = "linux")]
     let keepalive = keepalive
@@ -218,7 +224,7 @@ fn tcp_settings(options: &RedisOptions) -> redis::io::tcp::TcpSettings {
         .set_nodelay(true)
         .set_keepalive(keepalive);
     #[cfg(target_os = "linux")]
-    let settings = settings.set_user_timeout(idle * 2);
+    let settings = settings.set_user_timeout(idle.saturating_mul(2));
     settings
 }
 
@@ -420,13 +426,19 @@ async fn subscriber(inner: Arc<Inner>, ready: oneshot::Sender<()>) {
                 // One SUBSCRIBE for everything (given longer, for its size); if Redis refuses
                 // it, each channel is subscribed (and retried) on its own.
                 let mut bulk = sink.clone();
-                let wait = inner.options.response_timeout * 2;
+                let wait = inner.options.response_timeout.saturating_mul(2);
                 let subscribed = channels.is_empty()
                     || matches!(tokio::time::timeout(wait, bulk.subscribe(&channels)).await, Ok(Ok(())));
                 let done: &[String] = if subscribed { &channels } else { &[] };
                 inner.subscriptions.connected(generation, sink.clone(), done);
                 if let Some(ready) = ready.take() {
-                    let _ = ready.send(());
+                    if ready.send(()).is_err() {
+                        // `connect_with` gave up (or was dropped) just before: nobody holds this
+                        // backplane. Its connections close as this task ends.
+                        inner.subscriptions.disconnected(generation);
+                        tracing::debug!("redis backplane subscribed after connect_with gave up; stopping");
+                        return;
+                    }
                 } else {
                     tracing::info!("redis backplane reconnected and resubscribed");
                     inner.refresh_publisher().await;

@@ -16,17 +16,18 @@ use tokio_util::sync::CancellationToken;
 
 use tokio::sync::mpsc;
 
+use super::deadline;
 use super::filter::{ConnectionInfo, Filters, InvocationInfo, InvocationOutcome};
 use super::hooks::{on_connected, on_disconnected, Registered};
 use super::panic;
 use super::sequence::{IncomingSequence, Numbered, SequenceError};
 use super::stream::UploadItem;
-use super::{Call, ConnectionError, Hub, HubContext, HubError, MethodKind, Outcome};
+use super::{Call, ConnectionError, Hub, HubContext, HubError, MethodDef, MethodKind, Outcome};
 use crate::auth;
 use crate::clients::lifetime::{LifetimeManager, LocalConnection};
 use crate::connection::quiet::Quiet;
 use crate::connection::{
-    instant_of, now_ms, BoxFuture, Connection, ConnectionHandler, ConnectionSender, Frame, InputError, TransportKind,
+    now_ms, BoxFuture, Connection, ConnectionHandler, ConnectionSender, Frame, InputError, TransportKind,
 };
 use crate::observability::protocol_index;
 use crate::protocol::handshake::{self, HandshakeError};
@@ -727,6 +728,54 @@ impl<H: Hub> Dispatch<'_, H> {
         None
     }
 
+    /// `#[hub(authorize ...)]`: checked before anything else about the call, as the reference
+    /// server does; the refusal to send, if the caller falls short (the connection stays). A
+    /// policy is user code: its panic fails this call like a panicking method.
+    fn refuse_unauthorized(&self, def: &MethodDef, call: &Call) -> Option<Outcome> {
+        let identity = self.cx.identity();
+        let authorized =
+            panic::catch(|| auth::authorized(H::__AUTHORIZE, identity) && auth::authorized(def.authorize, identity));
+        match authorized {
+            Ok(true) => None,
+            Ok(false) => {
+                tracing::debug!(method = %call.method, "invocation refused: user is unauthorized");
+                let text = format!("Failed to invoke '{}' because user is unauthorized", call.method);
+                Some(call.error_text(&text))
+            }
+            Err(payload) => {
+                self.report_panic(def.name, &*payload);
+                Some(call.panicked(&*payload))
+            }
+        }
+    }
+
+    /// The refusal to send if the invocation reuses an id that is in use: a running stream's
+    /// invocation id, or a running upload's stream id (or one stream id twice).
+    fn refuse_ids_in_use(&self, streaming: bool, call: &Call, stream_ids: &[String]) -> Option<Outcome> {
+        if let (true, Some(id)) = (streaming, &call.invocation_id) {
+            // A second stream under a running one's id would be past the stream limit, and
+            // the first could no longer be cancelled.
+            if self.more.as_ref().is_some_and(|m| m.stream_tokens.contains_key(id)) {
+                tracing::debug!(invocation = %id, "refusing a stream under an id in use");
+                return Some(call.error_text(&format!("Invocation ID '{id}' is already in use.")));
+            }
+        }
+        // A client stream id names one upload. Taking over a running upload's id (one whose
+        // method still reads it) would end that upload early, as if its client had completed
+        // it, and its method would compute from part of its data: refused (the reference
+        // server replaces it silently).
+        let uploads = self.more.as_ref().map(|m| &m.uploads);
+        let in_use = stream_ids.iter().enumerate().find(|&(i, id)| {
+            let running = uploads
+                .and_then(|uploads| uploads.get(id))
+                .is_some_and(|tx| !tx.is_closed());
+            running || stream_ids[..i].contains(id)
+        });
+        let (_, id) = in_use?;
+        tracing::debug!(stream = %id, "refusing an upload under an id in use");
+        Some(call.error_text(&format!("Stream ID '{id}' is already in use.")))
+    }
+
     /// Looks up and checks an invocation; failures are answered with a Completion error
     /// (when the invocation expects a reply) and yield `None`.
     fn bind(&mut self, invocation: Invocation, streaming: bool) -> Option<(usize, Call)> {
@@ -767,13 +816,8 @@ impl<H: Hub> Dispatch<'_, H> {
             reply(self, call.error_text(&text));
             return None;
         };
-        // `#[hub(authorize ...)]`: checked before anything else about the call, as the
-        // reference server does; the connection stays.
-        let identity = self.cx.identity();
-        if !(auth::authorized(H::__AUTHORIZE, identity) && auth::authorized(def.authorize, identity)) {
-            tracing::debug!(method = %call.method, "invocation refused: user is unauthorized");
-            let text = format!("Failed to invoke '{}' because user is unauthorized", call.method);
-            reply(self, call.error_text(&text));
+        if let Some(refused) = self.refuse_unauthorized(def, &call) {
+            reply(self, refused);
             return None;
         }
         match (streaming, def.kind) {
@@ -813,15 +857,9 @@ impl<H: Hub> Dispatch<'_, H> {
             reply(self, call.finish_error(error));
             return None;
         }
-        if let (true, Some(id)) = (streaming, &call.invocation_id) {
-            // A second stream under a running one's id would be past the stream limit, and
-            // the first could no longer be cancelled.
-            if self.more.as_ref().is_some_and(|m| m.stream_tokens.contains_key(id)) {
-                tracing::debug!(invocation = %id, "refusing a stream under an id in use");
-                let text = format!("Invocation ID '{id}' is already in use.");
-                reply(self, call.error_text(&text));
-                return None;
-            }
+        if let Some(refused) = self.refuse_ids_in_use(streaming, &call, &stream_ids) {
+            reply(self, refused);
+            return None;
         }
         let opening = stream_ids.len() + usize::from(streaming);
         let open = self
@@ -889,7 +927,6 @@ async fn read_loop<H: Hub>(
     };
     // Long polling keeps itself alive: no pings, no client timeout.
     let inherent_keep_alive = connection.transport() == Some(TransportKind::LongPolling);
-    const FAR: u64 = 365 * 24 * 3600 * 1000;
     let aborted = connection.abort_token();
     // What ends the loop from outside. Made once and looked at only after it signals (below):
     // polling cancellation waits on every message costs two locks each.
@@ -907,11 +944,11 @@ async fn read_loop<H: Hub>(
     // later, so a timer that fires early is simply set again. Long polling: a year away.
     let keep_alive_deadline = |connection: &Connection| {
         if inherent_keep_alive {
-            return instant_of(now_ms() + FAR);
+            return deadline::instant_within_far(u64::MAX);
         }
-        let keep_alive_at = connection.last_write_ms() + options.keep_alive_interval.as_millis() as u64;
-        let timeout_at = connection.last_read_ms() + options.client_timeout.as_millis() as u64;
-        instant_of(keep_alive_at.min(timeout_at).max(now_ms()))
+        let keep_alive_at = deadline::later(connection.last_write_ms(), options.keep_alive_interval);
+        let timeout_at = deadline::later(connection.last_read_ms(), options.client_timeout);
+        deadline::instant_within_far(keep_alive_at.min(timeout_at))
     };
     // The end and the timer wait together, looked at only after one of them fired (polling a
     // timer on every message registers its waker each time; one `Quiet` for both keeps an idle
@@ -994,14 +1031,14 @@ async fn read_loop<H: Hub>(
                     // Long polling: no pings, no client timeout.
                     if !inherent_keep_alive {
                         let now = now_ms();
-                        if now >= connection.last_read_ms() + options.client_timeout.as_millis() as u64 {
+                        if now >= deadline::later(connection.last_read_ms(), options.client_timeout) {
                             let detail = "Client hasn't sent a message/ping within the configured ClientTimeoutInterval.";
                             return End::Error {
                                 close_text: closed_with_error(detail, "OperationCanceledException", options.detailed_errors),
                                 error: ConnectionError::new(detail),
                             };
                         }
-                        if now >= connection.last_write_ms() + options.keep_alive_interval.as_millis() as u64 {
+                        if now >= deadline::later(connection.last_write_ms(), options.keep_alive_interval) {
                             // Encoded when due (every few seconds at most): kept, it would be one more
                             // buffer for every idle connection.
                             if let Ok(ping) = protocol.encode(&OutMessage::Ping) {

@@ -1,6 +1,7 @@
 //! Hubs: the `#[hub]` trait, the context a hub method sees, and the per-connection dispatcher.
 
 mod call;
+mod deadline;
 pub(crate) mod dispatcher;
 mod error;
 pub mod filter;

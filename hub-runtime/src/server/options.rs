@@ -30,7 +30,7 @@ pub struct HubOptions {
     /// How many of one client's invocations run at once (1); more wait in order.
     pub max_parallel_invocations: usize,
     /// How many invocations may wait behind the running ones before the server stops reading
-    /// from that client (64).
+    /// from that client (64); the limit holds within a frame too (messages are parsed lazily).
     pub max_pending_invocations: usize,
     /// How many frames a connection's outbox holds (1024). A client that lets it fill up is
     /// closed, so no sender ever waits on it.

@@ -157,7 +157,7 @@ impl Subscriptions {
 
     async fn settle_or_retry(self: &Arc<Self>, channel: String) {
         // Waiting for the turn is bounded too: another caller's command may be under way.
-        let bound = self.response_timeout * 2;
+        let bound = self.response_timeout.saturating_mul(2);
         let settled = matches!(tokio::time::timeout(bound, self.settle(&channel)).await, Ok(Ok(())));
         if !settled {
             self.retry_in_background(channel);
