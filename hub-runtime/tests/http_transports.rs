@@ -337,15 +337,20 @@ async fn delete_disposes_a_long_polling_connection_at_once() {
     let options = HubOptions {
         // Long enough that only DELETE can explain the connection going away in time.
         disconnect_timeout: Duration::from_secs(600),
+        max_connections: Some(1),
         ..Default::default()
     };
     let server = start(options).await;
     let token = long_polling(server.addr, "/plain", "").await;
     let target = format!("/plain?id={token}");
+    let full = http(server.addr, "POST", "/plain/negotiate?negotiateVersion=1", &[], "").await;
+    assert_eq!(full.status, 503, "the server is full");
     let mut waiting = send_raw(server.addr, "GET", &target, &[], "").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let deleted = http(server.addr, "DELETE", &target, &[], "").await;
     assert_eq!(deleted.status, 202);
+    // Its place is free at once.
+    negotiate(server.addr, "/plain", "").await;
     let mut buffer = Vec::new();
     read_until(&mut waiting, &mut buffer, "\r\n\r\n").await;
     assert!(
@@ -353,11 +358,57 @@ async fn delete_disposes_a_long_polling_connection_at_once() {
         "the waiting poll completes with 204: {:?}",
         String::from_utf8_lossy(&buffer)
     );
-    wait_until("the deleted connection to be gone", || {
-        server.server.connection_count() == 0
-    })
-    .await;
+    // Only the new (unstarted) connection is left.
+    assert_eq!(server.server.connection_count(), 1);
     assert_eq!(get(server.addr, &target).await.status, 404);
+}
+
+/// Whether a new long polling connection for `user` on `/users` works (its call is answered)
+/// rather than being closed for having too many connections.
+async fn user_may_connect(addr: SocketAddr, user: &str) -> bool {
+    let token = negotiate(addr, "/users", &format!("&user={user}")).await;
+    let target = format!("/users?id={token}&user={user}");
+    assert_eq!(get(addr, &target).await.status, 200, "the first poll");
+    assert_eq!(post(addr, &target, &handshake()).await.status, 200, "the handshake");
+    let invocation = json!({"type": 1, "invocationId": "1", "target": "Who", "arguments": []});
+    if post(addr, &target, &format!("{invocation}{RS}")).await.status != 200 {
+        return false;
+    }
+    loop {
+        let poll = get(addr, &target).await;
+        if poll.status != 200 {
+            return false;
+        }
+        for message in messages(&poll.body) {
+            match message["type"].as_i64() {
+                Some(3) => return message["result"] == user,
+                Some(7) => return false,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// (This passed before DELETE disposed of the connection: ending its input already let the
+/// handler finish and release the user's place; it stays as a guard.)
+#[tokio::test]
+async fn after_delete_the_user_may_connect_again_at_once() {
+    let options = HubOptions {
+        // Long enough that only DELETE can free the user's place in time.
+        disconnect_timeout: Duration::from_secs(600),
+        max_connections_per_user: Some(1),
+        ..Default::default()
+    };
+    let server = start(options).await;
+    let token = long_polling(server.addr, "/users", "&user=ann").await;
+    assert!(!user_may_connect(server.addr, "ann").await, "one connection per user");
+    let deleted = http(server.addr, "DELETE", &format!("/users?id={token}&user=ann"), &[], "").await;
+    assert_eq!(deleted.status, 202);
+    let deadline = Instant::now() + PATIENCE;
+    while !user_may_connect(server.addr, "ann").await {
+        assert!(Instant::now() < deadline, "ann could not connect again after DELETE");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -601,4 +652,24 @@ async fn a_stateful_websocket_reattach_must_come_from_the_same_user() {
     assert_eq!(common::Client::open_status(&nobody).await, 401);
     // Ann's socket was not displaced.
     assert_eq!(ann.call_ok("Who", json!([])).await, "ann");
+}
+
+#[tokio::test]
+async fn connections_are_swept_when_the_filter_is_served_by_someone_else() {
+    // No built-in accept loop: the routes run inside another server (here warp's test
+    // harness); unstarted connections still expire.
+    let options = HubOptions {
+        unstarted_timeout: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let server = builder(options).build();
+    let routes = server.filter();
+    let response = warp::test::request()
+        .method("POST")
+        .path("/plain/negotiate?negotiateVersion=1")
+        .reply(&routes)
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(server.connection_count(), 1);
+    wait_until("the unstarted connection to expire", || server.connection_count() == 0).await;
 }

@@ -12,7 +12,8 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -110,6 +111,19 @@ pub(crate) struct ServerInner {
     pub(crate) cors: Option<Cors>,
     pub(crate) shutdown: CancellationToken,
     managers: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+    /// The sweeper runs (started by the first request or the built-in accept loop).
+    housekeeping: AtomicBool,
+}
+
+impl ServerInner {
+    /// Starts the sweeper once, however the server is served (the built-in accept loop, the
+    /// warp filter in another server, a tower service): connections without a transport are
+    /// forgotten in time whoever accepts the sockets. It stops when the server is dropped.
+    pub(crate) fn start_housekeeping(self: &Arc<Self>) {
+        if !self.housekeeping.load(Ordering::Relaxed) && !self.housekeeping.swap(true, Ordering::AcqRel) {
+            tokio::spawn(sweep(Arc::downgrade(self)));
+        }
+    }
 }
 
 /// Builds a [`HubServer`].
@@ -360,6 +374,7 @@ impl HubServerBuilder {
                 cors: self.cors,
                 shutdown: assembly.shutdown,
                 managers: assembly.managers,
+                housekeeping: AtomicBool::new(false),
             }),
         }
     }
@@ -494,7 +509,7 @@ impl HubServer {
         R: warp::Reply,
     {
         let inner = self.inner.clone();
-        let sweeper = tokio::spawn(sweep(inner.clone()));
+        inner.start_housekeeping();
         let drain = inner.options.shutdown_drain;
         let stopping = stopping(inner, signal);
         tokio::pin!(stopping);
@@ -556,7 +571,6 @@ impl HubServer {
                 tracing::warn!("requests still open after the drain time; stopping anyway");
             }
         }
-        sweeper.abort();
     }
 }
 
@@ -585,16 +599,19 @@ async fn stopping(inner: Arc<ServerInner>, signal: impl Future<Output = ()> + Se
 }
 
 /// Drops connections without a transport that outlived their timeout (see
-/// [`ConnectionManager::sweep`]).
-async fn sweep(inner: Arc<ServerInner>) {
-    let timeouts = SweepTimeouts {
-        unstarted: inner.options.unstarted_timeout,
-        disconnect: inner.options.disconnect_timeout,
-        reconnect_grace: inner.options.reconnect_grace,
-    };
+/// [`ConnectionManager::sweep`]), once a second while the server exists.
+async fn sweep(server: Weak<ServerInner>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
+        let Some(inner) = server.upgrade() else {
+            return;
+        };
+        let timeouts = SweepTimeouts {
+            unstarted: inner.options.unstarted_timeout,
+            disconnect: inner.options.disconnect_timeout,
+            reconnect_grace: inner.options.reconnect_grace,
+        };
         for endpoint in &inner.endpoints {
             endpoint.connections.sweep(timeouts);
         }

@@ -116,6 +116,7 @@ pub(crate) fn filter(inner: Arc<ServerInner>) -> BoxedFilter<(Response,)> {
                   upgrade,
                   body| {
                 let inner = inner_for_handler.clone();
+                inner.start_housekeeping();
                 async move {
                     let ws = websocket::Upgrade::from_request(&method, &headers, upgrade);
                     let request = Request {
