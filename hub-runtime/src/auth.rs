@@ -1,10 +1,11 @@
 //! Authentication and authorization: who a connection belongs to, and what it may call.
 //!
 //! An endpoint's [`Authenticator`] turns each request (negotiate and every transport request)
-//! into an [`Identity`] or a refusal (401). [`JwtAuthenticator`] is a ready one for bearer
+//! into an [`Identity`] or a refusal (401). `JwtAuthenticator` (feature `jwt`) is a ready one for bearer
 //! tokens. `#[hub(authorize)]` on a hub or a hub method then states who may connect or call:
 //! see [`Requirement`].
 
+#[cfg(feature = "jwt")]
 mod jwt;
 mod requirement;
 
@@ -12,7 +13,9 @@ use std::sync::Arc;
 
 use crate::connection::{BoxFuture, RequestContext};
 
+#[cfg(feature = "jwt")]
 pub use jsonwebtoken;
+#[cfg(feature = "jwt")]
 pub use jwt::JwtAuthenticator;
 pub use requirement::{authorized, Requirement};
 

@@ -29,9 +29,26 @@
 //! ```
 //!
 //! Layers, each in its own module: [`connection`] (logical connections, negotiate),
-//! `transport` (WebSockets), [`protocol`] (bytes ⇄ messages), [`hub`] (the dispatcher and
+//! `transport` (WebSockets), [`protocol`] (bytes ⇄ messages), [`hub`](mod@hub) (the dispatcher and
 //! what hub methods see), [`clients`] (targets, groups, fan-out), [`backplane`] (other
 //! servers), and [`server`] (assembly).
+//!
+//! ## Features
+//!
+//! One hub over WebSockets needs none of the optional ones; each adds what it names and the
+//! crates behind it.
+//!
+//! | feature | default | adds |
+//! |---|---|---|
+//! | `json` | on | the JSON hub protocol, `protocol::JsonProtocol` (negotiate and the handshake are JSON whatever is on) |
+//! | `msgpack` | on | the MessagePack hub protocol, `protocol::MessagePackProtocol`, and `RawValue::MessagePack` (rmp, rmp-serde, rmpv) |
+//! | `redis` | off | `backplane::RedisBackplane` and `RedisOptions`: several servers act as one (redis) |
+//! | `jwt` | off | `JwtAuthenticator` for bearer tokens, and `auth::jsonwebtoken` re-exported (jsonwebtoken) |
+//! | `tls` | off | `server::TlsConfig` and `HubServer::serve_tls_with`: HTTPS and WSS served directly (tokio-rustls with ring) |
+//! | `metrics` | off | the counters and gauges of [`observability`], reported through the `metrics` facade; without it they compile to nothing |
+//!
+//! A server speaks the protocols whose features are on. With `default-features = false` and
+//! neither protocol, hub endpoints accept no handshake; connection endpoints still work.
 
 #![warn(missing_docs)]
 
@@ -46,7 +63,9 @@ pub mod server;
 mod transport;
 pub mod types;
 
-pub use auth::{AuthError, Authenticator, Identity, JwtAuthenticator};
+#[cfg(feature = "jwt")]
+pub use auth::JwtAuthenticator;
+pub use auth::{AuthError, Authenticator, Identity};
 pub use clients::{
     CallerClients, ClientResultError, ClientTarget, GroupError, Groups, HubClients, Many, One, SendError, SendTarget,
 };
@@ -58,13 +77,21 @@ pub use hub_macros::{hub, hub_client};
 pub use server::{Cors, EndpointOptions, HubOptions, HubServer, HubServerBuilder};
 pub use tokio_util::sync::CancellationToken;
 
-/// The names most hub code needs.
+/// The names most hub code needs, and what the optional features add: `JwtAuthenticator`
+/// (`jwt`), `RedisBackplane` (`redis`) and `TlsConfig` (`tls`).
 pub mod prelude {
     pub use crate::{
         hub, hub_client, CancellationToken, ClientResultError, ClientStream, ConnectionError, HubContext, HubError,
         HubHandle, HubOptions, HubServer,
     };
     pub use futures_util::{Stream, StreamExt};
+
+    #[cfg(feature = "redis")]
+    pub use crate::backplane::RedisBackplane;
+    #[cfg(feature = "tls")]
+    pub use crate::server::TlsConfig;
+    #[cfg(feature = "jwt")]
+    pub use crate::JwtAuthenticator;
 }
 
 /// What the macros' generated code uses. Not a public API.

@@ -1,5 +1,7 @@
-//! Observability: what the server counts, reported through the [`metrics`] facade so any
-//! recorder (Prometheus, StatsD, OpenTelemetry…) can collect it.
+//! Observability: what the server counts, reported through the `metrics` facade so any
+//! recorder (Prometheus, StatsD, OpenTelemetry…) can collect it. The counting needs the
+//! `metrics` feature; without it the handles below are empty types and every update compiles
+//! to nothing.
 //!
 //! | name | kind | labels | what |
 //! |---|---|---|---|
@@ -30,7 +32,11 @@
 //!
 //! Every update on the message path is one atomic add on a handle made at build time.
 
-use metrics::{Counter, Gauge};
+#[cfg(feature = "metrics")]
+use metrics::{counter, gauge, Counter, Gauge};
+
+#[cfg(not(feature = "metrics"))]
+use self::noop::{counter, gauge, Counter, Gauge};
 
 use crate::connection::TransportKind;
 
@@ -70,16 +76,16 @@ impl EndpointMetrics {
     pub(crate) fn new(hub: &str) -> Self {
         let hub = hub.to_string();
         let per_transport =
-            |name: &'static str| TRANSPORTS.map(|t| metrics::counter!(name, "hub" => hub.clone(), "transport" => t));
+            |name: &'static str| TRANSPORTS.map(|t| counter!(name, "hub" => hub.clone(), "transport" => t));
         let per_protocol =
-            |name: &'static str| PROTOCOLS.map(|p| metrics::counter!(name, "hub" => hub.clone(), "protocol" => p));
+            |name: &'static str| PROTOCOLS.map(|p| counter!(name, "hub" => hub.clone(), "protocol" => p));
         EndpointMetrics {
-            connections: TRANSPORTS.map(|t| metrics::gauge!("hub_connections", "hub" => hub.clone(), "transport" => t)),
+            connections: TRANSPORTS.map(|t| gauge!("hub_connections", "hub" => hub.clone(), "transport" => t)),
             opened: per_transport("hub_connections_opened_total"),
             received: per_protocol("hub_messages_received_total"),
             sent: per_protocol("hub_messages_sent_total"),
-            invocation_errors: metrics::counter!("hub_invocation_errors_total", "hub" => hub.clone()),
-            slow_consumer_closes: metrics::counter!("hub_slow_consumer_closes_total", "hub" => hub.clone()),
+            invocation_errors: counter!("hub_invocation_errors_total", "hub" => hub.clone()),
+            slow_consumer_closes: counter!("hub_slow_consumer_closes_total", "hub" => hub.clone()),
             hub,
         }
     }
@@ -113,23 +119,25 @@ impl EndpointMetrics {
     /// A panic was caught in user code. Its handle is made here: panics are rare, and the
     /// method names are fixed at compile time (the label set stays small).
     pub(crate) fn panicked(&self, method: &'static str) {
-        metrics::counter!("hub_panics_total", "hub" => self.hub.clone(), "method" => method).increment(1);
+        counter!("hub_panics_total", "hub" => self.hub.clone(), "method" => method).increment(1);
     }
 }
 
-/// The handles of a backplane.
+/// The handles of a backplane (only the backplanes behind features use them).
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) struct BackplaneMetrics {
     failed_publishes: Counter,
     failed_subscriptions: Counter,
     gaps: Counter,
 }
 
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 impl BackplaneMetrics {
     pub(crate) fn new(backplane: &'static str) -> Self {
         BackplaneMetrics {
-            failed_publishes: metrics::counter!("hub_backplane_failed_publishes_total", "backplane" => backplane),
-            failed_subscriptions: metrics::counter!("hub_backplane_failed_subscriptions_total", "backplane" => backplane),
-            gaps: metrics::counter!("hub_backplane_gaps_total", "backplane" => backplane),
+            failed_publishes: counter!("hub_backplane_failed_publishes_total", "backplane" => backplane),
+            failed_subscriptions: counter!("hub_backplane_failed_subscriptions_total", "backplane" => backplane),
+            gaps: counter!("hub_backplane_gaps_total", "backplane" => backplane),
         }
     }
 
@@ -144,4 +152,43 @@ impl BackplaneMetrics {
     pub(crate) fn gap(&self) {
         self.gaps.increment(1);
     }
+}
+
+/// Without the `metrics` feature: handles with the facade's shape that count nothing, so the
+/// call sites read the same with the feature on or off.
+#[cfg(not(feature = "metrics"))]
+mod noop {
+    /// A counter that counts nothing.
+    pub(super) struct Counter;
+
+    impl Counter {
+        pub(super) fn increment(&self, _value: u64) {}
+    }
+
+    /// A gauge that records nothing.
+    pub(super) struct Gauge;
+
+    impl Gauge {
+        pub(super) fn increment(&self, _value: f64) {}
+        pub(super) fn decrement(&self, _value: f64) {}
+    }
+
+    /// `metrics::counter!` with nothing behind it (the name and labels are still evaluated, so
+    /// they are type-checked and used as with the feature on).
+    macro_rules! counter {
+        ($name:expr $(, $key:expr => $value:expr)* $(,)?) => {{
+            let _ = ($name, $(($key, $value)),*);
+            $crate::observability::noop::Counter
+        }};
+    }
+
+    /// `metrics::gauge!` with nothing behind it.
+    macro_rules! gauge {
+        ($name:expr $(, $key:expr => $value:expr)* $(,)?) => {{
+            let _ = ($name, $(($key, $value)),*);
+            $crate::observability::noop::Gauge
+        }};
+    }
+
+    pub(super) use {counter, gauge};
 }

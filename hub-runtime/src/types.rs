@@ -208,7 +208,7 @@ impl<'de> Deserialize<'de> for DateTime {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "msgpack"))]
 mod tests {
     use super::*;
 

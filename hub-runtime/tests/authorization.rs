@@ -2,14 +2,17 @@
 //! invocation with a Completion error and keep the connection; hub-level requirements make the
 //! endpoint refuse negotiate and transport requests (401 without an identity, 403 when the
 //! identity falls short). Identities come from a query-string authenticator; the JWT
-//! authenticator end to end.
+//! authenticator end to end (with the `jwt` feature).
 
 mod common;
 
 use common::{Events, TestServer};
+#[cfg(feature = "jwt")]
 use hub_runtime::auth::jsonwebtoken::{encode, get_current_timestamp, EncodingKey, Header};
 use hub_runtime::prelude::*;
-use hub_runtime::{AuthError, EndpointOptions, Identity, JwtAuthenticator, RequestContext};
+#[cfg(feature = "jwt")]
+use hub_runtime::JwtAuthenticator;
+use hub_runtime::{AuthError, EndpointOptions, Identity, RequestContext};
 use serde_json::json;
 
 /// `?user=alice&role=admin&scope=write`: a user, with a claim for every `role` and `scope`.
@@ -288,8 +291,10 @@ async fn a_hub_level_authorize_refuses_at_the_endpoint() {
     );
 }
 
+#[cfg(feature = "jwt")]
 struct Jwt;
 
+#[cfg(feature = "jwt")]
 #[hub(authorize)]
 impl Jwt {
     fn who_am_i(&self, cx: &HubContext<Self>) -> Option<String> {
@@ -302,6 +307,7 @@ impl Jwt {
     }
 }
 
+#[cfg(feature = "jwt")]
 #[tokio::test]
 async fn the_jwt_authenticator_end_to_end() {
     const SECRET: &[u8] = b"integration-test-secret-32-bytes";

@@ -178,12 +178,15 @@ async fn the_group_name_limit_is_configurable() {
 }
 
 /// A `redis-server` on a free port, stopped when dropped (the binary comes from
-/// `REDIS_SERVER` or `PATH`, as in `scaleout.rs`).
+/// `REDIS_SERVER` or `PATH`, as in `scaleout.rs`). The tests across servers need the `redis`
+/// feature.
+#[cfg(feature = "redis")]
 struct Redis {
     child: std::process::Child,
     url: String,
 }
 
+#[cfg(feature = "redis")]
 impl Drop for Redis {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -191,6 +194,7 @@ impl Drop for Redis {
     }
 }
 
+#[cfg(feature = "redis")]
 async fn start_redis() -> Redis {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -222,6 +226,7 @@ async fn start_redis() -> Redis {
     }
 }
 
+#[cfg(feature = "redis")]
 async fn scaled_server(url: &str) -> TestServer {
     let backplane = common::within("connect to Redis", hub_runtime::backplane::RedisBackplane::connect(url))
         .await
@@ -237,6 +242,7 @@ async fn scaled_server(url: &str) -> TestServer {
 
 /// Across servers too: the protocols that can encode the message are published, and another
 /// server's connections of those protocols get it.
+#[cfg(feature = "redis")]
 #[tokio::test]
 async fn other_servers_get_a_message_one_protocol_cannot_encode() {
     let redis = start_redis().await;

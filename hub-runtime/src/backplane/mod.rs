@@ -2,15 +2,17 @@
 //!
 //! The lifetime manager delivers every message to its own local connections and hands it to
 //! the backplane for the rest of the fleet. The default [`InMemoryBackplane`] is a fleet of one
-//! (nothing to install); [`RedisBackplane`] joins servers through Redis pub/sub. Another
+//! (nothing to install); `RedisBackplane` (feature `redis`) joins servers through Redis pub/sub. Another
 //! engine (PostgreSQL LISTEN/NOTIFY, NATS) plugs in through the same trait.
 
+#[cfg(feature = "redis")]
 mod redis;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 
+#[cfg(feature = "redis")]
 pub use self::redis::{RedisBackplane, RedisOptions};
 use crate::clients::{GroupError, SendTarget};
 use crate::connection::BoxFuture;

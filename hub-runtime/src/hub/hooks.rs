@@ -134,7 +134,7 @@ impl Drop for Registered {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "json"))] // the tests speak JSON
 mod tests {
     use std::future::Future;
     use std::sync::Mutex;

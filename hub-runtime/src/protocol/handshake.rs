@@ -3,8 +3,10 @@
 
 use serde::Deserialize;
 
-use super::json::RECORD_SEPARATOR;
 use super::{HubProtocol, TransferFormat};
+
+/// The record separator that ends the handshake (and every message of the JSON protocol).
+pub const RECORD_SEPARATOR: u8 = 0x1e;
 
 /// What the client asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,7 +132,7 @@ pub fn request_bytes(protocol: &str, version: u32) -> Vec<u8> {
     out
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "json"))]
 mod tests {
     use super::*;
     use crate::protocol::JsonProtocol;

@@ -13,7 +13,7 @@ use super::{
 };
 
 /// The record separator that ends every JSON message.
-pub const RECORD_SEPARATOR: u8 = 0x1e;
+pub use super::handshake::RECORD_SEPARATOR;
 
 /// The JSON hub protocol (`json`, versions 1 and 2).
 #[derive(Debug, Clone, Copy, Default)]
@@ -562,6 +562,7 @@ mod tests {
             stream_ids: &inv.stream_ids,
         };
         assert!(JsonProtocol.encode(&out).is_err());
+        #[cfg(feature = "msgpack")]
         assert!(crate::protocol::MessagePackProtocol.encode(&out).is_err());
         assert!(serde_json::to_string(&inv.arguments[2]).is_err());
         // The other arguments still re-encode.

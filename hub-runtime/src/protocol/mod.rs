@@ -5,7 +5,9 @@
 //! until the dispatcher knows the parameter types.
 
 pub mod handshake;
+#[cfg(feature = "json")]
 pub mod json;
+#[cfg(feature = "msgpack")]
 pub mod msgpack;
 
 use std::collections::BTreeMap;
@@ -14,8 +16,24 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+#[cfg(feature = "json")]
 pub use json::JsonProtocol;
+#[cfg(feature = "msgpack")]
 pub use msgpack::MessagePackProtocol;
+
+/// The protocols a server speaks unless told otherwise: JSON and MessagePack, as the
+/// `json` and `msgpack` features are on.
+///
+/// One push per feature: `vec![]` cannot leave out an element by feature.
+#[allow(unused_mut, clippy::vec_init_then_push)]
+pub(crate) fn default_protocols() -> Vec<std::sync::Arc<dyn HubProtocol>> {
+    let mut protocols: Vec<std::sync::Arc<dyn HubProtocol>> = Vec::new();
+    #[cfg(feature = "json")]
+    protocols.push(std::sync::Arc::new(JsonProtocol));
+    #[cfg(feature = "msgpack")]
+    protocols.push(std::sync::Arc::new(MessagePackProtocol));
+    protocols
+}
 
 /// How a protocol's bytes travel: as text or as binary frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -41,7 +59,11 @@ pub type Headers = BTreeMap<String, String>;
 
 /// One value as it arrived on the wire, not yet decoded into a Rust type.
 ///
-/// ```
+/// A JSON value is always possible (a backplane or a custom protocol may carry one); the
+/// `MessagePack` variant exists with the `msgpack` feature.
+///
+#[cfg_attr(feature = "json", doc = "```")]
+#[cfg_attr(not(feature = "json"), doc = "```ignore")]
 /// use hub_runtime::protocol::{HubProtocol, JsonProtocol, HubMessage};
 /// let msgs = JsonProtocol.parse(b"{\"type\":1,\"target\":\"Add\",\"arguments\":[1,2]}\x1e").unwrap();
 /// let HubMessage::Invocation(inv) = &msgs[0] else { panic!() };
@@ -53,6 +75,7 @@ pub enum RawValue {
     /// A JSON value, kept as its source text.
     Json(Box<serde_json::value::RawValue>),
     /// A MessagePack value, kept as its bytes.
+    #[cfg(feature = "msgpack")]
     MessagePack(bytes::Bytes),
 }
 
@@ -61,6 +84,7 @@ impl RawValue {
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, DecodeError> {
         match self {
             RawValue::Json(raw) => serde_json::from_str(raw.get()).map_err(|e| DecodeError(e.to_string())),
+            #[cfg(feature = "msgpack")]
             RawValue::MessagePack(bytes) => rmp_serde::from_slice(bytes).map_err(|e| DecodeError(e.to_string())),
         }
     }
@@ -69,19 +93,25 @@ impl RawValue {
     pub fn as_bytes(&self) -> &[u8] {
         match self {
             RawValue::Json(raw) => raw.get().as_bytes(),
+            #[cfg(feature = "msgpack")]
             RawValue::MessagePack(bytes) => bytes,
         }
     }
 
     /// Rebuilds a raw value from its bytes, as [`RawValue::as_bytes`] gave them, for the
-    /// protocol named (`json` or `messagepack`).
+    /// protocol named (`json` or `messagepack`; without the `msgpack` feature, a
+    /// MessagePack value is an error).
     pub fn from_protocol_bytes(protocol: &str, bytes: &[u8]) -> Result<Self, DecodeError> {
         if protocol.eq_ignore_ascii_case("json") {
             let text = std::str::from_utf8(bytes).map_err(|e| DecodeError(e.to_string()))?;
-            RawValue::json(text)
-        } else {
-            Ok(RawValue::MessagePack(bytes::Bytes::copy_from_slice(bytes)))
+            return RawValue::json(text);
         }
+        #[cfg(feature = "msgpack")]
+        return Ok(RawValue::MessagePack(bytes::Bytes::copy_from_slice(bytes)));
+        #[cfg(not(feature = "msgpack"))]
+        Err(DecodeError(format!(
+            "a {protocol} value cannot be read: hub-runtime was built without the `msgpack` feature"
+        )))
     }
 
     /// Builds a JSON raw value from its text (the text must be valid JSON).
@@ -96,6 +126,7 @@ impl fmt::Debug for RawValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RawValue::Json(raw) => write!(f, "Json({})", raw.get()),
+            #[cfg(feature = "msgpack")]
             RawValue::MessagePack(bytes) => write!(f, "MessagePack({bytes:02x?})"),
         }
     }
@@ -105,7 +136,9 @@ impl PartialEq for RawValue {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
             (RawValue::Json(a), RawValue::Json(b)) => a.get() == b.get(),
+            #[cfg(feature = "msgpack")]
             (RawValue::MessagePack(a), RawValue::MessagePack(b)) => a == b,
+            #[cfg(feature = "msgpack")]
             _ => false,
         }
     }
@@ -118,6 +151,7 @@ impl RawValue {
                 let mut de = serde_json::Deserializer::from_str(raw.get());
                 serde_transcode::transcode(&mut de, serializer)
             }
+            #[cfg(feature = "msgpack")]
             RawValue::MessagePack(bytes) => {
                 let mut de = rmp_serde::Deserializer::from_read_ref(&bytes[..]);
                 serde_transcode::transcode(&mut de, serializer)
@@ -137,6 +171,13 @@ impl Serialize for RawValue {
     /// surrogate, a MessagePack map key that is not a string, written as JSON.
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let sink = std::io::sink();
+        // Without the `msgpack` feature every raw value is JSON, and reading it through the
+        // JSON writer checks its source whatever the real serializer is.
+        #[cfg(not(feature = "msgpack"))]
+        let check = self
+            .transcode(&mut serde_json::Serializer::new(sink))
+            .map_err(|e| e.to_string());
+        #[cfg(feature = "msgpack")]
         let check = if serializer.is_human_readable() {
             self.transcode(&mut serde_json::Serializer::new(sink))
                 .map_err(|e| e.to_string())
@@ -540,7 +581,7 @@ impl MessageReader {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "json", feature = "msgpack"))]
 mod reader_tests {
     use super::*;
 

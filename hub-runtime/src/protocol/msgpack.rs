@@ -621,6 +621,7 @@ mod tests {
             arguments: &inv.arguments,
             stream_ids: &inv.stream_ids,
         };
+        #[cfg(feature = "json")]
         assert!(crate::protocol::JsonProtocol.encode(&out).is_err());
         let again = MessagePackProtocol.encode(&out).unwrap();
         assert_eq!(MessagePackProtocol.parse(&again).unwrap().len(), 1);

@@ -22,6 +22,7 @@ use warp::Filter;
 
 pub use cors::Cors;
 pub use options::HubOptions;
+#[cfg(feature = "tls")]
 pub use tls::TlsConfig;
 
 use crate::auth::{self, Authenticator, Requirement};
@@ -32,7 +33,7 @@ use crate::hub::dispatcher::{HubEndpoint, HubHandler};
 use crate::hub::filter::{Filters, HubFilter};
 use crate::hub::{Hub, HubHandle};
 use crate::observability::EndpointMetrics;
-use crate::protocol::{HubProtocol, JsonProtocol, MessagePackProtocol};
+use crate::protocol::HubProtocol;
 
 /// How one path is served: which transports it offers and who may connect.
 ///
@@ -249,8 +250,8 @@ impl HubServerBuilder {
     /// A hub marked `#[hub(authorize ...)]` on its impl block admits only requests whose
     /// identity (from the endpoint's authenticator) meets its requirements: negotiate and
     /// every transport request without an identity get 401, those whose identity falls short
-    /// get 403. Give such a hub an authenticator (for example a
-    /// [`JwtAuthenticator`](crate::auth::JwtAuthenticator)).
+    /// get 403. Give such a hub an authenticator (for example a `JwtAuthenticator`, feature
+    /// `jwt`).
     pub fn hub_with<H: Hub>(mut self, path: &str, hub: H, endpoint: EndpointOptions) -> Self {
         let own_filters = endpoint.filters.clone();
         let make: MakeHandler = Box::new(move |assembly: &mut Assembly| {
@@ -280,7 +281,8 @@ impl HubServerBuilder {
     /// proxies. `H`'s type name is its name on the backplane, so define the hub type in a
     /// crate both processes share.
     ///
-    /// ```no_run
+    #[cfg_attr(feature = "redis", doc = "```no_run")]
+    #[cfg_attr(not(feature = "redis"), doc = "```ignore")]
     /// # use hub_runtime::prelude::*;
     /// # struct Chat;
     /// # #[hub] impl Chat { fn ping(&self) {} }
@@ -383,7 +385,7 @@ impl HubServer {
     pub fn builder() -> HubServerBuilder {
         HubServerBuilder {
             options: HubOptions::default(),
-            protocols: vec![Arc::new(JsonProtocol), Arc::new(MessagePackProtocol)],
+            protocols: crate::protocol::default_protocols(),
             backplane: backplane::in_memory(),
             cors: None,
             mappings: Vec::new(),
@@ -455,6 +457,7 @@ impl HubServer {
     /// server.serve_tls_with(listener, tls, routes, shutdown_signal()).await;
     /// # Ok(()) }
     /// ```
+    #[cfg(feature = "tls")]
     pub async fn serve_tls_with<F, R>(
         self,
         listener: TcpListener,
@@ -498,7 +501,7 @@ impl HubServer {
     async fn accept_loop<F, R>(
         self,
         listener: TcpListener,
-        tls: Option<tokio_rustls::TlsAcceptor>,
+        tls: Option<tls::Acceptor>,
         routes: F,
         signal: impl Future<Output = ()> + Send + 'static,
     ) where
