@@ -673,3 +673,88 @@ async fn connections_are_swept_when_the_filter_is_served_by_someone_else() {
     assert_eq!(server.connection_count(), 1);
     wait_until("the unstarted connection to expire", || server.connection_count() == 0).await;
 }
+
+/// A POST declaring `length` bytes and sending none; returns the status of its answer.
+async fn post_declaring(addr: SocketAddr, target: &str, length: usize) -> u16 {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let request = format!("POST {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {length}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write request");
+    let mut buffer = Vec::new();
+    read_until(&mut stream, &mut buffer, "\r\n").await;
+    let head = String::from_utf8_lossy(&buffer);
+    head.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status line")
+}
+
+#[tokio::test]
+async fn an_oversized_post_then_a_websocket_leaks_nothing() {
+    let options = HubOptions {
+        // Long enough that only an immediate removal passes.
+        unstarted_timeout: Duration::from_secs(120),
+        ..Default::default()
+    };
+    let server = start(options).await;
+    // Over max_frame_size (declared), and over the pre-start budget (sent).
+    for oversized in [true, false] {
+        let token = negotiate(server.addr, "/plain", "").await;
+        let target = format!("/plain?id={token}");
+        let status = if oversized {
+            post_declaring(server.addr, &target, 2_000_000).await
+        } else {
+            post(server.addr, &target, &"x".repeat(40 * 1024)).await.status
+        };
+        assert_eq!(status, 413);
+        let status = common::Client::open_status(&server.ws_url(&format!("/plain?id={token}"))).await;
+        assert_eq!(status, 404);
+        wait_until("the connection whose input ended to be gone", || {
+            server.server.connection_count() == 0
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn max_connections_holds_when_negotiated_connections_start() {
+    let options = HubOptions {
+        max_connections: Some(3),
+        ..Default::default()
+    };
+    let server = start(options).await;
+    for _ in 0..2 {
+        long_polling(server.addr, "/plain", "").await;
+    }
+    // One place is left: every negotiate passes, but only one connection may start.
+    let mut tokens = Vec::new();
+    for _ in 0..5 {
+        tokens.push(negotiate(server.addr, "/plain", "").await);
+    }
+    let mut started = 0;
+    let mut sockets = Vec::new();
+    for (i, token) in tokens.iter().enumerate() {
+        let status = if i % 2 == 0 {
+            get(server.addr, &format!("/plain?id={token}")).await.status
+        } else {
+            match common::Client::open(&server.ws_url(&format!("/plain?id={token}"))).await {
+                Ok(client) => {
+                    sockets.push(client);
+                    101
+                }
+                Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+                Err(e) => panic!("the upgrade failed without a response: {e}"),
+            }
+        };
+        match status {
+            200 | 101 => started += 1,
+            503 => {}
+            other => panic!("starting a connection answered {other}"),
+        }
+    }
+    assert_eq!(started, 1, "only one connection may start");
+    // The refused ones are gone; three remain.
+    wait_until("the refused connections to be forgotten", || {
+        server.server.connection_count() == 3
+    })
+    .await;
+}

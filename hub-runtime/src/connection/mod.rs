@@ -7,6 +7,7 @@
 //! inbox (read by the handler through [`Connection::recv`]) and the bounded outbox (filled
 //! through [`ConnectionSender`]).
 
+pub(crate) mod capacity;
 pub(crate) mod negotiate;
 pub(crate) mod queue;
 pub(crate) mod quiet;
@@ -27,6 +28,7 @@ pub use request::{RequestContext, TransportKind};
 
 use crate::auth::Identity;
 use crate::observability::EndpointMetrics;
+use capacity::Capacity;
 
 /// One unit of data on a connection, as text or binary.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +152,8 @@ pub(crate) struct ConnectionShared {
     invocations: OnceLock<CancellationToken>,
     /// Counted among the manager's connections whose transport has not started.
     unstarted: AtomicBool,
+    /// Holds a place in the server's [`Capacity`] (its transport started).
+    holds_place: AtomicBool,
     /// HTTP transports: held by the POST whose body is being taken (one at a time), made when
     /// first needed.
     posting: OnceLock<Box<tokio::sync::Mutex<()>>>,
@@ -605,6 +609,8 @@ pub(crate) enum AttachError {
     WrongTransport,
     /// A transport of the same kind is already attached (409).
     AlreadyAttached,
+    /// The server holds `max_connections` started connections already (503).
+    Full,
 }
 
 /// Every live connection of one endpoint, by secret token.
@@ -612,6 +618,8 @@ pub(crate) struct ConnectionManager {
     connections: DashMap<Arc<str>, Arc<ConnectionShared>>,
     /// How many of them have not started a transport yet.
     unstarted: AtomicUsize,
+    /// The server's started connections, shared by its endpoints (`max_connections`).
+    capacity: Arc<Capacity>,
     metrics: Arc<EndpointMetrics>,
 }
 
@@ -640,11 +648,18 @@ impl SweepTimeouts {
 const INBOX_CAPACITY: usize = 16;
 
 impl ConnectionManager {
-    /// A manager counting into `metrics`.
+    /// A manager counting into `metrics`, with no cap on started connections.
     pub(crate) fn new(metrics: EndpointMetrics) -> Self {
+        Self::with_capacity(metrics, Arc::new(Capacity::new(None)))
+    }
+
+    /// A manager counting into `metrics`, whose connections take a place in `capacity` when
+    /// they start.
+    pub(crate) fn with_capacity(metrics: EndpointMetrics, capacity: Arc<Capacity>) -> Self {
         ConnectionManager {
             connections: DashMap::new(),
             unstarted: AtomicUsize::new(0),
+            capacity,
             metrics: Arc::new(metrics),
         }
     }
@@ -698,6 +713,7 @@ impl ConnectionManager {
             protocol: AtomicU8::new(0),
             invocations: OnceLock::new(),
             unstarted: AtomicBool::new(true),
+            holds_place: AtomicBool::new(false),
             posting: OnceLock::new(),
         });
         self.unstarted.fetch_add(1, Ordering::Relaxed);
@@ -711,8 +727,31 @@ impl ConnectionManager {
 
     pub(crate) fn remove(&self, token: &str) {
         if let Some((_, removed)) = self.connections.remove(token) {
-            self.no_longer_unstarted(&removed);
+            self.forget(&removed);
         }
+    }
+
+    /// Bookkeeping for a connection taken out of the map: it is no longer unstarted, and its
+    /// place (if it started) is free.
+    fn forget(&self, shared: &ConnectionShared) {
+        self.no_longer_unstarted(shared);
+        if shared.holds_place.swap(false, Ordering::AcqRel) {
+            self.capacity.release();
+        }
+    }
+
+    /// Ends the client-to-server direction of an HTTP transport (its data was lost: 413, 408,
+    /// 503). A started connection's handler sees its input end and finishes; one that has
+    /// not started never can, so it is ended and forgotten now.
+    pub(crate) fn end_input(&self, shared: &ConnectionShared) {
+        let mut state = shared.lock();
+        state.inbox_tx = None;
+        if state.started {
+            return;
+        }
+        drop(state);
+        shared.end();
+        self.remove(&shared.token);
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -743,14 +782,36 @@ impl ConnectionManager {
         handler: &Arc<dyn ConnectionHandler>,
     ) -> Result<Attached, AttachError> {
         let mut state = shared.lock();
-        if shared.is_aborted() {
-            return Err(AttachError::Unknown);
+        // Long polling: the polls' slot for the outbox (taken before anything changes).
+        let mut poll_slot = None;
+        let checked = Self::may_start(shared, &state, transport).and_then(|()| {
+            if transport == TransportKind::LongPolling {
+                poll_slot = Some(
+                    shared
+                        .poll_outbox
+                        .try_lock()
+                        .map_err(|_| AttachError::AlreadyAttached)?,
+                );
+            }
+            if self.capacity.try_reserve() {
+                Ok(())
+            } else {
+                tracing::warn!(connection = %shared.id, "refusing to start a connection: the server is full");
+                Err(AttachError::Full)
+            }
+        });
+        if let Err(error) = checked {
+            drop(poll_slot);
+            drop(state);
+            if matches!(error, AttachError::Unknown | AttachError::Full) {
+                // It can no longer start (ended, its input gone, or no place for it).
+                shared.end();
+                self.remove(&shared.token);
+            }
+            return Err(error);
         }
-        match state.transport {
-            Some(t) if t != transport => return Err(AttachError::WrongTransport),
-            Some(_) => return Err(AttachError::AlreadyAttached),
-            None => {}
-        }
+        shared.holds_place.store(true, Ordering::Release);
+        // Both are there (checked above, under the same lock).
         let (Some(outbox_rx), Some(inbox_rx)) = (state.outbox_rx.take(), state.inbox_rx.take()) else {
             return Err(AttachError::AlreadyAttached);
         };
@@ -765,18 +826,14 @@ impl ConnectionManager {
         let mut attached = match transport {
             TransportKind::WebSockets => {
                 // The socket feeds the inbox (what was POSTed before it came is read first).
-                let Some(inbox_tx) = state.inbox_tx.take() else {
-                    drop(state);
-                    shared.end();
-                    return Err(AttachError::Unknown);
-                };
+                let inbox_tx = state.inbox_tx.take();
                 // Only a connection that may be resumed on a new socket needs a way to stop
                 // this one.
                 let stop = state.stateful.then(CancellationToken::new);
                 state.ws_transport = stop.clone();
                 Attached {
                     outbox: Some(outbox_rx),
-                    inbox: Some(inbox_tx),
+                    inbox: inbox_tx,
                     handler: None,
                     stop,
                 }
@@ -788,9 +845,8 @@ impl ConnectionManager {
                 stop: None,
             },
             TransportKind::LongPolling => {
-                match shared.poll_outbox.try_lock() {
-                    Ok(mut slot) => *slot = Some(outbox_rx),
-                    Err(_) => return Err(AttachError::AlreadyAttached),
+                if let Some(mut slot) = poll_slot.take() {
+                    *slot = Some(outbox_rx);
                 }
                 Attached {
                     outbox: None,
@@ -800,6 +856,7 @@ impl ConnectionManager {
                 }
             }
         };
+        drop(poll_slot);
         drop(state);
 
         shared.touch_read();
@@ -831,6 +888,31 @@ impl ConnectionManager {
         Ok(attached)
     }
 
+    /// What must hold for `transport` to start `shared` (nothing is changed): not ended, no
+    /// transport yet, both queues still there, and for a WebSocket, input not ended.
+    fn may_start(
+        shared: &ConnectionShared,
+        state: &ConnectionState,
+        transport: TransportKind,
+    ) -> Result<(), AttachError> {
+        if shared.is_aborted() {
+            return Err(AttachError::Unknown);
+        }
+        match state.transport {
+            Some(t) if t != transport => return Err(AttachError::WrongTransport),
+            Some(_) => return Err(AttachError::AlreadyAttached),
+            None => {}
+        }
+        if state.outbox_rx.is_none() || state.inbox_rx.is_none() {
+            return Err(AttachError::AlreadyAttached);
+        }
+        if transport == TransportKind::WebSockets && state.inbox_tx.is_none() {
+            // Its input ended before it started (a POST over the limit): it never can.
+            return Err(AttachError::Unknown);
+        }
+        Ok(())
+    }
+
     /// A new WebSocket for a connection that already has one, with stateful reconnect on:
     /// stops the old socket's transport; the new one takes over once the old one let go.
     pub(crate) fn reattach(&self, shared: &Arc<ConnectionShared>) -> Result<CancellationToken, AttachError> {
@@ -853,12 +935,16 @@ impl ConnectionManager {
 
     /// Drops connections that were negotiated but never started within
     /// `timeouts.unstarted`, long polling connections whose client stopped polling
-    /// `timeouts.disconnect` ago, and WebSocket connections whose socket dropped
-    /// `timeouts.reconnect_grace` ago without being re-attached.
+    /// `timeouts.disconnect` ago, WebSocket connections whose socket dropped
+    /// `timeouts.reconnect_grace` ago without being re-attached, and (a backstop) any other
+    /// connection that was ended. An ended long polling connection stays until its client
+    /// stops polling (its next poll learns the end), as the disconnect timeout says.
     pub(crate) fn sweep(&self, timeouts: SweepTimeouts) {
         self.connections.retain(|_, c| {
             let mut state = c.lock();
-            let keep = if !state.started {
+            let keep = if c.is_aborted() && state.transport != Some(TransportKind::LongPolling) {
+                false
+            } else if !state.started {
                 c.created.elapsed() < timeouts.unstarted
             } else if state.transport == Some(TransportKind::LongPolling) && state.poll.is_none() {
                 state.last_poll_end.elapsed() < timeouts.disconnect
@@ -873,7 +959,7 @@ impl ConnectionManager {
                 state.ws_inbox = None;
                 drop(state);
                 c.end();
-                self.no_longer_unstarted(c);
+                self.forget(c);
             }
             keep
         });

@@ -27,6 +27,7 @@ pub use tls::TlsConfig;
 use crate::auth::{self, Authenticator, Requirement};
 use crate::backplane::{self, Backplane};
 use crate::clients::lifetime::LifetimeManager;
+use crate::connection::capacity::Capacity;
 use crate::connection::{ConnectionHandler, ConnectionManager, SweepTimeouts, TransportKind};
 use crate::hub::dispatcher::{HubEndpoint, HubHandler};
 use crate::hub::filter::{Filters, HubFilter};
@@ -112,6 +113,8 @@ pub(crate) struct ServerInner {
     managers: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
     /// The sweeper runs (started by the first request or the built-in accept loop).
     housekeeping: AtomicBool,
+    /// Started connections across the endpoints, against `max_connections`.
+    pub(crate) capacity: Arc<Capacity>,
 }
 
 impl ServerInner {
@@ -343,6 +346,7 @@ impl HubServerBuilder {
         for register in self.remote {
             register(&mut assembly);
         }
+        let capacity = Arc::new(Capacity::new(assembly.options.max_connections));
         let mut endpoints: Vec<Arc<Endpoint>> = Vec::new();
         for mapping in self.mappings {
             if endpoints.iter().any(|e| e.path == mapping.path) {
@@ -362,7 +366,7 @@ impl HubServerBuilder {
                 handler,
                 authenticator: mapping.endpoint.authenticator.unwrap_or_else(auth::anonymous),
                 authorize: mapping.authorize,
-                connections: Arc::new(ConnectionManager::new(metrics)),
+                connections: Arc::new(ConnectionManager::with_capacity(metrics, capacity.clone())),
             }));
         }
         HubServer {
@@ -373,6 +377,7 @@ impl HubServerBuilder {
                 shutdown: assembly.shutdown,
                 managers: assembly.managers,
                 housekeeping: AtomicBool::new(false),
+                capacity,
             }),
         }
     }

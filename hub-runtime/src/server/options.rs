@@ -70,7 +70,8 @@ pub struct HubOptions {
     /// long a POST may wait for the one before it, then for its own body, then for room in
     /// the connection's input (30 s). Beyond: 409, 408 and 503.
     pub http_post_timeout: Duration,
-    /// Most connections the server holds at once (unlimited); negotiate answers 503 beyond.
+    /// Most started connections the server holds at once (unlimited); beyond, negotiate and
+    /// starting a transport answer 503 (a connection refused at its start is forgotten).
     /// Connections negotiated but not started yet are not counted (see
     /// `max_unstarted_connections`).
     pub max_connections: Option<usize>,
