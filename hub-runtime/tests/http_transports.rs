@@ -758,3 +758,34 @@ async fn max_connections_holds_when_negotiated_connections_start() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_socket_that_sends_nothing_or_a_slow_http2_preface_is_closed() {
+    let options = HubOptions {
+        http_header_read_timeout: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let server = start(options).await;
+    let mut silent = TcpStream::connect(server.addr).await.unwrap();
+    assert!(
+        closed_by_server(&mut silent).await,
+        "a socket that sends nothing is closed after the header timeout"
+    );
+    let mut slow = TcpStream::connect(server.addr).await.unwrap();
+    let dribble = async {
+        for byte in b"PRI * HT" {
+            if slow.write_all(&[*byte]).await.is_err() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        false
+    };
+    let cut = tokio::time::timeout(PATIENCE, dribble).await.unwrap_or(false);
+    assert!(
+        cut || closed_by_server(&mut slow).await,
+        "a slow HTTP/2 preface is cut off"
+    );
+    // A prompt client still gets its answer.
+    negotiate(server.addr, "/plain", "").await;
+}

@@ -105,6 +105,20 @@ pub(crate) fn instant_of(ms: u64) -> tokio::time::Instant {
     tokio::time::Instant::from_std(clock_origin() + Duration::from_millis(ms))
 }
 
+/// A user-set timeout, at most a year (an operator's `Duration::MAX`, "never", would
+/// overflow an `Instant`).
+pub(crate) fn bounded(timeout: Duration) -> Duration {
+    timeout.min(FAR)
+}
+
+/// How far away "never" is: a year.
+const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// The instant `timeout` from now (at most a year away: see [`bounded`]).
+pub(crate) fn deadline_after(timeout: Duration) -> tokio::time::Instant {
+    tokio::time::Instant::now() + bounded(timeout)
+}
+
 /// A new random id: 16 bytes from the OS-seeded CSPRNG, URL-safe base64 (22 characters).
 pub(crate) fn random_id() -> String {
     use base64::Engine;
@@ -649,6 +663,7 @@ const INBOX_CAPACITY: usize = 16;
 
 impl ConnectionManager {
     /// A manager counting into `metrics`, with no cap on started connections.
+    #[cfg(test)]
     pub(crate) fn new(metrics: EndpointMetrics) -> Self {
         Self::with_capacity(metrics, Arc::new(Capacity::new(None)))
     }

@@ -3,6 +3,7 @@
 
 mod access;
 mod cors;
+mod head_deadline;
 mod options;
 mod routes;
 mod tls;
@@ -517,7 +518,7 @@ impl HubServer {
         tokio::pin!(stopping);
         let service = warp::service(routes);
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        let header_timeout = self.inner.options.http_header_read_timeout;
+        let header_timeout = crate::connection::bounded(self.inner.options.http_header_read_timeout);
         let write_timeout = self.inner.options.http_write_timeout;
         loop {
             let (tcp, _) = tokio::select! {
@@ -544,9 +545,15 @@ impl HubServer {
                     .http1()
                     .timer(hyper_util::rt::TokioTimer::new())
                     .header_read_timeout(header_timeout);
+                // An idle HTTP/2 connection whose client no longer answers pings is dropped.
+                builder
+                    .http2()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .keep_alive_interval(header_timeout)
+                    .keep_alive_timeout(header_timeout);
                 let served = match tls {
                     None => {
-                        let io = hyper_util::rt::TokioIo::new(tcp);
+                        let io = hyper_util::rt::TokioIo::new(head_deadline::HeadDeadline::new(tcp, header_timeout));
                         watcher.watch(builder.serve_connection_with_upgrades(io, service)).await
                     }
                     Some(acceptor) => {
@@ -558,7 +565,7 @@ impl HubServer {
                             }
                             Err(_) => return,
                         };
-                        let io = hyper_util::rt::TokioIo::new(stream);
+                        let io = hyper_util::rt::TokioIo::new(head_deadline::HeadDeadline::new(stream, header_timeout));
                         watcher.watch(builder.serve_connection_with_upgrades(io, service)).await
                     }
                 };
