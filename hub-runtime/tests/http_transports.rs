@@ -35,6 +35,21 @@ impl Plain {
     }
 }
 
+/// Admits anyone but the user `boom`, for whom it panics (a bug in user code).
+fn panicking_policy(identity: &Identity) -> bool {
+    assert!(identity.user_id() != Some("boom"), "the policy blew up");
+    true
+}
+
+struct Guarded;
+
+#[hub(authorize(policy = panicking_policy))]
+impl Guarded {
+    fn echo(&self, message: String) -> String {
+        message
+    }
+}
+
 /// Who the `user` query parameter says (no parameter: anonymous, no identity).
 fn user_from_query(request: &RequestContext) -> Result<Option<Identity>, AuthError> {
     Ok(request.query("user").map(Identity::user))
@@ -73,6 +88,11 @@ fn builder(options: HubOptions) -> hub_runtime::HubServerBuilder {
             "/boom",
             Plain,
             EndpointOptions::new().authenticator(panicking_authenticator),
+        )
+        .hub_with(
+            "/guarded",
+            Guarded,
+            EndpointOptions::new().authenticator(user_from_query),
         )
         .connection("/stuck", stuck)
         .connection("/flood", flood)
@@ -788,4 +808,21 @@ async fn a_socket_that_sends_nothing_or_a_slow_http2_preface_is_closed() {
     );
     // A prompt client still gets its answer.
     negotiate(server.addr, "/plain", "").await;
+}
+
+#[tokio::test]
+async fn a_panicking_hub_policy_costs_one_request() {
+    let server = start(HubOptions::default()).await;
+    let response = http(
+        server.addr,
+        "POST",
+        "/guarded/negotiate?negotiateVersion=1&user=boom",
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(response.status, 500, "{response:?}");
+    // The server goes on serving, on that endpoint too.
+    negotiate(server.addr, "/guarded", "&user=ann").await;
+    long_polling(server.addr, "/plain", "").await;
 }
