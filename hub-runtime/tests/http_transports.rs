@@ -68,6 +68,13 @@ async fn stuck(mut connection: Connection) {
     connection.aborted().await;
 }
 
+/// Reads its first frame, rests 3 s, then reads everything until its input ends.
+async fn sleepy(mut connection: Connection) {
+    let _ = connection.recv().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    while connection.recv().await.is_some() {}
+}
+
 /// Sends 64 KiB frames as fast as the transport takes them.
 async fn flood(connection: Connection) {
     let sender = connection.sender();
@@ -95,6 +102,7 @@ fn builder(options: HubOptions) -> hub_runtime::HubServerBuilder {
             EndpointOptions::new().authenticator(user_from_query),
         )
         .connection("/stuck", stuck)
+        .connection("/sleepy", sleepy)
         .connection("/flood", flood)
 }
 
@@ -459,7 +467,9 @@ async fn concurrent_posts_on_one_connection_are_taken_one_at_a_time() {
         String::from_utf8_lossy(&buffer)
     );
     assert!(started.elapsed() >= Duration::from_secs(2));
-    assert_eq!(second.await.unwrap().status, 200);
+    // The stalled body's data is lost, so the connection is over (see
+    // a_post_that_times_out_ends_the_connection): the second POST finds it ended.
+    assert_eq!(second.await.unwrap().status, 404);
 }
 
 #[tokio::test]
@@ -825,4 +835,50 @@ async fn a_panicking_hub_policy_costs_one_request() {
     // The server goes on serving, on that endpoint too.
     negotiate(server.addr, "/guarded", "&user=ann").await;
     long_polling(server.addr, "/plain", "").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_that_times_out_ends_the_connection() {
+    let options = HubOptions {
+        http_post_timeout: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let server = start(options).await;
+    // 408: the body comes too slowly. Its data is lost, so the connection ends: the next
+    // poll says so.
+    let token = long_polling(server.addr, "/plain", "").await;
+    let target = format!("/plain?id={token}");
+    let mut slow = TcpStream::connect(server.addr).await.unwrap();
+    let head = format!("POST {target} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789");
+    slow.write_all(head.as_bytes()).await.unwrap();
+    let mut buffer = Vec::new();
+    read_until(&mut slow, &mut buffer, "\r\n\r\n").await;
+    assert!(String::from_utf8_lossy(&buffer).starts_with("HTTP/1.1 408"));
+    let poll = common::within("the poll after a 408", get(server.addr, &target)).await;
+    assert_eq!(poll.status, 204, "{poll:?}");
+    wait_until("the long polling connection to be gone", || {
+        server.server.connection_count() == 0
+    })
+    .await;
+
+    // 503: the input stays full until the deadline. The handler, once it reads again, finds
+    // its input ended after what was queued, and the event stream ends.
+    let token = negotiate(server.addr, "/sleepy", "").await;
+    let target = format!("/sleepy?id={token}");
+    let (mut events, mut buffer) = open_sse(server.addr, &target, &[]).await;
+    let mut refused = false;
+    for i in 0..40 {
+        let status = post(server.addr, &target, &format!("frame {i}")).await.status;
+        if status == 503 {
+            refused = true;
+            break;
+        }
+        assert_eq!(status, 200, "POST {i}");
+    }
+    assert!(refused, "a POST waited for room until its deadline");
+    read_until(&mut events, &mut buffer, "\r\n0\r\n\r\n").await;
+    wait_until("the SSE connection to be gone", || {
+        server.server.connection_count() == 0
+    })
+    .await;
 }

@@ -68,7 +68,8 @@ pub struct HubOptions {
     pub http_write_timeout: Duration,
     /// Server-Sent Events and Long Polling: one POST per connection is taken at a time; how
     /// long a POST may wait for the one before it, then for its own body, then for room in
-    /// the connection's input (30 s). Beyond: 409, 408 and 503.
+    /// the connection's input (30 s). Beyond: 409, 408 and 503; the POST's data is lost,
+    /// so the connection's input ends too (as for a 413): the client sees it close.
     pub http_post_timeout: Duration,
     /// Most started connections the server holds at once (unlimited); beyond, negotiate and
     /// starting a transport answer 503 (a connection refused at its start is forgotten).

@@ -285,6 +285,11 @@ async fn get(
 /// A POST: data for the connection, on Server-Sent Events or Long Polling, started or not
 /// (a client may send its handshake before its first poll). One POST per connection is taken
 /// at a time; the body is queued whole into the connection's input, and answered then.
+/// A POST whose data is lost (413 too large; after `http_post_timeout`, 409 still waiting
+/// for its turn, 408 its body too slow, 503 no room in the input) ends the connection's
+/// input: the handler finishes after what was queued, and the client sees the connection
+/// close, rather than waiting forever for an answer to a message the server never got, or
+/// having the rest of a split message joined to unrelated bytes.
 async fn post(
     inner: &ServerInner,
     endpoint: &Endpoint,
@@ -311,8 +316,10 @@ async fn post(
     if declared.is_some_and(|length| length > frame_limit as u64) {
         return too_large(endpoint, &shared, frame_limit);
     }
-    let deadline = tokio::time::Instant::now() + inner.options.http_post_timeout;
+    let deadline = crate::connection::deadline_after(inner.options.http_post_timeout);
     let Ok(_turn) = tokio::time::timeout_at(deadline, shared.posting().lock()).await else {
+        // Its data is lost, as for a 413: the connection cannot go on.
+        endpoint.connections.end_input(&shared);
         return text(
             StatusCode::CONFLICT,
             "Another POST on this connection is still being received.",
@@ -323,7 +330,12 @@ async fn post(
         Ok(Ok(body)) => body,
         Ok(Err(BodyError::TooLarge)) => return too_large(endpoint, &shared, limit),
         Ok(Err(BodyError::Unreadable)) => return text(StatusCode::BAD_REQUEST, "The request body could not be read."),
-        Err(_) => return text(StatusCode::REQUEST_TIMEOUT, "The request body came too slowly."),
+        Err(_) => {
+            // Its data is lost, as for a 413: the connection cannot go on.
+            tracing::debug!(connection = %shared.id, "a POST body came too slowly; ending the connection");
+            endpoint.connections.end_input(&shared);
+            return text(StatusCode::REQUEST_TIMEOUT, "The request body came too slowly.");
+        }
     };
     {
         let mut state = shared.lock();
@@ -337,7 +349,7 @@ async fn post(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/octet-stream"));
     let frame = if binary { Frame::Binary(body) } else { Frame::Text(body) };
-    transport::post(&shared, frame, deadline).await
+    transport::post(&endpoint.connections, &shared, frame, deadline).await
 }
 
 /// Most bytes the next POST may carry: `max_frame_size`, or before the transport starts
