@@ -882,3 +882,44 @@ async fn a_post_that_times_out_ends_the_connection() {
     })
     .await;
 }
+
+/// Every timeout option at `Duration::MAX` (an operator's "never").
+fn never() -> HubOptions {
+    HubOptions {
+        keep_alive_interval: Duration::MAX,
+        client_timeout: Duration::MAX,
+        handshake_timeout: Duration::MAX,
+        disconnect_timeout: Duration::MAX,
+        unstarted_timeout: Duration::MAX,
+        shutdown_drain: Duration::MAX,
+        long_poll_timeout: Duration::MAX,
+        client_result_timeout: Duration::MAX,
+        reconnect_grace: Duration::MAX,
+        http_header_read_timeout: Duration::MAX,
+        http_write_timeout: Duration::MAX,
+        http_post_timeout: Duration::MAX,
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_of_duration_max_mean_never() {
+    let server = start(never()).await;
+    // Long polling: negotiate, poll, POST (the handshake, then an invocation), poll.
+    let token = long_polling(server.addr, "/plain", "").await;
+    let target = format!("/plain?id={token}");
+    let invocation = format!("{{\"type\":1,\"invocationId\":\"1\",\"target\":\"Echo\",\"arguments\":[\"hi\"]}}{RS}");
+    assert_eq!(post(server.addr, &target, &invocation).await.status, 200);
+    let reply = common::within("the poll with the completion", get(server.addr, &target)).await;
+    assert_eq!(
+        messages(&reply.body),
+        vec![json!({"type": 3, "invocationId": "1", "result": "hi"})]
+    );
+    // Server-Sent Events: the stream opens.
+    let token = negotiate(server.addr, "/plain", "").await;
+    let (_events, _) = open_sse(server.addr, &format!("/plain?id={token}"), &[]).await;
+    // WebSockets: an echo.
+    let mut client = server.connect("/plain").await;
+    assert_eq!(client.call_ok("Echo", json!(["hey"])).await, "hey");
+    assert_eq!(server.server.connection_count(), 3);
+}

@@ -593,7 +593,7 @@ async fn stopping(inner: Arc<ServerInner>, signal: impl Future<Output = ()> + Se
     }
     tracing::info!("shutting down: closing every connection");
     inner.shutdown.cancel();
-    let deadline = tokio::time::Instant::now() + drain;
+    let deadline = crate::connection::deadline_after(drain);
     while tokio::time::Instant::now() < deadline && inner.endpoints.iter().any(|e| e.connections.len() > 0) {
         // Connections without a transport right now (never started, between long polls,
         // detached) cannot be told goodbye: they end at once.

@@ -53,7 +53,7 @@ impl<T: AsyncWrite> WriteTimeout<T> {
             *this.armed = false;
             return result;
         }
-        let deadline = Instant::now() + *this.timeout;
+        let deadline = crate::connection::deadline_after(*this.timeout);
         if !*this.armed {
             *this.armed = true;
             match this.timer {
@@ -123,6 +123,17 @@ mod tests {
         let error = io.write_all(&[0; 1]).await.expect_err("nobody reads");
         assert_eq!(error.kind(), io::ErrorKind::TimedOut);
         assert_eq!(started.elapsed(), Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn never_is_a_year() {
+        let (near, _far) = tokio::io::duplex(16);
+        let mut io = WriteTimeout::new(near, Duration::MAX);
+        io.write_all(&[0; 16]).await.expect("room for 16 bytes");
+        let started = Instant::now();
+        let error = io.write_all(&[0; 1]).await.expect_err("nobody reads");
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), Duration::from_secs(365 * 24 * 3600));
     }
 
     #[tokio::test(start_paused = true)]
