@@ -1005,4 +1005,44 @@ mod tests {
         let away = deadline_after(Duration::MAX) - tokio::time::Instant::now();
         assert!(away <= Duration::from_millis(year), "{away:?}");
     }
+
+    /// A handler that never ends by itself.
+    fn forever(connection: Connection) -> impl Future<Output = ()> {
+        async move {
+            connection.aborted().await;
+            std::future::pending::<()>().await
+        }
+    }
+
+    #[tokio::test]
+    async fn the_sweeper_forgets_an_ended_connection_whatever_its_state() {
+        let capacity = Arc::new(Capacity::new(Some(1)));
+        let manager = Arc::new(ConnectionManager::with_capacity(
+            EndpointMetrics::new("/sweep"),
+            capacity.clone(),
+        ));
+        let handler: Arc<dyn ConnectionHandler> = Arc::new(forever);
+        let shared = manager.create(8, false);
+        // Started over a WebSocket whose task (holding the handler) is stuck.
+        let attached = manager
+            .attach(
+                &shared,
+                TransportKind::WebSockets,
+                RequestContext::default(),
+                None,
+                &handler,
+            )
+            .expect("attach");
+        assert!(capacity.is_full());
+        shared.end();
+        let long = Duration::from_secs(3600);
+        manager.sweep(SweepTimeouts {
+            unstarted: long,
+            disconnect: long,
+            reconnect_grace: long,
+        });
+        assert_eq!(manager.len(), 0);
+        assert!(!capacity.is_full(), "its place is free");
+        drop(attached);
+    }
 }
