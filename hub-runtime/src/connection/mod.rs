@@ -1007,11 +1007,9 @@ mod tests {
     }
 
     /// A handler that never ends by itself.
-    fn forever(connection: Connection) -> impl Future<Output = ()> {
-        async move {
-            connection.aborted().await;
-            std::future::pending::<()>().await
-        }
+    async fn forever(connection: Connection) {
+        connection.aborted().await;
+        std::future::pending::<()>().await
     }
 
     #[tokio::test]

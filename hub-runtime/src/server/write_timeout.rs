@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 
 pin_project_lite::pin_project! {
     /// An IO whose writes fail after waiting `timeout` for room.
@@ -113,6 +113,7 @@ impl<T: AsyncWrite> AsyncWrite for WriteTimeout<T> {
 mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
+    use tokio::time::Instant;
 
     #[tokio::test(start_paused = true)]
     async fn a_write_nobody_takes_fails_after_the_timeout() {
