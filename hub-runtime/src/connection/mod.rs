@@ -766,8 +766,9 @@ impl ConnectionManager {
         if state.started {
             return;
         }
-        drop(state);
+        // Ended under the lock: no transport can start it in between.
         shared.end();
+        drop(state);
         self.remove(&shared.token);
     }
 
@@ -799,35 +800,19 @@ impl ConnectionManager {
         handler: &Arc<dyn ConnectionHandler>,
     ) -> Result<Attached, AttachError> {
         let mut state = shared.lock();
-        // Long polling: the polls' slot for the outbox (taken before anything changes).
-        let mut poll_slot = None;
-        let checked = Self::may_start(shared, &state, transport).and_then(|()| {
-            if transport == TransportKind::LongPolling {
-                poll_slot = Some(
-                    shared
-                        .poll_outbox
-                        .try_lock()
-                        .map_err(|_| AttachError::AlreadyAttached)?,
-                );
+        // Long polling: the polls' slot for the outbox.
+        let mut poll_slot = match self.reserve_start(shared, &state, transport) {
+            Ok(slot) => slot,
+            Err(error) => {
+                drop(state);
+                if matches!(error, AttachError::Unknown | AttachError::Full) {
+                    // It can no longer start (ended, its input gone, or no place for it).
+                    shared.end();
+                    self.remove(&shared.token);
+                }
+                return Err(error);
             }
-            if self.capacity.try_reserve() {
-                Ok(())
-            } else {
-                tracing::warn!(connection = %shared.id, "refusing to start a connection: the server is full");
-                Err(AttachError::Full)
-            }
-        });
-        if let Err(error) = checked {
-            drop(poll_slot);
-            drop(state);
-            if matches!(error, AttachError::Unknown | AttachError::Full) {
-                // It can no longer start (ended, its input gone, or no place for it).
-                shared.end();
-                self.remove(&shared.token);
-            }
-            return Err(error);
-        }
-        shared.holds_place.store(true, Ordering::Release);
+        };
         // Both are there (checked above, under the same lock).
         let (Some(outbox_rx), Some(inbox_rx)) = (state.outbox_rx.take(), state.inbox_rx.take()) else {
             return Err(AttachError::AlreadyAttached);
@@ -903,6 +888,35 @@ impl ConnectionManager {
             tokio::spawn(task);
         }
         Ok(attached)
+    }
+
+    /// Checks that `transport` may start `shared` (see [`ConnectionManager::may_start`]), then
+    /// takes what starting needs, so that nothing can fail after: for long polling, the polls'
+    /// outbox slot (returned), and a place under `max_connections`. Nothing is taken on
+    /// failure.
+    fn reserve_start<'a>(
+        &self,
+        shared: &'a ConnectionShared,
+        state: &ConnectionState,
+        transport: TransportKind,
+    ) -> Result<Option<tokio::sync::MutexGuard<'a, Option<queue::Receiver<Outgoing>>>>, AttachError> {
+        Self::may_start(shared, state, transport)?;
+        let slot = if transport == TransportKind::LongPolling {
+            Some(
+                shared
+                    .poll_outbox
+                    .try_lock()
+                    .map_err(|_| AttachError::AlreadyAttached)?,
+            )
+        } else {
+            None
+        };
+        if !self.capacity.try_reserve() {
+            tracing::warn!(connection = %shared.id, "refusing to start a connection: the server is full");
+            return Err(AttachError::Full);
+        }
+        shared.holds_place.store(true, Ordering::Release);
+        Ok(slot)
     }
 
     /// What must hold for `transport` to start `shared` (nothing is changed): not ended, no

@@ -61,7 +61,9 @@ pub struct HubOptions {
     /// socket dropped (30 s).
     pub reconnect_grace: Duration,
     /// How long the built-in server waits for a request's head (30 s); a client that sends it
-    /// slower is disconnected (slowloris).
+    /// slower is disconnected (slowloris). It also bounds the time from accepting a socket
+    /// (after TLS) to its first request head or HTTP/2 preface, and is the interval (and
+    /// timeout) of the pings that drop an HTTP/2 connection whose client stopped answering.
     pub http_header_read_timeout: Duration,
     /// How long the built-in server waits for a client to take written bytes (30 s); a client
     /// that stops reading (an event stream or a poll nobody reads) is disconnected.
