@@ -35,6 +35,21 @@ impl Plain {
     }
 }
 
+/// Admits anyone but the user `boom`, for whom it panics (a bug in user code).
+fn panicking_policy(identity: &Identity) -> bool {
+    assert!(identity.user_id() != Some("boom"), "the policy blew up");
+    true
+}
+
+struct Guarded;
+
+#[hub(authorize(policy = panicking_policy))]
+impl Guarded {
+    fn echo(&self, message: String) -> String {
+        message
+    }
+}
+
 /// Who the `user` query parameter says (no parameter: anonymous, no identity).
 fn user_from_query(request: &RequestContext) -> Result<Option<Identity>, AuthError> {
     Ok(request.query("user").map(Identity::user))
@@ -51,6 +66,13 @@ fn panicking_authenticator(request: &RequestContext) -> Result<Option<Identity>,
 async fn stuck(mut connection: Connection) {
     let _ = connection.recv().await;
     connection.aborted().await;
+}
+
+/// Reads its first frame, rests 3 s, then reads everything until its input ends.
+async fn sleepy(mut connection: Connection) {
+    let _ = connection.recv().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    while connection.recv().await.is_some() {}
 }
 
 /// Sends 64 KiB frames as fast as the transport takes them.
@@ -74,7 +96,13 @@ fn builder(options: HubOptions) -> hub_runtime::HubServerBuilder {
             Plain,
             EndpointOptions::new().authenticator(panicking_authenticator),
         )
+        .hub_with(
+            "/guarded",
+            Guarded,
+            EndpointOptions::new().authenticator(user_from_query),
+        )
         .connection("/stuck", stuck)
+        .connection("/sleepy", sleepy)
         .connection("/flood", flood)
 }
 
@@ -439,7 +467,9 @@ async fn concurrent_posts_on_one_connection_are_taken_one_at_a_time() {
         String::from_utf8_lossy(&buffer)
     );
     assert!(started.elapsed() >= Duration::from_secs(2));
-    assert_eq!(second.await.unwrap().status, 200);
+    // The stalled body's data is lost, so the connection is over (see
+    // a_post_that_times_out_ends_the_connection): the second POST finds it ended.
+    assert_eq!(second.await.unwrap().status, 404);
 }
 
 #[tokio::test]
@@ -672,4 +702,224 @@ async fn connections_are_swept_when_the_filter_is_served_by_someone_else() {
     assert_eq!(response.status(), 200);
     assert_eq!(server.connection_count(), 1);
     wait_until("the unstarted connection to expire", || server.connection_count() == 0).await;
+}
+
+/// A POST declaring `length` bytes and sending none; returns the status of its answer.
+async fn post_declaring(addr: SocketAddr, target: &str, length: usize) -> u16 {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let request = format!("POST {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {length}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write request");
+    let mut buffer = Vec::new();
+    read_until(&mut stream, &mut buffer, "\r\n").await;
+    let head = String::from_utf8_lossy(&buffer);
+    head.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status line")
+}
+
+#[tokio::test]
+async fn an_oversized_post_then_a_websocket_leaks_nothing() {
+    let options = HubOptions {
+        // Long enough that only an immediate removal passes.
+        unstarted_timeout: Duration::from_secs(120),
+        ..Default::default()
+    };
+    let server = start(options).await;
+    // Over max_frame_size (declared), and over the pre-start budget (sent).
+    for oversized in [true, false] {
+        let token = negotiate(server.addr, "/plain", "").await;
+        let target = format!("/plain?id={token}");
+        let status = if oversized {
+            post_declaring(server.addr, &target, 2_000_000).await
+        } else {
+            post(server.addr, &target, &"x".repeat(40 * 1024)).await.status
+        };
+        assert_eq!(status, 413);
+        let status = common::Client::open_status(&server.ws_url(&format!("/plain?id={token}"))).await;
+        assert_eq!(status, 404);
+        wait_until("the connection whose input ended to be gone", || {
+            server.server.connection_count() == 0
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn max_connections_holds_when_negotiated_connections_start() {
+    let options = HubOptions {
+        max_connections: Some(3),
+        ..Default::default()
+    };
+    let server = start(options).await;
+    for _ in 0..2 {
+        long_polling(server.addr, "/plain", "").await;
+    }
+    // One place is left: every negotiate passes, but only one connection may start.
+    let mut tokens = Vec::new();
+    for _ in 0..5 {
+        tokens.push(negotiate(server.addr, "/plain", "").await);
+    }
+    let mut started = 0;
+    let mut sockets = Vec::new();
+    for (i, token) in tokens.iter().enumerate() {
+        let status = if i % 2 == 0 {
+            get(server.addr, &format!("/plain?id={token}")).await.status
+        } else {
+            match common::Client::open(&server.ws_url(&format!("/plain?id={token}"))).await {
+                Ok(client) => {
+                    sockets.push(client);
+                    101
+                }
+                Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+                Err(e) => panic!("the upgrade failed without a response: {e}"),
+            }
+        };
+        match status {
+            200 | 101 => started += 1,
+            503 => {}
+            other => panic!("starting a connection answered {other}"),
+        }
+    }
+    assert_eq!(started, 1, "only one connection may start");
+    // The refused ones are gone; three remain.
+    wait_until("the refused connections to be forgotten", || {
+        server.server.connection_count() == 3
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_socket_that_sends_nothing_or_a_slow_http2_preface_is_closed() {
+    let options = HubOptions {
+        http_header_read_timeout: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let server = start(options).await;
+    let mut silent = TcpStream::connect(server.addr).await.unwrap();
+    assert!(
+        closed_by_server(&mut silent).await,
+        "a socket that sends nothing is closed after the header timeout"
+    );
+    let mut slow = TcpStream::connect(server.addr).await.unwrap();
+    let dribble = async {
+        for byte in b"PRI * HT" {
+            if slow.write_all(&[*byte]).await.is_err() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        false
+    };
+    let cut = tokio::time::timeout(PATIENCE, dribble).await.unwrap_or(false);
+    assert!(
+        cut || closed_by_server(&mut slow).await,
+        "a slow HTTP/2 preface is cut off"
+    );
+    // A prompt client still gets its answer.
+    negotiate(server.addr, "/plain", "").await;
+}
+
+#[tokio::test]
+async fn a_panicking_hub_policy_costs_one_request() {
+    let server = start(HubOptions::default()).await;
+    let response = http(
+        server.addr,
+        "POST",
+        "/guarded/negotiate?negotiateVersion=1&user=boom",
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(response.status, 500, "{response:?}");
+    // The server goes on serving, on that endpoint too.
+    negotiate(server.addr, "/guarded", "&user=ann").await;
+    long_polling(server.addr, "/plain", "").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_that_times_out_ends_the_connection() {
+    let options = HubOptions {
+        http_post_timeout: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let server = start(options).await;
+    // 408: the body comes too slowly. Its data is lost, so the connection ends: the next
+    // poll says so.
+    let token = long_polling(server.addr, "/plain", "").await;
+    let target = format!("/plain?id={token}");
+    let mut slow = TcpStream::connect(server.addr).await.unwrap();
+    let head = format!("POST {target} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789");
+    slow.write_all(head.as_bytes()).await.unwrap();
+    let mut buffer = Vec::new();
+    read_until(&mut slow, &mut buffer, "\r\n\r\n").await;
+    assert!(String::from_utf8_lossy(&buffer).starts_with("HTTP/1.1 408"));
+    let poll = common::within("the poll after a 408", get(server.addr, &target)).await;
+    assert_eq!(poll.status, 204, "{poll:?}");
+    wait_until("the long polling connection to be gone", || {
+        server.server.connection_count() == 0
+    })
+    .await;
+
+    // 503: the input stays full until the deadline. The handler, once it reads again, finds
+    // its input ended after what was queued, and the event stream ends.
+    let token = negotiate(server.addr, "/sleepy", "").await;
+    let target = format!("/sleepy?id={token}");
+    let (mut events, mut buffer) = open_sse(server.addr, &target, &[]).await;
+    let mut refused = false;
+    for i in 0..40 {
+        let status = post(server.addr, &target, &format!("frame {i}")).await.status;
+        if status == 503 {
+            refused = true;
+            break;
+        }
+        assert_eq!(status, 200, "POST {i}");
+    }
+    assert!(refused, "a POST waited for room until its deadline");
+    read_until(&mut events, &mut buffer, "\r\n0\r\n\r\n").await;
+    wait_until("the SSE connection to be gone", || {
+        server.server.connection_count() == 0
+    })
+    .await;
+}
+
+/// Every timeout option at `Duration::MAX` (an operator's "never").
+fn never() -> HubOptions {
+    HubOptions {
+        keep_alive_interval: Duration::MAX,
+        client_timeout: Duration::MAX,
+        handshake_timeout: Duration::MAX,
+        disconnect_timeout: Duration::MAX,
+        unstarted_timeout: Duration::MAX,
+        shutdown_drain: Duration::MAX,
+        long_poll_timeout: Duration::MAX,
+        client_result_timeout: Duration::MAX,
+        reconnect_grace: Duration::MAX,
+        http_header_read_timeout: Duration::MAX,
+        http_write_timeout: Duration::MAX,
+        http_post_timeout: Duration::MAX,
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_of_duration_max_mean_never() {
+    let server = start(never()).await;
+    // Long polling: negotiate, poll, POST (the handshake, then an invocation), poll.
+    let token = long_polling(server.addr, "/plain", "").await;
+    let target = format!("/plain?id={token}");
+    let invocation = format!("{{\"type\":1,\"invocationId\":\"1\",\"target\":\"Echo\",\"arguments\":[\"hi\"]}}{RS}");
+    assert_eq!(post(server.addr, &target, &invocation).await.status, 200);
+    let reply = common::within("the poll with the completion", get(server.addr, &target)).await;
+    assert_eq!(
+        messages(&reply.body),
+        vec![json!({"type": 3, "invocationId": "1", "result": "hi"})]
+    );
+    // Server-Sent Events: the stream opens.
+    let token = negotiate(server.addr, "/plain", "").await;
+    let (_events, _) = open_sse(server.addr, &format!("/plain?id={token}"), &[]).await;
+    // WebSockets: an echo.
+    let mut client = server.connect("/plain").await;
+    assert_eq!(client.call_ok("Echo", json!(["hey"])).await, "hey");
+    assert_eq!(server.server.connection_count(), 3);
 }

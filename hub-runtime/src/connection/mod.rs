@@ -7,6 +7,7 @@
 //! inbox (read by the handler through [`Connection::recv`]) and the bounded outbox (filled
 //! through [`ConnectionSender`]).
 
+pub(crate) mod capacity;
 pub(crate) mod negotiate;
 pub(crate) mod queue;
 pub(crate) mod quiet;
@@ -27,6 +28,7 @@ pub use request::{RequestContext, TransportKind};
 
 use crate::auth::Identity;
 use crate::observability::EndpointMetrics;
+use capacity::Capacity;
 
 /// One unit of data on a connection, as text or binary.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,9 +100,25 @@ pub(crate) fn now_ms() -> u64 {
     clock_origin().elapsed().as_millis() as u64
 }
 
-/// Instant of a [`now_ms`] timestamp.
+/// Instant of a [`now_ms`] timestamp; one more than a year from now (a deadline made of an
+/// operator's "never", which may be past what an `Instant` holds) is a year from now.
 pub(crate) fn instant_of(ms: u64) -> tokio::time::Instant {
-    tokio::time::Instant::from_std(clock_origin() + Duration::from_millis(ms))
+    let far = now_ms().saturating_add(FAR.as_millis() as u64);
+    tokio::time::Instant::from_std(clock_origin() + Duration::from_millis(ms.min(far)))
+}
+
+/// A user-set timeout, at most a year (an operator's `Duration::MAX`, "never", would
+/// overflow an `Instant`).
+pub(crate) fn bounded(timeout: Duration) -> Duration {
+    timeout.min(FAR)
+}
+
+/// How far away "never" is: a year.
+const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// The instant `timeout` from now (at most a year away: see [`bounded`]).
+pub(crate) fn deadline_after(timeout: Duration) -> tokio::time::Instant {
+    tokio::time::Instant::now() + bounded(timeout)
 }
 
 /// A new random id: 16 bytes from the OS-seeded CSPRNG, URL-safe base64 (22 characters).
@@ -150,6 +168,8 @@ pub(crate) struct ConnectionShared {
     invocations: OnceLock<CancellationToken>,
     /// Counted among the manager's connections whose transport has not started.
     unstarted: AtomicBool,
+    /// Holds a place in the server's [`Capacity`] (its transport started).
+    holds_place: AtomicBool,
     /// HTTP transports: held by the POST whose body is being taken (one at a time), made when
     /// first needed.
     posting: OnceLock<Box<tokio::sync::Mutex<()>>>,
@@ -605,6 +625,8 @@ pub(crate) enum AttachError {
     WrongTransport,
     /// A transport of the same kind is already attached (409).
     AlreadyAttached,
+    /// The server holds `max_connections` started connections already (503).
+    Full,
 }
 
 /// Every live connection of one endpoint, by secret token.
@@ -612,6 +634,8 @@ pub(crate) struct ConnectionManager {
     connections: DashMap<Arc<str>, Arc<ConnectionShared>>,
     /// How many of them have not started a transport yet.
     unstarted: AtomicUsize,
+    /// The server's started connections, shared by its endpoints (`max_connections`).
+    capacity: Arc<Capacity>,
     metrics: Arc<EndpointMetrics>,
 }
 
@@ -640,11 +664,19 @@ impl SweepTimeouts {
 const INBOX_CAPACITY: usize = 16;
 
 impl ConnectionManager {
-    /// A manager counting into `metrics`.
+    /// A manager counting into `metrics`, with no cap on started connections.
+    #[cfg(test)]
     pub(crate) fn new(metrics: EndpointMetrics) -> Self {
+        Self::with_capacity(metrics, Arc::new(Capacity::new(None)))
+    }
+
+    /// A manager counting into `metrics`, whose connections take a place in `capacity` when
+    /// they start.
+    pub(crate) fn with_capacity(metrics: EndpointMetrics, capacity: Arc<Capacity>) -> Self {
         ConnectionManager {
             connections: DashMap::new(),
             unstarted: AtomicUsize::new(0),
+            capacity,
             metrics: Arc::new(metrics),
         }
     }
@@ -698,6 +730,7 @@ impl ConnectionManager {
             protocol: AtomicU8::new(0),
             invocations: OnceLock::new(),
             unstarted: AtomicBool::new(true),
+            holds_place: AtomicBool::new(false),
             posting: OnceLock::new(),
         });
         self.unstarted.fetch_add(1, Ordering::Relaxed);
@@ -711,8 +744,32 @@ impl ConnectionManager {
 
     pub(crate) fn remove(&self, token: &str) {
         if let Some((_, removed)) = self.connections.remove(token) {
-            self.no_longer_unstarted(&removed);
+            self.forget(&removed);
         }
+    }
+
+    /// Bookkeeping for a connection taken out of the map: it is no longer unstarted, and its
+    /// place (if it started) is free.
+    fn forget(&self, shared: &ConnectionShared) {
+        self.no_longer_unstarted(shared);
+        if shared.holds_place.swap(false, Ordering::AcqRel) {
+            self.capacity.release();
+        }
+    }
+
+    /// Ends the client-to-server direction of an HTTP transport (its data was lost: 413, 408,
+    /// 503). A started connection's handler sees its input end and finishes; one that has
+    /// not started never can, so it is ended and forgotten now.
+    pub(crate) fn end_input(&self, shared: &ConnectionShared) {
+        let mut state = shared.lock();
+        state.inbox_tx = None;
+        if state.started {
+            return;
+        }
+        // Ended under the lock: no transport can start it in between.
+        shared.end();
+        drop(state);
+        self.remove(&shared.token);
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -743,14 +800,20 @@ impl ConnectionManager {
         handler: &Arc<dyn ConnectionHandler>,
     ) -> Result<Attached, AttachError> {
         let mut state = shared.lock();
-        if shared.is_aborted() {
-            return Err(AttachError::Unknown);
-        }
-        match state.transport {
-            Some(t) if t != transport => return Err(AttachError::WrongTransport),
-            Some(_) => return Err(AttachError::AlreadyAttached),
-            None => {}
-        }
+        // Long polling: the polls' slot for the outbox.
+        let mut poll_slot = match self.reserve_start(shared, &state, transport) {
+            Ok(slot) => slot,
+            Err(error) => {
+                drop(state);
+                if matches!(error, AttachError::Unknown | AttachError::Full) {
+                    // It can no longer start (ended, its input gone, or no place for it).
+                    shared.end();
+                    self.remove(&shared.token);
+                }
+                return Err(error);
+            }
+        };
+        // Both are there (checked above, under the same lock).
         let (Some(outbox_rx), Some(inbox_rx)) = (state.outbox_rx.take(), state.inbox_rx.take()) else {
             return Err(AttachError::AlreadyAttached);
         };
@@ -765,18 +828,14 @@ impl ConnectionManager {
         let mut attached = match transport {
             TransportKind::WebSockets => {
                 // The socket feeds the inbox (what was POSTed before it came is read first).
-                let Some(inbox_tx) = state.inbox_tx.take() else {
-                    drop(state);
-                    shared.end();
-                    return Err(AttachError::Unknown);
-                };
+                let inbox_tx = state.inbox_tx.take();
                 // Only a connection that may be resumed on a new socket needs a way to stop
                 // this one.
                 let stop = state.stateful.then(CancellationToken::new);
                 state.ws_transport = stop.clone();
                 Attached {
                     outbox: Some(outbox_rx),
-                    inbox: Some(inbox_tx),
+                    inbox: inbox_tx,
                     handler: None,
                     stop,
                 }
@@ -788,9 +847,8 @@ impl ConnectionManager {
                 stop: None,
             },
             TransportKind::LongPolling => {
-                match shared.poll_outbox.try_lock() {
-                    Ok(mut slot) => *slot = Some(outbox_rx),
-                    Err(_) => return Err(AttachError::AlreadyAttached),
+                if let Some(mut slot) = poll_slot.take() {
+                    *slot = Some(outbox_rx);
                 }
                 Attached {
                     outbox: None,
@@ -800,6 +858,7 @@ impl ConnectionManager {
                 }
             }
         };
+        drop(poll_slot);
         drop(state);
 
         shared.touch_read();
@@ -831,6 +890,60 @@ impl ConnectionManager {
         Ok(attached)
     }
 
+    /// Checks that `transport` may start `shared` (see [`ConnectionManager::may_start`]), then
+    /// takes what starting needs, so that nothing can fail after: for long polling, the polls'
+    /// outbox slot (returned), and a place under `max_connections`. Nothing is taken on
+    /// failure.
+    fn reserve_start<'a>(
+        &self,
+        shared: &'a ConnectionShared,
+        state: &ConnectionState,
+        transport: TransportKind,
+    ) -> Result<Option<tokio::sync::MutexGuard<'a, Option<queue::Receiver<Outgoing>>>>, AttachError> {
+        Self::may_start(shared, state, transport)?;
+        let slot = if transport == TransportKind::LongPolling {
+            Some(
+                shared
+                    .poll_outbox
+                    .try_lock()
+                    .map_err(|_| AttachError::AlreadyAttached)?,
+            )
+        } else {
+            None
+        };
+        if !self.capacity.try_reserve() {
+            tracing::warn!(connection = %shared.id, "refusing to start a connection: the server is full");
+            return Err(AttachError::Full);
+        }
+        shared.holds_place.store(true, Ordering::Release);
+        Ok(slot)
+    }
+
+    /// What must hold for `transport` to start `shared` (nothing is changed): not ended, no
+    /// transport yet, both queues still there, and for a WebSocket, input not ended.
+    fn may_start(
+        shared: &ConnectionShared,
+        state: &ConnectionState,
+        transport: TransportKind,
+    ) -> Result<(), AttachError> {
+        if shared.is_aborted() {
+            return Err(AttachError::Unknown);
+        }
+        match state.transport {
+            Some(t) if t != transport => return Err(AttachError::WrongTransport),
+            Some(_) => return Err(AttachError::AlreadyAttached),
+            None => {}
+        }
+        if state.outbox_rx.is_none() || state.inbox_rx.is_none() {
+            return Err(AttachError::AlreadyAttached);
+        }
+        if transport == TransportKind::WebSockets && state.inbox_tx.is_none() {
+            // Its input ended before it started (a POST over the limit): it never can.
+            return Err(AttachError::Unknown);
+        }
+        Ok(())
+    }
+
     /// A new WebSocket for a connection that already has one, with stateful reconnect on:
     /// stops the old socket's transport; the new one takes over once the old one let go.
     pub(crate) fn reattach(&self, shared: &Arc<ConnectionShared>) -> Result<CancellationToken, AttachError> {
@@ -853,12 +966,16 @@ impl ConnectionManager {
 
     /// Drops connections that were negotiated but never started within
     /// `timeouts.unstarted`, long polling connections whose client stopped polling
-    /// `timeouts.disconnect` ago, and WebSocket connections whose socket dropped
-    /// `timeouts.reconnect_grace` ago without being re-attached.
+    /// `timeouts.disconnect` ago, WebSocket connections whose socket dropped
+    /// `timeouts.reconnect_grace` ago without being re-attached, and (a backstop) any other
+    /// connection that was ended. An ended long polling connection stays until its client
+    /// stops polling (its next poll learns the end), as the disconnect timeout says.
     pub(crate) fn sweep(&self, timeouts: SweepTimeouts) {
         self.connections.retain(|_, c| {
             let mut state = c.lock();
-            let keep = if !state.started {
+            let keep = if c.is_aborted() && state.transport != Some(TransportKind::LongPolling) {
+                false
+            } else if !state.started {
                 c.created.elapsed() < timeouts.unstarted
             } else if state.transport == Some(TransportKind::LongPolling) && state.poll.is_none() {
                 state.last_poll_end.elapsed() < timeouts.disconnect
@@ -873,7 +990,7 @@ impl ConnectionManager {
                 state.ws_inbox = None;
                 drop(state);
                 c.end();
-                self.no_longer_unstarted(c);
+                self.forget(c);
             }
             keep
         });
@@ -884,5 +1001,60 @@ impl ConnectionManager {
         for c in self.connections.iter() {
             c.end();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn never_is_a_year_away() {
+        let year = FAR.as_millis() as u64;
+        let away = instant_of(u64::MAX) - tokio::time::Instant::now();
+        assert!(away > FAR - Duration::from_secs(60) && away <= FAR, "{away:?}");
+        let soon = instant_of(now_ms() + 1000) - tokio::time::Instant::now();
+        assert!(soon <= Duration::from_secs(1), "{soon:?}");
+        assert!(bounded(Duration::MAX) == FAR && bounded(Duration::from_secs(1)) == Duration::from_secs(1));
+        let away = deadline_after(Duration::MAX) - tokio::time::Instant::now();
+        assert!(away <= Duration::from_millis(year), "{away:?}");
+    }
+
+    /// A handler that never ends by itself.
+    async fn forever(connection: Connection) {
+        connection.aborted().await;
+        std::future::pending::<()>().await
+    }
+
+    #[tokio::test]
+    async fn the_sweeper_forgets_an_ended_connection_whatever_its_state() {
+        let capacity = Arc::new(Capacity::new(Some(1)));
+        let manager = Arc::new(ConnectionManager::with_capacity(
+            EndpointMetrics::new("/sweep"),
+            capacity.clone(),
+        ));
+        let handler: Arc<dyn ConnectionHandler> = Arc::new(forever);
+        let shared = manager.create(8, false);
+        // Started over a WebSocket whose task (holding the handler) is stuck.
+        let attached = manager
+            .attach(
+                &shared,
+                TransportKind::WebSockets,
+                RequestContext::default(),
+                None,
+                &handler,
+            )
+            .expect("attach");
+        assert!(capacity.is_full());
+        shared.end();
+        let long = Duration::from_secs(3600);
+        manager.sweep(SweepTimeouts {
+            unstarted: long,
+            disconnect: long,
+            reconnect_grace: long,
+        });
+        assert_eq!(manager.len(), 0);
+        assert!(!capacity.is_full(), "its place is free");
+        drop(attached);
     }
 }

@@ -27,7 +27,8 @@ fn forbidden() -> Response {
 /// Runs the endpoint's authenticator, then the hub's `#[hub(authorize ...)]` requirements:
 /// a refusal or a missing identity where one is required is 401, an identity that falls
 /// short is 403.
-/// An authenticator that panics costs its request a 500 (logged); the server goes on.
+/// An authenticator or a requirement's policy that panics (user code) costs its request a
+/// 500 (logged); the server goes on.
 pub(super) async fn authenticate(
     endpoint: &Endpoint,
     context: &RequestContext,
@@ -47,7 +48,14 @@ pub(super) async fn authenticate(
             return Err(unauthorized());
         }
     };
-    if !auth::authorized(endpoint.authorize, identity.as_ref()) {
+    let authorized = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        auth::authorized(endpoint.authorize, identity.as_ref())
+    }))
+    .map_err(|panic| {
+        tracing::error!(path = %endpoint.path, panic = panic_message(&*panic), "the hub's authorization policy panicked");
+        text(StatusCode::INTERNAL_SERVER_ERROR, "")
+    })?;
+    if !authorized {
         return Err(match identity {
             None => {
                 tracing::debug!(path = %endpoint.path, "request refused: the hub requires an authenticated user");

@@ -3,6 +3,7 @@
 
 mod access;
 mod cors;
+mod head_deadline;
 mod options;
 mod routes;
 mod tls;
@@ -28,6 +29,7 @@ pub use tls::TlsConfig;
 use crate::auth::{self, Authenticator, Requirement};
 use crate::backplane::{self, Backplane};
 use crate::clients::lifetime::LifetimeManager;
+use crate::connection::capacity::Capacity;
 use crate::connection::{ConnectionHandler, ConnectionManager, SweepTimeouts, TransportKind};
 use crate::hub::dispatcher::{HubEndpoint, HubHandler};
 use crate::hub::filter::{Filters, HubFilter};
@@ -113,6 +115,8 @@ pub(crate) struct ServerInner {
     managers: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
     /// The sweeper runs (started by the first request or the built-in accept loop).
     housekeeping: AtomicBool,
+    /// Started connections across the endpoints, against `max_connections`.
+    pub(crate) capacity: Arc<Capacity>,
 }
 
 impl ServerInner {
@@ -345,6 +349,7 @@ impl HubServerBuilder {
         for register in self.remote {
             register(&mut assembly);
         }
+        let capacity = Arc::new(Capacity::new(assembly.options.max_connections));
         let mut endpoints: Vec<Arc<Endpoint>> = Vec::new();
         for mapping in self.mappings {
             if endpoints.iter().any(|e| e.path == mapping.path) {
@@ -364,7 +369,7 @@ impl HubServerBuilder {
                 handler,
                 authenticator: mapping.endpoint.authenticator.unwrap_or_else(auth::anonymous),
                 authorize: mapping.authorize,
-                connections: Arc::new(ConnectionManager::new(metrics)),
+                connections: Arc::new(ConnectionManager::with_capacity(metrics, capacity.clone())),
             }));
         }
         HubServer {
@@ -375,6 +380,7 @@ impl HubServerBuilder {
                 shutdown: assembly.shutdown,
                 managers: assembly.managers,
                 housekeeping: AtomicBool::new(false),
+                capacity,
             }),
         }
     }
@@ -515,7 +521,7 @@ impl HubServer {
         tokio::pin!(stopping);
         let service = warp::service(routes);
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        let header_timeout = self.inner.options.http_header_read_timeout;
+        let header_timeout = crate::connection::bounded(self.inner.options.http_header_read_timeout);
         let write_timeout = self.inner.options.http_write_timeout;
         loop {
             let (tcp, _) = tokio::select! {
@@ -542,9 +548,15 @@ impl HubServer {
                     .http1()
                     .timer(hyper_util::rt::TokioTimer::new())
                     .header_read_timeout(header_timeout);
+                // An idle HTTP/2 connection whose client no longer answers pings is dropped.
+                builder
+                    .http2()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .keep_alive_interval(header_timeout)
+                    .keep_alive_timeout(header_timeout);
                 let served = match tls {
                     None => {
-                        let io = hyper_util::rt::TokioIo::new(tcp);
+                        let io = hyper_util::rt::TokioIo::new(head_deadline::HeadDeadline::new(tcp, header_timeout));
                         watcher.watch(builder.serve_connection_with_upgrades(io, service)).await
                     }
                     Some(acceptor) => {
@@ -556,7 +568,7 @@ impl HubServer {
                             }
                             Err(_) => return,
                         };
-                        let io = hyper_util::rt::TokioIo::new(stream);
+                        let io = hyper_util::rt::TokioIo::new(head_deadline::HeadDeadline::new(stream, header_timeout));
                         watcher.watch(builder.serve_connection_with_upgrades(io, service)).await
                     }
                 };
@@ -584,7 +596,7 @@ async fn stopping(inner: Arc<ServerInner>, signal: impl Future<Output = ()> + Se
     }
     tracing::info!("shutting down: closing every connection");
     inner.shutdown.cancel();
-    let deadline = tokio::time::Instant::now() + drain;
+    let deadline = crate::connection::deadline_after(drain);
     while tokio::time::Instant::now() < deadline && inner.endpoints.iter().any(|e| e.connections.len() > 0) {
         // Connections without a transport right now (never started, between long polls,
         // detached) cannot be told goodbye: they end at once.

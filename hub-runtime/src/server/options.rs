@@ -61,16 +61,20 @@ pub struct HubOptions {
     /// socket dropped (30 s).
     pub reconnect_grace: Duration,
     /// How long the built-in server waits for a request's head (30 s); a client that sends it
-    /// slower is disconnected (slowloris).
+    /// slower is disconnected (slowloris). It also bounds the time from accepting a socket
+    /// (after TLS) to its first request head or HTTP/2 preface, and is the interval (and
+    /// timeout) of the pings that drop an HTTP/2 connection whose client stopped answering.
     pub http_header_read_timeout: Duration,
     /// How long the built-in server waits for a client to take written bytes (30 s); a client
     /// that stops reading (an event stream or a poll nobody reads) is disconnected.
     pub http_write_timeout: Duration,
     /// Server-Sent Events and Long Polling: one POST per connection is taken at a time; how
     /// long a POST may wait for the one before it, then for its own body, then for room in
-    /// the connection's input (30 s). Beyond: 409, 408 and 503.
+    /// the connection's input (30 s). Beyond: 409, 408 and 503; the POST's data is lost,
+    /// so the connection's input ends too (as for a 413): the client sees it close.
     pub http_post_timeout: Duration,
-    /// Most connections the server holds at once (unlimited); negotiate answers 503 beyond.
+    /// Most started connections the server holds at once (unlimited); beyond, negotiate and
+    /// starting a transport answer 503 (a connection refused at its start is forgotten).
     /// Connections negotiated but not started yet are not counted (see
     /// `max_unstarted_connections`).
     pub max_connections: Option<usize>,

@@ -285,6 +285,11 @@ async fn get(
 /// A POST: data for the connection, on Server-Sent Events or Long Polling, started or not
 /// (a client may send its handshake before its first poll). One POST per connection is taken
 /// at a time; the body is queued whole into the connection's input, and answered then.
+/// A POST whose data is lost (413 too large; after `http_post_timeout`, 409 still waiting
+/// for its turn, 408 its body too slow, 503 no room in the input) ends the connection's
+/// input: the handler finishes after what was queued, and the client sees the connection
+/// close, rather than waiting forever for an answer to a message the server never got, or
+/// having the rest of a split message joined to unrelated bytes.
 async fn post(
     inner: &ServerInner,
     endpoint: &Endpoint,
@@ -309,10 +314,12 @@ async fn post(
         .and_then(|v| v.parse::<u64>().ok());
     let frame_limit = inner.options.max_frame_size;
     if declared.is_some_and(|length| length > frame_limit as u64) {
-        return too_large(&shared, frame_limit);
+        return too_large(endpoint, &shared, frame_limit);
     }
-    let deadline = tokio::time::Instant::now() + inner.options.http_post_timeout;
+    let deadline = crate::connection::deadline_after(inner.options.http_post_timeout);
     let Ok(_turn) = tokio::time::timeout_at(deadline, shared.posting().lock()).await else {
+        // Its data is lost, as for a 413: the connection cannot go on.
+        endpoint.connections.end_input(&shared);
         return text(
             StatusCode::CONFLICT,
             "Another POST on this connection is still being received.",
@@ -321,9 +328,14 @@ async fn post(
     let limit = post_limit(&inner.options, &shared);
     let body = match tokio::time::timeout_at(deadline, read_body(body, limit)).await {
         Ok(Ok(body)) => body,
-        Ok(Err(BodyError::TooLarge)) => return too_large(&shared, limit),
+        Ok(Err(BodyError::TooLarge)) => return too_large(endpoint, &shared, limit),
         Ok(Err(BodyError::Unreadable)) => return text(StatusCode::BAD_REQUEST, "The request body could not be read."),
-        Err(_) => return text(StatusCode::REQUEST_TIMEOUT, "The request body came too slowly."),
+        Err(_) => {
+            // Its data is lost, as for a 413: the connection cannot go on.
+            tracing::debug!(connection = %shared.id, "a POST body came too slowly; ending the connection");
+            endpoint.connections.end_input(&shared);
+            return text(StatusCode::REQUEST_TIMEOUT, "The request body came too slowly.");
+        }
     };
     {
         let mut state = shared.lock();
@@ -337,7 +349,7 @@ async fn post(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/octet-stream"));
     let frame = if binary { Frame::Binary(body) } else { Frame::Text(body) };
-    transport::post(&shared, frame, deadline).await
+    transport::post(&endpoint.connections, &shared, frame, deadline).await
 }
 
 /// Most bytes the next POST may carry: `max_frame_size`, or before the transport starts
@@ -357,10 +369,10 @@ fn post_limit(options: &HubOptions, shared: &ConnectionShared) -> usize {
 
 /// 413 for a POST body over its limit (see [`post_limit`]). Its data is lost, so the connection cannot go
 /// on: its input ends (the handler finishes, and the client's next poll or its event stream
-/// ends).
-fn too_large(shared: &ConnectionShared, limit: usize) -> Response {
+/// ends; a connection that has not started is forgotten at once).
+fn too_large(endpoint: &Endpoint, shared: &ConnectionShared, limit: usize) -> Response {
     tracing::debug!(connection = %shared.id, limit, "a POST body is over max_frame_size; ending the connection");
-    shared.end_input();
+    endpoint.connections.end_input(shared);
     text(
         StatusCode::PAYLOAD_TOO_LARGE,
         &format!("The request body is larger than {limit} bytes."),
@@ -406,21 +418,23 @@ fn too_many_unstarted(inner: &ServerInner) -> Option<Response> {
     })
 }
 
-/// 503 when the server holds `max_connections` started connections already.
+/// 503 when the server holds `max_connections` started connections already (an early
+/// answer: starting a transport takes the place, see [`crate::connection::ConnectionManager::attach`]).
 fn server_full(inner: &ServerInner) -> Option<Response> {
-    let max = inner.options.max_connections?;
-    let open: usize = inner
-        .endpoints
-        .iter()
-        .map(|e| e.connections.len().saturating_sub(e.connections.unstarted_len()))
-        .sum();
-    (open >= max).then(|| {
-        tracing::warn!(open, max, "refusing a connection: the server is full");
-        text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "The server has reached its maximum number of connections.",
-        )
+    inner.capacity.is_full().then(|| {
+        tracing::warn!(
+            open = inner.capacity.started(),
+            "refusing a connection: the server is full"
+        );
+        full()
     })
+}
+
+fn full() -> Response {
+    text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The server has reached its maximum number of connections.",
+    )
 }
 
 fn accepts_event_stream(headers: &HeaderMap) -> bool {
@@ -520,5 +534,6 @@ fn attach_error(error: AttachError) -> Response {
         AttachError::Unknown => text(StatusCode::NOT_FOUND, "No Connection with that ID"),
         AttachError::WrongTransport => text(StatusCode::BAD_REQUEST, "Cannot change transports mid-connection"),
         AttachError::AlreadyAttached => text(StatusCode::CONFLICT, ""),
+        AttachError::Full => full(),
     }
 }

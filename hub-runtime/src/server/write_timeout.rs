@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 
 pin_project_lite::pin_project! {
     /// An IO whose writes fail after waiting `timeout` for room.
@@ -53,7 +53,7 @@ impl<T: AsyncWrite> WriteTimeout<T> {
             *this.armed = false;
             return result;
         }
-        let deadline = Instant::now() + *this.timeout;
+        let deadline = crate::connection::deadline_after(*this.timeout);
         if !*this.armed {
             *this.armed = true;
             match this.timer {
@@ -113,6 +113,7 @@ impl<T: AsyncWrite> AsyncWrite for WriteTimeout<T> {
 mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
+    use tokio::time::Instant;
 
     #[tokio::test(start_paused = true)]
     async fn a_write_nobody_takes_fails_after_the_timeout() {
@@ -123,6 +124,17 @@ mod tests {
         let error = io.write_all(&[0; 1]).await.expect_err("nobody reads");
         assert_eq!(error.kind(), io::ErrorKind::TimedOut);
         assert_eq!(started.elapsed(), Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn never_is_a_year() {
+        let (near, _far) = tokio::io::duplex(16);
+        let mut io = WriteTimeout::new(near, Duration::MAX);
+        io.write_all(&[0; 16]).await.expect("room for 16 bytes");
+        let started = Instant::now();
+        let error = io.write_all(&[0; 1]).await.expect_err("nobody reads");
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), Duration::from_secs(365 * 24 * 3600));
     }
 
     #[tokio::test(start_paused = true)]

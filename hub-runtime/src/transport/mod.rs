@@ -9,7 +9,7 @@ use std::sync::Arc;
 use http::StatusCode;
 use warp::reply::Response;
 
-use crate::connection::{ConnectionShared, Frame};
+use crate::connection::{ConnectionManager, ConnectionShared, Frame};
 
 /// A plain response with a text body.
 pub(crate) fn text(status: StatusCode, body: &str) -> Response {
@@ -26,7 +26,14 @@ pub(crate) fn text(status: StatusCode, body: &str) -> Response {
 /// server's order: a client may rely on the answer coming before any reply). The input may
 /// be full (the handler is behind): then this waits for room until `deadline` (503 after).
 /// Before the transport starts, the input keeps what comes for the handler to read first.
-pub(crate) async fn post(shared: &Arc<ConnectionShared>, frame: Frame, deadline: tokio::time::Instant) -> Response {
+/// A 503 loses the frame, so it ends the connection's input (see
+/// [`ConnectionManager::end_input`]): the handler finishes after what is queued.
+pub(crate) async fn post(
+    connections: &ConnectionManager,
+    shared: &Arc<ConnectionShared>,
+    frame: Frame,
+    deadline: tokio::time::Instant,
+) -> Response {
     let inbox = shared.lock().inbox_tx.clone();
     let Some(inbox) = inbox else {
         return text(StatusCode::NOT_FOUND, "No Connection with that ID");
@@ -35,9 +42,13 @@ pub(crate) async fn post(shared: &Arc<ConnectionShared>, frame: Frame, deadline:
     match tokio::time::timeout_at(deadline, inbox.send(frame)).await {
         Ok(Ok(())) => Response::new(Default::default()),
         Ok(Err(_)) => text(StatusCode::NOT_FOUND, "No Connection with that ID"),
-        Err(_) => text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "The connection is not taking input fast enough.",
-        ),
+        Err(_) => {
+            tracing::debug!(connection = %shared.id, "no room in a connection's input until the POST's deadline; ending it");
+            connections.end_input(shared);
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The connection is not taking input fast enough.",
+            )
+        }
     }
 }
