@@ -974,15 +974,7 @@ async fn read_loop<H: Hub>(
         }
         // Route messages until one has to wait: a full client-stream buffer, or a full queue
         // of waiting invocations. Each is parsed only now, so one frame cannot queue more.
-        let mut in_a_row = 0usize;
         while d.ready(max_waiting) {
-            if in_a_row == MESSAGES_PER_SLICE {
-                // A frame may hold thousands of messages: let the worker's other tasks run
-                // between slices of it (a bystander waited for a whole 1 MiB frame before).
-                in_a_row = 0;
-                tokio::task::yield_now().await;
-            }
-            in_a_row += 1;
             let message = match reader.next(&**protocol) {
                 Ok(Some(message)) => message,
                 Ok(None) => break,
@@ -1152,11 +1144,6 @@ impl<E: Future<Output = Ended>> Future for Rare<E> {
         this.keep_alive.poll(cx).map(|()| Rarely::KeepAlive)
     }
 }
-
-/// How many messages of one frame are handled before the connection's task lets others run.
-/// (hub-bench `--scenario hostile-frames`: 64 keeps a bystander's echo p99 low while a frame
-/// flood costs the flooding connection a yield per 64 messages; echo traffic never reaches it.)
-const MESSAGES_PER_SLICE: usize = 64;
 
 /// How soon the server acknowledges a client's messages (stateful reconnect).
 const ACK_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
