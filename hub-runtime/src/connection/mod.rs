@@ -114,7 +114,7 @@ pub(crate) fn bounded(timeout: Duration) -> Duration {
 }
 
 /// How far away "never" is: a year.
-const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
+pub(crate) const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// The instant `timeout` from now (at most a year away: see [`bounded`]).
 pub(crate) fn deadline_after(timeout: Duration) -> tokio::time::Instant {

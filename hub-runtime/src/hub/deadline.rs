@@ -6,9 +6,6 @@ use std::time::Duration;
 
 use crate::connection::{instant_of, now_ms};
 
-/// How far away "never" is: a year, in milliseconds.
-pub(crate) const FAR_MS: u64 = 365 * 24 * 3600 * 1000;
-
 /// The connection-clock reading `duration` after `at_ms`; past what a `u64` holds, its
 /// largest value.
 pub(crate) fn later(at_ms: u64, duration: Duration) -> u64 {
@@ -17,15 +14,16 @@ pub(crate) fn later(at_ms: u64, duration: Duration) -> u64 {
 }
 
 /// The instant of connection-clock reading `ms`, no earlier than now and no later than a year
-/// from now (anything later means never, and may be past what an `Instant` holds).
+/// from now ([`instant_of`] caps it: anything later means never, and may be past what an
+/// `Instant` holds).
 pub(crate) fn instant_within_far(ms: u64) -> tokio::time::Instant {
-    let now = now_ms();
-    instant_of(ms.clamp(now, now.saturating_add(FAR_MS)))
+    instant_of(ms.max(now_ms()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connection::FAR;
 
     #[test]
     fn later_saturates() {
@@ -40,8 +38,8 @@ mod tests {
     async fn an_instant_is_between_now_and_a_year_away() {
         let far = instant_within_far(u64::MAX);
         let away = far - tokio::time::Instant::now();
-        assert!(away > Duration::from_millis(FAR_MS - 60_000), "{away:?}");
-        assert!(away <= Duration::from_millis(FAR_MS + 1), "{away:?}");
+        assert!(away > FAR - Duration::from_secs(60), "{away:?}");
+        assert!(away <= FAR + Duration::from_millis(1), "{away:?}");
         let past = instant_within_far(0);
         assert!(past <= tokio::time::Instant::now() + Duration::from_millis(1));
         let soon = instant_within_far(later(now_ms(), Duration::from_secs(60)));
