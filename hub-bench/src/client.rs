@@ -1,6 +1,9 @@
 //! Opening hub connections: TCP from a chosen loopback source address, optional negotiate
 //! (a raw HTTP POST), the WebSocket upgrade, and the hub handshake.
 
+// libc calls (setsockopt (IP_BIND_ADDRESS_NO_PORT) on a socket this module owns); each block says why it is sound.
+#![allow(unsafe_code)]
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::time::Duration;

@@ -1,6 +1,9 @@
 //! Starting and stopping the servers under test: each round gets a fresh process, so its
 //! resident memory and CPU time belong to that round alone.
 
+// libc calls (kill(2) on our own child); each block says why it is sound.
+#![allow(unsafe_code)]
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -1,5 +1,8 @@
 //! What the operating system says about processes: CPU time, resident memory, file limits.
 
+// libc calls (getrusage, sysconf and getrlimit/setrlimit); each block says why it is sound.
+#![allow(unsafe_code)]
+
 /// CPU seconds (user + system) this process has used so far (getrusage).
 pub fn own_cpu_seconds() -> f64 {
     // SAFETY: getrusage writes into the zeroed struct we pass.

@@ -27,7 +27,7 @@ pub(crate) enum Requirement {
 }
 
 /// Reads one `authorize` or `authorize(...)` (the path `authorize` is already read).
-pub(crate) fn parse(meta: &ParseNestedMeta) -> syn::Result<Vec<Requirement>> {
+pub(crate) fn parse(meta: &ParseNestedMeta<'_>) -> syn::Result<Vec<Requirement>> {
     if meta.input.peek(syn::Token![=]) {
         return Err(meta.error(format!(
             "`authorize` takes its requirements in parentheses, not after `=`; write {FORMS}"
@@ -126,7 +126,7 @@ pub(crate) fn parse(meta: &ParseNestedMeta) -> syn::Result<Vec<Requirement>> {
 }
 
 /// Whether the input starts with `()`.
-fn empty_parentheses(input: syn::parse::ParseStream) -> bool {
+fn empty_parentheses(input: syn::parse::ParseStream<'_>) -> bool {
     let fork = input.fork();
     let parsed = (|| -> syn::Result<bool> {
         let content;
@@ -137,7 +137,7 @@ fn empty_parentheses(input: syn::parse::ParseStream) -> bool {
 }
 
 /// A string literal after `key =`, with a plain message when it is something else.
-fn string(meta: &ParseNestedMeta, key: &str, example: &str) -> syn::Result<LitStr> {
+fn string(meta: &ParseNestedMeta<'_>, key: &str, example: &str) -> syn::Result<LitStr> {
     let expr: Expr = meta.value()?.parse()?;
     match expr {
         Expr::Lit(ExprLit { lit: Lit::Str(lit), .. }) => Ok(lit),

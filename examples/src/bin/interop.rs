@@ -1,12 +1,10 @@
 //! The interop server: the contract the official SignalR clients' functional tests expect
 //! (see `shared/reference/interop-contract.md`). Interop tests, fuzzers and benchmarks drive it.
 
-const PROGRAM: &str = "interop";
-
-use hub_examples::reply;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use hub_examples::reply;
 use hub_runtime::auth::claim_types;
 use hub_runtime::prelude::*;
 use hub_runtime::types::{Binary, DateTime};
@@ -15,6 +13,8 @@ use hub_runtime::{
 };
 use serde::{Deserialize, Serialize};
 use warp::Filter;
+
+const PROGRAM: &str = "interop";
 
 #[hub_client]
 trait TestClient {
