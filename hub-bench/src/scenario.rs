@@ -558,40 +558,20 @@ async fn broadcast(
         set.spawn(listen(ws, i, shared.clone(), stop_rx.clone()));
     }
     let sender = client::open(spec, 0).await.map_err(|e| format!("sender: {e}"))?;
-    let (mut sink, mut stream) = sender.split();
-    // The sender's own reader: completions of its SendToAll calls (and its own copies of
-    // the broadcast, which it ignores).
+    let (mut sink, stream) = sender.split();
     let completions = Arc::new(AtomicU64::new(0));
     let send_errors = Arc::new(AtomicU64::new(0));
     let sender_error = Arc::new(FirstError::default());
-    let reader = {
-        let (completions, send_errors, sender_error) = (completions.clone(), send_errors.clone(), sender_error.clone());
-        let proto = case.proto;
-        let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = stop.changed() => break,
-                    incoming = stream.next() => {
-                        let Some(Ok(message)) = incoming else { break };
-                        if let Some(data) = client::payload(&message) {
-                            let _ = proto.parse(data, |m| {
-                                if let Incoming::Completion { result, .. } = m {
-                                    match result {
-                                        Ok(_) => { completions.fetch_add(1, Ordering::Relaxed); }
-                                        Err(e) => {
-                                            send_errors.fetch_add(1, Ordering::Relaxed);
-                                            sender_error.set(format!("SendToAll failed: {e}"));
-                                        }
-                                    }
-                                }
-                            });
-                        }
-                    }
-                }
-            }
-        })
-    };
+    let reader = spawn_sender_reader(
+        stream,
+        case.proto,
+        SenderCounts {
+            completions: completions.clone(),
+            send_errors: send_errors.clone(),
+            first_error: sender_error.clone(),
+        },
+        stop_rx.clone(),
+    );
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     let begin = Instant::now();
@@ -632,24 +612,8 @@ async fn broadcast(
         }
     }
     let send_secs = begin.elapsed().as_secs_f64();
-    // Wait for the last deliveries: until all arrived, or nothing moved for 3 s (at most 30 s).
     let expected = sent * listeners as u64;
-    let drain_deadline = Instant::now() + Duration::from_secs(30);
-    let mut last = shared.delivered.load(Ordering::Relaxed);
-    let mut last_change = Instant::now();
-    while Instant::now() < drain_deadline {
-        let now_delivered = shared.delivered.load(Ordering::Relaxed);
-        if now_delivered >= expected {
-            break;
-        }
-        if now_delivered != last {
-            last = now_delivered;
-            last_change = Instant::now();
-        } else if last_change.elapsed() > Duration::from_secs(3) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_deliveries(&shared.delivered, expected).await;
     let delivered = shared.delivered.load(Ordering::Relaxed);
     // Deliveries per second over the time they took: sending, and the drain after it when
     // the server (or the machine) fell behind.
@@ -694,6 +658,70 @@ async fn broadcast(
         .or_else(|| sender_error.take())
         .or_else(|| shared.first_error.take());
     Ok((sample, error))
+}
+
+/// What the broadcast sender's reader counts.
+struct SenderCounts {
+    completions: Arc<AtomicU64>,
+    send_errors: Arc<AtomicU64>,
+    first_error: Arc<FirstError>,
+}
+
+/// The sender's own reader: completions of its SendToAll calls (and its own copies of the
+/// broadcast, which it ignores).
+fn spawn_sender_reader<S>(
+    mut stream: S,
+    proto: Proto,
+    counts: SenderCounts,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()>
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.changed() => break,
+                incoming = stream.next() => {
+                    let Some(Ok(message)) = incoming else { break };
+                    if let Some(data) = client::payload(&message) {
+                        let _ = proto.parse(data, |m| {
+                            if let Incoming::Completion { result, .. } = m {
+                                match result {
+                                    Ok(_) => { counts.completions.fetch_add(1, Ordering::Relaxed); }
+                                    Err(e) => {
+                                        counts.send_errors.fetch_add(1, Ordering::Relaxed);
+                                        counts.first_error.set(format!("SendToAll failed: {e}"));
+                                    }
+                                }
+                            }
+                        });
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Waits for the last deliveries: until `expected` arrived, or nothing moved for 3 s (at most
+/// 30 s).
+async fn wait_for_deliveries(delivered: &AtomicU64, expected: u64) {
+    let drain_deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = delivered.load(Ordering::Relaxed);
+    let mut last_change = Instant::now();
+    while Instant::now() < drain_deadline {
+        let now_delivered = delivered.load(Ordering::Relaxed);
+        if now_delivered >= expected {
+            break;
+        }
+        if now_delivered != last {
+            last = now_delivered;
+            last_change = Instant::now();
+        } else if last_change.elapsed() > Duration::from_secs(3) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 // ---------------------------------------------------------------------------------------

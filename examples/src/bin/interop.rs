@@ -407,6 +407,17 @@ async fn main() -> std::io::Result<()> {
         .connection("/echo", echo)
         .build();
 
+    let routes = routes(&server, jwt_key);
+    let (listener, addr) = hub_runtime::server::bind(args.addr).await?;
+    println!("listening on {}://{addr}", args.scheme());
+    hub_examples::serve(&args, server, listener, routes).await
+}
+
+/// The test endpoints beside the hubs (the contract's `/generateJwtToken`, `/redirect`,
+/// `/echoredirect`, `/bad-negotiate`, `/clientresult/{id}`), and the test cookies on every
+/// negotiate.
+fn routes(server: &HubServer, jwt_key: &'static JwtKey) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
+    let lower_path = || warp::path::full().map(|p: warp::path::FullPath| p.as_str().to_lowercase());
     let query = || warp::query::raw().or(warp::any().map(String::new)).unify();
     let generate_jwt_token = warp::get()
         .and(lower_path())
@@ -493,8 +504,7 @@ async fn main() -> std::io::Result<()> {
                 reply(200, "text/plain", body)
             }
         });
-    let routes = hubs
-        .or(redirect)
+    hubs.or(redirect)
         .unify()
         .or(echo_redirect)
         .unify()
@@ -504,11 +514,7 @@ async fn main() -> std::io::Result<()> {
         .unify()
         .or(generate_jwt_token)
         .unify()
-        .boxed();
-
-    let (listener, addr) = hub_runtime::server::bind(args.addr).await?;
-    println!("listening on {}://{addr}", args.scheme());
-    hub_examples::serve(&args, server, listener, routes).await
+        .boxed()
 }
 
 fn form_urlencoded_value(query: &str, name: &str) -> Option<String> {
