@@ -377,7 +377,6 @@ async fn main() -> std::io::Result<()> {
     let args = hub_examples::parse_args(PROGRAM);
 
     let jwt_key: &'static JwtKey = Box::leak(Box::new(JwtKey(rand::random())));
-    let lower_path = || warp::path::full().map(|p: warp::path::FullPath| p.as_str().to_lowercase());
     let options = args.hub_options(HubOptions {
         detailed_errors: true,
         stateful_reconnect: true,
