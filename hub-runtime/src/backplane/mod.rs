@@ -4,6 +4,10 @@
 //! the backplane for the rest of the fleet. The default [`InMemoryBackplane`] is a fleet of one
 //! (nothing to install); `RedisBackplane` (feature `redis`) joins servers through Redis pub/sub. Another
 //! engine (PostgreSQL LISTEN/NOTIFY, NATS) plugs in through the same trait.
+//!
+//! This module is the core the lifetime manager (`clients`) publishes through, so it sits
+//! below `clients`: the send targets ([`SendTarget`]), encoded messages, the errors and the
+//! traits, and the backplanes themselves, which need nothing above it.
 
 #[cfg(feature = "redis")]
 mod redis;
