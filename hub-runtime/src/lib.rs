@@ -28,10 +28,13 @@
 //! }
 //! ```
 //!
-//! Layers, each in its own module: [`connection`] (logical connections, negotiate),
-//! `transport` (WebSockets), [`protocol`] (bytes ⇄ messages), [`hub`](mod@hub) (the dispatcher and
-//! what hub methods see), [`clients`] (targets, groups, fan-out), [`backplane`] (other
-//! servers), and [`server`] (assembly).
+//! Layers, each in its own module and importing only the ones before it (`scripts/check-layers`
+//! fails on a circle): [`types`] and [`protocol`] (bytes ⇄ messages); `options`
+//! ([`HubOptions`]); `request` (who a client is: [`Identity`]); [`observability`];
+//! [`connection`] (logical connections, negotiate); [`auth`]; [`backplane`] (send targets,
+//! encoded messages and the traits other servers are reached through); [`clients`] (groups,
+//! fan-out, typed proxies); [`hub`](mod@hub) (the dispatcher and what hub methods see);
+//! `transport` (WebSockets, Server-Sent Events, long polling); and [`server`] (assembly).
 //!
 //! ## Features
 //!
@@ -58,7 +61,9 @@ pub mod clients;
 pub mod connection;
 pub mod hub;
 pub mod observability;
+mod options;
 pub mod protocol;
+mod request;
 pub mod server;
 mod transport;
 pub mod types;

@@ -4,9 +4,14 @@
 //! the backplane for the rest of the fleet. The default [`InMemoryBackplane`] is a fleet of one
 //! (nothing to install); `RedisBackplane` (feature `redis`) joins servers through Redis pub/sub. Another
 //! engine (PostgreSQL LISTEN/NOTIFY, NATS) plugs in through the same trait.
+//!
+//! This module is the core the lifetime manager (`clients`) publishes through, so it sits
+//! below `clients`: the send targets ([`SendTarget`]), encoded messages, the errors and the
+//! traits, and the backplanes themselves, which need nothing above it.
 
 #[cfg(feature = "redis")]
 mod redis;
+mod target;
 
 use std::sync::Arc;
 
@@ -14,7 +19,7 @@ use bytes::Bytes;
 
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisBackplane, RedisOptions};
-use crate::clients::{GroupError, SendTarget};
+pub use self::target::SendTarget;
 use crate::connection::BoxFuture;
 use crate::protocol::CompletionResult;
 
@@ -53,6 +58,43 @@ impl std::fmt::Display for BackplaneError {
 }
 
 impl std::error::Error for BackplaneError {}
+
+/// A group operation failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupError {
+    /// No server owns that connection (it may have disconnected).
+    UnknownConnection(String),
+    /// The backplane failed; the text says why.
+    Backplane(String),
+    /// The connection is in the most groups allowed (`HubOptions::max_groups_per_connection`).
+    LimitReached(usize),
+    /// The group name is longer than `HubOptions::max_group_name_length` (the limit, in
+    /// bytes): nothing changed.
+    NameTooLong(usize),
+}
+
+impl From<BackplaneError> for GroupError {
+    fn from(e: BackplaneError) -> Self {
+        match e {
+            BackplaneError::UnknownConnection(id) => GroupError::UnknownConnection(id),
+            BackplaneError::GroupLimitReached(max) => GroupError::LimitReached(max),
+            other => GroupError::Backplane(other.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for GroupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GroupError::UnknownConnection(id) => write!(f, "connection '{id}' does not exist"),
+            GroupError::Backplane(e) => f.write_str(e),
+            GroupError::LimitReached(max) => write!(f, "a connection may belong to at most {max} groups"),
+            GroupError::NameTooLong(max) => write!(f, "a group name may be at most {max} bytes long"),
+        }
+    }
+}
+
+impl std::error::Error for GroupError {}
 
 /// What a backplane delivers to: one hub's connections on this server (the lifetime manager).
 pub trait LocalHub: Send + Sync + 'static {

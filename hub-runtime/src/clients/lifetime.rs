@@ -2,27 +2,24 @@
 //! fan-out. A message is encoded at most once per protocol in use, and the same bytes go to
 //! every target's outbox.
 
-use std::cell::RefCell;
+mod groups;
+mod results;
+mod serialized;
+
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
 use serde::Serialize;
-
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
-use super::{ClientResultError, GroupError, SendError, SendTarget};
-use crate::backplane::{Backplane, BackplaneError, EncodedMessage, LocalHub};
-use crate::connection::BoxFuture;
-use crate::connection::{ConnectionSender, Frame, OutboxError};
-use crate::protocol::{CompletionResult, EncodeError, HubProtocol, OutMessage, TransferFormat};
-use crate::server::HubOptions;
-
-/// Most protocols one server speaks at once.
-pub(crate) const MAX_PROTOCOLS: usize = 4;
+use self::serialized::{push_members, Fanout, Serialized};
+use super::{GroupError, SendError, SendTarget};
+use crate::backplane::{Backplane, EncodedMessage, LocalHub};
+use crate::connection::{BoxFuture, ConnectionSender};
+use crate::options::HubOptions;
+use crate::protocol::{CompletionResult, EncodeError, HubProtocol, OutMessage};
 
 /// A connection of this hub on this server.
 pub(crate) struct LocalConnection {
@@ -100,151 +97,6 @@ impl Drop for UserReservation {
             ids.remove(&self.connection_id);
         }
         self.manager.reserving.remove_if(&self.user, |_, ids| ids.is_empty());
-    }
-}
-
-/// One message, encoded lazily per protocol and shared by every receiver.
-pub(crate) struct Serialized<'a> {
-    protocols: &'a [Arc<dyn HubProtocol>],
-    /// `None` for a message that arrived already encoded (from the backplane).
-    message: Option<OutMessage<'a>>,
-    frames: RefCell<[Option<Frame>; MAX_PROTOCOLS]>,
-}
-
-impl<'a> Serialized<'a> {
-    pub(crate) fn new(protocols: &'a [Arc<dyn HubProtocol>], message: OutMessage<'a>) -> Self {
-        Serialized {
-            protocols,
-            message: Some(message),
-            frames: RefCell::new(Default::default()),
-        }
-    }
-
-    /// A message another server encoded: each protocol's bytes are used as they are.
-    pub(crate) fn from_encoded(protocols: &'a [Arc<dyn HubProtocol>], encoded: &EncodedMessage) -> Self {
-        let mut frames: [Option<Frame>; MAX_PROTOCOLS] = Default::default();
-        for (i, protocol) in protocols.iter().enumerate().take(MAX_PROTOCOLS) {
-            if let Some((_, bytes)) = encoded
-                .encodings
-                .iter()
-                .find(|(name, _)| name.eq_ignore_ascii_case(protocol.name()))
-            {
-                frames[i] = Some(match protocol.transfer_format() {
-                    TransferFormat::Text => Frame::Text(bytes.clone()),
-                    TransferFormat::Binary => Frame::Binary(bytes.clone()),
-                });
-            }
-        }
-        Serialized {
-            protocols,
-            message: None,
-            frames: RefCell::new(frames),
-        }
-    }
-
-    /// The frame for protocol `index`, encoding it on first use.
-    pub(crate) fn frame(&self, index: usize) -> Result<Frame, EncodeError> {
-        if let Some(frame) = &self.frames.borrow()[index] {
-            return Ok(frame.clone());
-        }
-        let protocol = &self.protocols[index];
-        let Some(message) = &self.message else {
-            return Err(EncodeError(format!(
-                "no '{}' encoding of this message",
-                protocol.name()
-            )));
-        };
-        let bytes = protocol.encode(message)?;
-        let frame = match protocol.transfer_format() {
-            TransferFormat::Text => Frame::Text(bytes),
-            TransferFormat::Binary => Frame::Binary(bytes),
-        };
-        self.frames.borrow_mut()[index] = Some(frame.clone());
-        Ok(frame)
-    }
-
-    /// The message in every protocol, for the backplane.
-    fn encode_all(&self) -> Result<EncodedMessage, EncodeError> {
-        let mut encodings = Vec::with_capacity(self.protocols.len());
-        for (i, p) in self.protocols.iter().enumerate() {
-            encodings.push((p.name().to_string(), self.frame(i)?.data().clone()));
-        }
-        Ok(EncodedMessage { encodings })
-    }
-
-    /// The message in every protocol that can encode it, for the backplane to fan out (each
-    /// server skips its connections of the others), and the first encoding error.
-    fn encode_each(&self) -> (EncodedMessage, Option<EncodeError>) {
-        let mut encodings = Vec::with_capacity(self.protocols.len());
-        let mut failed = None;
-        for (i, p) in self.protocols.iter().enumerate() {
-            match self.frame(i) {
-                Ok(frame) => encodings.push((p.name().to_string(), frame.data().clone())),
-                Err(error) => {
-                    failed.get_or_insert(error);
-                }
-            }
-        }
-        (EncodedMessage { encodings }, failed)
-    }
-}
-
-/// One message on its way to local connections: what failed is remembered, and the fan-out
-/// goes on.
-struct Fanout<'m, 'a> {
-    message: &'m Serialized<'a>,
-    /// The first encoding error met.
-    failed: Option<EncodeError>,
-}
-
-impl Fanout<'_, '_> {
-    /// Puts the message in one connection's outbox; a client that does not read is closed as a
-    /// slow consumer, and one whose protocol cannot encode the message is skipped.
-    fn push(&mut self, connection: &LocalConnection) {
-        let frame = match self.message.frame(connection.protocol) {
-            Ok(frame) => frame,
-            Err(error) => {
-                tracing::warn!(connection = %connection.id, %error, "could not encode a message for a connection; skipping it");
-                self.failed.get_or_insert(error);
-                return;
-            }
-        };
-        match connection.sender.try_send_message(frame) {
-            Ok(()) | Err(OutboxError::Closed) => {}
-            Err(OutboxError::Full) => {
-                tracing::warn!(connection = %connection.id, "closing a connection whose outbox is full (the client is not reading)");
-                connection.sender.abort_slow();
-            }
-        }
-    }
-}
-
-/// Pushes to the members of the sets `keys` names in `map`, each connection once, but the
-/// `excluded` ones.
-fn push_members(map: &DashMap<Arc<str>, Members>, keys: &[String], excluded: &[String], fanout: &mut Fanout<'_, '_>) {
-    if let [key] = keys {
-        if let Some(members) = map.get(key.as_str()) {
-            for (id, c) in members.iter() {
-                if !excluded.iter().any(|x| x.as_str() == &**id) {
-                    fanout.push(c);
-                }
-            }
-        }
-        return;
-    }
-    // Several sets: each connection once.
-    let mut seen: HashMap<Arc<str>, Arc<LocalConnection>> = HashMap::new();
-    for key in keys {
-        if let Some(members) = map.get(key.as_str()) {
-            for (id, c) in members.iter() {
-                seen.entry(id.clone()).or_insert_with(|| c.clone());
-            }
-        }
-    }
-    for c in seen.values() {
-        if !excluded.iter().any(|x| x.as_str() == &*c.id) {
-            fanout.push(c);
-        }
     }
 }
 
@@ -479,178 +331,6 @@ impl LifetimeManager {
             None => Ok(()),
         }
     }
-
-    /// Invokes client method `method` on one connection and awaits its result.
-    pub(crate) async fn invoke<A: Serialize + Sync, R: DeserializeOwned>(
-        &self,
-        connection_id: &str,
-        method: &str,
-        args: &A,
-    ) -> Result<R, ClientResultError> {
-        let local = self.connections.get(connection_id).map(|c| c.value().clone());
-        let number = self.next_result_id.fetch_add(1, Ordering::Relaxed) + 1;
-        // An invocation routed to another server carries this server's mark, so ids from
-        // different servers never meet on one connection.
-        let invocation_id = if local.is_some() {
-            format!("s{number}")
-        } else {
-            format!("s{number}.{}", self.instance)
-        };
-        let message = Serialized::new(
-            &self.protocols,
-            OutMessage::Invocation {
-                invocation_id: Some(&invocation_id),
-                target: method,
-                arguments: args,
-                stream_ids: &[],
-            },
-        );
-        let mut pending = match local {
-            Some(connection) => {
-                let frame = message
-                    .frame(connection.protocol)
-                    .map_err(|e| ClientResultError::Encode(e.0))?;
-                self.await_local(&connection, invocation_id, frame)?
-            }
-            None if self.backplane.is_distributed() => {
-                // The connection may live on another server: the backplane routes the
-                // invocation there and the result back.
-                let encoded = message.encode_all().map_err(|e| ClientResultError::Encode(e.0))?;
-                let remote = self
-                    .backplane
-                    .invoke_remote(self.hub_name, connection_id, &invocation_id, encoded);
-                let result = tokio::time::timeout(self.options.client_result_timeout, remote).await;
-                return match result {
-                    Err(_) => Err(ClientResultError::Timeout),
-                    Ok(Err(BackplaneError::UnknownConnection(id))) => Err(ClientResultError::NoConnection(id)),
-                    Ok(Err(e)) => Err(ClientResultError::Disconnected(format!("{connection_id} ({e})"))),
-                    Ok(Ok(result)) => decode_result(result),
-                };
-            }
-            None => return Err(ClientResultError::NoConnection(connection_id.to_string())),
-        };
-        decode_result(pending.wait(self.options.client_result_timeout).await?)
-    }
-
-    /// Sends a client-result invocation to a local connection; the client's Completion comes
-    /// through the returned [`PendingResult`].
-    fn await_local(
-        &self,
-        connection: &Arc<LocalConnection>,
-        invocation_id: String,
-        frame: Frame,
-    ) -> Result<PendingResult, ClientResultError> {
-        let (tx, rx) = oneshot::channel();
-        connection
-            .results
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(invocation_id.clone(), tx);
-        let failed = match connection.sender.try_send_message(frame) {
-            Ok(()) => false,
-            Err(OutboxError::Closed) => true,
-            Err(OutboxError::Full) => {
-                connection.sender.abort_slow();
-                true
-            }
-        };
-        let pending = PendingResult {
-            connection: connection.clone(),
-            invocation_id,
-            answer: rx,
-        };
-        if failed {
-            // Dropping `pending` forgets the entry.
-            return Err(ClientResultError::Disconnected(connection.id.to_string()));
-        }
-        Ok(pending)
-    }
-
-    /// Whether a group name is within `HubOptions::max_group_name_length`; if not, the limit.
-    fn check_group_name(&self, group: &str) -> Result<(), usize> {
-        let max = self.options.max_group_name_length;
-        if group.len() > max {
-            tracing::debug!(length = group.len(), max, "refusing a group name that is too long");
-            return Err(max);
-        }
-        Ok(())
-    }
-
-    /// Adds a connection to a group; a connection on another server goes through the backplane.
-    pub(crate) async fn add_to_group(&self, connection_id: &str, group: &str) -> Result<(), GroupError> {
-        self.check_group_name(group).map_err(GroupError::NameTooLong)?;
-        if self.add_local(connection_id, group).await? {
-            return Ok(());
-        }
-        self.backplane
-            .change_remote_group(self.hub_name, connection_id, group, true)
-            .await
-            .map_err(GroupError::from)
-    }
-
-    /// Removes a connection from a group.
-    pub(crate) async fn remove_from_group(&self, connection_id: &str, group: &str) -> Result<(), GroupError> {
-        self.check_group_name(group).map_err(GroupError::NameTooLong)?;
-        if self.remove_local(connection_id, group).await {
-            return Ok(());
-        }
-        self.backplane
-            .change_remote_group(self.hub_name, connection_id, group, false)
-            .await
-            .map_err(GroupError::from)
-    }
-
-    /// Adds a local connection to a group; `false` if the connection does not live here. With
-    /// a distributed backplane, a group's first local member waits until the group's messages
-    /// from other servers reach this server.
-    async fn add_local(&self, connection_id: &str, group: &str) -> Result<bool, GroupError> {
-        let Some(connection) = self.connections.get(connection_id).map(|c| c.value().clone()) else {
-            return Ok(false);
-        };
-        let group: Arc<str> = group.into();
-        {
-            let mut groups = connection.groups.lock().unwrap_or_else(|p| p.into_inner());
-            if !groups.contains(&group) && groups.len() >= self.options.max_groups_per_connection {
-                tracing::warn!(connection = %connection.id, "group limit reached; not adding to '{group}'");
-                return Err(GroupError::LimitReached(self.options.max_groups_per_connection));
-            }
-            groups.insert(group.clone());
-        }
-        let first = {
-            let mut members = self.groups.entry(group.clone()).or_default();
-            let first = members.is_empty();
-            members.insert(connection.id.clone(), connection.clone());
-            first
-        };
-        // The connection may have left while we were adding it: leave no stale member.
-        let emptied =
-            !self.connections.contains_key(connection_id) && remove_member(&self.groups, &group, connection_id);
-        // Every change between empty and not empty is reported (the backplane counts them):
-        // a member that joined meanwhile keeps the group even if this one left at once.
-        if self.backplane.is_distributed() {
-            match (first, emptied) {
-                (true, false) => self.backplane.group_added(self.hub_name, &group).await,
-                (false, true) => self.backplane.group_removed(self.hub_name, &group).await,
-                _ => {}
-            }
-        }
-        Ok(true)
-    }
-
-    async fn remove_local(&self, connection_id: &str, group: &str) -> bool {
-        let Some(connection) = self.connections.get(connection_id).map(|c| c.value().clone()) else {
-            return false;
-        };
-        connection
-            .groups
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(group);
-        if remove_member(&self.groups, group, connection_id) && self.backplane.is_distributed() {
-            self.backplane.group_removed(self.hub_name, group).await;
-        }
-        true
-    }
 }
 
 impl LocalHub for LifetimeManager {
@@ -699,54 +379,6 @@ impl LocalHub for LifetimeManager {
     }
 }
 
-/// A client result awaited from a local connection. However the wait ends (answered, timed
-/// out, or cancelled by dropping it), the connection forgets the entry.
-pub(crate) struct PendingResult {
-    connection: Arc<LocalConnection>,
-    invocation_id: String,
-    answer: oneshot::Receiver<CompletionResult>,
-}
-
-impl PendingResult {
-    /// The client's Completion, or an error once `timeout` passed or the connection closed.
-    async fn wait(&mut self, timeout: std::time::Duration) -> Result<CompletionResult, ClientResultError> {
-        match tokio::time::timeout(timeout, &mut self.answer).await {
-            Err(_) => Err(ClientResultError::Timeout),
-            Ok(Err(_)) => Err(ClientResultError::Disconnected(self.connection.id.to_string())),
-            Ok(Ok(result)) => Ok(result),
-        }
-    }
-}
-
-impl Drop for PendingResult {
-    fn drop(&mut self) {
-        self.connection
-            .results
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.invocation_id);
-    }
-}
-
-/// Decodes a client's Completion into the expected type.
-fn decode_result<R: DeserializeOwned>(result: CompletionResult) -> Result<R, ClientResultError> {
-    match result {
-        CompletionResult::Error(error) => Err(ClientResultError::Client(error)),
-        CompletionResult::Value(raw) => raw.decode::<R>().map_err(|e| {
-            ClientResultError::Decode(format!(
-                "Error trying to deserialize result to {}. {e}",
-                short_name::<R>()
-            ))
-        }),
-        CompletionResult::Void => serde_json::from_str::<R>("null").map_err(|_| {
-            ClientResultError::Decode(format!(
-                "The client sent no result, but {} was expected.",
-                short_name::<R>()
-            ))
-        }),
-    }
-}
-
 /// Removes a member; returns whether the set became empty (and was removed).
 fn remove_member(map: &DashMap<Arc<str>, Members>, key: &str, id: &str) -> bool {
     if let dashmap::Entry::Occupied(mut entry) = map.entry(Arc::from(key)) {
@@ -757,10 +389,4 @@ fn remove_member(map: &DashMap<Arc<str>, Members>, key: &str, id: &str) -> bool 
         }
     }
     false
-}
-
-fn short_name<T>() -> &'static str {
-    let full = std::any::type_name::<T>();
-    let base = full.split('<').next().unwrap_or(full);
-    base.rsplit("::").next().unwrap_or(base)
 }

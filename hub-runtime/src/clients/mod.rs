@@ -14,30 +14,8 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::backplane::BackplaneError;
+pub use crate::backplane::{GroupError, SendTarget};
 use lifetime::LifetimeManager;
-
-/// Who a message goes to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SendTarget {
-    /// Every connection of the hub.
-    All,
-    /// Every connection but these (connection ids).
-    AllExcept(Vec<String>),
-    /// One connection.
-    Connection(String),
-    /// These connections.
-    Connections(Vec<String>),
-    /// A group's members.
-    Group(String),
-    /// Members of any of these groups, each once.
-    Groups(Vec<String>),
-    /// A group's members but these connections.
-    GroupExcept(String, Vec<String>),
-    /// Every connection of a user.
-    User(String),
-    /// Every connection of these users.
-    Users(Vec<String>),
-}
 
 /// A sending failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,43 +81,6 @@ impl From<ClientResultError> for crate::HubError {
         }
     }
 }
-
-/// A group operation failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GroupError {
-    /// No server owns that connection (it may have disconnected).
-    UnknownConnection(String),
-    /// The backplane failed; the text says why.
-    Backplane(String),
-    /// The connection is in the most groups allowed (`HubOptions::max_groups_per_connection`).
-    LimitReached(usize),
-    /// The group name is longer than `HubOptions::max_group_name_length` (the limit, in
-    /// bytes): nothing changed.
-    NameTooLong(usize),
-}
-
-impl From<BackplaneError> for GroupError {
-    fn from(e: BackplaneError) -> Self {
-        match e {
-            BackplaneError::UnknownConnection(id) => GroupError::UnknownConnection(id),
-            BackplaneError::GroupLimitReached(max) => GroupError::LimitReached(max),
-            other => GroupError::Backplane(other.to_string()),
-        }
-    }
-}
-
-impl std::fmt::Display for GroupError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            GroupError::UnknownConnection(id) => write!(f, "connection '{id}' does not exist"),
-            GroupError::Backplane(e) => f.write_str(e),
-            GroupError::LimitReached(max) => write!(f, "a connection may belong to at most {max} groups"),
-            GroupError::NameTooLong(max) => write!(f, "a group name may be at most {max} bytes long"),
-        }
-    }
-}
-
-impl std::error::Error for GroupError {}
 
 /// A target of exactly one connection (`caller()`, `client(id)`): client results are allowed.
 #[derive(Debug, Clone, Copy)]

@@ -150,9 +150,9 @@ mod tests {
         Connection, ConnectionHandler, ConnectionManager, ConnectionSender, RequestContext, TransportKind,
     };
     use crate::observability::EndpointMetrics;
+    use crate::options::HubOptions;
     use crate::protocol::json::JsonProtocol;
     use crate::protocol::HubProtocol;
-    use crate::server::HubOptions;
 
     /// What a [`Gated`] backplane was told, and the gate its `group_removed` waits at.
     struct Told {

@@ -1,111 +1,39 @@
 //! Server assembly: hubs and raw connection handlers mapped to paths, options, and serving.
-//! The server is a warp [`Filter`], so it composes with your own routes.
+//! The server is a warp [`Filter`](warp::Filter), so it composes with your own routes.
 
 mod access;
 mod cors;
+mod endpoint;
 mod head_deadline;
-mod options;
 mod routes;
+mod serve;
 mod tls;
 mod write_timeout;
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::sync::Arc;
 
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use warp::Filter;
 
-pub use cors::Cors;
-pub use options::HubOptions;
+pub use self::cors::Cors;
+pub(crate) use self::endpoint::Endpoint;
+pub use self::endpoint::EndpointOptions;
+pub use self::serve::{bind, shutdown_signal};
 #[cfg(feature = "tls")]
-pub use tls::TlsConfig;
-
-use crate::auth::{self, Authenticator, Requirement};
+pub use self::tls::TlsConfig;
+use crate::auth::{self, Requirement};
 use crate::backplane::{self, Backplane};
 use crate::clients::lifetime::LifetimeManager;
 use crate::connection::capacity::Capacity;
-use crate::connection::{ConnectionHandler, ConnectionManager, SweepTimeouts, TransportKind};
+use crate::connection::{ConnectionHandler, ConnectionManager};
 use crate::hub::dispatcher::{HubEndpoint, HubHandler};
 use crate::hub::filter::{Filters, HubFilter};
 use crate::hub::{Hub, HubHandle};
 use crate::observability::EndpointMetrics;
+pub use crate::options::HubOptions;
 use crate::protocol::HubProtocol;
-
-/// How one path is served: which transports it offers and who may connect.
-///
-/// ```
-/// use hub_runtime::{EndpointOptions, TransportKind};
-/// let options = EndpointOptions::new().disable(TransportKind::WebSockets);
-/// assert!(!options.enabled(TransportKind::WebSockets));
-/// ```
-#[derive(Clone)]
-pub struct EndpointOptions {
-    transports: Vec<TransportKind>,
-    authenticator: Option<Arc<dyn Authenticator>>,
-    filters: Vec<Arc<dyn HubFilter>>,
-}
-
-impl Default for EndpointOptions {
-    fn default() -> Self {
-        EndpointOptions::new()
-    }
-}
-
-impl EndpointOptions {
-    /// Every transport this server implements, anonymous access.
-    pub fn new() -> Self {
-        EndpointOptions {
-            transports: vec![
-                TransportKind::WebSockets,
-                TransportKind::ServerSentEvents,
-                TransportKind::LongPolling,
-            ],
-            authenticator: None,
-            filters: Vec::new(),
-        }
-    }
-
-    /// Stops offering a transport on this endpoint.
-    pub fn disable(mut self, transport: TransportKind) -> Self {
-        self.transports.retain(|t| *t != transport);
-        self
-    }
-
-    /// Whether a transport is offered.
-    pub fn enabled(&self, transport: TransportKind) -> bool {
-        self.transports.contains(&transport)
-    }
-
-    /// Decides who each request belongs to (negotiate and every transport request). The
-    /// identity's user id is what `clients.user(..)` targets.
-    pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
-        self.authenticator = Some(Arc::new(authenticator));
-        self
-    }
-
-    /// Adds a filter for the hub of this endpoint (after the server's global filters).
-    pub fn filter(mut self, filter: impl HubFilter) -> Self {
-        self.filters.push(Arc::new(filter));
-        self
-    }
-}
-
-/// One mapped path.
-pub(crate) struct Endpoint {
-    pub(crate) path: String,
-    pub(crate) transports: Vec<TransportKind>,
-    pub(crate) handler: Arc<dyn ConnectionHandler>,
-    pub(crate) authenticator: Arc<dyn Authenticator>,
-    /// What the hub's `#[hub(authorize ...)]` requires of every request (nothing: anyone).
-    pub(crate) authorize: &'static [Requirement],
-    pub(crate) connections: Arc<ConnectionManager>,
-}
 
 pub(crate) struct ServerInner {
     pub(crate) endpoints: Vec<Arc<Endpoint>>,
@@ -125,7 +53,7 @@ impl ServerInner {
     /// forgotten in time whoever accepts the sockets. It stops when the server is dropped.
     pub(crate) fn start_housekeeping(self: &Arc<Self>) {
         if !self.housekeeping.load(Ordering::Relaxed) && !self.housekeeping.swap(true, Ordering::AcqRel) {
-            tokio::spawn(sweep(Arc::downgrade(self)));
+            tokio::spawn(serve::sweep(Arc::downgrade(self)));
         }
     }
 }
@@ -450,211 +378,4 @@ impl HubServer {
             .values()
             .filter_map(|m| m.downcast_ref::<Arc<LifetimeManager>>())
     }
-
-    /// Serves `routes` over TLS (HTTPS and WSS) on `listener` until `signal` resolves, then
-    /// stops like [`HubServer::serve_with`].
-    ///
-    /// ```no_run
-    /// # async fn run(server: hub_runtime::HubServer) -> std::io::Result<()> {
-    /// use hub_runtime::server::{bind, shutdown_signal, TlsConfig};
-    /// let tls = TlsConfig::from_pem_files("cert.pem", "key.pem")?;
-    /// let (listener, _) = bind("0.0.0.0:443").await?;
-    /// let routes = server.filter();
-    /// server.serve_tls_with(listener, tls, routes, shutdown_signal()).await;
-    /// # Ok(()) }
-    /// ```
-    #[cfg(feature = "tls")]
-    pub async fn serve_tls_with<F, R>(
-        self,
-        listener: TcpListener,
-        tls: TlsConfig,
-        routes: F,
-        signal: impl Future<Output = ()> + Send + 'static,
-    ) where
-        F: Filter<Extract = (R,), Error = warp::Rejection> + Clone + Send + Sync + 'static,
-        R: warp::Reply,
-    {
-        self.accept_loop(listener, Some(tls.acceptor), routes, signal).await
-    }
-
-    /// Binds `addr` and serves until Ctrl-C or SIGTERM.
-    pub async fn serve(self, addr: impl tokio::net::ToSocketAddrs) -> std::io::Result<()> {
-        let listener = TcpListener::bind(addr).await?;
-        let routes = self.filter();
-        self.serve_with(listener, routes, shutdown_signal()).await;
-        Ok(())
-    }
-
-    /// Serves `routes` (usually `server.filter()` combined with your own) on `listener` until
-    /// `signal` resolves; then closes every connection and stops within the drain time.
-    pub async fn serve_with<F, R>(
-        self,
-        listener: TcpListener,
-        routes: F,
-        signal: impl Future<Output = ()> + Send + 'static,
-    ) where
-        F: Filter<Extract = (R,), Error = warp::Rejection> + Clone + Send + Sync + 'static,
-        R: warp::Reply,
-    {
-        self.accept_loop(listener, None, routes, signal).await
-    }
-
-    /// Accepts connections (through TLS when `tls` is set) and serves HTTP/1.1 with upgrades
-    /// and HTTP/2 on each; on `signal`, closes every hub connection, then lets open requests
-    /// finish within the drain time. A request head must arrive within
-    /// `http_header_read_timeout`, and a socket whose client takes nothing of what is written
-    /// for `http_write_timeout` is dropped.
-    async fn accept_loop<F, R>(
-        self,
-        listener: TcpListener,
-        tls: Option<tls::Acceptor>,
-        routes: F,
-        signal: impl Future<Output = ()> + Send + 'static,
-    ) where
-        F: Filter<Extract = (R,), Error = warp::Rejection> + Clone + Send + Sync + 'static,
-        R: warp::Reply,
-    {
-        let inner = self.inner.clone();
-        inner.start_housekeeping();
-        let drain = inner.options.shutdown_drain;
-        let stopping = stopping(inner, signal);
-        tokio::pin!(stopping);
-        let service = warp::service(routes);
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        let header_timeout = crate::connection::bounded(self.inner.options.http_header_read_timeout);
-        let write_timeout = self.inner.options.http_write_timeout;
-        loop {
-            let (tcp, _) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        // Usually out of file descriptors: wait for some to be freed.
-                        tracing::debug!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    }
-                },
-                _ = &mut stopping => break,
-            };
-            // Hub messages are small and latency matters more than packet count.
-            let _ = tcp.set_nodelay(true);
-            let tcp = write_timeout::WriteTimeout::new(tcp, write_timeout);
-            let service = hyper_util::service::TowerToHyperService::new(service.clone());
-            let watcher = graceful.watcher();
-            let tls = tls.clone();
-            tokio::spawn(async move {
-                let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-                builder
-                    .http1()
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(header_timeout);
-                // An idle HTTP/2 connection whose client no longer answers pings is dropped.
-                builder
-                    .http2()
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .keep_alive_interval(header_timeout)
-                    .keep_alive_timeout(header_timeout);
-                let served = match tls {
-                    None => {
-                        let io = hyper_util::rt::TokioIo::new(head_deadline::HeadDeadline::new(tcp, header_timeout));
-                        watcher.watch(builder.serve_connection_with_upgrades(io, service)).await
-                    }
-                    Some(acceptor) => {
-                        let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                            Ok(Ok(stream)) => stream,
-                            Ok(Err(e)) => {
-                                tracing::debug!(error = %e, "TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => return,
-                        };
-                        let io = hyper_util::rt::TokioIo::new(head_deadline::HeadDeadline::new(stream, header_timeout));
-                        watcher.watch(builder.serve_connection_with_upgrades(io, service)).await
-                    }
-                };
-                if let Err(e) = served {
-                    tracing::debug!(error = %e, "HTTP connection ended with an error");
-                }
-            });
-        }
-        tokio::select! {
-            _ = graceful.shutdown() => {}
-            _ = tokio::time::sleep(drain) => {
-                tracing::warn!("requests still open after the drain time; stopping anyway");
-            }
-        }
-    }
-}
-
-/// Resolves once the server should stop: after `signal` (or [`HubServer::shutdown`]), every
-/// connection got its Close message, and the drain time passed or every connection ended.
-async fn stopping(inner: Arc<ServerInner>, signal: impl Future<Output = ()> + Send + 'static) {
-    let drain = inner.options.shutdown_drain;
-    tokio::select! {
-        _ = signal => {}
-        _ = inner.shutdown.cancelled() => {}
-    }
-    tracing::info!("shutting down: closing every connection");
-    inner.shutdown.cancel();
-    let deadline = crate::connection::deadline_after(drain);
-    while tokio::time::Instant::now() < deadline && inner.endpoints.iter().any(|e| e.connections.len() > 0) {
-        // Connections without a transport right now (never started, between long polls,
-        // detached) cannot be told goodbye: they end at once.
-        for endpoint in &inner.endpoints {
-            endpoint.connections.sweep(SweepTimeouts::NOW);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    for endpoint in &inner.endpoints {
-        endpoint.connections.abort_all();
-    }
-}
-
-/// Drops connections without a transport that outlived their timeout (see
-/// [`ConnectionManager::sweep`]), once a second while the server exists.
-async fn sweep(server: Weak<ServerInner>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tick.tick().await;
-        let Some(inner) = server.upgrade() else {
-            return;
-        };
-        let timeouts = SweepTimeouts {
-            unstarted: inner.options.unstarted_timeout,
-            disconnect: inner.options.disconnect_timeout,
-            reconnect_grace: inner.options.reconnect_grace,
-        };
-        for endpoint in &inner.endpoints {
-            endpoint.connections.sweep(timeouts);
-        }
-    }
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
-}
-
-/// Binds a listener and returns it with its actual address (useful with port 0).
-pub async fn bind(addr: impl tokio::net::ToSocketAddrs) -> std::io::Result<(TcpListener, SocketAddr)> {
-    let listener = TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    Ok((listener, local))
 }

@@ -1,4 +1,6 @@
-//! Server options.
+//! Options of a hub server: the lowest layer above the protocol, so every layer that reads
+//! them (the lifetime manager, the dispatcher, the transports, the server) imports them
+//! downward. `server` re-exports [`HubOptions`], its public path.
 
 use std::time::Duration;
 
