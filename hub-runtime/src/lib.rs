@@ -58,10 +58,13 @@ pub mod clients;
 pub mod connection;
 pub mod hub;
 pub mod observability;
-pub mod protocol;
 pub mod server;
 mod transport;
-pub mod types;
+
+/// Hub protocols: bytes ⇄ messages (the [`hub_protocol`] crate, re-exported).
+pub use hub_protocol as protocol;
+/// Value types that map the way the official SignalR clients expect (`hub_protocol::types`).
+pub use hub_protocol::types;
 
 #[cfg(feature = "jwt")]
 pub use auth::JwtAuthenticator;

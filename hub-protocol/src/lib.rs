@@ -4,11 +4,14 @@
 //! messages and writes outgoing messages into bytes. Arguments stay undecoded ([`RawValue`])
 //! until the dispatcher knows the parameter types.
 
+#![warn(missing_docs)]
+
 pub mod handshake;
 #[cfg(feature = "json")]
 pub mod json;
 #[cfg(feature = "msgpack")]
 pub mod msgpack;
+pub mod types;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -26,7 +29,7 @@ pub use msgpack::MessagePackProtocol;
 ///
 /// One push per feature: `vec![]` cannot leave out an element by feature.
 #[allow(unused_mut, clippy::vec_init_then_push)]
-pub(crate) fn default_protocols() -> Vec<std::sync::Arc<dyn HubProtocol>> {
+pub fn default_protocols() -> Vec<std::sync::Arc<dyn HubProtocol>> {
     let mut protocols: Vec<std::sync::Arc<dyn HubProtocol>> = Vec::new();
     #[cfg(feature = "json")]
     protocols.push(std::sync::Arc::new(JsonProtocol));
@@ -64,7 +67,7 @@ pub type Headers = BTreeMap<String, String>;
 ///
 #[cfg_attr(feature = "json", doc = "```")]
 #[cfg_attr(not(feature = "json"), doc = "```ignore")]
-/// use hub_runtime::protocol::{HubProtocol, JsonProtocol, HubMessage};
+/// use hub_protocol::{HubProtocol, JsonProtocol, HubMessage};
 /// let msgs = JsonProtocol.parse(b"{\"type\":1,\"target\":\"Add\",\"arguments\":[1,2]}\x1e").unwrap();
 /// let HubMessage::Invocation(inv) = &msgs[0] else { panic!() };
 /// let a: i32 = inv.arguments[0].decode().unwrap();

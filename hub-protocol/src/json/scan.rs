@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue as JsonRaw;
 
 use super::WireMessage;
-use crate::protocol::RawValue;
+use crate::RawValue;
 
 /// Reads `record` (one message without its separator) when it has a common shape.
 pub(super) fn wire_message(record: &[u8]) -> Option<WireMessage> {
@@ -228,7 +228,7 @@ impl<'a> Scanner<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::HubMessage;
+    use crate::HubMessage;
     use proptest::prelude::*;
 
     /// What the serde path makes of `record`.

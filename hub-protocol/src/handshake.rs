@@ -39,7 +39,7 @@ pub enum HandshakeError {
 /// messages in the chosen protocol).
 ///
 /// ```
-/// use hub_runtime::protocol::handshake::parse_request;
+/// use hub_protocol::handshake::parse_request;
 /// let (req, used) = parse_request(b"{\"protocol\":\"json\",\"version\":1}\x1e").unwrap();
 /// assert_eq!((req.protocol.as_str(), req.version, used), ("json", 1, 32));
 /// ```
@@ -135,7 +135,7 @@ pub fn request_bytes(protocol: &str, version: u32) -> Vec<u8> {
 #[cfg(all(test, feature = "json"))]
 mod tests {
     use super::*;
-    use crate::protocol::JsonProtocol;
+    use crate::JsonProtocol;
     use std::sync::Arc;
 
     #[test]

@@ -335,7 +335,7 @@ fn write_json(message: &OutMessage<'_>, out: &mut Vec<u8>) -> Result<(), EncodeE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::NoArgs;
+    use crate::NoArgs;
 
     fn enc(msg: OutMessage<'_>) -> String {
         String::from_utf8(JsonProtocol.encode(&msg).unwrap().to_vec()).unwrap()
@@ -563,7 +563,7 @@ mod tests {
         };
         assert!(JsonProtocol.encode(&out).is_err());
         #[cfg(feature = "msgpack")]
-        assert!(crate::protocol::MessagePackProtocol.encode(&out).is_err());
+        assert!(crate::MessagePackProtocol.encode(&out).is_err());
         assert!(serde_json::to_string(&inv.arguments[2]).is_err());
         // The other arguments still re-encode.
         assert_eq!(serde_json::to_string(&inv.arguments[..2]).unwrap(), "[\"hi\",2]");
@@ -577,7 +577,7 @@ mod tests {
             p.complete_prefix(&[b' '; 50], 10),
             Err(ProtocolError::MessageTooLarge { limit: 10 })
         ));
-        let mut reader = crate::protocol::MessageReader::default();
+        let mut reader = crate::MessageReader::default();
         let mut out = Vec::new();
         reader.feed(&p, b"{\"type\"", 100, &mut out).unwrap();
         assert!(out.is_empty());

@@ -445,7 +445,7 @@ impl HubProtocol for MessagePackProtocol {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::NoArgs;
+    use crate::NoArgs;
 
     fn enc(msg: OutMessage<'_>) -> Vec<u8> {
         MessagePackProtocol.encode(&msg).unwrap().to_vec()
@@ -622,7 +622,7 @@ mod tests {
             stream_ids: &inv.stream_ids,
         };
         #[cfg(feature = "json")]
-        assert!(crate::protocol::JsonProtocol.encode(&out).is_err());
+        assert!(crate::JsonProtocol.encode(&out).is_err());
         let again = MessagePackProtocol.encode(&out).unwrap();
         assert_eq!(MessagePackProtocol.parse(&again).unwrap().len(), 1);
         assert!(serde_json::to_string(&inv.arguments[2]).is_err());
