@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use hub_runtime::protocol::handshake::{error_reply, parse_request, request_bytes, select_protocol, HandshakeError};
-use hub_runtime::protocol::{HubProtocol, JsonProtocol, MessagePackProtocol};
+use hub_protocol::handshake::{error_reply, parse_request, request_bytes, select_protocol, HandshakeError};
+use hub_protocol::{HubProtocol, JsonProtocol, MessagePackProtocol};
 use libfuzzer_sys::fuzz_target;
 
 fn assert_reply_is_json(text: &str) {

@@ -3,7 +3,7 @@
 //! common parameter types without panicking.
 #![no_main]
 
-use hub_runtime::protocol::{HubProtocol, JsonProtocol, MessagePackProtocol};
+use hub_protocol::{HubProtocol, JsonProtocol, MessagePackProtocol};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

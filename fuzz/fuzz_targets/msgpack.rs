@@ -3,7 +3,7 @@
 //! truncation, nothing panics, and every parsed message round trips (MessagePack and JSON).
 #![no_main]
 
-use hub_runtime::protocol::{HubProtocol, JsonProtocol, MessagePackProtocol, ProtocolError};
+use hub_protocol::{HubProtocol, JsonProtocol, MessagePackProtocol, ProtocolError};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -5,7 +5,7 @@
 //! seed the chunk sizes; the rest is the stream.
 #![no_main]
 
-use hub_runtime::protocol::{HubProtocol, MessageReader, ProtocolError};
+use hub_protocol::{HubProtocol, MessageReader, ProtocolError};
 use libfuzzer_sys::fuzz_target;
 
 /// Known and reported, not fixed: for MessagePack the limit applies to a message's body, but

@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use hub_runtime::protocol::{
+use hub_protocol::types::{Binary, DateTime};
+use hub_protocol::{
     CompletionResult, HubMessage, HubProtocol, JsonProtocol, MessagePackProtocol, OutMessage, OutResult, ProtocolError,
     RawValue,
 };
-use hub_runtime::types::{Binary, DateTime};
 use serde::Deserialize;
 
 /// The message size limit used when a target does not test the limit itself.

@@ -62,11 +62,14 @@ pub mod connection;
 pub mod hub;
 pub mod observability;
 mod options;
-pub mod protocol;
 mod request;
 pub mod server;
 mod transport;
-pub mod types;
+
+/// Hub protocols: bytes ⇄ messages (the [`hub_protocol`] crate, re-exported).
+pub use hub_protocol as protocol;
+/// Value types that map the way the official SignalR clients expect (`hub_protocol::types`).
+pub use hub_protocol::types;
 
 #[cfg(feature = "jwt")]
 pub use auth::JwtAuthenticator;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize, Serializer};
 /// Binary data: a base64 string in JSON, `bin` in MessagePack (what .NET's `byte[]` is).
 ///
 /// ```
-/// use hub_runtime::types::Binary;
+/// use hub_protocol::types::Binary;
 /// let json = serde_json::to_string(&Binary(vec![1, 2, 3])).unwrap();
 /// assert_eq!(json, "\"AQID\"");
 /// let back: Binary = serde_json::from_str(&json).unwrap();
@@ -75,7 +75,7 @@ impl<'de> Deserialize<'de> for Binary {
 /// A point in time in UTC: ISO 8601 with `Z` in JSON (what .NET's `DateTime` is).
 ///
 /// ```
-/// use hub_runtime::types::DateTime;
+/// use hub_protocol::types::DateTime;
 /// let t = DateTime::from_unix(946_684_800, 0).unwrap();
 /// assert_eq!(serde_json::to_string(&t).unwrap(), "\"2000-01-01T00:00:00Z\"");
 /// let back: DateTime = serde_json::from_str("\"2000-01-01T00:00:00.000Z\"").unwrap();

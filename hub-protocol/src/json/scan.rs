@@ -4,8 +4,8 @@
 //! "arguments":["hi"]}`, pings, completions. Going through serde's derived visitor for the
 //! message's eleven optional fields cost more than the rest of the parse (half a microsecond
 //! per invocation, the biggest share of the server's own work per echo). This reader walks
-//! such messages directly and fills the same [`WireMessage`] the serde path fills, so both
-//! share one set of checks ([`WireMessage::into_message`]).
+//! such messages directly and fills the same `WireMessage` the serde path fills, so both
+//! share one set of checks (`WireMessage::into_message`).
 //!
 //! It gives up (returns `None`) on anything out of the ordinary: an escape in a key or a
 //! string field, an unknown or repeated key, `null` where a string is expected, headers, a
@@ -17,8 +17,8 @@
 use serde::Deserialize;
 use serde_json::value::RawValue as JsonRaw;
 
-use super::WireMessage;
-use crate::protocol::RawValue;
+use super::read::{Arguments, WireMessage};
+use crate::RawValue;
 
 /// Reads `record` (one message without its separator) when it has a common shape.
 pub(super) fn wire_message(record: &[u8]) -> Option<WireMessage> {
@@ -58,7 +58,7 @@ pub(super) fn wire_message(record: &[u8]) -> Option<WireMessage> {
                     2
                 }
                 b"arguments" => {
-                    wire.arguments = Some(super::Arguments(s.raw_list()?));
+                    wire.arguments = Some(Arguments(s.raw_list()?));
                     3
                 }
                 b"streamIds" => {
@@ -228,12 +228,12 @@ impl<'a> Scanner<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::HubMessage;
+    use crate::HubMessage;
     use proptest::prelude::*;
 
     /// What the serde path makes of `record`.
     fn by_serde(record: &[u8]) -> Result<Option<HubMessage>, String> {
-        super::super::parse_with_serde(record).map_err(|e| e.to_string())
+        super::super::read::parse_with_serde(record).map_err(|e| e.to_string())
     }
 
     /// What the quick reader makes of `record`, if it reads it at all.

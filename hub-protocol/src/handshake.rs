@@ -3,7 +3,8 @@
 
 use serde::Deserialize;
 
-use super::{HubProtocol, TransferFormat};
+use crate::error_texts;
+use crate::{HubProtocol, TransferFormat};
 
 /// The record separator that ends the handshake (and every message of the JSON protocol).
 pub const RECORD_SEPARATOR: u8 = 0x1e;
@@ -39,7 +40,7 @@ pub enum HandshakeError {
 /// messages in the chosen protocol).
 ///
 /// ```
-/// use hub_runtime::protocol::handshake::parse_request;
+/// use hub_protocol::handshake::parse_request;
 /// let (req, used) = parse_request(b"{\"protocol\":\"json\",\"version\":1}\x1e").unwrap();
 /// assert_eq!((req.protocol.as_str(), req.version, used), ("json", 1, 32));
 /// ```
@@ -51,27 +52,19 @@ pub fn parse_request(input: &[u8]) -> Result<(HandshakeRequest, usize), Handshak
         serde_json::from_slice(&input[..end]).map_err(|e| HandshakeError::Invalid(describe(&e)))?;
     let protocol = wire
         .protocol
-        .ok_or_else(|| HandshakeError::Invalid("Missing required property 'protocol'.".into()))?;
+        .ok_or_else(|| HandshakeError::Invalid(error_texts::missing_property("protocol")))?;
     let version = match wire.version {
         Some(serde_json::Value::Number(n)) => n
             .as_u64()
             .and_then(|v| u32::try_from(v).ok())
-            .ok_or_else(|| HandshakeError::Invalid("Expected 'version' to be of type Number.".into()))?,
-        Some(_) => {
-            return Err(HandshakeError::Invalid(
-                "Expected 'version' to be of type Number.".into(),
-            ))
-        }
-        None => return Err(HandshakeError::Invalid("Missing required property 'version'.".into())),
+            .ok_or_else(|| HandshakeError::Invalid(error_texts::expected_type("version", "Number")))?,
+        Some(_) => return Err(HandshakeError::Invalid(error_texts::expected_type("version", "Number"))),
+        None => return Err(HandshakeError::Invalid(error_texts::missing_property("version"))),
     };
     Ok((HandshakeRequest { protocol, version }, end + 1))
 }
 
-/// The text of every handshake error caused by a malformed request.
-pub const HANDSHAKE_FAILED: &str = "An unexpected error occurred during connection handshake.";
-
-/// The text sent when the handshake did not complete in time or was too large.
-pub const HANDSHAKE_CANCELED: &str = "Handshake was canceled.";
+pub use crate::error_texts::{HANDSHAKE_CANCELED, HANDSHAKE_FAILED};
 
 fn describe(e: &serde_json::Error) -> String {
     match e.classify() {
@@ -97,17 +90,14 @@ pub fn select_protocol<'a>(
     let protocol = protocols
         .iter()
         .find(|p| p.name().eq_ignore_ascii_case(&request.protocol))
-        .ok_or_else(|| format!("The protocol '{}' is not supported.", request.protocol))?;
+        .ok_or_else(|| error_texts::protocol_not_supported(&request.protocol))?;
     if request.version > protocol.version() {
-        return Err(format!(
-            "The server does not support version {} of the '{}' protocol.",
-            request.version, request.protocol
-        ));
+        return Err(error_texts::version_not_supported(request.version, &request.protocol));
     }
     if protocol.transfer_format() == TransferFormat::Binary && !transport_supports_binary {
-        return Err(format!(
-            "Cannot use the '{}' protocol on the current transport. The transport does not support 'Binary' transfer format.",
-            protocol.name()
+        return Err(error_texts::transfer_format_not_supported(
+            protocol.name(),
+            protocol.transfer_format(),
         ));
     }
     Ok(protocol)
@@ -135,7 +125,7 @@ pub fn request_bytes(protocol: &str, version: u32) -> Vec<u8> {
 #[cfg(all(test, feature = "json"))]
 mod tests {
     use super::*;
-    use crate::protocol::JsonProtocol;
+    use crate::JsonProtocol;
     use std::sync::Arc;
 
     #[test]
