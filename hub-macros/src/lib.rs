@@ -9,11 +9,14 @@ use proc_macro::TokenStream;
 
 mod attrs;
 mod authorize;
+mod backend;
 mod client;
 mod errors;
 mod hub;
+mod model;
 mod names;
 mod types;
+mod validate;
 
 /// Turns an inherent impl block into a hub.
 ///

@@ -56,6 +56,7 @@ pub mod auth;
 pub mod backplane;
 pub mod clients;
 pub mod connection;
+pub mod descriptor;
 pub mod hub;
 pub mod observability;
 pub mod protocol;
