@@ -14,7 +14,7 @@ use syn::meta::ParseNestedMeta;
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, Lit, LitStr, Path};
 
-use crate::names::path_text;
+use crate::names::{path_at, path_text};
 
 const FORMS: &str = "`authorize`, `authorize(role = \"admin\")`, `authorize(claim = \"scope\", value = \"write\")` or `authorize(policy = path::to::function)`";
 
@@ -163,6 +163,7 @@ pub(crate) fn tokens(krate: &Path, requirements: &[Requirement]) -> TokenStream 
             // Spanned at the path: a function of another type is reported there, against the
             // `fn(&Identity) -> bool` of `Requirement::Policy`.
             let span = path.span();
+            let krate = path_at(krate, span);
             quote_spanned!(span=> #krate::__private::Requirement::Policy(#path))
         }
     });

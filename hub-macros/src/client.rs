@@ -44,3 +44,52 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         #compile_errors
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proc_macro2::TokenStream;
+    use quote::quote;
+
+    use super::expand;
+
+    #[test]
+    fn every_generated_path_goes_through_crate() {
+        let out = expand(
+            quote!(crate = "renamed"),
+            quote! {
+                pub trait ChatClient {
+                    fn notice(&self, text: &str);
+                    fn confirm(&self, question: String) -> bool;
+                    fn nothing(&self);
+                }
+            },
+        )
+        .to_string();
+        assert!(!out.contains("compile_error"), "{out}");
+        assert!(!out.contains("hub_runtime"), "{out}");
+        assert_eq!(
+            out.matches("impl").count(),
+            out.matches("automatically_derived").count(),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn errors_keep_the_methods_that_passed() {
+        let out = expand(
+            TokenStream::new(),
+            quote! {
+                trait ChatClient {
+                    fn good(&self, text: String);
+                    fn bad<T>(&self, value: T);
+                    fn answer(&self) -> bool;
+                }
+            },
+        )
+        .to_string();
+        assert_eq!(out.matches("compile_error").count(), 1, "{out}");
+        assert!(out.contains("pub async fn good"), "{out}");
+        assert!(out.contains("pub async fn answer"), "{out}");
+        assert!(!out.contains("fn bad"), "{out}");
+    }
+}

@@ -44,3 +44,50 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         #descriptor
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    use super::expand;
+
+    #[test]
+    fn every_generated_path_goes_through_crate() {
+        let out = expand(
+            quote!(crate = "renamed", client = NoticeClient, authorize(policy = staff)),
+            quote! {
+                impl Chat {
+                    async fn echo(&self, cx: &HubContext<Self>, text: String) -> Result<String, MyError> { Ok(text) }
+                    fn count(&self) -> impl Stream<Item = Result<u8, HubError>> { todo!() }
+                    fn upload(&self, lines: ClientStream<String>) {}
+                    #[hub(authorize(role = "admin", claim = "scope", value = "write"))]
+                    fn guarded(&self) -> Result<(), HubError> { Ok(()) }
+                    #[hub(on_connected)]
+                    fn hello(&self, cx: &HubContext<Self>) -> Result<(), HubError> { Ok(()) }
+                    #[hub(on_disconnected)]
+                    fn bye(&self, error: Option<ConnectionError>) {}
+                }
+            },
+        )
+        .to_string();
+        assert!(!out.contains("compile_error"), "{out}");
+        assert!(!out.contains("hub_runtime"), "{out}");
+        assert!(out.contains("renamed :: Hub for Chat"), "{out}");
+        assert!(out.contains("renamed :: descriptor :: Describe for Chat"), "{out}");
+        // Two generated impls (router, descriptor), both marked.
+        assert_eq!(out.matches("automatically_derived").count(), 2, "{out}");
+    }
+
+    #[test]
+    fn errors_keep_a_stub_and_the_descriptor() {
+        let out = expand(
+            quote!(crate = "renamed"),
+            quote! { impl Chat { fn a(self) {} fn b(&self) {} } },
+        )
+        .to_string();
+        assert_eq!(out.matches("compile_error").count(), 1, "{out}");
+        assert!(out.contains("renamed :: Hub for Chat"), "{out}");
+        assert!(out.contains("wire_name : \"B\""), "{out}");
+        assert!(!out.contains("wire_name : \"A\""), "{out}");
+    }
+}

@@ -26,6 +26,27 @@ pub(crate) fn path_text(path: &syn::Path) -> String {
     quote::quote!(#path).to_string().replace(' ', "")
 }
 
+/// A path with every token at `span`: the crate path inside `quote_spanned!`, so an error in
+/// the generated expression points at the user's tokens, not at the macro call.
+pub(crate) fn path_at(path: &syn::Path, span: proc_macro2::Span) -> TokenStream {
+    fn respan(tokens: TokenStream, span: proc_macro2::Span) -> TokenStream {
+        tokens
+            .into_iter()
+            .map(|mut token| {
+                if let TokenTree::Group(group) = &token {
+                    let mut inner = proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
+                    inner.set_span(span);
+                    token = TokenTree::Group(inner);
+                } else {
+                    token.set_span(span);
+                }
+                token
+            })
+            .collect()
+    }
+    respan(quote::quote!(#path), span)
+}
+
 /// Tokens as Rust source on one line, spaced as rustfmt would for a type: `Vec<String>`,
 /// `&'static str`, `(u8, String)`, `dyn Stream<Item = u8> + Send`.
 pub(crate) fn tokens_text(tokens: TokenStream) -> String {
@@ -112,8 +133,14 @@ mod tests {
         assert_eq!(text(syn::parse_quote!(Vec<String>)), "Vec<String>");
         assert_eq!(text(syn::parse_quote!(&'static str)), "&'static str");
         assert_eq!(text(syn::parse_quote!((u8, String))), "(u8, String)");
-        assert_eq!(text(syn::parse_quote!(std::collections::HashMap<String, Vec<u8>>)), "std::collections::HashMap<String, Vec<u8>>");
-        assert_eq!(text(syn::parse_quote!(Box<dyn Stream<Item = u8> + Send>)), "Box<dyn Stream<Item = u8> + Send>");
+        assert_eq!(
+            text(syn::parse_quote!(std::collections::HashMap<String, Vec<u8>>)),
+            "std::collections::HashMap<String, Vec<u8>>"
+        );
+        assert_eq!(
+            text(syn::parse_quote!(Box<dyn Stream<Item = u8> + Send>)),
+            "Box<dyn Stream<Item = u8> + Send>"
+        );
         assert_eq!(text(syn::parse_quote!([u8; 4])), "[u8; 4]");
     }
 }

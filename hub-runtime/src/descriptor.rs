@@ -70,7 +70,9 @@ pub struct HubDescriptor {
 impl HubDescriptor {
     /// The method with this wire name, matched case-insensitively as clients and servers do.
     pub fn method(&self, wire_name: &str) -> Option<&'static MethodDescriptor> {
-        self.methods.iter().find(|m| m.wire_name.eq_ignore_ascii_case(wire_name))
+        self.methods
+            .iter()
+            .find(|m| m.wire_name.eq_ignore_ascii_case(wire_name))
     }
 }
 

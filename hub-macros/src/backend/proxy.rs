@@ -7,6 +7,7 @@ use syn::spanned::Spanned;
 use syn::{Path, Visibility};
 
 use crate::model::{Interface, Method};
+use crate::names::path_at;
 use crate::types::Returns;
 
 /// The proxy struct and its impls (`vis` and `docs` are the trait's).
@@ -69,6 +70,7 @@ fn arguments(krate: &Path, method: &Method) -> TokenStream {
     let erased = method.params.iter().map(|p| {
         let (n, t) = (&p.ident, &p.ty);
         let span = t.span();
+        let krate = path_at(krate, span);
         quote_spanned! {span=> #krate::__private::client_arg::<#t>(&#n) }
     });
     quote!(&[#(#erased),*])
@@ -92,8 +94,9 @@ fn result_method(krate: &Path, method: &Method) -> TokenStream {
         Returns::ClientResult(r) => (quote!(#r), r.span()),
         _ => (quote!(), Span::call_site()),
     };
+    let krate_at = path_at(krate, span);
     let invoke = quote_spanned! {span=>
-        #krate::__private::client_result::<#result, _>(
+        #krate_at::__private::client_result::<#result, _>(
             &self.target,
             #wire_name,
             #args,

@@ -8,6 +8,7 @@ use syn::{Path, Type};
 
 use crate::authorize;
 use crate::model::{HookKind, Interface, Method, ParamKind, Role};
+use crate::names::path_at;
 use crate::types::{self, Returns};
 
 /// The client interface type of the hub (`DynamicClient` without `client = ...`).
@@ -102,8 +103,16 @@ pub(crate) fn render(interface: &Interface) -> TokenStream {
 
 fn method_def(krate: &Path, m: &Method) -> TokenStream {
     let name = &m.wire_name;
-    let count = m.params.iter().filter(|p| matches!(p.kind, ParamKind::Argument)).count();
-    let streams = m.params.iter().filter(|p| matches!(p.kind, ParamKind::Upload(_))).count();
+    let count = m
+        .params
+        .iter()
+        .filter(|p| matches!(p.kind, ParamKind::Argument))
+        .count();
+    let streams = m
+        .params
+        .iter()
+        .filter(|p| matches!(p.kind, ParamKind::Upload(_)))
+        .count();
     let kind = if m.is_stream() { quote!(Stream) } else { quote!(Plain) };
     let authorize = authorize::tokens(krate, &m.attrs.authorize);
     quote! {
@@ -177,6 +186,7 @@ fn finish(krate: &Path, returns: &Returns, invoke: &TokenStream) -> TokenStream 
     let finish_error = |error: &Option<Box<Type>>| match error {
         Some(e) => {
             let span = e.span();
+            let krate = path_at(krate, span);
             quote_spanned! {span=> __call.finish_error(#krate::__private::into_hub_error::<#e>(__e)) }
         }
         None => quote! { __call.finish_error(#krate::__private::into_hub_error(__e)) },

@@ -142,7 +142,7 @@ pub(crate) fn doc_text(attrs: &[Attribute]) -> String {
             },
             _ => None,
         })
-        .flat_map(|text| text.lines().map(str::to_string).collect::<Vec<_>>())
+        .flat_map(|text| text.split('\n').map(str::to_string).collect::<Vec<_>>())
         .map(|line| line.strip_prefix(' ').map(str::to_string).unwrap_or(line))
         .collect();
     lines.join("\n").trim().to_string()

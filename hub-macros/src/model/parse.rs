@@ -50,7 +50,15 @@ pub(crate) fn parse_hub(args: Args, block: &mut ItemImpl) -> Interface {
             Err(ty) => Returns::Unsupported(Box::new(ty.clone())),
         };
         let params = parse_params(&mut function.sig, Side::Hub);
-        methods.push(method(&function.attrs, &function.sig, method_attrs, role, params, returns, None));
+        methods.push(method(
+            &function.attrs,
+            &function.sig,
+            method_attrs,
+            role,
+            params,
+            returns,
+            None,
+        ));
     }
     Interface {
         side: Side::Hub,
