@@ -12,8 +12,8 @@ use crate::types::{self, Returns};
 
 /// Checks the interface and marks its valid methods.
 pub(crate) fn validate(interface: &mut Interface, errors: &mut Errors) {
-    for (tokens, message) in &interface.shape {
-        errors.spanned(tokens, message);
+    for shape in &interface.shape {
+        errors.spanned(&shape.tokens, shape.message);
     }
     // Wire name (lowercase) → the Rust name that has it.
     let mut seen: HashMap<String, String> = HashMap::new();
@@ -221,11 +221,10 @@ fn hook_signature(method: &Method, kind: HookKind, errors: &mut Errors) -> bool 
             }
         }
     }
-    let returns_ok = match (&method.returns, kind) {
-        (Returns::Unit, _) => true,
-        (Returns::UnitResult { .. }, HookKind::Connected) => true,
-        _ => false,
-    };
+    let returns_ok = matches!(
+        (&method.returns, kind),
+        (Returns::Unit, _) | (Returns::UnitResult { .. }, HookKind::Connected)
+    );
     if !returns_ok {
         let message = match kind {
             HookKind::Connected => "`on_connected` returns `()` or `Result<(), E>` (an error closes the connection)",

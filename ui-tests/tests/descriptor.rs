@@ -36,7 +36,7 @@ impl Chat {
         cancel: CancellationToken,
     ) -> Result<(), HubError> {
         let _ = cancel;
-        cx.clients.all().receive_message("me", &[1]).await?;
+        cx.clients.all().receive_message(&text, &[1]).await?;
         Ok(())
     }
 
@@ -57,7 +57,9 @@ impl Chat {
     fn helper(&self) {}
 
     #[hub(on_connected)]
-    fn hello(&self) {}
+    fn hello(&self) {
+        self.helper();
+    }
 }
 
 #[test]

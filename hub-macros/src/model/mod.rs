@@ -34,10 +34,17 @@ pub(crate) struct Interface {
     pub(crate) name: String,
     /// Doc comment text of the impl block or trait.
     pub(crate) docs: String,
-    /// Shape problems of the item itself, checked by `validate` (generic hub type, trait impl,
-    /// supertraits), as (tokens to point at, message).
-    pub(crate) shape: Vec<(TokenStream, &'static str)>,
+    /// Shape problems of the item itself (generic hub type, trait impl, supertraits), reported
+    /// by `validate`.
+    pub(crate) shape: Vec<ShapeError>,
     pub(crate) methods: Vec<Method>,
+}
+
+/// A problem with the impl block or trait itself.
+pub(crate) struct ShapeError {
+    /// What the error points at.
+    pub(crate) tokens: TokenStream,
+    pub(crate) message: &'static str,
 }
 
 /// What a method is for.

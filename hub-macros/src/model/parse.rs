@@ -7,7 +7,7 @@ use quote::{format_ident, quote, ToTokens};
 use syn::spanned::Spanned;
 use syn::{FnArg, ImplItem, ItemImpl, ItemTrait, Pat, ReturnType, Signature, TraitItem, Type};
 
-use super::{doc_text, Args, Interface, Method, Param, ParamKind, Role, Side};
+use super::{doc_text, Args, Interface, Method, Param, ParamKind, Role, ShapeError, Side};
 use crate::attrs::{self, Context, MethodAttrs};
 use crate::errors::Errors;
 use crate::names::{pascal_case, tokens_text};
@@ -17,16 +17,16 @@ use crate::types::{self, Returns};
 pub(crate) fn parse_hub(args: Args, block: &mut ItemImpl) -> Interface {
     let mut shape = Vec::new();
     if let Some((trait_path, _)) = &block.trait_ {
-        shape.push((
-            trait_path.to_token_stream(),
-            "`#[hub]` goes on an inherent impl block (`impl MyHub { ... }`), not on a trait impl",
-        ));
+        shape.push(ShapeError {
+            tokens: trait_path.to_token_stream(),
+            message: "`#[hub]` goes on an inherent impl block (`impl MyHub { ... }`), not on a trait impl",
+        });
     }
     if !block.generics.params.is_empty() {
-        shape.push((
-            block.generics.to_token_stream(),
-            "a hub type cannot be generic: one hub value serves every connection of its path",
-        ));
+        shape.push(ShapeError {
+            tokens: block.generics.to_token_stream(),
+            message: "a hub type cannot be generic: one hub value serves every connection of its path",
+        });
     }
     let self_ty = &block.self_ty;
     let name = types::last_segment(self_ty)
@@ -76,16 +76,16 @@ pub(crate) fn parse_hub(args: Args, block: &mut ItemImpl) -> Interface {
 pub(crate) fn parse_client(args: Args, item_trait: &mut ItemTrait, errors: &mut Errors) -> Interface {
     let mut shape = Vec::new();
     if !item_trait.generics.params.is_empty() {
-        shape.push((
-            item_trait.generics.to_token_stream(),
-            "a client interface cannot be generic",
-        ));
+        shape.push(ShapeError {
+            tokens: item_trait.generics.to_token_stream(),
+            message: "a client interface cannot be generic",
+        });
     }
     if !item_trait.supertraits.is_empty() {
-        shape.push((
-            item_trait.supertraits.to_token_stream(),
-            "a client interface cannot have supertraits",
-        ));
+        shape.push(ShapeError {
+            tokens: item_trait.supertraits.to_token_stream(),
+            message: "a client interface cannot have supertraits",
+        });
     }
     let mut methods = Vec::new();
     for item in &mut item_trait.items {
