@@ -4,11 +4,14 @@ use syn::spanned::Spanned;
 use syn::{Attribute, LitStr, Meta};
 
 use crate::authorize::{self, Requirement};
-use crate::errors::Errors;
+use crate::names::path_text;
 
 /// What `#[hub(...)]` may say on one method.
 #[derive(Default)]
 pub(crate) struct MethodAttrs {
+    /// Malformed `#[hub(...)]` attributes, reported when the method is validated (so every
+    /// method's errors stay together, in source order).
+    pub(crate) errors: Vec<syn::Error>,
     pub(crate) name: Option<LitStr>,
     pub(crate) on_connected: Option<proc_macro2::Span>,
     pub(crate) on_disconnected: Option<proc_macro2::Span>,
@@ -26,7 +29,7 @@ pub(crate) enum Context {
 }
 
 /// Takes the `#[hub(...)]` attributes out of `attrs` (the others stay) and reads them.
-pub(crate) fn take_method_attrs(attrs: &mut Vec<Attribute>, context: Context, errors: &mut Errors) -> MethodAttrs {
+pub(crate) fn take_method_attrs(attrs: &mut Vec<Attribute>, context: Context) -> MethodAttrs {
     let mut out = MethodAttrs::default();
     let mut kept = Vec::with_capacity(attrs.len());
     for attr in attrs.drain(..) {
@@ -35,10 +38,10 @@ pub(crate) fn take_method_attrs(attrs: &mut Vec<Attribute>, context: Context, er
             continue;
         }
         if let Meta::Path(_) = attr.meta {
-            errors.spanned(
+            out.errors.push(syn::Error::new_spanned(
                 &attr,
                 "`#[hub]` on a method needs an argument, such as `#[hub(name = \"WireName\")]`",
-            );
+            ));
             continue;
         }
         let result = attr.parse_nested_meta(|meta| {
@@ -83,13 +86,9 @@ pub(crate) fn take_method_attrs(attrs: &mut Vec<Attribute>, context: Context, er
             }
         });
         if let Err(e) = result {
-            errors.push(e);
+            out.errors.push(e);
         }
     }
     *attrs = kept;
     out
-}
-
-pub(crate) fn path_text(path: &syn::Path) -> String {
-    quote::quote!(#path).to_string().replace(' ', "")
 }

@@ -14,7 +14,7 @@ use syn::meta::ParseNestedMeta;
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, Lit, LitStr, Path};
 
-use crate::attrs::path_text;
+use crate::names::{path_at, path_text};
 
 const FORMS: &str = "`authorize`, `authorize(role = \"admin\")`, `authorize(claim = \"scope\", value = \"write\")` or `authorize(policy = path::to::function)`";
 
@@ -149,21 +149,22 @@ fn string(meta: &ParseNestedMeta<'_>, key: &str, example: &str) -> syn::Result<L
 }
 
 /// `&[Requirement, ...]` for the generated code.
-pub(crate) fn tokens(requirements: &[Requirement]) -> TokenStream {
+pub(crate) fn tokens(krate: &Path, requirements: &[Requirement]) -> TokenStream {
     let items = requirements.iter().map(|r| match r {
-        Requirement::Authenticated => quote!(::hub_runtime::__private::Requirement::Authenticated),
-        Requirement::Role(role) => quote!(::hub_runtime::__private::Requirement::Role(#role)),
+        Requirement::Authenticated => quote!(#krate::__private::Requirement::Authenticated),
+        Requirement::Role(role) => quote!(#krate::__private::Requirement::Role(#role)),
         Requirement::Claim(kind, None) => {
-            quote!(::hub_runtime::__private::Requirement::Claim(#kind, ::std::option::Option::None))
+            quote!(#krate::__private::Requirement::Claim(#kind, ::std::option::Option::None))
         }
         Requirement::Claim(kind, Some(value)) => {
-            quote!(::hub_runtime::__private::Requirement::Claim(#kind, ::std::option::Option::Some(#value)))
+            quote!(#krate::__private::Requirement::Claim(#kind, ::std::option::Option::Some(#value)))
         }
         Requirement::Policy(path) => {
             // Spanned at the path: a function of another type is reported there, against the
             // `fn(&Identity) -> bool` of `Requirement::Policy`.
             let span = path.span();
-            quote_spanned!(span=> ::hub_runtime::__private::Requirement::Policy(#path))
+            let krate = path_at(krate, span);
+            quote_spanned!(span=> #krate::__private::Requirement::Policy(#path))
         }
     });
     quote!(&[#(#items),*])

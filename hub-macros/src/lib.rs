@@ -1,19 +1,29 @@
 //! Procedural macros for hub: `#[hub]` turns an impl block into a hub (the router from wire
 //! names to methods); `#[hub_client]` turns a trait into typed client proxies.
 //!
-//! Use them through `hub_runtime`, which re-exports them. Each macro parses its input into a
-//! model, validates it collecting every error with its span, then generates code; on error it
-//! emits all errors plus a stub so the rest of the crate still compiles.
+//! Use them through `hub_runtime`, which re-exports them. Both macros parse their input into one
+//! model (`model`: an interface of methods with wire names, parameters, return kinds), validate
+//! it once collecting every error with its span (`validate`), then generate code through
+//! separate back ends (`backend`: the router of `#[hub]`, the proxies of `#[hub_client]`, and the
+//! descriptor of both, `hub_runtime::descriptor`). On error they still emit what passed: a stub
+//! `Hub` impl for `#[hub]`, the valid proxy methods for `#[hub_client]`, so the rest of the
+//! crate compiles and each mistake is reported once.
+//!
+//! Generated code names hub-runtime as `::hub_runtime`; a crate that renamed the dependency says
+//! so with `crate = "..."` (`#[hub(crate = "my_runtime")]`, `#[hub_client(crate = "my_runtime")]`).
 
 use proc_macro::TokenStream;
 
 mod attrs;
 mod authorize;
+mod backend;
 mod client;
 mod errors;
 mod hub;
+mod model;
 mod names;
 mod types;
+mod validate;
 
 /// Turns an inherent impl block into a hub.
 ///
@@ -31,12 +41,18 @@ mod types;
 /// - `authorize(policy = path::to::function)`: your `fn(&Identity) -> bool`.
 ///
 /// Requirements inside one `authorize(...)`, and several `authorize`s, must all hold.
+///
+/// Also `crate = "path"`: where hub-runtime is, for a crate that renamed it (default
+/// `::hub_runtime`). The hub type implements `hub_runtime::descriptor::Describe`.
 #[proc_macro_attribute]
 pub fn hub(attr: TokenStream, item: TokenStream) -> TokenStream {
     hub::expand(attr.into(), item.into()).into()
 }
 
 /// Declares the methods a hub may call on its clients, and generates typed proxies for them.
+///
+/// `#[hub_client(crate = "path")]`: where hub-runtime is, for a crate that renamed it (default
+/// `::hub_runtime`). The proxy struct implements `hub_runtime::descriptor::Describe`.
 #[proc_macro_attribute]
 pub fn hub_client(attr: TokenStream, item: TokenStream) -> TokenStream {
     client::expand(attr.into(), item.into()).into()

@@ -2,6 +2,8 @@
 
 use syn::{GenericArgument, PathArguments, ReturnType, Type};
 
+use crate::names::tokens_text;
+
 /// The last path segment's name of a type, if it is a path.
 pub(crate) fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
     match ty {
@@ -91,6 +93,10 @@ pub(crate) enum Returns {
     Result { ok: Box<Type>, error: Option<Box<Type>> },
     /// A plain value.
     Value(Box<Type>),
+    /// A client method's result type (`#[hub_client]` only).
+    ClientResult(Box<Type>),
+    /// An `impl Trait` a hub method cannot return (an error).
+    Unsupported(Box<Type>),
 }
 
 /// Classifies a return type; `Err` carries the offending type for `impl Trait`.
@@ -143,6 +149,20 @@ pub(crate) fn classify_return(output: &ReturnType) -> Result<Returns, &Type> {
         }
     }
     Ok(Returns::Value(Box::new(ty.clone())))
+}
+
+/// A type as a client holds it, as text: borrowed types in their owned form (`&str` → `String`,
+/// `&[T]` → `Vec<T>`, `&T` → `T`).
+pub(crate) fn owned_text(ty: &Type) -> String {
+    match ty {
+        Type::Reference(r) => match &*r.elem {
+            Type::Path(p) if p.path.is_ident("str") => "String".into(),
+            Type::Slice(s) => format!("Vec<{}>", owned_text(&s.elem)),
+            elem => owned_text(elem),
+        },
+        Type::Group(g) => owned_text(&g.elem),
+        other => tokens_text(quote::quote!(#other)),
+    }
 }
 
 /// A borrowed type's owned counterpart, for hints.

@@ -59,6 +59,7 @@ pub mod auth;
 pub mod backplane;
 pub mod clients;
 pub mod connection;
+pub mod descriptor;
 pub mod hub;
 pub mod observability;
 mod options;

@@ -1,0 +1,5 @@
+//! Code generation from a validated model: one back end per thing generated.
+
+pub(crate) mod descriptor;
+pub(crate) mod proxy;
+pub(crate) mod router;

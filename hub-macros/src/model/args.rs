@@ -1,0 +1,74 @@
+//! The arguments of `#[hub(...)]` on the impl block and of `#[hub_client(...)]`.
+
+use proc_macro2::TokenStream;
+use syn::{LitStr, Path};
+
+use super::Side;
+use crate::authorize::{self, Requirement};
+use crate::errors::Errors;
+use crate::names::path_text;
+
+/// `#[hub(client = Path, authorize ..., crate = "...")]` / `#[hub_client(crate = "...")]`.
+pub(crate) struct Args {
+    /// The path of hub-runtime in the user's crate: every generated path starts with it.
+    pub(crate) krate: Path,
+    /// The client interface (`#[hub]` only).
+    pub(crate) client: Option<Path>,
+    /// What every connection must meet (`#[hub]` only; all of it).
+    pub(crate) authorize: Vec<Requirement>,
+}
+
+pub(crate) fn parse_args(attr: TokenStream, side: Side, errors: &mut Errors) -> Args {
+    let mut args = Args {
+        krate: syn::parse_quote!(::hub_runtime),
+        client: None,
+        authorize: Vec::new(),
+    };
+    if attr.is_empty() {
+        return args;
+    }
+    let mut krate: Option<Path> = None;
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("crate") {
+            let value: LitStr = meta.value()?.parse()?;
+            let path: Path = value.parse().map_err(|_| {
+                syn::Error::new(
+                    value.span(),
+                    "`crate` takes the path of hub-runtime in quotes, such as `crate = \"::my_hub_runtime\"`",
+                )
+            })?;
+            if krate.is_some() {
+                return Err(meta.error("`crate` is given twice"));
+            }
+            krate = Some(path);
+            Ok(())
+        } else if side == Side::Hub && meta.path.is_ident("client") {
+            let path: Path = meta.value()?.parse()?;
+            if args.client.is_some() {
+                return Err(meta.error("`client` is given twice"));
+            }
+            args.client = Some(path);
+            Ok(())
+        } else if side == Side::Hub && meta.path.is_ident("authorize") {
+            args.authorize.extend(authorize::parse(&meta)?);
+            Ok(())
+        } else if side == Side::Hub {
+            Err(meta.error(format!(
+                "unsupported `hub` attribute `{}`; expected `client = YourClientTrait`, `authorize` or `crate = \"...\"`",
+                path_text(&meta.path)
+            )))
+        } else {
+            Err(meta.error(format!(
+                "unsupported `hub_client` attribute `{}`; expected `crate = \"...\"` (the path of a renamed hub-runtime)",
+                path_text(&meta.path)
+            )))
+        }
+    });
+    if let Err(e) = syn::parse::Parser::parse2(parser, attr) {
+        errors.push(e);
+    }
+    if let Some(krate) = krate {
+        args.krate = krate;
+    }
+    args
+}
