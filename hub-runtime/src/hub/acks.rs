@@ -105,7 +105,10 @@ mod tests {
         assert_eq!(state.receive(&cancel("1")), Ok(Numbered::New));
         assert_eq!(next_ack(&mut acks).await, 1);
         let Some(state) = acks.as_mut() else { return };
-        assert_eq!(state.receive(&HubMessage::Sequence { sequence_id: 1 }), Ok(Numbered::Untracked));
+        assert_eq!(
+            state.receive(&HubMessage::Sequence { sequence_id: 1 }),
+            Ok(Numbered::Untracked)
+        );
         assert_eq!(state.receive(&cancel("1")), Ok(Numbered::Replayed));
         assert!(!state.is_owed());
         assert_eq!(

@@ -147,7 +147,9 @@ impl Refusal {
     fn text(&self, target: &str) -> String {
         match self {
             Refusal::UnknownMethod => {
-                format!("Failed to invoke '{target}' due to an error on the server. HubException: Method does not exist.")
+                format!(
+                    "Failed to invoke '{target}' due to an error on the server. HubException: Method does not exist."
+                )
             }
             Refusal::KindMismatch {
                 method: MethodKind::Plain,

@@ -51,7 +51,10 @@ fn a_matching_invocation_passes() {
     let plain = request(MethodKind::Plain, 1, Some("1"), &[]);
     assert_eq!(check(&ECHO, &plain, &mut scheduler, 64), Ok(()));
     let ids = ["a".to_string(), "b".to_string()];
-    assert_eq!(check(&UPLOAD, &request(MethodKind::Plain, 0, None, &ids), &mut scheduler, 64), Ok(()));
+    assert_eq!(
+        check(&UPLOAD, &request(MethodKind::Plain, 0, None, &ids), &mut scheduler, 64),
+        Ok(())
+    );
 }
 
 #[test]
@@ -59,15 +62,30 @@ fn the_kind_and_the_counts_must_match() {
     let mut scheduler = scheduler(None);
     let streaming = request(MethodKind::Stream, 1, Some("1"), &[]);
     let refused = check(&ECHO, &streaming, &mut scheduler, 64);
-    assert_eq!(refused, Err(Refusal::KindMismatch { method: MethodKind::Plain }));
+    assert_eq!(
+        refused,
+        Err(Refusal::KindMismatch {
+            method: MethodKind::Plain
+        })
+    );
     let plain = request(MethodKind::Plain, 0, Some("1"), &[]);
     let refused = check(&COUNTER, &plain, &mut scheduler, 64);
-    assert_eq!(refused, Err(Refusal::KindMismatch { method: MethodKind::Stream }));
+    assert_eq!(
+        refused,
+        Err(Refusal::KindMismatch {
+            method: MethodKind::Stream
+        })
+    );
     let two = request(MethodKind::Plain, 2, Some("1"), &[]);
     let refused = check(&ECHO, &two, &mut scheduler, 64);
     assert_eq!(refused, Err(Refusal::ArgumentCount { given: 2, expected: 1 }));
     let one_stream = ["a".to_string()];
-    let refused = check(&UPLOAD, &request(MethodKind::Plain, 0, None, &one_stream), &mut scheduler, 64);
+    let refused = check(
+        &UPLOAD,
+        &request(MethodKind::Plain, 0, None, &one_stream),
+        &mut scheduler,
+        64,
+    );
     assert_eq!(refused, Err(Refusal::StreamCount { given: 1, expected: 2 }));
 }
 
@@ -79,15 +97,30 @@ fn ids_in_use_are_refused() {
     let refused = check(&COUNTER, &again, &mut scheduler, 64);
     assert_eq!(refused, Err(Refusal::InvocationIdInUse("1".into())));
     let twice = ["a".to_string(), "a".to_string()];
-    let refused = check(&UPLOAD, &request(MethodKind::Plain, 0, None, &twice), &mut scheduler, 64);
+    let refused = check(
+        &UPLOAD,
+        &request(MethodKind::Plain, 0, None, &twice),
+        &mut scheduler,
+        64,
+    );
     assert_eq!(refused, Err(Refusal::StreamIdInUse("a".into())));
     let _reading = scheduler.open_upload("b".into(), 1);
     let running = ["c".to_string(), "b".to_string()];
-    let refused = check(&UPLOAD, &request(MethodKind::Plain, 0, None, &running), &mut scheduler, 64);
+    let refused = check(
+        &UPLOAD,
+        &request(MethodKind::Plain, 0, None, &running),
+        &mut scheduler,
+        64,
+    );
     assert_eq!(refused, Err(Refusal::StreamIdInUse("b".into())));
     drop(scheduler.open_upload("d".into(), 1));
     let finished = ["c".to_string(), "d".to_string()];
-    let reused = check(&UPLOAD, &request(MethodKind::Plain, 0, None, &finished), &mut scheduler, 64);
+    let reused = check(
+        &UPLOAD,
+        &request(MethodKind::Plain, 0, None, &finished),
+        &mut scheduler,
+        64,
+    );
     assert_eq!(reused, Ok(()), "an upload nobody reads any more frees its id");
 }
 
@@ -100,7 +133,11 @@ fn streams_and_rate_have_limits() {
     let refused = check(&UPLOAD, &uploads, &mut scheduler, 2);
     assert_eq!(refused, Err(Refusal::TooManyStreams { max: 2 }));
     let plain = request(MethodKind::Plain, 1, None, &[]);
-    assert_eq!(check(&ECHO, &plain, &mut scheduler, 0), Ok(()), "plain calls open no stream");
+    assert_eq!(
+        check(&ECHO, &plain, &mut scheduler, 0),
+        Ok(()),
+        "plain calls open no stream"
+    );
     assert_eq!(check(&ECHO, &plain, &mut scheduler, 0), Err(Refusal::TooFast));
 }
 
@@ -113,12 +150,16 @@ fn refusals_are_answered_with_the_reference_texts() {
             Answer::Error,
         ),
         (
-            Refusal::KindMismatch { method: MethodKind::Plain },
+            Refusal::KindMismatch {
+                method: MethodKind::Plain,
+            },
             "The client attempted to invoke the non-streaming 'echo' method with a streaming invocation.",
             Answer::Error,
         ),
         (
-            Refusal::KindMismatch { method: MethodKind::Stream },
+            Refusal::KindMismatch {
+                method: MethodKind::Stream,
+            },
             "The client attempted to invoke the streaming 'echo' method with a non-streaming invocation.",
             Answer::Error,
         ),
@@ -137,7 +178,11 @@ fn refusals_are_answered_with_the_reference_texts() {
             "Invocation ID '7' is already in use.",
             Answer::Error,
         ),
-        (Refusal::StreamIdInUse("s".into()), "Stream ID 's' is already in use.", Answer::Error),
+        (
+            Refusal::StreamIdInUse("s".into()),
+            "Stream ID 's' is already in use.",
+            Answer::Error,
+        ),
         (
             Refusal::TooManyStreams { max: 3 },
             "Too many streams: a connection may have at most 3 open at once.",

@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use crate::connection::{ConnectionSender, Frame};
 use crate::protocol::{HubProtocol, OutMessage, TransferFormat};
+use crate::server::HubOptions;
 
 /// Whether a Close message lets the client reconnect (its `allowReconnect`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +28,12 @@ pub(super) fn frame_for(format: TransferFormat, bytes: Bytes) -> Frame {
 }
 
 /// Ends a connection with a Close message (best effort) and closes the transport.
-pub(super) fn close_with(sender: &ConnectionSender, protocol: &dyn HubProtocol, error: Option<&str>, reconnect: Reconnect) {
+pub(super) fn close_with(
+    sender: &ConnectionSender,
+    protocol: &dyn HubProtocol,
+    error: Option<&str>,
+    reconnect: Reconnect,
+) {
     let allow_reconnect = reconnect == Reconnect::Allowed;
     if let Ok(bytes) = protocol.encode(&OutMessage::Close { error, allow_reconnect }) {
         let _ = sender.try_send(frame_for(protocol.transfer_format(), bytes));
@@ -35,10 +41,10 @@ pub(super) fn close_with(sender: &ConnectionSender, protocol: &dyn HubProtocol, 
     sender.close();
 }
 
-/// The Close message's text for an error: the detail only with detailed errors.
-pub(super) fn closed_with_error(detail: &str, kind: &str, detailed: bool) -> String {
+/// The Close message's text for an error: the detail only with `options.detailed_errors`.
+pub(super) fn closed_with_error(detail: &str, kind: &str, options: &HubOptions) -> String {
     const BASE: &str = "Connection closed with an error.";
-    if detailed {
+    if options.detailed_errors {
         format!("{BASE} {kind}: {detail}")
     } else {
         BASE.to_string()
@@ -57,13 +63,13 @@ impl Goodbyes {
 
     /// The goodbye in protocol number `index`: the same for every connection of the endpoint
     /// that speaks this protocol, encoded once, shared by all.
-    pub(super) fn get(&self, index: usize, protocol: &dyn HubProtocol, detailed: bool) -> Option<Frame> {
+    pub(super) fn get(&self, index: usize, protocol: &dyn HubProtocol, options: &HubOptions) -> Option<Frame> {
         self.0.get(index).and_then(|cell| {
             cell.get_or_init(|| {
                 let slow = closed_with_error(
                     "The client is not reading: its outbox is full.",
                     "InvalidOperationException",
-                    detailed,
+                    options,
                 );
                 let message = OutMessage::Close {
                     error: Some(&slow),
@@ -83,12 +89,16 @@ mod tests {
 
     #[test]
     fn error_texts_carry_their_detail_only_when_detailed() {
+        let detailed = HubOptions {
+            detailed_errors: true,
+            ..HubOptions::default()
+        };
         assert_eq!(
-            closed_with_error("gone", "InvalidDataException", true),
+            closed_with_error("gone", "InvalidDataException", &detailed),
             "Connection closed with an error. InvalidDataException: gone"
         );
         assert_eq!(
-            closed_with_error("gone", "InvalidDataException", false),
+            closed_with_error("gone", "InvalidDataException", &HubOptions::default()),
             "Connection closed with an error."
         );
     }
@@ -98,14 +108,22 @@ mod tests {
     fn a_goodbye_is_encoded_once_per_protocol() {
         let goodbyes = Goodbyes::new(1);
         let protocol = crate::protocol::json::JsonProtocol;
-        let first = goodbyes.get(0, &protocol, false);
+        let options = HubOptions::default();
+        let first = goodbyes.get(0, &protocol, &options);
         let Some(Frame::Text(bytes)) = &first else {
             panic!("a text frame: {first:?}");
         };
         let text = std::str::from_utf8(bytes).unwrap_or_default();
         assert!(text.contains("\"allowReconnect\":true"), "{text}");
-        let again = goodbyes.get(0, &protocol, true);
-        assert!(matches!(&again, Some(Frame::Text(b)) if b == bytes), "shared, not encoded again");
-        assert!(goodbyes.get(1, &protocol, false).is_none(), "no such protocol");
+        let detailed = HubOptions {
+            detailed_errors: true,
+            ..HubOptions::default()
+        };
+        let again = goodbyes.get(0, &protocol, &detailed);
+        assert!(
+            matches!(&again, Some(Frame::Text(b)) if b == bytes),
+            "shared, not encoded again"
+        );
+        assert!(goodbyes.get(1, &protocol, &options).is_none(), "no such protocol");
     }
 }

@@ -63,7 +63,7 @@ async fn run_connection<H: Hub>(endpoint: Arc<HubEndpoint<H>>, mut connection: C
             let text = closed_with_error(
                 &format!("The user has the most connections allowed ({max})."),
                 "InvalidOperationException",
-                options.detailed_errors,
+                &options,
             );
             let reply = frame_for(protocol.transfer_format(), Bytes::from_static(SUCCESS_REPLY));
             let _ = sender.try_send(reply);

@@ -83,10 +83,11 @@ mod tests {
 
     #[test]
     fn methods_are_found_ignoring_case() {
-        let methods: rustc_hash::FxHashMap<String, usize> = [("SendMessage", 0), ("sendmessage", 0), ("Échelle", 1), ("échelle", 1)]
-            .into_iter()
-            .map(|(name, i)| (name.to_string(), i))
-            .collect();
+        let methods: rustc_hash::FxHashMap<String, usize> =
+            [("SendMessage", 0), ("sendmessage", 0), ("Échelle", 1), ("échelle", 1)]
+                .into_iter()
+                .map(|(name, i)| (name.to_string(), i))
+                .collect();
         assert_eq!(find(&methods, "SendMessage"), Some(0));
         assert_eq!(find(&methods, "SENDMESSAGE"), Some(0));
         assert_eq!(find(&methods, "ÉCHELLE"), Some(1), "non-ASCII names are lowered too");

@@ -82,7 +82,7 @@ pub(super) async fn handshake(
                             leftover: buffer,
                             stateful,
                         };
-                        let goodbye = goodbyes.get(index, &**protocol, options.detailed_errors);
+                        let goodbye = goodbyes.get(index, &**protocol, options);
                         settle(connection, protocol, goodbye, &settled, options);
                         return Some(settled);
                     }

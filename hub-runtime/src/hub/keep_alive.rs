@@ -96,7 +96,11 @@ mod tests {
         assert_eq!(policy.deadline_ms(1_000, 20_000), 31_000);
         assert_eq!(policy.due(16_999, 1_000, 2_000), Due::Nothing);
         assert_eq!(policy.due(17_000, 1_000, 2_000), Due::Ping);
-        assert_eq!(policy.due(31_000, 1_000, 20_000), Due::ClientTimedOut, "the timeout first");
+        assert_eq!(
+            policy.due(31_000, 1_000, 20_000),
+            Due::ClientTimedOut,
+            "the timeout first"
+        );
     }
 
     #[test]

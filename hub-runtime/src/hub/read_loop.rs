@@ -40,7 +40,11 @@ pub(super) enum End {
 }
 
 /// Reads and handles the connection's messages until it ends.
-pub(super) async fn read_loop<H: Hub>(mut d: Dispatch<'_, H>, connection: &mut Connection, handshake: Handshake) -> End {
+pub(super) async fn read_loop<H: Hub>(
+    mut d: Dispatch<'_, H>,
+    connection: &mut Connection,
+    handshake: Handshake,
+) -> End {
     let options = &d.endpoint.options;
     let protocol = d.protocol;
     let format = protocol.transfer_format();
@@ -64,7 +68,7 @@ pub(super) async fn read_loop<H: Hub>(mut d: Dispatch<'_, H>, connection: &mut C
         // What was read (the handshake's leftover first, then each frame).
         if let Some(data) = input.take() {
             if let Err(e) = reader.push(&**protocol, data, options.max_message_size) {
-                return protocol_error(e, options.detailed_errors);
+                return protocol_error(e, options);
             }
         }
         if let Err(end) = route(&mut d, &mut reader, &mut acks, protocol_label) {
@@ -78,7 +82,7 @@ pub(super) async fn read_loop<H: Hub>(mut d: Dispatch<'_, H>, connection: &mut C
                 Rarely::Ended(ended) => return ended.end(connection),
                 Rarely::KeepAlive => {
                     match keep_alive.due(now_ms(), connection.last_read_ms(), connection.last_write_ms()) {
-                        Due::ClientTimedOut => return client_timed_out(options.detailed_errors),
+                        Due::ClientTimedOut => return client_timed_out(options),
                         Due::Ping => {
                             // Encoded when due (every few seconds at most): kept, it would be one more
                             // buffer for every idle connection.
@@ -124,12 +128,12 @@ fn route<H: Hub>(
     protocol_label: u8,
 ) -> Result<(), End> {
     let protocol = d.protocol;
-    let detailed = d.endpoint.options.detailed_errors;
+    let options = &d.endpoint.options;
     while d.scheduler.ready() {
         let message = match reader.next(&**protocol) {
             Ok(Some(message)) => message,
             Ok(None) => break,
-            Err(e) => return Err(protocol_error(e, detailed)),
+            Err(e) => return Err(protocol_error(e, options)),
         };
         d.sender.metrics().received(protocol_label, 1);
         if let Some(acks) = acks.as_mut() {
@@ -137,7 +141,7 @@ fn route<H: Hub>(
                 d.sender.ack(*sequence_id);
             }
             match acks.receive(&message) {
-                Err(SequenceError) => return Err(sequence_error(detailed)),
+                Err(SequenceError) => return Err(sequence_error(options)),
                 Ok(Numbered::Replayed) => continue,
                 Ok(Numbered::Untracked | Numbered::New) => {}
             }
@@ -214,18 +218,18 @@ impl<E: Future<Output = Ended>> Future for Rare<E> {
 }
 
 /// The client sent nothing (not even a Ping) for `client_timeout`.
-fn client_timed_out(detailed: bool) -> End {
+fn client_timed_out(options: &HubOptions) -> End {
     let detail = "Client hasn't sent a message/ping within the configured ClientTimeoutInterval.";
     End::Error {
-        close_text: closed_with_error(detail, "OperationCanceledException", detailed),
+        close_text: closed_with_error(detail, "OperationCanceledException", options),
         error: ConnectionError::new(detail),
     }
 }
 
 /// A client's Sequence message went ahead of what it sent.
-fn sequence_error(detailed: bool) -> End {
+fn sequence_error(options: &HubOptions) -> End {
     End::Error {
-        close_text: closed_with_error(SequenceError::TEXT, "InvalidOperationException", detailed),
+        close_text: closed_with_error(SequenceError::TEXT, "InvalidOperationException", options),
         error: ConnectionError::new(SequenceError::TEXT),
     }
 }
@@ -237,16 +241,16 @@ fn input_ended(connection: &Connection, options: &HubOptions) -> End {
             ProtocolError::MessageTooLarge {
                 limit: options.max_frame_size,
             },
-            options.detailed_errors,
+            options,
         ),
         None => End::ClientGone,
     }
 }
 
-fn protocol_error(error: ProtocolError, detailed: bool) -> End {
+fn protocol_error(error: ProtocolError, options: &HubOptions) -> End {
     let detail = error.to_string();
     End::Error {
-        close_text: closed_with_error(&detail, "InvalidDataException", detailed),
+        close_text: closed_with_error(&detail, "InvalidDataException", options),
         error: ConnectionError::new(detail),
     }
 }

@@ -276,4 +276,3 @@ fn limit_of(kind: MethodKind, call: &Call) -> Limit {
         Limit::Uncounted
     }
 }
-

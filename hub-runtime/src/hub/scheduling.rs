@@ -158,7 +158,11 @@ impl Scheduler {
     /// Whether anything runs beside the read loop.
     #[inline]
     pub(super) fn is_running(&self) -> bool {
-        !self.running.is_empty() || self.more.as_ref().is_some_and(|m| m.unlimited.len() + m.streams.len() > 0)
+        !self.running.is_empty()
+            || self
+                .more
+                .as_ref()
+                .is_some_and(|m| m.unlimited.len() + m.streams.len() > 0)
     }
 
     /// The next thing to finish: counted invocations first, then the others, then streams.
@@ -207,7 +211,9 @@ impl Scheduler {
     /// The streams open either way: running streaming methods and uploads.
     #[inline]
     pub(super) fn open_streams(&self) -> usize {
-        self.more.as_ref().map_or(0, |m| m.uploads.len() + m.stream_tokens.len())
+        self.more
+            .as_ref()
+            .map_or(0, |m| m.uploads.len() + m.stream_tokens.len())
     }
 
     /// A client stream runs under `id`: its method still reads it.
@@ -267,7 +273,10 @@ impl Scheduler {
 
     /// The stream a blocked item waits for room in.
     pub(super) fn blocked_sender(&self) -> Option<mpsc::Sender<UploadItem>> {
-        self.more.as_ref().and_then(|m| m.blocked.as_ref()).map(|b| b.sender.clone())
+        self.more
+            .as_ref()
+            .and_then(|m| m.blocked.as_ref())
+            .map(|b| b.sender.clone())
     }
 
     /// Room for the blocked item (`None`: its stream's reader is gone).
