@@ -21,7 +21,7 @@ pub(super) async fn on_connected<H: Hub>(
     let detailed = endpoint.options.detailed_errors;
     let refused = |error: HubError| {
         tracing::warn!(connection = %connection.connection_id, %error, "on_connected failed; closing the connection");
-        closed_with_error(error.message(), error.kind(), detailed)
+        closed_with_error(error.message(), error.kind(), &endpoint.options)
     };
     let panicked = |payload: panic::Payload| {
         let site = panic::Site {

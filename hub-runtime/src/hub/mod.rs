@@ -1,13 +1,22 @@
 //! Hubs: the `#[hub]` trait, the context a hub method sees, and the per-connection dispatcher.
 
+mod acks;
+mod binding;
 mod call;
+mod close;
 mod deadline;
 pub(crate) mod dispatcher;
+mod endpoint;
 mod error;
 pub mod filter;
+mod handshake;
 mod hooks;
 mod items;
+mod keep_alive;
 mod panic;
+mod read_loop;
+mod route;
+mod scheduling;
 mod sequence;
 pub mod stream;
 
