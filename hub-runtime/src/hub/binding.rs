@@ -8,6 +8,7 @@ use super::route::Dispatch;
 use super::scheduling::Scheduler;
 use super::{Call, Hub, HubError, MethodDef, MethodKind, Outcome};
 use crate::auth;
+use crate::protocol::error_texts;
 use crate::protocol::Invocation;
 
 impl<H: Hub> Dispatch<'_, H> {
@@ -78,7 +79,7 @@ impl<H: Hub> Dispatch<'_, H> {
             Ok(true) => None,
             Ok(false) => {
                 tracing::debug!(method = %call.method, "invocation refused: user is unauthorized");
-                let text = format!("Failed to invoke '{}' because user is unauthorized", call.method);
+                let text = error_texts::unauthorized(&call.method);
                 Some(call.error_text(&text))
             }
             Err(payload) => {
@@ -146,28 +147,16 @@ impl Refusal {
     /// name as the client sent it.
     fn text(&self, target: &str) -> String {
         match self {
-            Refusal::UnknownMethod => {
-                format!(
-                    "Failed to invoke '{target}' due to an error on the server. HubException: Method does not exist."
-                )
-            }
+            Refusal::UnknownMethod => error_texts::unknown_method(target),
             Refusal::KindMismatch {
                 method: MethodKind::Plain,
-            } => format!(
-                "The client attempted to invoke the non-streaming '{target}' method with a streaming invocation."
-            ),
+            } => error_texts::non_streaming_method_streamed(target),
             Refusal::KindMismatch {
                 method: MethodKind::Stream,
-            } => format!(
-                "The client attempted to invoke the streaming '{target}' method with a non-streaming invocation."
-            ),
-            Refusal::ArgumentCount { given, expected } => {
-                format!("Invocation provides {given} argument(s) but target expects {expected}.")
-            }
-            Refusal::StreamCount { given, expected } => {
-                format!("Client sent {given} stream(s), Hub method expects {expected}.")
-            }
-            Refusal::InvocationIdInUse(id) => format!("Invocation ID '{id}' is already in use."),
+            } => error_texts::streaming_method_invoked(target),
+            Refusal::ArgumentCount { given, expected } => error_texts::argument_count(*given, *expected),
+            Refusal::StreamCount { given, expected } => error_texts::stream_count(*given, *expected),
+            Refusal::InvocationIdInUse(id) => error_texts::invocation_id_in_use(id),
             Refusal::StreamIdInUse(id) => format!("Stream ID '{id}' is already in use."),
             Refusal::TooManyStreams { max } => {
                 format!("Too many streams: a connection may have at most {max} open at once.")

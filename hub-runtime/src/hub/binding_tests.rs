@@ -3,7 +3,7 @@
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::server::HubOptions;
+use crate::options::HubOptions;
 
 const ECHO: MethodDef = MethodDef {
     name: "Echo",

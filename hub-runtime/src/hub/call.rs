@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::stream::{ClientStream, UploadItem};
 use super::HubError;
 use crate::connection::{BoxFuture, ConnectionSender, Frame};
+use crate::protocol::error_texts;
 use crate::protocol::{HubProtocol, OutMessage, OutResult, RawValue, TransferFormat};
 
 /// One invocation on its way through the generated router.
@@ -114,9 +115,6 @@ impl Outcome {
     }
 }
 
-const BINDING_FAILED: &str = "due to an error on the server.";
-const STREAM_FAILED: &str = "An error occurred on the server while streaming results.";
-
 impl Call {
     /// Decodes argument `index` into the parameter type, or produces the binding-failure
     /// completion.
@@ -127,9 +125,7 @@ impl Call {
             .ok_or_else(|| self.binding_failure("Error binding arguments."))?;
         raw.decode::<T>().map_err(|e| {
             tracing::debug!(method = %self.method, argument = index, error = %e, "argument binding failed");
-            self.binding_failure(
-                "Error binding arguments. Make sure that the types of the provided values match the types of the hub method being invoked.",
-            )
+            self.binding_failure(error_texts::ARGUMENT_TYPES)
         })
     }
 
@@ -153,9 +149,9 @@ impl Call {
     }
 
     pub(crate) fn binding_failure(&self, detail: &str) -> Outcome {
-        let base = format!("Failed to invoke '{}' {BINDING_FAILED}", self.method);
+        let base = error_texts::binding_failed(&self.method);
         let text = if self.detailed_errors {
-            format!("{base} InvalidDataException: {detail}")
+            error_texts::with_detail(&base, "InvalidDataException", detail)
         } else {
             base
         };
@@ -200,9 +196,9 @@ impl Call {
     /// error, with the panic's text when detailed errors are on.
     pub(crate) fn panicked(&self, payload: &(dyn std::any::Any + Send)) -> Outcome {
         let base = if self.pumping {
-            STREAM_FAILED.to_string()
+            error_texts::STREAM_FAILED.to_string()
         } else {
-            format!("An unexpected error occurred invoking '{}' on the server.", self.method)
+            error_texts::invocation_failed(&self.method)
         };
         let text = if self.detailed_errors {
             format!("{base} {}", super::panic::message(payload))
@@ -215,7 +211,7 @@ impl Call {
     /// The method failed.
     pub fn finish_error(&self, error: HubError) -> Outcome {
         tracing::debug!(method = %self.method, error = %error, "hub method failed");
-        let base = format!("An unexpected error occurred invoking '{}' on the server.", self.method);
+        let base = error_texts::invocation_failed(&self.method);
         self.error_text(&error.client_text(&base, self.detailed_errors))
     }
 
@@ -263,7 +259,7 @@ impl Call {
                 Some(Err(e)) => {
                     let error: HubError = e.into();
                     tracing::debug!(method = %self.method, %error, "stream failed");
-                    let text = error.client_text(STREAM_FAILED, self.detailed_errors);
+                    let text = error.client_text(error_texts::STREAM_FAILED, self.detailed_errors);
                     return self.error_text(&text);
                 }
             };
@@ -274,7 +270,7 @@ impl Call {
                 Ok(bytes) => bytes,
                 Err(e) => {
                     let error = HubError::new(e.0).with_kind("SerializationException");
-                    let text = error.client_text(STREAM_FAILED, self.detailed_errors);
+                    let text = error.client_text(error_texts::STREAM_FAILED, self.detailed_errors);
                     return self.error_text(&text);
                 }
             };

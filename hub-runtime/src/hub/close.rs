@@ -6,8 +6,8 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 use crate::connection::{ConnectionSender, Frame};
-use crate::protocol::{HubProtocol, OutMessage, TransferFormat};
-use crate::server::HubOptions;
+use crate::options::HubOptions;
+use crate::protocol::{error_texts, HubProtocol, OutMessage, TransferFormat};
 
 /// Whether a Close message lets the client reconnect (its `allowReconnect`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,11 +43,10 @@ pub(super) fn close_with(
 
 /// The Close message's text for an error: the detail only with `options.detailed_errors`.
 pub(super) fn closed_with_error(detail: &str, kind: &str, options: &HubOptions) -> String {
-    const BASE: &str = "Connection closed with an error.";
     if options.detailed_errors {
-        format!("{BASE} {kind}: {detail}")
+        error_texts::with_detail(error_texts::CONNECTION_CLOSED_WITH_ERROR, kind, detail)
     } else {
-        BASE.to_string()
+        error_texts::CONNECTION_CLOSED_WITH_ERROR.to_string()
     }
 }
 

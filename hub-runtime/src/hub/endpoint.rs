@@ -9,7 +9,7 @@ use super::close::Goodbyes;
 use super::filter::Filters;
 use super::Hub;
 use crate::clients::lifetime::LifetimeManager;
-use crate::server::HubOptions;
+use crate::options::HubOptions;
 
 /// A hub mapped at an endpoint: the connection handler of hub connections.
 pub(crate) struct HubEndpoint<H: Hub> {

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use super::close::{frame_for, Goodbyes};
 use crate::connection::{Connection, Frame, TransportKind};
+use crate::options::HubOptions;
 use crate::protocol::handshake::{self, HandshakeError};
 use crate::protocol::{HubProtocol, OutMessage};
-use crate::server::HubOptions;
 
 /// What a handshake settled.
 pub(super) struct Handshake {
@@ -54,7 +54,11 @@ pub(super) async fn handshake(
             Err(HandshakeError::Invalid(detail)) => {
                 tracing::debug!(connection = connection.id(), %detail, "invalid handshake");
                 let text = if options.detailed_errors {
-                    format!("{} InvalidDataException: {detail}", handshake::HANDSHAKE_FAILED)
+                    crate::protocol::error_texts::with_detail(
+                        handshake::HANDSHAKE_FAILED,
+                        "InvalidDataException",
+                        &detail,
+                    )
                 } else {
                     handshake::HANDSHAKE_FAILED.to_string()
                 };

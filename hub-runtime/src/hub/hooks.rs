@@ -72,11 +72,11 @@ pub(super) async fn on_disconnected<H: Hub>(
 
 /// The Close message's text for a connection whose start panicked.
 fn closed_by_panic(payload: &(dyn std::any::Any + Send), detailed: bool) -> String {
-    const BASE: &str = "Connection closed with an error.";
+    let base = crate::protocol::error_texts::CONNECTION_CLOSED_WITH_ERROR;
     if detailed {
-        format!("{BASE} {}", panic::message(payload))
+        format!("{base} {}", panic::message(payload))
     } else {
-        BASE.to_string()
+        base.to_string()
     }
 }
 

@@ -4,7 +4,7 @@
 
 use super::deadline;
 use crate::connection::{Connection, TransportKind};
-use crate::server::HubOptions;
+use crate::options::HubOptions;
 
 /// The keep-alive policy of one connection.
 #[derive(Debug, Clone, Copy)]

@@ -22,8 +22,8 @@ use super::{ConnectionError, Hub};
 use crate::connection::quiet::Quiet;
 use crate::connection::{now_ms, Connection, InputError};
 use crate::observability::protocol_index;
+use crate::options::HubOptions;
 use crate::protocol::{HubMessage, MessageReader, OutMessage, ProtocolError};
-use crate::server::HubOptions;
 
 /// Why the read loop ended.
 pub(super) enum End {
@@ -219,7 +219,7 @@ impl<E: Future<Output = Ended>> Future for Rare<E> {
 
 /// The client sent nothing (not even a Ping) for `client_timeout`.
 fn client_timed_out(options: &HubOptions) -> End {
-    let detail = "Client hasn't sent a message/ping within the configured ClientTimeoutInterval.";
+    let detail = crate::protocol::error_texts::CLIENT_TIMEOUT;
     End::Error {
         close_text: closed_with_error(detail, "OperationCanceledException", options),
         error: ConnectionError::new(detail),

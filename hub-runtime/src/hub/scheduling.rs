@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::stream::UploadItem;
 use super::{Call, Outcome};
 use crate::connection::BoxFuture;
-use crate::server::HubOptions;
+use crate::options::HubOptions;
 
 /// A streaming method's invocation handing over the future that streams its items.
 pub(super) struct StreamHandover {

@@ -15,7 +15,7 @@ pub(crate) struct SequenceError;
 
 impl SequenceError {
     /// The text the reference server gives.
-    pub(crate) const TEXT: &'static str = "Sequence ID greater than amount of messages we've received.";
+    pub(crate) const TEXT: &'static str = crate::protocol::error_texts::SEQUENCE_ID_TOO_LARGE;
 }
 
 /// The numbers of the client's tracked messages.
