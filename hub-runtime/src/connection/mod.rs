@@ -7,10 +7,10 @@
 //! inbox (read by the handler through [`Connection::recv`]) and the bounded outbox (filled
 //! through [`ConnectionSender`]).
 //!
-//! One job per file: [`frame`] (what flows), [`clock`] (timestamps and deadlines), [`ids`],
-//! [`shared`] (one connection's shared state), [`replay`] (stateful reconnect's buffer),
-//! [`handle`] ([`Connection`]), [`sender`] ([`ConnectionSender`]), [`handler`] (the
-//! [`ConnectionHandler`] trait), [`manager`] (attaching) and [`sweep`] (letting go).
+//! One job per file: `frame` (what flows), `clock` (timestamps and deadlines), `ids`,
+//! `shared` (one connection's shared state), `replay` (stateful reconnect's buffer), `handle`
+//! ([`Connection`]), `sender` ([`ConnectionSender`]), `handler` (the [`ConnectionHandler`]
+//! trait), `manager` (attaching) and `sweep` (letting go).
 
 pub(crate) mod capacity;
 mod clock;

@@ -8,8 +8,8 @@
 //! answers with its Close message), then the socket closes with 1009 (message too big).
 
 //!
-//! The work is split by job: [`upgrade`] (the handshake and buffer sizes), [`pump`] (the loop
-//! every message passes through), [`close`] (close frames, refusals, linger) and [`detach`]
+//! The work is split by job: `upgrade` (the handshake and buffer sizes), `pump` (the loop
+//! every message passes through), `close` (close frames, refusals, linger) and `detach`
 //! (stateful reconnect's hand-back, take-over and resend).
 
 mod close;
