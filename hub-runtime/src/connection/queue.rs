@@ -92,6 +92,15 @@ pub(crate) struct Sender<T> {
     shared: Arc<Shared<T>>,
 }
 
+/// What a send does when the queue is full.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WhenFull {
+    /// Give the item back.
+    Refuse,
+    /// Give it back, and count the caller among the senders waiting for room.
+    Wait,
+}
+
 impl<T> Sender<T> {
     /// Queues `item` if there is room, without waiting.
     pub(crate) fn try_send(&self, item: T) -> Result<(), TrySendError<T>> {
@@ -115,18 +124,19 @@ impl<T> Sender<T> {
     }
 
     fn push(&self, item: T, own: Option<&Waker>) -> Result<(), TrySendError<T>> {
-        self.push_or_wait(item, own, false)
+        self.push_or_wait(item, own, WhenFull::Refuse)
     }
 
-    /// Queues `item` if there is room; with `wait`, a full queue counts the caller among the
-    /// senders waiting through `room` (in the same lock, so that no freed slot is missed).
-    fn push_or_wait(&self, item: T, own: Option<&Waker>, wait: bool) -> Result<(), TrySendError<T>> {
+    /// Queues `item` if there is room; with [`WhenFull::Wait`], a full queue counts the caller
+    /// among the senders waiting through `room` (in the same lock, so that no freed slot is
+    /// missed).
+    fn push_or_wait(&self, item: T, own: Option<&Waker>, when_full: WhenFull) -> Result<(), TrySendError<T>> {
         let mut state = self.shared.lock();
         if state.receiver_gone {
             return Err(TrySendError::Closed(item));
         }
         if state.items.len() >= self.shared.capacity {
-            if wait {
+            if when_full == WhenFull::Wait {
                 state.room_waiters += 1;
             }
             return Err(TrySendError::Full(item));
@@ -157,7 +167,7 @@ impl<T> Sender<T> {
             let mut room = std::pin::pin!(room);
             // Registered before trying, so that room made in between is not missed.
             room.as_mut().enable();
-            match self.push_or_wait(item, None, true) {
+            match self.push_or_wait(item, None, WhenFull::Wait) {
                 Ok(()) => return Ok(()),
                 Err(TrySendError::Closed(back)) => return Err(back),
                 Err(TrySendError::Full(back)) => item = back,

@@ -96,9 +96,11 @@ impl<F: Future> Future for Quiet<F> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use std::sync::atomic::AtomicUsize;
+
     use tokio_util::sync::CancellationToken;
+
+    use super::*;
 
     pin_project_lite::pin_project! {
         struct Counted<F> {

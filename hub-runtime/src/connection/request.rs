@@ -66,6 +66,15 @@ pub struct RequestContext {
     transport: Option<TransportKind>,
 }
 
+/// One header of a [`RequestContext`]'s packed headers.
+struct PackedHeader<'a> {
+    /// Lower-case name.
+    name: &'a [u8],
+    value: &'a [u8],
+    /// The value was marked sensitive (`HeaderValue::is_sensitive`).
+    sensitive: bool,
+}
+
 impl RequestContext {
     /// Builds a request context from a raw query string (without `?`) and headers.
     pub fn new(raw_query: &str, headers: HeaderMap, remote_addr: Option<SocketAddr>) -> Self {
@@ -92,19 +101,23 @@ impl RequestContext {
         }
     }
 
-    /// Every header as (lower-case name, value bytes, sensitive), in order.
-    fn packed_entries(&self) -> impl Iterator<Item = (&[u8], &[u8], bool)> {
+    /// Every header, in order.
+    fn packed_entries(&self) -> impl Iterator<Item = PackedHeader<'_>> {
         self.packed_headers.split(|&b| b == b'\n').filter_map(|line| {
             let at = line.iter().position(|&b| b == PLAIN || b == SENSITIVE)?;
-            Some((&line[..at], &line[at + 1..], line[at] == SENSITIVE))
+            Some(PackedHeader {
+                name: &line[..at],
+                value: &line[at + 1..],
+                sensitive: line[at] == SENSITIVE,
+            })
         })
     }
 
     /// The values of the header `name` (any case), in order.
     fn header_values<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a [u8]> + use<'a, 'n> {
         self.packed_entries()
-            .filter(move |(n, _, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v, _)| v)
+            .filter(move |header| header.name.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|header| header.value)
     }
 
     pub(crate) fn with_transport(mut self, transport: TransportKind) -> Self {
@@ -126,7 +139,7 @@ impl RequestContext {
     pub fn headers(&self) -> &HeaderMap {
         self.header_map.get_or_init(|| {
             let mut map = HeaderMap::new();
-            for (name, value, sensitive) in self.packed_entries() {
+            for PackedHeader { name, value, sensitive } in self.packed_entries() {
                 let name = http::HeaderName::from_bytes(name);
                 if let (Ok(name), Ok(mut value)) = (name, http::HeaderValue::from_bytes(value)) {
                     value.set_sensitive(sensitive);
