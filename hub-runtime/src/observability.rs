@@ -38,7 +38,7 @@ use metrics::{counter, gauge, Counter, Gauge};
 #[cfg(not(feature = "metrics"))]
 use self::noop::{counter, gauge, Counter, Gauge};
 
-use crate::connection::TransportKind;
+use crate::request::TransportKind;
 
 const TRANSPORTS: [&str; 3] = ["WebSockets", "ServerSentEvents", "LongPolling"];
 const PROTOCOLS: [&str; 4] = ["raw", "json", "messagepack", "other"];

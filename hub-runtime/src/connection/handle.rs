@@ -8,10 +8,10 @@ use tokio_util::sync::CancellationToken;
 use super::frame::{Frame, InputError};
 use super::queue;
 use super::replay::SequenceEncoder;
-use super::request::{RequestContext, TransportKind};
 use super::sender::ConnectionSender;
 use super::shared::ConnectionShared;
-use crate::auth::Identity;
+use crate::request::Identity;
+use crate::request::{RequestContext, TransportKind};
 
 /// The application's end of a connection: read what the client sends, write back through a
 /// [`ConnectionSender`].

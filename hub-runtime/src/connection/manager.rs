@@ -15,11 +15,11 @@ use super::handler::{BoxFuture, ConnectionHandler};
 use super::ids::random_id;
 use super::queue;
 use super::replay::Replay;
-use super::request::{RequestContext, TransportKind};
 use super::sender::ConnectionSender;
 use super::shared::{ConnectionShared, ConnectionState};
-use crate::auth::Identity;
 use crate::observability::EndpointMetrics;
+use crate::request::Identity;
+use crate::request::{RequestContext, TransportKind};
 
 /// What a transport gets when it attaches.
 pub(crate) struct Attached {

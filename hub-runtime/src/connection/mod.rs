@@ -23,15 +23,14 @@ pub(crate) mod negotiate;
 pub(crate) mod queue;
 pub(crate) mod quiet;
 mod replay;
-mod request;
 mod sender;
 mod shared;
 mod sweep;
 
+pub use crate::request::{RequestContext, TransportKind};
 pub use frame::{Frame, OutboxError};
 pub use handle::Connection;
 pub use handler::{BoxFuture, ConnectionHandler};
-pub use request::{RequestContext, TransportKind};
 pub use sender::ConnectionSender;
 
 #[cfg(test)]

@@ -7,9 +7,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::frame::{Frame, OutboxError, Outgoing, Tracking};
 use super::queue;
-use super::request::RequestContext;
 use super::shared::ConnectionShared;
 use crate::observability::EndpointMetrics;
+use crate::request::RequestContext;
 
 /// Writes frames to one connection. Cloning is cheap.
 #[derive(Clone)]

@@ -11,9 +11,9 @@ use super::clock::now_ms;
 use super::frame::{Frame, InputError, Outgoing};
 use super::queue;
 use super::replay::Replay;
-use super::request::{RequestContext, TransportKind};
-use crate::auth::Identity;
 use crate::observability::EndpointMetrics;
+use crate::request::Identity;
+use crate::request::{RequestContext, TransportKind};
 
 /// Shared state of one logical connection.
 pub(crate) struct ConnectionShared {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::manager::ConnectionManager;
-use super::request::TransportKind;
+use crate::request::TransportKind;
 
 /// How long connections without a transport are kept, by kind (see
 /// [`ConnectionManager::sweep`]).

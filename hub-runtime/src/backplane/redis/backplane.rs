@@ -8,8 +8,8 @@ use tokio::sync::oneshot;
 
 use super::wire::{encode_group_command, encode_message, encode_message_with, GroupChange};
 use super::{AwaitedReturn, RedisBackplane, Route};
+use crate::backplane::SendTarget;
 use crate::backplane::{Backplane, BackplaneError, EncodedMessage, LocalHub};
-use crate::clients::SendTarget;
 use crate::connection::BoxFuture;
 use crate::protocol::CompletionResult;
 

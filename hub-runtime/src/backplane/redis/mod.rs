@@ -51,7 +51,7 @@ use self::wire::{
 };
 
 use super::{BackplaneError, EncodedMessage, LocalHub};
-use crate::clients::SendTarget;
+use crate::backplane::SendTarget;
 use crate::protocol::CompletionResult;
 
 /// Options of the Redis backplane.

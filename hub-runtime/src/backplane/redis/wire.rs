@@ -2,7 +2,7 @@
 //! messages, group commands and their acks, and client results.
 
 use super::{BackplaneError, EncodedMessage};
-use crate::clients::GroupError;
+use crate::backplane::GroupError;
 use crate::protocol::{CompletionResult, RawValue};
 
 fn write_strs(out: &mut Vec<u8>, items: &[String]) {
