@@ -11,7 +11,8 @@ mod requirement;
 
 use std::sync::Arc;
 
-use crate::connection::{BoxFuture, RequestContext};
+use crate::connection::RequestContext;
+use futures_util::future::BoxFuture;
 
 #[cfg(feature = "jwt")]
 pub use jsonwebtoken;
@@ -49,14 +50,14 @@ impl AuthError {
 /// ```
 pub trait Authenticator: Send + Sync + 'static {
     /// Authenticates one request.
-    fn authenticate(&self, request: &RequestContext) -> BoxFuture<Result<Option<Identity>, AuthError>>;
+    fn authenticate(&self, request: &RequestContext) -> BoxFuture<'static, Result<Option<Identity>, AuthError>>;
 }
 
 impl<F> Authenticator for F
 where
     F: Fn(&RequestContext) -> Result<Option<Identity>, AuthError> + Send + Sync + 'static,
 {
-    fn authenticate(&self, request: &RequestContext) -> BoxFuture<Result<Option<Identity>, AuthError>> {
+    fn authenticate(&self, request: &RequestContext) -> BoxFuture<'static, Result<Option<Identity>, AuthError>> {
         let result = self(request);
         Box::pin(async move { result })
     }

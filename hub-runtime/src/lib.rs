@@ -84,6 +84,9 @@ pub use hub::stream::ClientStream;
 pub use hub::{ConnectionError, Hub, HubContext, HubError, HubHandle};
 pub use hub_macros::{hub, hub_client};
 pub use server::{Cors, EndpointOptions, HubOptions, HubServer, HubServerBuilder};
+/// The boxed future that [`ConnectionHandler`], [`Authenticator`] and the backplane traits
+/// return: `futures::future::BoxFuture`, re-exported so implementations need not name `futures`.
+pub use futures_util::future::BoxFuture;
 pub use tokio_util::sync::CancellationToken;
 
 /// The names most hub code needs, and what the optional features add: `JwtAuthenticator`
@@ -108,7 +111,8 @@ pub mod prelude {
 pub mod __private {
     pub use crate::auth::Requirement;
     pub use crate::clients::{ClientInterface, ClientTarget, TargetKind};
-    pub use crate::connection::BoxFuture;
+    /// The boxed future generated methods return.
+    pub type BoxFuture<T> = futures_util::future::BoxFuture<'static, T>;
     pub use crate::hub::{Call, MethodDef, MethodKind, Outcome};
     pub use crate::protocol::NoArgs;
     pub use erased_serde;

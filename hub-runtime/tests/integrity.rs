@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use common::{eventually, within, Client, TestServer, RS};
+use futures_util::future::BoxFuture;
 use hub_runtime::backplane::{Backplane, BackplaneError, EncodedMessage};
 use hub_runtime::clients::SendTarget;
-use hub_runtime::connection::BoxFuture;
 use hub_runtime::prelude::*;
 use hub_runtime::{AuthError, EndpointOptions, Identity, RequestContext};
 use serde_json::json;
@@ -336,15 +336,21 @@ impl Backplane for SlowFleet {
         true
     }
 
-    fn publish(&self, _: &str, _: &SendTarget, _: EncodedMessage) -> BoxFuture<Result<(), BackplaneError>> {
+    fn publish(&self, _: &str, _: &SendTarget, _: EncodedMessage) -> BoxFuture<'static, Result<(), BackplaneError>> {
         Box::pin(async { Ok(()) })
     }
 
-    fn change_remote_group(&self, _: &str, _: &str, _: &str, _: bool) -> BoxFuture<Result<(), BackplaneError>> {
+    fn change_remote_group(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: bool,
+    ) -> BoxFuture<'static, Result<(), BackplaneError>> {
         Box::pin(async { Ok(()) })
     }
 
-    fn connection_added(&self, _: &str, _: &str, _: Option<&str>) -> BoxFuture<()> {
+    fn connection_added(&self, _: &str, _: &str, _: Option<&str>) -> BoxFuture<'static, ()> {
         Box::pin(tokio::time::sleep(std::time::Duration::from_millis(100)))
     }
 }

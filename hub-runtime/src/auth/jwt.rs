@@ -6,7 +6,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
 use super::{claim_types, AuthError, Authenticator, Identity};
-use crate::connection::{BoxFuture, RequestContext};
+use crate::connection::RequestContext;
+use futures_util::future::BoxFuture;
 
 /// Authenticates requests by the JSON Web Token they carry as a bearer token: the
 /// `Authorization: Bearer …` header or, as browsers must send it on WebSockets and
@@ -173,7 +174,7 @@ fn push_claims(claims: &mut Vec<(String, String)>, kind: &str, value: Value) {
 }
 
 impl Authenticator for JwtAuthenticator {
-    fn authenticate(&self, request: &RequestContext) -> BoxFuture<Result<Option<Identity>, AuthError>> {
+    fn authenticate(&self, request: &RequestContext) -> BoxFuture<'static, Result<Option<Identity>, AuthError>> {
         let result = match request.bearer_token().filter(|t| !t.is_empty()) {
             Some(token) => self.validate(token).map(Some),
             None if self.allow_anonymous => Ok(None),

@@ -20,8 +20,8 @@ use bytes::Bytes;
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisBackplane, RedisOptions};
 pub use self::target::SendTarget;
-use crate::connection::BoxFuture;
 use crate::protocol::CompletionResult;
+use futures_util::future::BoxFuture;
 
 /// A message encoded for every protocol the server speaks, ready to forward verbatim.
 #[derive(Debug, Clone)]
@@ -104,7 +104,7 @@ pub trait LocalHub: Send + Sync + 'static {
 
     /// Applies a group command for a connection, if it lives here: `Ok(false)` if it does not,
     /// an error if the command was refused (the group limit).
-    fn apply_group(&self, connection_id: &str, group: &str, add: bool) -> BoxFuture<Result<bool, GroupError>>;
+    fn apply_group(&self, connection_id: &str, group: &str, add: bool) -> BoxFuture<'static, Result<bool, GroupError>>;
 
     /// Sends a client-result invocation that another server requested to a connection, if it
     /// lives here; returns the connection's protocol name and the client's Completion, which
@@ -115,7 +115,7 @@ pub trait LocalHub: Send + Sync + 'static {
         connection_id: &str,
         invocation_id: &str,
         message: &EncodedMessage,
-    ) -> Option<(&'static str, BoxFuture<CompletionResult>)>;
+    ) -> Option<(&'static str, BoxFuture<'static, CompletionResult>)>;
 }
 
 /// Carries messages and group commands between the servers of a fleet.
@@ -133,8 +133,12 @@ pub trait Backplane: Send + Sync + 'static {
     }
 
     /// Publishes a message for the target's connections on other servers.
-    fn publish(&self, hub: &str, target: &SendTarget, message: EncodedMessage)
-        -> BoxFuture<Result<(), BackplaneError>>;
+    fn publish(
+        &self,
+        hub: &str,
+        target: &SendTarget,
+        message: EncodedMessage,
+    ) -> BoxFuture<'static, Result<(), BackplaneError>>;
 
     /// Invokes a client result on a connection of another server and awaits the client's
     /// Completion (the default: no other servers).
@@ -144,7 +148,7 @@ pub trait Backplane: Send + Sync + 'static {
         connection_id: &str,
         invocation_id: &str,
         message: EncodedMessage,
-    ) -> BoxFuture<Result<CompletionResult, BackplaneError>> {
+    ) -> BoxFuture<'static, Result<CompletionResult, BackplaneError>> {
         let _ = (hub, invocation_id, message);
         let id = connection_id.to_string();
         Box::pin(async move { Err(BackplaneError::UnknownConnection(id)) })
@@ -158,17 +162,17 @@ pub trait Backplane: Send + Sync + 'static {
         connection_id: &str,
         group: &str,
         add: bool,
-    ) -> BoxFuture<Result<(), BackplaneError>>;
+    ) -> BoxFuture<'static, Result<(), BackplaneError>>;
 
     /// A connection of `user` (if it has one) now lives here. Called once per connection: the
     /// backplane counts a user's connections, and listens for the user while there are any.
-    fn connection_added(&self, hub: &str, connection_id: &str, user: Option<&str>) -> BoxFuture<()> {
+    fn connection_added(&self, hub: &str, connection_id: &str, user: Option<&str>) -> BoxFuture<'static, ()> {
         let _ = (hub, connection_id, user);
         Box::pin(async {})
     }
 
     /// A connection of `user` (if it has one) left; the counterpart of `connection_added`.
-    fn connection_removed(&self, hub: &str, connection_id: &str, user: Option<&str>) -> BoxFuture<()> {
+    fn connection_removed(&self, hub: &str, connection_id: &str, user: Option<&str>) -> BoxFuture<'static, ()> {
         let _ = (hub, connection_id, user);
         Box::pin(async {})
     }
@@ -178,13 +182,13 @@ pub trait Backplane: Send + Sync + 'static {
     /// Each `group_added` is followed by one `group_removed`, but the two reports of
     /// concurrent joins and leaves may arrive in any order: a backplane counts them (a group
     /// is wanted while it was added more often than removed) rather than trusting the order.
-    fn group_added(&self, hub: &str, group: &str) -> BoxFuture<()> {
+    fn group_added(&self, hub: &str, group: &str) -> BoxFuture<'static, ()> {
         let _ = (hub, group);
         Box::pin(async {})
     }
 
     /// A group lost its last local member (see `group_added`).
-    fn group_removed(&self, hub: &str, group: &str) -> BoxFuture<()> {
+    fn group_removed(&self, hub: &str, group: &str) -> BoxFuture<'static, ()> {
         let _ = (hub, group);
         Box::pin(async {})
     }
@@ -204,7 +208,7 @@ impl Backplane for InMemoryBackplane {
         _hub: &str,
         _target: &SendTarget,
         _message: EncodedMessage,
-    ) -> BoxFuture<Result<(), BackplaneError>> {
+    ) -> BoxFuture<'static, Result<(), BackplaneError>> {
         Box::pin(async { Ok(()) })
     }
 
@@ -214,7 +218,7 @@ impl Backplane for InMemoryBackplane {
         connection_id: &str,
         _group: &str,
         _add: bool,
-    ) -> BoxFuture<Result<(), BackplaneError>> {
+    ) -> BoxFuture<'static, Result<(), BackplaneError>> {
         let id = connection_id.to_string();
         Box::pin(async move { Err(BackplaneError::UnknownConnection(id)) })
     }

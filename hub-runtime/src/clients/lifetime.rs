@@ -17,9 +17,10 @@ use tokio::sync::oneshot;
 use self::serialized::{push_members, Fanout, Serialized};
 use super::{GroupError, SendError, SendTarget};
 use crate::backplane::{Backplane, EncodedMessage, LocalHub};
-use crate::connection::{BoxFuture, ConnectionSender};
+use crate::connection::ConnectionSender;
 use crate::options::HubOptions;
 use crate::protocol::{CompletionResult, EncodeError, HubProtocol, OutMessage};
+use futures_util::future::BoxFuture;
 
 /// A connection of this hub on this server.
 pub(crate) struct LocalConnection {
@@ -339,7 +340,7 @@ impl LocalHub for LifetimeManager {
         connection_id: &str,
         invocation_id: &str,
         message: &EncodedMessage,
-    ) -> Option<(&'static str, BoxFuture<CompletionResult>)> {
+    ) -> Option<(&'static str, BoxFuture<'static, CompletionResult>)> {
         let connection = self.connections.get(connection_id).map(|c| c.value().clone())?;
         let frame = Serialized::from_encoded(&self.protocols, message)
             .frame(connection.protocol)
@@ -363,7 +364,7 @@ impl LocalHub for LifetimeManager {
         }
     }
 
-    fn apply_group(&self, connection_id: &str, group: &str, add: bool) -> BoxFuture<Result<bool, GroupError>> {
+    fn apply_group(&self, connection_id: &str, group: &str, add: bool) -> BoxFuture<'static, Result<bool, GroupError>> {
         // The future owns what it needs.
         let manager = self.self_ref();
         let (connection_id, group) = (connection_id.to_string(), group.to_string());

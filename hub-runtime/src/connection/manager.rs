@@ -11,7 +11,7 @@ use super::capacity::Capacity;
 use super::clock::now_ms;
 use super::frame::{Frame, Outgoing};
 use super::handle::Connection;
-use super::handler::{BoxFuture, ConnectionHandler};
+use super::handler::ConnectionHandler;
 use super::ids::random_id;
 use super::queue;
 use super::replay::Replay;
@@ -20,13 +20,14 @@ use super::shared::{ConnectionShared, ConnectionState};
 use crate::observability::EndpointMetrics;
 use crate::request::Identity;
 use crate::request::{RequestContext, TransportKind};
+use futures_util::future::BoxFuture;
 
 /// What a transport gets when it attaches.
 pub(crate) struct Attached {
     pub(crate) outbox: Option<queue::Receiver<Outgoing>>,
     pub(crate) inbox: Option<queue::Sender<Frame>>,
     /// WebSockets: the handler, for the socket's task to run.
-    pub(crate) handler: Option<BoxFuture<()>>,
+    pub(crate) handler: Option<BoxFuture<'static, ()>>,
     /// WebSockets: cancelled when a newer socket replaces this one (stateful reconnect).
     pub(crate) stop: Option<CancellationToken>,
 }
@@ -291,7 +292,7 @@ impl ConnectionManager {
             shared: shared.clone(),
             transport,
         };
-        let task: BoxFuture<()> = Box::pin(async move {
+        let task: BoxFuture<'static, ()> = Box::pin(async move {
             let _ended = ended;
             run.await;
         });

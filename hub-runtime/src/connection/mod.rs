@@ -30,7 +30,7 @@ mod sweep;
 pub use crate::request::{RequestContext, TransportKind};
 pub use frame::{Frame, OutboxError};
 pub use handle::Connection;
-pub use handler::{BoxFuture, ConnectionHandler};
+pub use handler::ConnectionHandler;
 pub use sender::ConnectionSender;
 
 #[cfg(test)]

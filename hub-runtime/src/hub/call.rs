@@ -11,9 +11,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::stream::{ClientStream, UploadItem};
 use super::HubError;
-use crate::connection::{BoxFuture, ConnectionSender, Frame};
+use crate::connection::{ConnectionSender, Frame};
 use crate::protocol::error_texts;
 use crate::protocol::{HubProtocol, OutMessage, OutResult, RawValue, TransferFormat};
+use futures_util::future::BoxFuture;
 
 /// One invocation on its way through the generated router.
 #[doc(hidden)]
@@ -87,7 +88,7 @@ impl Drop for Call {
 #[doc(hidden)]
 pub struct Outcome {
     pub(crate) completion: Option<Bytes>,
-    pub(crate) stream: Option<BoxFuture<Outcome>>,
+    pub(crate) stream: Option<BoxFuture<'static, Outcome>>,
     /// The caller was (or, without an invocation id, would have been) sent an error.
     pub(crate) failed: bool,
 }
@@ -103,8 +104,8 @@ impl Outcome {
 
     /// A streaming method's invocation: `run` binds, calls the method and streams its items;
     /// it runs beside the connection's other invocations without counting against their limit.
-    pub fn streaming(run: impl Future<Output = Outcome> + Send + 'static) -> BoxFuture<Outcome> {
-        let run: BoxFuture<Outcome> = Box::pin(run);
+    pub fn streaming(run: impl Future<Output = Outcome> + Send + 'static) -> BoxFuture<'static, Outcome> {
+        let run: BoxFuture<'static, Outcome> = Box::pin(run);
         Box::pin(async move {
             Outcome {
                 completion: None,

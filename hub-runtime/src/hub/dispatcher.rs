@@ -17,8 +17,9 @@ use super::read_loop::{read_loop, End};
 use super::route::Dispatch;
 use super::{ConnectionError, Hub, HubContext};
 use crate::clients::lifetime::LocalConnection;
-use crate::connection::{BoxFuture, Connection, ConnectionHandler};
+use crate::connection::{Connection, ConnectionHandler};
 use crate::protocol::handshake::SUCCESS_REPLY;
+use futures_util::future::BoxFuture;
 
 // Kept here: the server maps endpoints from `dispatcher`, and the hooks name these.
 pub(super) use super::close::closed_with_error;
@@ -28,7 +29,7 @@ pub(crate) use super::endpoint::HubEndpoint;
 pub(crate) struct HubHandler<H: Hub>(pub(crate) Arc<HubEndpoint<H>>);
 
 impl<H: Hub> ConnectionHandler for HubHandler<H> {
-    fn run(&self, connection: Connection) -> BoxFuture<()> {
+    fn run(&self, connection: Connection) -> BoxFuture<'static, ()> {
         Box::pin(run_connection(self.0.clone(), connection))
     }
 }

@@ -10,7 +10,7 @@ use super::filter::ConnectionInfo;
 use super::panic;
 use super::{ConnectionError, Hub, HubContext, HubError};
 use crate::clients::lifetime::LifetimeManager;
-use crate::connection::BoxFuture;
+use futures_util::future::BoxFuture;
 
 /// Runs the filters' and the hub's `on_connected`; the error is the Close message's text.
 pub(super) async fn on_connected<H: Hub>(
@@ -88,7 +88,7 @@ pub(super) struct Registered {
     manager: Option<Arc<LifetimeManager>>,
     id: Arc<str>,
     /// The removal once started, until it finished.
-    removing: Option<BoxFuture<()>>,
+    removing: Option<BoxFuture<'static, ()>>,
 }
 
 impl Registered {
@@ -184,16 +184,27 @@ mod tests {
             true
         }
 
-        fn publish(&self, _: &str, _: &SendTarget, _: EncodedMessage) -> BoxFuture<Result<(), BackplaneError>> {
+        fn publish(
+            &self,
+            _: &str,
+            _: &SendTarget,
+            _: EncodedMessage,
+        ) -> BoxFuture<'static, Result<(), BackplaneError>> {
             Box::pin(async { Ok(()) })
         }
 
-        fn change_remote_group(&self, _: &str, id: &str, _: &str, _: bool) -> BoxFuture<Result<(), BackplaneError>> {
+        fn change_remote_group(
+            &self,
+            _: &str,
+            id: &str,
+            _: &str,
+            _: bool,
+        ) -> BoxFuture<'static, Result<(), BackplaneError>> {
             let id = id.to_string();
             Box::pin(async move { Err(BackplaneError::UnknownConnection(id)) })
         }
 
-        fn group_removed(&self, _: &str, group: &str) -> BoxFuture<()> {
+        fn group_removed(&self, _: &str, group: &str) -> BoxFuture<'static, ()> {
             self.0.calls.lock().unwrap().push(format!("group_removed {group}"));
             let told = self.0.clone();
             Box::pin(async move {
@@ -201,7 +212,7 @@ mod tests {
             })
         }
 
-        fn connection_removed(&self, _: &str, _: &str, _: Option<&str>) -> BoxFuture<()> {
+        fn connection_removed(&self, _: &str, _: &str, _: Option<&str>) -> BoxFuture<'static, ()> {
             self.0.calls.lock().unwrap().push("connection_removed".to_string());
             Box::pin(async {})
         }
@@ -212,7 +223,7 @@ mod tests {
     struct Capture(Mutex<Option<ConnectionSender>>);
 
     impl ConnectionHandler for Capture {
-        fn run(&self, connection: Connection) -> BoxFuture<()> {
+        fn run(&self, connection: Connection) -> BoxFuture<'static, ()> {
             *self.0.lock().unwrap() = Some(connection.sender());
             Box::pin(async {})
         }

@@ -32,7 +32,8 @@ pub use items::Items;
 use crate::auth::{Identity, Requirement};
 use crate::clients::lifetime::LifetimeManager;
 use crate::clients::{CallerClients, ClientInterface, Groups, HubClients};
-use crate::connection::{BoxFuture, ConnectionSender, RequestContext};
+use crate::connection::{ConnectionSender, RequestContext};
+use futures_util::future::BoxFuture;
 
 /// A hub: what `#[hub]` implements for the type of an impl block. Its methods are the
 /// router the macro generates; you never implement or call them yourself.
@@ -50,16 +51,20 @@ pub trait Hub: Send + Sync + Sized + 'static {
     const __AUTHORIZE: &'static [Requirement] = &[];
 
     #[doc(hidden)]
-    fn __invoke(self: Arc<Self>, cx: Arc<HubContext<Self>>, method: usize, call: Call) -> BoxFuture<Outcome>;
+    fn __invoke(self: Arc<Self>, cx: Arc<HubContext<Self>>, method: usize, call: Call) -> BoxFuture<'static, Outcome>;
 
     #[doc(hidden)]
-    fn __on_connected(self: Arc<Self>, cx: Arc<HubContext<Self>>) -> BoxFuture<Result<(), HubError>> {
+    fn __on_connected(self: Arc<Self>, cx: Arc<HubContext<Self>>) -> BoxFuture<'static, Result<(), HubError>> {
         let _ = cx;
         Box::pin(async { Ok(()) })
     }
 
     #[doc(hidden)]
-    fn __on_disconnected(self: Arc<Self>, cx: Arc<HubContext<Self>>, error: Option<ConnectionError>) -> BoxFuture<()> {
+    fn __on_disconnected(
+        self: Arc<Self>,
+        cx: Arc<HubContext<Self>>,
+        error: Option<ConnectionError>,
+    ) -> BoxFuture<'static, ()> {
         let _ = (cx, error);
         Box::pin(async {})
     }

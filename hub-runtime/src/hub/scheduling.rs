@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::stream::UploadItem;
 use super::{Call, Outcome};
-use crate::connection::BoxFuture;
 use crate::options::HubOptions;
+use futures_util::future::BoxFuture;
 
 /// A streaming method's invocation handing over the future that streams its items.
 pub(super) struct StreamHandover {
@@ -24,11 +24,11 @@ pub(super) struct StreamHandover {
     /// streaming.
     pub(super) stream_id: Option<String>,
     /// Streams the items and ends with the Completion.
-    pub(super) stream: BoxFuture<Outcome>,
+    pub(super) stream: BoxFuture<'static, Outcome>,
 }
 
 /// A started invocation: sends its reply, or hands over its stream.
-pub(super) type Running = BoxFuture<Option<StreamHandover>>;
+pub(super) type Running = BoxFuture<'static, Option<StreamHandover>>;
 
 /// Whether an invocation counts against the parallel limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +74,7 @@ struct More {
     /// Invocations with client-to-server streams, which the parallel limit does not count.
     unlimited: LazySet<Running>,
     waiting: VecDeque<(usize, Call)>,
-    streams: LazySet<BoxFuture<Option<String>>>,
+    streams: LazySet<BoxFuture<'static, Option<String>>>,
     stream_tokens: HashMap<String, CancellationToken>,
     uploads: HashMap<String, mpsc::Sender<UploadItem>>,
     blocked: Option<BlockedUpload>,
@@ -145,7 +145,7 @@ impl Scheduler {
     }
 
     /// Runs a streaming method's items beside the read loop; it ends with its id.
-    pub(super) fn push_stream(&mut self, stream: BoxFuture<Option<String>>) {
+    pub(super) fn push_stream(&mut self, stream: BoxFuture<'static, Option<String>>) {
         self.more().streams.push(stream);
     }
 

@@ -19,7 +19,7 @@ fn options(parallel: usize, per_second: Option<u32>) -> HubOptions {
 fn finished_now(stream_id: Option<&str>) -> Running {
     let stream_id = stream_id.map(str::to_string);
     Box::pin(async move {
-        let stream: BoxFuture<Outcome> = Box::pin(std::future::pending());
+        let stream: BoxFuture<'static, Outcome> = Box::pin(std::future::pending());
         stream_id.map(|id| StreamHandover {
             stream_id: Some(id),
             stream,

@@ -10,8 +10,8 @@ use super::wire::{encode_group_command, encode_message, encode_message_with, Gro
 use super::{AwaitedReturn, RedisBackplane, Route};
 use crate::backplane::SendTarget;
 use crate::backplane::{Backplane, BackplaneError, EncodedMessage, LocalHub};
-use crate::connection::BoxFuture;
 use crate::protocol::CompletionResult;
+use futures_util::future::BoxFuture;
 
 impl Backplane for RedisBackplane {
     fn is_distributed(&self) -> bool {
@@ -51,7 +51,7 @@ impl Backplane for RedisBackplane {
         hub: &str,
         target: &SendTarget,
         message: EncodedMessage,
-    ) -> BoxFuture<Result<(), BackplaneError>> {
+    ) -> BoxFuture<'static, Result<(), BackplaneError>> {
         let inner = self.inner.clone();
         let origin = &inner.server;
         let none: &[String] = &[];
@@ -99,7 +99,7 @@ impl Backplane for RedisBackplane {
         connection_id: &str,
         group: &str,
         add: bool,
-    ) -> BoxFuture<Result<(), BackplaneError>> {
+    ) -> BoxFuture<'static, Result<(), BackplaneError>> {
         let inner = self.inner.clone();
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
         let channel = inner.channel(hub, "internal:groups");
@@ -128,7 +128,7 @@ impl Backplane for RedisBackplane {
         connection_id: &str,
         invocation_id: &str,
         message: EncodedMessage,
-    ) -> BoxFuture<Result<CompletionResult, BackplaneError>> {
+    ) -> BoxFuture<'static, Result<CompletionResult, BackplaneError>> {
         let inner = self.inner.clone();
         let id = invocation_id.to_string();
         let channel = inner.channel(hub, &format!("connection:{connection_id}"));
@@ -158,7 +158,7 @@ impl Backplane for RedisBackplane {
         })
     }
 
-    fn connection_added(&self, hub: &str, connection_id: &str, user: Option<&str>) -> BoxFuture<()> {
+    fn connection_added(&self, hub: &str, connection_id: &str, user: Option<&str>) -> BoxFuture<'static, ()> {
         let inner = self.inner.clone();
         let connection = (
             inner.channel(hub, &format!("connection:{connection_id}")),
@@ -185,7 +185,7 @@ impl Backplane for RedisBackplane {
         })
     }
 
-    fn connection_removed(&self, hub: &str, connection_id: &str, user: Option<&str>) -> BoxFuture<()> {
+    fn connection_removed(&self, hub: &str, connection_id: &str, user: Option<&str>) -> BoxFuture<'static, ()> {
         let inner = self.inner.clone();
         let connection = inner.channel(hub, &format!("connection:{connection_id}"));
         let user = user.map(|u| inner.channel(hub, &format!("user:{u}")));
@@ -200,14 +200,14 @@ impl Backplane for RedisBackplane {
         })
     }
 
-    fn group_added(&self, hub: &str, group: &str) -> BoxFuture<()> {
+    fn group_added(&self, hub: &str, group: &str) -> BoxFuture<'static, ()> {
         let inner = self.inner.clone();
         let channel = inner.channel(hub, &format!("group:{group}"));
         let route = Route::Group(hub.into(), group.into());
         Box::pin(async move { inner.subscriptions.add(channel, route).await })
     }
 
-    fn group_removed(&self, hub: &str, group: &str) -> BoxFuture<()> {
+    fn group_removed(&self, hub: &str, group: &str) -> BoxFuture<'static, ()> {
         let inner = self.inner.clone();
         let channel = inner.channel(hub, &format!("group:{group}"));
         Box::pin(async move { inner.subscriptions.remove(channel).await })

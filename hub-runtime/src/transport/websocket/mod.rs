@@ -31,7 +31,8 @@ pub(crate) use upgrade::{PendingSocket, Upgrade};
 use self::detach::Queues;
 use self::pump::Pump;
 use crate::connection::quiet::Quiet;
-use crate::connection::{queue, BoxFuture, ConnectionShared, Frame, Outgoing};
+use crate::connection::{queue, ConnectionShared, Frame, Outgoing};
+use futures_util::future::BoxFuture;
 
 /// An upgraded WebSocket.
 pub(crate) type WebSocket = WebSocketStream<TokioIo<Upgraded>>;
@@ -51,7 +52,7 @@ pub(crate) enum Source {
     Fresh {
         outbox: queue::Receiver<Outgoing>,
         inbox: queue::Sender<Frame>,
-        handler: BoxFuture<()>,
+        handler: BoxFuture<'static, ()>,
         /// Set when stateful reconnect was negotiated.
         stop: Option<CancellationToken>,
     },
@@ -77,7 +78,7 @@ struct Start {
     queues: Queues,
     stop: Option<CancellationToken>,
     resend: Vec<Frame>,
-    handler: Option<BoxFuture<()>>,
+    handler: Option<BoxFuture<'static, ()>>,
 }
 
 impl Start {

@@ -16,7 +16,8 @@ use super::close::{close_briefly, closed_prematurely, CloseReason, Refusal, BRIE
 use super::detach::Queues;
 use super::{Exit, WebSocket};
 use crate::connection::quiet::Quiet;
-use crate::connection::{queue, BoxFuture, ConnectionShared, Frame, InputError, Kept, Outgoing, Tracking};
+use crate::connection::{queue, ConnectionShared, Frame, InputError, Kept, Outgoing, Tracking};
+use futures_util::future::BoxFuture;
 
 /// At most this many frames are gathered for one write.
 const MAX_BATCH: usize = 256;
@@ -75,7 +76,7 @@ pub(super) struct Pump<'a> {
     /// Taken away when the client's input is refused: the handler sees its input end.
     pub(super) inbox: Option<queue::Sender<Frame>>,
     /// The connection's handler, while this task runs it.
-    pub(super) handler: Option<BoxFuture<()>>,
+    pub(super) handler: Option<BoxFuture<'static, ()>>,
     /// A frame read for the hosted handler and not yet in its inbox (the socket is not read
     /// while there is one).
     pub(super) unread: Option<Frame>,
@@ -92,7 +93,7 @@ impl<'a> Pump<'a> {
         socket: WebSocket,
         shared: &'a ConnectionShared,
         queues: Queues,
-        handler: Option<BoxFuture<()>>,
+        handler: Option<BoxFuture<'static, ()>>,
         send_timeout: Duration,
     ) -> Self {
         Pump {
