@@ -1,7 +1,8 @@
 //! Collects every error of one macro input.
 
-use proc_macro2::TokenStream;
 use std::fmt::Display;
+
+use proc_macro2::TokenStream;
 
 #[derive(Default)]
 pub(crate) struct Errors {

@@ -124,9 +124,10 @@ pub fn request_bytes(protocol: &str, version: u32) -> Vec<u8> {
 
 #[cfg(all(test, feature = "json"))]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::JsonProtocol;
-    use std::sync::Arc;
 
     #[test]
     fn parses_and_keeps_the_rest() {

@@ -79,14 +79,14 @@ pub use clients::{
     CallerClients, ClientResultError, ClientTarget, GroupError, Groups, HubClients, Many, One, SendError, SendTarget,
 };
 pub use connection::{Connection, ConnectionHandler, ConnectionSender, Frame, RequestContext, TransportKind};
+/// The boxed future that [`ConnectionHandler`], [`Authenticator`] and the backplane traits
+/// return: `futures::future::BoxFuture`, re-exported so implementations need not name `futures`.
+pub use futures_util::future::BoxFuture;
 pub use hub::filter::HubFilter;
 pub use hub::stream::ClientStream;
 pub use hub::{ConnectionError, Hub, HubContext, HubError, HubHandle};
 pub use hub_macros::{hub, hub_client};
 pub use server::{Cors, EndpointOptions, HubOptions, HubServer, HubServerBuilder};
-/// The boxed future that [`ConnectionHandler`], [`Authenticator`] and the backplane traits
-/// return: `futures::future::BoxFuture`, re-exported so implementations need not name `futures`.
-pub use futures_util::future::BoxFuture;
 pub use tokio_util::sync::CancellationToken;
 
 /// The names most hub code needs, and what the optional features add: `JwtAuthenticator`

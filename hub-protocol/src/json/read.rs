@@ -45,7 +45,7 @@ impl<'de> Deserialize<'de> for Arguments {
         struct Each;
         impl<'de> Visitor<'de> for Each {
             type Value = Arguments;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a sequence")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Arguments, A::Error> {

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::TransportKind;
-use crate::protocol::TransferFormat;
+use crate::protocol::{error_texts, TransferFormat};
 
 /// The newest negotiate version this server speaks.
 pub(crate) const MAX_NEGOTIATE_VERSION: i32 = 1;
@@ -43,11 +43,9 @@ pub(crate) fn requested_version(query: &[(String, String)]) -> Result<i32, Strin
     };
     let version: i32 = value
         .parse()
-        .map_err(|_| "The client requested a non-integer protocol version.".to_string())?;
+        .map_err(|_| error_texts::NEGOTIATE_VERSION_NOT_INTEGER.to_string())?;
     if version < 0 {
-        return Err(format!(
-            "The client requested version '{version}', but the server does not support this version."
-        ));
+        return Err(error_texts::negotiate_version_not_supported(&version.to_string()));
     }
     Ok(version.min(MAX_NEGOTIATE_VERSION))
 }
