@@ -68,11 +68,11 @@ pub struct HubDescriptor {
 }
 
 impl HubDescriptor {
-    /// The method with this wire name, matched case-insensitively as clients and servers do.
+    /// The method with this wire name, matched case-insensitively as the server matches
+    /// invocations (Unicode lowercase, so `ÉCHELLE` finds `Échelle`).
     pub fn method(&self, wire_name: &str) -> Option<&'static MethodDescriptor> {
-        self.methods
-            .iter()
-            .find(|m| m.wire_name.eq_ignore_ascii_case(wire_name))
+        let wanted = wire_name.to_lowercase();
+        self.methods.iter().find(|m| m.wire_name.to_lowercase() == wanted)
     }
 }
 
@@ -142,4 +142,30 @@ pub enum ReturnKind {
 pub trait Describe {
     /// The interface, as the macro saw it.
     const DESCRIPTOR: HubDescriptor;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ECHELLE: MethodDescriptor = MethodDescriptor {
+        name: "echelle",
+        wire_name: "Échelle",
+        params: &[],
+        returns: ReturnKind::Unit,
+        docs: "",
+    };
+
+    #[test]
+    fn methods_are_found_case_insensitively_beyond_ascii() {
+        let hub = HubDescriptor {
+            name: "Maps",
+            role: Role::Hub,
+            docs: "",
+            methods: &[ECHELLE],
+        };
+        assert_eq!(hub.method("ÉCHELLE").map(|m| m.name), Some("echelle"));
+        assert_eq!(hub.method("échelle").map(|m| m.name), Some("echelle"));
+        assert!(hub.method("Echelle").is_none());
+    }
 }

@@ -14,7 +14,6 @@ use super::filter::ConnectionInfo;
 use super::handshake::handshake;
 use super::hooks::{on_connected, on_disconnected, Registered};
 use super::read_loop::{read_loop, End};
-use super::route::Dispatch;
 use super::{ConnectionError, Hub, HubContext};
 use crate::clients::lifetime::LocalConnection;
 use crate::connection::{Connection, ConnectionHandler};
@@ -101,8 +100,9 @@ async fn run_connection<H: Hub>(endpoint: Arc<HubEndpoint<H>>, mut connection: C
         return;
     }
 
-    let dispatch = Dispatch::new(&endpoint, &cx, &local, &protocol);
-    let end = read_loop(dispatch, &mut connection, settled).await;
+    // The loop builds its `Dispatch` itself: built here and moved in, it would take room twice
+    // in this future, which every connection keeps for its life.
+    let end = read_loop(&endpoint, &cx, &local, &protocol, &mut connection, settled).await;
     // Every invocation's token is cancelled (the tokens exist only if one was asked for).
     sender.cancel_invocations();
     registered.remove().await;

@@ -8,22 +8,25 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 
 use super::acks::{next_ack, Acks};
 use super::close::{closed_with_error, frame_for};
+use super::endpoint::HubEndpoint;
 use super::handshake::Handshake;
 use super::keep_alive::{Due, KeepAlive};
 use super::route::Dispatch;
 use super::sequence::{Numbered, SequenceError};
-use super::{ConnectionError, Hub};
+use super::{ConnectionError, Hub, HubContext};
+use crate::clients::lifetime::LocalConnection;
 use crate::connection::quiet::Quiet;
 use crate::connection::{now_ms, Connection, InputError};
 use crate::observability::protocol_index;
 use crate::options::HubOptions;
-use crate::protocol::{HubMessage, MessageReader, OutMessage, ProtocolError};
+use crate::protocol::{HubMessage, HubProtocol, MessageReader, OutMessage, ProtocolError};
 
 /// Why the read loop ended.
 pub(super) enum End {
@@ -41,10 +44,14 @@ pub(super) enum End {
 
 /// Reads and handles the connection's messages until it ends.
 pub(super) async fn read_loop<H: Hub>(
-    mut d: Dispatch<'_, H>,
+    endpoint: &Arc<HubEndpoint<H>>,
+    cx: &Arc<HubContext<H>>,
+    local: &Arc<LocalConnection>,
+    protocol: &Arc<dyn HubProtocol>,
     connection: &mut Connection,
     handshake: Handshake,
 ) -> End {
+    let mut d = Dispatch::new(endpoint, cx, local, protocol);
     let options = &d.endpoint.options;
     let protocol = d.protocol;
     let format = protocol.transfer_format();

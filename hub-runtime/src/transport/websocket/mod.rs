@@ -147,20 +147,28 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
         }
         return;
     };
-    let Some(start) = Start::from(source, &shared).await else {
+    // Taken apart at once: each part moves on by itself, and nothing of `Start` is kept
+    // beside them in this future.
+    let Some(Start {
+        queues,
+        stop,
+        resend,
+        handler,
+    }) = Start::from(source, &shared).await
+    else {
         return;
     };
     // Looked at only once it signals (see `Quiet`).
-    let stopped = Quiet::new(stopped(shared.abort.clone(), start.stop));
+    let stopped = Quiet::new(stopped(shared.abort.clone(), stop));
     tokio::pin!(stopped);
-    let mut pump = Pump::new(socket, &shared, start.queues, start.handler, limits.send_timeout);
+    let mut pump = Pump::new(socket, &shared, queues, handler, limits.send_timeout);
     let mut exit = Exit::SocketGone;
     let mut resent = true;
-    if !start.resend.is_empty() {
+    if !resend.is_empty() {
         // A newer socket or the connection's end stops the resend too.
         let outcome = Box::pin(async {
             tokio::select! {
-                resent = detach::resend_all(&mut pump.socket, start.resend, &shared, limits.send_timeout) => Ok(resent),
+                resent = detach::resend_all(&mut pump.socket, resend, &shared, limits.send_timeout) => Ok(resent),
                 why = &mut stopped => Err(why),
             }
         })
@@ -173,7 +181,9 @@ pub(crate) async fn run(pending: PendingSocket, shared: Arc<ConnectionShared>, s
     if resent {
         exit = pump.run(stopped.as_mut()).await;
     }
-    finish(pump, exit).await;
+    // Boxed (once per socket): inline, its future would hold a second `Pump` beside the one
+    // the loop above keeps room for, in every socket's task for its whole life (+848 bytes).
+    Box::pin(finish(pump, exit)).await;
 }
 
 /// After the pump: a connection that lives on (stateful reconnect, the socket gone or
