@@ -1,6 +1,7 @@
 //! The arguments of `#[hub(...)]` on the impl block and of `#[hub_client(...)]`.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{TokenStream, TokenTree};
+use syn::meta::ParseNestedMeta;
 use syn::{LitStr, Path};
 
 use super::Side;
@@ -28,7 +29,7 @@ pub(crate) fn parse_args(attr: TokenStream, side: Side, errors: &mut Errors) -> 
         return args;
     }
     let mut krate: Option<Path> = None;
-    let parser = syn::meta::parser(|meta| {
+    let mut argument = |meta: ParseNestedMeta<'_>| {
         if meta.path.is_ident("crate") {
             let value: LitStr = meta.value()?.parse()?;
             let path: Path = value.parse().map_err(|_| {
@@ -63,12 +64,41 @@ pub(crate) fn parse_args(attr: TokenStream, side: Side, errors: &mut Errors) -> 
                 path_text(&meta.path)
             )))
         }
-    });
-    if let Err(e) = syn::parse::Parser::parse2(parser, attr) {
-        errors.push(e);
+    };
+    // One argument at a time: syn's meta parser stops at the first bad one, and what follows
+    // it (`crate = "..."`, `client = ...`) must still count, so that error stays the only one.
+    for one in arguments(attr) {
+        if let Err(e) = syn::parse::Parser::parse2(syn::meta::parser(&mut argument), one) {
+            errors.push(e);
+        }
     }
     if let Some(krate) = krate {
         args.krate = krate;
     }
     args
+}
+
+/// `attr` split at its top-level commas (not those inside groups or angle brackets).
+fn arguments(attr: TokenStream) -> Vec<TokenStream> {
+    let mut out = Vec::new();
+    let mut current = TokenStream::new();
+    let mut angles = 0usize;
+    for token in attr {
+        if let TokenTree::Punct(punct) = &token {
+            match punct.as_char() {
+                '<' => angles += 1,
+                '>' => angles = angles.saturating_sub(1),
+                ',' if angles == 0 => {
+                    out.push(std::mem::take(&mut current));
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        current.extend([token]);
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
 }
