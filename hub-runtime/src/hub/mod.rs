@@ -98,12 +98,21 @@ pub struct MethodDef {
 
 /// Everything a hub method knows about the connection that invoked it.
 ///
-/// ```ignore
+/// ```
+/// # use hub_runtime::prelude::*;
+/// # #[hub_client]
+/// # trait RoomClient {
+/// #     fn user_joined(&self, user: String);
+/// # }
+/// # struct Rooms;
+/// # #[hub(client = RoomClient)]
+/// # impl Rooms {
 /// async fn join(&self, cx: &HubContext<Self>, room: String) -> Result<(), HubError> {
 ///     cx.groups.add(cx.connection_id(), &room).await?;
 ///     cx.clients.group(&room).user_joined(cx.user_id().unwrap_or("anonymous").to_string()).await?;
 ///     Ok(())
 /// }
+/// # }
 /// ```
 pub struct HubContext<H: Hub> {
     /// Who to send to: everyone, the caller, groups, users…
@@ -180,11 +189,23 @@ impl<H: Hub> HubContext<H> {
 /// Sends to a hub's clients and manages its groups from outside hub methods (a background
 /// task, a web handler): what ASP.NET Core calls `IHubContext`.
 ///
-/// ```ignore
+/// ```no_run
+/// # use hub_runtime::prelude::*;
+/// # #[hub_client]
+/// # trait ChatClient {
+/// #     fn receive_message(&self, user: String, text: String);
+/// # }
+/// # struct Chat;
+/// # #[hub(client = ChatClient)]
+/// # impl Chat {}
+/// # #[tokio::main]
+/// # async fn main() {
+/// let server = HubServer::builder().hub("/chat", Chat).build();
 /// let handle = server.handle::<Chat>().unwrap();
 /// tokio::spawn(async move {
 ///     handle.clients.all().receive_message("bot".into(), "tick".into()).await.ok();
 /// });
+/// # }
 /// ```
 pub struct HubHandle<H: Hub> {
     /// Who to send to.

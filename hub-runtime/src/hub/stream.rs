@@ -25,7 +25,11 @@ pub(crate) enum UploadItem {
 /// The client's Completion ends it; a Completion with an error yields that error (as a
 /// [`HubError::for_client`], so the caller sees `... HubException: <msg>`).
 ///
-/// ```ignore
+/// ```
+/// # use hub_runtime::prelude::*;
+/// # struct Files;
+/// # #[hub]
+/// # impl Files {
 /// async fn upload(&self, lines: ClientStream<String>) -> Result<usize, HubError> {
 ///     let mut lines = lines;
 ///     let mut count = 0;
@@ -35,6 +39,7 @@ pub(crate) enum UploadItem {
 ///     }
 ///     Ok(count)
 /// }
+/// # }
 /// ```
 pub struct ClientStream<T> {
     items: mpsc::Receiver<UploadItem>,

@@ -213,11 +213,11 @@ impl HubServerBuilder {
     /// proxies. `H`'s type name is its name on the backplane, so define the hub type in a
     /// crate both processes share.
     ///
-    #[cfg_attr(feature = "redis", doc = "```no_run")]
-    #[cfg_attr(not(feature = "redis"), doc = "```ignore")]
+    /// ```no_run
     /// # use hub_runtime::prelude::*;
     /// # struct Chat;
     /// # #[hub] impl Chat { fn ping(&self) {} }
+    /// # #[cfg(feature = "redis")] // RedisBackplane needs the `redis` feature
     /// # async fn worker() -> Result<(), Box<dyn std::error::Error>> {
     /// let redis = hub_runtime::backplane::RedisBackplane::connect("redis://127.0.0.1:6379").await?;
     /// let server = HubServer::builder().backplane(redis).publish_to::<Chat>().build();
