@@ -143,7 +143,7 @@ mod tests {
     use tokio::sync::Semaphore;
 
     use super::*;
-    use crate::backplane::{Backplane, BackplaneError, EncodedMessage};
+    use crate::backplane::{Backplane, BackplaneError, EncodedMessage, GroupChange};
     use crate::clients::lifetime::LocalConnection;
     use crate::clients::SendTarget;
     use crate::connection::{
@@ -198,7 +198,7 @@ mod tests {
             _: &str,
             id: &str,
             _: &str,
-            _: bool,
+            _: GroupChange,
         ) -> BoxFuture<'static, Result<(), BackplaneError>> {
             let id = id.to_string();
             Box::pin(async move { Err(BackplaneError::UnknownConnection(id)) })
