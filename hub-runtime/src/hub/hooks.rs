@@ -10,6 +10,7 @@ use super::filter::ConnectionInfo;
 use super::panic;
 use super::{ConnectionError, Hub, HubContext, HubError};
 use crate::clients::lifetime::LifetimeManager;
+use crate::options::HubOptions;
 use futures_util::future::BoxFuture;
 
 /// Runs the filters' and the hub's `on_connected`; the error is the Close message's text.
@@ -18,7 +19,6 @@ pub(super) async fn on_connected<H: Hub>(
     cx: &Arc<HubContext<H>>,
     connection: &ConnectionInfo,
 ) -> Result<(), String> {
-    let detailed = endpoint.options.detailed_errors;
     let refused = |error: HubError| {
         tracing::warn!(connection = %connection.connection_id, %error, "on_connected failed; closing the connection");
         closed_with_error(error.message(), error.kind(), &endpoint.options)
@@ -30,7 +30,7 @@ pub(super) async fn on_connected<H: Hub>(
             sender: cx.sender(),
         };
         panic::report(&site, &*payload);
-        closed_by_panic(&*payload, detailed)
+        closed_by_panic(&*payload, &endpoint.options)
     };
     match panic::catch(|| endpoint.filters.on_connected(connection)) {
         Ok(Ok(())) => {}
@@ -70,10 +70,11 @@ pub(super) async fn on_disconnected<H: Hub>(
     }
 }
 
-/// The Close message's text for a connection whose start panicked.
-fn closed_by_panic(payload: &(dyn std::any::Any + Send), detailed: bool) -> String {
+/// The Close message's text for a connection whose start panicked: the panic's text only with
+/// `options.detailed_errors`.
+fn closed_by_panic(payload: &(dyn std::any::Any + Send), options: &HubOptions) -> String {
     let base = crate::protocol::error_texts::CONNECTION_CLOSED_WITH_ERROR;
-    if detailed {
+    if options.detailed_errors {
         format!("{base} {}", panic::message(payload))
     } else {
         base.to_string()
