@@ -148,10 +148,9 @@ mod tests {
     use crate::clients::lifetime::LocalConnection;
     use crate::clients::SendTarget;
     use crate::connection::{
-        Connection, ConnectionHandler, ConnectionManager, ConnectionSender, RequestContext, TransportKind,
+        Connection, ConnectionHandler, ConnectionManager, ConnectionSender, RequestContext, TokenKind, TransportKind,
     };
     use crate::observability::EndpointMetrics;
-    use crate::options::HubOptions;
     use crate::protocol::json::JsonProtocol;
     use crate::protocol::HubProtocol;
 
@@ -233,7 +232,7 @@ mod tests {
     /// The sender of a connection started over Server-Sent Events (no socket needed).
     fn sender() -> ConnectionSender {
         let connections = Arc::new(ConnectionManager::new(EndpointMetrics::new("/test")));
-        let shared = connections.create(8, false);
+        let shared = connections.create(8, TokenKind::Own);
         let capture = Arc::new(Capture::default());
         let handler: Arc<dyn ConnectionHandler> = capture.clone();
         let attached = connections.attach(
