@@ -30,7 +30,7 @@ struct AvailableTransport {
 /// The formats a transport can carry.
 pub(crate) fn transfer_formats(transport: TransportKind) -> &'static [TransferFormat] {
     match transport {
-        TransportKind::WebSockets | TransportKind::LongPolling => &[TransferFormat::Text, TransferFormat::Binary],
+        TransportKind::WebSockets | TransportKind::LongPolling => TransferFormat::ALL,
         TransportKind::ServerSentEvents => &[TransferFormat::Text],
     }
 }
