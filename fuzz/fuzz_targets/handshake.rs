@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use hub_protocol::handshake::{error_reply, parse_request, request_bytes, select_protocol, HandshakeError};
-use hub_protocol::{HubProtocol, JsonProtocol, MessagePackProtocol};
+use hub_protocol::{HubProtocol, JsonProtocol, MessagePackProtocol, TransferFormat};
 use libfuzzer_sys::fuzz_target;
 
 fn assert_reply_is_json(text: &str) {
@@ -29,8 +29,8 @@ fuzz_target!(|data: &[u8]| {
             let bytes = request_bytes(&request.protocol, request.version);
             assert_eq!(parse_request(&bytes), Ok((request.clone(), bytes.len())));
             let protocols: Vec<Arc<dyn HubProtocol>> = vec![Arc::new(JsonProtocol), Arc::new(MessagePackProtocol)];
-            for binary in [false, true] {
-                match select_protocol(&request, &protocols, binary) {
+            for formats in [&[TransferFormat::Text][..], TransferFormat::ALL] {
+                match select_protocol(&request, &protocols, formats) {
                     Ok(protocol) => {
                         assert!(protocol.name().eq_ignore_ascii_case(&request.protocol));
                         assert!(request.version <= protocol.version());

@@ -204,13 +204,16 @@ mod tests {
         text
     }
 
-    /// Checks each entry: a format string as written in the reference's source (dotnet/aspnetcore,
+    /// An entry: a format string as written in the reference's source (dotnet/aspnetcore,
     /// src/SignalR: the hub dispatcher, HubConnectionHandler, HubConnectionContext,
     /// MessageBuffer, the JSON and MessagePack protocols, HttpConnectionDispatcher), its
     /// arguments, and our text. A text the reference composes (`unknown_method`) is written out
     /// whole.
-    fn check(table: &[(&str, Vec<&str>, String)]) {
-        for (format, args, ours) in table {
+    struct Row<'a>(&'a str, Vec<&'a str>, String);
+
+    /// Checks each entry: the reference's format filled with the arguments is our text.
+    fn check(table: &[Row<'_>]) {
+        for Row(format, args, ours) in table {
             assert_eq!(&reference(format, args), ours, "{format}");
             assert!(!ours.contains('{'), "a placeholder is left in {ours:?}");
         }
@@ -219,59 +222,59 @@ mod tests {
     #[test]
     fn invocation_texts_render_as_the_reference_does() {
         check(&[
-            ("{0} {1}: {2}", vec!["A.", "HubException", "B"], with_detail("A.", "HubException", "B")),
-            (
+            Row("{0} {1}: {2}", vec!["A.", "HubException", "B"], with_detail("A.", "HubException", "B")),
+            Row(
                 "An unexpected error occurred invoking '{0}' on the server.",
                 vec!["Echo"],
                 invocation_failed("Echo"),
             ),
-            (
+            Row(
                 "Failed to invoke '{0}' due to an error on the server.",
                 vec!["Echo"],
                 binding_failed("Echo"),
             ),
-            ("Method does not exist.", vec![], METHOD_DOES_NOT_EXIST.into()),
-            (
+            Row("Method does not exist.", vec![], METHOD_DOES_NOT_EXIST.into()),
+            Row(
                 "Failed to invoke '{0}' due to an error on the server. HubException: Method does not exist.",
                 vec!["Nope"],
                 unknown_method("Nope"),
             ),
-            (
+            Row(
                 "Failed to invoke '{0}' because user is unauthorized",
                 vec!["Admin"],
                 unauthorized("Admin"),
             ),
-            (
+            Row(
                 "Invocation ID '{0}' is already in use.",
                 vec!["7"],
                 invocation_id_in_use("7"),
             ),
-            (
+            Row(
                 "The client attempted to invoke the streaming '{0}' method with a non-streaming invocation.",
                 vec!["Counter"],
                 streaming_method_invoked("Counter"),
             ),
-            (
+            Row(
                 "The client attempted to invoke the non-streaming '{0}' method with a streaming invocation.",
                 vec!["Echo"],
                 non_streaming_method_streamed("Echo"),
             ),
-            (
+            Row(
                 "Invocation provides {0} argument(s) but target expects {1}.",
                 vec!["1", "2"],
                 argument_count(1, 2),
             ),
-            (
+            Row(
                 "Error binding arguments. Make sure that the types of the provided values match the types of the hub method being invoked.",
                 vec![],
                 ARGUMENT_TYPES.into(),
             ),
-            (
+            Row(
                 "Client sent {0} stream(s), Hub method expects {1}.",
                 vec!["0", "1"],
                 stream_count(0, 1),
             ),
-            (
+            Row(
                 "An error occurred on the server while streaming results.",
                 vec![],
                 STREAM_FAILED.into(),
@@ -282,22 +285,22 @@ mod tests {
     #[test]
     fn connection_texts_render_as_the_reference_does() {
         check(&[
-            (
+            Row(
                 "Connection closed with an error.",
                 vec![],
                 CONNECTION_CLOSED_WITH_ERROR.into(),
             ),
-            (
+            Row(
                 "Client hasn't sent a message/ping within the configured ClientTimeoutInterval.",
                 vec![],
                 CLIENT_TIMEOUT.into(),
             ),
-            (
+            Row(
                 "Sequence ID greater than amount of messages we've received.",
                 vec![],
                 SEQUENCE_ID_TOO_LARGE.into(),
             ),
-            (
+            Row(
                 "The maximum message size of {0}B was exceeded. The message size can be configured in AddHubOptions.",
                 vec!["32768"],
                 message_too_large(32768),
@@ -308,23 +311,23 @@ mod tests {
     #[test]
     fn handshake_texts_render_as_the_reference_does() {
         check(&[
-            (
+            Row(
                 "An unexpected error occurred during connection handshake.",
                 vec![],
                 HANDSHAKE_FAILED.into(),
             ),
-            ("Handshake was canceled.", vec![], HANDSHAKE_CANCELED.into()),
-            (
+            Row("Handshake was canceled.", vec![], HANDSHAKE_CANCELED.into()),
+            Row(
                 "The protocol '{0}' is not supported.",
                 vec!["xml"],
                 protocol_not_supported("xml"),
             ),
-            (
+            Row(
                 "The server does not support version {0} of the '{1}' protocol.",
                 vec!["3", "json"],
                 version_not_supported(3, "json"),
             ),
-            (
+            Row(
                 "Cannot use the '{0}' protocol on the current transport. The transport does not support '{1}' transfer format.",
                 vec!["messagepack", "Binary"],
                 transfer_format_not_supported("messagepack", TransferFormat::Binary),
@@ -335,48 +338,48 @@ mod tests {
     #[test]
     fn message_reading_texts_render_as_the_reference_does() {
         check(&[
-            (
+            Row(
                 "Missing required property '{0}'.",
                 vec!["target"],
                 missing_property("target"),
             ),
-            (
+            Row(
                 "Expected '{0}' to be of type {1}.",
                 vec!["version", "Number"],
                 expected_type("version", "Number"),
             ),
-            (
+            Row(
                 "The 'error' and 'result' properties are mutually exclusive.",
                 vec![],
                 ERROR_AND_RESULT.into(),
             ),
-            (
+            Row(
                 "Messages over 2GB in size are not supported.",
                 vec![],
                 MESSAGES_OVER_2GB.into(),
             ),
-            ("Invalid invocation result kind.", vec![], INVALID_RESULT_KIND.into()),
-            (
+            Row("Invalid invocation result kind.", vec![], INVALID_RESULT_KIND.into()),
+            Row(
                 "Reading '{0}' as String failed.",
                 vec!["target"],
                 reading_string_failed("target"),
             ),
-            (
+            Row(
                 "Reading '{0}' as Int32 failed.",
                 vec!["messageType"],
                 reading_int32_failed("messageType"),
             ),
-            (
+            Row(
                 "Reading '{0}' as Boolean failed.",
                 vec!["allowReconnect"],
                 reading_boolean_failed("allowReconnect"),
             ),
-            (
+            Row(
                 "Reading array length for '{0}' failed.",
                 vec!["arguments"],
                 reading_array_length_failed("arguments"),
             ),
-            (
+            Row(
                 "Reading map length for '{0}' failed.",
                 vec!["headers"],
                 reading_map_length_failed("headers"),
@@ -387,12 +390,12 @@ mod tests {
     #[test]
     fn negotiate_texts_render_as_the_reference_does() {
         check(&[
-            (
+            Row(
                 "The client requested version '{0}', but the server does not support this version.",
                 vec!["9"],
                 negotiate_version_not_supported("9"),
             ),
-            (
+            Row(
                 "The client requested a non-integer protocol version.",
                 vec![],
                 NEGOTIATE_VERSION_NOT_INTEGER.into(),

@@ -80,12 +80,14 @@ fn describe(e: &serde_json::Error) -> String {
     }
 }
 
-/// Picks the protocol a handshake asks for among `protocols`, checking its version and the
-/// transport's transfer formats. The error is the text of the handshake error reply.
+/// Picks the protocol a handshake asks for among `protocols`, checking its version and that
+/// `transport_formats`, the transfer formats the connection's transport carries (such as
+/// [`TransferFormat::ALL`], or only `Text` for Server-Sent Events), include the protocol's.
+/// The error is the text of the handshake error reply.
 pub fn select_protocol<'a>(
     request: &HandshakeRequest,
     protocols: &'a [std::sync::Arc<dyn HubProtocol>],
-    transport_supports_binary: bool,
+    transport_formats: &[TransferFormat],
 ) -> Result<&'a std::sync::Arc<dyn HubProtocol>, String> {
     let protocol = protocols
         .iter()
@@ -94,7 +96,7 @@ pub fn select_protocol<'a>(
     if request.version > protocol.version() {
         return Err(error_texts::version_not_supported(request.version, &request.protocol));
     }
-    if protocol.transfer_format() == TransferFormat::Binary && !transport_supports_binary {
+    if !transport_formats.contains(&protocol.transfer_format()) {
         return Err(error_texts::transfer_format_not_supported(
             protocol.name(),
             protocol.transfer_format(),
@@ -152,14 +154,18 @@ mod tests {
             version: v,
         };
         assert_eq!(
-            select_protocol(&req("xyz", 1), &protocols, true).err().unwrap(),
+            select_protocol(&req("xyz", 1), &protocols, TransferFormat::ALL)
+                .err()
+                .unwrap(),
             "The protocol 'xyz' is not supported."
         );
         assert_eq!(
-            select_protocol(&req("json", 3), &protocols, true).err().unwrap(),
+            select_protocol(&req("json", 3), &protocols, TransferFormat::ALL)
+                .err()
+                .unwrap(),
             "The server does not support version 3 of the 'json' protocol."
         );
-        assert!(select_protocol(&req("Json", 1), &protocols, false).is_ok());
+        assert!(select_protocol(&req("Json", 1), &protocols, &[TransferFormat::Text]).is_ok());
         for bad in [
             &b"nope\x1e"[..],
             b"{}\x1e",

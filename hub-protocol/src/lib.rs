@@ -24,13 +24,13 @@
 #![cfg_attr(feature = "json", doc = "```")]
 #![cfg_attr(not(feature = "json"), doc = "```ignore")]
 //! use hub_protocol::handshake::{parse_request, select_protocol, SUCCESS_REPLY};
-//! use hub_protocol::{HubMessage, HubProtocol, JsonProtocol, OutMessage, OutResult};
+//! use hub_protocol::{HubMessage, HubProtocol, JsonProtocol, OutMessage, OutResult, TransferFormat};
 //! use std::sync::Arc;
 //!
 //! let input = b"{\"protocol\":\"json\",\"version\":1}\x1e{\"type\":1,\"invocationId\":\"0\",\"target\":\"Add\",\"arguments\":[1,2]}\x1e";
 //! let (request, used) = parse_request(input).unwrap();
 //! let protocols: Vec<Arc<dyn HubProtocol>> = vec![Arc::new(JsonProtocol)];
-//! let protocol = select_protocol(&request, &protocols, true).unwrap();
+//! let protocol = select_protocol(&request, &protocols, TransferFormat::ALL).unwrap();
 //! assert_eq!(SUCCESS_REPLY, b"{}\x1e");
 //!
 //! let messages = protocol.parse(&input[used..]).unwrap();

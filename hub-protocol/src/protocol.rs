@@ -14,6 +14,10 @@ pub enum TransferFormat {
 }
 
 impl TransferFormat {
+    /// Both formats: what a transport that carries binary frames (WebSockets, long polling)
+    /// can take.
+    pub const ALL: &'static [TransferFormat] = &[TransferFormat::Text, TransferFormat::Binary];
+
     /// The name negotiate uses for this format (`Text` or `Binary`).
     pub fn as_str(self) -> &'static str {
         match self {

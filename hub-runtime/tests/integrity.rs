@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use common::{eventually, within, Client, TestServer, RS};
 use futures_util::future::BoxFuture;
-use hub_runtime::backplane::{Backplane, BackplaneError, EncodedMessage};
+use hub_runtime::backplane::{Backplane, BackplaneError, EncodedMessage, GroupChange};
 use hub_runtime::clients::SendTarget;
 use hub_runtime::prelude::*;
 use hub_runtime::{AuthError, EndpointOptions, Identity, RequestContext};
@@ -345,7 +345,7 @@ impl Backplane for SlowFleet {
         _: &str,
         _: &str,
         _: &str,
-        _: bool,
+        _: GroupChange,
     ) -> BoxFuture<'static, Result<(), BackplaneError>> {
         Box::pin(async { Ok(()) })
     }

@@ -96,6 +96,15 @@ impl std::fmt::Display for GroupError {
 
 impl std::error::Error for GroupError {}
 
+/// What a group command does to a connection's membership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupChange {
+    /// Add the connection to the group.
+    Add,
+    /// Remove the connection from the group.
+    Remove,
+}
+
 /// What a backplane delivers to: one hub's connections on this server (the lifetime manager).
 pub trait LocalHub: Send + Sync + 'static {
     /// Delivers a message that another server published to this server's connections of
@@ -104,7 +113,12 @@ pub trait LocalHub: Send + Sync + 'static {
 
     /// Applies a group command for a connection, if it lives here: `Ok(false)` if it does not,
     /// an error if the command was refused (the group limit).
-    fn apply_group(&self, connection_id: &str, group: &str, add: bool) -> BoxFuture<'static, Result<bool, GroupError>>;
+    fn apply_group(
+        &self,
+        connection_id: &str,
+        group: &str,
+        change: GroupChange,
+    ) -> BoxFuture<'static, Result<bool, GroupError>>;
 
     /// Sends a client-result invocation that another server requested to a connection, if it
     /// lives here; returns the connection's protocol name and the client's Completion, which
@@ -154,14 +168,14 @@ pub trait Backplane: Send + Sync + 'static {
         Box::pin(async move { Err(BackplaneError::UnknownConnection(id)) })
     }
 
-    /// Adds (or removes) a connection that does not live on this server to a group; resolves
-    /// once the owning server applied it.
+    /// Adds a connection that does not live on this server to a group, or removes it from one
+    /// (as `change` says); resolves once the owning server applied it.
     fn change_remote_group(
         &self,
         hub: &str,
         connection_id: &str,
         group: &str,
-        add: bool,
+        change: GroupChange,
     ) -> BoxFuture<'static, Result<(), BackplaneError>>;
 
     /// A connection of `user` (if it has one) now lives here. Called once per connection: the
@@ -217,7 +231,7 @@ impl Backplane for InMemoryBackplane {
         _hub: &str,
         connection_id: &str,
         _group: &str,
-        _add: bool,
+        _change: GroupChange,
     ) -> BoxFuture<'static, Result<(), BackplaneError>> {
         let id = connection_id.to_string();
         Box::pin(async move { Err(BackplaneError::UnknownConnection(id)) })

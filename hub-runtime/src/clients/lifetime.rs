@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 
 use self::serialized::{push_members, Fanout, Serialized};
 use super::{GroupError, SendError, SendTarget};
-use crate::backplane::{Backplane, EncodedMessage, LocalHub};
+use crate::backplane::{Backplane, EncodedMessage, GroupChange, LocalHub};
 use crate::connection::ConnectionSender;
 use crate::options::HubOptions;
 use crate::protocol::{CompletionResult, EncodeError, HubProtocol, OutMessage};
@@ -364,17 +364,21 @@ impl LocalHub for LifetimeManager {
         }
     }
 
-    fn apply_group(&self, connection_id: &str, group: &str, add: bool) -> BoxFuture<'static, Result<bool, GroupError>> {
+    fn apply_group(
+        &self,
+        connection_id: &str,
+        group: &str,
+        change: GroupChange,
+    ) -> BoxFuture<'static, Result<bool, GroupError>> {
         // The future owns what it needs.
         let manager = self.self_ref();
         let (connection_id, group) = (connection_id.to_string(), group.to_string());
         Box::pin(async move {
             let Some(manager) = manager else { return Ok(false) };
-            if add {
+            match change {
                 // A refusal (the group limit) goes back to the server that asked.
-                manager.add_local(&connection_id, &group).await
-            } else {
-                Ok(manager.remove_local(&connection_id, &group).await)
+                GroupChange::Add => manager.add_local(&connection_id, &group).await,
+                GroupChange::Remove => Ok(manager.remove_local(&connection_id, &group).await),
             }
         })
     }

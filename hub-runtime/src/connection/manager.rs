@@ -46,6 +46,16 @@ pub(crate) enum AttachError {
 }
 
 /// Every live connection of one endpoint, by secret token.
+/// What a new connection's token (the name its transport requests use) is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenKind {
+    /// A secret of its own, apart from the public id (negotiate version 1 and later, and
+    /// connections that skip negotiate).
+    Own,
+    /// The public id itself (negotiate version 0).
+    SameAsId,
+}
+
 pub(crate) struct ConnectionManager {
     pub(super) connections: DashMap<Arc<str>, Arc<ConnectionShared>>,
     /// How many of them have not started a transport yet.
@@ -100,11 +110,13 @@ impl ConnectionManager {
         }
     }
 
-    /// Creates a connection that no transport carries yet. With `legacy_ids` (negotiate
-    /// version 0) the token is the public id.
-    pub(crate) fn create(&self, outbox_capacity: usize, legacy_ids: bool) -> Arc<ConnectionShared> {
+    /// Creates a connection that no transport carries yet, its token as `token` says.
+    pub(crate) fn create(&self, outbox_capacity: usize, token: TokenKind) -> Arc<ConnectionShared> {
         let id: Arc<str> = random_id().into();
-        let token: Arc<str> = if legacy_ids { id.clone() } else { random_id().into() };
+        let token: Arc<str> = match token {
+            TokenKind::SameAsId => id.clone(),
+            TokenKind::Own => random_id().into(),
+        };
         let (tx, rx) = queue::channel(outbox_capacity.max(1));
         let (inbox_tx, inbox_rx) = queue::channel(INBOX_CAPACITY);
         let now = now_ms();

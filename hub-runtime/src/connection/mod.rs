@@ -38,7 +38,7 @@ pub(crate) use clock::FAR;
 pub(crate) use clock::{bounded, deadline_after, instant_of, now_ms};
 pub(crate) use frame::{InputError, Outgoing, Tracking};
 pub(crate) use ids::random_id;
-pub(crate) use manager::{AttachError, Attached, ConnectionManager};
+pub(crate) use manager::{AttachError, Attached, ConnectionManager, TokenKind};
 pub(crate) use replay::Kept;
 pub(crate) use shared::ConnectionShared;
 pub(crate) use sweep::SweepTimeouts;

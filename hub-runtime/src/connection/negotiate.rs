@@ -30,7 +30,7 @@ struct AvailableTransport {
 /// The formats a transport can carry.
 pub(crate) fn transfer_formats(transport: TransportKind) -> &'static [TransferFormat] {
     match transport {
-        TransportKind::WebSockets | TransportKind::LongPolling => &[TransferFormat::Text, TransferFormat::Binary],
+        TransportKind::WebSockets | TransportKind::LongPolling => TransferFormat::ALL,
         TransportKind::ServerSentEvents => &[TransferFormat::Text],
     }
 }
@@ -50,14 +50,27 @@ pub(crate) fn requested_version(query: &[(String, String)]) -> Result<i32, Strin
     Ok(version.min(MAX_NEGOTIATE_VERSION))
 }
 
+/// What a successful negotiate tells the client.
+pub(crate) struct Negotiated<'a> {
+    /// The negotiate version agreed on.
+    pub(crate) version: i32,
+    pub(crate) connection_id: &'a str,
+    /// Sent from version 1 on.
+    pub(crate) connection_token: &'a str,
+    pub(crate) transports: &'a [TransportKind],
+    /// The client asked for stateful reconnect and the server allows it.
+    pub(crate) stateful_reconnect: bool,
+}
+
 /// The JSON body of a successful negotiate.
-pub(crate) fn response_body(
-    version: i32,
-    connection_id: &str,
-    connection_token: &str,
-    transports: &[TransportKind],
-    stateful_reconnect: bool,
-) -> String {
+pub(crate) fn response_body(negotiated: &Negotiated<'_>) -> String {
+    let &Negotiated {
+        version,
+        connection_id,
+        connection_token,
+        transports,
+        stateful_reconnect,
+    } = negotiated;
     let available_transports = transports
         .iter()
         .map(|&t| AvailableTransport {
@@ -102,7 +115,13 @@ mod tests {
 
     #[test]
     fn stateful_reconnect_is_said_only_when_agreed() {
-        let body = response_body(1, "i", "t", &[TransportKind::WebSockets], true);
+        let body = response_body(&Negotiated {
+            version: 1,
+            connection_id: "i",
+            connection_token: "t",
+            transports: &[TransportKind::WebSockets],
+            stateful_reconnect: true,
+        });
         assert!(body.ends_with(r#","useStatefulReconnect":true}"#), "{body}");
     }
 
@@ -113,12 +132,24 @@ mod tests {
             TransportKind::ServerSentEvents,
             TransportKind::LongPolling,
         ];
-        let body = response_body(1, "id", "tok", &all, false);
+        let body = response_body(&Negotiated {
+            version: 1,
+            connection_id: "id",
+            connection_token: "tok",
+            transports: &all,
+            stateful_reconnect: false,
+        });
         assert_eq!(
             body,
             r#"{"negotiateVersion":1,"connectionId":"id","connectionToken":"tok","availableTransports":[{"transport":"WebSockets","transferFormats":["Text","Binary"]},{"transport":"ServerSentEvents","transferFormats":["Text"]},{"transport":"LongPolling","transferFormats":["Text","Binary"]}]}"#
         );
-        let v0 = response_body(0, "id", "id", &all[..1], false);
+        let v0 = response_body(&Negotiated {
+            version: 0,
+            connection_id: "id",
+            connection_token: "id",
+            transports: &all[..1],
+            stateful_reconnect: false,
+        });
         assert_eq!(
             v0,
             r#"{"negotiateVersion":0,"connectionId":"id","availableTransports":[{"transport":"WebSockets","transferFormats":["Text","Binary"]}]}"#

@@ -405,29 +405,38 @@ mod tests {
         assert_eq!(count.0.load(Ordering::Relaxed), 2);
     }
 
-    /// Senders waiting in `send`, each polled once with its own counting waker.
-    #[allow(clippy::type_complexity)]
-    fn waiting_senders(
-        tx: &Sender<u32>,
-        count: u32,
-    ) -> Vec<(
-        Arc<Count>,
-        Waker,
-        std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), u32>> + '_>>,
-    )> {
+    /// A sender waiting in `send`, with its own counting waker.
+    struct WaitingSender<'a> {
+        count: Arc<Count>,
+        waker: Waker,
+        send: std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), u32>> + 'a>>,
+    }
+
+    impl WaitingSender<'_> {
+        /// Polls its `send` again.
+        fn poll(&mut self) -> Poll<Result<(), u32>> {
+            self.send.as_mut().poll(&mut Context::from_waker(&self.waker))
+        }
+    }
+
+    /// Senders waiting in `send`, each polled once.
+    fn waiting_senders(tx: &Sender<u32>, count: u32) -> Vec<WaitingSender<'_>> {
         (0..count)
             .map(|i| {
                 let (counter, waker) = counting_waker();
-                let mut send: std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), u32>>>> =
-                    Box::pin(tx.send(100 + i));
-                assert!(send.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
-                (counter, waker, send)
+                let mut sender = WaitingSender {
+                    count: counter,
+                    waker,
+                    send: Box::pin(tx.send(100 + i)),
+                };
+                assert!(sender.poll().is_pending());
+                sender
             })
             .collect()
     }
 
-    fn wakes(waiting: &[(Arc<Count>, Waker, impl Sized)]) -> Vec<usize> {
-        waiting.iter().map(|(c, _, _)| c.0.load(Ordering::Relaxed)).collect()
+    fn wakes(waiting: &[WaitingSender<'_>]) -> Vec<usize> {
+        waiting.iter().map(|w| w.count.0.load(Ordering::Relaxed)).collect()
     }
 
     #[test]
@@ -438,8 +447,7 @@ mod tests {
         assert_eq!(wakes(&waiting), [0, 0, 0, 0]);
         assert_eq!(rx.try_recv(), Ok(1));
         assert_eq!(wakes(&waiting), [1, 0, 0, 0], "only the first waiter is woken");
-        let (_, waker, send) = &mut waiting[0];
-        assert_eq!(send.as_mut().poll(&mut Context::from_waker(waker)), Poll::Ready(Ok(())));
+        assert_eq!(waiting[0].poll(), Poll::Ready(Ok(())));
         assert_eq!(rx.try_recv(), Ok(100));
         assert_eq!(wakes(&waiting), [1, 1, 0, 0], "then the second");
     }
@@ -467,8 +475,7 @@ mod tests {
         let first = waiting.remove(0);
         drop(first);
         assert_eq!(wakes(&waiting), [1, 0]);
-        let (_, waker, send) = &mut waiting[0];
-        assert_eq!(send.as_mut().poll(&mut Context::from_waker(waker)), Poll::Ready(Ok(())));
+        assert_eq!(waiting[0].poll(), Poll::Ready(Ok(())));
         assert_eq!(rx.try_recv(), Ok(101));
         assert_eq!(wakes(&waiting), [1, 1]);
         // A waiter dropped before it was woken changes nothing for the others.
@@ -488,8 +495,8 @@ mod tests {
         assert_eq!(rx.try_recv(), Ok(1));
         drop(rx);
         assert_eq!(wakes(&waiting), [1, 1, 1]);
-        for (_, waker, send) in &mut waiting {
-            assert!(send.as_mut().poll(&mut Context::from_waker(waker)).is_ready());
+        for sender in &mut waiting {
+            assert!(sender.poll().is_ready());
         }
     }
 

@@ -66,7 +66,7 @@ mod tests {
 
     use super::*;
     use crate::connection::capacity::Capacity;
-    use crate::connection::{Connection, ConnectionHandler, RequestContext};
+    use crate::connection::{Connection, ConnectionHandler, RequestContext, TokenKind};
     use crate::observability::EndpointMetrics;
 
     /// A handler that never ends by itself.
@@ -83,7 +83,7 @@ mod tests {
             capacity.clone(),
         ));
         let handler: Arc<dyn ConnectionHandler> = Arc::new(forever);
-        let shared = manager.create(8, false);
+        let shared = manager.create(8, TokenKind::Own);
         // Started over a WebSocket whose task (holding the handler) is stuck.
         let attached = manager
             .attach(

@@ -4,6 +4,7 @@
 //! invocation rate within their limits. A refused invocation is answered with a Completion
 //! error (when it expects a reply); the connection stays.
 
+use super::error::ErrorDetail;
 use super::route::Dispatch;
 use super::scheduling::Scheduler;
 use super::{Call, Hub, HubError, MethodDef, MethodKind, Outcome};
@@ -33,7 +34,7 @@ impl<H: Hub> Dispatch<'_, H> {
             uploads: Vec::new(),
             protocol: self.protocol.clone(),
             sender: self.sender.clone(),
-            detailed_errors: self.endpoint.options.detailed_errors,
+            error_detail: ErrorDetail::of(&self.endpoint.options),
             cancel: cancel.clone(),
             name: def.map_or("", |d| d.name),
             pumping: false,

@@ -9,6 +9,7 @@ use futures_util::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::error::ErrorDetail;
 use super::stream::{ClientStream, UploadItem};
 use super::HubError;
 use crate::connection::{ConnectionSender, Frame};
@@ -26,7 +27,8 @@ pub struct Call {
     pub(crate) uploads: Vec<Option<mpsc::Receiver<UploadItem>>>,
     pub(crate) protocol: Arc<dyn HubProtocol>,
     pub(crate) sender: ConnectionSender,
-    pub(crate) detailed_errors: bool,
+    /// `HubOptions::detailed_errors`.
+    pub(crate) error_detail: ErrorDetail,
     /// A streaming invocation's own token (CancelInvocation cancels it).
     pub(crate) cancel: Option<CancellationToken>,
     /// The method's declared name (a metrics label: unlike the target as sent, it takes few
@@ -43,7 +45,7 @@ pub(crate) struct Remains {
     invocation_id: Option<String>,
     protocol: Arc<dyn HubProtocol>,
     sender: ConnectionSender,
-    detailed_errors: bool,
+    error_detail: ErrorDetail,
     name: &'static str,
     pumping: bool,
 }
@@ -58,7 +60,7 @@ impl Remains {
             uploads: Vec::new(),
             protocol: self.protocol,
             sender: self.sender,
-            detailed_errors: self.detailed_errors,
+            error_detail: self.error_detail,
             cancel: None,
             name: self.name,
             pumping: self.pumping,
@@ -75,7 +77,7 @@ impl Drop for Call {
                 invocation_id: self.invocation_id.take(),
                 protocol: self.protocol.clone(),
                 sender: self.sender.clone(),
-                detailed_errors: self.detailed_errors,
+                error_detail: self.error_detail,
                 name: self.name,
                 pumping: self.pumping,
             });
@@ -151,7 +153,7 @@ impl Call {
 
     pub(crate) fn binding_failure(&self, detail: &str) -> Outcome {
         let base = error_texts::binding_failed(&self.method);
-        let text = if self.detailed_errors {
+        let text = if self.error_detail == ErrorDetail::Shown {
             error_texts::with_detail(&base, "InvalidDataException", detail)
         } else {
             base
@@ -201,7 +203,7 @@ impl Call {
         } else {
             error_texts::invocation_failed(&self.method)
         };
-        let text = if self.detailed_errors {
+        let text = if self.error_detail == ErrorDetail::Shown {
             format!("{base} {}", super::panic::message(payload))
         } else {
             base
@@ -213,7 +215,7 @@ impl Call {
     pub fn finish_error(&self, error: HubError) -> Outcome {
         tracing::debug!(method = %self.method, error = %error, "hub method failed");
         let base = error_texts::invocation_failed(&self.method);
-        self.error_text(&error.client_text(&base, self.detailed_errors))
+        self.error_text(&error.client_text(&base, self.error_detail))
     }
 
     fn frame(&self, bytes: Bytes) -> Frame {
@@ -260,7 +262,7 @@ impl Call {
                 Some(Err(e)) => {
                     let error: HubError = e.into();
                     tracing::debug!(method = %self.method, %error, "stream failed");
-                    let text = error.client_text(error_texts::STREAM_FAILED, self.detailed_errors);
+                    let text = error.client_text(error_texts::STREAM_FAILED, self.error_detail);
                     return self.error_text(&text);
                 }
             };
@@ -271,7 +273,7 @@ impl Call {
                 Ok(bytes) => bytes,
                 Err(e) => {
                     let error = HubError::new(e.0).with_kind("SerializationException");
-                    let text = error.client_text(error_texts::STREAM_FAILED, self.detailed_errors);
+                    let text = error.client_text(error_texts::STREAM_FAILED, self.error_detail);
                     return self.error_text(&text);
                 }
             };

@@ -3,6 +3,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use crate::options::HubOptions;
+
 /// An error from a hub method (or hook).
 ///
 /// The caller always sees the base text (`An unexpected error occurred invoking 'X' on the
@@ -74,11 +76,32 @@ impl HubError {
     }
 
     /// The text a client sees: `base`, plus the detail when allowed.
-    pub(crate) fn client_text(&self, base: &str, detailed: bool) -> String {
-        if detailed || self.for_client {
+    pub(crate) fn client_text(&self, base: &str, detail: ErrorDetail) -> String {
+        if detail == ErrorDetail::Shown || self.for_client {
             format!("{base} {}", self.detail())
         } else {
             base.to_string()
+        }
+    }
+}
+
+/// Whether the texts a client gets for failures carry their detail (the error's kind and
+/// message, a panic's text): `HubOptions::detailed_errors`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ErrorDetail {
+    /// Only errors meant for clients say more than the base text.
+    Hidden,
+    /// Every failure's detail follows the base text.
+    Shown,
+}
+
+impl ErrorDetail {
+    /// What the options ask for.
+    pub(crate) fn of(options: &HubOptions) -> Self {
+        if options.detailed_errors {
+            ErrorDetail::Shown
+        } else {
+            ErrorDetail::Hidden
         }
     }
 }
@@ -146,10 +169,16 @@ mod tests {
     fn texts_follow_the_reference_server() {
         let base = "An unexpected error occurred invoking 'X' on the server.";
         let internal = HubError::new("secret");
-        assert_eq!(internal.client_text(base, false), base);
-        assert_eq!(internal.client_text(base, true), format!("{base} Exception: secret"));
+        assert_eq!(internal.client_text(base, ErrorDetail::Hidden), base);
+        assert_eq!(
+            internal.client_text(base, ErrorDetail::Shown),
+            format!("{base} Exception: secret")
+        );
         let visible = HubError::for_client("nope");
-        assert_eq!(visible.client_text(base, false), format!("{base} HubException: nope"));
+        assert_eq!(
+            visible.client_text(base, ErrorDetail::Hidden),
+            format!("{base} HubException: nope")
+        );
         let io: HubError = std::io::Error::other("disk").into();
         assert_eq!(io.kind(), "Error");
         let parse: HubError = "x".parse::<i32>().unwrap_err().into();

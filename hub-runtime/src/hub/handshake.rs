@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use super::close::{frame_for, Goodbyes};
-use crate::connection::{Connection, Frame, TransportKind};
+use crate::connection::{negotiate, Connection, Frame, TransportKind};
 use crate::options::HubOptions;
 use crate::protocol::handshake::{self, HandshakeError};
-use crate::protocol::{HubProtocol, OutMessage};
+use crate::protocol::{HubProtocol, OutMessage, TransferFormat};
 
 /// What a handshake settled.
 pub(super) struct Handshake {
@@ -66,8 +66,11 @@ pub(super) async fn handshake(
                 return None;
             }
             Ok((request, used)) => {
-                let supports_binary = connection.request().transport() != Some(TransportKind::ServerSentEvents);
-                match handshake::select_protocol(&request, protocols, supports_binary) {
+                let formats = connection
+                    .request()
+                    .transport()
+                    .map_or(TransferFormat::ALL, negotiate::transfer_formats);
+                match handshake::select_protocol(&request, protocols, formats) {
                     Err(text) => {
                         tracing::debug!(connection = connection.id(), %text, "handshake refused");
                         reply_error(&text);

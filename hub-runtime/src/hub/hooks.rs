@@ -10,6 +10,7 @@ use super::filter::ConnectionInfo;
 use super::panic;
 use super::{ConnectionError, Hub, HubContext, HubError};
 use crate::clients::lifetime::LifetimeManager;
+use crate::options::HubOptions;
 use futures_util::future::BoxFuture;
 
 /// Runs the filters' and the hub's `on_connected`; the error is the Close message's text.
@@ -18,7 +19,6 @@ pub(super) async fn on_connected<H: Hub>(
     cx: &Arc<HubContext<H>>,
     connection: &ConnectionInfo,
 ) -> Result<(), String> {
-    let detailed = endpoint.options.detailed_errors;
     let refused = |error: HubError| {
         tracing::warn!(connection = %connection.connection_id, %error, "on_connected failed; closing the connection");
         closed_with_error(error.message(), error.kind(), &endpoint.options)
@@ -30,7 +30,7 @@ pub(super) async fn on_connected<H: Hub>(
             sender: cx.sender(),
         };
         panic::report(&site, &*payload);
-        closed_by_panic(&*payload, detailed)
+        closed_by_panic(&*payload, &endpoint.options)
     };
     match panic::catch(|| endpoint.filters.on_connected(connection)) {
         Ok(Ok(())) => {}
@@ -70,10 +70,11 @@ pub(super) async fn on_disconnected<H: Hub>(
     }
 }
 
-/// The Close message's text for a connection whose start panicked.
-fn closed_by_panic(payload: &(dyn std::any::Any + Send), detailed: bool) -> String {
+/// The Close message's text for a connection whose start panicked: the panic's text only with
+/// `options.detailed_errors`.
+fn closed_by_panic(payload: &(dyn std::any::Any + Send), options: &HubOptions) -> String {
     let base = crate::protocol::error_texts::CONNECTION_CLOSED_WITH_ERROR;
-    if detailed {
+    if options.detailed_errors {
         format!("{base} {}", panic::message(payload))
     } else {
         base.to_string()
@@ -143,14 +144,13 @@ mod tests {
     use tokio::sync::Semaphore;
 
     use super::*;
-    use crate::backplane::{Backplane, BackplaneError, EncodedMessage};
+    use crate::backplane::{Backplane, BackplaneError, EncodedMessage, GroupChange};
     use crate::clients::lifetime::LocalConnection;
     use crate::clients::SendTarget;
     use crate::connection::{
-        Connection, ConnectionHandler, ConnectionManager, ConnectionSender, RequestContext, TransportKind,
+        Connection, ConnectionHandler, ConnectionManager, ConnectionSender, RequestContext, TokenKind, TransportKind,
     };
     use crate::observability::EndpointMetrics;
-    use crate::options::HubOptions;
     use crate::protocol::json::JsonProtocol;
     use crate::protocol::HubProtocol;
 
@@ -198,7 +198,7 @@ mod tests {
             _: &str,
             id: &str,
             _: &str,
-            _: bool,
+            _: GroupChange,
         ) -> BoxFuture<'static, Result<(), BackplaneError>> {
             let id = id.to_string();
             Box::pin(async move { Err(BackplaneError::UnknownConnection(id)) })
@@ -232,7 +232,7 @@ mod tests {
     /// The sender of a connection started over Server-Sent Events (no socket needed).
     fn sender() -> ConnectionSender {
         let connections = Arc::new(ConnectionManager::new(EndpointMetrics::new("/test")));
-        let shared = connections.create(8, false);
+        let shared = connections.create(8, TokenKind::Own);
         let capture = Arc::new(Capture::default());
         let handler: Arc<dyn ConnectionHandler> = capture.clone();
         let attached = connections.attach(

@@ -15,7 +15,8 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
 use super::access::{authenticate, authenticate_same_user, cross_origin_refused};
-use crate::connection::{AttachError, Attached, ConnectionShared, Frame, RequestContext, TransportKind};
+use crate::connection::{AttachError, Attached, ConnectionShared, Frame, RequestContext, TokenKind, TransportKind};
+use crate::protocol::TransferFormat;
 use crate::transport::websocket::{self, Source, WsLimits};
 use crate::transport::{self, long_polling, sse};
 
@@ -166,7 +167,12 @@ async fn negotiate(inner: &ServerInner, endpoint: &Endpoint, request: &Request) 
     let body = match negotiate::requested_version(context.query_pairs()) {
         Err(error) => negotiate::error_body(&error),
         Ok(version) => {
-            let shared = endpoint.connections.create(inner.options.outbox_capacity, version == 0);
+            let token = if version == 0 {
+                TokenKind::SameAsId
+            } else {
+                TokenKind::Own
+            };
+            let shared = endpoint.connections.create(inner.options.outbox_capacity, token);
             let asked = context
                 .query("useStatefulReconnect")
                 .is_some_and(|v| v.eq_ignore_ascii_case("true"));
@@ -178,7 +184,13 @@ async fn negotiate(inner: &ServerInner, endpoint: &Endpoint, request: &Request) 
                 // Every later request of this connection must come from the same user.
                 state.identity = identity;
             }
-            negotiate::response_body(version, &shared.id, &shared.token, &endpoint.transports, stateful)
+            negotiate::response_body(&negotiate::Negotiated {
+                version,
+                connection_id: &shared.id,
+                connection_token: &shared.token,
+                transports: &endpoint.transports,
+                stateful_reconnect: stateful,
+            })
         }
     };
     let mut response = Response::new(body.into());
@@ -206,7 +218,9 @@ async fn transport(
         if let Some(refused) = shutting_down(inner).or_else(|| server_full(inner)) {
             return refused;
         }
-        let shared = endpoint.connections.create(inner.options.outbox_capacity, false);
+        let shared = endpoint
+            .connections
+            .create(inner.options.outbox_capacity, TokenKind::Own);
         let response = websocket_upgrade(inner, endpoint, request, &shared, context, ws).await;
         if response.status() != StatusCode::SWITCHING_PROTOCOLS {
             endpoint.connections.remove(&shared.token);
@@ -273,7 +287,7 @@ async fn get(
         .attach(&shared, wanted, context, identity, &endpoint.handler)
     {
         // The first poll starts the connection and answers at once.
-        Ok(_) if wanted == TransportKind::LongPolling => long_polling::data(Bytes::new(), true),
+        Ok(_) if wanted == TransportKind::LongPolling => long_polling::data(Bytes::new(), TransferFormat::Binary),
         Ok(Attached {
             outbox: Some(outbox), ..
         }) => sse::response(shared, outbox),

@@ -11,6 +11,7 @@ use warp::reply::Response;
 
 use super::text;
 use crate::connection::{ConnectionManager, ConnectionShared, Frame, Outgoing, RequestContext, TransportKind};
+use crate::protocol::TransferFormat;
 
 /// Most bytes one poll returns (more waits for the next poll).
 const MAX_POLL_BYTES: usize = 1 << 20;
@@ -28,13 +29,12 @@ fn no_cache(response: &mut Response) {
     );
 }
 
-/// 200 with a body (possibly empty).
-pub(crate) fn data(body: bytes::Bytes, binary: bool) -> Response {
+/// 200 with a body (possibly empty) of the given format.
+pub(crate) fn data(body: bytes::Bytes, format: TransferFormat) -> Response {
     let mut response = Response::new(body.into());
-    let content_type = if binary {
-        "application/octet-stream"
-    } else {
-        "text/plain; charset=utf-8"
+    let content_type = match format {
+        TransferFormat::Binary => "application/octet-stream",
+        TransferFormat::Text => "text/plain; charset=utf-8",
     };
     response
         .headers_mut()
@@ -101,19 +101,22 @@ async fn wait(shared: &Arc<ConnectionShared>, token: &CancellationToken, timeout
         item = outbox.recv() => item,
         _ = token.cancelled() => return over(),
         _ = shared.abort.cancelled() => return match shared.goodbye() {
-            Some(goodbye) => data(goodbye.data().clone(), goodbye.is_binary()),
+            Some(goodbye) => data(goodbye.data().clone(), format_of(&goodbye)),
             None => over(),
         },
-        _ = tokio::time::sleep(timeout) => return data(bytes::Bytes::new(), false),
+        _ = tokio::time::sleep(timeout) => return data(bytes::Bytes::new(), TransferFormat::Text),
     };
     let mut body = BytesMut::new();
-    let mut binary = false;
+    // Binary as soon as one frame is.
+    let mut format = TransferFormat::Text;
     let mut finished = false;
     let mut next = first;
     loop {
         match next {
             Some(Outgoing::Frame(frame, _)) => {
-                binary |= matches!(frame, Frame::Binary(_));
+                if frame.is_binary() {
+                    format = TransferFormat::Binary;
+                }
                 body.extend_from_slice(frame.data());
             }
             Some(Outgoing::Close) | None => {
@@ -137,7 +140,15 @@ async fn wait(shared: &Arc<ConnectionShared>, token: &CancellationToken, timeout
     if body.is_empty() {
         over()
     } else {
-        data(body.freeze(), binary)
+        data(body.freeze(), format)
+    }
+}
+
+fn format_of(frame: &Frame) -> TransferFormat {
+    if frame.is_binary() {
+        TransferFormat::Binary
+    } else {
+        TransferFormat::Text
     }
 }
 

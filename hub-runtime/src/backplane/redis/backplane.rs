@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
-use super::wire::{encode_group_command, encode_message, encode_message_with, GroupChange};
+use super::wire::{encode_group_command, encode_message, encode_message_with};
 use super::{AwaitedReturn, RedisBackplane, Route};
 use crate::backplane::SendTarget;
-use crate::backplane::{Backplane, BackplaneError, EncodedMessage, LocalHub};
+use crate::backplane::{Backplane, BackplaneError, EncodedMessage, GroupChange, LocalHub};
 use crate::protocol::CompletionResult;
 use futures_util::future::BoxFuture;
 
@@ -98,12 +98,12 @@ impl Backplane for RedisBackplane {
         hub: &str,
         connection_id: &str,
         group: &str,
-        add: bool,
+        change: GroupChange,
     ) -> BoxFuture<'static, Result<(), BackplaneError>> {
         let inner = self.inner.clone();
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
         let channel = inner.channel(hub, "internal:groups");
-        let payload = encode_group_command(id, &inner.server, GroupChange::of(add), group, connection_id);
+        let payload = encode_group_command(id, &inner.server, change, group, connection_id);
         let connection = connection_id.to_string();
         Box::pin(async move {
             let (tx, rx) = oneshot::channel();

@@ -46,9 +46,7 @@ use tokio::sync::oneshot;
 
 use self::subscriber::subscriber;
 use self::subscriptions::Subscriptions;
-use self::wire::{
-    decode_ack, decode_group_command, decode_message, decode_return, encode_ack, encode_return, GroupChange,
-};
+use self::wire::{decode_ack, decode_group_command, decode_message, decode_return, encode_ack, encode_return};
 
 use super::{BackplaneError, EncodedMessage, LocalHub};
 use crate::backplane::SendTarget;
@@ -324,7 +322,7 @@ impl Inner {
                 let inner = self.clone();
                 tokio::spawn(async move {
                     let outcome = match local
-                        .apply_group(&command.connection, &command.group, command.change == GroupChange::Add)
+                        .apply_group(&command.connection, &command.group, command.change)
                         .await
                     {
                         Ok(true) => Ok(()),

@@ -82,12 +82,19 @@ struct State {
 enum Step {
     /// Redis is in step (or there is no connection: the next one subscribes what is wanted).
     Done,
-    /// Send SUBSCRIBE (`subscribe`) or UNSUBSCRIBE on the live connection.
+    /// Send the command on the live connection.
     Send {
         sink: PubSubSink,
         generation: u64,
-        subscribe: bool,
+        command: Command,
     },
+}
+
+/// A change of a channel's subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Command {
+    Subscribe,
+    Unsubscribe,
 }
 
 /// The channels this server listens on; see the module documentation.
@@ -175,21 +182,20 @@ impl Subscriptions {
             let Step::Send {
                 mut sink,
                 generation,
-                subscribe,
+                command,
             } = self.next_step(channel)
             else {
                 return Ok(());
             };
-            let command = async {
-                if subscribe {
-                    sink.subscribe(channel).await
-                } else {
-                    sink.unsubscribe(channel).await
+            let sent = async {
+                match command {
+                    Command::Subscribe => sink.subscribe(channel).await,
+                    Command::Unsubscribe => sink.unsubscribe(channel).await,
                 }
             };
-            let error = match tokio::time::timeout(self.response_timeout, command).await {
+            let error = match tokio::time::timeout(self.response_timeout, sent).await {
                 Ok(Ok(())) => {
-                    self.record(channel, generation, subscribe);
+                    self.record(channel, generation, command);
                     continue;
                 }
                 Ok(Err(e)) => e.to_string(),
@@ -199,7 +205,10 @@ impl Subscriptions {
             self.metrics.failed_subscription();
             // 1st, 2nd, 4th, 8th… failure: an outage does not flood the log.
             if failed.is_power_of_two() {
-                let command = if subscribe { "SUBSCRIBE" } else { "UNSUBSCRIBE" };
+                let command = match command {
+                    Command::Subscribe => "SUBSCRIBE",
+                    Command::Unsubscribe => "UNSUBSCRIBE",
+                };
                 tracing::warn!(%channel, command, %error, failed, "redis did not take a subscription change; retrying");
             }
             return Err(());
@@ -213,13 +222,17 @@ impl Subscriptions {
         let Some(entry) = channels.get_mut(channel) else {
             return Step::Done;
         };
-        let want = entry.wanted > 0;
+        let command = if entry.wanted > 0 {
+            Command::Subscribe
+        } else {
+            Command::Unsubscribe
+        };
         if !entry.in_step(live.as_ref()) {
             if let Some(live) = live {
                 return Step::Send {
                     sink: live.sink.clone(),
                     generation: live.generation,
-                    subscribe: want,
+                    command,
                 };
             }
         }
@@ -232,12 +245,13 @@ impl Subscriptions {
         Step::Done
     }
 
-    fn record(&self, channel: &str, generation: u64, subscribed: bool) {
+    /// Notes a command Redis took on the connection of `generation`.
+    fn record(&self, channel: &str, generation: u64, command: Command) {
         if let Some(entry) = self.state().channels.get_mut(channel) {
-            if subscribed {
-                entry.subscribed_on = Some(generation);
-            } else if entry.subscribed_on == Some(generation) {
-                entry.subscribed_on = None;
+            match command {
+                Command::Subscribe => entry.subscribed_on = Some(generation),
+                Command::Unsubscribe if entry.subscribed_on == Some(generation) => entry.subscribed_on = None,
+                Command::Unsubscribe => {}
             }
         }
     }

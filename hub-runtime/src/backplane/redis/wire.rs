@@ -2,7 +2,7 @@
 //! messages, group commands and their acks, and client results.
 
 use super::{BackplaneError, EncodedMessage};
-use crate::backplane::GroupError;
+use crate::backplane::{GroupChange, GroupError};
 use crate::protocol::{CompletionResult, RawValue};
 
 fn write_strs(out: &mut Vec<u8>, items: &[String]) {
@@ -101,25 +101,8 @@ pub(super) fn decode_message(payload: &[u8]) -> Option<Message> {
     })
 }
 
-/// What a group command does to a connection's membership.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum GroupChange {
-    /// Add it to the group (1 on the wire).
-    Add,
-    /// Remove it from the group (2 on the wire).
-    Remove,
-}
-
+/// A group change on the wire: 1 adds, 2 removes.
 impl GroupChange {
-    /// The change the backplane trait's `add` flag asks for.
-    pub(super) fn of(add: bool) -> Self {
-        if add {
-            GroupChange::Add
-        } else {
-            GroupChange::Remove
-        }
-    }
-
     fn code(self) -> u64 {
         match self {
             GroupChange::Add => 1,

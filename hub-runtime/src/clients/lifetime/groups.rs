@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::{remove_member, LifetimeManager};
+use crate::backplane::GroupChange;
 use crate::clients::GroupError;
 
 impl LifetimeManager {
@@ -24,7 +25,7 @@ impl LifetimeManager {
             return Ok(());
         }
         self.backplane
-            .change_remote_group(self.hub_name, connection_id, group, true)
+            .change_remote_group(self.hub_name, connection_id, group, GroupChange::Add)
             .await
             .map_err(GroupError::from)
     }
@@ -36,7 +37,7 @@ impl LifetimeManager {
             return Ok(());
         }
         self.backplane
-            .change_remote_group(self.hub_name, connection_id, group, false)
+            .change_remote_group(self.hub_name, connection_id, group, GroupChange::Remove)
             .await
             .map_err(GroupError::from)
     }
