@@ -11,8 +11,9 @@ mod requirement;
 
 use std::sync::Arc;
 
-use crate::connection::RequestContext;
 use futures_util::future::BoxFuture;
+
+use crate::connection::RequestContext;
 
 #[cfg(feature = "jwt")]
 pub use jsonwebtoken;

@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
 use super::{claim_types, AuthError, Authenticator, Identity};
 use crate::connection::RequestContext;
-use futures_util::future::BoxFuture;
 
 /// Authenticates requests by the JSON Web Token they carry as a bearer token: the
 /// `Authorization: Bearer …` header or, as browsers must send it on WebSockets and

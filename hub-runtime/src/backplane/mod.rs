@@ -16,12 +16,12 @@ mod target;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisBackplane, RedisOptions};
 pub use self::target::SendTarget;
 use crate::protocol::CompletionResult;
-use futures_util::future::BoxFuture;
 
 /// A message encoded for every protocol the server speaks, ready to forward verbatim.
 #[derive(Debug, Clone)]

@@ -11,6 +11,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
+use futures_util::future::BoxFuture;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
@@ -20,7 +21,6 @@ use crate::backplane::{Backplane, EncodedMessage, GroupChange, LocalHub};
 use crate::connection::ConnectionSender;
 use crate::options::HubOptions;
 use crate::protocol::{CompletionResult, EncodeError, HubProtocol, OutMessage};
-use futures_util::future::BoxFuture;
 
 /// A connection of this hub on this server.
 pub(crate) struct LocalConnection {

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use dashmap::DashMap;
+use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 use super::capacity::Capacity;
@@ -20,7 +21,6 @@ use super::shared::{ConnectionShared, ConnectionState};
 use crate::observability::EndpointMetrics;
 use crate::request::Identity;
 use crate::request::{RequestContext, TransportKind};
-use futures_util::future::BoxFuture;
 
 /// What a transport gets when it attaches.
 pub(crate) struct Attached {

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use futures_util::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -15,7 +16,6 @@ use super::HubError;
 use crate::connection::{ConnectionSender, Frame};
 use crate::protocol::error_texts;
 use crate::protocol::{HubProtocol, OutMessage, OutResult, RawValue, TransferFormat};
-use futures_util::future::BoxFuture;
 
 /// One invocation on its way through the generated router.
 #[doc(hidden)]

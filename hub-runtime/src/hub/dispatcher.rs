@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 
 use super::close::{close_with, frame_for, Reconnect};
 use super::filter::ConnectionInfo;
@@ -18,7 +19,6 @@ use super::{ConnectionError, Hub, HubContext};
 use crate::clients::lifetime::LocalConnection;
 use crate::connection::{Connection, ConnectionHandler};
 use crate::protocol::handshake::SUCCESS_REPLY;
-use futures_util::future::BoxFuture;
 
 // Kept here: the server maps endpoints from `dispatcher`, and the hooks name these.
 pub(super) use super::close::closed_with_error;

@@ -5,13 +5,14 @@
 
 use std::sync::Arc;
 
+use futures_util::future::BoxFuture;
+
 use super::dispatcher::{closed_with_error, HubEndpoint};
 use super::filter::ConnectionInfo;
 use super::panic;
 use super::{ConnectionError, Hub, HubContext, HubError};
 use crate::clients::lifetime::LifetimeManager;
 use crate::options::HubOptions;
-use futures_util::future::BoxFuture;
 
 /// Runs the filters' and the hub's `on_connected`; the error is the Close message's text.
 pub(super) async fn on_connected<H: Hub>(

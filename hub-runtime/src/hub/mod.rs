@@ -29,11 +29,12 @@ pub use call::{Call, Outcome};
 pub use error::{ConnectionError, HubError};
 pub use items::Items;
 
+use futures_util::future::BoxFuture;
+
 use crate::auth::{Identity, Requirement};
 use crate::clients::lifetime::LifetimeManager;
 use crate::clients::{CallerClients, ClientInterface, Groups, HubClients};
 use crate::connection::{ConnectionSender, RequestContext};
-use futures_util::future::BoxFuture;
 
 /// A hub: what `#[hub]` implements for the type of an impl block. Its methods are the
 /// router the macro generates; you never implement or call them yourself.

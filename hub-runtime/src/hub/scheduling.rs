@@ -9,6 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::task::{Context, Poll};
 
+use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -16,7 +17,6 @@ use tokio_util::sync::CancellationToken;
 use super::stream::UploadItem;
 use super::{Call, Outcome};
 use crate::options::HubOptions;
-use futures_util::future::BoxFuture;
 
 /// A streaming method's invocation handing over the future that streams its items.
 pub(super) struct StreamHandover {

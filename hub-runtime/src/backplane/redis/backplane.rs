@@ -4,6 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use futures_util::future::BoxFuture;
 use tokio::sync::oneshot;
 
 use super::wire::{encode_group_command, encode_message, encode_message_with};
@@ -11,7 +12,6 @@ use super::{AwaitedReturn, RedisBackplane, Route};
 use crate::backplane::SendTarget;
 use crate::backplane::{Backplane, BackplaneError, EncodedMessage, GroupChange, LocalHub};
 use crate::protocol::CompletionResult;
-use futures_util::future::BoxFuture;
 
 impl Backplane for RedisBackplane {
     fn is_distributed(&self) -> bool {

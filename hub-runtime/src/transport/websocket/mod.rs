@@ -28,11 +28,12 @@ use tokio_util::sync::CancellationToken;
 
 pub(crate) use upgrade::{PendingSocket, Upgrade};
 
+use futures_util::future::BoxFuture;
+
 use self::detach::Queues;
 use self::pump::Pump;
 use crate::connection::quiet::Quiet;
 use crate::connection::{queue, ConnectionShared, Frame, Outgoing};
-use futures_util::future::BoxFuture;
 
 /// An upgraded WebSocket.
 pub(crate) type WebSocket = WebSocketStream<TokioIo<Upgraded>>;

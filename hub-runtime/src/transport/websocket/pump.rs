@@ -9,6 +9,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
@@ -17,7 +18,6 @@ use super::detach::Queues;
 use super::{Exit, WebSocket};
 use crate::connection::quiet::Quiet;
 use crate::connection::{queue, ConnectionShared, Frame, InputError, Kept, Outgoing, Tracking};
-use futures_util::future::BoxFuture;
 
 /// At most this many frames are gathered for one write.
 const MAX_BATCH: usize = 256;
