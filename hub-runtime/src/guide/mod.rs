@@ -9,11 +9,15 @@
 //! 2. [`clients`]: calling methods on clients through typed proxies, groups and users.
 //! 3. [`streaming`]: streams from the server to a client, and from a client to the server.
 //! 4. [`client_results`]: asking one client a question and awaiting its answer.
+//! 5. [`coming_from_aspnet`]: the ASP.NET Core SignalR names you know, and hub's name for each.
+//! 6. [`auth`]: who a client is (authenticators, JSON Web Tokens) and what it may call.
 //!
 //! The crate's front page ([`crate`]) has the shortest complete server and the list of
 //! optional features.
 
+pub mod auth;
 pub mod client_results;
 pub mod clients;
+pub mod coming_from_aspnet;
 pub mod hubs;
 pub mod streaming;
