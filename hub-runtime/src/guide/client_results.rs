@@ -1,7 +1,7 @@
 //! # Client results
 //!
 //! Sometimes the server needs an answer from a client: "do you confirm?", "what is on your
-//! screen?". A [`#[hub_client]`](crate::hub_client) method with a return type is a client
+//! screen?". A [`#[hub_client]`](macro@crate::hub_client) method with a return type is a client
 //! result: calling it sends the question and awaits the client's answer.
 //!
 //! ```

@@ -1,7 +1,7 @@
 //! # Calling clients
 //!
 //! The server calls methods on clients, too. You declare which ones with
-//! [`#[hub_client]`](crate::hub_client) on a trait, and name the trait in `#[hub(client = ...)]`.
+//! [`#[hub_client]`](macro@crate::hub_client) on a trait, and name the trait in `#[hub(client = ...)]`.
 //! Inside a hub method, `cx.clients` then gives typed proxies: a wrong method name or argument
 //! type does not compile.
 //!

@@ -1,7 +1,7 @@
 //! # Hubs
 //!
 //! A hub is a type whose methods clients call by name. You write an ordinary `impl` block and
-//! put [`#[hub]`](crate::hub) on it; then you serve the hub at a path.
+//! put [`#[hub]`](macro@crate::hub) on it; then you serve the hub at a path.
 //!
 //! ```no_run
 //! use hub_runtime::prelude::*;

@@ -11,6 +11,7 @@
 //! 4. [`client_results`]: asking one client a question and awaiting its answer.
 //! 5. [`coming_from_aspnet`]: the ASP.NET Core SignalR names you know, and hub's name for each.
 //! 6. [`auth`]: who a client is (authenticators, JSON Web Tokens) and what it may call.
+//! 7. [`testing`]: serving a hub on a free port in a test and talking to it like a client.
 //!
 //! The crate's front page ([`crate`]) has the shortest complete server and the list of
 //! optional features.
@@ -21,3 +22,4 @@ pub mod clients;
 pub mod coming_from_aspnet;
 pub mod hubs;
 pub mod streaming;
+pub mod testing;
