@@ -71,8 +71,8 @@
 //! ## Groups
 //!
 //! A group is a name that connections join and leave; sending to it reaches its members.
-//! Groups are made on first use and forgotten when empty, and a connection leaves its groups
-//! when it disconnects. `cx.groups` is the hub's [`Groups`](crate::Groups).
+//! There is nothing to create first: adding a connection to a name is enough. A connection
+//! leaves its groups when it disconnects. `cx.groups` is the hub's [`Groups`](crate::Groups).
 //!
 //! ```
 //! use hub_runtime::prelude::*;
