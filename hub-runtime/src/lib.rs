@@ -60,6 +60,7 @@ pub mod backplane;
 pub mod clients;
 pub mod connection;
 pub mod descriptor;
+pub mod guide;
 pub mod hub;
 pub mod observability;
 mod options;

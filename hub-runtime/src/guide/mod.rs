@@ -1,0 +1,25 @@
+//! # The user guide
+//!
+//! A walk through hub for someone writing their first real-time server with it. Every example
+//! in these chapters is compiled as a doc test, so what you read here builds against this
+//! version of the crate. Read the chapters in this order:
+//!
+//! 1. [`hubs`]: a hub, its methods and what they take and return, the wire names clients call,
+//!    and the hooks that run when a client connects or leaves.
+//! 2. [`clients`]: calling methods on clients through typed proxies, groups and users.
+//! 3. [`streaming`]: streams from the server to a client, and from a client to the server.
+//! 4. [`client_results`]: asking one client a question and awaiting its answer.
+//! 5. [`coming_from_aspnet`]: the ASP.NET Core SignalR names you know, and hub's name for each.
+//! 6. [`auth`]: who a client is (authenticators, JSON Web Tokens) and what it may call.
+//! 7. [`testing`]: serving a hub on a free port in a test and talking to it like a client.
+//!
+//! The crate's front page ([`crate`]) has the shortest complete server and the list of
+//! optional features.
+
+pub mod auth;
+pub mod client_results;
+pub mod clients;
+pub mod coming_from_aspnet;
+pub mod hubs;
+pub mod streaming;
+pub mod testing;
