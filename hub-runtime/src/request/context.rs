@@ -64,6 +64,8 @@ pub struct RequestContext {
     header_map: std::sync::OnceLock<HeaderMap>,
     remote_addr: Option<SocketAddr>,
     transport: Option<TransportKind>,
+    /// What outer layers put into the request (empty under the warp filter).
+    extensions: http::Extensions,
 }
 
 /// One header of a [`RequestContext`]'s packed headers.
@@ -98,7 +100,36 @@ impl RequestContext {
             header_map: std::sync::OnceLock::new(),
             remote_addr,
             transport: None,
+            extensions: http::Extensions::new(),
         }
+    }
+
+    /// The same context with the request's extensions (what outer layers put into it).
+    pub fn with_extensions(mut self, extensions: http::Extensions) -> Self {
+        self.extensions = extensions;
+        self
+    }
+
+    /// The request's extensions: what an outer tower layer (an app's own authentication, for
+    /// example) put into the request before it reached the hub, so an authenticator or a hub
+    /// method can read it. Filled when the server is mounted as a tower service
+    /// ([`HubServer::into_service`](crate::HubServer::into_service) or
+    /// [`HubServer::layer`](crate::HubServer::layer)); empty under the warp filter, which cannot
+    /// hand them over.
+    ///
+    /// ```
+    /// use hub_runtime::RequestContext;
+    ///
+    /// #[derive(Clone)]
+    /// struct Session { user: String }
+    ///
+    /// let mut extensions = http::Extensions::new();
+    /// extensions.insert(Session { user: "ana".into() });
+    /// let request = RequestContext::new("", http::HeaderMap::new(), None).with_extensions(extensions);
+    /// assert_eq!(request.extensions().get::<Session>().map(|s| s.user.as_str()), Some("ana"));
+    /// ```
+    pub fn extensions(&self) -> &http::Extensions {
+        &self.extensions
     }
 
     /// Every header, in order.

@@ -9,7 +9,7 @@ use futures_util::FutureExt;
 use http::StatusCode;
 use warp::reply::Response;
 
-use super::routes::{text, Request};
+use super::request::{text, Request};
 use super::{Endpoint, ServerInner};
 use crate::auth::{self, Identity};
 use crate::connection::{ConnectionShared, RequestContext};

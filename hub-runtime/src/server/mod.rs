@@ -1,13 +1,19 @@
 //! Server assembly: hubs and raw connection handlers mapped to paths, options, and serving.
-//! The server is a warp [`Filter`](warp::Filter), so it composes with your own routes.
+//! The server serves itself ([`HubServer::serve`]), or mounts in another: as a warp
+//! [`Filter`](warp::Filter) ([`HubServer::filter`]) or a tower [`Service`](tower_service::Service)
+//! and [`Layer`](tower_layer::Layer) ([`HubServer::into_service`], [`HubServer::layer`]) for
+//! axum, hyper and tower middleware.
 
 mod access;
 mod cors;
 mod endpoint;
 mod head_deadline;
+mod request;
 mod routes;
 mod serve;
+mod service;
 mod tls;
+mod warp_filter;
 mod write_timeout;
 
 use std::any::{Any, TypeId};
@@ -20,7 +26,9 @@ use tokio_util::sync::CancellationToken;
 pub use self::cors::Cors;
 pub(crate) use self::endpoint::Endpoint;
 pub use self::endpoint::EndpointOptions;
+pub use self::request::PeerAddr;
 pub use self::serve::{bind, shutdown_signal};
+pub use self::service::{EitherBody, HubBody, HubLayer, HubMiddleware, HubService};
 #[cfg(feature = "tls")]
 pub use self::tls::TlsConfig;
 use crate::auth::{self, Requirement};
@@ -338,9 +346,12 @@ impl HubServer {
     }
 
     /// The server's routes, as a warp filter (rejects paths it does not serve, so it composes
-    /// with `.or(...)`).
+    /// with `.or(...)`). Paths are relative to the filters before it:
+    /// `warp::path("api").and(server.filter())` serves a hub mapped at `/chat` at `/api/chat`.
+    /// Served by another server than the built-in one, see [`HubServer::graceful_shutdown`]
+    /// for the goodbye at shutdown.
     pub fn filter(&self) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
-        routes::filter(self.inner.clone())
+        warp_filter::filter(self.inner.clone())
     }
 
     /// Starts shutting down: every connection gets a Close message (reconnect allowed).

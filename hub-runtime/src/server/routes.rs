@@ -1,20 +1,19 @@
-//! HTTP routing for mapped endpoints: negotiate, the transport URL, CORS.
+//! What a hub endpoint answers: negotiate, the transport URL (WebSocket upgrade, event
+//! stream, long poll, POST, DELETE), CORS — whichever adapter (warp filter, tower service)
+//! received the request.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderMap, Method, StatusCode};
-use warp::filters::BoxedFilter;
-use warp::reply::Response;
-use warp::Filter;
-
-use super::{Endpoint, HubOptions, ServerInner};
-use crate::connection::negotiate;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
+use http::{HeaderMap, Method, StatusCode};
+use warp::reply::Response;
 
 use super::access::{authenticate, authenticate_same_user, cross_origin_refused};
+use super::request::{text, Body, Request};
+use super::{Endpoint, HubOptions, ServerInner};
+use crate::connection::negotiate;
 use crate::connection::{AttachError, Attached, ConnectionShared, Frame, RequestContext, TokenKind, TransportKind};
 use crate::protocol::TransferFormat;
 use crate::transport::websocket::{self, Source, WsLimits};
@@ -25,128 +24,64 @@ enum Route {
     Transport,
 }
 
-fn resolve(inner: &ServerInner, path: &str) -> Option<(Arc<Endpoint>, Route)> {
+/// The endpoint that serves `path` (what is left of the request's path after any prefix the
+/// host matched), matched case-insensitively, and what the request asks of it; `None` when no
+/// endpoint serves it.
+pub(super) fn resolve(inner: &ServerInner, path: &str) -> Option<Resolved> {
     let lower = path.trim_end_matches('/').to_lowercase();
     for endpoint in &inner.endpoints {
         if lower == endpoint.path {
-            return Some((endpoint.clone(), Route::Transport));
+            return Some(Resolved {
+                endpoint: endpoint.clone(),
+                route: Route::Transport,
+            });
         }
         if let Some(rest) = lower.strip_prefix(endpoint.path.as_str()) {
             if rest == "/negotiate" {
-                return Some((endpoint.clone(), Route::Negotiate));
+                return Some(Resolved {
+                    endpoint: endpoint.clone(),
+                    route: Route::Negotiate,
+                });
             }
         }
     }
     None
 }
 
-pub(super) fn text(status: StatusCode, body: &str) -> Response {
-    let mut response = Response::new(body.to_string().into());
-    *response.status_mut() = status;
-    if !body.is_empty() {
-        response
-            .headers_mut()
-            .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain"));
+/// The endpoint a request is for, and what it asks of it.
+pub(super) struct Resolved {
+    endpoint: Arc<Endpoint>,
+    route: Route,
+}
+
+/// Answers one request to a resolved endpoint: negotiate or a transport request, then CORS.
+/// Starts the server's housekeeping on the first request, however the server is served.
+pub(super) async fn respond(
+    inner: Arc<ServerInner>,
+    resolved: Resolved,
+    request: Request,
+    upgrade: Option<hyper::upgrade::OnUpgrade>,
+    body: Body,
+) -> Response {
+    inner.start_housekeeping();
+    let Resolved { endpoint, route } = resolved;
+    let ws = websocket::Upgrade::from_request(&request.method, &request.headers, upgrade);
+    let mut response = if request.method == Method::OPTIONS {
+        text(StatusCode::NO_CONTENT, "")
+    } else {
+        match route {
+            Route::Negotiate => negotiate(&inner, &endpoint, &request).await,
+            Route::Transport => transport(&inner, &endpoint, &request, ws, body).await,
+        }
+    };
+    if let Some(cors) = &inner.cors {
+        if request.method == Method::OPTIONS {
+            cors.apply_preflight(&request.headers, response.headers_mut());
+        } else {
+            cors.apply(&request.headers, response.headers_mut());
+        }
     }
     response
-}
-
-type Body = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, warp::Error>> + Send>>;
-
-pub(super) struct Request {
-    pub(super) method: Method,
-    pub(super) headers: HeaderMap,
-    query: String,
-    remote: Option<SocketAddr>,
-    /// Where the client sent the request (the URI's authority or the Host header).
-    pub(super) authority: Option<String>,
-}
-
-impl Request {
-    /// The request as connections keep it. The headers are copied: the request's own values
-    /// share the HTTP read buffer (8 KiB or more), which a long-lived connection would pin.
-    fn context(&self) -> RequestContext {
-        RequestContext::from_request(&self.query, &self.headers, self.remote)
-    }
-}
-
-/// The request body as a stream of `Bytes`, read only by the handlers that need it.
-fn body_stream() -> impl Filter<Extract = (Body,), Error = warp::Rejection> + Clone {
-    fn boxed<S, B>(stream: S) -> Body
-    where
-        S: futures_util::Stream<Item = Result<B, warp::Error>> + Send + 'static,
-        B: warp::Buf,
-    {
-        Box::pin(stream.map(|chunk| {
-            chunk.map(|mut buf| {
-                let len = buf.remaining();
-                buf.copy_to_bytes(len)
-            })
-        }))
-    }
-    warp::body::stream().map(boxed)
-}
-
-/// The server's routes as one filter.
-pub(crate) fn filter(inner: Arc<ServerInner>) -> BoxedFilter<(Response,)> {
-    let routed = {
-        let inner = inner.clone();
-        warp::path::full().and_then(move |path: warp::path::FullPath| {
-            let found = resolve(&inner, path.as_str());
-            async move { found.ok_or_else(warp::reject::not_found) }
-        })
-    };
-    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
-    let upgrade = warp::ext::optional::<hyper::upgrade::OnUpgrade>();
-    let inner_for_handler = inner.clone();
-    routed
-        .and(warp::method())
-        .and(warp::header::headers_cloned())
-        .and(query)
-        .and(warp::addr::remote())
-        .and(warp::host::optional())
-        .and(upgrade)
-        .and(body_stream())
-        .then(
-            move |(endpoint, route): (Arc<Endpoint>, Route),
-                  method,
-                  headers,
-                  query,
-                  remote,
-                  authority: Option<warp::host::Authority>,
-                  upgrade,
-                  body| {
-                let inner = inner_for_handler.clone();
-                inner.start_housekeeping();
-                async move {
-                    let ws = websocket::Upgrade::from_request(&method, &headers, upgrade);
-                    let request = Request {
-                        method,
-                        headers,
-                        query,
-                        remote,
-                        authority: authority.map(|a| a.as_str().to_owned()),
-                    };
-                    let mut response = if request.method == Method::OPTIONS {
-                        text(StatusCode::NO_CONTENT, "")
-                    } else {
-                        match route {
-                            Route::Negotiate => negotiate(&inner, &endpoint, &request).await,
-                            Route::Transport => transport(&inner, &endpoint, &request, ws, body).await,
-                        }
-                    };
-                    if let Some(cors) = &inner.cors {
-                        if request.method == Method::OPTIONS {
-                            cors.apply_preflight(&request.headers, response.headers_mut());
-                        } else {
-                            cors.apply(&request.headers, response.headers_mut());
-                        }
-                    }
-                    response
-                }
-            },
-        )
-        .boxed()
 }
 
 async fn negotiate(inner: &ServerInner, endpoint: &Endpoint, request: &Request) -> Response {

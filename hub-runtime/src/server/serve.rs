@@ -12,7 +12,7 @@ use warp::Filter;
 
 #[cfg(feature = "tls")]
 use super::TlsConfig;
-use super::{head_deadline, tls, write_timeout, HubServer, ServerInner};
+use super::{head_deadline, tls, write_timeout, HubServer, PeerAddr, ServerInner};
 use crate::connection::SweepTimeouts;
 
 impl HubServer {
@@ -64,6 +64,17 @@ impl HubServer {
         self.accept_loop(listener, None, routes, signal).await
     }
 
+    /// Shuts down however the server is served (the built-in server, [`HubServer::filter`] in
+    /// warp, [`HubServer::into_service`] in axum or hyper): every connection gets a Close
+    /// message (reconnect allowed), connections without a transport end at once, and what is
+    /// still open after [`HubOptions::shutdown_drain`](crate::HubOptions::shutdown_drain) is
+    /// aborted. Resolves when every connection ended, so a host's graceful shutdown, which
+    /// waits for open requests and upgraded sockets, can follow it: see the example at
+    /// [`HubServer::into_service`]. New connections are refused (503) from the start.
+    pub async fn graceful_shutdown(&self) {
+        self.inner.close_all().await;
+    }
+
     /// Accepts connections (through TLS when `tls` is set) and serves HTTP/1.1 with upgrades
     /// and HTTP/2 on each; on `signal`, closes every hub connection, then lets open requests
     /// finish within the drain time. A request head must arrive within
@@ -89,7 +100,7 @@ impl HubServer {
         let header_timeout = crate::connection::bounded(self.inner.options.http_header_read_timeout);
         let write_timeout = self.inner.options.http_write_timeout;
         loop {
-            let (tcp, _) = tokio::select! {
+            let (tcp, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => accepted,
                     Err(e) => {
@@ -104,7 +115,7 @@ impl HubServer {
             // Hub messages are small and latency matters more than packet count.
             let _ = tcp.set_nodelay(true);
             let tcp = write_timeout::WriteTimeout::new(tcp, write_timeout);
-            let service = hyper_util::service::TowerToHyperService::new(service.clone());
+            let service = hyper_util::service::TowerToHyperService::new(with_peer(service.clone(), peer));
             let watcher = graceful.watcher();
             let tls = tls.clone();
             tokio::spawn(async move {
@@ -154,24 +165,31 @@ impl HubServer {
 /// Resolves once the server should stop: after `signal` (or [`HubServer::shutdown`]), every
 /// connection got its Close message, and the drain time passed or every connection ended.
 async fn stopping(inner: Arc<ServerInner>, signal: impl Future<Output = ()> + Send + 'static) {
-    let drain = inner.options.shutdown_drain;
     tokio::select! {
         _ = signal => {}
         _ = inner.shutdown.cancelled() => {}
     }
-    tracing::info!("shutting down: closing every connection");
-    inner.shutdown.cancel();
-    let deadline = crate::connection::deadline_after(drain);
-    while tokio::time::Instant::now() < deadline && inner.endpoints.iter().any(|e| e.connections.len() > 0) {
-        // Connections without a transport right now (never started, between long polls,
-        // detached) cannot be told goodbye: they end at once.
-        for endpoint in &inner.endpoints {
-            endpoint.connections.sweep(SweepTimeouts::NOW);
+    inner.close_all().await;
+}
+
+impl ServerInner {
+    /// Says goodbye to every connection (a Close message, reconnect allowed), waits until
+    /// they ended or the drain time passed, and aborts what is left.
+    pub(super) async fn close_all(&self) {
+        tracing::info!("shutting down: closing every connection");
+        self.shutdown.cancel();
+        let deadline = crate::connection::deadline_after(self.options.shutdown_drain);
+        while tokio::time::Instant::now() < deadline && self.endpoints.iter().any(|e| e.connections.len() > 0) {
+            // Connections without a transport right now (never started, between long polls,
+            // detached) cannot be told goodbye: they end at once.
+            for endpoint in &self.endpoints {
+                endpoint.connections.sweep(SweepTimeouts::NOW);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    for endpoint in &inner.endpoints {
-        endpoint.connections.abort_all();
+        for endpoint in &self.endpoints {
+            endpoint.connections.abort_all();
+        }
     }
 }
 
@@ -192,6 +210,49 @@ pub(super) async fn sweep(server: Weak<ServerInner>) {
         for endpoint in &inner.endpoints {
             endpoint.connections.sweep(timeouts);
         }
+    }
+}
+
+/// `service` with the peer's address inserted into every request (as a [`PeerAddr`]).
+fn with_peer<S, B>(
+    service: S,
+    peer: SocketAddr,
+) -> impl tower_service::Service<http::Request<B>, Response = S::Response, Error = S::Error, Future = S::Future> + Clone
+where
+    S: tower_service::Service<http::Request<B>> + Clone,
+{
+    struct WithPeer<S> {
+        service: S,
+        peer: PeerAddr,
+    }
+    impl<S: Clone> Clone for WithPeer<S> {
+        fn clone(&self) -> Self {
+            WithPeer {
+                service: self.service.clone(),
+                peer: self.peer,
+            }
+        }
+    }
+    impl<S, B> tower_service::Service<http::Request<B>> for WithPeer<S>
+    where
+        S: tower_service::Service<http::Request<B>>,
+    {
+        type Response = S::Response;
+        type Error = S::Error;
+        type Future = S::Future;
+
+        fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), S::Error>> {
+            self.service.poll_ready(cx)
+        }
+
+        fn call(&mut self, mut request: http::Request<B>) -> S::Future {
+            request.extensions_mut().insert(self.peer);
+            self.service.call(request)
+        }
+    }
+    WithPeer {
+        service,
+        peer: PeerAddr(peer),
     }
 }
 
