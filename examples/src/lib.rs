@@ -2,26 +2,77 @@
 
 use std::net::SocketAddr;
 
-/// Command-line options every example takes.
-#[derive(Debug, Clone)]
+/// Command-line options every example takes. Each binary flattens this into its own
+/// [`clap::Parser`] and adds its own flags:
+///
+/// ```
+/// use clap::Parser;
+///
+/// /// A demo server.
+/// #[derive(Parser)]
+/// #[command(version)]
+/// struct Cli {
+///     #[command(flatten)]
+///     common: hub_examples::Args,
+///     /// Something only this binary takes.
+///     #[arg(long, default_value_t = 3)]
+///     rounds: u32,
+/// }
+///
+/// let cli = Cli::parse_from(["demo", "--addr", "127.0.0.1:0", "--short-timeouts"]);
+/// assert_eq!(cli.common.addr.port(), 0);
+/// assert!(cli.common.short_timeouts);
+/// assert_eq!(cli.rounds, 3);
+/// ```
+#[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// Where to listen (`--addr HOST:PORT`, default 127.0.0.1:5000).
+    /// Where to listen.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:5000")]
     pub addr: SocketAddr,
-    /// A Redis backplane to join (`--redis redis://HOST:PORT`), so several servers act as one.
+    /// Join a Redis backplane, so several servers act as one.
+    #[arg(long, value_name = "URL", value_parser = parse_redis_url)]
     pub redis: Option<String>,
-    /// Serve HTTPS/WSS with this PEM certificate chain and key (`--tls-cert F --tls-key F`).
-    pub tls: Option<(String, String)>,
-    /// Test timing (`--short-timeouts`): see [`Args::hub_options`].
+    /// Serve HTTPS/WSS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<String>,
+    /// The PEM private key for --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<String>,
+    /// Test timing: disconnect timeout 2 s, reconnect grace 2 s, client-result timeout 2 s,
+    /// keep-alive 1 s, client timeout 4 s.
+    #[arg(long)]
     pub short_timeouts: bool,
-    /// How long a long poll waits for data before it answers empty (`--long-poll-timeout
-    /// SECONDS`; the server's default, 90 s, when absent).
+    /// How long a long poll waits for data before it answers empty [default: 90].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub long_poll_timeout: Option<std::time::Duration>,
 }
 
+/// `--redis`: a non-empty URL.
+fn parse_redis_url(value: &str) -> Result<String, String> {
+    if value.is_empty() {
+        return Err("needs a URL such as redis://127.0.0.1:6379".into());
+    }
+    Ok(value.to_string())
+}
+
+/// A positive, finite number of seconds (fractions allowed).
+pub fn parse_seconds(value: &str) -> Result<std::time::Duration, String> {
+    match value.parse::<f64>() {
+        Ok(seconds) if seconds > 0.0 && seconds.is_finite() => Ok(std::time::Duration::from_secs_f64(seconds)),
+        _ => Err(format!("needs a positive number of seconds, got '{value}'")),
+    }
+}
+
 impl Args {
-    /// The server's base URL for an address.
+    /// The certificate chain and key files when `--tls-cert`/`--tls-key` were given (clap
+    /// makes sure they come together).
+    pub fn tls(&self) -> Option<(&str, &str)> {
+        self.tls_cert.as_deref().zip(self.tls_key.as_deref())
+    }
+
+    /// The server's URL scheme: `https` with `--tls-cert`/`--tls-key`, else `http`.
     pub fn scheme(&self) -> &'static str {
-        if self.tls.is_some() {
+        if self.tls().is_some() {
             "https"
         } else {
             "http"
@@ -66,7 +117,7 @@ where
     use warp::Filter;
     let signal = hub_runtime::server::shutdown_signal();
     let routes = operations(server.clone()).or(routes);
-    match &args.tls {
+    match args.tls() {
         Some((cert, key)) => {
             let tls = hub_runtime::server::TlsConfig::from_pem_files(cert, key)?;
             server.serve_tls_with(listener, tls, routes, signal).await;
@@ -74,76 +125,6 @@ where
         None => server.serve_with(listener, routes, signal).await,
     }
     Ok(())
-}
-
-/// Parses `--addr HOST:PORT`, `--redis URL`, `--tls-cert F --tls-key F`, `--short-timeouts`,
-/// `--long-poll-timeout SECONDS` (and `--help`), exiting with a message on bad input.
-pub fn parse_args(program: &str) -> Args {
-    let mut args = std::env::args().skip(1);
-    let mut addr: SocketAddr = ([127, 0, 0, 1], 5000).into();
-    let mut redis = None;
-    let (mut cert, mut key) = (None, None);
-    let mut short_timeouts = false;
-    let mut long_poll_timeout = None;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--addr" => {
-                let value = args.next().unwrap_or_default();
-                addr = value.parse().unwrap_or_else(|_| {
-                    eprintln!("{program}: --addr needs HOST:PORT, got '{value}'");
-                    std::process::exit(2);
-                });
-            }
-            "--redis" => {
-                let value = args.next().unwrap_or_default();
-                if value.is_empty() {
-                    eprintln!("{program}: --redis needs a URL such as redis://127.0.0.1:6379");
-                    std::process::exit(2);
-                }
-                redis = Some(value);
-            }
-            "--tls-cert" => cert = args.next(),
-            "--tls-key" => key = args.next(),
-            "--short-timeouts" => short_timeouts = true,
-            "--long-poll-timeout" => {
-                let value = args.next().unwrap_or_default();
-                match value.parse::<f64>() {
-                    Ok(seconds) if seconds > 0.0 && seconds.is_finite() => {
-                        long_poll_timeout = Some(std::time::Duration::from_secs_f64(seconds))
-                    }
-                    _ => {
-                        eprintln!("{program}: --long-poll-timeout needs a number of seconds, got '{value}'");
-                        std::process::exit(2);
-                    }
-                }
-            }
-            "--help" | "-h" => {
-                println!(
-                    "usage: {program} [--addr HOST:PORT] [--redis redis://HOST:PORT] [--tls-cert PEM --tls-key PEM] [--short-timeouts] [--long-poll-timeout SECONDS]"
-                );
-                std::process::exit(0);
-            }
-            other => {
-                eprintln!("{program}: unknown argument '{other}' (try --help)");
-                std::process::exit(2);
-            }
-        }
-    }
-    let tls = match (cert, key) {
-        (Some(cert), Some(key)) => Some((cert, key)),
-        (None, None) => None,
-        _ => {
-            eprintln!("{program}: --tls-cert and --tls-key go together");
-            std::process::exit(2);
-        }
-    };
-    Args {
-        addr,
-        redis,
-        tls,
-        short_timeouts,
-        long_poll_timeout,
-    }
 }
 
 /// Logs to stderr; quiet (warnings) unless `RUST_LOG` says otherwise.

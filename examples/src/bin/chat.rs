@@ -137,10 +137,19 @@ fn asset(body: &'static str, content_type: &'static str) -> warp::reply::Respons
     response
 }
 
+/// The chat demo: a web page where people pick a name, join rooms and talk.
+/// Open http://ADDR/ in two browser windows.
+#[derive(clap::Parser)]
+#[command(version)]
+struct Cli {
+    #[command(flatten)]
+    common: hub_examples::Args,
+}
+
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     hub_examples::init_logging();
-    let args = hub_examples::parse_args(PROGRAM);
+    let args = <Cli as clap::Parser>::parse().common;
     let server = hub_examples::builder(&args, PROGRAM)
         .await
         .options(args.hub_options(hub_runtime::HubOptions::default()))

@@ -371,10 +371,18 @@ fn with_query(path: &str, query: &str) -> String {
     }
 }
 
+/// The interop server: the contract the official SignalR clients' functional tests expect.
+#[derive(clap::Parser)]
+#[command(version)]
+struct Cli {
+    #[command(flatten)]
+    common: hub_examples::Args,
+}
+
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     hub_examples::init_logging();
-    let args = hub_examples::parse_args(PROGRAM);
+    let args = <Cli as clap::Parser>::parse().common;
 
     let jwt_key: &'static JwtKey = Box::leak(Box::new(JwtKey(rand::random())));
     let options = args.hub_options(HubOptions {
