@@ -154,16 +154,20 @@ fn prometheus() -> Option<&'static metrics_exporter_prometheus::PrometheusHandle
         .as_ref()
 }
 
+/// The metrics in the Prometheus text format (empty when the recorder could not be installed).
+pub fn render_metrics() -> String {
+    prometheus().map(|p| p.render()).unwrap_or_default()
+}
+
 /// Operations endpoints: `GET /metrics` (Prometheus text format: the counters listed in
 /// `hub_runtime::observability`) and `GET /health` (200 `{"status":"ok",...}` while serving,
 /// 503 while shutting down; `connections`, `groups` and `users` count the open connections,
 /// the groups with members and the users with connections on this server, summed over hubs).
 pub fn operations(server: hub_runtime::HubServer) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
     use warp::Filter;
-    let metrics = warp::get().and(warp::path!("metrics")).map(|| {
-        let body = prometheus().map(|p| p.render()).unwrap_or_default();
-        reply(200, "text/plain; version=0.0.4", body)
-    });
+    let metrics = warp::get()
+        .and(warp::path!("metrics"))
+        .map(|| reply(200, "text/plain; version=0.0.4", render_metrics()));
     let health = warp::get().and(warp::path!("health")).map(move || {
         let stopping = server.is_stopping();
         let body = serde_json::json!({

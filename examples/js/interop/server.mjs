@@ -247,6 +247,11 @@ export async function stopConnection(connection) {
     }
 }
 
+/** `--host $INTEROP_HOST` when set (`warp` or `axum`): the suite runs against either host. */
+export function hostArgs() {
+    return process.env.INTEROP_HOST ? ['--host', process.env.INTEROP_HOST] : [];
+}
+
 /**
  * Starts the interop server and returns a context:
  *   url            base URL, e.g. http://127.0.0.1:41234
@@ -255,7 +260,7 @@ export async function stopConnection(connection) {
  *   close()        stop every tracked connection, then SIGTERM the server
  */
 export async function startInterop(extraArgs = []) {
-    const server = await startServer(interopBin(), extraArgs, { name: 'interop' });
+    const server = await startServer(interopBin(), [...hostArgs(), ...extraArgs], { name: 'interop' });
     const connections = new Set();
     const ctx = {
         url: server.url,

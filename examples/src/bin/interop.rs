@@ -14,6 +14,9 @@ use hub_runtime::{
 use serde::{Deserialize, Serialize};
 use warp::Filter;
 
+#[path = "interop/axum_host.rs"]
+mod axum_host;
+
 const PROGRAM: &str = "interop";
 
 #[hub_client]
@@ -377,12 +380,30 @@ fn with_query(path: &str, query: &str) -> String {
 struct Cli {
     #[command(flatten)]
     common: hub_examples::Args,
+    /// Which server hosts the hubs: hub's built-in warp server, or axum with hub's tower
+    /// service (no TLS under axum).
+    #[arg(long, value_enum, default_value_t = Host::Warp)]
+    host: Host,
+}
+
+/// The `--host` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Host {
+    /// The built-in server, the hubs as a warp filter beside warp routes.
+    Warp,
+    /// axum: the hubs as a tower service beside axum handlers.
+    Axum,
 }
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     hub_examples::init_logging();
-    let args = <Cli as clap::Parser>::parse().common;
+    let cli = <Cli as clap::Parser>::parse();
+    let args = cli.common;
+    if cli.host == Host::Axum && args.tls().is_some() {
+        eprintln!("{PROGRAM}: --host axum serves plain HTTP only; drop --tls-cert/--tls-key");
+        std::process::exit(2);
+    }
 
     let jwt_key: &'static JwtKey = Box::leak(Box::new(JwtKey(rand::random())));
     let options = args.hub_options(HubOptions {
@@ -414,10 +435,15 @@ async fn main() -> std::io::Result<()> {
         .connection("/echo", echo)
         .build();
 
-    let routes = routes(&server, jwt_key);
     let (listener, addr) = hub_runtime::server::bind(args.addr).await?;
     println!("listening on {}://{addr}", args.scheme());
-    hub_examples::serve(&args, server, listener, routes).await
+    match cli.host {
+        Host::Warp => {
+            let routes = routes(&server, jwt_key);
+            hub_examples::serve(&args, server, listener, routes).await
+        }
+        Host::Axum => axum_host::serve(server, listener, jwt_key).await,
+    }
 }
 
 /// The test endpoints beside the hubs (the contract's `/generateJwtToken`, `/redirect`,
