@@ -208,7 +208,8 @@
 //! when the future you pass resolves, and [`HubServer::shutdown`](crate::HubServer::shutdown)
 //! starts the same from anywhere (a clone of the server). Then:
 //!
-//! 1. `is_stopping` turns true, so a health check like the one above answers 503;
+//! 1. `is_stopping` turns true, so a health check like the one above answers 503, and new
+//!    connections (negotiate, or a WebSocket without negotiate) are refused with 503;
 //! 2. every hub connection gets a Close message that allows reconnecting: the official clients
 //!    with automatic reconnect (`withAutomaticReconnect()`) connect again, through the load
 //!    balancer, to a server that is still running;
