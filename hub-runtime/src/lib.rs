@@ -1,57 +1,13 @@
-//! # hub — real-time web functionality for Rust, speaking the ASP.NET Core SignalR protocol
+// The README is the crate's front page, so its examples are doc tests. It lives in this
+// package (the workspace root's README.md is a symlink to it) so that `cargo package` has it.
+#![doc = include_str!("../README.md")]
 //!
-//! Put `#[hub]` on an impl block and the official SignalR clients (`@microsoft/signalr` and the
-//! others) can call its methods; declare what the server may call on clients with
-//! `#[hub_client]` and call it through typed proxies checked by the compiler.
+//! ## Where to go from here
 //!
-//! ```no_run
-//! use hub_runtime::prelude::*;
-//!
-//! #[hub_client]
-//! trait ChatClient {
-//!     fn receive_message(&self, user: String, text: String);
-//! }
-//!
-//! struct Chat;
-//!
-//! #[hub(client = ChatClient)]
-//! impl Chat {
-//!     async fn send_message(&self, cx: &HubContext<Self>, user: String, text: String) -> Result<(), HubError> {
-//!         cx.clients.all().receive_message(user, text).await?;
-//!         Ok(())
-//!     }
-//! }
-//!
-//! #[tokio::main]
-//! async fn main() -> std::io::Result<()> {
-//!     HubServer::builder().hub("/chat", Chat).build().serve("127.0.0.1:5000").await
-//! }
-//! ```
-//!
-//! Layers, each in its own module and importing only the ones before it (`scripts/check-layers`
-//! fails on a circle): [`types`] and [`protocol`] (bytes ⇄ messages); `options`
-//! ([`HubOptions`]); `request` (who a client is: [`Identity`]); [`observability`];
-//! [`connection`] (logical connections, negotiate); [`auth`]; [`backplane`] (send targets,
-//! encoded messages and the traits other servers are reached through); [`clients`] (groups,
-//! fan-out, typed proxies); [`hub`](mod@hub) (the dispatcher and what hub methods see);
-//! `transport` (WebSockets, Server-Sent Events, long polling); and [`server`] (assembly).
-//!
-//! ## Features
-//!
-//! One hub over WebSockets needs none of the optional ones; each adds what it names and the
-//! crates behind it.
-//!
-//! | feature | default | adds |
-//! |---|---|---|
-//! | `json` | on | the JSON hub protocol, `protocol::JsonProtocol` (negotiate and the handshake are JSON whatever is on) |
-//! | `msgpack` | on | the MessagePack hub protocol, `protocol::MessagePackProtocol`, and `RawValue::MessagePack` (rmp, rmp-serde, rmpv) |
-//! | `redis` | off | `backplane::RedisBackplane` and `RedisOptions`: several servers act as one (redis) |
-//! | `jwt` | off | `JwtAuthenticator` for bearer tokens, and `auth::jsonwebtoken` re-exported (jsonwebtoken) |
-//! | `tls` | off | `server::TlsConfig` and `HubServer::serve_tls_with`: HTTPS and WSS served directly (tokio-rustls with ring) |
-//! | `metrics` | off | the counters and gauges of [`observability`], reported through the `metrics` facade; without it they compile to nothing |
-//!
-//! A server speaks the protocols whose features are on. With `default-features = false` and
-//! neither protocol, hub endpoints accept no handshake; connection endpoints still work.
+//! The [`guide`] walks through hub chapter by chapter. [`prelude`] has the names most hub code
+//! needs; [`HubServer`] and [`HubServerBuilder`] assemble and serve; [`HubOptions`] holds every
+//! limit and timeout; [`HubContext`] is what hub methods see, and [`HubHandle`] sends from
+//! outside them.
 
 #![warn(missing_docs)]
 

@@ -11,6 +11,9 @@
 //! | `class Chat : Hub` | `#[hub] impl Chat { ... }` |
 //! | `class Chat : Hub<IChatClient>` | `#[hub(client = ChatClient)]`, with `#[hub_client] trait ChatClient` |
 //! | `app.MapHub<Chat>("/chat")` | `HubServer::builder().hub("/chat", Chat)` |
+//! | `app.MapHub<Chat>("/chat", options => ..)` | `hub_with("/chat", Chat, EndpointOptions::new()...)` |
+//! | `options.Transports = HttpTransportType.WebSockets` | `EndpointOptions::new().disable(TransportKind::LongPolling)` (and `ServerSentEvents`) |
+//! | services from dependency injection (constructor, `[FromServices]`) | fields of the hub value: one value serves every call, so share state with `Arc` |
 //! | `[HubMethodName("Name")]` | `#[hub(name = "Name")]` |
 //! | a public helper that is not a hub method | `#[hub(skip)]` |
 //! | `OnConnectedAsync` / `OnDisconnectedAsync(Exception?)` | `#[hub(on_connected)]` / `#[hub(on_disconnected)]`, taking `Option<ConnectionError>` |
@@ -22,6 +25,9 @@
 //! | `Context.Abort()` | `cx.abort()` |
 //! | `HubException` | `HubError::for_client(..)` |
 //! | `IHubContext<Chat>` | `HubHandle<Chat>`, from `server.handle::<Chat>()` |
+//! | `IHubContext<Chat, IChatClient>` | the same `HubHandle<Chat>`: its proxies are typed by the hub's client trait |
+//! | `IUserIdProvider` | the authenticator decides: `Identity::user(id)`, or `JwtAuthenticator::user_id_claim` |
+//! | `app.Lifetime.StopApplication()` | `server.shutdown()` (every client gets a Close message that allows reconnecting) |
 //!
 //! Hub methods are `&self` methods on one shared value, not a new object per call: state that
 //! outlives a call lives in the hub value (behind a `Mutex`) or in `cx.items()`.
@@ -31,6 +37,7 @@
 //! | ASP.NET Core | hub |
 //! |---|---|
 //! | `Clients.All` | `cx.clients.all()` |
+//! | `Clients.All.SendAsync("Name", a, b)` (untyped) | `cx.clients.all().send("Name", &(a, b))` |
 //! | `Clients.Caller` | `cx.clients.caller()` |
 //! | `Clients.Others` | `cx.clients.others()` |
 //! | `Clients.Client(id)` / `Clients.Clients(ids)` | `cx.clients.client(id)` / `clients(ids)` |
@@ -41,7 +48,42 @@
 //! | `Clients.User(u)` / `Clients.Users(us)` | `cx.clients.user(u)` / `users(us)` |
 //! | `Groups.AddToGroupAsync(id, g)` | `cx.groups.add(id, g)` |
 //! | `Groups.RemoveFromGroupAsync(id, g)` | `cx.groups.remove(id, g)` |
+//! | `hubContext.Clients.All`, `hubContext.Groups` (outside a hub) | `handle.clients.all()`, `handle.groups` |
 //! | `Clients.Caller.InvokeAsync<T>(..)` (client results) | a `#[hub_client]` method with a return type |
+//!
+//! A hub without `client = ...` is like `class Chat : Hub`: its sends name the client method
+//! in a string. A [`HubHandle`](crate::HubHandle) does from outside hub methods what
+//! `IHubContext` does:
+//!
+//! ```no_run
+//! use hub_runtime::prelude::*;
+//!
+//! struct Chat;
+//!
+//! #[hub]
+//! impl Chat {
+//!     async fn send_message(&self, cx: &HubContext<Self>, user: String, text: String) -> Result<(), HubError> {
+//!         // Clients.All.SendAsync("ReceiveMessage", user, text)
+//!         cx.clients.all().send("ReceiveMessage", &(user, text)).await?;
+//!         Ok(())
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let server = HubServer::builder().hub("/chat", Chat).build();
+//!     // IHubContext<Chat>, for a background task.
+//!     let chat = server.handle::<Chat>().expect("Chat is mapped");
+//!     tokio::spawn(async move {
+//!         loop {
+//!             tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+//!             let _ = chat.clients.all().send("ReceiveMessage", &("server", "still here")).await;
+//!         }
+//!     });
+//!     server.serve("127.0.0.1:5000").await?;
+//!     Ok(())
+//! }
+//! ```
 //!
 //! ## Streams
 //!
@@ -61,7 +103,11 @@
 //! | `AddAuthentication().AddJwtBearer(..)` | `EndpointOptions::new().authenticator(..)`, `JwtAuthenticator` (feature `jwt`) |
 //! | `IHubFilter` | [`HubFilter`](crate::HubFilter), added with `HubServerBuilder::filter` |
 //! | CORS policy | [`Cors`](crate::Cors), added with `HubServerBuilder::cors` |
-//! | `AddStackExchangeRedis(..)` | `HubServerBuilder::backplane(RedisBackplane::connect(url).await?)` (feature `redis`) |
+//! | `AddStackExchangeRedis(..)` | `HubServerBuilder::backplane(RedisBackplane::connect(url).await?)` (feature `redis`; see [`scale_out`](super::scale_out)) |
+//! | `options.Configuration.ChannelPrefix` | `RedisOptions { prefix, .. }` with `RedisBackplane::connect_with` |
+//! | `AddJsonProtocol()` / `AddMessagePackProtocol()` | the `json` and `msgpack` features (both on by default) |
+//! | `ILogger` output | `tracing` events (install a subscriber, such as `tracing-subscriber`) |
+//! | the `Microsoft.AspNetCore.Http.Connections` event counters | `hub_connections` and the other metrics of [`observability`](crate::observability) (feature `metrics`) |
 //!
 //! ## Options
 //!

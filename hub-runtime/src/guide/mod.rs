@@ -12,6 +12,9 @@
 //! 5. [`coming_from_aspnet`]: the ASP.NET Core SignalR names you know, and hub's name for each.
 //! 6. [`auth`]: who a client is (authenticators, JSON Web Tokens) and what it may call.
 //! 7. [`testing`]: serving a hub on a free port in a test and talking to it like a client.
+//! 8. [`scale_out`]: several servers as one through a backplane (Redis), and what crosses them.
+//! 9. [`deploying`]: load balancers and sticky sessions, proxies, TLS, metrics, health, shutdown
+//!    and the limits to set in production.
 //!
 //! The crate's front page ([`crate`]) has the shortest complete server and the list of
 //! optional features.
@@ -20,6 +23,8 @@ pub mod auth;
 pub mod client_results;
 pub mod clients;
 pub mod coming_from_aspnet;
+pub mod deploying;
 pub mod hubs;
+pub mod scale_out;
 pub mod streaming;
 pub mod testing;
