@@ -299,4 +299,4 @@
 //! ## Hosting inside axum or tower
 //!
 //! To serve hubs inside an axum or hyper application, next to its own routes and behind its
-//! tower middleware, see the guide's hosting chapter (`hub_runtime::guide::hosting`).
+//! tower middleware, see the guide's [hosting](super::hosting) chapter.

@@ -15,6 +15,8 @@
 //! 8. [`scale_out`]: several servers as one through a backplane (Redis), and what crosses them.
 //! 9. [`deploying`]: load balancers and sticky sessions, proxies, TLS, metrics, health, shutdown
 //!    and the limits to set in production.
+//! 10. [`hosting`]: the hubs inside axum, hyper, tower middleware or warp, under a prefix, with
+//!     the application's own authentication, and the traps.
 //!
 //! The crate's front page ([`crate`]) has the shortest complete server and the list of
 //! optional features.
@@ -24,6 +26,7 @@ pub mod client_results;
 pub mod clients;
 pub mod coming_from_aspnet;
 pub mod deploying;
+pub mod hosting;
 pub mod hubs;
 pub mod scale_out;
 pub mod streaming;
