@@ -209,3 +209,43 @@ pub async fn builder(args: &Args, program: &str) -> hub_runtime::HubServerBuilde
         },
     }
 }
+
+/// The official SignalR browser client (`@microsoft/signalr`'s `dist/browser/signalr.min.js`,
+/// from the pinned npm package), embedded so the example pages load nothing from elsewhere.
+pub const SIGNALR_BROWSER_JS: &str = include_str!(env!("SIGNALR_BROWSER_JS"));
+
+/// `GET /{name}` (`""` for `GET /`) answering `body` as `content_type`.
+pub fn asset(
+    name: &'static str,
+    body: &'static str,
+    content_type: &'static str,
+) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
+    use warp::Filter;
+    let path = warp::path::full()
+        .and_then(move |full: warp::path::FullPath| async move {
+            if full.as_str().strip_prefix('/') == Some(name) {
+                Ok(())
+            } else {
+                Err(warp::reject::not_found())
+            }
+        })
+        .untuple_one();
+    warp::get()
+        .and(path)
+        .map(move || reply_static(body, content_type))
+        .boxed()
+}
+
+/// `GET /signalr.min.js`: the embedded official browser client.
+pub fn signalr_client() -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
+    asset("signalr.min.js", SIGNALR_BROWSER_JS, "text/javascript; charset=utf-8")
+}
+
+fn reply_static(body: &'static str, content_type: &'static str) -> warp::reply::Response {
+    let mut response = warp::reply::Response::new(body.into());
+    response.headers_mut().insert(
+        warp::http::header::CONTENT_TYPE,
+        warp::http::HeaderValue::from_static(content_type),
+    );
+    response
+}
