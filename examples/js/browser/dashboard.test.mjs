@@ -1,13 +1,15 @@
 // Browser test of the dashboard example: the page in examples/web/dashboard served by the
 // `dashboard` binary (samples pushed every 200 ms here), in headless Chromium. Two pages: each
-// streams its own readings; both get the same pushed samples. See chromium.mjs for the
-// environment (DASHBOARD_BIN, CHROMIUM_PATH). A screenshot goes to /tmp/dashboard-screenshot.png.
+// streams its own readings; both get the same pushed samples. Then two servers on one
+// redis-server (REDIS_SERVER, default on PATH): a page on one gets both servers' samples. See
+// chromium.mjs for the rest of the environment (DASHBOARD_BIN, CHROMIUM_PATH). A screenshot goes to /tmp/dashboard-screenshot.png.
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 
 import { startServer } from '../interop/server.mjs';
+import { Redis, freePort } from '../scaleout/cluster.mjs';
 import {
     WAIT, exampleBin, openBrowser, closeBrowser, openPage, waitForText, dataNumber, waitForData, assertOnlyOwnRequests,
 } from './chromium.mjs';
@@ -56,10 +58,15 @@ describe('dashboard page in Chromium', { timeout: 120_000 }, () => {
             assert.equal(await b.page.$eval(READINGS, (el) => el.dataset.stream), 'streaming');
             // every reading is a point of the polyline (up to the 60-point window)
             const points = await b.page.$eval(`${READINGS} polyline`, (el) => el.getAttribute('points').trim().split(/\s+/).length);
-            const after = await dataNumber(b.page, READINGS, 'count');
-            assert.ok(points >= Math.min(count, 60) && points <= Math.min(after, 60), `${points} points for ${count}..${after} readings`);
+            const after = await b.page.$eval(READINGS, (el) => ({
+                count: Number(el.dataset.count),
+                lastSeq: Number(el.dataset.lastSeq),
+                shown: Number(document.querySelector('#reading-count').textContent),
+            }));
+            assert.ok(points >= Math.min(count, 60) && points <= Math.min(after.count, 60), `${points} points for ${count}..${after.count} readings`);
             // the stream's own numbering: 1, 2, 3, ... with nothing lost
-            assert.equal(await dataNumber(b.page, READINGS, 'lastSeq'), after);
+            assert.equal(after.lastSeq, after.count);
+            assert.equal(after.shown, after.count);
         }
     });
 
@@ -71,6 +78,10 @@ describe('dashboard page in Chromium', { timeout: 120_000 }, () => {
         const common = [...a.keys()].filter((seq) => b.has(seq));
         assert.ok(common.length >= 3, `samples seen by both pages: ${common}`);
         for (const seq of common) assert.equal(a.get(seq), b.get(seq), `sample ${seq}`);
+        const host = new URL(server.url).host;
+        for (const p of [one.page, two.page]) {
+            assert.deepEqual(await p.$$eval('#recent-samples tr', (trs) => [...new Set(trs.map((tr) => tr.dataset.server))]), [host]);
+        }
         for (const page of [a, b]) {
             const seqs = [...page.keys()];
             for (let i = 1; i < seqs.length; i++) assert.equal(seqs[i], seqs[i - 1] - 1, `newest first, none missing: ${seqs}`);
@@ -78,7 +89,8 @@ describe('dashboard page in Chromium', { timeout: 120_000 }, () => {
         for (const p of [one.page, two.page]) {
             await waitForText(p, '#connections', '2');
             await waitForText(p, '#streams', '2');
-            assert.equal(await p.textContent('#sample-count'), String(await dataNumber(p, SAMPLES, 'count')));
+            const [shown, count] = await p.$eval(SAMPLES, (el) => [document.querySelector('#sample-count').textContent, el.dataset.count]);
+            assert.equal(shown, count);
         }
     });
 
@@ -100,7 +112,8 @@ describe('dashboard page in Chromium', { timeout: 120_000 }, () => {
         await waitForText(page, '#stream-state', 'streaming');
         await waitForData(page, READINGS, 'count', paused + 3);
         // a new stream numbers its readings from 1 again
-        assert.ok(await dataNumber(page, READINGS, 'lastSeq') < await dataNumber(page, READINGS, 'count'));
+        const [lastSeq, count] = await page.$eval(READINGS, (el) => [Number(el.dataset.lastSeq), Number(el.dataset.count)]);
+        assert.ok(lastSeq < count, `reading ${lastSeq} of the new stream, ${count} in all`);
         await waitForText(page, '#streams', '2');
     });
 
@@ -139,5 +152,38 @@ describe('dashboard page in Chromium', { timeout: 120_000 }, () => {
             () => ['reconnecting', 'disconnected'].includes(document.querySelector('#status')?.textContent.trim()),
             null, { timeout: WAIT });
         assert.equal(await one.page.isDisabled('#toggle-stream'), true);
+    });
+});
+
+describe('dashboard: two servers on one Redis', { timeout: 90_000 }, () => {
+    let redis;
+    const servers = [];
+    let viewer;
+
+    before(async () => {
+        redis = await new Redis(await freePort()).start();
+        for (let i = 0; i < 2; i++) {
+            servers.push(await startServer(exampleBin('dashboard'), ['--interval-ms', '200', '--redis', redis.url], { name: `dashboard#${i}` }));
+        }
+        viewer = await openBrowser('viewer');
+    }, { timeout: 40_000 });
+
+    after(async () => {
+        await closeBrowser(viewer);
+        await Promise.all(servers.map((s) => s.stop()));
+        await redis?.kill();
+    }, { timeout: 30_000 });
+
+    it("a page on one server gets every server's samples", async () => {
+        await openPage(viewer, servers[0].url + '/');
+        const hosts = servers.map((s) => new URL(s.url).host).sort();
+        await viewer.page.waitForFunction(
+            (want) => JSON.stringify([...new Set([...document.querySelectorAll('#recent-samples tr')].map((tr) => tr.dataset.server))].sort()) === JSON.stringify(want),
+            hosts, { timeout: WAIT });
+        // the page's connection is on the first server only
+        const mine = new URL(servers[0].url).host;
+        const rows = await viewer.page.$$eval('#recent-samples tr', (trs) => trs.map((tr) => [tr.dataset.server, tr.dataset.connections]));
+        for (const [server, count] of rows) assert.equal(count, server === mine ? '1' : '0', `connections on ${server}`);
+        assertOnlyOwnRequests(viewer, servers[0].url, { hubPath: '/dashboard', files: FILES });
     });
 });

@@ -9,6 +9,9 @@
 //!   gauge at the rate the page asked for, until the page disposes the subscription (the Pause
 //!   button) or disconnects.
 //!
+//! With `--redis`, several dashboard servers act as one: every server's task pushes its own
+//! samples (tagged with its address) to every page on every server.
+//!
 //! Run with `cargo run --release --bin dashboard`, then open http://127.0.0.1:5000/ (in several
 //! windows: the pushed samples are the same in each). `--help` lists the options.
 
@@ -49,7 +52,10 @@ trait DashboardClient {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Sample {
-    /// 1, 2, 3, ... in the order the server took them.
+    /// The server that took it (its listening address): with `--redis`, every server's task
+    /// pushes to every page.
+    server: String,
+    /// 1, 2, 3, ... in the order that server took them.
     seq: u64,
     /// When, in milliseconds since the Unix epoch.
     time_ms: u64,
@@ -155,6 +161,8 @@ impl Dashboard {
 
 /// What the background task samples.
 struct Sources {
+    /// This server's listening address, the samples' `server`.
+    name: String,
     server: HubServer,
     gauge: Gauge,
     streams: OpenStreams,
@@ -162,7 +170,12 @@ struct Sources {
 
 /// The background task: a sample every `every`, pushed to every page.
 async fn push_samples(sources: Sources, handle: HubHandle<Dashboard>, every: Duration) {
-    let Sources { server, gauge, streams } = sources;
+    let Sources {
+        name,
+        server,
+        gauge,
+        streams,
+    } = sources;
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seq = 0;
@@ -173,6 +186,7 @@ async fn push_samples(sources: Sources, handle: HubHandle<Dashboard>, every: Dur
         }
         seq += 1;
         let sample = Sample {
+            server: name.clone(),
             seq,
             time_ms: now_ms(),
             connections: server.connection_count(),
@@ -203,13 +217,6 @@ async fn main() -> std::io::Result<()> {
         )
         .build();
     let handle = server.handle::<Dashboard>().expect("the Dashboard hub is mapped above");
-    let sources = Sources {
-        server: server.clone(),
-        gauge,
-        streams,
-    };
-    tokio::spawn(push_samples(sources, handle, Duration::from_millis(cli.interval_ms)));
-
     let routes = server
         .filter()
         .or(hub_examples::asset("", INDEX_HTML, "text/html; charset=utf-8"))
@@ -233,6 +240,14 @@ async fn main() -> std::io::Result<()> {
     let (listener, addr) = hub_runtime::server::bind(args.addr).await?;
     println!("listening on {}://{addr}", args.scheme());
     println!("open {}://{addr}/ to watch the dashboard", args.scheme());
+    let sources = Sources {
+        name: addr.to_string(),
+        server: server.clone(),
+        gauge,
+        streams,
+    };
+    tokio::spawn(push_samples(sources, handle, Duration::from_millis(cli.interval_ms)));
+
     hub_examples::serve(&args, server, listener, routes).await
 }
 

@@ -1,7 +1,7 @@
 // hub dashboard — browser client for the `dashboard` example server (hub at /dashboard).
 //
 // Hub contract:
-//   server → client  Sample({ seq, timeMs, connections, streams, load })   pushed to every page by the
+//   server → client  Sample({ server, seq, timeMs, connections, streams, load })   pushed to every page by the
 //                                                                 server's background task
 //   client → server  Readings(intervalMs) -> stream of { seq, timeMs, load }
 //
@@ -77,9 +77,12 @@
         ui.sampleLoad.textContent = sample.load.toFixed(1);
 
         const row = document.createElement('tr');
+        row.dataset.server = sample.server;
         row.dataset.seq = String(sample.seq);
         row.dataset.load = String(sample.load);
+        row.dataset.connections = String(sample.connections);
         for (const text of [
+            sample.server,
             String(sample.seq),
             new Date(sample.timeMs).toLocaleTimeString(),
             String(sample.connections),
