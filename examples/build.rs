@@ -1,6 +1,6 @@
-//! Makes the official SignalR browser client available to the chat example: installs the
+//! Makes the official SignalR browser client available to the example pages: installs the
 //! pinned npm packages (`examples/js/package-lock.json`) when they are missing, then points
-//! the chat binary at the bundle so it is embedded (the page loads nothing from the internet).
+//! the examples at the bundle so it is embedded (the pages load nothing from the internet).
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -213,3 +213,137 @@ pub async fn builder(args: &Args, program: &str) -> hub_runtime::HubServerBuilde
         },
     }
 }
+
+/// The official SignalR browser client (`@microsoft/signalr`'s `dist/browser/signalr.min.js`,
+/// from the pinned npm package), embedded so the example pages load nothing from elsewhere.
+pub const SIGNALR_BROWSER_JS: &str = include_str!(env!("SIGNALR_BROWSER_JS"));
+
+/// `GET /{name}` (`""` for `GET /`) answering `body` as `content_type`.
+pub fn asset(
+    name: &'static str,
+    body: &'static str,
+    content_type: &'static str,
+) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
+    use warp::Filter;
+    let path = warp::path::full()
+        .and_then(move |full: warp::path::FullPath| async move {
+            if full.as_str().strip_prefix('/') == Some(name) {
+                Ok(())
+            } else {
+                Err(warp::reject::not_found())
+            }
+        })
+        .untuple_one();
+    warp::get()
+        .and(path)
+        .map(move || reply_static(body, content_type))
+        .boxed()
+}
+
+/// `GET /signalr.min.js`: the embedded official browser client.
+pub fn signalr_client() -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
+    asset("signalr.min.js", SIGNALR_BROWSER_JS, "text/javascript; charset=utf-8")
+}
+
+fn reply_static(body: &'static str, content_type: &'static str) -> warp::reply::Response {
+    let mut response = warp::reply::Response::new(body.into());
+    response.headers_mut().insert(
+        warp::http::header::CONTENT_TYPE,
+        warp::http::HeaderValue::from_static(content_type),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use clap::Parser;
+
+    use super::Args;
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        common: Args,
+    }
+
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        Cli::try_parse_from(std::iter::once("example").chain(args.iter().copied())).map(|c| c.common)
+    }
+
+    #[test]
+    fn defaults() {
+        let args = parse(&[]).expect("no flags is fine");
+        assert_eq!(args.addr, ([127, 0, 0, 1], 5000).into());
+        assert_eq!(args.redis, None);
+        assert_eq!(args.tls(), None);
+        assert_eq!(args.scheme(), "http");
+        assert!(!args.short_timeouts);
+        let base = hub_runtime::HubOptions::default();
+        let options = args.hub_options(base.clone());
+        assert_eq!(options.long_poll_timeout, base.long_poll_timeout);
+        assert_eq!(options.client_result_timeout, base.client_result_timeout);
+    }
+
+    #[test]
+    fn every_flag() {
+        let args = parse(&[
+            "--addr",
+            "0.0.0.0:0",
+            "--redis",
+            "redis://127.0.0.1:6379",
+            "--tls-cert",
+            "cert.pem",
+            "--tls-key",
+            "key.pem",
+            "--short-timeouts",
+            "--long-poll-timeout",
+            "1.5",
+        ])
+        .expect("valid flags");
+        assert_eq!(args.addr, ([0, 0, 0, 0], 0).into());
+        assert_eq!(args.redis.as_deref(), Some("redis://127.0.0.1:6379"));
+        assert_eq!(args.tls(), Some(("cert.pem", "key.pem")));
+        assert_eq!(args.scheme(), "https");
+        let options = args.hub_options(hub_runtime::HubOptions::default());
+        assert_eq!(options.long_poll_timeout, Duration::from_millis(1500));
+        assert_eq!(options.client_result_timeout, Duration::from_secs(2));
+        assert_eq!(options.disconnect_timeout, Duration::from_secs(2));
+        assert_eq!(options.keep_alive_interval, Duration::from_secs(1));
+        assert_eq!(options.client_timeout, Duration::from_secs(4));
+    }
+
+    #[test]
+    fn bad_input_is_refused() {
+        for bad in [
+            &["--tls-cert", "cert.pem"][..],
+            &["--tls-key", "key.pem"],
+            &["--long-poll-timeout", "0"],
+            &["--long-poll-timeout", "soon"],
+            &["--long-poll-timeout", "inf"],
+            &["--redis", ""],
+            &["--addr", "localhost"],
+            &["--unknown"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn help_lists_every_flag() {
+        let help = parse(&["--help"]).expect_err("--help stops parsing");
+        assert_eq!(help.kind(), clap::error::ErrorKind::DisplayHelp);
+        let text = help.to_string();
+        for flag in [
+            "--addr <HOST:PORT>",
+            "--redis <URL>",
+            "--tls-cert <PEM>",
+            "--tls-key <PEM>",
+            "--short-timeouts",
+            "--long-poll-timeout <SECONDS>",
+        ] {
+            assert!(text.contains(flag), "{flag} missing from:\n{text}");
+        }
+    }
+}

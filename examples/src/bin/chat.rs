@@ -126,16 +126,6 @@ impl Chat {
 const INDEX_HTML: &str = include_str!("../../web/index.html");
 const CHAT_JS: &str = include_str!("../../web/chat.js");
 const CHAT_CSS: &str = include_str!("../../web/chat.css");
-const SIGNALR_JS: &str = include_str!(env!("SIGNALR_BROWSER_JS"));
-
-fn asset(body: &'static str, content_type: &'static str) -> warp::reply::Response {
-    let mut response = warp::reply::Response::new(body.into());
-    response.headers_mut().insert(
-        warp::http::header::CONTENT_TYPE,
-        warp::http::HeaderValue::from_static(content_type),
-    );
-    response
-}
 
 /// The chat demo: a web page where people pick a name, join rooms and talk.
 /// Open http://ADDR/ in two browser windows.
@@ -156,31 +146,19 @@ async fn main() -> std::io::Result<()> {
         .hub("/chat", Chat::default())
         .build();
 
-    let get = warp::get();
-    let index = get
-        .and(warp::path::end())
-        .map(|| asset(INDEX_HTML, "text/html; charset=utf-8"));
-    let js = get
-        .and(warp::path("chat.js"))
-        .and(warp::path::end())
-        .map(|| asset(CHAT_JS, "text/javascript; charset=utf-8"));
-    let css = get
-        .and(warp::path("chat.css"))
-        .and(warp::path::end())
-        .map(|| asset(CHAT_CSS, "text/css; charset=utf-8"));
-    let client = get
-        .and(warp::path("signalr.min.js"))
-        .and(warp::path::end())
-        .map(|| asset(SIGNALR_JS, "text/javascript; charset=utf-8"));
     let routes = server
         .filter()
-        .or(index)
+        .or(hub_examples::asset("", INDEX_HTML, "text/html; charset=utf-8"))
         .unify()
-        .or(js)
+        .or(hub_examples::asset(
+            "chat.js",
+            CHAT_JS,
+            "text/javascript; charset=utf-8",
+        ))
         .unify()
-        .or(css)
+        .or(hub_examples::asset("chat.css", CHAT_CSS, "text/css; charset=utf-8"))
         .unify()
-        .or(client)
+        .or(hub_examples::signalr_client())
         .unify()
         .boxed();
 
