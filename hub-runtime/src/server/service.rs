@@ -68,20 +68,27 @@ impl HubService {
 
     /// The answer to `request` when one of the hubs serves its path; the request back when
     /// none does.
-    fn route<B>(
-        &self,
-        request: http::Request<B>,
-    ) -> Result<BoxFuture<'static, http::Response<HubBody>>, http::Request<B>>
+    fn route<B>(&self, request: http::Request<B>) -> Routed<B>
     where
         B: http_body::Body + Send + 'static,
         B::Data: Send,
         B::Error: Into<BodyError>,
     {
-        let Some(resolved) = routes::resolve(&self.inner, request.uri().path()) else {
-            return Err(request);
-        };
-        Ok(respond(self.inner.clone(), resolved, request))
+        match routes::resolve(&self.inner, request.uri().path()) {
+            Some(resolved) => Routed::Hub(respond(self.inner.clone(), resolved, request)),
+            None => Routed::Elsewhere(request),
+        }
     }
+}
+
+/// Where a request went: to a hub (its answer), or nowhere here (the request, untouched).
+#[allow(
+    clippy::large_enum_variant,
+    reason = "lives for one call on the stack; boxing the request would allocate for every request the app serves"
+)]
+enum Routed<B> {
+    Hub(BoxFuture<'static, http::Response<HubBody>>),
+    Elsewhere(http::Request<B>),
 }
 
 /// Takes `request` apart into what the handlers read, and answers it.
@@ -142,8 +149,8 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         match self.route(request) {
-            Ok(answer) => answer.map(Ok).boxed(),
-            Err(_) => {
+            Routed::Hub(answer) => answer.map(Ok).boxed(),
+            Routed::Elsewhere(_) => {
                 let not_found = hub_response(text(http::StatusCode::NOT_FOUND, ""));
                 std::future::ready(Ok(not_found)).boxed()
             }
@@ -255,8 +262,8 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         match self.hubs.route(request) {
-            Ok(answer) => answer.map(|r| Ok(r.map(EitherBody::hub))).boxed(),
-            Err(request) => {
+            Routed::Hub(answer) => answer.map(|r| Ok(r.map(EitherBody::hub))).boxed(),
+            Routed::Elsewhere(request) => {
                 // The ready service takes the request; its clone stays for the next call.
                 let clone = self.next.clone();
                 let mut ready = std::mem::replace(&mut self.next, clone);
