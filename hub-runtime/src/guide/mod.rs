@@ -9,9 +9,10 @@
 //! 2. [`clients`]: calling methods on clients through typed proxies, groups and users.
 //! 3. [`streaming`]: streams from the server to a client, and from a client to the server.
 //! 4. [`client_results`]: asking one client a question and awaiting its answer.
-//! 5. [`coming_from_aspnet`]: the ASP.NET Core SignalR names you know, and hub's name for each.
-//! 6. [`auth`]: who a client is (authenticators, JSON Web Tokens) and what it may call.
-//! 7. [`testing`]: serving a hub on a free port in a test and talking to it like a client.
+//! 5. [`filters`]: middleware around every call: refusing, timing, logging, rewriting results.
+//! 6. [`coming_from_aspnet`]: the ASP.NET Core SignalR names you know, and hub's name for each.
+//! 7. [`auth`]: who a client is (authenticators, JSON Web Tokens) and what it may call.
+//! 8. [`testing`]: serving a hub on a free port in a test and talking to it like a client.
 //!
 //! The crate's front page ([`crate`]) has the shortest complete server and the list of
 //! optional features.
@@ -20,6 +21,7 @@ pub mod auth;
 pub mod client_results;
 pub mod clients;
 pub mod coming_from_aspnet;
+pub mod filters;
 pub mod hubs;
 pub mod streaming;
 pub mod testing;

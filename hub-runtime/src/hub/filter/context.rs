@@ -137,6 +137,27 @@ impl<'a> InvocationContext<'a> {
 
 /// The rest of an invocation's pipeline: the inner filters, then the hub method. ASP.NET
 /// Core's `next` delegate. Running it is optional: a filter that refuses the call drops it.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use hub_runtime::hub::filter::{HubFilter, InvocationContext, InvokeFuture, Next};
+///
+/// /// Counts the calls that failed.
+/// #[derive(Default)]
+/// struct Failures(AtomicU64);
+///
+/// impl HubFilter for Failures {
+///     fn invoke<'a>(&'a self, _: &'a InvocationContext<'a>, next: Next<'a>) -> InvokeFuture<'a> {
+///         InvokeFuture::new(async move {
+///             let result = next.run().await;
+///             if result.is_error() {
+///                 self.0.fetch_add(1, Ordering::Relaxed);
+///             }
+///             result
+///         })
+///     }
+/// }
+/// ```
 pub struct Next<'a> {
     rest: &'a [Arc<dyn HubFilter>],
     invocation: &'a InvocationContext<'a>,
@@ -144,6 +165,23 @@ pub struct Next<'a> {
 }
 
 /// What [`HubFilter::invoke`] returns: the call passed on, a result at once, or a future.
+///
+/// ```
+/// use hub_runtime::hub::filter::{HubFilter, InvocationContext, InvocationResult, InvokeFuture, Next};
+/// use hub_runtime::HubError;
+///
+/// /// Closed on weekends: refuses without awaiting anything (no allocation either way).
+/// struct Closed(bool);
+///
+/// impl HubFilter for Closed {
+///     fn invoke<'a>(&'a self, _: &'a InvocationContext<'a>, next: Next<'a>) -> InvokeFuture<'a> {
+///         if self.0 {
+///             return InvokeFuture::ready(InvocationResult::error(HubError::for_client("closed")));
+///         }
+///         InvokeFuture::pass(next)
+///     }
+/// }
+/// ```
 pub struct InvokeFuture<'a>(Step<'a>);
 
 enum Step<'a> {
