@@ -37,8 +37,9 @@
 //! A panic in a filter costs only its call, as a panic in a hub method does: the caller gets
 //! the standard error, the connection stays.
 //!
-//! Without filters nothing of this runs; with filters, each call allocates the pipeline's
-//! future, and one box per filter whose `invoke` is asynchronous.
+//! Without filters nothing of this runs; with filters, each call makes a few small allocations
+//! (the pipeline's future, the arguments shared with the filters, the reply's ids), and one
+//! box per filter whose `invoke` returns [`InvokeFuture::new`].
 //!
 //! See the guide chapter [`guide::filters`](crate::guide::filters).
 
