@@ -246,12 +246,16 @@ impl<'a, H: Hub> Dispatch<'a, H> {
         let sender = self.sender.clone();
         let format = self.protocol.transfer_format();
         Box::pin(async move {
-            let streaming = info.streaming;
+            let kind = if info.streaming {
+                MethodKind::Stream
+            } else {
+                MethodKind::Plain
+            };
             let result = {
                 let invocation = InvocationContext::new(info, &shared, cx.identity(), cx.items(), &reply);
                 Next::new(&filters.0, &invocation, future).run().await
             };
-            let outcome = result.into_outcome(reply, streaming);
+            let outcome = result.into_outcome(reply, kind);
             if let Some(stream) = outcome.stream {
                 return Some(StreamHandover { stream_id, stream });
             }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::hub::{Call, HubError, Outcome};
+use crate::hub::{Call, HubError, MethodKind, Outcome};
 use crate::protocol::{CompletionResult, DecodeError, HubMessage, HubProtocol};
 
 /// A value a filter put in place of the method's.
@@ -137,7 +137,8 @@ impl InvocationResult {
 
     /// What to send: the method's reply unchanged, or `reply`'s for a filter's result. A
     /// streaming invocation's result always comes out as a stream to hand over.
-    pub(crate) fn into_outcome(self, reply: Call, streaming: bool) -> Outcome {
+    pub(crate) fn into_outcome(self, reply: Call, kind: MethodKind) -> Outcome {
+        let streaming = kind == MethodKind::Stream;
         let expects_reply = reply.invocation_id().is_some();
         let mut outcome = match self.produced {
             Produced::Method(m) => m.outcome,
