@@ -268,7 +268,10 @@ impl Call {
     }
 
     pub(crate) fn error_text(&self, text: &str) -> Outcome {
-        self.sender.metrics().invocation_error();
+        // A filtered call's failure is counted once the filters decided what the caller gets.
+        if self.filtered.is_none() {
+            self.sender.metrics().invocation_error();
+        }
         let mut outcome = self.complete(OutResult::Error(text));
         outcome.failed = true;
         outcome
@@ -344,6 +347,8 @@ impl Call {
             filtered.stream_started.store(true, Ordering::Release);
             tokio::task::yield_now().await;
         }
+        // The filters are done with this call: its stream's failures are counted as usual.
+        self.filtered = None;
         let Some(id) = self.invocation_id.clone() else {
             return Outcome::done(None);
         };

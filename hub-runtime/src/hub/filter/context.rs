@@ -10,6 +10,7 @@ use std::time::Instant;
 use futures_util::future::BoxFuture;
 use serde::de::DeserializeOwned;
 
+use super::result::ErrorCount;
 use super::{HubFilter, InvocationInfo, InvocationOutcome, InvocationResult};
 use crate::auth::Identity;
 use crate::hub::call::Filtered;
@@ -292,7 +293,7 @@ async fn innermost(invocation: &InvocationContext<'_>, method: BoxFuture<'static
             .take_error()
             .unwrap_or_else(|| HubError::new("The invocation failed."))
     });
-    InvocationResult::method(outcome, protocol, error)
+    InvocationResult::method(outcome, protocol, error, ErrorCount::Pending)
 }
 
 /// Runs a streaming method's future until the method returned its stream (then the outcome
@@ -322,7 +323,7 @@ fn method_panicked(invocation: &InvocationContext<'_>, payload: panic::Payload) 
         Some(_) => outcome,
         None => reply.finish_error(error.clone()),
     };
-    InvocationResult::method(outcome, reply.protocol().clone(), Some(error))
+    InvocationResult::method(outcome, reply.protocol().clone(), Some(error), ErrorCount::Counted)
 }
 
 /// A filter panicked: logged and counted; the call fails as if its method had panicked.
@@ -332,7 +333,12 @@ fn filter_panicked(invocation: &InvocationContext<'_>, payload: panic::Payload) 
     report(invocation, &*payload);
     let reply = invocation.reply;
     let error = HubError::new(panic::message(&*payload)).with_kind("Panic");
-    InvocationResult::method(reply.panicked(&*payload), reply.protocol().clone(), Some(error))
+    InvocationResult::method(
+        reply.panicked(&*payload),
+        reply.protocol().clone(),
+        Some(error),
+        ErrorCount::Counted,
+    )
 }
 
 fn report(invocation: &InvocationContext<'_>, payload: &(dyn std::any::Any + Send)) {

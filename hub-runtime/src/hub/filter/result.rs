@@ -55,6 +55,17 @@ pub(crate) struct MethodResult {
     pub(crate) protocol: Arc<dyn HubProtocol>,
     /// Why it failed (always there when `outcome.failed`).
     pub(crate) error: Option<HubError>,
+    pub(crate) counted: ErrorCount,
+}
+
+/// Whether a failed result was already counted (`hub_invocation_errors_total`): a method's
+/// failure is counted only if it reaches the caller; a panic's, when it was caught.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ErrorCount {
+    /// Counted when its reply was made.
+    Counted,
+    /// To count if it is sent.
+    Pending,
 }
 
 impl InvocationResult {
@@ -81,12 +92,18 @@ impl InvocationResult {
         }
     }
 
-    pub(crate) fn method(outcome: Outcome, protocol: Arc<dyn HubProtocol>, error: Option<HubError>) -> Self {
+    pub(crate) fn method(
+        outcome: Outcome,
+        protocol: Arc<dyn HubProtocol>,
+        error: Option<HubError>,
+        counted: ErrorCount,
+    ) -> Self {
         InvocationResult {
             produced: Produced::Method(MethodResult {
                 outcome,
                 protocol,
                 error,
+                counted,
             }),
         }
     }
@@ -141,7 +158,12 @@ impl InvocationResult {
         let streaming = kind == MethodKind::Stream;
         let expects_reply = reply.invocation_id().is_some();
         let mut outcome = match self.produced {
-            Produced::Method(m) => m.outcome,
+            Produced::Method(m) => {
+                if m.outcome.failed && m.counted == ErrorCount::Pending {
+                    reply.sender().metrics().invocation_error();
+                }
+                m.outcome
+            }
             Produced::Error(error) => reply.finish_error(error),
             Produced::Void if streaming => return Outcome::stream_of(reply.pump(futures_util::stream::empty::<()>())),
             Produced::Void => reply.finish_void(),
