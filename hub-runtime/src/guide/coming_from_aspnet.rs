@@ -101,7 +101,8 @@
 //! | `[Authorize(Roles = "a,b")]` | `#[hub(authorize(role = "a, b"))]` |
 //! | `[Authorize(Policy = ..)]` | `#[hub(authorize(policy = a_fn))]`, or `authorize(claim = "..", value = "..")` |
 //! | `AddAuthentication().AddJwtBearer(..)` | `EndpointOptions::new().authenticator(..)`, `JwtAuthenticator` (feature `jwt`) |
-//! | `IHubFilter` | [`HubFilter`](crate::HubFilter), added with `HubServerBuilder::filter` |
+//! | `IHubFilter` (`AddFilter`, global then per hub) | [`HubFilter`](crate::HubFilter), added with `HubServerBuilder::filter`, then `EndpointOptions::filter` (see [`filters`](super::filters)) |
+//! | `InvokeMethodAsync(HubInvocationContext, next)` | `HubFilter::invoke(&InvocationContext, Next)`: `next.run().await`, returning an `InvocationResult` |
 //! | CORS policy | [`Cors`](crate::Cors), added with `HubServerBuilder::cors` |
 //! | `AddStackExchangeRedis(..)` | `HubServerBuilder::backplane(RedisBackplane::connect(url).await?)` (feature `redis`; see [`scale_out`](super::scale_out)) |
 //! | `options.Configuration.ChannelPrefix` | `RedisOptions { prefix, .. }` with `RedisBackplane::connect_with` |

@@ -9,13 +9,14 @@
 //! 2. [`clients`]: calling methods on clients through typed proxies, groups and users.
 //! 3. [`streaming`]: streams from the server to a client, and from a client to the server.
 //! 4. [`client_results`]: asking one client a question and awaiting its answer.
-//! 5. [`coming_from_aspnet`]: the ASP.NET Core SignalR names you know, and hub's name for each.
-//! 6. [`auth`]: who a client is (authenticators, JSON Web Tokens) and what it may call.
-//! 7. [`testing`]: serving a hub on a free port in a test and talking to it like a client.
-//! 8. [`scale_out`]: several servers as one through a backplane (Redis), and what crosses them.
-//! 9. [`deploying`]: load balancers and sticky sessions, proxies, TLS, metrics, health, shutdown
-//!    and the limits to set in production.
-//! 10. [`hosting`]: the hubs inside axum, hyper, tower middleware or warp, under a prefix, with
+//! 5. [`filters`]: middleware around every call: refusing, timing, logging, rewriting results.
+//! 6. [`coming_from_aspnet`]: the ASP.NET Core SignalR names you know, and hub's name for each.
+//! 7. [`auth`]: who a client is (authenticators, JSON Web Tokens) and what it may call.
+//! 8. [`testing`]: serving a hub on a free port in a test and talking to it like a client.
+//! 9. [`scale_out`]: several servers as one through a backplane (Redis), and what crosses them.
+//! 10. [`deploying`]: load balancers and sticky sessions, proxies, TLS, metrics, health, shutdown
+//!     and the limits to set in production.
+//! 11. [`hosting`]: the hubs inside axum, hyper, tower middleware or warp, under a prefix, with
 //!     the application's own authentication, and the traps.
 //!
 //! The crate's front page ([`crate`]) has the shortest complete server and the list of
@@ -26,6 +27,7 @@ pub mod client_results;
 pub mod clients;
 pub mod coming_from_aspnet;
 pub mod deploying;
+pub mod filters;
 pub mod hosting;
 pub mod hubs;
 pub mod scale_out;

@@ -38,6 +38,7 @@ impl<H: Hub> Dispatch<'_, H> {
             cancel: cancel.clone(),
             name: def.map_or("", |d| d.name),
             pumping: false,
+            filtered: None,
         };
         let (Some(method), Some(def)) = (method, def) else {
             self.reply(Refusal::UnknownMethod.answer(&call));

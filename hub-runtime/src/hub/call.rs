@@ -2,7 +2,8 @@
 //! method's result (a value, an error, a stream) into messages.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -36,6 +37,38 @@ pub struct Call {
     pub(crate) name: &'static str,
     /// The method returned its stream and the stream's items are being sent.
     pub(crate) pumping: bool,
+    /// Set only when async filters wrap the call (see [`Filtered`]); `None` on the fast path.
+    pub(crate) filtered: Option<Arc<Filtered>>,
+}
+
+/// What a call wrapped by filters shares with them: its arguments (which the filters read
+/// while the method runs), the error the method failed with (before it is turned into text),
+/// and, for a streaming method, the moment the method returned its stream.
+pub(crate) struct Filtered {
+    pub(crate) arguments: Vec<RawValue>,
+    /// A streaming method returned its stream: its items are about to flow.
+    pub(crate) stream_started: AtomicBool,
+    /// Why the call failed, as an error (binding failures and method errors).
+    pub(crate) error: Mutex<Option<HubError>>,
+}
+
+impl Filtered {
+    pub(crate) fn new(arguments: Vec<RawValue>) -> Self {
+        Filtered {
+            arguments,
+            stream_started: AtomicBool::new(false),
+            error: Mutex::new(None),
+        }
+    }
+
+    /// The error the call failed with, if it kept one.
+    pub(crate) fn take_error(&self) -> Option<HubError> {
+        self.error.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    fn keep_error(&self, error: HubError) {
+        *self.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+    }
 }
 
 /// What a call leaves when it is dropped while unwinding: what its panic's reply needs (see
@@ -64,6 +97,7 @@ impl Remains {
             cancel: None,
             name: self.name,
             pumping: self.pumping,
+            filtered: None,
         }
     }
 }
@@ -104,6 +138,15 @@ impl Outcome {
         }
     }
 
+    /// An outcome whose stream (or, for a refused stream, its one Completion) `run` sends.
+    pub(crate) fn stream_of(run: impl Future<Output = Outcome> + Send + 'static) -> Self {
+        Outcome {
+            completion: None,
+            stream: Some(Box::pin(run)),
+            failed: false,
+        }
+    }
+
     /// A streaming method's invocation: `run` binds, calls the method and streams its items;
     /// it runs beside the connection's other invocations without counting against their limit.
     pub fn streaming(run: impl Future<Output = Outcome> + Send + 'static) -> BoxFuture<'static, Outcome> {
@@ -119,11 +162,50 @@ impl Outcome {
 }
 
 impl Call {
+    /// The invocation's arguments (held by the filters' view when filters wrap the call).
+    #[inline]
+    fn arguments(&self) -> &[RawValue] {
+        match &self.filtered {
+            Some(filtered) => &filtered.arguments,
+            None => &self.arguments,
+        }
+    }
+
+    /// A call that can send this one's reply (the same invocation id, target, protocol and
+    /// connection), without its arguments: what the filters' result is sent through.
+    pub(crate) fn replier(&self) -> Call {
+        Call {
+            method: self.method.clone(),
+            invocation_id: self.invocation_id.clone(),
+            arguments: Vec::new(),
+            uploads: Vec::new(),
+            protocol: self.protocol.clone(),
+            sender: self.sender.clone(),
+            error_detail: self.error_detail,
+            cancel: self.cancel.clone(),
+            name: self.name,
+            pumping: false,
+            filtered: None,
+        }
+    }
+
+    pub(crate) fn invocation_id(&self) -> Option<&str> {
+        self.invocation_id.as_deref()
+    }
+
+    pub(crate) fn protocol(&self) -> &Arc<dyn HubProtocol> {
+        &self.protocol
+    }
+
+    pub(crate) fn sender(&self) -> &ConnectionSender {
+        &self.sender
+    }
+
     /// Decodes argument `index` into the parameter type, or produces the binding-failure
     /// completion.
     pub fn arg<T: crate::__private::HubArgument>(&self, index: usize) -> Result<T, Outcome> {
         let raw = self
-            .arguments
+            .arguments()
             .get(index)
             .ok_or_else(|| self.binding_failure("Error binding arguments."))?;
         raw.decode::<T>().map_err(|e| {
@@ -152,6 +234,9 @@ impl Call {
     }
 
     pub(crate) fn binding_failure(&self, detail: &str) -> Outcome {
+        if let Some(filtered) = &self.filtered {
+            filtered.keep_error(HubError::new(detail).with_kind("InvalidDataException"));
+        }
         let base = error_texts::binding_failed(&self.method);
         let text = if self.error_detail == ErrorDetail::Shown {
             error_texts::with_detail(&base, "InvalidDataException", detail)
@@ -162,8 +247,12 @@ impl Call {
     }
 
     fn complete(&self, result: OutResult<'_>) -> Outcome {
-        let Some(id) = self.invocation_id.as_deref() else {
-            return Outcome::done(None);
+        // Filters may read the result of an invocation that expects no reply: it is encoded
+        // for them (and not sent).
+        let id = match (self.invocation_id.as_deref(), &self.filtered) {
+            (Some(id), _) => id,
+            (None, Some(_)) => "",
+            (None, None) => return Outcome::done(None),
         };
         match self.protocol.encode(&OutMessage::Completion {
             invocation_id: id,
@@ -179,7 +268,10 @@ impl Call {
     }
 
     pub(crate) fn error_text(&self, text: &str) -> Outcome {
-        self.sender.metrics().invocation_error();
+        // A filtered call's failure is counted once the filters decided what the caller gets.
+        if self.filtered.is_none() {
+            self.sender.metrics().invocation_error();
+        }
         let mut outcome = self.complete(OutResult::Error(text));
         outcome.failed = true;
         outcome
@@ -215,7 +307,11 @@ impl Call {
     pub fn finish_error(&self, error: HubError) -> Outcome {
         tracing::debug!(method = %self.method, error = %error, "hub method failed");
         let base = error_texts::invocation_failed(&self.method);
-        self.error_text(&error.client_text(&base, self.error_detail))
+        let outcome = self.error_text(&error.client_text(&base, self.error_detail));
+        if let Some(filtered) = &self.filtered {
+            filtered.keep_error(error);
+        }
+        outcome
     }
 
     fn frame(&self, bytes: Bytes) -> Frame {
@@ -245,6 +341,14 @@ impl Call {
         E: crate::__private::HubErrorLike,
     {
         self.pumping = true;
+        if let Some(filtered) = &self.filtered {
+            // The filters wrap the call that returned the stream, not its items: they see
+            // their result before the first item is read.
+            filtered.stream_started.store(true, Ordering::Release);
+            tokio::task::yield_now().await;
+        }
+        // The filters are done with this call: its stream's failures are counted as usual.
+        self.filtered = None;
         let Some(id) = self.invocation_id.clone() else {
             return Outcome::done(None);
         };

@@ -104,7 +104,7 @@ pub(crate) fn remember(remains: Remains) {
 
 /// The call that unwound last on this thread, if any: taken once, right after its panic was
 /// caught.
-fn take_unwound() -> Option<Call> {
+pub(crate) fn take_unwound() -> Option<Call> {
     UNWOUND.try_with(Cell::take).ok().flatten().map(Remains::into_call)
 }
 

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::call::Filtered;
 use super::close::frame_for;
 use super::endpoint::HubEndpoint;
-use super::filter::{InvocationInfo, InvocationOutcome};
+use super::filter::{InvocationContext, InvocationInfo, Next};
 use super::panic;
 use super::read_loop::End;
 use super::scheduling::{Finished, Limit, Running, Scheduler, StreamHandover};
@@ -139,7 +140,7 @@ impl<'a, H: Hub> Dispatch<'a, H> {
         }
     }
 
-    /// Logs and counts a panic in a filter around `method`.
+    /// Logs and counts a panic in user code run for `method` (an authorization policy).
     pub(super) fn report_panic(&self, method: &'static str, payload: &(dyn std::any::Any + Send)) {
         let site = panic::Site {
             hub: std::any::type_name::<H>(),
@@ -174,85 +175,44 @@ impl<'a, H: Hub> Dispatch<'a, H> {
         } else {
             None
         };
-        // Filters are rare: their handle is cloned only when there are some.
-        let filters = (!self.endpoint.filters.is_empty()).then(|| self.endpoint.filters.clone());
-        let info = filters.as_ref().map(|_| InvocationInfo {
-            hub: std::any::type_name::<H>(),
-            method: H::__METHODS[method].name,
-            connection_id: self.local.id.clone(),
-            user_id: self.local.user_id.clone(),
-            streaming: H::__METHODS[method].kind == MethodKind::Stream,
-        });
-        if let (Some(filters), Some(info)) = (&filters, &info) {
-            let refused = match panic::catch(|| filters.before_invoke(info)) {
-                Ok(Ok(())) => None,
-                Ok(Err(error)) => Some(call.finish_error(error)),
-                Err(payload) => {
-                    self.report_panic(info.method, &*payload);
-                    Some(call.panicked(&*payload))
-                }
-            };
-            if let Some(outcome) = refused {
-                self.reply(outcome);
-                // A refused stream never runs: its id is free again.
-                if let Some(id) = &stream_id {
-                    self.scheduler.forget_stream(id);
-                }
-                return;
-            }
+        if !self.endpoint.filters.is_empty() {
+            let running = self.filtered(method, call, stream_id);
+            self.scheduler.push(running, limit);
+            return;
         }
-        let started = info.as_ref().map(|_| std::time::Instant::now());
         let mut future = self.endpoint.hub.clone().__invoke(self.cx.clone(), method, call);
         let format = self.protocol.transfer_format();
         let hub = std::any::type_name::<H>();
-        let running: Running = 'running: {
-            if info.is_none() {
-                // Most methods finish without waiting: poll once here (a spurious poll is harmless
-                // to a future that is not ready; the set polls it again with the task's waker) and
-                // answer at once, without a trip through the set.
-                let mut context = std::task::Context::from_waker(futures_util::task::noop_waker_ref());
-                let polled = match panic::catch(|| future.as_mut().poll(&mut context)) {
-                    Ok(polled) => polled,
-                    Err(payload) => std::task::Poll::Ready(panic::recover(hub, &self.sender, payload)),
-                };
-                if let std::task::Poll::Ready(outcome) = polled {
-                    if let Some(stream) = outcome.stream {
-                        self.stream_started(StreamHandover { stream_id, stream });
-                        return;
-                    }
-                    let Some(bytes) = outcome.completion else { return };
-                    let Err(frame) = self.sender.try_send_message_or_return(frame_for(format, bytes)) else {
-                        return;
-                    };
-                    // The outbox is full: wait for room like any other reply.
-                    let sender = self.sender.clone();
-                    break 'running Box::pin(async move {
-                        let _ = sender.send_message(frame).await;
-                        None
-                    });
+        // Most methods finish without waiting: poll once here (a spurious poll is harmless to a
+        // future that is not ready; the set polls it again with the task's waker) and answer at
+        // once, without a trip through the set.
+        let mut context = std::task::Context::from_waker(futures_util::task::noop_waker_ref());
+        let polled = match panic::catch(|| future.as_mut().poll(&mut context)) {
+            Ok(polled) => polled,
+            Err(payload) => std::task::Poll::Ready(panic::recover(hub, &self.sender, payload)),
+        };
+        let sender = self.sender.clone();
+        let running: Running = match polled {
+            std::task::Poll::Ready(outcome) => {
+                if let Some(stream) = outcome.stream {
+                    self.stream_started(StreamHandover { stream_id, stream });
+                    return;
                 }
+                let Some(bytes) = outcome.completion else { return };
+                let Err(frame) = self.sender.try_send_message_or_return(frame_for(format, bytes)) else {
+                    return;
+                };
+                // The outbox is full: wait for room like any other reply.
+                Box::pin(async move {
+                    let _ = sender.send_message(frame).await;
+                    None
+                })
             }
-            let sender = self.sender.clone();
-            Box::pin(async move {
+            std::task::Poll::Pending => Box::pin(async move {
                 let outcome = match panic::catch_future(future).await {
                     Ok(outcome) => outcome,
                     Err(payload) => panic::recover(hub, &sender, payload),
                 };
-                if let (Some(filters), Some(info), Some(started)) = (&filters, &info, started) {
-                    let result = InvocationOutcome {
-                        elapsed: started.elapsed(),
-                        failed: outcome.failed,
-                    };
-                    if let Err(payload) = panic::catch(|| filters.after_invoke(info, &result)) {
-                        // The method's reply is not lost.
-                        let site = panic::Site {
-                            hub,
-                            method: info.method,
-                            sender: &sender,
-                        };
-                        panic::report(&site, &*payload);
-                    }
-                }
                 if let Some(stream) = outcome.stream {
                     return Some(StreamHandover { stream_id, stream });
                 }
@@ -260,9 +220,50 @@ impl<'a, H: Hub> Dispatch<'a, H> {
                     let _ = sender.send_message(frame_for(format, bytes)).await;
                 }
                 None
-            })
+            }),
         };
         self.scheduler.push(running, limit);
+    }
+
+    /// A call the endpoint's filters wrap (see [`super::filter`]): the pipeline runs beside
+    /// the read loop, and its result is sent (a streaming invocation's, always as a stream to
+    /// hand over, so that its id is freed when it ends).
+    fn filtered(&self, method: usize, mut call: Call, stream_id: Option<String>) -> Running {
+        let def = &H::__METHODS[method];
+        let shared = Arc::new(Filtered::new(std::mem::take(&mut call.arguments)));
+        call.filtered = Some(shared.clone());
+        let reply = call.replier();
+        let future = self.endpoint.hub.clone().__invoke(self.cx.clone(), method, call);
+        let info = InvocationInfo {
+            hub: std::any::type_name::<H>(),
+            method: def.name,
+            connection_id: self.local.id.clone(),
+            user_id: self.local.user_id.clone(),
+            streaming: def.kind == MethodKind::Stream,
+        };
+        let filters = self.endpoint.filters.clone();
+        let cx = self.cx.clone();
+        let sender = self.sender.clone();
+        let format = self.protocol.transfer_format();
+        Box::pin(async move {
+            let kind = if info.streaming {
+                MethodKind::Stream
+            } else {
+                MethodKind::Plain
+            };
+            let result = {
+                let invocation = InvocationContext::new(info, &shared, cx.identity(), cx.items(), &reply);
+                Next::new(&filters.0, &invocation, future).run().await
+            };
+            let outcome = result.into_outcome(reply, kind);
+            if let Some(stream) = outcome.stream {
+                return Some(StreamHandover { stream_id, stream });
+            }
+            if let Some(bytes) = outcome.completion {
+                let _ = sender.send_message(frame_for(format, bytes)).await;
+            }
+            None
+        })
     }
 }
 
