@@ -264,3 +264,90 @@ async fn the_peer_address_reaches_the_hub() {
     let mut client = Client::connect(addr, "/hubs/echo", "").await;
     assert_eq!(client.call_ok("Peer", json!([])).await, json!("127.0.0.1"));
 }
+
+#[tokio::test]
+async fn tower_http_layers_wrap_the_service_served_by_hyper() {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+
+    let server = echo_server();
+    // CORS and a timeout (longer than a long poll would wait here) from tower-http, and the
+    // peer's address from the accept loop: the service works behind any tower middleware.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local address");
+    let hubs = server.clone().into_service();
+    tokio::spawn(async move {
+        loop {
+            let Ok((socket, peer)) = listener.accept().await else {
+                return;
+            };
+            let service = tower::ServiceBuilder::new()
+                .layer(tower_http::cors::CorsLayer::permissive())
+                .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+                    http::StatusCode::REQUEST_TIMEOUT,
+                    Duration::from_secs(30),
+                ))
+                .map_request(move |mut request: http::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(PeerAddr(peer));
+                    request
+                })
+                .service(hubs.clone());
+            tokio::spawn(async move {
+                let _ = Builder::new(TokioExecutor::new())
+                    .serve_connection_with_upgrades(TokioIo::new(socket), TowerToHyperService::new(service))
+                    .await;
+            });
+        }
+    });
+
+    let mut client = Client::connect(addr, "/echo", "").await;
+    assert_eq!(client.call_ok("Peer", json!([])).await, json!("127.0.0.1"));
+    let preflight = http(
+        addr,
+        "OPTIONS",
+        "/echo/negotiate",
+        &[
+            ("Origin", "http://elsewhere.example"),
+            ("Access-Control-Request-Method", "POST"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(
+        preflight.header("access-control-allow-origin"),
+        Some("*"),
+        "{preflight:?}"
+    );
+    client.close().await;
+    leaves_nothing_behind(&server, addr, "/echo").await;
+}
+
+#[tokio::test]
+async fn connections_do_not_keep_the_request_extensions() {
+    struct Probe;
+
+    #[hub]
+    impl Probe {
+        fn kept(&self, cx: &HubContext<Self>) -> bool {
+            cx.request().extensions().get::<Session>().is_some()
+        }
+    }
+
+    let server = HubServer::builder()
+        .hub_with("/probe", Probe, EndpointOptions::new().authenticator(from_session))
+        .build();
+    let app = axum::Router::new()
+        .nest_service("/hubs", server.clone().into_service())
+        .layer(axum::middleware::map_request(
+            |mut request: axum::extract::Request| async move {
+                request.extensions_mut().insert(Session("ana"));
+                request
+            },
+        ));
+    let (addr, _task) = serve_axum(app, std::future::pending()).await;
+    // The authenticator saw the session (or the connection would be refused); the connection
+    // kept none of it (hosts put the request's URI, and with it the read buffer, there).
+    let mut client = Client::connect(addr, "/hubs/probe", "").await;
+    assert_eq!(client.call_ok("Kept", json!([])).await, json!(false));
+}

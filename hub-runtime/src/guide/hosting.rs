@@ -7,7 +7,7 @@
 //! | You have | Use |
 //! |---|---|
 //! | nothing yet | [`HubServer::serve`](crate::HubServer::serve) (Ctrl-C and SIGTERM stop it), or [`serve_with`](crate::HubServer::serve_with) beside your own warp routes |
-//! | an axum `Router` | [`HubServer::into_service`](crate::HubServer::into_service) with `nest_service`, `route_service` or `fallback_service`; or [`HubServer::layer`](crate::HubServer::layer) in front of the router |
+//! | an axum `Router` | [`HubServer::into_service`](crate::HubServer::into_service) with `nest_service` or `fallback_service`; or [`HubServer::layer`](crate::HubServer::layer) in front of the router |
 //! | hyper, or any tower middleware stack | [`HubServer::into_service`](crate::HubServer::into_service): a `tower::Service<http::Request<B>>` for any body `B` |
 //! | warp | [`HubServer::filter`](crate::HubServer::filter), a `Filter` that composes with `.or(…)` and `warp::path(…)` |
 //!
@@ -59,8 +59,9 @@
 //!
 //! The hub's own part of the path matches in any case (`/api/hubs/CHAT` too), as in ASP.NET
 //! Core; axum's prefix matches exactly. With [`HubServer::layer`](crate::HubServer::layer)
-//! instead, the hubs answer at their mapped paths in front of every route of the router, and
-//! everything else goes on to the router.
+//! instead, the hubs answer at their mapped paths in front of the router, and everything else
+//! goes on to the router. axum's `Router::layer` wraps only the routes and the fallback that
+//! exist when it is called, so add the hub layer last.
 //!
 //! ## hyper, without a framework
 //!
@@ -127,16 +128,20 @@
 //!   clone of the server is dropped.
 //! - **The goodbye at shutdown** is [`HubServer::graceful_shutdown`](crate::HubServer::graceful_shutdown):
 //!   every connection gets a Close message (reconnect allowed), new ones are refused with 503,
-//!   and what is still open after `shutdown_drain` is aborted. The built-in server calls it
-//!   on its shutdown signal; under another host, call it before the host's own graceful
-//!   shutdown, which waits for upgraded sockets and open long polls to end.
+//!   and what is still open after `shutdown_drain` is aborted; it returns once every
+//!   connection ended or the drain time passed. The built-in server calls it on its shutdown
+//!   signal; under another host, call it before the host's own graceful shutdown, which
+//!   waits for open requests (long polls, event streams) but not for upgraded WebSockets: a
+//!   process that exits without it cuts WebSocket clients off without a Close message.
 //!
 //! ## Joining an application's authentication
 //!
 //! An outer tower layer (a session cookie check, an API gateway's header) can put what it
 //! learned into the request's extensions. The endpoint's authenticator reads them through
-//! [`RequestContext::extensions`](crate::RequestContext::extensions), and so can hub methods
-//! (`cx.request().extensions()`):
+//! [`RequestContext::extensions`](crate::RequestContext::extensions) and turns them into the
+//! connection's [`Identity`](crate::Identity), which hub methods see (`cx.identity()`,
+//! `cx.user_id()`). The connection itself does not keep the extensions (hosts put large
+//! values there, such as the request's URI):
 //!
 //! ```
 //! use hub_runtime::{AuthError, EndpointOptions, Identity, RequestContext};
@@ -179,5 +184,15 @@
 //! - **The peer's address.** Only the built-in server knows the socket; under axum or hyper,
 //!   insert a [`PeerAddr`](crate::server::PeerAddr) extension (from axum's `ConnectInfo`, or
 //!   the accept loop as above), or `remote_addr()` is `None`.
+//! - **WebSockets over HTTP/2.** axum's server offers WebSockets over HTTP/2 (extended
+//!   CONNECT); hub serves WebSockets over HTTP/1.1 only and answers such a CONNECT with 405,
+//!   and the official clients then fall back to Server-Sent Events or Long Polling. Browsers
+//!   speak HTTP/2 only over TLS, so this matters when TLS ends in the Rust process; a proxy
+//!   that talks HTTP/1.1 to the application keeps WebSockets.
+//! - **The built-in server's own limits.** `http_header_read_timeout` and `http_write_timeout`
+//!   ([`HubOptions`](crate::HubOptions)) guard the built-in server's sockets; under another
+//!   host, that host's settings (or a proxy's) take their place.
+//! - **warp's `path!`.** `warp::path!("api")` ends the path (it adds `warp::path::end()`), so
+//!   nothing under it reaches the hubs: use `warp::path("api").and(server.filter())`.
 //! - **One server, several mounts.** Clones of a `HubServer` share everything: mounting the
 //!   same server twice serves the same hubs, groups and connections at two prefixes.

@@ -64,7 +64,8 @@ pub struct RequestContext {
     header_map: std::sync::OnceLock<HeaderMap>,
     remote_addr: Option<SocketAddr>,
     transport: Option<TransportKind>,
-    /// What outer layers put into the request (empty under the warp filter).
+    /// What outer layers put into the request: only while the request is authenticated
+    /// (empty under the warp filter, and in the context a connection keeps).
     extensions: http::Extensions,
 }
 
@@ -111,11 +112,16 @@ impl RequestContext {
     }
 
     /// The request's extensions: what an outer tower layer (an app's own authentication, for
-    /// example) put into the request before it reached the hub, so an authenticator or a hub
-    /// method can read it. Filled when the server is mounted as a tower service
-    /// ([`HubServer::into_service`](crate::HubServer::into_service) or
+    /// example) put into the request before it reached the hub, for the endpoint's
+    /// [`Authenticator`](crate::auth::Authenticator). Filled when the server is mounted as a
+    /// tower service ([`HubServer::into_service`](crate::HubServer::into_service) or
     /// [`HubServer::layer`](crate::HubServer::layer)); empty under the warp filter, which cannot
     /// hand them over.
+    ///
+    /// A connection does not keep them: hosts put large values there (axum's `OriginalUri`
+    /// shares the HTTP read buffer, 8 KiB or more), and a connection lives for hours. So
+    /// `cx.request().extensions()` in a hub method is empty; an authenticator carries what hub
+    /// methods need into the [`Identity`](crate::Identity) (its user id and claims).
     ///
     /// ```
     /// use hub_runtime::RequestContext;
@@ -130,6 +136,12 @@ impl RequestContext {
     /// ```
     pub fn extensions(&self) -> &http::Extensions {
         &self.extensions
+    }
+
+    /// The same context without the request's extensions, as connections keep it.
+    pub(crate) fn without_extensions(mut self) -> Self {
+        self.extensions = http::Extensions::new();
+        self
     }
 
     /// Every header, in order.

@@ -23,20 +23,27 @@ pub(super) type Body = Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, Bod
 /// insert it yourself so that [`RequestContext::remote_addr`] knows the peer; with axum,
 /// from its `ConnectInfo`:
 ///
-/// ```
-/// # #[cfg(any())] // needs axum, which hub-runtime does not depend on
-/// # {
+/// ```no_run
 /// use axum::extract::{ConnectInfo, Request};
 /// use hub_runtime::server::PeerAddr;
+/// # use hub_runtime::prelude::*;
+/// # struct Chat;
+/// # #[hub] impl Chat { fn echo(&self, message: String) -> String { message } }
 ///
+/// # async fn run() -> std::io::Result<()> {
+/// let server = HubServer::builder().hub("/chat", Chat).build();
 /// let app = axum::Router::new()
 ///     .nest_service("/hubs", server.into_service())
 ///     .layer(axum::middleware::map_request(|mut request: Request| async move {
-///         if let Some(ConnectInfo(addr)) = request.extensions().get::<ConnectInfo<std::net::SocketAddr>>().copied() {
+///         let peer = request.extensions().get::<ConnectInfo<std::net::SocketAddr>>().map(|info| info.0);
+///         if let Some(addr) = peer {
 ///             request.extensions_mut().insert(PeerAddr(addr));
 ///         }
 ///         request
 ///     }));
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:5000").await?;
+/// // `ConnectInfo` is there only when served with connect info.
+/// axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await
 /// # }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

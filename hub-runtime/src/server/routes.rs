@@ -214,6 +214,7 @@ async fn get(
         Ok(identity) => identity,
         Err(response) => return response,
     };
+    let context = context.without_extensions();
     if wanted == TransportKind::LongPolling && current.is_some() {
         return long_polling::poll(shared, context, inner.options.long_poll_timeout).await;
     }
@@ -438,6 +439,7 @@ async fn websocket_upgrade(
         Ok(identity) => identity,
         Err(response) => return response,
     };
+    let context = context.without_extensions();
     let started = shared.lock().started;
     let source = if started {
         // A second socket on a live token: with stateful reconnect it replaces the first.

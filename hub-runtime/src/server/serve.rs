@@ -68,8 +68,9 @@ impl HubServer {
     /// warp, [`HubServer::into_service`] in axum or hyper): every connection gets a Close
     /// message (reconnect allowed), connections without a transport end at once, and what is
     /// still open after [`HubOptions::shutdown_drain`](crate::HubOptions::shutdown_drain) is
-    /// aborted. Resolves when every connection ended, so a host's graceful shutdown, which
-    /// waits for open requests and upgraded sockets, can follow it: see the example at
+    /// aborted. Resolves once every connection ended or the drain time passed (the rest are
+    /// aborted then). A host's own graceful shutdown waits for open requests only (axum and
+    /// hyper do not track upgraded WebSockets), so call this first: see the example at
     /// [`HubServer::into_service`]. New connections are refused (503) from the start.
     pub async fn graceful_shutdown(&self) {
         self.inner.close_all().await;

@@ -39,6 +39,18 @@ impl std::fmt::Debug for HubBody {
     }
 }
 
+/// An empty body: what tower middleware (tower-http's CORS, timeout and auth layers) answers
+/// with when it answers itself.
+impl Default for HubBody {
+    fn default() -> Self {
+        HubBody(
+            http_body_util::Empty::new()
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        )
+    }
+}
+
 impl http_body::Body for HubBody {
     type Data = Bytes;
     type Error = BodyError;
@@ -200,6 +212,13 @@ pin_project_lite::pin_project! {
     }
 }
 
+/// The wrapped service's empty body (for middleware that answers itself).
+impl<B: Default> Default for EitherBody<B> {
+    fn default() -> Self {
+        EitherBody::next(B::default())
+    }
+}
+
 impl<B> EitherBody<B> {
     fn hub(body: HubBody) -> Self {
         EitherBody {
@@ -274,8 +293,9 @@ where
 }
 
 impl HubServer {
-    /// Every hub of the server as a tower [`Service`], to mount in axum (`nest_service`,
-    /// `route_service`, `fallback_service`), serve with hyper, or wrap in tower middleware.
+    /// Every hub of the server as a tower [`Service`], to mount in axum (`nest_service` or
+    /// `fallback_service`), serve with hyper, or wrap in tower middleware (tower-http's CORS,
+    /// timeout and auth layers work: its bodies have a `Default`).
     /// Paths are relative to where it is mounted: with `nest_service("/api/hubs", …)`, a hub
     /// mapped at `/chat` answers at `/api/hubs/chat`.
     ///
@@ -316,7 +336,9 @@ impl HubServer {
 
     /// Every hub of the server as a tower [`Layer`]: requests for the hubs' paths go to the
     /// hubs, the rest to the service it wraps (see [`HubServer::into_service`] for mounting
-    /// under a prefix instead).
+    /// under a prefix instead). axum's `Router::layer` wraps the routes and the fallback that
+    /// exist when it is called: apply this layer last (a fallback set afterwards would take
+    /// the hubs' requests).
     ///
     /// ```no_run
     /// # use hub_runtime::prelude::*;

@@ -83,9 +83,14 @@ async fn lowercase_path(mut request: Request) -> Request {
             Some(query) => format!("{lower}?{query}"),
             None => lower,
         };
-        if let Ok(lowered) = Uri::builder().path_and_query(path_and_query).build() {
-            *request.uri_mut() = lowered;
-            request.extensions_mut().insert(original);
+        // Only the path changes: the scheme and authority (HTTP/2's only Host) stay.
+        let mut parts = uri.clone().into_parts();
+        if let Ok(lowered) = path_and_query.parse() {
+            parts.path_and_query = Some(lowered);
+            if let Ok(lowered) = Uri::from_parts(parts) {
+                *request.uri_mut() = lowered;
+                request.extensions_mut().insert(original);
+            }
         }
     }
     request
