@@ -45,6 +45,7 @@
 //! |---|---|---|
 //! | `json` | on | the JSON hub protocol, `protocol::JsonProtocol` (negotiate and the handshake are JSON whatever is on) |
 //! | `msgpack` | on | the MessagePack hub protocol, `protocol::MessagePackProtocol`, and `RawValue::MessagePack` (rmp, rmp-serde, rmpv) |
+//! | `anyhow` | on | `From<anyhow::Error> for HubError`: hub methods may return `anyhow::Result<T>` (anyhow) |
 //! | `redis` | off | `backplane::RedisBackplane` and `RedisOptions`: several servers act as one (redis) |
 //! | `jwt` | off | `JwtAuthenticator` for bearer tokens, and `auth::jsonwebtoken` re-exported (jsonwebtoken) |
 //! | `tls` | off | `server::TlsConfig` and `HubServer::serve_tls_with`: HTTPS and WSS served directly (tokio-rustls with ring) |
@@ -138,11 +139,13 @@ pub mod __private {
     pub trait HubReturn: serde::Serialize + Send + Sync {}
     impl<T: serde::Serialize + Send + Sync> HubReturn for T {}
 
-    /// Checks a hub method's error type.
+    /// Checks a hub method's error type (the bridge every error a hub method, hook or stream
+    /// returns goes through, so a type that does not convert gets this message).
     #[diagnostic::on_unimplemented(
         message = "`{Self}` cannot be a hub method's error: it does not convert into `HubError`",
         label = "the error is reported to the caller through `HubError`",
-        note = "return `Result<T, HubError>`, or an error type that implements `std::error::Error`"
+        note = "return `anyhow::Result<T>`, `Result<T, Box<dyn std::error::Error + Send + Sync>>` or `Result<T, HubError>` instead",
+        note = "or keep `{Self}` and implement `From<{Self}> for HubError` (`HubError::from_error(&e)` keeps its type name and message)"
     )]
     pub trait HubErrorLike: Into<crate::HubError> {}
     impl<T: Into<crate::HubError>> HubErrorLike for T {}

@@ -71,6 +71,8 @@ impl std::fmt::Display for ClientResultError {
     }
 }
 
+impl std::error::Error for ClientResultError {}
+
 /// A client's own error reaches the hub method's caller like a `HubException` (as the
 /// reference server does); the others are internal (`IOException`).
 impl From<ClientResultError> for crate::HubError {
