@@ -196,7 +196,10 @@ fn finish(krate: &Path, returns: &Returns, invoke: &TokenStream) -> TokenStream 
         if types::is_named(item, "Result") {
             let args = types::type_args(item);
             let ok = args.first().map(|t| quote!(#t)).unwrap_or_else(|| quote!(_));
-            quote_spanned! {span=> __call.pump_results::<_, #ok, _>(__s).await }
+            let krate = path_at(krate, span);
+            quote_spanned! {span=>
+                __call.pump_results::<_, #ok, _>(#krate::__private::stream_errors(__s)).await
+            }
         } else {
             quote_spanned! {span=> __call.pump::<_, #item>(__s).await }
         }
