@@ -97,7 +97,10 @@ async fn with_detailed_errors_the_caller_sees_the_detail_and_the_causes() {
     );
     assert_eq!(
         client.call_err("ParseLater", json!([""])).await,
-        format!("{} Exception: cannot parse integer from empty string", base("ParseLater"))
+        format!(
+            "{} Exception: cannot parse integer from empty string",
+            base("ParseLater")
+        )
     );
     // A HubError in the box keeps its kind.
     assert_eq!(
@@ -109,7 +112,10 @@ async fn with_detailed_errors_the_caller_sees_the_detail_and_the_causes() {
 #[tokio::test]
 async fn a_stream_item_error_from_anyhow_ends_the_stream() {
     for (detailed, text) in [
-        (false, "An error occurred on the server while streaming results.".to_string()),
+        (
+            false,
+            "An error occurred on the server while streaming results.".to_string(),
+        ),
         (
             true,
             "An error occurred on the server while streaming results. Exception: counter broke".to_string(),
@@ -121,6 +127,9 @@ async fn a_stream_item_error_from_anyhow_ends_the_stream() {
             .send(&json!({"type": 4, "invocationId": "s", "target": "Counted", "arguments": []}))
             .await;
         assert_eq!(client.recv().await, json!({"type": 2, "invocationId": "s", "item": 1}));
-        assert_eq!(client.recv().await, json!({"type": 3, "invocationId": "s", "error": text}));
+        assert_eq!(
+            client.recv().await,
+            json!({"type": 3, "invocationId": "s", "error": text})
+        );
     }
 }

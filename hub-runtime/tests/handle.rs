@@ -57,7 +57,10 @@ async fn aborting_a_connection_closes_it_like_the_hub_context_does() {
     assert_eq!(handle.abort(&id), Abort::Closing);
     // The client gets a Close message without reconnect, then the socket ends.
     assert_eq!(doomed.expect_close_message().await, json!({"type": 7}));
-    common::eventually("the connection is counted out", || server.server.connection_count() == 1).await;
+    common::eventually("the connection is counted out", || {
+        server.server.connection_count() == 1
+    })
+    .await;
     common::eventually("on_disconnected ran", || {
         disconnected.lock().unwrap().contains(&format!("{id} none"))
     })

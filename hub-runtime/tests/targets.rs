@@ -200,7 +200,12 @@ async fn sending_to_an_unknown_connection_says_so() {
     let sent = handle.clients.client(gone.clone()).receive("late".into()).await;
     assert_eq!(sent, Err(SendError::UnknownConnection(gone)));
     // Targets of many connections still ignore unknown ids.
-    handle.clients.clients(vec!["nobody".into(), id(&a)]).receive("many".into()).await.unwrap();
+    handle
+        .clients
+        .clients(vec!["nobody".into(), id(&a)])
+        .receive("many".into())
+        .await
+        .unwrap();
     expect_receive(&mut a, "many").await;
 }
 
@@ -211,7 +216,13 @@ async fn with_detailed_errors_the_caller_sees_which_connection_is_unknown() {
         ..HubOptions::default()
     };
     let endpoint = EndpointOptions::new().authenticator(user_from_query);
-    let server = TestServer::start(HubServer::builder().options(options).hub_with("/fanout", Fanout, endpoint).build()).await;
+    let server = TestServer::start(
+        HubServer::builder()
+            .options(options)
+            .hub_with("/fanout", Fanout, endpoint)
+            .build(),
+    )
+    .await;
     let mut a = server.connect("/fanout").await;
     assert_eq!(
         a.call_err("ToConnection", json!(["nobody", "lost"])).await,
@@ -367,11 +378,21 @@ async fn a_hub_that_is_not_mapped_has_no_handle() {
         fn nothing(&self) {}
     }
     let server = server().await;
-    let error = server.server.handle::<Unmapped>().err().expect("Unmapped is not mapped");
+    let error = server
+        .server
+        .handle::<Unmapped>()
+        .err()
+        .expect("Unmapped is not mapped");
     assert!(error.hub_type().ends_with("Unmapped"), "{error}");
     let text = error.to_string();
-    assert!(text.contains("`targets::Unmapped` is not mapped") || text.contains("Unmapped` is not mapped"), "{text}");
-    assert!(text.contains(".hub(\"/path\", Unmapped)") && text.contains(".publish_to::<Unmapped>()"), "{text}");
+    assert!(
+        text.contains("`targets::Unmapped` is not mapped") || text.contains("Unmapped` is not mapped"),
+        "{text}"
+    );
+    assert!(
+        text.contains(".hub(\"/path\", Unmapped)") && text.contains(".publish_to::<Unmapped>()"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

@@ -227,6 +227,14 @@ impl<H: Hub> Clone for HubHandle<H> {
     }
 }
 
+impl<H: Hub> fmt::Debug for HubHandle<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HubHandle")
+            .field("hub", &std::any::type_name::<H>())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<H: Hub> HubHandle<H> {
     pub(crate) fn new(manager: Arc<LifetimeManager>) -> Self {
         HubHandle {
