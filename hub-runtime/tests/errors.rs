@@ -44,6 +44,13 @@ impl Store {
         Err(Box::new(HubError::new("too late").with_kind("TimeoutException")))
     }
 
+    fn opened(&self, open: bool) -> Result<impl Stream<Item = u32>, Box<dyn Error + Send + Sync>> {
+        if !open {
+            return Err("the stream is closed".into());
+        }
+        Ok(futures_util::stream::iter([7]))
+    }
+
     fn counted(&self) -> impl Stream<Item = anyhow::Result<u32>> {
         futures_util::stream::iter([Ok(1), Err(anyhow::anyhow!("counter broke"))])
     }
@@ -131,5 +138,61 @@ async fn a_stream_item_error_from_anyhow_ends_the_stream() {
             client.recv().await,
             json!({"type": 3, "invocationId": "s", "error": text})
         );
+    }
+}
+
+struct Gate;
+
+#[hub]
+impl Gate {
+    #[hub(on_connected)]
+    async fn connected(&self) -> anyhow::Result<()> {
+        Err(std::io::Error::other("the ledger is locked")).context("opening the gate")
+    }
+
+    fn echo(&self, message: String) -> String {
+        message
+    }
+}
+
+#[tokio::test]
+async fn an_on_connected_hook_may_fail_with_anyhow() {
+    for (detailed_errors, text) in [
+        (false, "Connection closed with an error."),
+        (
+            true,
+            "Connection closed with an error. Exception: opening the gate: the ledger is locked",
+        ),
+    ] {
+        let options = HubOptions {
+            detailed_errors,
+            ..Default::default()
+        };
+        let server = TestServer::start(HubServer::builder().options(options).hub("/gate", Gate).build()).await;
+        let mut client = server.connect("/gate").await;
+        assert_eq!(client.expect_close_message().await, json!({"type": 7, "error": text}));
+    }
+}
+
+#[tokio::test]
+async fn a_streaming_method_may_fail_to_start_with_a_boxed_error() {
+    for (detailed_errors, text) in [
+        (false, base("Opened")),
+        (true, format!("{} Exception: the stream is closed", base("Opened"))),
+    ] {
+        let server = server(detailed_errors).await;
+        let mut client = server.connect("/store").await;
+        client
+            .send(&json!({"type": 4, "invocationId": "s", "target": "Opened", "arguments": [false]}))
+            .await;
+        assert_eq!(
+            client.recv().await,
+            json!({"type": 3, "invocationId": "s", "error": text})
+        );
+        client
+            .send(&json!({"type": 4, "invocationId": "t", "target": "Opened", "arguments": [true]}))
+            .await;
+        assert_eq!(client.recv().await, json!({"type": 2, "invocationId": "t", "item": 7}));
+        assert_eq!(client.recv().await, json!({"type": 3, "invocationId": "t"}));
     }
 }
