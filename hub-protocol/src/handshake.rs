@@ -34,6 +34,17 @@ pub enum HandshakeError {
     Invalid(String),
 }
 
+impl std::fmt::Display for HandshakeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HandshakeError::Incomplete => f.write_str("the handshake request is incomplete"),
+            HandshakeError::Invalid(why) => write!(f, "invalid handshake request: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for HandshakeError {}
+
 /// Tries to read a handshake request from the start of `input`.
 ///
 /// Returns the request and how many bytes it used (anything after it is ordinary hub

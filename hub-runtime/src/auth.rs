@@ -37,6 +37,14 @@ impl AuthError {
     }
 }
 
+impl std::fmt::Display for AuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "authentication failed: {}", self.reason)
+    }
+}
+
+impl std::error::Error for AuthError {}
+
 /// Decides who a request belongs to. It sees negotiate and every transport request of its
 /// endpoint. `Ok(None)` admits the request anonymously; `Err` refuses it with 401.
 ///

@@ -94,14 +94,33 @@ pub mod __private {
     pub trait HubReturn: serde::Serialize + Send + Sync {}
     impl<T: serde::Serialize + Send + Sync> HubReturn for T {}
 
-    /// Checks a hub method's error type.
-    #[diagnostic::on_unimplemented(
-        message = "`{Self}` cannot be a hub method's error: it does not convert into `HubError`",
-        label = "the error is reported to the caller through `HubError`",
-        note = "return `Result<T, HubError>`, or an error type that implements `std::error::Error`"
-    )]
+    /// Checks a hub stream's error type (`call.rs` bounds on it; what the router generates goes
+    /// through [`IntoHubError`]).
     pub trait HubErrorLike: Into<crate::HubError> {}
     impl<T: Into<crate::HubError>> HubErrorLike for T {}
+
+    /// The bridge every error a hub method, hook or stream returns goes through: `HubError`
+    /// implements it for every `E` it converts from, and a type that does not convert gets this
+    /// message. (It is implemented on `HubError`, the type the compiler ends at, so that the
+    /// compiler shows this message rather than a bare missing `From`.)
+    #[diagnostic::on_unimplemented(
+        message = "`{E}` cannot be a hub method's error: it does not convert into `HubError`",
+        label = "the error is reported to the caller through `HubError`",
+        note = "return `anyhow::Result<T>`, `Result<T, Box<dyn std::error::Error + Send + Sync>>` or `Result<T, HubError>` instead",
+        note = "or keep `{E}` and implement `From<{E}> for HubError` (`HubError::from_error(&e)` keeps its type name and message)"
+    )]
+    pub trait IntoHubError<E> {
+        /// Converts the error.
+        fn convert(error: E) -> crate::HubError;
+    }
+    impl<E> IntoHubError<E> for crate::HubError
+    where
+        crate::HubError: From<E>,
+    {
+        fn convert(error: E) -> crate::HubError {
+            crate::HubError::from(error)
+        }
+    }
 
     /// Checks a client method argument type.
     #[diagnostic::on_unimplemented(
@@ -113,8 +132,20 @@ pub mod __private {
     impl<T: serde::Serialize + Send + Sync> ClientArgument for T {}
 
     /// Converts a hub method's error (the generated call is spanned at the error type).
-    pub fn into_hub_error<E: HubErrorLike>(error: E) -> crate::HubError {
-        error.into()
+    pub fn into_hub_error<E>(error: E) -> crate::HubError
+    where
+        crate::HubError: IntoHubError<E>,
+    {
+        <crate::HubError as IntoHubError<E>>::convert(error)
+    }
+
+    /// Converts the errors of a stream's items (the generated call is spanned at the item type).
+    pub fn stream_errors<S, T, E>(stream: S) -> impl futures_util::Stream<Item = Result<T, crate::HubError>> + Send
+    where
+        S: futures_util::Stream<Item = Result<T, E>> + Send,
+        crate::HubError: IntoHubError<E>,
+    {
+        futures_util::StreamExt::map(stream, |item| item.map_err(into_hub_error))
     }
 
     /// The type of a client result.

@@ -264,6 +264,12 @@ async fn groups_change_across_servers_and_a_worker_publishes_to_all() {
         "direct",
         "the removed member got nothing before the direct message"
     );
+    // With Redis, A cannot know which ids live elsewhere: sending to one that no server has
+    // is published, not refused; and B's connection is local to B only.
+    a_handle.clients.client("nobody").receive("lost".into()).await.unwrap();
+    assert!(!a_handle.is_local(&b_id));
+    assert!(b.server.handle::<Fleet>().unwrap().is_local(&b_id));
+    assert_eq!(a_handle.abort(&b_id), hub_runtime::hub::Abort::NotLocal);
 
     // A worker that serves nothing sends to every server's clients.
     let worker = HubServer::builder()

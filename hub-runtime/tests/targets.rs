@@ -9,7 +9,7 @@ mod common;
 
 use common::{Client, TestServer};
 use hub_runtime::prelude::*;
-use hub_runtime::{AuthError, EndpointOptions, Identity, RequestContext};
+use hub_runtime::{AuthError, EndpointOptions, Identity, RequestContext, SendError};
 use serde_json::{json, Value};
 
 #[hub_client]
@@ -170,12 +170,65 @@ async fn caller_and_one_connection() {
     expect_receive(&mut b, "just b").await;
     expect_nothing(&mut c).await;
     expect_nothing(&mut a).await;
-    // An unknown connection id is not an error: nobody receives.
-    a.call_ok("ToConnection", json!(["nobody", "lost"])).await;
+    // With the in-memory backplane an unknown connection id is known to be unknown: the
+    // method's `?` fails it, and nobody receives.
+    let unknown = "An unexpected error occurred invoking 'ToConnection' on the server.";
+    assert_eq!(a.call_err("ToConnection", json!(["nobody", "lost"])).await, unknown);
     // The secret token is not a connection id.
-    a.call_ok("ToConnection", json!([b.connection_token.clone().unwrap(), "lost"]))
-        .await;
+    let token = b.connection_token.clone().unwrap();
+    assert_eq!(a.call_err("ToConnection", json!([token, "lost"])).await, unknown);
     expect_nothing(&mut b).await;
+    expect_nothing(&mut c).await;
+}
+
+#[tokio::test]
+async fn sending_to_an_unknown_connection_says_so() {
+    let server = server().await;
+    let (mut a, b, _c) = three(&server).await;
+    let handle = server.server.handle::<Fanout>().unwrap();
+    let sent = handle.clients.client("nobody").receive("lost".into()).await;
+    assert_eq!(sent, Err(SendError::UnknownConnection("nobody".into())));
+    assert_eq!(
+        sent.unwrap_err().to_string(),
+        "no connection has the id 'nobody': nothing was sent"
+    );
+    // A connection that left is unknown too, once it is gone.
+    let gone = id(&b);
+    handle.clients.client(gone.clone()).receive("hi".into()).await.unwrap();
+    b.close().await;
+    common::eventually("b leaves", || !handle.is_local(&gone)).await;
+    let sent = handle.clients.client(gone.clone()).receive("late".into()).await;
+    assert_eq!(sent, Err(SendError::UnknownConnection(gone)));
+    // Targets of many connections still ignore unknown ids.
+    handle
+        .clients
+        .clients(vec!["nobody".into(), id(&a)])
+        .receive("many".into())
+        .await
+        .unwrap();
+    expect_receive(&mut a, "many").await;
+}
+
+#[tokio::test]
+async fn with_detailed_errors_the_caller_sees_which_connection_is_unknown() {
+    let options = HubOptions {
+        detailed_errors: true,
+        ..HubOptions::default()
+    };
+    let endpoint = EndpointOptions::new().authenticator(user_from_query);
+    let server = TestServer::start(
+        HubServer::builder()
+            .options(options)
+            .hub_with("/fanout", Fanout, endpoint)
+            .build(),
+    )
+    .await;
+    let mut a = server.connect("/fanout").await;
+    assert_eq!(
+        a.call_err("ToConnection", json!(["nobody", "lost"])).await,
+        "An unexpected error occurred invoking 'ToConnection' on the server. \
+         SendError: no connection has the id 'nobody': nothing was sent"
+    );
 }
 
 #[tokio::test]
@@ -325,7 +378,14 @@ async fn a_hub_that_is_not_mapped_has_no_handle() {
         fn nothing(&self) {}
     }
     let server = server().await;
-    assert!(server.server.handle::<Unmapped>().is_none());
+    let error = server.server.handle::<Unmapped>().expect_err("Unmapped is not mapped");
+    assert!(error.hub_type().ends_with("Unmapped"), "{error}");
+    let text = error.to_string();
+    assert!(text.contains("Unmapped` is not mapped on this server"), "{text}");
+    assert!(
+        text.contains(".hub(\"/path\", Unmapped)") && text.contains(".publish_to::<Unmapped>()"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

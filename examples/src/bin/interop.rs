@@ -9,7 +9,8 @@ use hub_runtime::auth::claim_types;
 use hub_runtime::prelude::*;
 use hub_runtime::types::{Binary, DateTime};
 use hub_runtime::{
-    AuthError, Connection, Cors, EndpointOptions, Hub, Identity, JwtAuthenticator, RequestContext, TransportKind,
+    AuthError, Connection, Cors, EndpointOptions, Hub, Identity, JwtAuthenticator, RequestContext, SendError,
+    TransportKind,
 };
 use serde::{Deserialize, Serialize};
 use warp::Filter;
@@ -196,7 +197,11 @@ impl BroadcastHub {
         connection_id: String,
         message: String,
     ) -> Result<(), HubError> {
-        Ok(cx.clients.client(connection_id).receive(message).await?)
+        match cx.clients.client(connection_id).receive(message).await {
+            // The reference server sends to an unknown connection id without an error.
+            Ok(()) | Err(SendError::UnknownConnection(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn send_to_connections(

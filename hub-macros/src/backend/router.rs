@@ -196,7 +196,10 @@ fn finish(krate: &Path, returns: &Returns, invoke: &TokenStream) -> TokenStream 
         if types::is_named(item, "Result") {
             let args = types::type_args(item);
             let ok = args.first().map(|t| quote!(#t)).unwrap_or_else(|| quote!(_));
-            quote_spanned! {span=> __call.pump_results::<_, #ok, _>(__s).await }
+            let krate = path_at(krate, span);
+            quote_spanned! {span=>
+                __call.pump_results::<_, #ok, _>(#krate::__private::stream_errors(__s)).await
+            }
         } else {
             quote_spanned! {span=> __call.pump::<_, #item>(__s).await }
         }
@@ -259,8 +262,16 @@ fn hook_fn(krate: &Path, hook: &Method, kind: HookKind) -> TokenStream {
     let invoke = quote!(self.#ident(#(#args),*)#await_);
     match kind {
         HookKind::Connected => {
-            let body = if matches!(hook.returns, Returns::UnitResult { .. }) {
-                quote! { #invoke.map_err(::std::convert::Into::<#krate::HubError>::into) }
+            let body = if let Returns::UnitResult { error } = &hook.returns {
+                let convert = match error {
+                    Some(e) => {
+                        let span = e.span();
+                        let krate = path_at(krate, span);
+                        quote_spanned! {span=> #krate::__private::into_hub_error::<#e> }
+                    }
+                    None => quote! { #krate::__private::into_hub_error },
+                };
+                quote! { #invoke.map_err(#convert) }
             } else {
                 quote! { #invoke; ::std::result::Result::Ok(()) }
             };

@@ -14,6 +14,7 @@ use dashmap::DashMap;
 use futures_util::future::BoxFuture;
 use serde::Serialize;
 use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 
 use self::serialized::{push_members, Fanout, Serialized};
 use super::{GroupError, SendError, SendTarget};
@@ -28,6 +29,8 @@ pub(crate) struct LocalConnection {
     pub(crate) sender: ConnectionSender,
     pub(crate) protocol: usize,
     pub(crate) user_id: Option<Arc<str>>,
+    /// Asks the connection's read loop to close it (`HubContext::abort` cancels the same token).
+    close_requested: CancellationToken,
     groups: Mutex<HashSet<Arc<str>>>,
     /// Client results this server awaits from the connection, by invocation id.
     results: Mutex<HashMap<String, oneshot::Sender<CompletionResult>>>,
@@ -40,9 +43,16 @@ impl LocalConnection {
             sender,
             protocol,
             user_id,
+            close_requested: CancellationToken::new(),
             groups: Mutex::new(HashSet::new()),
             results: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Closing the connection from outside cancels `token` (the hub context's own).
+    pub(crate) fn with_close_requested(mut self, token: CancellationToken) -> Self {
+        self.close_requested = token;
+        self
     }
 
     /// A Completion from the client for a client result.
@@ -167,6 +177,34 @@ impl LifetimeManager {
         })
     }
 
+    /// Asks the local connection `id` to close, as `HubContext::abort` does; whether this
+    /// server has a connection of the hub with that id.
+    pub(crate) fn abort_local(&self, id: &str) -> bool {
+        match self.connections.get(id) {
+            Some(connection) => {
+                connection.close_requested.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether connection `id` of this hub lives on this server.
+    pub(crate) fn is_local(&self, id: &str) -> bool {
+        self.connections.contains_key(id)
+    }
+
+    /// The ids of `user`'s connections of this hub on this server, sorted.
+    pub(crate) fn local_user_connections(&self, user: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .users
+            .get(user)
+            .map(|members| members.keys().map(|id| id.to_string()).collect())
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
+
     /// How many groups have at least one member on this server.
     pub(crate) fn group_count(&self) -> usize {
         self.groups.iter().filter(|members| !members.is_empty()).count()
@@ -241,6 +279,13 @@ impl LifetimeManager {
         };
         for group in groups {
             self.check_group_name(group).map_err(SendError::GroupNameTooLong)?;
+        }
+        // With the in-memory backplane every connection of the hub lives here, so an unknown
+        // id is knowable (with a distributed one the connection may live on another server).
+        if let SendTarget::Connection(id) = target {
+            if !self.backplane.is_distributed() && !self.connections.contains_key(id.as_str()) {
+                return Err(SendError::UnknownConnection(id.clone()));
+            }
         }
         let (encoded, failed) = {
             let message = Serialized::new(

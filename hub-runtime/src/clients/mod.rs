@@ -28,6 +28,10 @@ pub enum SendError {
     /// A group name is longer than `HubOptions::max_group_name_length` (the limit, in bytes):
     /// the message went nowhere.
     GroupNameTooLong(usize),
+    /// No connection has that id, so nothing was sent. Only a one-connection target
+    /// (`client(id)`) on a server without a distributed backplane says so: with one (Redis),
+    /// the connection may live on another server and the message is published regardless.
+    UnknownConnection(String),
 }
 
 impl std::fmt::Display for SendError {
@@ -36,6 +40,7 @@ impl std::fmt::Display for SendError {
             SendError::Encode(e) => write!(f, "could not encode the message: {e}"),
             SendError::Backplane(e) => write!(f, "{e}"),
             SendError::GroupNameTooLong(max) => write!(f, "a group name may be at most {max} bytes long"),
+            SendError::UnknownConnection(id) => write!(f, "no connection has the id '{id}': nothing was sent"),
         }
     }
 }
@@ -70,6 +75,8 @@ impl std::fmt::Display for ClientResultError {
         }
     }
 }
+
+impl std::error::Error for ClientResultError {}
 
 /// A client's own error reaches the hub method's caller like a `HubException` (as the
 /// reference server does); the others are internal (`IOException`).

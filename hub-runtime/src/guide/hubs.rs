@@ -90,8 +90,10 @@
 //! ## Returns
 //!
 //! A method returns `()`, any `serde::Serialize` value, or `Result<T, E>` where `E` converts
-//! into [`HubError`](crate::HubError). It may also return a stream (see
-//! [streaming](super::streaming)).
+//! into [`HubError`](crate::HubError): `HubError` itself, `anyhow::Error` (feature `anyhow`, on
+//! by default), `Box<dyn std::error::Error + Send + Sync>`, hub's own errors, or a type of yours
+//! with `impl From<MyError> for HubError` ([`HubError::from_error`](crate::HubError::from_error)
+//! helps). It may also return a stream (see [streaming](super::streaming)).
 //!
 //! Errors are hidden from callers by default: they see `An unexpected error occurred invoking
 //! 'X' on the server.` An error made with [`HubError::for_client`](crate::HubError::for_client)
@@ -111,6 +113,30 @@
 //!         Ok(amount)
 //!     }
 //! }
+//! # fn main() {}
+//! ```
+//!
+//! With `anyhow::Result` or a boxed error, `?` works on any error; the caller sees the detail
+//! (`Exception: invalid digit found in string`) only with `detailed_errors`.
+//!
+//! ```
+//! # #[cfg(feature = "anyhow")]
+//! # mod gated {
+//! use hub_runtime::prelude::*;
+//!
+//! struct Parser;
+//!
+//! #[hub]
+//! impl Parser {
+//!     fn parse(&self, text: String) -> anyhow::Result<u64> {
+//!         Ok(text.trim().parse()?)
+//!     }
+//!
+//!     fn parse_boxed(&self, text: String) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
+//!         Ok(text.trim().parse()?)
+//!     }
+//! }
+//! # }
 //! # fn main() {}
 //! ```
 //!

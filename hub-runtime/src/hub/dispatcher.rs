@@ -71,12 +71,10 @@ async fn run_connection<H: Hub>(endpoint: Arc<HubEndpoint<H>>, mut connection: C
             return;
         }
     }
-    let local = Arc::new(LocalConnection::new(
-        id.clone(),
-        sender.clone(),
-        protocol_index,
-        user_id,
-    ));
+    let local = Arc::new(
+        LocalConnection::new(id.clone(), sender.clone(), protocol_index, user_id)
+            .with_close_requested(cx.close_requested().clone()),
+    );
     let reply = frame_for(protocol.transfer_format(), Bytes::from_static(SUCCESS_REPLY));
     endpoint
         .manager

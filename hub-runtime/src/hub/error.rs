@@ -5,6 +5,8 @@ use std::fmt;
 
 use crate::options::HubOptions;
 
+mod convert;
+
 /// An error from a hub method (or hook).
 ///
 /// The caller always sees the base text (`An unexpected error occurred invoking 'X' on the
@@ -12,8 +14,13 @@ use crate::options::HubOptions;
 /// when the error is meant for clients ([`HubError::for_client`], the equivalent of .NET's
 /// `HubException`) — internal messages never leak by default.
 ///
-/// Any `std::error::Error` converts into a `HubError` (kind: the error type's name), so `?`
-/// works in hub methods that return `Result<T, HubError>`.
+/// A hub method may also return `anyhow::Result<T>` (feature `anyhow`, on by default) or
+/// `Result<T, Box<dyn std::error::Error + Send + Sync>>`: both convert into a `HubError` (kind
+/// `Exception`, the message with its causes), and a `HubError` inside them is kept as it is.
+/// hub's own errors ([`SendError`](crate::SendError), [`GroupError`](crate::GroupError), …),
+/// `std::io::Error` and `serde_json::Error` convert with `?` (kind: the error type's name). For
+/// an error type of your own, implement `From<MyError> for HubError`, with
+/// [`HubError::from_error`] to keep its type name and message.
 ///
 /// ```
 /// use hub_runtime::HubError;
@@ -118,21 +125,7 @@ impl fmt::Display for HubError {
     }
 }
 
-fn short_type_name<E>() -> &'static str {
-    let full = std::any::type_name::<E>();
-    let base = full.split('<').next().unwrap_or(full);
-    base.rsplit("::").next().unwrap_or(base)
-}
-
-impl<E: std::error::Error + Send + Sync + 'static> From<E> for HubError {
-    fn from(error: E) -> Self {
-        HubError {
-            kind: Cow::Borrowed(short_type_name::<E>()),
-            message: error.to_string(),
-            for_client: false,
-        }
-    }
-}
+impl std::error::Error for HubError {}
 
 /// Why a connection ended, as `on_disconnected` sees it (`None` there means a clean close).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,7 +174,7 @@ mod tests {
         );
         let io: HubError = std::io::Error::other("disk").into();
         assert_eq!(io.kind(), "Error");
-        let parse: HubError = "x".parse::<i32>().unwrap_err().into();
+        let parse = HubError::from_error(&"x".parse::<i32>().unwrap_err());
         assert_eq!(parse.kind(), "ParseIntError");
     }
 }

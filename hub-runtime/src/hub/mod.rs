@@ -20,6 +20,7 @@ mod scheduling;
 mod sequence;
 pub mod stream;
 
+use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -213,6 +214,7 @@ pub struct HubHandle<H: Hub> {
     pub clients: HubClients<H::Client>,
     /// Group membership.
     pub groups: Groups,
+    manager: Arc<LifetimeManager>,
 }
 
 impl<H: Hub> Clone for HubHandle<H> {
@@ -220,7 +222,16 @@ impl<H: Hub> Clone for HubHandle<H> {
         HubHandle {
             clients: self.clients.clone(),
             groups: self.groups.clone(),
+            manager: self.manager.clone(),
         }
+    }
+}
+
+impl<H: Hub> fmt::Debug for HubHandle<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HubHandle")
+            .field("hub", &std::any::type_name::<H>())
+            .finish_non_exhaustive()
     }
 }
 
@@ -228,7 +239,125 @@ impl<H: Hub> HubHandle<H> {
     pub(crate) fn new(manager: Arc<LifetimeManager>) -> Self {
         HubHandle {
             clients: HubClients::new(manager.clone()),
-            groups: Groups::new(manager),
+            groups: Groups::new(manager.clone()),
+            manager,
         }
     }
+
+    /// Closes connection `id` of this hub if it lives on this server, as
+    /// [`HubContext::abort`] does from inside: the client gets a Close message (without
+    /// reconnect) and `on_disconnected` runs. A connection on another server of the fleet is
+    /// not reached: the answer is then [`Abort::NotLocal`].
+    ///
+    /// ```no_run
+    /// # use hub_runtime::prelude::*;
+    /// # use hub_runtime::hub::Abort;
+    /// # struct Chat;
+    /// # #[hub] impl Chat { fn ping(&self) {} }
+    /// let server = HubServer::builder().hub("/chat", Chat).build();
+    /// let chat = server.handle::<Chat>().expect("Chat is mapped");
+    /// // Sign a user out everywhere on this server.
+    /// for id in chat.local_user_connections("ann") {
+    ///     assert_eq!(chat.abort(&id), Abort::Closing);
+    /// }
+    /// assert_eq!(chat.abort("no-such-connection"), Abort::NotLocal);
+    /// ```
+    pub fn abort(&self, connection_id: &str) -> Abort {
+        if self.manager.abort_local(connection_id) {
+            Abort::Closing
+        } else {
+            Abort::NotLocal
+        }
+    }
+
+    /// The ids of the connections of `user` (the user id the authenticator gave) to this hub
+    /// on this server, sorted. Connections on other servers of the fleet are not listed.
+    ///
+    /// ```no_run
+    /// # use hub_runtime::prelude::*;
+    /// # struct Chat;
+    /// # #[hub] impl Chat { fn ping(&self) {} }
+    /// let server = HubServer::builder().hub("/chat", Chat).build();
+    /// let chat = server.handle::<Chat>().expect("Chat is mapped");
+    /// let tabs = chat.local_user_connections("ann").len();
+    /// println!("ann has {tabs} tabs open here");
+    /// ```
+    pub fn local_user_connections(&self, user_id: &str) -> Vec<String> {
+        self.manager.local_user_connections(user_id)
+    }
+
+    /// Whether connection `id` of this hub lives on this server (it is connected and its
+    /// handshake is done).
+    ///
+    /// ```no_run
+    /// # use hub_runtime::prelude::*;
+    /// # struct Chat;
+    /// # #[hub] impl Chat { fn ping(&self) {} }
+    /// let server = HubServer::builder().hub("/chat", Chat).build();
+    /// let chat = server.handle::<Chat>().expect("Chat is mapped");
+    /// assert!(!chat.is_local("no-such-connection"));
+    /// ```
+    pub fn is_local(&self, connection_id: &str) -> bool {
+        self.manager.is_local(connection_id)
+    }
 }
+
+/// What [`HubHandle::abort`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "a connection that is not local was not closed"]
+pub enum Abort {
+    /// A connection of the hub on this server has that id: it is closing.
+    Closing,
+    /// No connection of the hub on this server has that id (it is gone, or lives on another
+    /// server of the fleet): nothing happened.
+    NotLocal,
+}
+
+/// [`HubServer::handle`](crate::HubServer::handle) was asked for a hub the server neither maps
+/// nor publishes to.
+///
+/// ```
+/// # use hub_runtime::prelude::*;
+/// struct Chat;
+/// #[hub]
+/// impl Chat { fn ping(&self) {} }
+/// struct Forgotten;
+/// #[hub]
+/// impl Forgotten { fn ping(&self) {} }
+///
+/// let server = HubServer::builder().hub("/chat", Chat).build();
+/// let error = server.handle::<Forgotten>().unwrap_err();
+/// assert!(error.to_string().contains("Forgotten"));
+/// assert!(server.handle::<Chat>().is_ok());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotMapped {
+    hub: &'static str,
+}
+
+impl NotMapped {
+    pub(crate) fn of<H: Hub>() -> Self {
+        NotMapped {
+            hub: std::any::type_name::<H>(),
+        }
+    }
+
+    /// The hub type's full name.
+    pub fn hub_type(&self) -> &'static str {
+        self.hub
+    }
+}
+
+impl fmt::Display for NotMapped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let short = self.hub.rsplit("::").next().unwrap_or(self.hub);
+        write!(
+            f,
+            "hub `{}` is not mapped on this server: map it with `HubServer::builder().hub(\"/path\", {short})`, \
+             or, to send to its clients served elsewhere, register it with `.publish_to::<{short}>()`",
+            self.hub
+        )
+    }
+}
+
+impl std::error::Error for NotMapped {}

@@ -336,13 +336,16 @@ impl HubServer {
         }
     }
 
-    /// A handle for sending to hub `H`'s clients from outside hub methods; `None` if `H` is
-    /// not mapped.
-    pub fn handle<H: Hub>(&self) -> Option<HubHandle<H>> {
-        let manager = self.inner.managers.get(&TypeId::of::<H>())?;
-        manager
-            .downcast_ref::<Arc<LifetimeManager>>()
+    /// A handle for sending to hub `H`'s clients from outside hub methods. Fails with
+    /// [`NotMapped`](crate::hub::NotMapped) (naming the hub) if the server neither maps `H`
+    /// (`.hub(path, h)`) nor publishes to it (`.publish_to::<H>()`).
+    pub fn handle<H: Hub>(&self) -> Result<HubHandle<H>, crate::hub::NotMapped> {
+        self.inner
+            .managers
+            .get(&TypeId::of::<H>())
+            .and_then(|manager| manager.downcast_ref::<Arc<LifetimeManager>>())
             .map(|m| HubHandle::new(m.clone()))
+            .ok_or_else(crate::hub::NotMapped::of::<H>)
     }
 
     /// The server's routes, as a warp filter (rejects paths it does not serve, so it composes

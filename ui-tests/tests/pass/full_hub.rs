@@ -49,8 +49,12 @@ impl Chat {
         token.is_cancelled()
     }
 
-    fn parse(&self, text: String) -> Result<i32, std::num::ParseIntError> {
-        text.parse()
+    fn parse(&self, text: String) -> Result<i32, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(text.parse()?)
+    }
+
+    fn parse_strictly(&self, text: String) -> Result<i32, HubError> {
+        text.parse().map_err(|e| HubError::from_error(&e))
     }
 
     fn nothing(&self) {}
