@@ -107,7 +107,8 @@ pub mod __private {
         message = "`{E}` cannot be a hub method's error: it does not convert into `HubError`",
         label = "the error is reported to the caller through `HubError`",
         note = "return `anyhow::Result<T>`, `Result<T, Box<dyn std::error::Error + Send + Sync>>` or `Result<T, HubError>` instead",
-        note = "or keep `{E}` and implement `From<{E}> for HubError` (`HubError::from_error(&e)` keeps its type name and message)"
+        note = "or, for your own error type, implement `From<{E}> for HubError` (`HubError::from_error(&e)` keeps its type name and message)",
+        note = "for another crate's error, convert where it happens: `.map_err(|e| HubError::from_error(&e))?`"
     )]
     pub trait IntoHubError<E> {
         /// Converts the error.
@@ -115,10 +116,10 @@ pub mod __private {
     }
     impl<E> IntoHubError<E> for crate::HubError
     where
-        crate::HubError: From<E>,
+        E: Into<crate::HubError>,
     {
         fn convert(error: E) -> crate::HubError {
-            crate::HubError::from(error)
+            error.into()
         }
     }
 

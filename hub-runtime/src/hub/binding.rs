@@ -220,6 +220,11 @@ pub(super) fn check(
     }
     check_ids_free(request, scheduler)?;
     let opening = request.stream_ids.len() + usize::from(request.kind == MethodKind::Stream);
+    if opening > 0 {
+        // Uploads whose method ended without reading them to the end (it failed, or a filter
+        // refused the call) count no more.
+        scheduler.forget_closed_uploads();
+    }
     if opening > 0 && scheduler.open_streams() + opening > max_streams {
         return Err(Refusal::TooManyStreams { max: max_streams });
     }

@@ -21,6 +21,14 @@ const UPLOAD: MethodDef = MethodDef {
     authorize: &[],
 };
 
+const UPLOAD_ONE: MethodDef = MethodDef {
+    name: "UploadOne",
+    arguments: 0,
+    streams: 1,
+    kind: MethodKind::Plain,
+    authorize: &[],
+};
+
 const COUNTER: MethodDef = MethodDef {
     name: "Counter",
     arguments: 0,
@@ -194,4 +202,31 @@ fn refusals_are_answered_with_the_reference_texts() {
         assert_eq!(refusal.text("echo"), text);
         assert_eq!(refusal.answer_kind(), answer, "{refusal:?}");
     }
+}
+
+#[test]
+fn uploads_nobody_reads_do_not_count_against_the_stream_limit() {
+    let mut scheduler = scheduler(None);
+    // Two calls whose methods ended (failed, or refused by a filter) before their client
+    // finished streaming: their uploads are no longer read.
+    drop(scheduler.open_upload("a".into(), 1));
+    drop(scheduler.open_upload("b".into(), 1));
+    let next = ["c".to_string()];
+    let allowed = check(
+        &UPLOAD_ONE,
+        &request(MethodKind::Plain, 0, None, &next),
+        &mut scheduler,
+        2,
+    );
+    assert_eq!(allowed, Ok(()));
+    let _reading = scheduler.open_upload("c".into(), 1);
+    let _reading_too = scheduler.open_upload("d".into(), 1);
+    let over = ["e".to_string()];
+    let refused = check(
+        &UPLOAD_ONE,
+        &request(MethodKind::Plain, 0, None, &over),
+        &mut scheduler,
+        2,
+    );
+    assert_eq!(refused, Err(Refusal::TooManyStreams { max: 2 }));
 }

@@ -247,7 +247,10 @@ impl<H: Hub> HubHandle<H> {
     /// Closes connection `id` of this hub if it lives on this server, as
     /// [`HubContext::abort`] does from inside: the client gets a Close message (without
     /// reconnect) and `on_disconnected` runs. A connection on another server of the fleet is
-    /// not reached: the answer is then [`Abort::NotLocal`].
+    /// not reached: the answer is then [`Abort::NotLocal`]. A connection without a transport
+    /// at that moment (between long polls, or a stateful WebSocket waiting to re-attach) ends
+    /// at once: a long polling client reads the Close message on its next poll, a detached
+    /// WebSocket client gets none (its re-attach is refused).
     ///
     /// ```no_run
     /// # use hub_runtime::prelude::*;

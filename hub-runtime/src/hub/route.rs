@@ -191,7 +191,6 @@ impl<'a, H: Hub> Dispatch<'a, H> {
             Ok(polled) => polled,
             Err(payload) => std::task::Poll::Ready(panic::recover(hub, &self.sender, payload)),
         };
-        let sender = self.sender.clone();
         let running: Running = match polled {
             std::task::Poll::Ready(outcome) => {
                 if let Some(stream) = outcome.stream {
@@ -203,24 +202,29 @@ impl<'a, H: Hub> Dispatch<'a, H> {
                     return;
                 };
                 // The outbox is full: wait for room like any other reply.
+                let sender = self.sender.clone();
                 Box::pin(async move {
                     let _ = sender.send_message(frame).await;
                     None
                 })
             }
-            std::task::Poll::Pending => Box::pin(async move {
-                let outcome = match panic::catch_future(future).await {
-                    Ok(outcome) => outcome,
-                    Err(payload) => panic::recover(hub, &sender, payload),
-                };
-                if let Some(stream) = outcome.stream {
-                    return Some(StreamHandover { stream_id, stream });
-                }
-                if let Some(bytes) = outcome.completion {
-                    let _ = sender.send_message(frame_for(format, bytes)).await;
-                }
-                None
-            }),
+            std::task::Poll::Pending => {
+                // Cloned only here and for a full outbox: a call answered at once pays nothing.
+                let sender = self.sender.clone();
+                Box::pin(async move {
+                    let outcome = match panic::catch_future(future).await {
+                        Ok(outcome) => outcome,
+                        Err(payload) => panic::recover(hub, &sender, payload),
+                    };
+                    if let Some(stream) = outcome.stream {
+                        return Some(StreamHandover { stream_id, stream });
+                    }
+                    if let Some(bytes) = outcome.completion {
+                        let _ = sender.send_message(frame_for(format, bytes)).await;
+                    }
+                    None
+                })
+            }
         };
         self.scheduler.push(running, limit);
     }

@@ -216,6 +216,13 @@ impl Scheduler {
             .map_or(0, |m| m.uploads.len() + m.stream_tokens.len())
     }
 
+    /// Forgets the client streams nobody reads any more (their method ended).
+    pub(super) fn forget_closed_uploads(&mut self) {
+        if let Some(more) = self.more.as_mut() {
+            more.uploads.retain(|_, tx| !tx.is_closed());
+        }
+    }
+
     /// A client stream runs under `id`: its method still reads it.
     pub(super) fn upload_running(&self, id: &str) -> bool {
         self.more
