@@ -53,7 +53,7 @@ export interface BroadcastHubClient {
 /** Calls `receiver`'s methods when the hub invokes them on `connection` (a method's value is its client result); `dispose()` removes the handlers. */
 export function registerBroadcastHubClient(connection: HubConnection, receiver: BroadcastHubClient): { dispose(): void } {
   const handlers: [string, (...args: any[]) => unknown][] = [
-    ["Receive", (message: string) => receiver.receive(message)],
+    ["Receive", async (message: string) => { await receiver.receive(message); }],
     ["Answer", (question: string) => receiver.answer(question)],
   ];
   for (const [name, handler] of handlers) {

@@ -67,9 +67,9 @@ export interface TestHubClient {
 /** Calls `receiver`'s methods when the hub invokes them on `connection` (a method's value is its client result); `dispose()` removes the handlers. */
 export function registerTestHubClient(connection: HubConnection, receiver: TestHubClient): { dispose(): void } {
   const handlers: [string, (...args: any[]) => unknown][] = [
-    ["Message", (message: string) => receiver.message(message)],
-    ["CustomObject", (value: CustomObject) => receiver.customObject(value)],
-    ["StreamCanceled", () => receiver.streamCanceled()],
+    ["Message", async (message: string) => { await receiver.message(message); }],
+    ["CustomObject", async (value: CustomObject) => { await receiver.customObject(value); }],
+    ["StreamCanceled", async () => { await receiver.streamCanceled(); }],
     ["Result", () => receiver.result()],
   ];
   for (const [name, handler] of handlers) {

@@ -222,12 +222,14 @@ fn client_interface(out: &mut String, client: &Interface) {
             signature.join(", ")
         );
         let names: Vec<&str> = params.iter().map(|(name, ..)| name.as_str()).collect();
-        handlers.push(format!(
-            "    [{}, ({}) => receiver.{ts_name}({})],",
-            string_literal(method.wire_name),
-            signature.join(", "),
-            names.join(", ")
-        ));
+        let (wire, signature, names) = (string_literal(method.wire_name), signature.join(", "), names.join(", "));
+        // A client result is the handler's value; any other handler must give none (the
+        // official client logs a value given where no result is expected), so only its
+        // completion is awaited (and a failure logged by the client).
+        handlers.push(match method.returns {
+            ReturnKind::ClientResult { .. } => format!("    [{wire}, ({signature}) => receiver.{ts_name}({names})],"),
+            _ => format!("    [{wire}, async ({signature}) => {{ await receiver.{ts_name}({names}); }}],"),
+        });
     }
     let _ = writeln!(out, "}}");
     let _ = writeln!(out);
