@@ -46,6 +46,27 @@
 //! assert!(ts.contains("  add(note: Note): Promise<void>;"));
 //! assert!(ts.contains("export function registerNotesClient(connection: HubConnection, receiver: NotesClient)"));
 //! ```
+//!
+//! A hub with a payload type that does not implement `TS` still compiles with the feature on; it
+//! only has no module:
+//!
+//! ```compile_fail
+//! use hub_runtime::prelude::*;
+//!
+//! #[derive(serde::Serialize)]
+//! struct Opaque;
+//!
+//! struct Plain;
+//!
+//! #[hub]
+//! impl Plain {
+//!     fn get(&self) -> Opaque {
+//!         Opaque
+//!     }
+//! }
+//!
+//! let ts = hub_runtime::typescript::module::<Plain>(); // error: `Opaque: TS` is not satisfied
+//! ```
 
 mod render;
 
@@ -137,7 +158,7 @@ impl TypeVisitor for Types {
             }
             return;
         }
-        let docs = T::docs().map(|d| format!("{d}\n")).unwrap_or_default();
+        let docs = T::docs().map(|d| format!("{}\n", d.trim_end())).unwrap_or_default();
         let text = format!("{docs}export {}", T::decl(&self.config));
         self.declared.insert(name, Declared { type_id, text });
         T::visit_dependencies(self);
