@@ -5,7 +5,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::quote;
 use syn::ItemTrait;
 
-use crate::backend::{descriptor, proxy};
+use crate::backend::{descriptor, proxy, typescript};
 use crate::errors::Errors;
 use crate::model::{self, Side};
 use crate::validate::validate;
@@ -37,10 +37,12 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         .collect();
     let proxy = proxy::render(&interface, &item_trait.vis, &docs);
     let descriptor = descriptor::render(&interface);
+    let typescript = typescript::render(&interface);
     let compile_errors = errors.to_compile_errors();
     quote! {
         #proxy
         #descriptor
+        #typescript
         #compile_errors
     }
 }

@@ -5,7 +5,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::quote;
 use syn::ItemImpl;
 
-use crate::backend::{descriptor, router};
+use crate::backend::{descriptor, router, typescript};
 use crate::errors::Errors;
 use crate::model::{self, Side};
 use crate::validate::validate;
@@ -38,10 +38,12 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         return quote! { #block #compile_errors #stub #descriptor };
     }
     let router = router::render(&interface);
+    let typescript = implementable.then(|| typescript::render(&interface));
     quote! {
         #block
         #router
         #descriptor
+        #typescript
     }
 }
 
@@ -74,8 +76,8 @@ mod tests {
         assert!(!out.contains("hub_runtime"), "{out}");
         assert!(out.contains("renamed :: Hub for Chat"), "{out}");
         assert!(out.contains("renamed :: descriptor :: Describe for Chat"), "{out}");
-        // Two generated impls (router, descriptor), both marked.
-        assert_eq!(out.matches("automatically_derived").count(), 2, "{out}");
+        // Three generated impls (router, descriptor, TypeScript types), all marked.
+        assert_eq!(out.matches("automatically_derived").count(), 3, "{out}");
     }
 
     #[test]

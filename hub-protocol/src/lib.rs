@@ -49,6 +49,7 @@
 //! |---|---|---|
 //! | `json` | on | [`JsonProtocol`] (memchr) |
 //! | `msgpack` | on | [`MessagePackProtocol`] and `RawValue::MessagePack` (rmp, rmp-serde, rmpv) |
+//! | `ts-rs` | off | `ts_rs::TS` for [`types::Binary`] (`string \| Uint8Array`) and [`types::DateTime`] (`string \| Date`), as the official JavaScript client reads and writes them |
 //!
 //! With neither, the handshake, the message types and [`types`] remain (a [`HubProtocol`]
 //! of one's own can still be written).
@@ -71,6 +72,8 @@ mod outgoing;
 mod protocol;
 mod raw;
 mod reader;
+#[cfg(feature = "ts-rs")]
+mod typescript;
 
 use std::sync::Arc;
 

@@ -23,6 +23,8 @@ mod options;
 mod request;
 pub mod server;
 mod transport;
+#[cfg(feature = "typescript")]
+pub mod typescript;
 
 /// Hub protocols: bytes ⇄ messages (the [`hub_protocol`] crate, re-exported).
 pub use hub_protocol as protocol;
@@ -75,6 +77,27 @@ pub mod __private {
     pub use erased_serde;
     pub use serde;
     pub use std::sync::Arc;
+    #[cfg(feature = "typescript")]
+    pub use ts_rs;
+
+    /// What the macros generate for the `typescript` feature: kept when hub-runtime has it,
+    /// dropped otherwise, so the generated code compiles in crates that do not enable it.
+    #[cfg(feature = "typescript")]
+    #[macro_export]
+    #[doc(hidden)]
+    macro_rules! __if_typescript {
+        ($($generated:tt)*) => { $($generated)* };
+    }
+
+    /// What the macros generate for the `typescript` feature: kept when hub-runtime has it,
+    /// dropped otherwise, so the generated code compiles in crates that do not enable it.
+    #[cfg(not(feature = "typescript"))]
+    #[macro_export]
+    #[doc(hidden)]
+    macro_rules! __if_typescript {
+        ($($generated:tt)*) => {};
+    }
+    pub use crate::__if_typescript as if_typescript;
 
     /// Checks a hub method parameter type.
     #[diagnostic::on_unimplemented(

@@ -21,7 +21,7 @@ mod axum_host;
 const PROGRAM: &str = "interop";
 
 #[hub_client]
-trait TestClient {
+trait TestHubClient {
     fn message(&self, message: String);
     fn custom_object(&self, value: CustomObject);
     fn stream_canceled(&self);
@@ -29,14 +29,14 @@ trait TestClient {
     fn result(&self) -> i64;
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "PascalCase")]
 struct CustomObject {
     name: String,
     value: i32,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "PascalCase")]
 struct ComplexObject {
     string: String,
@@ -53,7 +53,7 @@ fn invalid_operation(message: String) -> HubError {
     HubError::new(message).with_kind("InvalidOperationException")
 }
 
-#[hub(client = TestClient)]
+#[hub(client = TestHubClient)]
 impl TestHub {
     fn echo(&self, message: String) -> String {
         message
@@ -147,7 +147,7 @@ impl TestHub {
 }
 
 #[hub_client]
-trait BroadcastClient {
+trait BroadcastHubClient {
     fn receive(&self, message: String);
     /// A client result: the client answers the question.
     fn answer(&self, question: String) -> String;
@@ -156,7 +156,7 @@ trait BroadcastClient {
 /// Fan-out for tests and benchmarks.
 struct BroadcastHub;
 
-#[hub(client = BroadcastClient)]
+#[hub(client = BroadcastHubClient)]
 impl BroadcastHub {
     fn echo(&self, message: String) -> String {
         message
@@ -389,6 +389,25 @@ struct Cli {
     /// service (no TLS under axum).
     #[arg(long, value_enum, default_value_t = Host::Warp)]
     host: Host,
+    /// Writes the TypeScript typings of the hubs (`DIR/<HubType>.ts`, for `@microsoft/signalr`)
+    /// and exits.
+    #[arg(long, value_name = "DIR")]
+    emit_typescript: Option<std::path::PathBuf>,
+}
+
+/// `--emit-typescript DIR`: one module per hub type.
+fn emit_typescript(dir: &std::path::Path) -> std::io::Result<()> {
+    use hub_runtime::typescript::{file_name, module, TypeScript};
+
+    fn write<H: TypeScript>(dir: &std::path::Path) -> std::io::Result<()> {
+        let text = module::<H>().map_err(std::io::Error::other)?;
+        std::fs::write(dir.join(file_name::<H>()), text)
+    }
+    std::fs::create_dir_all(dir)?;
+    write::<TestHub>(dir)?;
+    write::<BroadcastHub>(dir)?;
+    write::<HubWithAuthorization>(dir)?;
+    write::<Uncreatable>(dir)
 }
 
 /// The `--host` choices.
@@ -404,6 +423,9 @@ enum Host {
 async fn main() -> std::io::Result<()> {
     hub_examples::init_logging();
     let cli = <Cli as clap::Parser>::parse();
+    if let Some(dir) = &cli.emit_typescript {
+        return emit_typescript(dir);
+    }
     let args = cli.common;
     if cli.host == Host::Axum && args.tls().is_some() {
         eprintln!("{PROGRAM}: --host axum serves plain HTTP only; drop --tls-cert/--tls-key");

@@ -3,3 +3,4 @@
 pub(crate) mod descriptor;
 pub(crate) mod proxy;
 pub(crate) mod router;
+pub(crate) mod typescript;

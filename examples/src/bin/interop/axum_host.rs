@@ -163,7 +163,7 @@ async fn bad_negotiate() -> (StatusCode, &'static str) {
     (StatusCode::BAD_REQUEST, "Some response from server")
 }
 
-/// `/clientresult/{id}`: asks connection `id` for its result (TestClient's `Result`). The id
+/// `/clientresult/{id}`: asks connection `id` for its result (TestHubClient's `Result`). The id
 /// comes from the original path: connection ids are case-sensitive.
 async fn client_result(State(app): State<App>, request: Request) -> String {
     let path = original_path(&request);
