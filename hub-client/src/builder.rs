@@ -1,0 +1,188 @@
+//! [`HubConnectionBuilder`]: the URL, protocol, headers, token and timings of a connection.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use http::{HeaderName, HeaderValue};
+use hub_protocol::HubProtocol;
+
+use crate::connection::HubConnection;
+use crate::error::{Error, Result};
+use crate::url::HubUrl;
+
+/// What an access-token factory returns: the token, or why there is none.
+pub type TokenResult = std::result::Result<String, Box<dyn std::error::Error + Send + Sync>>;
+
+/// An access-token factory, called before negotiate and before each transport connects.
+pub(crate) type TokenFactory = Arc<dyn Fn() -> BoxFuture<'static, TokenResult> + Send + Sync>;
+
+/// The hub protocols this client speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// The JSON hub protocol (text frames).
+    #[cfg(feature = "json")]
+    Json,
+    /// The MessagePack hub protocol (binary frames).
+    #[cfg(feature = "msgpack")]
+    MessagePack,
+}
+
+impl Protocol {
+    pub(crate) fn implementation(self) -> Arc<dyn HubProtocol> {
+        match self {
+            #[cfg(feature = "json")]
+            Protocol::Json => Arc::new(hub_protocol::JsonProtocol),
+            #[cfg(feature = "msgpack")]
+            Protocol::MessagePack => Arc::new(hub_protocol::MessagePackProtocol),
+        }
+    }
+}
+
+/// Everything a connection was built with.
+#[derive(Clone)]
+pub(crate) struct Config {
+    pub(crate) url: HubUrl,
+    pub(crate) protocol: Arc<dyn HubProtocol>,
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    pub(crate) access_token: Option<TokenFactory>,
+    pub(crate) skip_negotiation: bool,
+    pub(crate) keep_alive_interval: Duration,
+    pub(crate) server_timeout: Duration,
+    pub(crate) handshake_timeout: Duration,
+}
+
+/// Builds a [`HubConnection`].
+///
+/// ```
+/// use std::time::Duration;
+/// use hub_client::{HubConnectionBuilder, Protocol};
+///
+/// let connection = HubConnectionBuilder::new("http://localhost:5000/chat")
+///     .protocol(Protocol::MessagePack)
+///     .header("x-tenant", "blue")
+///     .access_token_factory(|| async { Ok::<_, std::io::Error>("secret".to_string()) })
+///     .server_timeout(Duration::from_secs(60))
+///     .build()
+///     .unwrap();
+/// # drop(connection);
+/// ```
+pub struct HubConnectionBuilder {
+    url: String,
+    protocol: Option<Arc<dyn HubProtocol>>,
+    headers: Vec<(String, String)>,
+    access_token: Option<TokenFactory>,
+    skip_negotiation: bool,
+    keep_alive_interval: Duration,
+    server_timeout: Duration,
+    handshake_timeout: Duration,
+}
+
+impl HubConnectionBuilder {
+    /// A connection to the hub at `url` (`http(s)://` or `ws(s)://`; a query is kept and sent
+    /// on every request).
+    pub fn new(url: impl Into<String>) -> Self {
+        HubConnectionBuilder {
+            url: url.into(),
+            protocol: None,
+            headers: Vec::new(),
+            access_token: None,
+            skip_negotiation: false,
+            keep_alive_interval: Duration::from_secs(15),
+            server_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(15),
+        }
+    }
+
+    /// The hub protocol (JSON unless told otherwise, or MessagePack without the `json`
+    /// feature).
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = Some(protocol.implementation());
+        self
+    }
+
+    /// A hub protocol of one's own.
+    pub fn custom_protocol(mut self, protocol: Arc<dyn HubProtocol>) -> Self {
+        self.protocol = Some(protocol);
+        self
+    }
+
+    /// A header sent with negotiate and the WebSocket upgrade. An invalid name or value
+    /// fails [`build`](Self::build).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Where the bearer token comes from: called before negotiate (sent as
+    /// `Authorization: Bearer …`) and before the WebSocket connects (sent as the
+    /// `access_token` query parameter, as browsers' clients do). A negotiate redirect that
+    /// carries an `accessToken` replaces it for that connection.
+    pub fn access_token_factory<F, Fut, E>(mut self, factory: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<String, E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+    {
+        self.access_token = Some(Arc::new(move || factory().map(|r| r.map_err(Into::into)).boxed()));
+        self
+    }
+
+    /// Connects the WebSocket straight to the URL, without negotiate (the server must allow
+    /// it; the connection then has no connection id). WebSockets only.
+    pub fn skip_negotiation(mut self, skip: bool) -> Self {
+        self.skip_negotiation = skip;
+        self
+    }
+
+    /// How long the client may send nothing before it sends a Ping (15 s).
+    pub fn keep_alive_interval(mut self, interval: Duration) -> Self {
+        self.keep_alive_interval = interval;
+        self
+    }
+
+    /// How long the server may send nothing before the connection ends with
+    /// [`Error::ServerTimeout`] (30 s; keep it about twice the server's keep-alive interval).
+    pub fn server_timeout(mut self, timeout: Duration) -> Self {
+        self.server_timeout = timeout;
+        self
+    }
+
+    /// How long the server may take to answer the handshake (15 s).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Checks the options and builds the connection (not started: register handlers with
+    /// [`HubConnection::on`], then [`HubConnection::start`]).
+    pub fn build(self) -> Result<HubConnection> {
+        let url = HubUrl::parse(&self.url)?;
+        let protocol = match self.protocol {
+            Some(protocol) => protocol,
+            None => hub_protocol::default_protocols()
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::Negotiate("no hub protocol: enable the `json` or `msgpack` feature".into()))?,
+        };
+        let mut headers = Vec::with_capacity(self.headers.len());
+        for (name, value) in self.headers {
+            let name = HeaderName::try_from(name.as_str()).map_err(|e| Error::Transport(format!("header '{name}': {e}")))?;
+            let value = HeaderValue::try_from(value).map_err(|e| Error::Transport(format!("header '{name}': {e}")))?;
+            headers.push((name, value));
+        }
+        Ok(HubConnection::new(Config {
+            url,
+            protocol,
+            headers,
+            access_token: self.access_token,
+            skip_negotiation: self.skip_negotiation,
+            keep_alive_interval: self.keep_alive_interval,
+            server_timeout: self.server_timeout,
+            handshake_timeout: self.handshake_timeout,
+        }))
+    }
+}

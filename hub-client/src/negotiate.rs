@@ -1,0 +1,109 @@
+//! Negotiate: versions 0 and 1, redirects (at most 100), the server's `error`.
+
+use http::{HeaderName, HeaderValue};
+use serde::Deserialize;
+
+use crate::builder::Config;
+use crate::error::{Error, Result};
+use crate::url::HubUrl;
+
+/// At most this many redirects, as the official clients allow.
+pub(crate) const MAX_REDIRECTS: usize = 100;
+
+/// What a connection needs from negotiate.
+#[derive(Debug, Clone)]
+pub(crate) struct Negotiated {
+    /// The URL the transport connects to (the last redirect's).
+    pub(crate) url: HubUrl,
+    /// The public connection id.
+    pub(crate) connection_id: Option<String>,
+    /// What the transport sends as `id` (the token in version 1, the id in version 0).
+    pub(crate) token: Option<String>,
+    /// The bearer token for the transport: from a redirect, or the factory's.
+    pub(crate) access_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Answer {
+    #[serde(default)]
+    negotiate_version: u32,
+    connection_id: Option<String>,
+    connection_token: Option<String>,
+    #[serde(default)]
+    available_transports: Vec<TransportOffer>,
+    url: Option<String>,
+    access_token: Option<String>,
+    error: Option<String>,
+    #[serde(rename = "ProtocolVersion")]
+    legacy_protocol_version: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TransportOffer {
+    transport: String,
+    #[serde(default)]
+    transfer_formats: Vec<String>,
+}
+
+/// Negotiates, following redirects, with `access_token` (the factory's) as the first bearer.
+pub(crate) async fn negotiate(config: &Config, access_token: Option<String>) -> Result<Negotiated> {
+    let mut url = config.url.clone();
+    let mut access_token = access_token;
+    for _ in 0..=MAX_REDIRECTS {
+        let mut headers: Vec<(HeaderName, HeaderValue)> = config.headers.clone();
+        if let Some(token) = &access_token {
+            let value = HeaderValue::try_from(format!("Bearer {token}"))
+                .map_err(|e| Error::AccessToken(format!("the token cannot be sent in a header: {e}")))?;
+            headers.push((http::header::AUTHORIZATION, value));
+        }
+        let response = crate::http::post(&url.negotiate(), &headers).await?;
+        if response.status != http::StatusCode::OK {
+            let mut body = String::from_utf8_lossy(&response.body).into_owned();
+            if body.is_empty() {
+                body = response.status.canonical_reason().unwrap_or_default().to_string();
+            }
+            return Err(Error::NegotiateStatus { status: response.status.as_u16(), body });
+        }
+        let answer: Answer = serde_json::from_slice(&response.body)
+            .map_err(|e| Error::Negotiate(format!("Failed to complete negotiation with the server: {e}")))?;
+        if let Some(error) = answer.error {
+            return Err(Error::Negotiate(error));
+        }
+        if answer.legacy_protocol_version.is_some() {
+            return Err(Error::Negotiate(
+                "Detected a connection attempt to an ASP.NET SignalR Server. This client only supports connecting to an ASP.NET Core SignalR Server.".into(),
+            ));
+        }
+        if let Some(next) = answer.url {
+            url = HubUrl::parse(&next)?;
+            if let Some(token) = answer.access_token {
+                access_token = Some(token);
+            }
+            continue;
+        }
+        let format = config.protocol.transfer_format().as_str();
+        let websockets = answer
+            .available_transports
+            .iter()
+            .any(|t| t.transport == "WebSockets" && t.transfer_formats.iter().any(|f| f == format));
+        if !websockets {
+            let offered: Vec<&str> = answer.available_transports.iter().map(|t| t.transport.as_str()).collect();
+            return Err(Error::NoTransport(format!(
+                "the server offers [{}] for the {format} transfer format; this client speaks WebSockets",
+                offered.join(", ")
+            )));
+        }
+        let token = if answer.negotiate_version >= 1 {
+            answer.connection_token.clone()
+        } else {
+            answer.connection_id.clone()
+        };
+        if token.is_none() {
+            return Err(Error::Negotiate("the negotiate answer has no connection id".into()));
+        }
+        return Ok(Negotiated { url, connection_id: answer.connection_id, token, access_token });
+    }
+    Err(Error::Negotiate("Negotiate redirection limit exceeded.".into()))
+}
