@@ -66,44 +66,94 @@ pub(crate) async fn negotiate(config: &Config, access_token: Option<String>) -> 
             }
             return Err(Error::NegotiateStatus { status: response.status.as_u16(), body });
         }
-        let answer: Answer = serde_json::from_slice(&response.body)
-            .map_err(|e| Error::Negotiate(format!("Failed to complete negotiation with the server: {e}")))?;
-        if let Some(error) = answer.error {
-            return Err(Error::Negotiate(error));
-        }
-        if answer.legacy_protocol_version.is_some() {
-            return Err(Error::Negotiate(
-                "Detected a connection attempt to an ASP.NET SignalR Server. This client only supports connecting to an ASP.NET Core SignalR Server.".into(),
-            ));
-        }
-        if let Some(next) = answer.url {
-            url = HubUrl::parse(&next)?;
-            if let Some(token) = answer.access_token {
-                access_token = Some(token);
+        match read_answer(&response.body, config.protocol.transfer_format().as_str())? {
+            Step::Redirect { url: next, access_token: token } => {
+                url = HubUrl::parse(&next)?;
+                if token.is_some() {
+                    access_token = token;
+                }
             }
-            continue;
+            Step::Connect { connection_id, token } => {
+                return Ok(Negotiated { url, connection_id, token: Some(token), access_token });
+            }
         }
-        let format = config.protocol.transfer_format().as_str();
-        let websockets = answer
-            .available_transports
-            .iter()
-            .any(|t| t.transport == "WebSockets" && t.transfer_formats.iter().any(|f| f == format));
-        if !websockets {
-            let offered: Vec<&str> = answer.available_transports.iter().map(|t| t.transport.as_str()).collect();
-            return Err(Error::NoTransport(format!(
-                "the server offers [{}] for the {format} transfer format; this client speaks WebSockets",
-                offered.join(", ")
-            )));
-        }
-        let token = if answer.negotiate_version >= 1 {
-            answer.connection_token.clone()
-        } else {
-            answer.connection_id.clone()
-        };
-        if token.is_none() {
-            return Err(Error::Negotiate("the negotiate answer has no connection id".into()));
-        }
-        return Ok(Negotiated { url, connection_id: answer.connection_id, token, access_token });
     }
     Err(Error::Negotiate("Negotiate redirection limit exceeded.".into()))
+}
+
+/// What one negotiate answer says to do next.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    /// Negotiate again at `url`, with this bearer token if one is given.
+    Redirect { url: String, access_token: Option<String> },
+    /// Connect the transport with `token` as its `id`.
+    Connect { connection_id: Option<String>, token: String },
+}
+
+/// Reads a negotiate answer (200) for a protocol of transfer format `format`.
+fn read_answer(body: &[u8], format: &str) -> Result<Step> {
+    let answer: Answer = serde_json::from_slice(body)
+        .map_err(|e| Error::Negotiate(format!("Failed to complete negotiation with the server: {e}")))?;
+    if let Some(error) = answer.error {
+        return Err(Error::Negotiate(error));
+    }
+    if answer.legacy_protocol_version.is_some() {
+        return Err(Error::Negotiate(
+            "Detected a connection attempt to an ASP.NET SignalR Server. This client only supports connecting to an ASP.NET Core SignalR Server.".into(),
+        ));
+    }
+    if let Some(url) = answer.url {
+        return Ok(Step::Redirect { url, access_token: answer.access_token });
+    }
+    let websockets = answer
+        .available_transports
+        .iter()
+        .any(|t| t.transport == "WebSockets" && t.transfer_formats.iter().any(|f| f == format));
+    if !websockets {
+        let offered: Vec<&str> = answer.available_transports.iter().map(|t| t.transport.as_str()).collect();
+        return Err(Error::NoTransport(format!(
+            "the server offers [{}] for the {format} transfer format; this client speaks WebSockets",
+            offered.join(", ")
+        )));
+    }
+    // Version 1 sends a secret token for the transport; version 0 only the connection id.
+    let token = if answer.negotiate_version >= 1 { answer.connection_token } else { answer.connection_id.clone() };
+    let token = token.ok_or_else(|| Error::Negotiate("the negotiate answer has no connection id".into()))?;
+    Ok(Step::Connect { connection_id: answer.connection_id, token })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WS: &str = r#"[{"transport":"WebSockets","transferFormats":["Text","Binary"]}]"#;
+
+    #[test]
+    fn version_1_connects_with_the_token_and_version_0_with_the_id() {
+        let v1 = format!(r#"{{"negotiateVersion":1,"connectionId":"pub","connectionToken":"secret","availableTransports":{WS}}}"#);
+        assert_eq!(
+            read_answer(v1.as_bytes(), "Text").unwrap(),
+            Step::Connect { connection_id: Some("pub".into()), token: "secret".into() }
+        );
+        let v0 = format!(r#"{{"connectionId":"pub","availableTransports":{WS}}}"#);
+        assert_eq!(
+            read_answer(v0.as_bytes(), "Binary").unwrap(),
+            Step::Connect { connection_id: Some("pub".into()), token: "pub".into() }
+        );
+    }
+
+    #[test]
+    fn redirects_errors_and_missing_transports() {
+        assert_eq!(
+            read_answer(br#"{"url":"http://b/hub","accessToken":"t"}"#, "Text").unwrap(),
+            Step::Redirect { url: "http://b/hub".into(), access_token: Some("t".into()) }
+        );
+        assert_eq!(read_answer(br#"{"error":"go away"}"#, "Text"), Err(Error::Negotiate("go away".into())));
+        assert!(matches!(read_answer(br#"{"ProtocolVersion":"1.5"}"#, "Text"), Err(Error::Negotiate(_))));
+        let sse_only = r#"{"negotiateVersion":1,"connectionId":"a","connectionToken":"b","availableTransports":[{"transport":"ServerSentEvents","transferFormats":["Text"]}]}"#;
+        assert!(matches!(read_answer(sse_only.as_bytes(), "Text"), Err(Error::NoTransport(_))));
+        let text_only = format!(r#"{{"negotiateVersion":1,"connectionId":"a","connectionToken":"b","availableTransports":[{{"transport":"WebSockets","transferFormats":["Text"]}}]}}"#);
+        assert!(matches!(read_answer(text_only.as_bytes(), "Binary"), Err(Error::NoTransport(_))));
+        assert!(matches!(read_answer(b"not json", "Text"), Err(Error::Negotiate(_))));
+    }
 }
