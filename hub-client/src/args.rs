@@ -75,7 +75,9 @@ impl Arguments {
             .values
             .get(index)
             .ok_or_else(|| Error::Decode(format!("argument {index} is missing ({} given)", self.values.len())))?;
-        value.decode().map_err(|e| Error::Decode(format!("argument {index}: {e}")))
+        value
+            .decode()
+            .map_err(|e| Error::Decode(format!("argument {index}: {e}")))
     }
 
     /// How many arguments the server sent.

@@ -55,7 +55,8 @@ impl HubConnection {
         self.inner.calls.insert(id.clone(), Pending::Invoke(reply));
         self.start_call(&sender, Kind::Invoke, Some(&id), method, &args, uploads)?;
         match result.await.map_err(|_| Error::NotConnected)?? {
-            CompletionResult::Void => serde::Deserialize::deserialize(().into_deserializer()).map_err(|e: serde::de::value::Error| Error::Decode(e.to_string())),
+            CompletionResult::Void => serde::Deserialize::deserialize(().into_deserializer())
+                .map_err(|e: serde::de::value::Error| Error::Decode(e.to_string())),
             CompletionResult::Value(raw) => raw.decode().map_err(|e| Error::Decode(e.to_string())),
             CompletionResult::Error(text) => Err(Error::Hub(text)),
         }
@@ -68,7 +69,12 @@ impl HubConnection {
     }
 
     /// [`send`](Self::send) with client-to-server streams.
-    pub async fn send_with_uploads(&self, method: &str, args: impl Args, uploads: impl IntoIterator<Item = Upload>) -> Result<()> {
+    pub async fn send_with_uploads(
+        &self,
+        method: &str,
+        args: impl Args,
+        uploads: impl IntoIterator<Item = Upload>,
+    ) -> Result<()> {
         let sender = self.sender()?;
         self.start_call(&sender, Kind::Send, None, method, &args, uploads)
     }
@@ -123,9 +129,12 @@ impl HubConnection {
         let uploads: Vec<(String, Upload)> = uploads.into_iter().map(|u| (self.inner.calls.next_id(), u)).collect();
         let stream_ids: Vec<String> = uploads.iter().map(|(id, _)| id.clone()).collect();
         let message = match (kind, id) {
-            (Kind::Stream, Some(id)) => {
-                OutMessage::StreamInvocation { invocation_id: id, target: method, arguments: args.payload(), stream_ids: &stream_ids }
-            }
+            (Kind::Stream, Some(id)) => OutMessage::StreamInvocation {
+                invocation_id: id,
+                target: method,
+                arguments: args.payload(),
+                stream_ids: &stream_ids,
+            },
             _ => OutMessage::Invocation {
                 invocation_id: id.filter(|_| kind == Kind::Invoke),
                 target: method,

@@ -9,7 +9,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::args::Arguments;
-use crate::builder::Config;
+use crate::config::Config;
 use crate::driver::{Driver, Timing};
 use crate::error::{CloseReason, Error, Result};
 use crate::handlers::{dispatch, Handlers, Outcome};
@@ -60,7 +60,9 @@ impl HubConnection {
     /// is left as it is ([`Error::InvalidState`]).
     pub async fn start(&self) -> Result<()> {
         if self.sender().is_ok() {
-            return Err(Error::InvalidState("Cannot start a HubConnection that is not in the 'Disconnected' state."));
+            return Err(Error::InvalidState(
+                "Cannot start a HubConnection that is not in the 'Disconnected' state.",
+            ));
         }
         let config = &self.inner.config;
         let token = match &config.access_token {
@@ -71,14 +73,22 @@ impl HubConnection {
             (config.url.clone(), None, None, token)
         } else {
             let negotiated = negotiate(config, token).await?;
-            (negotiated.url, negotiated.token, negotiated.connection_id, negotiated.access_token)
+            (
+                negotiated.url,
+                negotiated.token,
+                negotiated.connection_id,
+                negotiated.access_token,
+            )
         };
         let url = url.websocket(id.as_deref(), token.as_deref());
         let mut socket = websocket::connect(config, &url).await?;
         let leftover = websocket::handshake(config, &mut socket).await?;
 
         let (queue, outbound) = mpsc::unbounded_channel();
-        let sender = Sender { protocol: config.protocol.clone(), queue };
+        let sender = Sender {
+            protocol: config.protocol.clone(),
+            queue,
+        };
         let (invocations, to_dispatch) = mpsc::unbounded_channel();
         self.inner.closed.send_replace(None);
         let driver = Driver {
@@ -127,7 +137,10 @@ impl HubConnection {
     /// The connection id negotiate gave (`None` before start, with
     /// [`skip_negotiation`](crate::HubConnectionBuilder::skip_negotiation), or after the end).
     pub fn connection_id(&self) -> Option<String> {
-        self.lock().as_ref().filter(|r| !r.sender.is_closed()).and_then(|r| r.connection_id.clone())
+        self.lock()
+            .as_ref()
+            .filter(|r| !r.sender.is_closed())
+            .and_then(|r| r.connection_id.clone())
     }
 
     /// Whether the connection is running (started and not ended).

@@ -62,7 +62,10 @@ impl Driver {
     async fn pump(&mut self, reader: &mut MessageReader, stopped: &mut Option<oneshot::Sender<()>>) -> CloseReason {
         let mut last_received = Instant::now();
         // The official clients ping right after the handshake.
-        if let Err(error) = self.write(self.protocol.encode(&OutMessage::Ping).unwrap_or_default()).await {
+        if let Err(error) = self
+            .write(self.protocol.encode(&OutMessage::Ping).unwrap_or_default())
+            .await
+        {
             return CloseReason::Failed(error);
         }
         let mut last_sent = Instant::now();
@@ -167,9 +170,15 @@ impl Driver {
             HubMessage::Invocation(invocation) => {
                 let _ = self.invocations.send(invocation);
             }
-            HubMessage::StreamItem { invocation_id, item, .. } => self.calls.item(&invocation_id, item),
-            HubMessage::Completion { invocation_id, result, .. } => self.calls.complete(&invocation_id, result),
-            HubMessage::Close { error, allow_reconnect } => return Some(CloseReason::ByServer { error, allow_reconnect }),
+            HubMessage::StreamItem {
+                invocation_id, item, ..
+            } => self.calls.item(&invocation_id, item),
+            HubMessage::Completion {
+                invocation_id, result, ..
+            } => self.calls.complete(&invocation_id, result),
+            HubMessage::Close { error, allow_reconnect } => {
+                return Some(CloseReason::ByServer { error, allow_reconnect })
+            }
             HubMessage::StreamInvocation(invocation) => {
                 tracing::warn!(target_method = %invocation.target, "the server asked this client for a stream: ignored");
             }
@@ -184,7 +193,10 @@ impl Driver {
 
 fn closed_by_server(frame: Option<(CloseCode, String)>) -> CloseReason {
     match frame {
-        None | Some((CloseCode::Normal, _)) => CloseReason::ByServer { error: None, allow_reconnect: false },
+        None | Some((CloseCode::Normal, _)) => CloseReason::ByServer {
+            error: None,
+            allow_reconnect: false,
+        },
         Some((code, reason)) => CloseReason::Failed(Error::Transport(format!(
             "WebSocket closed with status code: {} ({reason}).",
             u16::from(code)

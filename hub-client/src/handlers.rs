@@ -55,7 +55,11 @@ impl Handlers {
 }
 
 /// Runs the invocations of one connection, in order, answering those that carry an id.
-pub(crate) async fn dispatch(handlers: Arc<Handlers>, mut invocations: mpsc::UnboundedReceiver<Invocation>, sender: Sender) {
+pub(crate) async fn dispatch(
+    handlers: Arc<Handlers>,
+    mut invocations: mpsc::UnboundedReceiver<Invocation>,
+    sender: Sender,
+) {
     while let Some(invocation) = invocations.recv().await {
         let found = handlers.get(&invocation.target);
         if found.is_empty() {
@@ -72,17 +76,25 @@ pub(crate) async fn dispatch(handlers: Arc<Handlers>, mut invocations: mpsc::Unb
                 }
             }
         }
-        let Some(id) = invocation.invocation_id.as_deref() else { continue };
+        let Some(id) = invocation.invocation_id.as_deref() else {
+            continue;
+        };
         let result = match (&error, values.len()) {
             (Some(text), _) => OutResult::Error(text),
             (None, 0) => OutResult::Error(NO_RESULT),
             (None, 1) => OutResult::Value(&*values[0]),
             (None, _) => OutResult::Error(MULTIPLE_RESULTS),
         };
-        let sent = sender.send(&OutMessage::Completion { invocation_id: id, result });
+        let sent = sender.send(&OutMessage::Completion {
+            invocation_id: id,
+            result,
+        });
         if let Err(crate::Error::Encode(text)) = &sent {
             let error = format!("the client's result could not be encoded: {text}");
-            let _ = sender.send(&OutMessage::Completion { invocation_id: id, result: OutResult::Error(&error) });
+            let _ = sender.send(&OutMessage::Completion {
+                invocation_id: id,
+                result: OutResult::Error(&error),
+            });
         }
     }
 }

@@ -30,7 +30,10 @@ pub(crate) async fn post(url: &str, headers: &[(HeaderName, HeaderValue)]) -> Re
     let request = request
         .header(http::header::CONTENT_LENGTH, "0")
         .header("x-requested-with", "XMLHttpRequest")
-        .header(http::header::USER_AGENT, concat!("hub-client/", env!("CARGO_PKG_VERSION")))
+        .header(
+            http::header::USER_AGENT,
+            concat!("hub-client/", env!("CARGO_PKG_VERSION")),
+        )
         .body(Full::new(Bytes::new()))
         .map_err(|e| Error::InvalidUrl(format!("{url}: {e}")))?;
     let response = client

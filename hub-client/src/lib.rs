@@ -58,6 +58,7 @@
 mod args;
 mod builder;
 mod calls;
+mod config;
 mod connection;
 mod driver;
 mod error;
@@ -71,7 +72,8 @@ mod url;
 mod websocket;
 
 pub use args::{Args, Arguments};
-pub use builder::{HubConnectionBuilder, Protocol, TokenResult};
+pub use builder::HubConnectionBuilder;
+pub use config::{Protocol, TokenResult};
 pub use connection::HubConnection;
 pub use error::{CloseReason, Error, Result};
 pub use stream::{HubStream, Upload};

@@ -3,7 +3,7 @@
 use http::{HeaderName, HeaderValue};
 use serde::Deserialize;
 
-use crate::builder::Config;
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::url::HubUrl;
 
@@ -64,17 +64,28 @@ pub(crate) async fn negotiate(config: &Config, access_token: Option<String>) -> 
             if body.is_empty() {
                 body = response.status.canonical_reason().unwrap_or_default().to_string();
             }
-            return Err(Error::NegotiateStatus { status: response.status.as_u16(), body });
+            return Err(Error::NegotiateStatus {
+                status: response.status.as_u16(),
+                body,
+            });
         }
         match read_answer(&response.body, config.protocol.transfer_format().as_str())? {
-            Step::Redirect { url: next, access_token: token } => {
+            Step::Redirect {
+                url: next,
+                access_token: token,
+            } => {
                 url = HubUrl::parse(&next)?;
                 if token.is_some() {
                     access_token = token;
                 }
             }
             Step::Connect { connection_id, token } => {
-                return Ok(Negotiated { url, connection_id, token: Some(token), access_token });
+                return Ok(Negotiated {
+                    url,
+                    connection_id,
+                    token: Some(token),
+                    access_token,
+                });
             }
         }
     }
@@ -87,7 +98,10 @@ enum Step {
     /// Negotiate again at `url`, with this bearer token if one is given.
     Redirect { url: String, access_token: Option<String> },
     /// Connect the transport with `token` as its `id`.
-    Connect { connection_id: Option<String>, token: String },
+    Connect {
+        connection_id: Option<String>,
+        token: String,
+    },
 }
 
 /// Reads a negotiate answer (200) for a protocol of transfer format `format`.
@@ -103,23 +117,37 @@ fn read_answer(body: &[u8], format: &str) -> Result<Step> {
         ));
     }
     if let Some(url) = answer.url {
-        return Ok(Step::Redirect { url, access_token: answer.access_token });
+        return Ok(Step::Redirect {
+            url,
+            access_token: answer.access_token,
+        });
     }
     let websockets = answer
         .available_transports
         .iter()
         .any(|t| t.transport == "WebSockets" && t.transfer_formats.iter().any(|f| f == format));
     if !websockets {
-        let offered: Vec<&str> = answer.available_transports.iter().map(|t| t.transport.as_str()).collect();
+        let offered: Vec<&str> = answer
+            .available_transports
+            .iter()
+            .map(|t| t.transport.as_str())
+            .collect();
         return Err(Error::NoTransport(format!(
             "the server offers [{}] for the {format} transfer format; this client speaks WebSockets",
             offered.join(", ")
         )));
     }
     // Version 1 sends a secret token for the transport; version 0 only the connection id.
-    let token = if answer.negotiate_version >= 1 { answer.connection_token } else { answer.connection_id.clone() };
+    let token = if answer.negotiate_version >= 1 {
+        answer.connection_token
+    } else {
+        answer.connection_id.clone()
+    };
     let token = token.ok_or_else(|| Error::Negotiate("the negotiate answer has no connection id".into()))?;
-    Ok(Step::Connect { connection_id: answer.connection_id, token })
+    Ok(Step::Connect {
+        connection_id: answer.connection_id,
+        token,
+    })
 }
 
 #[cfg(test)]
@@ -130,15 +158,23 @@ mod tests {
 
     #[test]
     fn version_1_connects_with_the_token_and_version_0_with_the_id() {
-        let v1 = format!(r#"{{"negotiateVersion":1,"connectionId":"pub","connectionToken":"secret","availableTransports":{WS}}}"#);
+        let v1 = format!(
+            r#"{{"negotiateVersion":1,"connectionId":"pub","connectionToken":"secret","availableTransports":{WS}}}"#
+        );
         assert_eq!(
             read_answer(v1.as_bytes(), "Text").unwrap(),
-            Step::Connect { connection_id: Some("pub".into()), token: "secret".into() }
+            Step::Connect {
+                connection_id: Some("pub".into()),
+                token: "secret".into()
+            }
         );
         let v0 = format!(r#"{{"connectionId":"pub","availableTransports":{WS}}}"#);
         assert_eq!(
             read_answer(v0.as_bytes(), "Binary").unwrap(),
-            Step::Connect { connection_id: Some("pub".into()), token: "pub".into() }
+            Step::Connect {
+                connection_id: Some("pub".into()),
+                token: "pub".into()
+            }
         );
     }
 
@@ -146,14 +182,31 @@ mod tests {
     fn redirects_errors_and_missing_transports() {
         assert_eq!(
             read_answer(br#"{"url":"http://b/hub","accessToken":"t"}"#, "Text").unwrap(),
-            Step::Redirect { url: "http://b/hub".into(), access_token: Some("t".into()) }
+            Step::Redirect {
+                url: "http://b/hub".into(),
+                access_token: Some("t".into())
+            }
         );
-        assert_eq!(read_answer(br#"{"error":"go away"}"#, "Text"), Err(Error::Negotiate("go away".into())));
-        assert!(matches!(read_answer(br#"{"ProtocolVersion":"1.5"}"#, "Text"), Err(Error::Negotiate(_))));
+        assert_eq!(
+            read_answer(br#"{"error":"go away"}"#, "Text"),
+            Err(Error::Negotiate("go away".into()))
+        );
+        assert!(matches!(
+            read_answer(br#"{"ProtocolVersion":"1.5"}"#, "Text"),
+            Err(Error::Negotiate(_))
+        ));
         let sse_only = r#"{"negotiateVersion":1,"connectionId":"a","connectionToken":"b","availableTransports":[{"transport":"ServerSentEvents","transferFormats":["Text"]}]}"#;
-        assert!(matches!(read_answer(sse_only.as_bytes(), "Text"), Err(Error::NoTransport(_))));
-        let text_only = format!(r#"{{"negotiateVersion":1,"connectionId":"a","connectionToken":"b","availableTransports":[{{"transport":"WebSockets","transferFormats":["Text"]}}]}}"#);
-        assert!(matches!(read_answer(text_only.as_bytes(), "Binary"), Err(Error::NoTransport(_))));
+        assert!(matches!(
+            read_answer(sse_only.as_bytes(), "Text"),
+            Err(Error::NoTransport(_))
+        ));
+        let text_only = String::from(
+            r#"{"negotiateVersion":1,"connectionId":"a","connectionToken":"b","availableTransports":[{"transport":"WebSockets","transferFormats":["Text"]}]}"#,
+        );
+        assert!(matches!(
+            read_answer(text_only.as_bytes(), "Binary"),
+            Err(Error::NoTransport(_))
+        ));
         assert!(matches!(read_answer(b"not json", "Text"), Err(Error::Negotiate(_))));
     }
 }

@@ -41,7 +41,10 @@ enum State {
 
 impl<T> HubStream<T> {
     pub(crate) fn failed(error: Error) -> Self {
-        HubStream { state: State::Failed(Some(error)), _items: PhantomData }
+        HubStream {
+            state: State::Failed(Some(error)),
+            _items: PhantomData,
+        }
     }
 
     pub(crate) fn active(
@@ -50,7 +53,16 @@ impl<T> HubStream<T> {
         sender: Sender,
         calls: Arc<Calls>,
     ) -> Self {
-        HubStream { state: State::Active { id, items, sender, calls, done: false }, _items: PhantomData }
+        HubStream {
+            state: State::Active {
+                id,
+                items,
+                sender,
+                calls,
+                done: false,
+            },
+            _items: PhantomData,
+        }
     }
 }
 
@@ -85,7 +97,14 @@ impl<T: DeserializeOwned> Stream for HubStream<T> {
 
 impl<T> Drop for HubStream<T> {
     fn drop(&mut self) {
-        if let State::Active { id, sender, calls, done: false, .. } = &self.state {
+        if let State::Active {
+            id,
+            sender,
+            calls,
+            done: false,
+            ..
+        } = &self.state
+        {
             if calls.remove(id).is_some() {
                 let _ = sender.send(&OutMessage::CancelInvocation { invocation_id: id });
             }
@@ -119,7 +138,9 @@ impl Upload {
         S: Stream<Item = T> + Send + 'static,
         T: Serialize + Send + Sync + 'static,
     {
-        Upload { items: stream.map(|item| Ok(Box::new(item) as _)).boxed() }
+        Upload {
+            items: stream.map(|item| Ok(Box::new(item) as _)).boxed(),
+        }
     }
 
     /// Uploads the `Ok` items of `stream`; the first `Err` ends the upload with its text as
@@ -145,14 +166,26 @@ impl Upload {
                 () = sender.queue.closed() => return,
             };
             let message = match &item {
-                Some(Ok(value)) => OutMessage::StreamItem { invocation_id: &stream_id, item: &**value },
-                Some(Err(text)) => OutMessage::Completion { invocation_id: &stream_id, result: OutResult::Error(text) },
-                None => OutMessage::Completion { invocation_id: &stream_id, result: OutResult::Void },
+                Some(Ok(value)) => OutMessage::StreamItem {
+                    invocation_id: &stream_id,
+                    item: &**value,
+                },
+                Some(Err(text)) => OutMessage::Completion {
+                    invocation_id: &stream_id,
+                    result: OutResult::Error(text),
+                },
+                None => OutMessage::Completion {
+                    invocation_id: &stream_id,
+                    result: OutResult::Void,
+                },
             };
             match sender.send(&message) {
                 Err(Error::Encode(text)) => {
                     let text = format!("an upload item could not be encoded: {text}");
-                    let error = OutMessage::Completion { invocation_id: &stream_id, result: OutResult::Error(&text) };
+                    let error = OutMessage::Completion {
+                        invocation_id: &stream_id,
+                        result: OutResult::Error(&text),
+                    };
                     let _ = sender.send(&error);
                     return;
                 }

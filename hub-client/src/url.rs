@@ -20,7 +20,10 @@ impl HubUrl {
             return Err(Error::InvalidUrl(url.to_string()));
         }
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
-        Ok(HubUrl { base: base.to_string(), query: query.to_string() })
+        Ok(HubUrl {
+            base: base.to_string(),
+            query: query.to_string(),
+        })
     }
 
     /// `{base}/negotiate?{query}&negotiateVersion=1`, over HTTP.
@@ -62,7 +65,8 @@ fn with_query(base: &str, query: &str, extra: &[(&str, &str)]) -> String {
 }
 
 fn replace_scheme(url: &str, from: &str, to: &str) -> Option<String> {
-    (url.len() >= from.len() && url[..from.len()].eq_ignore_ascii_case(from)).then(|| format!("{to}{}", &url[from.len()..]))
+    (url.len() >= from.len() && url[..from.len()].eq_ignore_ascii_case(from))
+        .then(|| format!("{to}{}", &url[from.len()..]))
 }
 
 fn http_scheme(url: &str) -> String {
@@ -92,8 +96,14 @@ mod tests {
     #[test]
     fn websocket_url_carries_the_id_and_the_encoded_token() {
         let url = HubUrl::parse("https://h/hub?a=1").unwrap();
-        assert_eq!(url.websocket(Some("x y"), Some("t+/=")), "wss://h/hub?a=1&id=x+y&access_token=t%2B%2F%3D");
-        assert_eq!(HubUrl::parse("http://h/hub").unwrap().websocket(None, None), "ws://h/hub");
+        assert_eq!(
+            url.websocket(Some("x y"), Some("t+/=")),
+            "wss://h/hub?a=1&id=x+y&access_token=t%2B%2F%3D"
+        );
+        assert_eq!(
+            HubUrl::parse("http://h/hub").unwrap().websocket(None, None),
+            "ws://h/hub"
+        );
     }
 
     #[test]

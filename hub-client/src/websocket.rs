@@ -10,7 +10,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::builder::Config;
+use crate::config::Config;
 use crate::error::{Error, Result};
 
 pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -57,11 +57,19 @@ pub(crate) async fn handshake(config: &Config, socket: &mut Socket) -> Result<By
                 Some(Ok(Message::Binary(bytes))) => received.extend_from_slice(&bytes),
                 Some(Ok(Message::Close(frame))) => {
                     let why = frame.map(|f| f.reason.to_string()).unwrap_or_default();
-                    return Err(Error::Handshake(format!("the server closed the connection during the handshake {why}").trim_end().to_string()));
+                    return Err(Error::Handshake(
+                        format!("the server closed the connection during the handshake {why}")
+                            .trim_end()
+                            .to_string(),
+                    ));
                 }
                 Some(Ok(_)) => continue,
                 Some(Err(e)) => return Err(Error::Transport(format!("reading the handshake reply: {e}"))),
-                None => return Err(Error::Handshake("the server closed the connection during the handshake".into())),
+                None => {
+                    return Err(Error::Handshake(
+                        "the server closed the connection during the handshake".into(),
+                    ))
+                }
             }
             if let Some(end) = received.iter().position(|&b| b == RECORD_SEPARATOR) {
                 return Ok(end);
@@ -76,7 +84,9 @@ pub(crate) async fn handshake(config: &Config, socket: &mut Socket) -> Result<By
         return Err(Error::Handshake(error));
     }
     if parsed.kind.is_some() {
-        return Err(Error::Handshake("Expected a handshake response from the server.".into()));
+        return Err(Error::Handshake(
+            "Expected a handshake response from the server.".into(),
+        ));
     }
     Ok(Bytes::copy_from_slice(&received[reply + 1..]))
 }

@@ -72,7 +72,10 @@ impl TestHub {
     }
 
     fn failing_stream(&self) -> impl Stream<Item = Result<i32, HubError>> {
-        futures_util::stream::iter([Ok(1), Err(HubError::new("stream broke").with_kind("InvalidOperationException"))])
+        futures_util::stream::iter([
+            Ok(1),
+            Err(HubError::new("stream broke").with_kind("InvalidOperationException")),
+        ])
     }
 
     async fn concat(&self, prefix: String, items: ClientStream<String>) -> Result<String, HubError> {
@@ -91,13 +94,27 @@ impl TestHub {
 }
 
 async fn server(detailed_errors: bool, events: Events) -> TestServer {
-    let options = HubOptions { detailed_errors, ..Default::default() };
-    TestServer::start(HubServer::builder().options(options).hub("/hub", TestHub { events }).build()).await
+    let options = HubOptions {
+        detailed_errors,
+        ..Default::default()
+    };
+    TestServer::start(
+        HubServer::builder()
+            .options(options)
+            .hub("/hub", TestHub { events })
+            .build(),
+    )
+    .await
 }
 
 async fn connect(server: &TestServer, protocol: Protocol) -> HubConnection {
-    let connection = HubConnectionBuilder::new(server.url("/hub")).protocol(protocol).build().unwrap();
-    within("start", connection.start()).await.expect("the connection starts");
+    let connection = HubConnectionBuilder::new(server.url("/hub"))
+        .protocol(protocol)
+        .build()
+        .unwrap();
+    within("start", connection.start())
+        .await
+        .expect("the connection starts");
     connection
 }
 
@@ -112,8 +129,13 @@ async fn invoke_returns_results_in_both_protocols() {
         assert_eq!(echoed, "héllo ✓", "{protocol:?}");
         let sum: i32 = within("add", connection.invoke("add", vec![2, 3])).await.unwrap();
         assert_eq!(sum, 5);
-        let point = Point { x: 7, label: "p".into() };
-        let back: Point = within("point", connection.invoke("EchoPoint", (point.clone(),))).await.unwrap();
+        let point = Point {
+            x: 7,
+            label: "p".into(),
+        };
+        let back: Point = within("point", connection.invoke("EchoPoint", (point.clone(),)))
+            .await
+            .unwrap();
         assert_eq!(back, point);
         let () = within("nothing", connection.invoke("Nothing", ())).await.unwrap();
         let none: Option<i32> = within("nothing", connection.invoke("Nothing", ())).await.unwrap();
@@ -148,18 +170,34 @@ async fn hub_errors_carry_the_servers_text() {
         let server = server(detailed, Events::default()).await;
         for protocol in PROTOCOLS {
             let connection = connect(&server, protocol).await;
-            let error = within("fail", connection.invoke::<()>("Fail", ("bad input",))).await.unwrap_err();
+            let error = within("fail", connection.invoke::<()>("Fail", ("bad input",)))
+                .await
+                .unwrap_err();
             let base = "An unexpected error occurred invoking 'Fail' on the server.";
-            let expected = if detailed { format!("{base} InvalidOperationException: bad input") } else { base.to_string() };
+            let expected = if detailed {
+                format!("{base} InvalidOperationException: bad input")
+            } else {
+                base.to_string()
+            };
             assert_eq!(error, Error::Hub(expected));
             assert_eq!(error.to_string(), error_text(&error));
-            let error = within("panic", connection.invoke::<i32>("Panicky", ())).await.unwrap_err();
+            let error = within("panic", connection.invoke::<i32>("Panicky", ()))
+                .await
+                .unwrap_err();
             let Error::Hub(text) = error else { panic!("{error:?}") };
-            assert!(text.starts_with("An unexpected error occurred invoking 'Panicky' on the server."), "{text}");
+            assert!(
+                text.starts_with("An unexpected error occurred invoking 'Panicky' on the server."),
+                "{text}"
+            );
             assert_eq!(text.contains("boom"), detailed, "{text}");
-            let error = within("unknown", connection.invoke::<i32>("NoSuchMethod", ())).await.unwrap_err();
+            let error = within("unknown", connection.invoke::<i32>("NoSuchMethod", ()))
+                .await
+                .unwrap_err();
             let Error::Hub(text) = error else { panic!("{error:?}") };
-            assert!(text.starts_with("Failed to invoke 'NoSuchMethod' due to an error on the server."), "{text}");
+            assert!(
+                text.starts_with("Failed to invoke 'NoSuchMethod' due to an error on the server."),
+                "{text}"
+            );
             connection.stop().await;
         }
     }
@@ -177,13 +215,19 @@ async fn streams_yield_items_then_end_or_fail() {
     let server = server(true, Events::default()).await;
     for protocol in PROTOCOLS {
         let connection = connect(&server, protocol).await;
-        let items: Vec<i32> = within("counter", connection.stream::<i32>("Counter", (4,)).map(Result::unwrap).collect()).await;
+        let items: Vec<i32> = within(
+            "counter",
+            connection.stream::<i32>("Counter", (4,)).map(Result::unwrap).collect(),
+        )
+        .await;
         assert_eq!(items, [0, 1, 2, 3]);
         let empty: Vec<_> = within("empty", connection.stream::<i32>("Counter", (0,)).collect()).await;
         assert!(empty.is_empty());
         let results: Vec<_> = within("failing", connection.stream::<i32>("FailingStream", ()).collect()).await;
         assert_eq!(results[0], Ok(1));
-        let Err(Error::Hub(text)) = &results[1] else { panic!("{results:?}") };
+        let Err(Error::Hub(text)) = &results[1] else {
+            panic!("{results:?}")
+        };
         assert!(text.contains("stream broke"), "{text}");
         assert_eq!(results.len(), 2);
         connection.stop().await;
@@ -197,11 +241,15 @@ async fn dropping_a_stream_cancels_it_on_the_server() {
         let server = server(false, events.clone()).await;
         let connection = connect(&server, protocol).await;
         let mut endless = connection.stream::<i32>("Endless", ());
-        assert!(tokio::time::timeout(Duration::from_millis(100), endless.next()).await.is_err());
+        assert!(tokio::time::timeout(Duration::from_millis(100), endless.next())
+            .await
+            .is_err());
         drop(endless);
         events.wait_for("endless cancelled").await;
         // The connection goes on.
-        let echoed: String = within("echo", connection.invoke("Echo", ("still here",))).await.unwrap();
+        let echoed: String = within("echo", connection.invoke("Echo", ("still here",)))
+            .await
+            .unwrap();
         assert_eq!(echoed, "still here");
         connection.stop().await;
     }
@@ -213,9 +261,12 @@ async fn uploads_feed_the_methods_stream_parameters() {
     for protocol in PROTOCOLS {
         let connection = connect(&server, protocol).await;
         let words = futures_util::stream::iter(["a", "b", "c"]);
-        let joined: String = within("concat", connection.invoke_with_uploads("Concat", ("x:",), [Upload::new(words)]))
-            .await
-            .unwrap();
+        let joined: String = within(
+            "concat",
+            connection.invoke_with_uploads("Concat", ("x:",), [Upload::new(words)]),
+        )
+        .await
+        .unwrap();
         assert_eq!(joined, "x:abc");
 
         // Two uploads, the second one slow: each goes under its own stream id.
@@ -224,14 +275,19 @@ async fn uploads_feed_the_methods_stream_parameters() {
             n
         });
         let uploads = [Upload::new(futures_util::stream::iter([1, 2])), Upload::new(slow)];
-        let sum: i32 = within("sum", connection.invoke_with_uploads("SumTwo", (), uploads)).await.unwrap();
+        let sum: i32 = within("sum", connection.invoke_with_uploads("SumTwo", (), uploads))
+            .await
+            .unwrap();
         assert_eq!(sum, 33);
 
         // An upload that fails ends the server's reader with its text.
         let failing = futures_util::stream::iter([Ok("a"), Err("the source broke")]);
-        let error = within("failing upload", connection.invoke_with_uploads::<String>("Concat", ("",), [Upload::fallible(failing)]))
-            .await
-            .unwrap_err();
+        let error = within(
+            "failing upload",
+            connection.invoke_with_uploads::<String>("Concat", ("",), [Upload::fallible(failing)]),
+        )
+        .await
+        .unwrap_err();
         let Error::Hub(text) = error else { panic!("{error:?}") };
         assert!(text.contains("the source broke"), "{text}");
         connection.stop().await;
@@ -242,7 +298,10 @@ async fn uploads_feed_the_methods_stream_parameters() {
 async fn handlers_receive_the_servers_invocations() {
     let server = server(false, Events::default()).await;
     for protocol in PROTOCOLS {
-        let connection = HubConnectionBuilder::new(server.url("/hub")).protocol(protocol).build().unwrap();
+        let connection = HubConnectionBuilder::new(server.url("/hub"))
+            .protocol(protocol)
+            .build()
+            .unwrap();
         let received = Events::default();
         let seen = received.clone();
         // Handler names are case-insensitive, as in the official clients.
@@ -270,12 +329,16 @@ async fn client_results_answer_the_servers_invocation() {
         // No handler: the server hears that the client gave no result.
         let connection = connect(&server, protocol).await;
         let id = connection.connection_id().unwrap();
-        let error = within("no handler", handle.clients.client(id.clone()).result()).await.unwrap_err();
+        let error = within("no handler", handle.clients.client(id.clone()).result())
+            .await
+            .unwrap_err();
         assert!(error.to_string().contains("Client didn't provide a result."), "{error}");
 
         // A plain handler gives no result either.
         connection.on("Result", |_| async {});
-        let error = within("plain handler", handle.clients.client(id.clone()).result()).await.unwrap_err();
+        let error = within("plain handler", handle.clients.client(id.clone()).result())
+            .await
+            .unwrap_err();
         assert!(error.to_string().contains("Client didn't provide a result."), "{error}");
         connection.remove("result");
 
@@ -283,12 +346,16 @@ async fn client_results_answer_the_servers_invocation() {
             assert!(args.is_empty());
             Ok::<_, String>(42_i64)
         });
-        let value = within("value", handle.clients.client(id.clone()).result()).await.unwrap();
+        let value = within("value", handle.clients.client(id.clone()).result())
+            .await
+            .unwrap();
         assert_eq!(value, 42);
 
         connection.remove("Result");
         connection.on_result("Result", |_| async { Err::<i64, _>("Error: from callback") });
-        let error = within("error", handle.clients.client(id.clone()).result()).await.unwrap_err();
+        let error = within("error", handle.clients.client(id.clone()).result())
+            .await
+            .unwrap_err();
         assert!(error.to_string().contains("Error: from callback"), "{error}");
         connection.stop().await;
     }
@@ -298,14 +365,20 @@ async fn client_results_answer_the_servers_invocation() {
 async fn calls_fail_when_not_connected() {
     let server = server(false, Events::default()).await;
     let connection = HubConnectionBuilder::new(server.url("/hub")).build().unwrap();
-    assert_eq!(connection.invoke::<String>("Echo", ("x",)).await, Err(Error::NotConnected));
+    assert_eq!(
+        connection.invoke::<String>("Echo", ("x",)).await,
+        Err(Error::NotConnected)
+    );
     assert_eq!(connection.send("Echo", ("x",)).await, Err(Error::NotConnected));
     let items: Vec<_> = connection.stream::<i32>("Counter", (1,)).collect().await;
     assert_eq!(items, [Err(Error::NotConnected)]);
     within("start", connection.start()).await.unwrap();
     assert!(matches!(connection.start().await, Err(Error::InvalidState(_))));
     connection.stop().await;
-    assert_eq!(connection.invoke::<String>("Echo", ("x",)).await, Err(Error::NotConnected));
+    assert_eq!(
+        connection.invoke::<String>("Echo", ("x",)).await,
+        Err(Error::NotConnected)
+    );
     // A stopped connection starts again.
     within("restart", connection.start()).await.unwrap();
     let echoed: String = within("echo", connection.invoke("Echo", ("again",))).await.unwrap();

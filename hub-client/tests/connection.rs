@@ -69,7 +69,10 @@ fn secret_only(request: &RequestContext) -> Result<Option<Identity>, AuthError> 
 
 /// `/redirect/negotiate` sends the client to `/secure` with the token `secret`;
 /// `/loop/negotiate` sends it back to `/loop` for ever, counting.
-fn redirects(base: Arc<OnceLock<String>>, loops: Arc<AtomicUsize>) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
+fn redirects(
+    base: Arc<OnceLock<String>>,
+    loops: Arc<AtomicUsize>,
+) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
     let to_secure = warp::post().and(warp::path!("redirect" / "negotiate")).map({
         let base = base.clone();
         move || {
@@ -127,9 +130,13 @@ async fn the_token_factory_authenticates_negotiate_and_the_websocket() {
     let who: Option<String> = within("who", connection.invoke("Who", ())).await.unwrap();
     assert_eq!(who.as_deref(), Some("ann"));
     // The WebSocket carries the token as `access_token`, and the custom header.
-    let token: Option<String> = within("query", connection.invoke("Query", ("access_token",))).await.unwrap();
+    let token: Option<String> = within("query", connection.invoke("Query", ("access_token",)))
+        .await
+        .unwrap();
     assert_eq!(token.as_deref(), Some("secret"));
-    let tenant: Option<String> = within("header", connection.invoke("Header", ("x-tenant",))).await.unwrap();
+    let tenant: Option<String> = within("header", connection.invoke("Header", ("x-tenant",)))
+        .await
+        .unwrap();
     assert_eq!(tenant.as_deref(), Some("blue"));
     connection.stop().await;
 
@@ -152,7 +159,10 @@ async fn the_token_factory_authenticates_negotiate_and_the_websocket() {
 async fn negotiate_follows_redirects_and_their_access_token() {
     let f = plain().await;
     for protocol in [Protocol::Json, Protocol::MessagePack] {
-        let connection = HubConnectionBuilder::new(f.server.url("/redirect")).protocol(protocol).build().unwrap();
+        let connection = HubConnectionBuilder::new(f.server.url("/redirect"))
+            .protocol(protocol)
+            .build()
+            .unwrap();
         within("start", connection.start()).await.unwrap();
         let who: Option<String> = within("who", connection.invoke("Who", ())).await.unwrap();
         assert_eq!(who.as_deref(), Some("ann"));
@@ -175,13 +185,21 @@ async fn endless_redirects_stop_after_100() {
 #[tokio::test]
 async fn negotiate_failures_carry_the_status() {
     let f = plain().await;
-    let connection = HubConnectionBuilder::new(f.server.url("/nothing-here")).build().unwrap();
+    let connection = HubConnectionBuilder::new(f.server.url("/nothing-here"))
+        .build()
+        .unwrap();
     let error = within("404", connection.start()).await.unwrap_err();
     assert!(matches!(error, Error::NegotiateStatus { status: 404, .. }), "{error:?}");
     assert!(error.to_string().ends_with("Status code '404'"), "{error}");
     let nobody = HubConnectionBuilder::new("http://127.0.0.1:1/hub").build().unwrap();
-    assert!(matches!(within("refused", nobody.start()).await, Err(Error::Transport(_))));
-    assert!(matches!(HubConnectionBuilder::new("/hub").build(), Err(Error::InvalidUrl(_))));
+    assert!(matches!(
+        within("refused", nobody.start()).await,
+        Err(Error::Transport(_))
+    ));
+    assert!(matches!(
+        HubConnectionBuilder::new("/hub").build(),
+        Err(Error::InvalidUrl(_))
+    ));
 }
 
 #[tokio::test]
@@ -242,29 +260,52 @@ async fn a_refused_handshake_surfaces_the_servers_text() {
         .unwrap();
     let error = within("handshake", connection.start()).await.unwrap_err();
     assert_eq!(error, Error::Handshake("The protocol 'xyz' is not supported.".into()));
-    assert_eq!(error.to_string(), "Server returned handshake error: The protocol 'xyz' is not supported.");
+    assert_eq!(
+        error.to_string(),
+        "Server returned handshake error: The protocol 'xyz' is not supported."
+    );
 }
 
 #[tokio::test]
 async fn the_servers_close_message_is_the_close_reason() {
     let f = plain().await;
     for protocol in [Protocol::Json, Protocol::MessagePack] {
-        let connection = HubConnectionBuilder::new(f.server.url("/uncreatable")).protocol(protocol).build().unwrap();
+        let connection = HubConnectionBuilder::new(f.server.url("/uncreatable"))
+            .protocol(protocol)
+            .build()
+            .unwrap();
         let closed = connection.closed();
         within("start", connection.start()).await.unwrap();
         let reason = within("closed", closed).await;
-        let CloseReason::ByServer { error: Some(error), allow_reconnect: false } = &reason else { panic!("{reason:?}") };
+        let CloseReason::ByServer {
+            error: Some(error),
+            allow_reconnect: false,
+        } = &reason
+        else {
+            panic!("{reason:?}")
+        };
         assert!(error.starts_with("Connection closed with an error."), "{error}");
-        assert!(reason.to_string().starts_with("Server returned an error on close: Connection closed with an error."));
+        assert!(reason
+            .to_string()
+            .starts_with("Server returned an error on close: Connection closed with an error."));
         assert!(!connection.is_connected());
 
         // A hub that ends the connection without an error.
-        let connection = HubConnectionBuilder::new(f.server.url("/hub")).protocol(protocol).build().unwrap();
+        let connection = HubConnectionBuilder::new(f.server.url("/hub"))
+            .protocol(protocol)
+            .build()
+            .unwrap();
         within("start", connection.start()).await.unwrap();
         let closed = connection.closed();
         let pending = connection.invoke::<()>("Leave", ());
         let (reason, _) = within("closed", futures_util::future::join(closed, pending)).await;
-        assert_eq!(reason, CloseReason::ByServer { error: None, allow_reconnect: false });
+        assert_eq!(
+            reason,
+            CloseReason::ByServer {
+                error: None,
+                allow_reconnect: false
+            }
+        );
         assert_eq!(reason.error(), None);
     }
 }
@@ -289,7 +330,10 @@ async fn stop_ends_pending_calls_and_reports_stopped() {
 
 #[tokio::test]
 async fn server_pings_keep_a_quiet_connection_open() {
-    let options = HubOptions { keep_alive_interval: Duration::from_millis(100), ..Default::default() };
+    let options = HubOptions {
+        keep_alive_interval: Duration::from_millis(100),
+        ..Default::default()
+    };
     let f = fixture(options).await;
     let connection = HubConnectionBuilder::new(f.server.url("/hub"))
         .server_timeout(Duration::from_millis(400))
@@ -340,11 +384,18 @@ async fn a_silent_server_ends_the_connection_with_a_server_timeout() {
     let pending = connection.invoke::<String>("Echo", ("anyone?",));
     let (reason, result) = within("timeout", futures_util::future::join(connection.closed(), pending)).await;
     let elapsed = started.elapsed();
-    assert_eq!(reason, CloseReason::Failed(Error::ServerTimeout(Duration::from_millis(500))));
+    assert_eq!(
+        reason,
+        CloseReason::Failed(Error::ServerTimeout(Duration::from_millis(500)))
+    );
     assert_eq!(result, Err(Error::ConnectionClosed(Box::new(reason.clone()))));
     assert!(elapsed >= Duration::from_millis(500), "{elapsed:?}");
     // The client kept pinging while it waited: right after the handshake, then every 100 ms.
-    assert!(pings.load(Ordering::SeqCst) >= 3, "{} pings", pings.load(Ordering::SeqCst));
+    assert!(
+        pings.load(Ordering::SeqCst) >= 3,
+        "{} pings",
+        pings.load(Ordering::SeqCst)
+    );
 }
 
 #[tokio::test]

@@ -80,12 +80,19 @@ impl TestServer {
     }
 
     async fn start_with(server: HubServer, routes: BoxedFilter<(warp::reply::Response,)>) -> TestServer {
-        let (listener, addr) = hub_runtime::server::bind("127.0.0.1:0").await.expect("bind a loopback port");
+        let (listener, addr) = hub_runtime::server::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.clone().serve_with(listener, routes, async move {
             let _ = stopped.await;
         }));
-        TestServer { addr, server, stop: Some(stop), task: Some(task) }
+        TestServer {
+            addr,
+            server,
+            stop: Some(stop),
+            task: Some(task),
+        }
     }
 
     /// `http://ADDR/path`.
