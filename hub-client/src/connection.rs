@@ -20,6 +20,9 @@ use crate::websocket;
 
 /// A connection to a SignalR hub. Cheap to clone: clones share the connection.
 ///
+/// When the last clone (and every stream and upload of it) is dropped, the running connection
+/// closes as [`stop`](Self::stop) would close it.
+///
 /// Build one with [`HubConnectionBuilder`](crate::HubConnectionBuilder), register handlers
 /// with [`on`](Self::on) and [`on_result`](Self::on_result), then [`start`](Self::start) it.
 #[derive(Clone)]
@@ -103,7 +106,7 @@ impl HubConnection {
                 server_timeout: config.server_timeout,
             },
         };
-        tokio::spawn(dispatch(self.inner.handlers.clone(), to_dispatch, sender.clone()));
+        tokio::spawn(dispatch(self.inner.handlers.clone(), to_dispatch, sender.downgrade()));
         *self.lock() = Some(Running { sender, connection_id });
         tokio::spawn(driver.run(leftover));
         Ok(())

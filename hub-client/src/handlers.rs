@@ -8,11 +8,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
 use hub_protocol::{Invocation, OutMessage, OutResult};
 use tokio::sync::mpsc;
 
 use crate::args::Arguments;
-use crate::sender::Sender;
+use crate::sender::WeakSender;
 
 /// What a handler gave back.
 pub(crate) enum Outcome {
@@ -34,6 +35,8 @@ pub(crate) struct Handlers {
 
 /// The text the official clients answer with when no handler returns a result.
 pub(crate) const NO_RESULT: &str = "Client didn't provide a result.";
+/// The error a client result gets when its handler panics.
+pub(crate) const HANDLER_PANICKED: &str = "the client's handler panicked";
 /// The text the official clients answer with when several handlers return results.
 pub(crate) const MULTIPLE_RESULTS: &str = "Client provided multiple results.";
 
@@ -58,7 +61,7 @@ impl Handlers {
 pub(crate) async fn dispatch(
     handlers: Arc<Handlers>,
     mut invocations: mpsc::UnboundedReceiver<Invocation>,
-    sender: Sender,
+    sender: WeakSender,
 ) {
     while let Some(invocation) = invocations.recv().await {
         let found = handlers.get(&invocation.target);
@@ -68,7 +71,12 @@ pub(crate) async fn dispatch(
         let mut values = Vec::new();
         let mut error = None;
         for handler in found {
-            match handler(Arguments::new(invocation.arguments.clone())).await {
+            let run = std::panic::AssertUnwindSafe(handler(Arguments::new(invocation.arguments.clone())));
+            match run
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| Outcome::Error(HANDLER_PANICKED.into()))
+            {
                 Outcome::Nothing => {}
                 Outcome::Value(value) => values.push(value),
                 Outcome::Error(text) => {
@@ -78,6 +86,9 @@ pub(crate) async fn dispatch(
         }
         let Some(id) = invocation.invocation_id.as_deref() else {
             continue;
+        };
+        let Some(sender) = sender.upgrade() else {
+            return;
         };
         let result = match (&error, values.len()) {
             (Some(text), _) => OutResult::Error(text),

@@ -30,8 +30,34 @@ impl Sender {
         self.queue.send(Outbound::Bytes(bytes)).map_err(|_| Error::NotConnected)
     }
 
+    /// A handle that does not keep the connection alive (for the tasks the connection owns
+    /// itself: when every [`HubConnection`](crate::HubConnection) and call is gone, the
+    /// connection closes).
+    pub(crate) fn downgrade(&self) -> WeakSender {
+        WeakSender {
+            protocol: self.protocol.clone(),
+            queue: self.queue.downgrade(),
+        }
+    }
+
     /// Whether the connection this sender writes to has ended.
     pub(crate) fn is_closed(&self) -> bool {
         self.queue.is_closed()
+    }
+}
+
+/// A [`Sender`] that does not keep the connection open.
+pub(crate) struct WeakSender {
+    protocol: Arc<dyn HubProtocol>,
+    queue: mpsc::WeakUnboundedSender<Outbound>,
+}
+
+impl WeakSender {
+    /// The sender, while the connection is open and still has an owner.
+    pub(crate) fn upgrade(&self) -> Option<Sender> {
+        Some(Sender {
+            protocol: self.protocol.clone(),
+            queue: self.queue.upgrade()?,
+        })
     }
 }

@@ -10,7 +10,7 @@ use common::{within, Events, TestServer};
 use futures_util::StreamExt;
 use hub_client::{Error, HubConnection, HubConnectionBuilder, Protocol, Upload};
 use hub_runtime::prelude::*;
-use hub_runtime::ClientStream;
+use hub_runtime::{ClientStream, ConnectionError};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -85,6 +85,11 @@ impl TestHub {
     async fn sum_two(&self, a: ClientStream<i32>, b: ClientStream<i32>) -> Result<i32, HubError> {
         let (a, b) = (a.collect_all().await?, b.collect_all().await?);
         Ok(a.iter().sum::<i32>() + b.iter().sum::<i32>())
+    }
+
+    #[hub(on_disconnected)]
+    fn gone(&self, cx: &HubContext<Self>, _error: Option<ConnectionError>) {
+        self.events.push(format!("disconnected {}", cx.connection_id()));
     }
 
     async fn call_me(&self, cx: &HubContext<Self>, text: String) -> Result<(), HubError> {
@@ -384,4 +389,42 @@ async fn calls_fail_when_not_connected() {
     let echoed: String = within("echo", connection.invoke("Echo", ("again",))).await.unwrap();
     assert_eq!(echoed, "again");
     connection.stop().await;
+}
+
+#[tokio::test]
+async fn a_panicking_handler_fails_its_result_and_later_ones_still_run() {
+    let server = server(false, Events::default()).await;
+    let handle = server.server.handle::<TestHub>().expect("mapped");
+    let connection = connect(&server, Protocol::Json).await;
+    let id = connection.connection_id().unwrap();
+    connection.on_result("Result", |_| async {
+        if true {
+            panic!("handler bug")
+        }
+        Ok::<i64, String>(1)
+    });
+    let error = within("panicked", handle.clients.client(id.clone()).result())
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("the client's handler panicked"), "{error}");
+    connection.remove("Result");
+    connection.on_result("Result", |_| async { Ok::<i64, String>(7) });
+    assert_eq!(within("after", handle.clients.client(id).result()).await.unwrap(), 7);
+    connection.stop().await;
+}
+
+#[tokio::test]
+async fn dropping_every_handle_closes_the_connection() {
+    let events = Events::default();
+    let server = server(false, events.clone()).await;
+    let connection = connect(&server, Protocol::Json).await;
+    // Handlers (and the task that runs them) do not keep the connection open.
+    connection.on_result("Result", |_| async { Ok::<i64, String>(1) });
+    let id = connection.connection_id().unwrap();
+    let clone = connection.clone();
+    drop(connection);
+    let echoed: String = within("echo", clone.invoke("Echo", ("one left",))).await.unwrap();
+    assert_eq!(echoed, "one left");
+    drop(clone);
+    events.wait_for(&format!("disconnected {id}")).await;
 }
