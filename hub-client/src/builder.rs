@@ -75,9 +75,10 @@ impl HubConnectionBuilder {
         self
     }
 
-    /// Where the bearer token comes from: called before negotiate (sent as
-    /// `Authorization: Bearer …`) and before the WebSocket connects (sent as the
-    /// `access_token` query parameter, as browsers' clients do). A negotiate redirect that
+    /// Where the bearer token comes from: called on each [`start`](HubConnection::start)
+    /// (and once more when negotiate answers 401, as the official clients retry). The token
+    /// is sent to negotiate as `Authorization: Bearer …` and to the WebSocket as the
+    /// `access_token` query parameter, as browsers' clients send it. A negotiate redirect that
     /// carries an `accessToken` replaces it for that connection.
     pub fn access_token_factory<F, Fut, E>(mut self, factory: F) -> Self
     where

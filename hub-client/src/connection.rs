@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::driver::{Driver, Timing};
 use crate::error::{CloseReason, Error, Result};
 use crate::handlers::{dispatch, Handlers, Outcome};
-use crate::negotiate::negotiate;
+use crate::negotiate::{factory_token, negotiate};
 use crate::pending::Calls;
 use crate::sender::{Outbound, Sender};
 use crate::websocket;
@@ -68,10 +68,7 @@ impl HubConnection {
             ));
         }
         let config = &self.inner.config;
-        let token = match &config.access_token {
-            Some(factory) => Some(factory().await.map_err(|e| Error::AccessToken(e.to_string()))?),
-            None => None,
-        };
+        let token = factory_token(config).await?;
         let (url, id, connection_id, token) = if config.skip_negotiation {
             (config.url.clone(), None, None, token)
         } else {

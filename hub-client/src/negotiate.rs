@@ -47,10 +47,22 @@ struct TransportOffer {
     transfer_formats: Vec<String>,
 }
 
+/// Calls the access-token factory, if there is one.
+pub(crate) async fn factory_token(config: &Config) -> Result<Option<String>> {
+    match &config.access_token {
+        Some(factory) => Ok(Some(factory().await.map_err(|e| Error::AccessToken(e.to_string()))?)),
+        None => Ok(None),
+    }
+}
+
 /// Negotiates, following redirects, with `access_token` (the factory's) as the first bearer.
+/// A 401 to the factory's token is retried once with a fresh token from the factory, as the
+/// official clients do.
 pub(crate) async fn negotiate(config: &Config, access_token: Option<String>) -> Result<Negotiated> {
     let mut url = config.url.clone();
     let mut access_token = access_token;
+    let mut token_from_factory = config.access_token.is_some();
+    let mut retried = false;
     for _ in 0..=MAX_REDIRECTS {
         let mut headers: Vec<(HeaderName, HeaderValue)> = config.headers.clone();
         if let Some(token) = &access_token {
@@ -59,6 +71,11 @@ pub(crate) async fn negotiate(config: &Config, access_token: Option<String>) -> 
             headers.push((http::header::AUTHORIZATION, value));
         }
         let response = crate::http::post(&url.negotiate(), &headers).await?;
+        if response.status == http::StatusCode::UNAUTHORIZED && token_from_factory && !retried {
+            retried = true;
+            access_token = factory_token(config).await?;
+            continue;
+        }
         if response.status != http::StatusCode::OK {
             let mut body = String::from_utf8_lossy(&response.body).into_owned();
             if body.is_empty() {
@@ -77,6 +94,7 @@ pub(crate) async fn negotiate(config: &Config, access_token: Option<String>) -> 
                 url = HubUrl::parse(&next)?;
                 if token.is_some() {
                     access_token = token;
+                    token_from_factory = false;
                 }
             }
             Step::Connect { connection_id, token } => {

@@ -147,6 +147,24 @@ async fn the_token_factory_authenticates_negotiate_and_the_websocket() {
     let error = within("refused", refused.start()).await.unwrap_err();
     assert!(matches!(error, Error::NegotiateStatus { status: 401, .. }), "{error:?}");
 
+    // A 401 is retried once with a fresh token.
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let counted = attempts.clone();
+    let second_try = HubConnectionBuilder::new(f.server.url("/secure"))
+        .access_token_factory(move || {
+            let token = if counted.fetch_add(1, Ordering::SeqCst) == 0 {
+                "expired"
+            } else {
+                "secret"
+            };
+            async move { Ok::<_, std::io::Error>(token.to_string()) }
+        })
+        .build()
+        .unwrap();
+    within("retried", second_try.start()).await.unwrap();
+    assert_eq!(attempts.load(Ordering::SeqCst), 2);
+    second_try.stop().await;
+
     let failing = HubConnectionBuilder::new(f.server.url("/secure"))
         .access_token_factory(|| async { Err::<String, _>(std::io::Error::other("no token today")) })
         .build()
