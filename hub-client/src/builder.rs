@@ -8,9 +8,10 @@ use futures_util::FutureExt;
 use http::{HeaderName, HeaderValue};
 use hub_protocol::HubProtocol;
 
-use crate::config::{Config, Protocol, TokenFactory};
+use crate::config::{Config, Protocol, TokenFactory, TransportKind};
 use crate::connection::HubConnection;
 use crate::error::{Error, Result};
+use crate::http::HttpClient;
 use crate::url::HubUrl;
 
 /// Builds a [`HubConnection`].
@@ -37,6 +38,7 @@ pub struct HubConnectionBuilder {
     keep_alive_interval: Duration,
     server_timeout: Duration,
     handshake_timeout: Duration,
+    transports: Vec<TransportKind>,
 }
 
 impl HubConnectionBuilder {
@@ -52,6 +54,7 @@ impl HubConnectionBuilder {
             keep_alive_interval: Duration::from_secs(15),
             server_timeout: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(15),
+            transports: vec![TransportKind::WebSockets, TransportKind::LongPolling],
         }
     }
 
@@ -94,6 +97,13 @@ impl HubConnectionBuilder {
     /// it; the connection then has no connection id). WebSockets only.
     pub fn skip_negotiation(mut self, skip: bool) -> Self {
         self.skip_negotiation = skip;
+        self
+    }
+
+    /// The transports the client may use (all it speaks unless told: WebSockets and long
+    /// polling). The server's order in negotiate decides which is tried first.
+    pub fn transports(mut self, transports: impl IntoIterator<Item = TransportKind>) -> Self {
+        self.transports = transports.into_iter().collect();
         self
     }
 
@@ -143,6 +153,8 @@ impl HubConnectionBuilder {
             keep_alive_interval: self.keep_alive_interval,
             server_timeout: self.server_timeout,
             handshake_timeout: self.handshake_timeout,
+            transports: self.transports,
+            http: HttpClient::new(),
         }))
     }
 }

@@ -7,6 +7,7 @@ use futures_util::future::BoxFuture;
 use http::{HeaderName, HeaderValue};
 use hub_protocol::HubProtocol;
 
+use crate::http::HttpClient;
 use crate::url::HubUrl;
 
 /// What an access-token factory returns: the token, or why there is none.
@@ -49,4 +50,28 @@ pub(crate) struct Config {
     pub(crate) keep_alive_interval: Duration,
     pub(crate) server_timeout: Duration,
     pub(crate) handshake_timeout: Duration,
+    /// The transports the client may use, in the order it prefers them.
+    pub(crate) transports: Vec<TransportKind>,
+    pub(crate) http: HttpClient,
+}
+
+/// The transports this client speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TransportKind {
+    /// WebSockets: full duplex, both transfer formats.
+    WebSockets,
+    /// Long polling: a GET waits for the server's messages, a POST carries the client's;
+    /// both transfer formats. No pings and no server timeout (each poll is the keep-alive).
+    LongPolling,
+}
+
+impl TransportKind {
+    /// The name negotiate uses (`WebSockets`, `LongPolling`).
+    pub fn name(self) -> &'static str {
+        match self {
+            TransportKind::WebSockets => "WebSockets",
+            TransportKind::LongPolling => "LongPolling",
+        }
+    }
 }

@@ -9,14 +9,15 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::args::Arguments;
-use crate::config::Config;
+use crate::config::{Config, TransportKind};
 use crate::driver::{Driver, Timing};
 use crate::error::{CloseReason, Error, Result};
 use crate::handlers::{dispatch, Handlers, Outcome};
+use crate::handshake::handshake;
 use crate::negotiate::{factory_token, negotiate};
 use crate::pending::Calls;
 use crate::sender::{Outbound, Sender};
-use crate::websocket;
+use crate::transport::Transport;
 
 /// A connection to a SignalR hub. Cheap to clone: clones share the connection.
 ///
@@ -56,7 +57,13 @@ impl HubConnection {
         }
     }
 
-    /// Negotiates (unless skipped), connects the WebSocket and completes the handshake.
+    /// Negotiates (unless skipped), connects a transport and completes the handshake.
+    ///
+    /// The transports are tried in the order the server lists them in negotiate (WebSockets,
+    /// then long polling, as the official clients walk them; Server-Sent Events are not
+    /// implemented and skipped), among those allowed by
+    /// [`transports`](crate::HubConnectionBuilder::transports); after a transport fails to
+    /// connect, negotiate runs again for the next one.
     ///
     /// Fails with [`Error::NegotiateStatus`], [`Error::Negotiate`], [`Error::Handshake`]
     /// (the server's text), [`Error::Transport`] and the like; a connection already running
@@ -68,21 +75,8 @@ impl HubConnection {
             ));
         }
         let config = &self.inner.config;
-        let token = factory_token(config).await?;
-        let (url, id, connection_id, token) = if config.skip_negotiation {
-            (config.url.clone(), None, None, token)
-        } else {
-            let negotiated = negotiate(config, token).await?;
-            (
-                negotiated.url,
-                negotiated.token,
-                negotiated.connection_id,
-                negotiated.access_token,
-            )
-        };
-        let url = url.websocket(id.as_deref(), token.as_deref());
-        let mut socket = websocket::connect(config, &url).await?;
-        let leftover = websocket::handshake(config, &mut socket).await?;
+        let (mut transport, connection_id) = open_transport(config).await?;
+        let leftover = handshake(config, &mut transport).await?;
 
         let (queue, outbound) = mpsc::unbounded_channel();
         let sender = Sender {
@@ -92,7 +86,7 @@ impl HubConnection {
         let (invocations, to_dispatch) = mpsc::unbounded_channel();
         self.inner.closed.send_replace(None);
         let driver = Driver {
-            socket,
+            transport,
             protocol: config.protocol.clone(),
             queue: outbound,
             calls: self.inner.calls.clone(),
@@ -220,4 +214,36 @@ impl HubConnection {
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Running>> {
         self.inner.running.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// Negotiates (unless skipped) and connects the first transport that works; returns it with
+/// the connection id.
+async fn open_transport(config: &Config) -> Result<(Transport, Option<String>)> {
+    let token = factory_token(config).await?;
+    if config.skip_negotiation {
+        if !config.transports.contains(&TransportKind::WebSockets) {
+            return Err(Error::Negotiate(
+                "Negotiation can only be skipped when using the WebSocket transport directly.".into(),
+            ));
+        }
+        let transport = Transport::open(config, TransportKind::WebSockets, &config.url, None, token.as_deref()).await?;
+        return Ok((transport, None));
+    }
+    let mut negotiated = negotiate(config, token.clone()).await?;
+    let kinds = negotiated.transports.clone();
+    let mut failures = Vec::new();
+    for (attempt, kind) in kinds.into_iter().enumerate() {
+        if attempt > 0 {
+            negotiated = negotiate(config, token.clone()).await?;
+        }
+        let id = negotiated.token.as_deref();
+        match Transport::open(config, kind, &negotiated.url, id, negotiated.access_token.as_deref()).await {
+            Ok(transport) => return Ok((transport, negotiated.connection_id)),
+            Err(error) => {
+                tracing::debug!(transport = kind.name(), %error, "transport failed, trying the next");
+                failures.push(format!("{} failed: {error}", kind.name()));
+            }
+        }
+    }
+    Err(Error::NoTransport(failures.join("; ")))
 }

@@ -1,21 +1,18 @@
-//! The task that runs one connection: reads frames into messages, writes what the queue
+//! The task that runs one connection: reads what the transport receives into messages, writes what the queue
 //! holds, pings when the client has been quiet, and ends on the server's silence.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
 use hub_protocol::{HubMessage, HubProtocol, Invocation, MessageReader, OutMessage};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{sleep_until, Instant};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::error::{CloseReason, Error};
 use crate::pending::Calls;
 use crate::sender::Outbound;
-use crate::websocket::{frame, Socket};
+use crate::transport::{Incoming, Transport};
 
 /// Timings of the running connection.
 #[derive(Debug, Clone, Copy)]
@@ -26,7 +23,7 @@ pub(crate) struct Timing {
 
 /// The ends a running connection's task holds.
 pub(crate) struct Driver {
-    pub(crate) socket: Socket,
+    pub(crate) transport: Transport,
     pub(crate) protocol: Arc<dyn HubProtocol>,
     pub(crate) queue: mpsc::UnboundedReceiver<Outbound>,
     pub(crate) calls: Arc<Calls>,
@@ -49,7 +46,7 @@ impl Driver {
         };
         self.queue.close();
         if !matches!(reason, CloseReason::Failed(Error::Transport(_))) {
-            let _ = tokio::time::timeout(Duration::from_secs(1), self.socket.close(None)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), self.transport.close()).await;
         }
         self.calls.fail_all(&reason);
         tracing::debug!(%reason, "connection ended");
@@ -61,26 +58,26 @@ impl Driver {
 
     async fn pump(&mut self, reader: &mut MessageReader, stopped: &mut Option<oneshot::Sender<()>>) -> CloseReason {
         let mut last_received = Instant::now();
+        // Long polling is its own keep-alive: no pings, no server timeout.
+        let keep_alive = !self.transport.inherent_keep_alive();
         // The official clients ping right after the handshake.
-        if let Err(error) = self
-            .write(self.protocol.encode(&OutMessage::Ping).unwrap_or_default())
-            .await
-        {
-            return CloseReason::Failed(error);
+        if keep_alive {
+            if let Err(error) = self
+                .write(self.protocol.encode(&OutMessage::Ping).unwrap_or_default())
+                .await
+            {
+                return CloseReason::Failed(error);
+            }
         }
         let mut last_sent = Instant::now();
         loop {
             tokio::select! {
                 biased;
-                frame = self.socket.next() => {
+                incoming = self.transport.recv() => {
                     last_received = Instant::now();
-                    let data = match frame {
-                        Some(Ok(Message::Text(text))) => Bytes::from(text),
-                        Some(Ok(Message::Binary(bytes))) => bytes,
-                        Some(Ok(Message::Close(frame))) => return closed_by_server(frame.map(|f| (f.code, f.reason.to_string()))),
-                        Some(Ok(_)) => continue,
-                        Some(Err(e)) => return CloseReason::Failed(Error::Transport(e.to_string())),
-                        None => return CloseReason::Failed(Error::Transport("the server closed the WebSocket without a close frame".into())),
+                    let data = match incoming {
+                        Incoming::Data(data) => data,
+                        Incoming::Closed(reason) => return reason,
                     };
                     if let Some(reason) = self.receive(reader, data) {
                         return reason;
@@ -103,14 +100,14 @@ impl Driver {
                         return CloseReason::Stopped;
                     }
                 }
-                () = sleep_until(last_sent + self.timing.keep_alive_interval) => {
+                () = sleep_until(last_sent + self.timing.keep_alive_interval), if keep_alive => {
                     let ping = self.protocol.encode(&OutMessage::Ping).unwrap_or_default();
                     if let Err(error) = self.write(ping).await {
                         return CloseReason::Failed(error);
                     }
                     last_sent = Instant::now();
                 }
-                () = sleep_until(last_received + self.timing.server_timeout) => {
+                () = sleep_until(last_received + self.timing.server_timeout), if keep_alive => {
                     return CloseReason::Failed(Error::ServerTimeout(self.timing.server_timeout));
                 }
             }
@@ -137,11 +134,7 @@ impl Driver {
     }
 
     async fn write(&mut self, bytes: Bytes) -> Result<(), Error> {
-        let message = frame(self.protocol.transfer_format(), bytes)?;
-        self.socket
-            .send(message)
-            .await
-            .map_err(|e| Error::Transport(format!("writing to the WebSocket: {e}")))
+        self.transport.send(self.protocol.transfer_format(), bytes).await
     }
 
     /// Handles the messages `data` completes; `Some` when the connection must end.
@@ -188,18 +181,5 @@ impl Driver {
             | HubMessage::Sequence { .. } => {}
         }
         None
-    }
-}
-
-fn closed_by_server(frame: Option<(CloseCode, String)>) -> CloseReason {
-    match frame {
-        None | Some((CloseCode::Normal, _)) => CloseReason::ByServer {
-            error: None,
-            allow_reconnect: false,
-        },
-        Some((code, reason)) => CloseReason::Failed(Error::Transport(format!(
-            "WebSocket closed with status code: {} ({reason}).",
-            u16::from(code)
-        ))),
     }
 }

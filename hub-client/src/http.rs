@@ -1,5 +1,5 @@
-//! The one HTTP request the client makes itself: negotiate's POST (hyper's client, HTTP/1.1;
-//! `https://` with the `rustls` feature).
+//! The client's HTTP requests: negotiate, and long polling's polls, sends and DELETE
+//! (hyper's client, HTTP/1.1; `https://` with the `rustls` feature).
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request};
@@ -20,48 +20,80 @@ pub(crate) struct Response {
     pub(crate) body: Bytes,
 }
 
-/// POSTs an empty body to `url` with `headers`.
-pub(crate) async fn post(url: &str, headers: &[(HeaderName, HeaderValue)]) -> Result<Response> {
-    let client: Client<Connector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(connector()?);
-    let mut request = Request::builder().method(Method::POST).uri(url);
-    for (name, value) in headers {
-        request = request.header(name, value);
+impl Response {
+    /// The body as text, or the status' reason phrase when the body is empty.
+    pub(crate) fn text(&self) -> String {
+        let body = String::from_utf8_lossy(&self.body).into_owned();
+        if body.is_empty() {
+            self.status.canonical_reason().unwrap_or_default().to_string()
+        } else {
+            body
+        }
     }
-    let request = request
-        .header(http::header::CONTENT_LENGTH, "0")
-        .header("x-requested-with", "XMLHttpRequest")
-        .header(
-            http::header::USER_AGENT,
-            concat!("hub-client/", env!("CARGO_PKG_VERSION")),
-        )
-        .body(Full::new(Bytes::new()))
-        .map_err(|e| Error::InvalidUrl(format!("{url}: {e}")))?;
-    let response = client
-        .request(request)
-        .await
-        .map_err(|e| Error::Transport(format!("POST {url}: {}", chain(&e))))?;
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| Error::Transport(format!("POST {url}: {e}")))?
-        .to_bytes();
-    Ok(Response { status, body })
+}
+
+/// One connection's HTTP client (pooled connections; cheap to clone).
+#[derive(Clone)]
+pub(crate) struct HttpClient {
+    client: Client<Connector, Full<Bytes>>,
+}
+
+impl HttpClient {
+    pub(crate) fn new() -> Self {
+        HttpClient {
+            client: Client::builder(TokioExecutor::new()).build(connector()),
+        }
+    }
+
+    /// Sends one request and reads the whole response.
+    pub(crate) async fn request(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(HeaderName, HeaderValue)],
+        body: Bytes,
+    ) -> Result<Response> {
+        let mut request = Request::builder().method(method.clone()).uri(url);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let request = request
+            .header(http::header::CONTENT_LENGTH, body.len())
+            .header("x-requested-with", "XMLHttpRequest")
+            .header(
+                http::header::USER_AGENT,
+                concat!("hub-client/", env!("CARGO_PKG_VERSION")),
+            )
+            .body(Full::new(body))
+            .map_err(|e| Error::InvalidUrl(format!("{url}: {e}")))?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| Error::Transport(format!("{method} {url}: {}", chain(&e))))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| Error::Transport(format!("{method} {url}: {e}")))?
+            .to_bytes();
+        Ok(Response { status, body })
+    }
 }
 
 #[cfg(not(feature = "rustls"))]
-fn connector() -> Result<Connector> {
-    Ok(hyper_util::client::legacy::connect::HttpConnector::new())
+fn connector() -> Connector {
+    hyper_util::client::legacy::connect::HttpConnector::new()
 }
 
 #[cfg(feature = "rustls")]
-fn connector() -> Result<Connector> {
-    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+fn connector() -> Connector {
+    hyper_rustls::HttpsConnectorBuilder::new()
         .with_webpki_roots()
         .https_or_http()
         .enable_http1()
-        .build())
+        .build()
 }
 
 /// An error with its causes, `: `-separated (hyper's own text says little).

@@ -1,8 +1,9 @@
 //! # hub-client — a SignalR client for Rust
 //!
 //! Talks to any ASP.NET Core SignalR server (hub's own, or the reference one): negotiate
-//! (versions 0 and 1, redirects, access tokens), the WebSockets transport, the JSON and
-//! MessagePack hub protocols, invocations, fire-and-forget sends, server-to-client streams
+//! (versions 0 and 1, redirects, access tokens), the WebSockets and long-polling transports
+//! (in the server's order, falling back when one fails), the JSON and MessagePack hub
+//! protocols, invocations, fire-and-forget sends, server-to-client streams
 //! (cancelled by dropping them), client-to-server uploads from any `Stream`, handlers for
 //! the server's invocations and client results, keep-alive and the server timeout, and the
 //! server's Close message as a typed [`CloseReason`].
@@ -35,9 +36,8 @@
 //!
 //! ## Not (yet) here
 //!
-//! Server-Sent Events and Long Polling (negotiate fails with [`Error::NoTransport`] when the
-//! server offers no WebSockets), automatic reconnect, stateful reconnect and cookies are not
-//! implemented yet.
+//! Server-Sent Events (skipped when a server offers them), automatic reconnect, stateful
+//! reconnect and cookies are not implemented yet.
 //!
 //! ## Dependencies
 //!
@@ -63,17 +63,21 @@ mod connection;
 mod driver;
 mod error;
 mod handlers;
+mod handshake;
 mod http;
+mod incoming;
+mod long_polling;
 mod negotiate;
 mod pending;
 mod sender;
 mod stream;
+mod transport;
 mod url;
 mod websocket;
 
 pub use args::{Args, Arguments};
 pub use builder::HubConnectionBuilder;
-pub use config::{Protocol, TokenResult};
+pub use config::{Protocol, TokenResult, TransportKind};
 pub use connection::HubConnection;
 pub use error::{CloseReason, Error, Result};
 pub use stream::{HubStream, Upload};

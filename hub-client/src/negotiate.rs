@@ -3,7 +3,7 @@
 use http::{HeaderName, HeaderValue};
 use serde::Deserialize;
 
-use crate::config::Config;
+use crate::config::{Config, TransportKind};
 use crate::error::{Error, Result};
 use crate::url::HubUrl;
 
@@ -21,6 +21,8 @@ pub(crate) struct Negotiated {
     pub(crate) token: Option<String>,
     /// The bearer token for the transport: from a redirect, or the factory's.
     pub(crate) access_token: Option<String>,
+    /// The transports to try, in the server's order.
+    pub(crate) transports: Vec<TransportKind>,
 }
 
 #[derive(Deserialize)]
@@ -70,23 +72,26 @@ pub(crate) async fn negotiate(config: &Config, access_token: Option<String>) -> 
                 .map_err(|e| Error::AccessToken(format!("the token cannot be sent in a header: {e}")))?;
             headers.push((http::header::AUTHORIZATION, value));
         }
-        let response = crate::http::post(&url.negotiate(), &headers).await?;
+        let response = config
+            .http
+            .request(http::Method::POST, &url.negotiate(), &headers, bytes::Bytes::new())
+            .await?;
         if response.status == http::StatusCode::UNAUTHORIZED && token_from_factory && !retried {
             retried = true;
             access_token = factory_token(config).await?;
             continue;
         }
         if response.status != http::StatusCode::OK {
-            let mut body = String::from_utf8_lossy(&response.body).into_owned();
-            if body.is_empty() {
-                body = response.status.canonical_reason().unwrap_or_default().to_string();
-            }
             return Err(Error::NegotiateStatus {
                 status: response.status.as_u16(),
-                body,
+                body: response.text(),
             });
         }
-        match read_answer(&response.body, config.protocol.transfer_format().as_str())? {
+        match read_answer(
+            &response.body,
+            config.protocol.transfer_format().as_str(),
+            &config.transports,
+        )? {
             Step::Redirect {
                 url: next,
                 access_token: token,
@@ -97,12 +102,17 @@ pub(crate) async fn negotiate(config: &Config, access_token: Option<String>) -> 
                     token_from_factory = false;
                 }
             }
-            Step::Connect { connection_id, token } => {
+            Step::Connect {
+                connection_id,
+                token,
+                transports,
+            } => {
                 return Ok(Negotiated {
                     url,
                     connection_id,
                     token: Some(token),
                     access_token,
+                    transports,
                 });
             }
         }
@@ -119,11 +129,13 @@ enum Step {
     Connect {
         connection_id: Option<String>,
         token: String,
+        transports: Vec<TransportKind>,
     },
 }
 
-/// Reads a negotiate answer (200) for a protocol of transfer format `format`.
-fn read_answer(body: &[u8], format: &str) -> Result<Step> {
+/// Reads a negotiate answer (200) for a protocol of transfer format `format`, keeping the
+/// `allowed` transports the server offers for that format, in the server's order.
+fn read_answer(body: &[u8], format: &str, allowed: &[TransportKind]) -> Result<Step> {
     let answer: Answer = serde_json::from_slice(body)
         .map_err(|e| Error::Negotiate(format!("Failed to complete negotiation with the server: {e}")))?;
     if let Some(error) = answer.error {
@@ -140,19 +152,23 @@ fn read_answer(body: &[u8], format: &str) -> Result<Step> {
             access_token: answer.access_token,
         });
     }
-    let websockets = answer
+    let transports: Vec<TransportKind> = answer
         .available_transports
         .iter()
-        .any(|t| t.transport == "WebSockets" && t.transfer_formats.iter().any(|f| f == format));
-    if !websockets {
+        .filter(|t| t.transfer_formats.iter().any(|f| f == format))
+        .filter_map(|t| allowed.iter().copied().find(|k| k.name() == t.transport))
+        .collect();
+    if transports.is_empty() {
         let offered: Vec<&str> = answer
             .available_transports
             .iter()
             .map(|t| t.transport.as_str())
             .collect();
+        let allowed: Vec<&str> = allowed.iter().map(|k| k.name()).collect();
         return Err(Error::NoTransport(format!(
-            "the server offers [{}] for the {format} transfer format; this client speaks WebSockets",
-            offered.join(", ")
+            "the server offers [{}], none of them for the {format} transfer format among [{}]",
+            offered.join(", "),
+            allowed.join(", ")
         )));
     }
     // Version 1 sends a secret token for the transport; version 0 only the connection id.
@@ -165,6 +181,7 @@ fn read_answer(body: &[u8], format: &str) -> Result<Step> {
     Ok(Step::Connect {
         connection_id: answer.connection_id,
         token,
+        transports,
     })
 }
 
@@ -172,6 +189,7 @@ fn read_answer(body: &[u8], format: &str) -> Result<Step> {
 mod tests {
     use super::*;
 
+    const ALL: &[TransportKind] = &[TransportKind::WebSockets, TransportKind::LongPolling];
     const WS: &str = r#"[{"transport":"WebSockets","transferFormats":["Text","Binary"]}]"#;
 
     #[test]
@@ -180,18 +198,20 @@ mod tests {
             r#"{{"negotiateVersion":1,"connectionId":"pub","connectionToken":"secret","availableTransports":{WS}}}"#
         );
         assert_eq!(
-            read_answer(v1.as_bytes(), "Text").unwrap(),
+            read_answer(v1.as_bytes(), "Text", ALL).unwrap(),
             Step::Connect {
                 connection_id: Some("pub".into()),
-                token: "secret".into()
+                token: "secret".into(),
+                transports: vec![TransportKind::WebSockets],
             }
         );
         let v0 = format!(r#"{{"connectionId":"pub","availableTransports":{WS}}}"#);
         assert_eq!(
-            read_answer(v0.as_bytes(), "Binary").unwrap(),
+            read_answer(v0.as_bytes(), "Binary", ALL).unwrap(),
             Step::Connect {
                 connection_id: Some("pub".into()),
-                token: "pub".into()
+                token: "pub".into(),
+                transports: vec![TransportKind::WebSockets],
             }
         );
     }
@@ -199,32 +219,53 @@ mod tests {
     #[test]
     fn redirects_errors_and_missing_transports() {
         assert_eq!(
-            read_answer(br#"{"url":"http://b/hub","accessToken":"t"}"#, "Text").unwrap(),
+            read_answer(br#"{"url":"http://b/hub","accessToken":"t"}"#, "Text", ALL).unwrap(),
             Step::Redirect {
                 url: "http://b/hub".into(),
                 access_token: Some("t".into())
             }
         );
         assert_eq!(
-            read_answer(br#"{"error":"go away"}"#, "Text"),
+            read_answer(br#"{"error":"go away"}"#, "Text", ALL),
             Err(Error::Negotiate("go away".into()))
         );
         assert!(matches!(
-            read_answer(br#"{"ProtocolVersion":"1.5"}"#, "Text"),
+            read_answer(br#"{"ProtocolVersion":"1.5"}"#, "Text", ALL),
             Err(Error::Negotiate(_))
         ));
         let sse_only = r#"{"negotiateVersion":1,"connectionId":"a","connectionToken":"b","availableTransports":[{"transport":"ServerSentEvents","transferFormats":["Text"]}]}"#;
         assert!(matches!(
-            read_answer(sse_only.as_bytes(), "Text"),
+            read_answer(sse_only.as_bytes(), "Text", ALL),
             Err(Error::NoTransport(_))
         ));
         let text_only = String::from(
             r#"{"negotiateVersion":1,"connectionId":"a","connectionToken":"b","availableTransports":[{"transport":"WebSockets","transferFormats":["Text"]}]}"#,
         );
         assert!(matches!(
-            read_answer(text_only.as_bytes(), "Binary"),
+            read_answer(text_only.as_bytes(), "Binary", ALL),
             Err(Error::NoTransport(_))
         ));
-        assert!(matches!(read_answer(b"not json", "Text"), Err(Error::Negotiate(_))));
+        assert!(matches!(
+            read_answer(b"not json", "Text", ALL),
+            Err(Error::Negotiate(_))
+        ));
+    }
+
+    #[test]
+    fn transports_keep_the_servers_order_among_those_allowed() {
+        let offers = r#"{"negotiateVersion":1,"connectionId":"a","connectionToken":"b","availableTransports":[
+            {"transport":"WebSockets","transferFormats":["Text","Binary"]},
+            {"transport":"ServerSentEvents","transferFormats":["Text"]},
+            {"transport":"LongPolling","transferFormats":["Text","Binary"]}]}"#;
+        let transports = |allowed: &[TransportKind]| match read_answer(offers.as_bytes(), "Binary", allowed).unwrap() {
+            Step::Connect { transports, .. } => transports,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(transports(ALL), [TransportKind::WebSockets, TransportKind::LongPolling]);
+        assert_eq!(
+            transports(&[TransportKind::LongPolling, TransportKind::WebSockets]),
+            [TransportKind::WebSockets, TransportKind::LongPolling]
+        );
+        assert_eq!(transports(&[TransportKind::LongPolling]), [TransportKind::LongPolling]);
     }
 }

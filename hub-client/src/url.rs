@@ -33,6 +33,11 @@ impl HubUrl {
         with_query(&base, &self.query, &[("negotiateVersion", "1")])
     }
 
+    /// The HTTP URL of the HTTP transports: `http(s)://{base}?{query}&id=..`.
+    pub(crate) fn http(&self, id: &str) -> String {
+        with_query(&http_scheme(&self.base), &self.query, &[("id", id)])
+    }
+
     /// The WebSocket URL: `ws(s)://{base}?{query}&id=..&access_token=..`.
     pub(crate) fn websocket(&self, id: Option<&str>, access_token: Option<&str>) -> String {
         let mut extra = Vec::new();

@@ -1,5 +1,5 @@
-//! Calls through the client against a hub-runtime server on a loopback port, in both
-//! protocols: invoke, send, errors, streams (and their cancellation), uploads, handlers and
+//! Calls through the client against a hub-runtime server on a loopback port, on both
+//! transports in both protocols: invoke, send, errors, streams (and their cancellation), uploads, handlers and
 //! client results.
 
 mod common;
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{within, Events, TestServer};
 use futures_util::StreamExt;
-use hub_client::{Error, HubConnection, HubConnectionBuilder, Protocol, Upload};
+use hub_client::{Error, HubConnection, HubConnectionBuilder, Protocol, TransportKind, Upload};
 use hub_runtime::prelude::*;
 use hub_runtime::{ClientStream, ConnectionError};
 use serde::{Deserialize, Serialize};
@@ -45,6 +45,10 @@ impl TestHub {
     }
 
     fn nothing(&self) {}
+
+    fn transport(&self, cx: &HubContext<Self>) -> Option<&'static str> {
+        cx.request().transport().map(hub_runtime::TransportKind::name)
+    }
 
     fn record(&self, text: String) {
         self.events.push(format!("record {text}"));
@@ -112,26 +116,38 @@ async fn server(detailed_errors: bool, events: Events) -> TestServer {
     .await
 }
 
-async fn connect(server: &TestServer, protocol: Protocol) -> HubConnection {
-    let connection = HubConnectionBuilder::new(server.url("/hub"))
+/// A transport and a protocol.
+type Pair = (TransportKind, Protocol);
+
+fn builder(server: &TestServer, (transport, protocol): Pair) -> HubConnectionBuilder {
+    HubConnectionBuilder::new(server.url("/hub"))
+        .transports([transport])
         .protocol(protocol)
-        .build()
-        .unwrap();
+}
+
+async fn connect(server: &TestServer, pair: Pair) -> HubConnection {
+    let connection = builder(server, pair).build().unwrap();
     within("start", connection.start())
         .await
         .expect("the connection starts");
     connection
 }
 
-const PROTOCOLS: [Protocol; 2] = [Protocol::Json, Protocol::MessagePack];
+/// Every transport with every protocol.
+const PAIRS: [Pair; 4] = [
+    (TransportKind::WebSockets, Protocol::Json),
+    (TransportKind::WebSockets, Protocol::MessagePack),
+    (TransportKind::LongPolling, Protocol::Json),
+    (TransportKind::LongPolling, Protocol::MessagePack),
+];
 
 #[tokio::test]
-async fn invoke_returns_results_in_both_protocols() {
+async fn invoke_returns_results_on_every_transport_and_protocol() {
     let server = server(false, Events::default()).await;
-    for protocol in PROTOCOLS {
-        let connection = connect(&server, protocol).await;
+    for pair in PAIRS {
+        let connection = connect(&server, pair).await;
         let echoed: String = within("echo", connection.invoke("Echo", ("héllo ✓",))).await.unwrap();
-        assert_eq!(echoed, "héllo ✓", "{protocol:?}");
+        assert_eq!(echoed, "héllo ✓", "{pair:?}");
         let sum: i32 = within("add", connection.invoke("add", vec![2, 3])).await.unwrap();
         assert_eq!(sum, 5);
         let point = Point {
@@ -148,6 +164,8 @@ async fn invoke_returns_results_in_both_protocols() {
         let wrong: Result<i32, Error> = within("wrong type", connection.invoke("Echo", ("x",))).await;
         assert!(matches!(wrong, Err(Error::Decode(_))), "{wrong:?}");
         assert!(connection.connection_id().is_some());
+        let transport: Option<String> = within("transport", connection.invoke("Transport", ())).await.unwrap();
+        assert_eq!(transport.as_deref(), Some(pair.0.name()));
         connection.stop().await;
     }
 }
@@ -156,9 +174,9 @@ async fn invoke_returns_results_in_both_protocols() {
 async fn send_reaches_the_hub_without_a_reply() {
     let events = Events::default();
     let server = server(false, events.clone()).await;
-    for protocol in PROTOCOLS {
-        let connection = connect(&server, protocol).await;
-        let text = format!("{protocol:?}");
+    for pair in PAIRS {
+        let connection = connect(&server, pair).await;
+        let text = format!("{pair:?}");
         connection.send("Record", (&text,)).await.unwrap();
         events.wait_for(&format!("record {text}")).await;
         // A failing non-blocking call gets no reply either: the next call still gets its own.
@@ -173,8 +191,8 @@ async fn send_reaches_the_hub_without_a_reply() {
 async fn hub_errors_carry_the_servers_text() {
     for detailed in [false, true] {
         let server = server(detailed, Events::default()).await;
-        for protocol in PROTOCOLS {
-            let connection = connect(&server, protocol).await;
+        for pair in PAIRS {
+            let connection = connect(&server, pair).await;
             let error = within("fail", connection.invoke::<()>("Fail", ("bad input",)))
                 .await
                 .unwrap_err();
@@ -218,8 +236,8 @@ fn error_text(error: &Error) -> String {
 #[tokio::test]
 async fn streams_yield_items_then_end_or_fail() {
     let server = server(true, Events::default()).await;
-    for protocol in PROTOCOLS {
-        let connection = connect(&server, protocol).await;
+    for pair in PAIRS {
+        let connection = connect(&server, pair).await;
         let items: Vec<i32> = within(
             "counter",
             connection.stream::<i32>("Counter", (4,)).map(Result::unwrap).collect(),
@@ -241,10 +259,10 @@ async fn streams_yield_items_then_end_or_fail() {
 
 #[tokio::test]
 async fn dropping_a_stream_cancels_it_on_the_server() {
-    for protocol in PROTOCOLS {
+    for pair in PAIRS {
         let events = Events::default();
         let server = server(false, events.clone()).await;
-        let connection = connect(&server, protocol).await;
+        let connection = connect(&server, pair).await;
         let mut endless = connection.stream::<i32>("Endless", ());
         assert!(tokio::time::timeout(Duration::from_millis(100), endless.next())
             .await
@@ -263,8 +281,8 @@ async fn dropping_a_stream_cancels_it_on_the_server() {
 #[tokio::test]
 async fn uploads_feed_the_methods_stream_parameters() {
     let server = server(true, Events::default()).await;
-    for protocol in PROTOCOLS {
-        let connection = connect(&server, protocol).await;
+    for pair in PAIRS {
+        let connection = connect(&server, pair).await;
         let words = futures_util::stream::iter(["a", "b", "c"]);
         let joined: String = within(
             "concat",
@@ -302,11 +320,8 @@ async fn uploads_feed_the_methods_stream_parameters() {
 #[tokio::test]
 async fn handlers_receive_the_servers_invocations() {
     let server = server(false, Events::default()).await;
-    for protocol in PROTOCOLS {
-        let connection = HubConnectionBuilder::new(server.url("/hub"))
-            .protocol(protocol)
-            .build()
-            .unwrap();
+    for pair in PAIRS {
+        let connection = builder(&server, pair).build().unwrap();
         let received = Events::default();
         let seen = received.clone();
         // Handler names are case-insensitive, as in the official clients.
@@ -330,9 +345,9 @@ async fn handlers_receive_the_servers_invocations() {
 async fn client_results_answer_the_servers_invocation() {
     let server = server(false, Events::default()).await;
     let handle = server.server.handle::<TestHub>().expect("mapped");
-    for protocol in PROTOCOLS {
+    for pair in PAIRS {
         // No handler: the server hears that the client gave no result.
-        let connection = connect(&server, protocol).await;
+        let connection = connect(&server, pair).await;
         let id = connection.connection_id().unwrap();
         let error = within("no handler", handle.clients.client(id.clone()).result())
             .await
@@ -395,7 +410,7 @@ async fn calls_fail_when_not_connected() {
 async fn a_panicking_handler_fails_its_result_and_later_ones_still_run() {
     let server = server(false, Events::default()).await;
     let handle = server.server.handle::<TestHub>().expect("mapped");
-    let connection = connect(&server, Protocol::Json).await;
+    let connection = connect(&server, PAIRS[0]).await;
     let id = connection.connection_id().unwrap();
     connection.on_result("Result", |_| async {
         if true {
@@ -417,7 +432,7 @@ async fn a_panicking_handler_fails_its_result_and_later_ones_still_run() {
 async fn dropping_every_handle_closes_the_connection() {
     let events = Events::default();
     let server = server(false, events.clone()).await;
-    let connection = connect(&server, Protocol::Json).await;
+    let connection = connect(&server, PAIRS[0]).await;
     // Handlers (and the task that runs them) do not keep the connection open.
     connection.on_result("Result", |_| async { Ok::<i64, String>(1) });
     let id = connection.connection_id().unwrap();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{within, TestServer};
 use futures_util::{SinkExt, StreamExt};
-use hub_client::{CloseReason, Error, HubConnectionBuilder, Protocol};
+use hub_client::{CloseReason, Error, HubConnectionBuilder, Protocol, TransportKind};
 use hub_runtime::prelude::*;
 use hub_runtime::protocol::{HubProtocol, JsonProtocol};
 use hub_runtime::{AuthError, EndpointOptions, Identity, RequestContext};
@@ -34,6 +34,10 @@ impl Plain {
 
     fn query(&self, cx: &HubContext<Self>, name: String) -> Option<String> {
         cx.request().query(&name).map(str::to_string)
+    }
+
+    fn transport(&self, cx: &HubContext<Self>) -> Option<&'static str> {
+        cx.request().transport().map(hub_runtime::TransportKind::name)
     }
 
     fn leave(&self, cx: &HubContext<Self>) {
@@ -68,7 +72,8 @@ fn secret_only(request: &RequestContext) -> Result<Option<Identity>, AuthError> 
 }
 
 /// `/redirect/negotiate` sends the client to `/secure` with the token `secret`;
-/// `/loop/negotiate` sends it back to `/loop` for ever, counting.
+/// `/loop/negotiate` sends it back to `/loop` for ever, counting; WebSocket upgrades to
+/// `/flaky` fail.
 fn redirects(
     base: Arc<OnceLock<String>>,
     loops: Arc<AtomicUsize>,
@@ -84,7 +89,12 @@ fn redirects(
         loops.fetch_add(1, Ordering::SeqCst);
         warp::reply::json(&serde_json::json!({"url": format!("{}/loop", base.get().unwrap())})).into_response()
     });
-    to_secure.or(forever).unify().boxed()
+    // Path first: a method filter first would turn every other path's 404 into a 405.
+    let refuse_upgrades = warp::path("flaky")
+        .and(warp::get())
+        .and(warp::header::exact_ignore_case("upgrade", "websocket"))
+        .map(|| warp::reply::with_status("no WebSockets here", warp::http::StatusCode::BAD_REQUEST).into_response());
+    to_secure.or(forever).unify().or(refuse_upgrades).unify().boxed()
 }
 
 use warp::Reply;
@@ -102,6 +112,12 @@ async fn fixture(options: HubOptions) -> Fixture {
         .hub("/hub", Plain)
         .hub_with("/secure", Plain, EndpointOptions::new().authenticator(secret_only))
         .hub("/uncreatable", Uncreatable)
+        .hub("/flaky", Plain)
+        .hub_with(
+            "/nows",
+            Plain,
+            EndpointOptions::new().disable(hub_runtime::TransportKind::WebSockets),
+        )
         .build();
     let server = TestServer::start_with_routes(hubs, redirects(base.clone(), loops.clone())).await;
     base.set(server.url("")).unwrap();
@@ -426,4 +442,66 @@ async fn a_handshake_without_a_reply_times_out() {
         .unwrap();
     let error = within("handshake", connection.start()).await.unwrap_err();
     assert_eq!(error, Error::Handshake("The handshake timed out.".into()));
+}
+
+#[tokio::test]
+async fn the_client_takes_the_servers_first_transport_it_speaks() {
+    let f = plain().await;
+    for (path, expected) in [("/hub", "WebSockets"), ("/nows", "LongPolling")] {
+        for protocol in [Protocol::Json, Protocol::MessagePack] {
+            let connection = HubConnectionBuilder::new(f.server.url(path))
+                .protocol(protocol)
+                .build()
+                .unwrap();
+            within("start", connection.start()).await.unwrap();
+            let transport: Option<String> = within("transport", connection.invoke("Transport", ())).await.unwrap();
+            assert_eq!(transport.as_deref(), Some(expected), "{path} {protocol:?}");
+            connection.stop().await;
+        }
+    }
+    // Only WebSockets allowed, and the server has none.
+    let connection = HubConnectionBuilder::new(f.server.url("/nows"))
+        .transports([TransportKind::WebSockets])
+        .build()
+        .unwrap();
+    assert!(matches!(
+        within("start", connection.start()).await,
+        Err(Error::NoTransport(_))
+    ));
+    // Skipping negotiate needs WebSockets.
+    let connection = HubConnectionBuilder::new(f.server.url("/hub"))
+        .transports([TransportKind::LongPolling])
+        .skip_negotiation(true)
+        .build()
+        .unwrap();
+    assert!(matches!(
+        within("start", connection.start()).await,
+        Err(Error::Negotiate(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_failing_websocket_falls_back_to_long_polling() {
+    // `/flaky` offers WebSockets in negotiate, but its upgrades are refused with a 400: the
+    // client negotiates again and long-polls.
+    let f = plain().await;
+    for protocol in [Protocol::Json, Protocol::MessagePack] {
+        let connection = HubConnectionBuilder::new(f.server.url("/flaky"))
+            .protocol(protocol)
+            .build()
+            .unwrap();
+        within("start", connection.start()).await.unwrap();
+        let transport: Option<String> = within("transport", connection.invoke("Transport", ())).await.unwrap();
+        assert_eq!(transport.as_deref(), Some("LongPolling"));
+        connection.stop().await;
+    }
+    let connection = HubConnectionBuilder::new(f.server.url("/flaky"))
+        .transports([TransportKind::WebSockets])
+        .build()
+        .unwrap();
+    let error = within("start", connection.start()).await.unwrap_err();
+    assert!(
+        matches!(&error, Error::NoTransport(text) if text.starts_with("WebSockets failed")),
+        "{error:?}"
+    );
 }
