@@ -54,7 +54,11 @@ impl HubConnectionBuilder {
             keep_alive_interval: Duration::from_secs(15),
             server_timeout: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(15),
-            transports: vec![TransportKind::WebSockets, TransportKind::LongPolling],
+            transports: vec![
+                TransportKind::WebSockets,
+                TransportKind::ServerSentEvents,
+                TransportKind::LongPolling,
+            ],
         }
     }
 
@@ -100,8 +104,8 @@ impl HubConnectionBuilder {
         self
     }
 
-    /// The transports the client may use (all it speaks unless told: WebSockets and long
-    /// polling). The server's order in negotiate decides which is tried first.
+    /// The transports the client may use (all unless told: WebSockets, Server-Sent Events,
+    /// long polling). The server's order in negotiate decides which is tried first.
     pub fn transports(mut self, transports: impl IntoIterator<Item = TransportKind>) -> Self {
         self.transports = transports.into_iter().collect();
         self

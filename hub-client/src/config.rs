@@ -61,16 +61,20 @@ pub(crate) struct Config {
 pub enum TransportKind {
     /// WebSockets: full duplex, both transfer formats.
     WebSockets,
+    /// Server-Sent Events: a GET streams the server's messages, a POST carries the
+    /// client's. Text only: offered for JSON, never for MessagePack.
+    ServerSentEvents,
     /// Long polling: a GET waits for the server's messages, a POST carries the client's;
     /// both transfer formats. No pings and no server timeout (each poll is the keep-alive).
     LongPolling,
 }
 
 impl TransportKind {
-    /// The name negotiate uses (`WebSockets`, `LongPolling`).
+    /// The name negotiate uses (`WebSockets`, `ServerSentEvents`, `LongPolling`).
     pub fn name(self) -> &'static str {
         match self {
             TransportKind::WebSockets => "WebSockets",
+            TransportKind::ServerSentEvents => "ServerSentEvents",
             TransportKind::LongPolling => "LongPolling",
         }
     }

@@ -60,8 +60,8 @@ impl HubConnection {
     /// Negotiates (unless skipped), connects a transport and completes the handshake.
     ///
     /// The transports are tried in the order the server lists them in negotiate (WebSockets,
-    /// then long polling, as the official clients walk them; Server-Sent Events are not
-    /// implemented and skipped), among those allowed by
+    /// Server-Sent Events for JSON, long polling, as the official clients walk them), among
+    /// those allowed by
     /// [`transports`](crate::HubConnectionBuilder::transports); after a transport fails to
     /// connect, negotiate runs again for the next one.
     ///

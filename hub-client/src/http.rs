@@ -1,4 +1,5 @@
-//! The client's HTTP requests: negotiate, and long polling's polls, sends and DELETE
+//! The client's HTTP requests: negotiate, long polling's polls, sends and DELETE, the
+//! Server-Sent Events stream
 //! (hyper's client, HTTP/1.1; `https://` with the `rustls` feature).
 
 use bytes::Bytes;
@@ -43,6 +44,51 @@ impl HttpClient {
         HttpClient {
             client: Client::builder(TokioExecutor::new()).build(connector()),
         }
+    }
+
+    /// Sends a GET and returns the status and the body as it streams in (Server-Sent Events).
+    pub(crate) async fn get_stream(
+        &self,
+        url: &str,
+        headers: &[(HeaderName, HeaderValue)],
+    ) -> Result<(http::StatusCode, hyper::body::Incoming)> {
+        let mut request = Request::builder().method(Method::GET).uri(url);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let request = request
+            .header(http::header::ACCEPT, "text/event-stream")
+            .header(
+                http::header::USER_AGENT,
+                concat!("hub-client/", env!("CARGO_PKG_VERSION")),
+            )
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| Error::InvalidUrl(format!("{url}: {e}")))?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| Error::Transport(format!("GET {url}: {}", chain(&e))))?;
+        Ok((response.status(), response.into_body()))
+    }
+
+    /// POSTs messages to an HTTP transport (long polling, Server-Sent Events); anything but
+    /// 200 is an error.
+    pub(crate) async fn send_messages(
+        &self,
+        url: &str,
+        headers: &[(HeaderName, HeaderValue)],
+        bytes: Bytes,
+    ) -> Result<()> {
+        let response = self.request(Method::POST, url, headers, bytes).await?;
+        if response.status != http::StatusCode::OK {
+            return Err(Error::Transport(format!(
+                "sending failed: {}: Status code '{}'",
+                response.text(),
+                response.status.as_u16()
+            )));
+        }
+        Ok(())
     }
 
     /// Sends one request and reads the whole response.

@@ -1,8 +1,8 @@
 //! # hub-client — a SignalR client for Rust
 //!
 //! Talks to any ASP.NET Core SignalR server (hub's own, or the reference one): negotiate
-//! (versions 0 and 1, redirects, access tokens), the WebSockets and long-polling transports
-//! (in the server's order, falling back when one fails), the JSON and MessagePack hub
+//! (versions 0 and 1, redirects, access tokens), the WebSockets, Server-Sent Events and
+//! long-polling transports (in the server's order, falling back when one fails), the JSON and MessagePack hub
 //! protocols, invocations, fire-and-forget sends, server-to-client streams
 //! (cancelled by dropping them), client-to-server uploads from any `Stream`, handlers for
 //! the server's invocations and client results, keep-alive and the server timeout, and the
@@ -36,8 +36,7 @@
 //!
 //! ## Not (yet) here
 //!
-//! Server-Sent Events (skipped when a server offers them), automatic reconnect, stateful
-//! reconnect and cookies are not implemented yet.
+//! Automatic reconnect, stateful reconnect and cookies are not implemented yet.
 //!
 //! ## Dependencies
 //!
@@ -70,6 +69,7 @@ mod long_polling;
 mod negotiate;
 mod pending;
 mod sender;
+mod server_sent_events;
 mod stream;
 mod transport;
 mod url;

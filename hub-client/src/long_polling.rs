@@ -62,15 +62,7 @@ impl LongPolling {
 
     /// POSTs `bytes` (one or more framed messages).
     pub(crate) async fn send(&mut self, bytes: Bytes) -> Result<()> {
-        let response = self.http.request(Method::POST, &self.url, &self.headers, bytes).await?;
-        if response.status != StatusCode::OK {
-            return Err(Error::Transport(format!(
-                "sending failed: {}: Status code '{}'",
-                response.text(),
-                response.status.as_u16()
-            )));
-        }
-        Ok(())
+        self.http.send_messages(&self.url, &self.headers, bytes).await
     }
 
     /// Stops polling and DELETEs the connection (the server then ends it).

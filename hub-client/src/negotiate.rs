@@ -267,5 +267,22 @@ mod tests {
             [TransportKind::WebSockets, TransportKind::LongPolling]
         );
         assert_eq!(transports(&[TransportKind::LongPolling]), [TransportKind::LongPolling]);
+        let every = [
+            TransportKind::LongPolling,
+            TransportKind::ServerSentEvents,
+            TransportKind::WebSockets,
+        ];
+        let text = match read_answer(offers.as_bytes(), "Text", &every).unwrap() {
+            Step::Connect { transports, .. } => transports,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            text,
+            [
+                TransportKind::WebSockets,
+                TransportKind::ServerSentEvents,
+                TransportKind::LongPolling
+            ]
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! [`Transport`]: bytes to and from the server, over WebSockets or long polling.
+//! [`Transport`]: bytes to and from the server, over WebSockets, Server-Sent Events or long
+//! polling.
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -10,6 +11,7 @@ use crate::config::{Config, TransportKind};
 use crate::error::{CloseReason, Error, Result};
 pub(crate) use crate::incoming::Incoming;
 use crate::long_polling::LongPolling;
+use crate::server_sent_events::ServerSentEvents;
 use crate::url::HubUrl;
 use crate::websocket::{self, frame, Socket};
 
@@ -17,6 +19,8 @@ use crate::websocket::{self, frame, Socket};
 pub(crate) enum Transport {
     /// A WebSocket.
     WebSockets(Box<Socket>),
+    /// Server-Sent Events.
+    ServerSentEvents(Box<ServerSentEvents>),
     /// Long polling.
     LongPolling(Box<LongPolling>),
 }
@@ -36,15 +40,20 @@ impl Transport {
                 let socket = websocket::connect(config, &url.websocket(id, token)).await?;
                 Ok(Transport::WebSockets(Box::new(socket)))
             }
-            TransportKind::LongPolling => {
-                let id = id.ok_or_else(|| Error::Negotiate("long polling needs negotiate".into()))?;
+            TransportKind::ServerSentEvents | TransportKind::LongPolling => {
+                let id = id.ok_or_else(|| Error::Negotiate(format!("{} needs negotiate", kind.name())))?;
                 let mut headers = config.headers.clone();
                 if let Some(token) = token {
                     let value = http::HeaderValue::try_from(format!("Bearer {token}"))
                         .map_err(|e| Error::AccessToken(format!("the token cannot be sent in a header: {e}")))?;
                     headers.push((http::header::AUTHORIZATION, value));
                 }
-                let polling = LongPolling::connect(config.http.clone(), url.http(id), headers).await?;
+                let http = config.http.clone();
+                if kind == TransportKind::ServerSentEvents {
+                    let events = ServerSentEvents::connect(http, url.http(id), headers).await?;
+                    return Ok(Transport::ServerSentEvents(Box::new(events)));
+                }
+                let polling = LongPolling::connect(http, url.http(id), headers).await?;
                 Ok(Transport::LongPolling(Box::new(polling)))
             }
         }
@@ -65,6 +74,7 @@ impl Transport {
                     "the server closed the WebSocket without a close frame".into(),
                 ))),
             },
+            Transport::ServerSentEvents(events) => events.recv().await,
             Transport::LongPolling(polling) => polling.recv().await,
         }
     }
@@ -76,6 +86,7 @@ impl Transport {
                 .send(frame(format, bytes)?)
                 .await
                 .map_err(|e| Error::Transport(format!("writing to the WebSocket: {e}"))),
+            Transport::ServerSentEvents(events) => events.send(bytes).await,
             Transport::LongPolling(polling) => polling.send(bytes).await,
         }
     }
@@ -87,6 +98,7 @@ impl Transport {
                 let socket: &mut Socket = socket;
                 let _ = socket.close(None).await;
             }
+            Transport::ServerSentEvents(events) => events.close(),
             Transport::LongPolling(polling) => polling.close().await,
         }
     }

@@ -1,5 +1,5 @@
-//! Calls through the client against a hub-runtime server on a loopback port, on both
-//! transports in both protocols: invoke, send, errors, streams (and their cancellation), uploads, handlers and
+//! Calls through the client against a hub-runtime server on a loopback port, on every
+//! transport in every protocol it carries: invoke, send, errors, streams (and their cancellation), uploads, handlers and
 //! client results.
 
 mod common;
@@ -133,10 +133,11 @@ async fn connect(server: &TestServer, pair: Pair) -> HubConnection {
     connection
 }
 
-/// Every transport with every protocol.
-const PAIRS: [Pair; 4] = [
+/// Every transport with every protocol it carries (Server-Sent Events are text only).
+const PAIRS: [Pair; 5] = [
     (TransportKind::WebSockets, Protocol::Json),
     (TransportKind::WebSockets, Protocol::MessagePack),
+    (TransportKind::ServerSentEvents, Protocol::Json),
     (TransportKind::LongPolling, Protocol::Json),
     (TransportKind::LongPolling, Protocol::MessagePack),
 ];

@@ -447,8 +447,15 @@ async fn a_handshake_without_a_reply_times_out() {
 #[tokio::test]
 async fn the_client_takes_the_servers_first_transport_it_speaks() {
     let f = plain().await;
-    for (path, expected) in [("/hub", "WebSockets"), ("/nows", "LongPolling")] {
-        for protocol in [Protocol::Json, Protocol::MessagePack] {
+    let cases = [
+        ("/hub", Protocol::Json, "WebSockets"),
+        ("/hub", Protocol::MessagePack, "WebSockets"),
+        // Server-Sent Events come before long polling, but carry only text.
+        ("/nows", Protocol::Json, "ServerSentEvents"),
+        ("/nows", Protocol::MessagePack, "LongPolling"),
+    ];
+    for (path, protocol, expected) in cases {
+        {
             let connection = HubConnectionBuilder::new(f.server.url(path))
                 .protocol(protocol)
                 .build()
@@ -481,18 +488,21 @@ async fn the_client_takes_the_servers_first_transport_it_speaks() {
 }
 
 #[tokio::test]
-async fn a_failing_websocket_falls_back_to_long_polling() {
+async fn a_failing_websocket_falls_back_to_the_next_transport() {
     // `/flaky` offers WebSockets in negotiate, but its upgrades are refused with a 400: the
-    // client negotiates again and long-polls.
+    // client negotiates again and takes the next transport the server offers.
     let f = plain().await;
-    for protocol in [Protocol::Json, Protocol::MessagePack] {
+    for (protocol, expected) in [
+        (Protocol::Json, "ServerSentEvents"),
+        (Protocol::MessagePack, "LongPolling"),
+    ] {
         let connection = HubConnectionBuilder::new(f.server.url("/flaky"))
             .protocol(protocol)
             .build()
             .unwrap();
         within("start", connection.start()).await.unwrap();
         let transport: Option<String> = within("transport", connection.invoke("Transport", ())).await.unwrap();
-        assert_eq!(transport.as_deref(), Some("LongPolling"));
+        assert_eq!(transport.as_deref(), Some(expected));
         connection.stop().await;
     }
     let connection = HubConnectionBuilder::new(f.server.url("/flaky"))
