@@ -12,6 +12,7 @@ use crate::config::{Config, Protocol, TokenFactory, TransportKind};
 use crate::connection::HubConnection;
 use crate::error::{Error, Result};
 use crate::http::HttpClient;
+use crate::reconnect::{Delays, RetryPolicy};
 use crate::url::HubUrl;
 
 /// Builds a [`HubConnection`].
@@ -39,6 +40,7 @@ pub struct HubConnectionBuilder {
     server_timeout: Duration,
     handshake_timeout: Duration,
     transports: Vec<TransportKind>,
+    reconnect: Option<Arc<dyn RetryPolicy>>,
 }
 
 impl HubConnectionBuilder {
@@ -59,6 +61,7 @@ impl HubConnectionBuilder {
                 TransportKind::ServerSentEvents,
                 TransportKind::LongPolling,
             ],
+            reconnect: None,
         }
     }
 
@@ -111,6 +114,28 @@ impl HubConnectionBuilder {
         self
     }
 
+    /// Reconnects a lost connection after 0, 2, 10 and 30 seconds, then gives up (the official
+    /// clients' default). See [`automatic_reconnect_with`](Self::automatic_reconnect_with).
+    pub fn automatic_reconnect(self) -> Self {
+        self.automatic_reconnect_with(Delays::default())
+    }
+
+    /// Reconnects a lost connection (a transport failure, a server timeout, or the server's
+    /// Close message with `allowReconnect`) when and as long as `policy` says.
+    ///
+    /// A reconnect is a new connection, as in the official clients: negotiate runs again,
+    /// the token factory is called again, and the **connection id changes**. The server
+    /// forgets everything it knew about the old connection, its group memberships included:
+    /// re-join groups (and re-send any per-connection state) in an
+    /// [`on_reconnected`](HubConnection::on_reconnected) callback. Calls pending when the
+    /// connection was lost fail with [`Error::ConnectionClosed`]; calls made while
+    /// reconnecting fail with [`Error::NotConnected`]. [`HubConnection::closed`] resolves only
+    /// when the policy gives up (or [`stop`](HubConnection::stop) is called).
+    pub fn automatic_reconnect_with(mut self, policy: impl RetryPolicy) -> Self {
+        self.reconnect = Some(Arc::new(policy));
+        self
+    }
+
     /// How long the client may send nothing before it sends a Ping (15 s).
     pub fn keep_alive_interval(mut self, interval: Duration) -> Self {
         self.keep_alive_interval = interval;
@@ -159,6 +184,7 @@ impl HubConnectionBuilder {
             handshake_timeout: self.handshake_timeout,
             transports: self.transports,
             http: HttpClient::new(),
+            reconnect: self.reconnect,
         }))
     }
 }

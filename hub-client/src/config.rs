@@ -8,6 +8,7 @@ use http::{HeaderName, HeaderValue};
 use hub_protocol::HubProtocol;
 
 use crate::http::HttpClient;
+use crate::reconnect::RetryPolicy;
 use crate::url::HubUrl;
 
 /// What an access-token factory returns: the token, or why there is none.
@@ -53,6 +54,8 @@ pub(crate) struct Config {
     /// The transports the client may use, in the order it prefers them.
     pub(crate) transports: Vec<TransportKind>,
     pub(crate) http: HttpClient,
+    /// Automatic reconnect, when on.
+    pub(crate) reconnect: Option<Arc<dyn RetryPolicy>>,
 }
 
 /// The transports this client speaks.

@@ -2,11 +2,13 @@
 
 use std::fmt::Display;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use crate::args::Arguments;
 use crate::config::{Config, TransportKind};
@@ -16,6 +18,7 @@ use crate::handlers::{dispatch, Handlers, Outcome};
 use crate::handshake::handshake;
 use crate::negotiate::{factory_token, negotiate};
 use crate::pending::Calls;
+use crate::reconnect::{Callbacks, RetryContext};
 use crate::sender::{Outbound, Sender};
 use crate::transport::Transport;
 
@@ -37,6 +40,11 @@ pub(crate) struct Inner {
     pub(crate) calls: Arc<Calls>,
     running: Mutex<Option<Running>>,
     closed: watch::Sender<Option<CloseReason>>,
+    callbacks: Callbacks,
+    /// Set by `stop`, so a reconnect in progress gives up.
+    stopping: AtomicBool,
+    /// Wakes a reconnect waiting out its delay.
+    wake: Notify,
 }
 
 struct Running {
@@ -53,6 +61,9 @@ impl HubConnection {
                 calls: Arc::default(),
                 running: Mutex::new(None),
                 closed: watch::Sender::new(None),
+                callbacks: Callbacks::default(),
+                stopping: AtomicBool::new(false),
+                wake: Notify::new(),
             }),
         }
     }
@@ -74,32 +85,10 @@ impl HubConnection {
                 "Cannot start a HubConnection that is not in the 'Disconnected' state.",
             ));
         }
-        let config = &self.inner.config;
-        let (mut transport, connection_id) = open_transport(config).await?;
-        let leftover = handshake(config, &mut transport).await?;
-
-        let (queue, outbound) = mpsc::unbounded_channel();
-        let sender = Sender {
-            protocol: config.protocol.clone(),
-            queue,
-        };
-        let (invocations, to_dispatch) = mpsc::unbounded_channel();
+        self.inner.stopping.store(false, Ordering::SeqCst);
         self.inner.closed.send_replace(None);
-        let driver = Driver {
-            transport,
-            protocol: config.protocol.clone(),
-            queue: outbound,
-            calls: self.inner.calls.clone(),
-            invocations,
-            closed: self.inner.closed.clone(),
-            timing: Timing {
-                keep_alive_interval: config.keep_alive_interval,
-                server_timeout: config.server_timeout,
-            },
-        };
-        tokio::spawn(dispatch(self.inner.handlers.clone(), to_dispatch, sender.downgrade()));
-        *self.lock() = Some(Running { sender, connection_id });
-        tokio::spawn(driver.run(leftover));
+        let (driver, leftover) = connect(&self.inner).await?;
+        tokio::spawn(supervise(Arc::downgrade(&self.inner), driver, leftover));
         Ok(())
     }
 
@@ -107,12 +96,40 @@ impl HubConnection {
     /// Pending calls fail with [`Error::ConnectionClosed`]. Stopping a connection that is not
     /// running does nothing.
     pub async fn stop(&self) {
+        self.inner.stopping.store(true, Ordering::SeqCst);
+        self.inner.wake.notify_one();
         let running = self.lock().take();
         let Some(running) = running else { return };
         let (reply, stopped) = oneshot::channel();
         if running.sender.queue.send(Outbound::Stop(reply)).is_ok() {
             let _ = stopped.await;
+        } else if self.inner.config.reconnect.is_some() {
+            // Reconnecting (or just ended): wait for the reconnect to give up.
+            let _ = tokio::time::timeout(Duration::from_secs(5), self.closed()).await;
         }
+    }
+
+    /// Calls `callback` with the reason each time the connection is lost and automatic
+    /// reconnect starts (see
+    /// [`automatic_reconnect_with`](crate::HubConnectionBuilder::automatic_reconnect_with)).
+    pub fn on_reconnecting(&self, callback: impl Fn(&Error) + Send + Sync + 'static) {
+        self.inner.callbacks.add_reconnecting(Arc::new(callback));
+    }
+
+    /// Calls `callback` with the new connection id each time a reconnect succeeds: the place
+    /// to re-join groups, since the server knows nothing of the old connection.
+    ///
+    /// ```
+    /// # fn register(connection: &hub_client::HubConnection) {
+    /// let again = connection.clone();
+    /// connection.on_reconnected(move |_new_id| {
+    ///     let again = again.clone();
+    ///     tokio::spawn(async move { again.invoke::<()>("JoinGroup", ("ops",)).await });
+    /// });
+    /// # }
+    /// ```
+    pub fn on_reconnected(&self, callback: impl Fn(Option<&str>) + Send + Sync + 'static) {
+        self.inner.callbacks.add_reconnected(Arc::new(callback));
     }
 
     /// Resolves when the running connection (or, if none runs, the next one started) ends,
@@ -246,4 +263,119 @@ async fn open_transport(config: &Config) -> Result<(Transport, Option<String>)> 
         }
     }
     Err(Error::NoTransport(failures.join("; ")))
+}
+
+/// Connects a transport, completes the handshake and makes the connection the running one;
+/// returns the task that will run it.
+async fn connect(inner: &Inner) -> Result<(Driver, bytes::Bytes)> {
+    let config = &inner.config;
+    let (mut transport, connection_id) = open_transport(config).await?;
+    let leftover = handshake(config, &mut transport).await?;
+    let (queue, outbound) = mpsc::unbounded_channel();
+    let sender = Sender {
+        protocol: config.protocol.clone(),
+        queue,
+    };
+    let (invocations, to_dispatch) = mpsc::unbounded_channel();
+    let driver = Driver {
+        transport,
+        protocol: config.protocol.clone(),
+        queue: outbound,
+        calls: inner.calls.clone(),
+        invocations,
+        timing: Timing {
+            keep_alive_interval: config.keep_alive_interval,
+            server_timeout: config.server_timeout,
+        },
+    };
+    tokio::spawn(dispatch(inner.handlers.clone(), to_dispatch, sender.downgrade()));
+    *inner.running.lock().unwrap_or_else(|p| p.into_inner()) = Some(Running { sender, connection_id });
+    Ok((driver, leftover))
+}
+
+/// The error a lost connection is reconnected for; `None` when it must not be (stopped, or
+/// closed by the server without `allowReconnect`).
+fn reconnect_reason(reason: &CloseReason) -> Option<Error> {
+    match reason {
+        CloseReason::Failed(error) => Some(error.clone()),
+        CloseReason::ByServer {
+            allow_reconnect: true, ..
+        } => Some(Error::ConnectionClosed(Box::new(reason.clone()))),
+        _ => None,
+    }
+}
+
+/// Runs the connection, reconnecting it while the policy allows, then publishes its end.
+/// Holds the connection weakly: dropping every handle ends it.
+async fn supervise(connection: Weak<Inner>, driver: Driver, leftover: bytes::Bytes) {
+    let (mut reason, mut stopped) = driver.run(leftover).await;
+    while let Some(lost) = reconnect_reason(&reason) {
+        let Some((driver, leftover)) = reconnect(&connection, lost).await else {
+            break;
+        };
+        (reason, stopped) = driver.run(leftover).await;
+    }
+    if let Some(inner) = connection.upgrade() {
+        if inner.stopping.load(Ordering::SeqCst) && reconnect_reason(&reason).is_some() {
+            reason = CloseReason::Stopped;
+        }
+        inner.closed.send_replace(Some(reason));
+    }
+    if let Some(stopped) = stopped {
+        let _ = stopped.send(());
+    }
+}
+
+/// Tries to connect again after the delays the policy gives; `None` when it gives up, the
+/// connection is stopped, or every handle on it is gone.
+async fn reconnect(connection: &Weak<Inner>, lost: Error) -> Option<(Driver, bytes::Bytes)> {
+    let started = Instant::now();
+    let mut error = lost;
+    for retries in 0_u32.. {
+        let inner = connection.upgrade()?;
+        let policy = inner.config.reconnect.clone()?;
+        if inner.stopping.load(Ordering::SeqCst) {
+            return None;
+        }
+        let context = RetryContext {
+            previous_retry_count: retries,
+            elapsed: started.elapsed(),
+            retry_reason: &error,
+        };
+        let delay = policy.next_retry_delay(&context)?;
+        if retries == 0 {
+            inner.callbacks.reconnecting(&error);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = inner.wake.notified() => {}
+        }
+        if inner.stopping.load(Ordering::SeqCst) {
+            return None;
+        }
+        match connect(&inner).await {
+            Ok(connected) => {
+                if inner.stopping.load(Ordering::SeqCst) {
+                    // Stopped while connecting: the new connection ends at once.
+                    if let Some(running) = inner.running.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                        let _ = running.sender.queue.send(Outbound::Stop(oneshot::channel().0));
+                    }
+                    return Some(connected);
+                }
+                let id = inner
+                    .running
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .as_ref()
+                    .and_then(|r| r.connection_id.clone());
+                inner.callbacks.reconnected(id.as_deref());
+                return Some(connected);
+            }
+            Err(failed) => {
+                tracing::debug!(error = %failed, retries, "reconnect attempt failed");
+                error = failed;
+            }
+        }
+    }
+    None
 }

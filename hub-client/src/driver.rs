@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hub_protocol::{HubMessage, HubProtocol, Invocation, MessageReader, OutMessage};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, Instant};
 
 use crate::error::{CloseReason, Error};
@@ -28,7 +28,6 @@ pub(crate) struct Driver {
     pub(crate) queue: mpsc::UnboundedReceiver<Outbound>,
     pub(crate) calls: Arc<Calls>,
     pub(crate) invocations: mpsc::UnboundedSender<Invocation>,
-    pub(crate) closed: watch::Sender<Option<CloseReason>>,
     pub(crate) timing: Timing,
 }
 
@@ -37,7 +36,8 @@ const MAX_MESSAGE_SIZE: usize = usize::MAX;
 
 impl Driver {
     /// Runs the connection until it ends; `leftover` is what followed the handshake reply.
-    pub(crate) async fn run(mut self, leftover: Bytes) {
+    /// Returns why it ended, and the reply [`stop`](crate::HubConnection::stop) waits for.
+    pub(crate) async fn run(mut self, leftover: Bytes) -> (CloseReason, Option<oneshot::Sender<()>>) {
         let mut reader = MessageReader::default();
         let mut stopped: Option<oneshot::Sender<()>> = None;
         let reason = match self.receive(&mut reader, leftover) {
@@ -50,10 +50,7 @@ impl Driver {
         }
         self.calls.fail_all(&reason);
         tracing::debug!(%reason, "connection ended");
-        self.closed.send_replace(Some(reason));
-        if let Some(stopped) = stopped {
-            let _ = stopped.send(());
-        }
+        (reason, stopped)
     }
 
     async fn pump(&mut self, reader: &mut MessageReader, stopped: &mut Option<oneshot::Sender<()>>) -> CloseReason {

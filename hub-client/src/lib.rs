@@ -6,7 +6,9 @@
 //! protocols, invocations, fire-and-forget sends, server-to-client streams
 //! (cancelled by dropping them), client-to-server uploads from any `Stream`, handlers for
 //! the server's invocations and client results, keep-alive and the server timeout, and the
-//! server's Close message as a typed [`CloseReason`].
+//! server's Close message as a typed [`CloseReason`], and automatic reconnect with a
+//! [`RetryPolicy`] (see [`HubConnectionBuilder::automatic_reconnect_with`]: the connection id
+//! changes, so groups must be re-joined).
 //!
 //! The wire format is [`hub_protocol`]'s: this crate moves its messages over the network.
 //!
@@ -36,7 +38,7 @@
 //!
 //! ## Not (yet) here
 //!
-//! Automatic reconnect, stateful reconnect and cookies are not implemented yet.
+//! Stateful reconnect (acks, sequence and replay) and cookies are not implemented yet.
 //!
 //! ## Dependencies
 //!
@@ -68,6 +70,7 @@ mod incoming;
 mod long_polling;
 mod negotiate;
 mod pending;
+mod reconnect;
 mod sender;
 mod server_sent_events;
 mod stream;
@@ -80,4 +83,5 @@ pub use builder::HubConnectionBuilder;
 pub use config::{Protocol, TokenResult, TransportKind};
 pub use connection::HubConnection;
 pub use error::{CloseReason, Error, Result};
+pub use reconnect::{Delays, RetryContext, RetryPolicy};
 pub use stream::{HubStream, Upload};
