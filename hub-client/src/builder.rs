@@ -10,6 +10,7 @@ use hub_protocol::HubProtocol;
 
 use crate::config::{Config, Protocol, TokenFactory, TransportKind};
 use crate::connection::HubConnection;
+use crate::cookies::CookieJar;
 use crate::error::{Error, Result};
 use crate::http::HttpClient;
 use crate::reconnect::{Delays, RetryPolicy};
@@ -41,6 +42,7 @@ pub struct HubConnectionBuilder {
     handshake_timeout: Duration,
     transports: Vec<TransportKind>,
     reconnect: Option<Arc<dyn RetryPolicy>>,
+    cookies: Vec<(String, String)>,
 }
 
 impl HubConnectionBuilder {
@@ -62,6 +64,7 @@ impl HubConnectionBuilder {
                 TransportKind::LongPolling,
             ],
             reconnect: None,
+            cookies: Vec::new(),
         }
     }
 
@@ -82,6 +85,13 @@ impl HubConnectionBuilder {
     /// fails [`build`](Self::build).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// A cookie sent on every request (negotiate, the transports). Cookies the server sets
+    /// (negotiate's `Set-Cookie`) are kept and sent back to it as well.
+    pub fn cookie(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.cookies.push((name.into(), value.into()));
         self
     }
 
@@ -173,6 +183,10 @@ impl HubConnectionBuilder {
             let value = HeaderValue::try_from(value).map_err(|e| Error::Transport(format!("header '{name}': {e}")))?;
             headers.push((name, value));
         }
+        let cookies = CookieJar::default();
+        for (name, value) in &self.cookies {
+            cookies.set_user(name, value);
+        }
         Ok(HubConnection::new(Config {
             url,
             protocol,
@@ -183,7 +197,7 @@ impl HubConnectionBuilder {
             server_timeout: self.server_timeout,
             handshake_timeout: self.handshake_timeout,
             transports: self.transports,
-            http: HttpClient::new(),
+            http: HttpClient::new(cookies),
             reconnect: self.reconnect,
         }))
     }

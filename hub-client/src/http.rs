@@ -2,12 +2,15 @@
 //! Server-Sent Events stream
 //! (hyper's client, HTTP/1.1; `https://` with the `rustls` feature).
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use crate::cookies::CookieJar;
 use crate::error::{Error, Result};
 
 #[cfg(feature = "rustls")]
@@ -37,12 +40,23 @@ impl Response {
 #[derive(Clone)]
 pub(crate) struct HttpClient {
     client: Client<Connector, Full<Bytes>>,
+    /// The cookies every request carries and every response may set.
+    pub(crate) cookies: Arc<CookieJar>,
 }
 
 impl HttpClient {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(cookies: CookieJar) -> Self {
         HttpClient {
             client: Client::builder(TokioExecutor::new()).build(connector()),
+            cookies: Arc::new(cookies),
+        }
+    }
+
+    /// Adds the `Cookie` header, if any cookie applies to `url`.
+    fn with_cookies(&self, url: &str, request: http::request::Builder) -> http::request::Builder {
+        match self.cookies.header(url) {
+            Some(cookies) => request.header(http::header::COOKIE, cookies),
+            None => request,
         }
     }
 
@@ -56,7 +70,8 @@ impl HttpClient {
         for (name, value) in headers {
             request = request.header(name, value);
         }
-        let request = request
+        let request = self
+            .with_cookies(url, request)
             .header(http::header::ACCEPT, "text/event-stream")
             .header(
                 http::header::USER_AGENT,
@@ -69,6 +84,7 @@ impl HttpClient {
             .request(request)
             .await
             .map_err(|e| Error::Transport(format!("GET {url}: {}", chain(&e))))?;
+        self.cookies.store(url, response.headers());
         Ok((response.status(), response.into_body()))
     }
 
@@ -103,7 +119,8 @@ impl HttpClient {
         for (name, value) in headers {
             request = request.header(name, value);
         }
-        let request = request
+        let request = self
+            .with_cookies(url, request)
             .header(http::header::CONTENT_LENGTH, body.len())
             .header("x-requested-with", "XMLHttpRequest")
             .header(
@@ -117,6 +134,7 @@ impl HttpClient {
             .request(request)
             .await
             .map_err(|e| Error::Transport(format!("{method} {url}: {}", chain(&e))))?;
+        self.cookies.store(url, response.headers());
         let status = response.status();
         let body = response
             .into_body()

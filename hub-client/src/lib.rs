@@ -38,7 +38,7 @@
 //!
 //! ## Not (yet) here
 //!
-//! Stateful reconnect (acks, sequence and replay) and cookies are not implemented yet.
+//! Stateful reconnect (acks, sequence and replay) is not implemented yet.
 //!
 //! ## Dependencies
 //!
@@ -61,6 +61,7 @@ mod builder;
 mod calls;
 mod config;
 mod connection;
+mod cookies;
 mod driver;
 mod error;
 mod handlers;

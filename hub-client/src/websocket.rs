@@ -20,6 +20,9 @@ pub(crate) async fn connect(config: &Config, url: &str) -> Result<Socket> {
     for (name, value) in &config.headers {
         request.headers_mut().append(name.clone(), value.clone());
     }
+    if let Some(cookies) = config.http.cookies.header(url) {
+        request.headers_mut().append(http::header::COOKIE, cookies);
+    }
     let (socket, _) = tokio_tungstenite::connect_async(request)
         .await
         .map_err(|e| Error::Transport(format!("WebSocket failed to connect to {url}: {e}")))?;

@@ -79,6 +79,15 @@ impl TestServer {
         Self::start_with(server, routes).await
     }
 
+    /// Serves `server`'s hubs through `wrap` (which may change their responses).
+    pub async fn start_wrapped(
+        server: HubServer,
+        wrap: impl FnOnce(BoxedFilter<(warp::reply::Response,)>) -> BoxedFilter<(warp::reply::Response,)>,
+    ) -> TestServer {
+        let routes = wrap(server.filter());
+        Self::start_with(server, routes).await
+    }
+
     async fn start_with(server: HubServer, routes: BoxedFilter<(warp::reply::Response,)>) -> TestServer {
         let (listener, addr) = hub_runtime::server::bind("127.0.0.1:0")
             .await
