@@ -89,8 +89,14 @@ async fn a_lost_connection_comes_back_with_a_new_id() {
     let server = server().await;
     let proxy = Proxy::start(server.addr).await;
     for transport in [TransportKind::WebSockets, TransportKind::LongPolling] {
+        let tokens = Arc::new(AtomicUsize::new(0));
+        let counted = tokens.clone();
         let connection = HubConnectionBuilder::new(proxy.url.clone())
             .transports([transport])
+            .access_token_factory(move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+                async { Ok::<_, std::io::Error>("token".to_string()) }
+            })
             .automatic_reconnect_with(Delays(vec![Duration::ZERO, Duration::from_millis(50)]))
             .build()
             .unwrap();
@@ -109,6 +115,8 @@ async fn a_lost_connection_comes_back_with_a_new_id() {
         events.wait_for("reconnected true").await;
         let second: String = within("id again", connection.invoke("Id", ())).await.unwrap();
         assert_ne!(first, second, "{transport:?}: a reconnect is a new connection");
+        // The token factory was asked again for the new connection.
+        assert_eq!(tokens.load(Ordering::SeqCst), 2);
         assert_eq!(connection.connection_id().as_deref(), Some(second.as_str()));
         let echoed: String = within("echo", connection.invoke("Echo", ("back",))).await.unwrap();
         assert_eq!(echoed, "back");
