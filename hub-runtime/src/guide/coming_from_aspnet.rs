@@ -12,6 +12,9 @@
 //! | `class Chat : Hub<IChatClient>` | `#[hub(client = ChatClient)]`, with `#[hub_client] trait ChatClient` |
 //! | `app.MapHub<Chat>("/chat")` | `HubServer::builder().hub("/chat", Chat)` |
 //! | `app.MapHub<Chat>("/chat", options => ..)` | `hub_with("/chat", Chat, EndpointOptions::new()...)` |
+//! | `MapHub` inside an app's middleware pipeline (`app.UseAuthentication()`, CORS, …) | the hubs as a tower service in axum or hyper: `server.into_service()` (`nest_service`) or `server.layer()` (see the `hosting` chapter) |
+//! | `HttpContext.User` / `Features` set by middleware before the hub | `RequestContext::extensions()` in the endpoint's authenticator, which makes the connection's `Identity` |
+//! | `HttpContext.Connection.RemoteIpAddress` | `cx.request().remote_addr()` (under axum or hyper, insert a `server::PeerAddr`) |
 //! | `options.Transports = HttpTransportType.WebSockets` | `EndpointOptions::new().disable(TransportKind::LongPolling)` (and `ServerSentEvents`) |
 //! | services from dependency injection (constructor, `[FromServices]`) | fields of the hub value: one value serves every call, so share state with `Arc` |
 //! | `[HubMethodName("Name")]` | `#[hub(name = "Name")]` |
@@ -28,6 +31,8 @@
 //! | `IHubContext<Chat, IChatClient>` | the same `HubHandle<Chat>`: its proxies are typed by the hub's client trait |
 //! | `IUserIdProvider` | the authenticator decides: `Identity::user(id)`, or `JwtAuthenticator::user_id_claim` |
 //! | `app.Lifetime.StopApplication()` | `server.shutdown()` (every client gets a Close message that allows reconnecting) |
+//! | graceful shutdown of a host that serves the hubs | `server.graceful_shutdown().await` (Close messages, then the drain time), before the host's own |
+//! | aborting a connection from outside a hub | `handle.abort(connection_id)`; `handle.local_user_connections(user)`, `handle.is_local(id)` |
 //!
 //! Hub methods are `&self` methods on one shared value, not a new object per call: state that
 //! outlives a call lives in the hub value (behind a `Mutex`) or in `cx.items()`.
