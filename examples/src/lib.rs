@@ -240,6 +240,36 @@ pub fn asset(
         .boxed()
 }
 
+/// A one-page web app embedded in an example binary: its `index.html`, one script and one
+/// stylesheet, served beside the official browser client.
+pub struct WebPage {
+    /// `GET /`.
+    pub index_html: &'static str,
+    /// The script's file name (`chat.js`).
+    pub script_name: &'static str,
+    /// The script.
+    pub script: &'static str,
+    /// The stylesheet's file name (`chat.css`).
+    pub style_name: &'static str,
+    /// The stylesheet.
+    pub style: &'static str,
+}
+
+impl WebPage {
+    /// `/`, the script, the stylesheet and `/signalr.min.js`, as one filter.
+    pub fn routes(&self) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
+        use warp::Filter;
+        asset("", self.index_html, "text/html; charset=utf-8")
+            .or(asset(self.script_name, self.script, "text/javascript; charset=utf-8"))
+            .unify()
+            .or(asset(self.style_name, self.style, "text/css; charset=utf-8"))
+            .unify()
+            .or(signalr_client())
+            .unify()
+            .boxed()
+    }
+}
+
 /// `GET /signalr.min.js`: the embedded official browser client.
 pub fn signalr_client() -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
     asset("signalr.min.js", SIGNALR_BROWSER_JS, "text/javascript; charset=utf-8")

@@ -7,54 +7,11 @@
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join as joinPath } from 'node:path';
+import { startServer, chatBin } from '../interop/server.mjs';
+import { openBrowser, closeBrowser, WAIT } from './chromium.mjs';
 
-import { chromium } from 'playwright-core';
-
-import { startServer, chatBin, withTimeout } from '../interop/server.mjs';
-
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-];
 const SCREENSHOT = '/tmp/chat-screenshot.png';
-const WAIT = 5_000; // every browser wait
 const ALLOWED_PATHS = new Set(['/', '/chat.js', '/chat.css', '/signalr.min.js']);
-
-/** One browser (own fresh profile) with one page, plus what the page did. */
-async function openBrowser(name) {
-    const userDataDir = await mkdtemp(joinPath(tmpdir(), `hub-chat-${name}-`));
-    const context = await withTimeout(chromium.launchPersistentContext(userDataDir, {
-        executablePath: CHROMIUM,
-        headless: true,
-        args: CHROMIUM_ARGS,
-        viewport: { width: 1000, height: 700 },
-        timeout: 20_000,
-    }), 25_000, `Chromium for ${name}`);
-    context.setDefaultTimeout(WAIT);
-    const page = context.pages()[0] ?? await context.newPage();
-    const record = { name, userDataDir, context, page, requests: [], webSockets: [], pageErrors: [], consoleErrors: [] };
-    page.on('request', (req) => record.requests.push(req.url()));
-    page.on('websocket', (ws) => record.webSockets.push(ws.url()));
-    page.on('pageerror', (err) => record.pageErrors.push(String(err)));
-    page.on('console', (msg) => { if (msg.type() === 'error') record.consoleErrors.push(msg.text()); });
-    return record;
-}
-
-async function closeBrowser(b) {
-    if (!b) return;
-    await withTimeout(b.context.close(), 10_000, `closing ${b.name}'s browser`).catch(() => {});
-    await rm(b.userDataDir, { recursive: true, force: true }).catch(() => {});
-}
 
 async function waitForStatus(page, status) {
     await page.waitForFunction((s) => document.querySelector('#status')?.textContent.trim() === s, status, { timeout: WAIT });

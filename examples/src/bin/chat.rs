@@ -123,10 +123,6 @@ impl Chat {
     }
 }
 
-const INDEX_HTML: &str = include_str!("../../web/index.html");
-const CHAT_JS: &str = include_str!("../../web/chat.js");
-const CHAT_CSS: &str = include_str!("../../web/chat.css");
-
 /// The chat demo: a web page where people pick a name, join rooms and talk.
 /// Open http://ADDR/ in two browser windows.
 #[derive(clap::Parser)]
@@ -146,24 +142,19 @@ async fn main() -> std::io::Result<()> {
         .hub("/chat", Chat::default())
         .build();
 
-    let routes = server
-        .filter()
-        .or(hub_examples::asset("", INDEX_HTML, "text/html; charset=utf-8"))
-        .unify()
-        .or(hub_examples::asset(
-            "chat.js",
-            CHAT_JS,
-            "text/javascript; charset=utf-8",
-        ))
-        .unify()
-        .or(hub_examples::asset("chat.css", CHAT_CSS, "text/css; charset=utf-8"))
-        .unify()
-        .or(hub_examples::signalr_client())
-        .unify()
-        .boxed();
+    let routes = server.filter().or(PAGE.routes()).unify().boxed();
 
     let (listener, addr) = hub_runtime::server::bind(args.addr).await?;
     println!("listening on {}://{addr}", args.scheme());
     println!("open {}://{addr}/ in two browser windows to chat", args.scheme());
     hub_examples::serve(&args, server, listener, routes).await
 }
+
+/// The page: `examples/web/`.
+const PAGE: hub_examples::WebPage = hub_examples::WebPage {
+    index_html: include_str!("../../web/index.html"),
+    script_name: "chat.js",
+    script: include_str!("../../web/chat.js"),
+    style_name: "chat.css",
+    style: include_str!("../../web/chat.css"),
+};

@@ -179,25 +179,7 @@ async fn main() -> std::io::Result<()> {
         .hub("/confirm", Confirm::with_items(&DEFAULT_ITEMS))
         .build();
 
-    let routes = server
-        .filter()
-        .or(hub_examples::asset("", INDEX_HTML, "text/html; charset=utf-8"))
-        .unify()
-        .or(hub_examples::asset(
-            "confirm.js",
-            CONFIRM_JS,
-            "text/javascript; charset=utf-8",
-        ))
-        .unify()
-        .or(hub_examples::asset(
-            "confirm.css",
-            CONFIRM_CSS,
-            "text/css; charset=utf-8",
-        ))
-        .unify()
-        .or(hub_examples::signalr_client())
-        .unify()
-        .boxed();
+    let routes = server.filter().or(PAGE.routes()).unify().boxed();
 
     let (listener, addr) = hub_runtime::server::bind(args.addr).await?;
     println!("listening on {}://{addr}", args.scheme());
@@ -205,6 +187,11 @@ async fn main() -> std::io::Result<()> {
     hub_examples::serve(&args, server, listener, routes).await
 }
 
-const INDEX_HTML: &str = include_str!("../../web/confirm/index.html");
-const CONFIRM_JS: &str = include_str!("../../web/confirm/confirm.js");
-const CONFIRM_CSS: &str = include_str!("../../web/confirm/confirm.css");
+/// The page: `examples/web/confirm/`.
+const PAGE: hub_examples::WebPage = hub_examples::WebPage {
+    index_html: include_str!("../../web/confirm/index.html"),
+    script_name: "confirm.js",
+    script: include_str!("../../web/confirm/confirm.js"),
+    style_name: "confirm.css",
+    style: include_str!("../../web/confirm/confirm.css"),
+};

@@ -217,25 +217,7 @@ async fn main() -> std::io::Result<()> {
         )
         .build();
     let handle = server.handle::<Dashboard>().expect("the Dashboard hub is mapped above");
-    let routes = server
-        .filter()
-        .or(hub_examples::asset("", INDEX_HTML, "text/html; charset=utf-8"))
-        .unify()
-        .or(hub_examples::asset(
-            "dashboard.js",
-            DASHBOARD_JS,
-            "text/javascript; charset=utf-8",
-        ))
-        .unify()
-        .or(hub_examples::asset(
-            "dashboard.css",
-            DASHBOARD_CSS,
-            "text/css; charset=utf-8",
-        ))
-        .unify()
-        .or(hub_examples::signalr_client())
-        .unify()
-        .boxed();
+    let routes = server.filter().or(PAGE.routes()).unify().boxed();
 
     let (listener, addr) = hub_runtime::server::bind(args.addr).await?;
     println!("listening on {}://{addr}", args.scheme());
@@ -251,6 +233,11 @@ async fn main() -> std::io::Result<()> {
     hub_examples::serve(&args, server, listener, routes).await
 }
 
-const INDEX_HTML: &str = include_str!("../../web/dashboard/index.html");
-const DASHBOARD_JS: &str = include_str!("../../web/dashboard/dashboard.js");
-const DASHBOARD_CSS: &str = include_str!("../../web/dashboard/dashboard.css");
+/// The page: `examples/web/dashboard/`.
+const PAGE: hub_examples::WebPage = hub_examples::WebPage {
+    index_html: include_str!("../../web/dashboard/index.html"),
+    script_name: "dashboard.js",
+    script: include_str!("../../web/dashboard/dashboard.js"),
+    style_name: "dashboard.css",
+    style: include_str!("../../web/dashboard/dashboard.css"),
+};
