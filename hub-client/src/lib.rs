@@ -61,6 +61,7 @@ mod builder;
 mod calls;
 mod config;
 mod connection;
+mod contract;
 mod cookies;
 mod driver;
 mod error;

@@ -5,7 +5,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::quote;
 use syn::ItemTrait;
 
-use crate::backend::{descriptor, proxy, typescript};
+use crate::backend::{conformance, descriptor, proxy, typescript};
 use crate::errors::Errors;
 use crate::model::{self, Side};
 use crate::validate::validate;
@@ -24,7 +24,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
             return quote! { #item #e };
         }
     };
-    let mut interface = model::parse_client(args, &mut item_trait, &mut errors);
+    let mut interface = model::parse_client(args, &mut item_trait, Side::Client, &mut errors);
     validate(&mut interface, &mut errors);
 
     // Even with errors, the proxy has every method that passed: a call of one compiles, so the
@@ -38,11 +38,13 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     let proxy = proxy::render(&interface, &item_trait.vis, &docs);
     let descriptor = descriptor::render(&interface);
     let typescript = typescript::render(&interface);
+    let conformance = conformance::check(&interface);
     let compile_errors = errors.to_compile_errors();
     quote! {
         #proxy
         #descriptor
         #typescript
+        #conformance
         #compile_errors
     }
 }

@@ -5,7 +5,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::quote;
 use syn::ItemImpl;
 
-use crate::backend::{descriptor, router, typescript};
+use crate::backend::{conformance, descriptor, router, typescript};
 use crate::errors::Errors;
 use crate::model::{self, Side};
 use crate::validate::validate;
@@ -39,11 +39,13 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
     let router = router::render(&interface);
     let typescript = implementable.then(|| typescript::render(&interface));
+    let conformance = implementable.then(|| conformance::check(&interface));
     quote! {
         #block
         #router
         #descriptor
         #typescript
+        #conformance
     }
 }
 

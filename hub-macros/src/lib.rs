@@ -18,6 +18,7 @@ mod attrs;
 mod authorize;
 mod backend;
 mod client;
+mod contract;
 mod errors;
 mod hub;
 mod model;
@@ -56,4 +57,27 @@ pub fn hub(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn hub_client(attr: TokenStream, item: TokenStream) -> TokenStream {
     client::expand(attr.into(), item.into()).into()
+}
+
+/// Declares a hub's interface in a crate of its own (a contract), shared by the server and its
+/// clients without either's dependencies. Use it through `hub_protocol::contract`, which
+/// documents it with an example.
+///
+/// The trait keeps its name and becomes the marker the server's `#[hub(contract = Name)]`
+/// is checked against; clients get `NameProxy<C>`, a typed proxy over a connection.
+/// `#[hub_contract(crate = "path")]`: where hub-protocol is (default `::hub_protocol`).
+#[proc_macro_attribute]
+pub fn hub_contract(attr: TokenStream, item: TokenStream) -> TokenStream {
+    contract::expand(attr.into(), item.into(), model::Side::HubContract).into()
+}
+
+/// Declares a hub's client interface in a contract crate. Use it through
+/// `hub_protocol::contract`.
+///
+/// The trait keeps its name and becomes the marker the server's `#[hub_client(contract = Name)]`
+/// is checked against; clients implement `NameHandler` and `register` it on a connection.
+/// `#[hub_client_contract(crate = "path")]`: where hub-protocol is (default `::hub_protocol`).
+#[proc_macro_attribute]
+pub fn hub_client_contract(attr: TokenStream, item: TokenStream) -> TokenStream {
+    contract::expand(attr.into(), item.into(), model::Side::ClientContract).into()
 }

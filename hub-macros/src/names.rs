@@ -29,22 +29,24 @@ pub(crate) fn path_text(path: &syn::Path) -> String {
 /// A path with every token at `span`: the crate path inside `quote_spanned!`, so an error in
 /// the generated expression points at the user's tokens, not at the macro call.
 pub(crate) fn path_at(path: &syn::Path, span: proc_macro2::Span) -> TokenStream {
-    fn respan(tokens: TokenStream, span: proc_macro2::Span) -> TokenStream {
-        tokens
-            .into_iter()
-            .map(|mut token| {
-                if let TokenTree::Group(group) = &token {
-                    let mut inner = proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
-                    inner.set_span(span);
-                    token = TokenTree::Group(inner);
-                } else {
-                    token.set_span(span);
-                }
-                token
-            })
-            .collect()
-    }
     respan(quote::quote!(#path), span)
+}
+
+/// `tokens` with every token at `span`.
+pub(crate) fn respan(tokens: TokenStream, span: proc_macro2::Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut token| {
+            if let TokenTree::Group(group) = &token {
+                let mut inner = proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
+                inner.set_span(span);
+                token = TokenTree::Group(inner);
+            } else {
+                token.set_span(span);
+            }
+            token
+        })
+        .collect()
 }
 
 /// Tokens as Rust source on one line, spaced as rustfmt would for a type: `Vec<String>`,

@@ -176,3 +176,68 @@ pub(crate) fn owned_hint(elem: &Type) -> String {
         other => quote::quote!(#other).to_string().replace(' ', ""),
     }
 }
+
+/// A type as the contract has it: borrowed types in their owned forms, at any depth
+/// (`&str` → `<str as ToOwned>::Owned`, which is `String`; `Option<&[u8]>` →
+/// `Option<<[u8] as ToOwned>::Owned>`), written through `ToOwned` so the compiler, not the
+/// macro, decides what they are.
+pub(crate) fn owned_type(ty: &Type) -> proc_macro2::TokenStream {
+    use quote::quote;
+    match ty {
+        Type::Reference(r) => {
+            let elem = &r.elem;
+            quote!(<#elem as ::std::borrow::ToOwned>::Owned)
+        }
+        Type::Group(g) => owned_type(&g.elem),
+        Type::Paren(p) => owned_type(&p.elem),
+        Type::Tuple(t) => {
+            let elems = t.elems.iter().map(owned_type);
+            quote!((#(#elems,)*))
+        }
+        Type::Array(a) => {
+            let (elem, len) = (owned_type(&a.elem), &a.len);
+            quote!([#elem; #len])
+        }
+        Type::Path(p) if p.qself.is_none() => {
+            let mut path = p.path.clone();
+            let mut changed = false;
+            for segment in &mut path.segments {
+                if let PathArguments::AngleBracketed(args) = &mut segment.arguments {
+                    for arg in &mut args.args {
+                        if let GenericArgument::Type(inner) = arg {
+                            if contains_reference(inner) {
+                                let owned = owned_type(inner);
+                                *inner = Type::Verbatim(owned);
+                                changed = true;
+                            }
+                        }
+                    }
+                }
+            }
+            if changed {
+                quote!(#path)
+            } else {
+                quote!(#ty)
+            }
+        }
+        other => quote!(#other),
+    }
+}
+
+fn contains_reference(ty: &Type) -> bool {
+    match ty {
+        Type::Reference(_) => true,
+        Type::Group(g) => contains_reference(&g.elem),
+        Type::Paren(p) => contains_reference(&p.elem),
+        Type::Tuple(t) => t.elems.iter().any(contains_reference),
+        Type::Array(a) => contains_reference(&a.elem),
+        Type::Path(p) => p.path.segments.iter().any(|s| match &s.arguments {
+            PathArguments::AngleBracketed(args) => args
+                .args
+                .iter()
+                .any(|a| matches!(a, GenericArgument::Type(t) if contains_reference(t))),
+            _ => false,
+        }),
+        _ => false,
+    }
+}

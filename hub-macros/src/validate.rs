@@ -27,6 +27,14 @@ pub(crate) fn validate(interface: &mut Interface, errors: &mut Errors) {
                 check_collision(method, Side::Client, &mut seen, errors);
                 client_method(method, errors)
             }
+            (Side::ClientContract, _) => {
+                check_collision(method, Side::Client, &mut seen, errors);
+                client_method(method, errors) & owned_params(method, errors)
+            }
+            (Side::HubContract, _) => {
+                check_collision(method, Side::HubContract, &mut seen, errors);
+                hub_contract_method(method, errors)
+            }
             (Side::Hub, Role::Skipped) => {
                 if let Some(span) = method.attrs.authorize_span {
                     errors.at(
@@ -58,7 +66,10 @@ fn check_collision(method: &Method, side: Side, seen: &mut HashMap<String, Strin
         Side::Hub => format!(
             "two hub methods have the wire name `{wire_name}` (`{other}` and `{rust_name}`): clients call methods by name, case-insensitively; rename one with `#[hub(name = \"...\")]`"
         ),
-        Side::Client => format!(
+        Side::HubContract => format!(
+            "two contract methods have the wire name `{wire_name}` (`{other}` and `{rust_name}`): clients call methods by name, case-insensitively; rename one with `#[hub(name = \"...\")]`"
+        ),
+        Side::Client | Side::ClientContract => format!(
             "two client methods have the wire name `{wire_name}` (`{other}` and `{rust_name}`): clients match handler names case-insensitively"
         ),
     };
@@ -276,6 +287,104 @@ fn client_method(method: &Method, errors: &mut Errors) -> bool {
             errors.spanned(
                 &param.ty,
                 "client method parameters cannot be `impl Trait`: use a concrete type",
+            );
+            ok = false;
+        }
+    }
+    ok
+}
+
+/// A `#[hub_contract]` method: a declaration with `&self`, concrete argument types (uploads as
+/// `impl Stream<Item = T>`), a value, `()` or `impl Stream<Item = T>` as its result.
+fn hub_contract_method(method: &Method, errors: &mut Errors) -> bool {
+    let sig = &method.sig;
+    let mut ok = true;
+    if let Some(body) = &method.body {
+        errors.spanned(
+            body,
+            "contract methods are declarations, implemented by the server's hub: remove the body and end with `;`",
+        );
+        ok = false;
+    }
+    if let Some(asyncness) = &sig.asyncness {
+        errors.spanned(
+            asyncness,
+            "contract methods are declared without `async`: the proxy's methods are async whatever the hub's are",
+        );
+        ok = false;
+    }
+    if !sig.generics.params.is_empty() {
+        errors.spanned(
+            &sig.generics,
+            "contract methods cannot be generic: each argument needs one concrete type",
+        );
+        ok = false;
+    }
+    match sig.inputs.first() {
+        Some(FnArg::Receiver(r)) if r.mutability.is_none() && matches!(r.kind, ReceiverKind::Reference(_, _, None)) => {
+        }
+        Some(FnArg::Receiver(r)) => {
+            errors.spanned(r, "contract methods take `&self`");
+            ok = false;
+        }
+        _ => {
+            errors.spanned(&sig.ident, "contract methods take `&self` as their first parameter");
+            ok = false;
+        }
+    }
+    for param in &method.params {
+        match (&param.kind, &*param.ty) {
+            (ParamKind::Argument, Type::ImplTrait(_)) => {
+                errors.spanned(
+                    &param.ty,
+                    "contract method parameters are concrete types, or `impl Stream<Item = T>` for a client-to-server stream",
+                );
+                ok = false;
+            }
+            (ParamKind::Argument, Type::Reference(r)) => {
+                errors.spanned(
+                    &param.ty,
+                    format!(
+                        "contract methods take owned types: `{}` (the hub itself may borrow it)",
+                        types::owned_hint(&r.elem)
+                    ),
+                );
+                ok = false;
+            }
+            _ => {}
+        }
+    }
+    match &method.returns {
+        Returns::Unsupported(ty) => {
+            errors.spanned(
+                ty,
+                "a contract method returns a concrete type, `()`, or `impl Stream<Item = T>` for a server-to-client stream",
+            );
+            ok = false;
+        }
+        Returns::Result { .. } | Returns::UnitResult { .. } | Returns::StreamResult { .. } => {
+            errors.spanned(
+                &sig.output,
+                "a contract method returns what the caller receives, without `Result`: the proxy adds the error (a failed call, or the hub's error)",
+            );
+            ok = false;
+        }
+        _ => {}
+    }
+    ok
+}
+
+/// A contract's client methods take owned types: the client's handler receives them decoded.
+fn owned_params(method: &Method, errors: &mut Errors) -> bool {
+    let mut ok = true;
+    for param in &method.params {
+        if let Type::Reference(r) = &*param.ty {
+            errors.spanned(
+                &param.ty,
+                format!(
+                    "contract methods take owned types: `{}` (the server's client interface may borrow it)",
+                    types::owned_hint(&r.elem)
+                ),
             );
             ok = false;
         }

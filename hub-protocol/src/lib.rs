@@ -58,6 +58,7 @@
 
 #![warn(missing_docs)]
 
+pub mod contract;
 pub mod error_texts;
 pub mod handshake;
 #[cfg(feature = "json")]

@@ -59,6 +59,8 @@ pub(crate) fn render(interface: &Interface) -> TokenStream {
             quote!(impl<K> #ts::TypeScript for #target<K>),
             quote!(::std::option::Option::None),
         ),
+        // Contracts render no TypeScript: the server's hub does.
+        Side::HubContract | Side::ClientContract => return TokenStream::new(),
     };
     quote! {
         #krate::__private::if_typescript! {

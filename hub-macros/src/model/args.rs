@@ -17,13 +17,21 @@ pub(crate) struct Args {
     pub(crate) client: Option<Path>,
     /// What every connection must meet (`#[hub]` only; all of it).
     pub(crate) authorize: Vec<Requirement>,
+    /// The contract trait the hub or client interface fulfils (`#[hub]`, `#[hub_client]`).
+    pub(crate) contract: Option<Path>,
 }
 
 pub(crate) fn parse_args(attr: TokenStream, side: Side, errors: &mut Errors) -> Args {
+    let contract_macro = matches!(side, Side::HubContract | Side::ClientContract);
     let mut args = Args {
-        krate: syn::parse_quote!(::hub_runtime),
+        krate: if contract_macro {
+            syn::parse_quote!(::hub_protocol)
+        } else {
+            syn::parse_quote!(::hub_runtime)
+        },
         client: None,
         authorize: Vec::new(),
+        contract: None,
     };
     if attr.is_empty() {
         return args;
@@ -33,10 +41,12 @@ pub(crate) fn parse_args(attr: TokenStream, side: Side, errors: &mut Errors) -> 
         if meta.path.is_ident("crate") {
             let value: LitStr = meta.value()?.parse()?;
             let path: Path = value.parse().map_err(|_| {
-                syn::Error::new(
-                    value.span(),
-                    "`crate` takes the path of hub-runtime in quotes, such as `crate = \"::my_hub_runtime\"`",
-                )
+                let message = if contract_macro {
+                    "`crate` takes the path of hub-protocol in quotes, such as `crate = \"::my_hub_protocol\"`"
+                } else {
+                    "`crate` takes the path of hub-runtime in quotes, such as `crate = \"::my_hub_runtime\"`"
+                };
+                syn::Error::new(value.span(), message)
             })?;
             if krate.is_some() {
                 return Err(meta.error("`crate` is given twice"));
@@ -50,17 +60,29 @@ pub(crate) fn parse_args(attr: TokenStream, side: Side, errors: &mut Errors) -> 
             }
             args.client = Some(path);
             Ok(())
+        } else if matches!(side, Side::Hub | Side::Client) && meta.path.is_ident("contract") {
+            let path: Path = meta.value()?.parse()?;
+            if args.contract.is_some() {
+                return Err(meta.error("`contract` is given twice"));
+            }
+            args.contract = Some(path);
+            Ok(())
         } else if side == Side::Hub && meta.path.is_ident("authorize") {
             args.authorize.extend(authorize::parse(&meta)?);
             Ok(())
         } else if side == Side::Hub {
             Err(meta.error(format!(
-                "unsupported `hub` attribute `{}`; expected `client = YourClientTrait`, `authorize` or `crate = \"...\"`",
+                "unsupported `hub` attribute `{}`; expected `client = YourClientTrait`, `contract = path::to::ContractTrait`, `authorize` or `crate = \"...\"`",
+                path_text(&meta.path)
+            )))
+        } else if side == Side::Client {
+            Err(meta.error(format!(
+                "unsupported `hub_client` attribute `{}`; expected `contract = path::to::ContractTrait` or `crate = \"...\"` (the path of a renamed hub-runtime)",
                 path_text(&meta.path)
             )))
         } else {
             Err(meta.error(format!(
-                "unsupported `hub_client` attribute `{}`; expected `crate = \"...\"` (the path of a renamed hub-runtime)",
+                "unsupported contract attribute `{}`; expected `crate = \"...\"` (the path of a renamed hub-protocol)",
                 path_text(&meta.path)
             )))
         }

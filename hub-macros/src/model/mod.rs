@@ -6,7 +6,7 @@ mod args;
 mod parse;
 
 pub(crate) use args::{parse_args, Args};
-pub(crate) use parse::{parse_client, parse_hub};
+pub(crate) use parse::{parse_client, parse_hub, parse_hub_contract};
 
 use proc_macro2::{Span, TokenStream};
 use syn::{Attribute, Ident, Type};
@@ -21,6 +21,10 @@ pub(crate) enum Side {
     Hub,
     /// `#[hub_client]`: the clients implement them.
     Client,
+    /// `#[hub_contract]`: a hub's methods as its clients call them, in a crate of their own.
+    HubContract,
+    /// `#[hub_client_contract]`: a client interface in a crate of its own.
+    ClientContract,
 }
 
 /// A hub or a client interface.

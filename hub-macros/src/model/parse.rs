@@ -71,37 +71,59 @@ pub(crate) fn parse_hub(args: Args, block: &mut ItemImpl) -> Interface {
     }
 }
 
-/// Reads a client trait; takes the `#[hub(...)]` attributes out of it. Items that are not
-/// methods are reported here.
-pub(crate) fn parse_client(args: Args, item_trait: &mut ItemTrait, errors: &mut Errors) -> Interface {
+/// Reads a client trait (`side` is `Client` or `ClientContract`); takes the `#[hub(...)]`
+/// attributes out of it. Items that are not methods are reported here.
+pub(crate) fn parse_client(args: Args, item_trait: &mut ItemTrait, side: Side, errors: &mut Errors) -> Interface {
+    parse_trait(args, item_trait, side, errors)
+}
+
+/// Reads a hub contract trait: methods as on a hub, without the context, with uploads written
+/// `impl Stream<Item = T>`.
+pub(crate) fn parse_hub_contract(args: Args, item_trait: &mut ItemTrait, errors: &mut Errors) -> Interface {
+    parse_trait(args, item_trait, Side::HubContract, errors)
+}
+
+fn parse_trait(args: Args, item_trait: &mut ItemTrait, side: Side, errors: &mut Errors) -> Interface {
+    let what = match side {
+        Side::Client => "a client interface",
+        _ => "a contract",
+    };
     let mut shape = Vec::new();
     if !item_trait.generics.params.is_empty() {
         shape.push(ShapeError {
             tokens: item_trait.generics.to_token_stream(),
-            message: "a client interface cannot be generic",
+            message: if side == Side::Client {
+                "a client interface cannot be generic"
+            } else {
+                "a contract cannot be generic"
+            },
         });
     }
     if !item_trait.supertraits.is_empty() {
         shape.push(ShapeError {
             tokens: item_trait.supertraits.to_token_stream(),
-            message: "a client interface cannot have supertraits",
+            message: if side == Side::Client {
+                "a client interface cannot have supertraits"
+            } else {
+                "a contract cannot have supertraits"
+            },
         });
     }
     let mut methods = Vec::new();
     for item in &mut item_trait.items {
         let TraitItem::Fn(function) = item else {
-            errors.spanned(
-                &*item,
-                "a client interface declares only methods (`fn name(&self, ...);`)",
-            );
+            errors.spanned(&*item, format!("{what} declares only methods (`fn name(&self, ...);`)"));
             continue;
         };
         let method_attrs = attrs::take_method_attrs(&mut function.attrs, Context::ClientMethod);
-        let returns = match &function.sig.output {
-            ReturnType::Type(_, ty) if !types::is_unit(ty) => Returns::ClientResult(ty.clone()),
+        let returns = match (&function.sig.output, side) {
+            (output, Side::HubContract) => {
+                types::classify_return(output).unwrap_or_else(|ty| Returns::Unsupported(Box::new(ty.clone())))
+            }
+            (ReturnType::Type(_, ty), _) if !types::is_unit(ty) => Returns::ClientResult(ty.clone()),
             _ => Returns::Unit,
         };
-        let params = parse_params(&mut function.sig, Side::Client);
+        let params = parse_params(&mut function.sig, side);
         let body = function.default.as_ref().map(ToTokens::to_token_stream);
         methods.push(method(
             &function.attrs,
@@ -115,7 +137,7 @@ pub(crate) fn parse_client(args: Args, item_trait: &mut ItemTrait, errors: &mut 
     }
     let ident = &item_trait.ident;
     Interface {
-        side: Side::Client,
+        side,
         args,
         target: quote!(#ident),
         name: ident.to_string(),
@@ -178,7 +200,11 @@ fn parse_params(sig: &mut Signature, side: Side) -> Vec<Param> {
         };
         let ty = &*pat_type.ty;
         let kind = match (side, ty) {
-            (Side::Client, _) => ParamKind::Argument,
+            (Side::Client | Side::ClientContract, _) => ParamKind::Argument,
+            (Side::HubContract, _) => match types::stream_item(ty) {
+                Some(item) => ParamKind::Upload(Some(Box::new(item))),
+                None => ParamKind::Argument,
+            },
             (Side::Hub, Type::Reference(r)) if is_context(&r.elem) => ParamKind::Context,
             (Side::Hub, _) if is_context(ty) => ParamKind::ContextByValue,
             (Side::Hub, _) if types::is_named(ty, "CancellationToken") => ParamKind::Cancellation,
