@@ -1,5 +1,7 @@
 //! Shared bits of the example binaries.
 
+pub mod interop_contract;
+
 use std::net::SocketAddr;
 
 /// Command-line options every example takes. Each binary flattens this into its own

@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use hub_examples::interop_contract::{self as contract, ComplexObject, CustomObject};
 use hub_examples::reply;
 use hub_runtime::auth::claim_types;
 use hub_runtime::prelude::*;
@@ -12,7 +13,7 @@ use hub_runtime::{
     AuthError, Connection, Cors, EndpointOptions, Hub, Identity, JwtAuthenticator, RequestContext, SendError,
     TransportKind,
 };
-use serde::{Deserialize, Serialize};
+
 use warp::Filter;
 
 #[path = "interop/axum_host.rs"]
@@ -20,30 +21,13 @@ mod axum_host;
 
 const PROGRAM: &str = "interop";
 
-#[hub_client]
+#[hub_client(contract = contract::TestHubClient)]
 trait TestHubClient {
     fn message(&self, message: String);
     fn custom_object(&self, value: CustomObject);
     fn stream_canceled(&self);
     /// A client result: the client answers with an integer.
     fn result(&self) -> i64;
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
-#[serde(rename_all = "PascalCase")]
-struct CustomObject {
-    name: String,
-    value: i32,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
-#[serde(rename_all = "PascalCase")]
-struct ComplexObject {
-    string: String,
-    int_array: Vec<i32>,
-    byte_array: Binary,
-    guid: String,
-    date_time: DateTime,
 }
 
 /// The reference server's TestHub.
@@ -53,7 +37,7 @@ fn invalid_operation(message: String) -> HubError {
     HubError::new(message).with_kind("InvalidOperationException")
 }
 
-#[hub(client = TestHubClient)]
+#[hub(client = TestHubClient, contract = contract::TestHub)]
 impl TestHub {
     fn echo(&self, message: String) -> String {
         message
@@ -146,7 +130,7 @@ impl TestHub {
     }
 }
 
-#[hub_client]
+#[hub_client(contract = contract::BroadcastHubClient)]
 trait BroadcastHubClient {
     fn receive(&self, message: String);
     /// A client result: the client answers the question.
@@ -156,7 +140,7 @@ trait BroadcastHubClient {
 /// Fan-out for tests and benchmarks.
 struct BroadcastHub;
 
-#[hub(client = BroadcastHubClient)]
+#[hub(client = BroadcastHubClient, contract = contract::BroadcastHub)]
 impl BroadcastHub {
     fn echo(&self, message: String) -> String {
         message
@@ -261,7 +245,7 @@ impl BroadcastHub {
 /// A hub whose every connection fails to start.
 struct Uncreatable;
 
-#[hub]
+#[hub(contract = contract::Uncreatable)]
 impl Uncreatable {
     #[hub(on_connected)]
     fn refuse(&self) -> Result<(), HubError> {
@@ -284,7 +268,7 @@ const CLAIM_ALIASES: [(&str, &str); 3] = [
     ("unique_name", claim_types::NAME),
 ];
 
-#[hub(authorize)]
+#[hub(authorize, contract = contract::HubWithAuthorization)]
 impl HubWithAuthorization {
     fn echo(&self, message: String) -> String {
         message
