@@ -27,7 +27,7 @@ struct Nick(String);
 
 /// Rooms and who is in them: room → (connection id → name).
 #[derive(Default)]
-struct Chat {
+struct ChatHub {
     rooms: Mutex<HashMap<String, BTreeMap<String, String>>>,
 }
 
@@ -43,7 +43,7 @@ fn check(what: &str, value: &str, max: usize) -> Result<(), HubError> {
     Ok(())
 }
 
-impl Chat {
+impl ChatHub {
     fn members(&self, room: &str) -> Vec<String> {
         let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
         let names: BTreeSet<&String> = rooms.get(room).map(|m| m.values().collect()).unwrap_or_default();
@@ -74,7 +74,7 @@ impl Chat {
 }
 
 #[hub(client = ChatClient)]
-impl Chat {
+impl ChatHub {
     /// Joins a room under a name; returns who is in it now.
     async fn join(&self, cx: &HubContext<Self>, room: String, name: String) -> Result<Vec<String>, HubError> {
         check("a name", &name, MAX_NAME)?;
@@ -130,16 +130,33 @@ impl Chat {
 struct Cli {
     #[command(flatten)]
     common: hub_examples::Args,
+    /// Writes the TypeScript typings of the hub (`DIR/ChatHub.ts`, for `@microsoft/signalr`)
+    /// and exits. The page's `examples/web/chat.ts` is written against them.
+    #[arg(long, value_name = "DIR")]
+    emit_typescript: Option<std::path::PathBuf>,
+}
+
+/// `--emit-typescript DIR`: the hub's module, `DIR/ChatHub.ts`.
+fn emit_typescript(dir: &std::path::Path) -> std::io::Result<()> {
+    use hub_runtime::typescript::{file_name, module};
+
+    let text = module::<ChatHub>().map_err(std::io::Error::other)?;
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join(file_name::<ChatHub>()), text)
 }
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     hub_examples::init_logging();
-    let args = <Cli as clap::Parser>::parse().common;
+    let cli = <Cli as clap::Parser>::parse();
+    if let Some(dir) = &cli.emit_typescript {
+        return emit_typescript(dir);
+    }
+    let args = cli.common;
     let server = hub_examples::builder(&args, PROGRAM)
         .await
         .options(args.hub_options(hub_runtime::HubOptions::default()))
-        .hub("/chat", Chat::default())
+        .hub("/chat", ChatHub::default())
         .build();
 
     let routes = server.filter().or(PAGE.routes()).unify().boxed();
@@ -150,7 +167,9 @@ async fn main() -> std::io::Result<()> {
     hub_examples::serve(&args, server, listener, routes).await
 }
 
-/// The page: `examples/web/`.
+/// The page: `examples/web/`. `chat.js` is compiled from `chat.ts` and the generated
+/// `generated/ChatHub.ts` (`npm run build:web` in `examples/js`) and committed, so this binary
+/// builds without a TypeScript toolchain.
 const PAGE: hub_examples::WebPage = hub_examples::WebPage {
     index_html: include_str!("../../web/index.html"),
     script_name: "chat.js",
