@@ -65,14 +65,15 @@ impl Member {
         BroadcastHubProxy::new(&self.connection)
     }
 
-    /// The next message of this run (messages of other runs on the same server are skipped).
-    async fn next(&self, run_id: &str) -> Result<String, Failure> {
+    /// The next message carrying `token` (each check marks its messages with a token of its
+    /// own: messages another check or run left behind are skipped).
+    async fn next(&self, token: &str) -> Result<String, Failure> {
         let mut received = self.received.lock().await;
         let what = format!("{}'s next Receive", self.user);
         within(CALLBACK_TIMEOUT, &what, async {
             loop {
                 match received.recv().await {
-                    Some(message) if message.contains(run_id) => return Ok(message),
+                    Some(message) if message.contains(token) => return Ok(message),
                     Some(_) => {}
                     None => return Err(format!("{what}: the handler is gone")),
                 }
@@ -81,17 +82,17 @@ impl Member {
         .await?
     }
 
-    /// Checks that nothing but `sentinel` is on its way to this member: sends it to itself
-    /// (after anything sent before, from the same hub to the same connection) and expects it
-    /// to be the next message.
-    async fn expect_nothing_before_sentinel(&self, sender: &Member, run_id: &str, label: &str) -> Result<(), Failure> {
-        let sentinel = format!("{run_id} sentinel {label}");
+    /// Checks that no message with `token` is on its way to this member: `sender` sends it a
+    /// sentinel (after anything sent before, from the same hub to the same connection), which
+    /// must be its next message with `token`.
+    async fn expect_nothing_before_sentinel(&self, sender: &Member, token: &str) -> Result<(), Failure> {
+        let sentinel = format!("{token} sentinel");
         sender
             .hub()
             .send_to_connection(self.id.clone(), sentinel.clone())
             .await
             .context("SendToConnection")?;
-        let next = self.next(run_id).await?;
+        let next = self.next(token).await?;
         if next == sentinel {
             Ok(())
         } else {
@@ -129,37 +130,40 @@ pub async fn run(report: &mut Report, target: &Target, pair: Pair) {
     report
         .check(pair, "BroadcastHub SendToAll", async {
             let Members { alice, bob } = members.as_ref()?;
-            let message = format!("{run_id} to all ✓");
+            let token = format!("{run_id}/SendToAll");
+            let message = format!("{token} to all ✓");
             alice.hub().send_to_all(message.clone()).await.context("SendToAll")?;
-            expect_eq("alice (the caller) received", alice.next(run_id).await?, message.clone())?;
-            expect_eq("bob received", bob.next(run_id).await?, message)
+            expect_eq("alice (the caller) received", alice.next(&token).await?, message.clone())?;
+            expect_eq("bob received", bob.next(&token).await?, message)
         })
         .await;
     report
         .check(pair, "BroadcastHub group join, send, leave", async {
             let Members { alice, bob } = members.as_ref()?;
+            let token = format!("{run_id}/group");
             let group = format!("group-{tag}");
             alice.hub().join_group(group.clone()).await.context("JoinGroup (alice)")?;
             bob.hub().join_group(group.clone()).await.context("JoinGroup (bob)")?;
-            let first = format!("{run_id} to the group");
+            let first = format!("{token} to the group");
             alice.hub().send_to_group(group.clone(), first.clone()).await.context("SendToGroup")?;
-            expect_eq("alice received", alice.next(run_id).await?, first.clone())?;
-            expect_eq("bob received", bob.next(run_id).await?, first)?;
+            expect_eq("alice received", alice.next(&token).await?, first.clone())?;
+            expect_eq("bob received", bob.next(&token).await?, first)?;
             bob.hub().leave_group(group.clone()).await.context("LeaveGroup (bob)")?;
-            let second = format!("{run_id} to the group after bob left");
+            let second = format!("{token} to the group after bob left");
             alice.hub().send_to_group(group.clone(), second.clone()).await.context("SendToGroup")?;
-            expect_eq("alice received", alice.next(run_id).await?, second)?;
-            bob.expect_nothing_before_sentinel(alice, run_id, "after LeaveGroup").await?;
+            expect_eq("alice received", alice.next(&token).await?, second)?;
+            bob.expect_nothing_before_sentinel(alice, &token).await?;
             alice.hub().leave_group(group).await.context("LeaveGroup (alice)")
         })
         .await;
     report
         .check(pair, "BroadcastHub SendToUser", async {
             let Members { alice, bob } = members.as_ref()?;
-            let message = format!("{run_id} to the user {}", bob.user);
+            let token = format!("{run_id}/SendToUser");
+            let message = format!("{token} to the user {}", bob.user);
             alice.hub().send_to_user(bob.user.clone(), message.clone()).await.context("SendToUser")?;
-            expect_eq("bob received", bob.next(run_id).await?, message)?;
-            alice.expect_nothing_before_sentinel(alice, run_id, "after SendToUser").await
+            expect_eq("bob received", bob.next(&token).await?, message)?;
+            alice.expect_nothing_before_sentinel(alice, &token).await
         })
         .await;
     report
