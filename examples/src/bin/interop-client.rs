@@ -129,7 +129,9 @@ impl Cli {
             .filter(|p| transport.is_none_or(|t| p.transport == t) && protocol.is_none_or(|q| p.protocol == q))
             .collect();
         if pairs.is_empty() {
-            return Err("Server-Sent Events carry text only: use --protocol json with --transport ServerSentEvents".into());
+            return Err(
+                "Server-Sent Events carry text only: use --protocol json with --transport ServerSentEvents".into(),
+            );
         }
         Ok(pairs)
     }
@@ -168,7 +170,11 @@ impl Target {
 async fn run_pair(report: &mut Report, target: &Target, pair: Pair) {
     let answer = ResultAnswer::Value(client_results::CLIENT_RESULT);
     let session = report
-        .check(pair, "connect to /testhub", TestHubSession::start(target, pair, Some(answer)))
+        .check(
+            pair,
+            "connect to /testhub",
+            TestHubSession::start(target, pair, Some(answer)),
+        )
         .await
         .ok_or_else(|| "not run: the connection to /testhub did not start".to_string());
     test_hub::run(report, pair, &session).await;
@@ -211,7 +217,7 @@ async fn main() -> ExitCode {
     for pair in pairs {
         run_pair(&mut report, &target, pair).await;
     }
-    println!("{} passed, {} failed", report.passed, report.failed);
+    report::say(format_args!("{} passed, {} failed", report.passed, report.failed));
     if report.failed == 0 {
         ExitCode::SUCCESS
     } else {
@@ -252,16 +258,35 @@ mod tests {
         let only = |args: &[&str]| -> Vec<String> {
             let mut all = vec!["--url", "http://h:1"];
             all.extend_from_slice(args);
-            parse(&all).unwrap().pairs().unwrap().iter().map(|p| p.label()).collect()
+            parse(&all)
+                .unwrap()
+                .pairs()
+                .unwrap()
+                .iter()
+                .map(|p| p.label())
+                .collect()
         };
-        assert_eq!(only(&["--transport", "LongPolling"]), ["LongPolling/json", "LongPolling/messagepack"]);
-        assert_eq!(only(&["--protocol", "messagepack"]), ["WebSockets/messagepack", "LongPolling/messagepack"]);
+        assert_eq!(
+            only(&["--transport", "LongPolling"]),
+            ["LongPolling/json", "LongPolling/messagepack"]
+        );
+        assert_eq!(
+            only(&["--protocol", "messagepack"]),
+            ["WebSockets/messagepack", "LongPolling/messagepack"]
+        );
         assert_eq!(only(&["--transport", "ServerSentEvents"]), ["ServerSentEvents/json"]);
         assert_eq!(
             only(&["--transport", "websockets", "--protocol", "JSON"]),
             ["WebSockets/json"]
         );
-        let sse_msgpack = parse(&["--url", "http://h:1", "--transport", "ServerSentEvents", "--protocol", "messagepack"]);
+        let sse_msgpack = parse(&[
+            "--url",
+            "http://h:1",
+            "--transport",
+            "ServerSentEvents",
+            "--protocol",
+            "messagepack",
+        ]);
         assert!(sse_msgpack.unwrap().pairs().is_err());
     }
 

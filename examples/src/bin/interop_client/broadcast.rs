@@ -133,7 +133,11 @@ pub async fn run(report: &mut Report, target: &Target, pair: Pair) {
             let token = format!("{run_id}/SendToAll");
             let message = format!("{token} to all ✓");
             alice.hub().send_to_all(message.clone()).await.context("SendToAll")?;
-            expect_eq("alice (the caller) received", alice.next(&token).await?, message.clone())?;
+            expect_eq(
+                "alice (the caller) received",
+                alice.next(&token).await?,
+                message.clone(),
+            )?;
             expect_eq("bob received", bob.next(&token).await?, message)
         })
         .await;
@@ -142,15 +146,27 @@ pub async fn run(report: &mut Report, target: &Target, pair: Pair) {
             let Members { alice, bob } = members.as_ref()?;
             let token = format!("{run_id}/group");
             let group = format!("group-{tag}");
-            alice.hub().join_group(group.clone()).await.context("JoinGroup (alice)")?;
+            alice
+                .hub()
+                .join_group(group.clone())
+                .await
+                .context("JoinGroup (alice)")?;
             bob.hub().join_group(group.clone()).await.context("JoinGroup (bob)")?;
             let first = format!("{token} to the group");
-            alice.hub().send_to_group(group.clone(), first.clone()).await.context("SendToGroup")?;
+            alice
+                .hub()
+                .send_to_group(group.clone(), first.clone())
+                .await
+                .context("SendToGroup")?;
             expect_eq("alice received", alice.next(&token).await?, first.clone())?;
             expect_eq("bob received", bob.next(&token).await?, first)?;
             bob.hub().leave_group(group.clone()).await.context("LeaveGroup (bob)")?;
             let second = format!("{token} to the group after bob left");
-            alice.hub().send_to_group(group.clone(), second.clone()).await.context("SendToGroup")?;
+            alice
+                .hub()
+                .send_to_group(group.clone(), second.clone())
+                .await
+                .context("SendToGroup")?;
             expect_eq("alice received", alice.next(&token).await?, second)?;
             bob.expect_nothing_before_sentinel(alice, &token).await?;
             alice.hub().leave_group(group).await.context("LeaveGroup (alice)")
@@ -161,7 +177,11 @@ pub async fn run(report: &mut Report, target: &Target, pair: Pair) {
             let Members { alice, bob } = members.as_ref()?;
             let token = format!("{run_id}/SendToUser");
             let message = format!("{token} to the user {}", bob.user);
-            alice.hub().send_to_user(bob.user.clone(), message.clone()).await.context("SendToUser")?;
+            alice
+                .hub()
+                .send_to_user(bob.user.clone(), message.clone())
+                .await
+                .context("SendToUser")?;
             expect_eq("bob received", bob.next(&token).await?, message)?;
             alice.expect_nothing_before_sentinel(alice, &token).await
         })

@@ -20,7 +20,11 @@ pub async fn run(report: &mut Report, target: &Target, pair: Pair, session: &Res
             let body = client_result(target, &session.connection_id()?).await?;
             expect_eq("/clientresult", body, CLIENT_RESULT.to_string())?;
             // The connection goes on serving hub calls.
-            let echoed = session.hub().echo("after a client result".into()).await.context("Echo")?;
+            let echoed = session
+                .hub()
+                .echo("after a client result".into())
+                .await
+                .context("Echo")?;
             expect_eq("Echo after the client result", echoed.as_str(), "after a client result")
         })
         .await;
@@ -48,7 +52,11 @@ async fn answer_of(target: &Target, pair: Pair, answer: Option<ResultAnswer>, ex
         let body = client_result(target, &session.connection_id()?).await?;
         expect_eq("/clientresult", body.as_str(), expected)?;
         let echoed = session.hub().echo("after an error".into()).await.context("Echo")?;
-        expect_eq("Echo after the client result's error", echoed.as_str(), "after an error")
+        expect_eq(
+            "Echo after the client result's error",
+            echoed.as_str(),
+            "after an error",
+        )
     }
     .await;
     session.stop().await;

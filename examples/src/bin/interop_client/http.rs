@@ -30,13 +30,17 @@ impl HttpClient {
     /// `GET url`: the status and the body (as UTF-8, lossily).
     pub async fn get(&self, url: &str) -> Result<Response, String> {
         let uri: hyper::Uri = url.parse().map_err(|e| format!("GET {url}: {e}"))?;
-        let response = self.client.get(uri).await.map_err(|e| format!("GET {url}: {e}"))?;
+        let response = self
+            .client
+            .get(uri)
+            .await
+            .map_err(|e| format!("GET {url}: {}", with_causes(&e)))?;
         let status = response.status().as_u16();
         let body = response
             .into_body()
             .collect()
             .await
-            .map_err(|e| format!("GET {url}: reading the body: {e}"))?
+            .map_err(|e| format!("GET {url}: reading the body: {}", with_causes(&e)))?
             .to_bytes();
         Ok(Response {
             status,
@@ -55,4 +59,16 @@ impl HttpClient {
         }
         Ok(response.body)
     }
+}
+
+/// An error and its causes, `outer: inner: …` (hyper's own text leaves the causes out).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
 }

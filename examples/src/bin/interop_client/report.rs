@@ -15,14 +15,26 @@ pub const CALLBACK_TIMEOUT: Duration = Duration::from_secs(5);
 pub type Failure = String;
 
 /// The checks run so far.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Report {
     pub passed: usize,
     pub failed: usize,
+    /// How long one check may take ([`CHECK_TIMEOUT`]).
+    timeout: Duration,
+}
+
+impl Default for Report {
+    fn default() -> Self {
+        Report {
+            passed: 0,
+            failed: 0,
+            timeout: CHECK_TIMEOUT,
+        }
+    }
 }
 
 impl Report {
-    /// Runs `check` within [`CHECK_TIMEOUT`], prints its line and counts it; its value when it
+    /// Runs `check` within the check timeout, prints its line and counts it; its value when it
     /// passed.
     pub async fn check<T>(
         &mut self,
@@ -30,24 +42,31 @@ impl Report {
         name: &str,
         check: impl Future<Output = Result<T, Failure>>,
     ) -> Option<T> {
-        let outcome = match tokio::time::timeout(CHECK_TIMEOUT, check).await {
+        let outcome = match tokio::time::timeout(self.timeout, check).await {
             Ok(outcome) => outcome,
-            Err(_) => Err(format!("timed out after {} s", CHECK_TIMEOUT.as_secs())),
+            Err(_) => Err(format!("timed out after {} s", self.timeout.as_secs_f64())),
         };
         let label = pair.label();
         match outcome {
             Ok(value) => {
                 self.passed += 1;
-                println!("ok    {label:<24} {name}");
+                say(format_args!("ok    {label:<24} {name}"));
                 Some(value)
             }
             Err(why) => {
                 self.failed += 1;
-                println!("FAIL  {label:<24} {name}: {why}");
+                say(format_args!("FAIL  {label:<24} {name}: {why}"));
                 None
             }
         }
     }
+}
+
+/// Prints a line on stdout. A closed stdout (`interop-client … | head`) loses the line but
+/// does not stop the checks: the exit status still tells how they went.
+pub fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
 }
 
 /// `Ok` when `actual == expected`, else a failure naming both.
@@ -75,4 +94,44 @@ pub async fn within<T>(timeout: Duration, what: &str, future: impl Future<Output
     tokio::time::timeout(timeout, future)
         .await
         .map_err(|_| format!("{what}: nothing within {} s", timeout.as_secs()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use hub_client::{Protocol, TransportKind};
+
+    use super::{expect_eq, Report};
+    use crate::Pair;
+
+    const PAIR: Pair = Pair {
+        transport: TransportKind::LongPolling,
+        protocol: Protocol::Json,
+    };
+
+    #[tokio::test]
+    async fn a_check_passes_fails_or_hangs() {
+        let mut report = Report {
+            timeout: Duration::from_millis(50),
+            ..Report::default()
+        };
+        assert_eq!(report.check(PAIR, "passes", async { Ok(7) }).await, Some(7));
+        let failed = report.check(PAIR, "fails", async { expect_eq("x", 1, 2) }).await;
+        assert_eq!(failed, None);
+        let hung = report
+            .check(PAIR, "hangs", std::future::pending::<Result<(), String>>())
+            .await;
+        assert_eq!(hung, None);
+        assert_eq!((report.passed, report.failed), (1, 2));
+    }
+
+    #[test]
+    fn a_mismatch_names_both_values() {
+        assert_eq!(expect_eq("Echo", "a", "a"), Ok(()));
+        assert_eq!(
+            expect_eq("Echo", "got", "wanted"),
+            Err("Echo: expected \"wanted\", got \"got\"".to_string())
+        );
+    }
 }

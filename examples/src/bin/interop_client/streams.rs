@@ -18,12 +18,19 @@ pub async fn run(report: &mut Report, pair: Pair, session: &Result<TestHubSessio
         })
         .await;
     report
-        .check(pair, "InfiniteStream cancelled (dropped) → StreamCanceled", infinite_stream(session))
+        .check(
+            pair,
+            "InfiniteStream cancelled (dropped) → StreamCanceled",
+            infinite_stream(session),
+        )
         .await;
     report
         .check(pair, "EmptyStream", async {
             let items: Vec<Result<i32, _>> = session.as_ref()?.hub().empty_stream().collect().await;
-            let items = items.into_iter().collect::<Result<Vec<_>, _>>().context("EmptyStream")?;
+            let items = items
+                .into_iter()
+                .collect::<Result<Vec<_>, _>>()
+                .context("EmptyStream")?;
             expect_eq("EmptyStream's items", items, vec![])
         })
         .await;
@@ -38,7 +45,12 @@ pub async fn run(report: &mut Report, pair: Pair, session: &Result<TestHubSessio
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 part.to_string()
             });
-            let joined = session.as_ref()?.hub().streaming_concat(upload).await.context("StreamingConcat")?;
+            let joined = session
+                .as_ref()?
+                .hub()
+                .streaming_concat(upload)
+                .await
+                .context("StreamingConcat")?;
             expect_eq("StreamingConcat", joined, parts.concat())
         })
         .await;
@@ -50,7 +62,10 @@ async fn infinite_stream(session: &Result<TestHubSession, Failure>) -> Result<()
     let stream = hub.infinite_stream();
     // A call made after the stream completes after the stream has reached the server, and
     // shows an open stream does not hold up other calls.
-    let echoed = hub.echo("while streaming".into()).await.context("Echo while streaming")?;
+    let echoed = hub
+        .echo("while streaming".into())
+        .await
+        .context("Echo while streaming")?;
     expect_eq("Echo while streaming", echoed.as_str(), "while streaming")?;
     drop(stream);
     session
@@ -64,8 +79,12 @@ async fn infinite_stream(session: &Result<TestHubSession, Failure>) -> Result<()
 
 async fn stream_throw_exception(session: &Result<TestHubSession, Failure>) -> Result<(), Failure> {
     let message = "stream boom ✗";
-    let items: Vec<Result<i32, hub_client::Error>> =
-        session.as_ref()?.hub().stream_throw_exception(message.into()).collect().await;
+    let items: Vec<Result<i32, hub_client::Error>> = session
+        .as_ref()?
+        .hub()
+        .stream_throw_exception(message.into())
+        .collect()
+        .await;
     let expected =
         format!("An unexpected error occurred invoking 'StreamThrowException' on the server. InvalidOperationException: {message}");
     match items.as_slice() {

@@ -20,14 +20,22 @@ pub async fn run(report: &mut Report, pair: Pair, session: &Result<TestHubSessio
     report
         .check(pair, "GetCallerConnectionId equals the connection's id", async {
             let session = session.as_ref()?;
-            let id = session.hub().get_caller_connection_id().await.context("GetCallerConnectionId")?;
+            let id = session
+                .hub()
+                .get_caller_connection_id()
+                .await
+                .context("GetCallerConnectionId")?;
             expect_eq("GetCallerConnectionId", id, session.connection_id()?)
         })
         .await;
     report
         .check(pair, "GetActiveTransportName", async {
             let name = session.as_ref()?.hub().get_active_transport_name().await;
-            expect_eq("GetActiveTransportName", name.context("GetActiveTransportName")?.as_str(), pair.transport.name())
+            expect_eq(
+                "GetActiveTransportName",
+                name.context("GetActiveTransportName")?.as_str(),
+                pair.transport.name(),
+            )
         })
         .await;
     report
@@ -37,7 +45,11 @@ pub async fn run(report: &mut Report, pair: Pair, session: &Result<TestHubSessio
         .check(pair, "InvokeWithString → Message", async {
             let session = session.as_ref()?;
             let text = format!("message from server {NON_ASCII}");
-            session.hub().invoke_with_string(text.clone()).await.context("InvokeWithString")?;
+            session
+                .hub()
+                .invoke_with_string(text.clone())
+                .await
+                .context("InvokeWithString")?;
             let received = session
                 .next("the client method Message", |e| match e {
                     TestHubEvent::Message(text) => Some(text),
@@ -54,7 +66,11 @@ pub async fn run(report: &mut Report, pair: Pair, session: &Result<TestHubSessio
                 name: "test name ✓".into(),
                 value: -42,
             };
-            session.hub().send_custom_object(sent.clone()).await.context("SendCustomObject")?;
+            session
+                .hub()
+                .send_custom_object(sent.clone())
+                .await
+                .context("SendCustomObject")?;
             let received = session
                 .next("the client method CustomObject", |e| match e {
                     TestHubEvent::CustomObject(value) => Some(value),
@@ -65,11 +81,20 @@ pub async fn run(report: &mut Report, pair: Pair, session: &Result<TestHubSessio
         })
         .await;
     report
-        .check(pair, "EchoComplexObject round trip (bytes, date-time)", echo_complex_object(session))
+        .check(
+            pair,
+            "EchoComplexObject round trip (bytes, date-time)",
+            echo_complex_object(session),
+        )
         .await;
     report
         .check(pair, "SendComplexObject", async {
-            let received = session.as_ref()?.hub().send_complex_object().await.context("SendComplexObject")?;
+            let received = session
+                .as_ref()?
+                .hub()
+                .send_complex_object()
+                .await
+                .context("SendComplexObject")?;
             let expected = ComplexObject {
                 string: "hello world".into(),
                 int_array: vec![1, 2, 3],
@@ -95,7 +120,11 @@ async fn throw_exception(session: &Result<TestHubSession, Failure>) -> Result<()
         Err(other) => Err(format!("ThrowException failed without the hub's error: {other}")),
     }?;
     // The connection stays usable.
-    let after = session.hub().echo("after throw".into()).await.context("Echo after ThrowException")?;
+    let after = session
+        .hub()
+        .echo("after throw".into())
+        .await
+        .context("Echo after ThrowException")?;
     expect_eq("Echo after ThrowException", after.as_str(), "after throw")
 }
 
