@@ -21,9 +21,12 @@ import asyncio
 import sys
 import threading
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiosignalr.errors import HubException
+from aiosignalr.protocol import messagepack_protocol
 from aiosignalr.server import Hub, IncomingStream, ServerOptions, SignalRServer
+from aiosignalr.server.transports import LongPollingServerTransport
 
 # What each `Endless` stream saw, by the key its caller chose: "started", then "cancelled"
 # once the client's CancelInvocation reached it.
@@ -101,10 +104,59 @@ class InteropHub(Hub):
         return f"client said {answer}"
 
 
-async def serve(port: int, path: str) -> None:
-    server = SignalRServer(InteropHub, options=ServerOptions(enable_detailed_errors=False))
-    host, bound = await server.serve("127.0.0.1", port, path=path)
-    print(f"listening on http://{host}:{bound}{path}", flush=True)
+# How long a long-polling connection may go without a poll after its last one ended before
+# the server ends it (the reference server's default disconnect timeout is 15 s; a few seconds
+# are enough here).
+POLL_GRACE = 5.0
+
+
+class ReferenceLongPollingServer(SignalRServer):
+    """aiosignalr's server with its long polling brought in line with the reference server.
+
+    1. The first poll of a connection must be answered at once, empty: it tells the client the
+       connection is established, and the reference clients (hub-client too) send the handshake
+       only after it. aiosignalr holds it until data comes or the poll times out, so a client
+       starts only after the poll timeout (15 s by default).
+    2. A connection may be ended for want of polls only some time after its last poll ended.
+       aiosignalr ends it the poll timeout after the last poll *started*, which is when an idle
+       poll ends: the client's next poll then finds the connection gone (404).
+    """
+
+    async def handle_longpolling(self, request: Any, response: Any) -> None:
+        record = await self._resolve_record(request.query.get("id"))
+        if record is not None and record.lp_transport is None:
+            # A transport with its "data ready" flag set: the poll returns at once, empty.
+            transport = LongPollingServerTransport()
+            transport._data_event.set()  # noqa: SLF001
+            record.lp_transport = transport
+        await super().handle_longpolling(request, response)
+
+    async def _lp_idle_watch(self, record: Any, ctx: Any) -> None:
+        try:
+            await asyncio.wait_for(ctx.wait_closed(), timeout=self.options.long_polling_timeout + POLL_GRACE)
+        except TimeoutError:
+            await self._teardown(ctx)
+        except asyncio.CancelledError:
+            pass
+
+
+def work_around_messagepack_headers() -> None:
+    """StreamItem, Completion and CancelInvocation must carry their headers as a map (an empty
+    one: the byte 0x80). aiosignalr writes the integer 0x80 (bytes cc 80) instead, which the
+    reference reader (and hub-client's) refuses: "Reading map length for 'headers' failed.".
+    """
+    messagepack_protocol._EMPTY_HEADERS = {}  # noqa: SLF001 - the module's own constant
+
+
+async def serve(options: argparse.Namespace) -> None:
+    server_options = ServerOptions(long_polling_timeout=options.long_polling_timeout)
+    if options.as_released:
+        server = SignalRServer(InteropHub, options=server_options)
+    else:
+        work_around_messagepack_headers()
+        server = ReferenceLongPollingServer(InteropHub, options=server_options)
+    host, bound = await server.serve("127.0.0.1", options.port, path=options.path)
+    print(f"listening on http://{host}:{bound}{options.path}", flush=True)
     # Serve until stdin closes: a test that starts this program and dies takes it along.
     loop = asyncio.get_running_loop()
     stdin_closed = asyncio.Event()
@@ -124,9 +176,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--port", type=int, default=0, help="the port (0: a free one, printed)")
     parser.add_argument("--path", default="/hub", help="the hub's path")
+    parser.add_argument(
+        "--long-polling-timeout",
+        type=float,
+        default=15.0,
+        help="seconds a poll waits for data (aiosignalr's default: 15)",
+    )
+    parser.add_argument(
+        "--as-released",
+        action="store_true",
+        help="aiosignalr exactly as released, without this program's work-arounds for its deviations",
+    )
     options = parser.parse_args()
     try:
-        asyncio.run(serve(options.port, options.path))
+        asyncio.run(serve(options))
     except KeyboardInterrupt:
         pass
 
