@@ -4,10 +4,15 @@ hub-client's tests (hub-client/tests/aiosignalr.rs) start this program and run t
 calls against it, so the client is proven against a third-party server and not only against
 hub-runtime.
 
-    python aiosignalr_server.py [--port N] [--path /hub]
+    python aiosignalr_server.py [--port N] [--path /hub] [--long-polling-timeout S] [--as-released]
 
 Port 0 (the default) takes a free port. Once listening, the program prints one line,
 ``listening on http://127.0.0.1:PORT/hub``, and serves until stdin closes or it is killed.
+
+Where aiosignalr 0.1.1 departs from the reference protocol (ASP.NET Core SignalR), this
+program patches it (MessagePack headers, long polling: see ``work_around_messagepack_headers``
+and ``ReferenceLongPollingServer``); ``--as-released`` serves it unpatched, for the test that
+pins those deviations.
 
 aiosignalr matches a hub method by its Python name, ignoring case, so the methods carry the
 names the client calls (``Echo``, ``StreamingConcat``). A method returns a value only when its
