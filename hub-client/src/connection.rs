@@ -17,8 +17,8 @@ use crate::error::{CloseReason, Error, Result};
 use crate::handlers::{dispatch, Handlers, Outcome};
 use crate::handshake::handshake;
 use crate::negotiate::{factory_token, negotiate, Negotiated};
-use crate::reattach::{Bearer, Reattach};
 use crate::pending::Calls;
+use crate::reattach::{Bearer, Reattach};
 use crate::reconnect::{Callbacks, RetryContext};
 use crate::sender::{Outbound, Sender};
 use crate::stateful::{Outgoing, Received};
@@ -114,6 +114,9 @@ impl HubConnection {
     /// Calls `callback` with the reason each time the connection is lost and automatic
     /// reconnect starts (see
     /// [`automatic_reconnect_with`](crate::HubConnectionBuilder::automatic_reconnect_with)).
+    /// A socket that [stateful reconnect](crate::HubConnectionBuilder::stateful_reconnect)
+    /// brings back to the same connection calls neither this nor
+    /// [`on_reconnected`](Self::on_reconnected), as in the official clients.
     pub fn on_reconnecting(&self, callback: impl Fn(&Error) + Send + Sync + 'static) {
         self.inner.callbacks.add_reconnecting(Arc::new(callback));
     }

@@ -22,11 +22,12 @@ struct HandshakeReply {
 /// MessagePack) on a `stateful` connection, as the official clients ask.
 pub(crate) async fn handshake(config: &Config, transport: &mut Transport, stateful: bool) -> Result<Bytes> {
     let protocol = &config.protocol;
-    let version = if stateful { protocol.version() } else { protocol.version().min(1) };
-    let request = format!(
-        "{{\"protocol\":\"{}\",\"version\":{version}}}\u{1e}",
-        protocol.name(),
-    );
+    let version = if stateful {
+        protocol.version()
+    } else {
+        protocol.version().min(1)
+    };
+    let request = format!("{{\"protocol\":\"{}\",\"version\":{version}}}\u{1e}", protocol.name(),);
     // Always text, whatever the protocol.
     transport
         .send(TransferFormat::Text, Bytes::from(request))

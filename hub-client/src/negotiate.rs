@@ -260,7 +260,8 @@ mod tests {
                 "Client didn't negotiate Stateful Reconnect but the server did.".into()
             ))
         );
-        let without = format!(r#"{{"negotiateVersion":1,"connectionId":"a","connectionToken":"b","availableTransports":{WS}}}"#);
+        let without =
+            format!(r#"{{"negotiateVersion":1,"connectionId":"a","connectionToken":"b","availableTransports":{WS}}}"#);
         assert!(matches!(
             read_answer(without.as_bytes(), &asked),
             Ok(Step::Connect {
@@ -325,10 +326,7 @@ mod tests {
             answer(text_only.as_bytes(), "Binary", ALL),
             Err(Error::NoTransport(_))
         ));
-        assert!(matches!(
-            answer(b"not json", "Text", ALL),
-            Err(Error::Negotiate(_))
-        ));
+        assert!(matches!(answer(b"not json", "Text", ALL), Err(Error::Negotiate(_))));
     }
 
     #[test]

@@ -47,7 +47,14 @@ impl Reattach {
                     Bearer::Factory => factory_token(&config).await?,
                     Bearer::Fixed(token) => token,
                 };
-                Transport::open(&config, TransportKind::WebSockets, &url, Some(&token), bearer.as_deref()).await
+                Transport::open(
+                    &config,
+                    TransportKind::WebSockets,
+                    &url,
+                    Some(&token),
+                    bearer.as_deref(),
+                )
+                .await
             };
             tokio::time::timeout(timeout, open)
                 .await

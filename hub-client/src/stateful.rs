@@ -324,7 +324,10 @@ mod tests {
             Ok(Admit::Skip),
             "nothing before the Sequence message"
         );
-        assert_eq!(received.admit(&HubMessage::Sequence { sequence_id: 1 }), Ok(Admit::Skip));
+        assert_eq!(
+            received.admit(&HubMessage::Sequence { sequence_id: 1 }),
+            Ok(Admit::Skip)
+        );
         assert_eq!(received.admit(&completion()), Ok(Admit::Skip), "1 again");
         assert_eq!(received.ack_due(), None);
         assert_eq!(received.admit(&completion()), Ok(Admit::Skip), "2 again");
@@ -337,7 +340,10 @@ mod tests {
     fn a_sequence_ahead_of_what_was_received_ends_the_connection() {
         let mut received = Received::default();
         assert_eq!(received.admit(&completion()), Ok(Admit::Handle));
-        assert_eq!(received.admit(&HubMessage::Sequence { sequence_id: 2 }), Ok(Admit::Skip));
+        assert_eq!(
+            received.admit(&HubMessage::Sequence { sequence_id: 2 }),
+            Ok(Admit::Skip)
+        );
         assert_eq!(
             received.admit(&HubMessage::Sequence { sequence_id: 3 }),
             Err(Error::Protocol(SEQUENCE_TOO_LARGE.into()))

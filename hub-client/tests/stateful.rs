@@ -194,8 +194,7 @@ async fn a_dropped_socket_comes_back_to_the_same_connection_and_nothing_is_lost(
 
         // 20 numbers, 25 ms apart: in flight when the socket drops.
         let counting = connection.clone();
-        let countdown =
-            tokio::spawn(async move { counting.invoke::<u32>("Countdown", (20, 25, 0)).await });
+        let countdown = tokio::spawn(async move { counting.invoke::<u32>("Countdown", (20, 25, 0)).await });
         events.wait_for("receive 3").await;
         // The next socket waits at the proxy while the server goes on sending.
         proxy.set(Mode::Hold);
@@ -212,9 +211,17 @@ async fn a_dropped_socket_comes_back_to_the_same_connection_and_nothing_is_lost(
         let count = within("the countdown", countdown).await.unwrap();
         assert_eq!(count, Ok(20), "{protocol:?}: the call in flight completes");
         events.wait_for("receive 19").await;
-        assert_eq!(received(&events), numbered("receive", 0..20), "{protocol:?}: exactly once, in order");
+        assert_eq!(
+            received(&events),
+            numbered("receive", 0..20),
+            "{protocol:?}: exactly once, in order"
+        );
         recorded.wait_for("record 4").await;
-        assert_eq!(recorded.snapshot(), numbered("record", 0..5), "{protocol:?}: exactly once, in order");
+        assert_eq!(
+            recorded.snapshot(),
+            numbered("record", 0..5),
+            "{protocol:?}: exactly once, in order"
+        );
 
         let again: String = within("id again", connection.invoke("Id", ())).await.unwrap();
         assert_eq!(again, id, "{protocol:?}: the same connection on the server");
@@ -359,7 +366,9 @@ async fn sends_wait_while_the_buffer_is_full() {
     let second = connection.send("Record", (text('b'),));
     tokio::pin!(second);
     assert!(
-        tokio::time::timeout(Duration::from_millis(300), second.as_mut()).await.is_err(),
+        tokio::time::timeout(Duration::from_millis(300), second.as_mut())
+            .await
+            .is_err(),
         "a send at the limit waits for an Ack"
     );
     proxy.set(Mode::Pass);
