@@ -14,6 +14,13 @@
 //!
 //! The wire format is [`hub_protocol`]'s: this crate moves its messages over the network.
 //!
+//! **Typed calls.** A hub's contract, declared with [`hub_protocol::contract`]'s
+//! `#[hub_contract]` and `#[hub_client_contract]` in a crate of its own, gives a typed proxy
+//! (`NameProxy::new(&connection).method(args).await`) and a handler trait (`impl
+//! NameHandler for MyHandler`, then `handler.register(&connection)`): [`HubConnection`]
+//! implements the contract's `Caller` and `Receiver`. The server's hub is checked against the
+//! same contract, so a method or type that differs does not compile on either side.
+//!
 //! ```no_run
 //! use futures_util::StreamExt;
 //! use hub_client::{HubConnectionBuilder, Protocol};
