@@ -117,6 +117,10 @@
 //! `stateful_reconnect(true)`, a dropped WebSocket comes back to the same connection and
 //! nothing sent either way is lost.
 //!
+//! Within the server's own crate (its tests, a load tool), no contract is needed:
+//! `#[hub(proxy)]` also generates `ChatProxy` from the hub itself and `#[hub_client(handler)]`
+//! generates `ChatClientHandler`, private to their module, with the same owned types.
+//!
 //! `examples/typed` in the repository is the whole arrangement in three crates:
 //! `tasks-contract`, `tasks-server` and `tasks-client`, whose dependency tree has no server in it.
 //!
