@@ -173,7 +173,10 @@ async fn run(opts: &ClientOptions) -> Result<bool, String> {
     );
     let results = measure(opts, &launch).await?;
     let clean = results.rounds.iter().all(|r| r.sample.get("errors") == Some(0.0))
-        && results.idle.iter().all(|(_, r)| matches!(r, Ok(report) if report.errors == 0));
+        && results
+            .idle
+            .iter()
+            .all(|(_, r)| matches!(r, Ok(report) if report.errors == 0));
     let (table, line) = render(opts, &results);
     println!("{table}");
     println!("{line}");
@@ -211,7 +214,10 @@ pub async fn measure(opts: &ClientOptions, launch: &Launch) -> Result<ClientResu
                         round + 1,
                         kind.name(),
                         crate::report::brief(Scenario::Echo, &sample),
-                        error.as_ref().map(|e| format!("  [first error: {e}]")).unwrap_or_default()
+                        error
+                            .as_ref()
+                            .map(|e| format!("  [first error: {e}]"))
+                            .unwrap_or_default()
                     );
                     rounds.push(ClientRound { kind, sample, error });
                 }
@@ -251,7 +257,11 @@ pub async fn measure(opts: &ClientOptions, launch: &Launch) -> Result<ClientResu
                     r.rss_before_bytes as f64 / 1048576.0,
                     r.rss_after_bytes as f64 / 1048576.0,
                     r.mib_per_1000().unwrap_or(f64::NAN),
-                    if r.errors > 0 { format!("  [{} failed to open]", r.errors) } else { String::new() }
+                    if r.errors > 0 {
+                        format!("  [{} failed to open]", r.errors)
+                    } else {
+                        String::new()
+                    }
                 ),
                 Err(e) => eprintln!("   idle {:<12} FAILED: {e}", kind.name()),
             }
@@ -369,7 +379,11 @@ pub fn render(opts: &ClientOptions, results: &ClientResults) -> (String, String)
         opts.payload,
         opts.duration.as_secs_f64()
     );
-    let _ = writeln!(t, "  {:<24} {:>34} {:>34} {:>9}", "metric", "hand-written", "typed", "ratio");
+    let _ = writeln!(
+        t,
+        "  {:<24} {:>34} {:>34} {:>9}",
+        "metric", "hand-written", "typed", "ratio"
+    );
     let mut metrics = Map::new();
     for name in METRICS {
         let hand = stat(results, ClientKind::HandWritten, name);
@@ -413,52 +427,7 @@ pub fn render(opts: &ClientOptions, results: &ClientResults) -> (String, String)
             r.error.as_deref().unwrap_or("")
         );
     }
-    let mut idle_json = Map::new();
-    if !results.idle.is_empty() {
-        let _ = writeln!(
-            t,
-            "\nidle · {} · {} connections per client, held in a child process",
-            opts.proto.name(),
-            opts.idle
-        );
-        let mut per_1000 = Vec::new();
-        for (kind, report) in &results.idle {
-            match report {
-                Ok(r) => {
-                    let mib = r.mib_per_1000();
-                    per_1000.push((*kind, mib));
-                    let _ = writeln!(
-                        t,
-                        "  {:<12} client RSS growth: {:>8} MiB per 1,000 connections  ({} opened, {} failed)",
-                        kind.name(),
-                        mib.map(|m| format!("{m:.2}")).unwrap_or_else(|| "—".into()),
-                        r.opened,
-                        r.errors
-                    );
-                    idle_json.insert(
-                        kind.name().into(),
-                        json!({
-                            "opened": r.opened,
-                            "failed": r.errors,
-                            "rss_before_bytes": r.rss_before_bytes,
-                            "rss_after_bytes": r.rss_after_bytes,
-                            "mib_per_1000": mib.map(round),
-                        }),
-                    );
-                }
-                Err(e) => {
-                    let _ = writeln!(t, "  {:<12} FAILED: {e}", kind.name());
-                    idle_json.insert(kind.name().into(), json!({ "error": e }));
-                }
-            }
-        }
-        let find = |k: ClientKind| per_1000.iter().find(|(kind, _)| *kind == k).and_then(|(_, m)| *m);
-        if let (Some(typed), Some(hand)) = (find(ClientKind::Typed), find(ClientKind::HandWritten)) {
-            if hand > 1e-9 {
-                let _ = writeln!(t, "  typed client / hand-written = {:.2}   (memory per connection)", typed / hand);
-            }
-        }
-    }
+    let idle_json = render_idle(&mut t, opts, results);
     let line = json!({
         "hub_bench_client": 1,
         "machine": crate::sys::machine(),
@@ -481,4 +450,60 @@ pub fn render(opts: &ClientOptions, results: &ClientResults) -> (String, String)
         "idle": Value::Object(idle_json),
     });
     (t, line.to_string())
+}
+
+/// The idle section of the table; returns its JSON.
+fn render_idle(t: &mut String, opts: &ClientOptions, results: &ClientResults) -> Map<String, Value> {
+    let mut idle_json = Map::new();
+    if results.idle.is_empty() {
+        return idle_json;
+    }
+    let _ = writeln!(
+        *t,
+        "\nidle · {} · {} connections per client, held in a child process",
+        opts.proto.name(),
+        opts.idle
+    );
+    let mut per_1000 = Vec::new();
+    for (kind, report) in &results.idle {
+        match report {
+            Ok(r) => {
+                let mib = r.mib_per_1000();
+                per_1000.push((*kind, mib));
+                let _ = writeln!(
+                    t,
+                    "  {:<12} client RSS growth: {:>8} MiB per 1,000 connections  ({} opened, {} failed)",
+                    kind.name(),
+                    mib.map(|m| format!("{m:.2}")).unwrap_or_else(|| "—".into()),
+                    r.opened,
+                    r.errors
+                );
+                idle_json.insert(
+                    kind.name().into(),
+                    json!({
+                        "opened": r.opened,
+                        "failed": r.errors,
+                        "rss_before_bytes": r.rss_before_bytes,
+                        "rss_after_bytes": r.rss_after_bytes,
+                        "mib_per_1000": mib.map(round),
+                    }),
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(*t, "  {:<12} FAILED: {e}", kind.name());
+                idle_json.insert(kind.name().into(), json!({ "error": e }));
+            }
+        }
+    }
+    let find = |k: ClientKind| per_1000.iter().find(|(kind, _)| *kind == k).and_then(|(_, m)| *m);
+    if let (Some(typed), Some(hand)) = (find(ClientKind::Typed), find(ClientKind::HandWritten)) {
+        if hand > 1e-9 {
+            let _ = writeln!(
+                *t,
+                "  typed client / hand-written = {:.2}   (memory per connection)",
+                typed / hand
+            );
+        }
+    }
+    idle_json
 }

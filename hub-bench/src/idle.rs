@@ -123,7 +123,7 @@ impl IdleReport {
     }
 
     /// The child's output line.
-    pub fn to_json(&self) -> String {
+    pub fn to_json(self) -> String {
         serde_json::json!({
             "opened": self.opened,
             "rss_before_bytes": self.rss_before_bytes,

@@ -254,8 +254,14 @@ mod tests {
             let (sample, error) = echo(&spec, &plan(), std::process::id()).await.expect("echo round");
             assert_eq!(error, None, "{proto:?}");
             assert_eq!(sample.get("errors"), Some(0.0), "{proto:?}");
-            assert!(sample.get("throughput_per_s").unwrap_or(0.0) > 0.0, "{proto:?}: {sample:?}");
-            assert!(sample.get("latency_p99_us").unwrap_or(0.0) >= 1.0, "{proto:?}: {sample:?}");
+            assert!(
+                sample.get("throughput_per_s").unwrap_or(0.0) > 0.0,
+                "{proto:?}: {sample:?}"
+            );
+            assert!(
+                sample.get("latency_p99_us").unwrap_or(0.0) >= 1.0,
+                "{proto:?}: {sample:?}"
+            );
         }
     }
 
@@ -286,7 +292,10 @@ mod tests {
             let (report, error) = idle::measure(&request).await;
             assert_eq!(error, None, "{kind:?}");
             assert_eq!((report.opened, report.errors), (40, 0), "{kind:?}");
-            assert!(report.rss_before_bytes > 0 && report.mib_per_1000().is_some(), "{report:?}");
+            assert!(
+                report.rss_before_bytes > 0 && report.mib_per_1000().is_some(),
+                "{report:?}"
+            );
             assert_eq!(idle::IdleReport::from_json(&report.to_json()), Some(report));
         }
     }
