@@ -8,19 +8,22 @@
 mod attack;
 mod bystander;
 mod client;
+mod client_bench;
 mod floor;
 mod hostile;
 mod http;
+mod idle;
 mod report;
 mod scenario;
 mod server;
 mod sessions;
 mod soak;
 mod sys;
+mod typed;
 mod wire;
 
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use scenario::{Case, RoundSetup, Scenario};
@@ -29,6 +32,8 @@ use wire::Proto;
 
 const USAGE: &str = "\
 usage: hub-bench [options]             run benchmarks (hub and floor, alternating rounds)
+       hub-bench client [options]      the Rust client (hub-client, typed proxy) beside the
+                                        harness's hand-written client (`hub-bench client --help`)
        hub-bench floor --addr H:P      run the floor server (started by the harness)
 
 scenario (one case):
@@ -290,6 +295,16 @@ fn main() {
         }
         return;
     }
+    if args.first().map(String::as_str) == Some("client-idle") {
+        if let Err(e) = idle::main(&args[1..]) {
+            eprintln!("hub-bench client-idle: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    if args.first().map(String::as_str) == Some("client") {
+        std::process::exit(client_bench::main(&args[1..]));
+    }
     let opts = match parse_options(&args) {
         Ok(opts) => opts,
         Err(e) => {
@@ -322,13 +337,13 @@ fn main() {
 }
 
 /// Finds (and unless told otherwise, builds) the interop server.
-fn interop_path(opts: &Options) -> Result<PathBuf, String> {
+fn interop_path(interop: Option<&Path>, build: bool) -> Result<PathBuf, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let path = match &opts.interop {
-        Some(path) => path.clone(),
+    let path = match interop {
+        Some(path) => path.to_path_buf(),
         None => exe.with_file_name("interop"),
     };
-    if opts.build && opts.interop.is_none() {
+    if build && interop.is_none() {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
         eprintln!("hub-bench: cargo build --release -p hub-examples --bin interop (skip with --no-build)");
@@ -378,7 +393,7 @@ async fn run(opts: &Options) -> Result<bool, String> {
     let fd_limit = sys::raise_fd_limit();
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let interop = if opts.targets.contains(&Target::Hub) {
-        interop_path(opts)?
+        interop_path(opts.interop.as_deref(), opts.build)?
     } else {
         PathBuf::new()
     };

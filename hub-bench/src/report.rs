@@ -34,15 +34,15 @@ pub struct Meta {
 
 /// Median and range of one metric over the rounds of one target.
 #[derive(Debug, Clone)]
-struct Stat {
-    median: f64,
+pub struct Stat {
+    pub median: f64,
     min: f64,
     max: f64,
     values: Vec<f64>,
 }
 
 impl Stat {
-    fn of(values: Vec<f64>) -> Option<Stat> {
+    pub fn of(values: Vec<f64>) -> Option<Stat> {
         if values.is_empty() {
             return None;
         }
@@ -70,7 +70,7 @@ impl Stat {
         }
     }
 
-    fn to_json(&self) -> Value {
+    pub fn to_json(&self) -> Value {
         json!({
             "median": round(self.median),
             "min": round(self.min),
@@ -81,7 +81,7 @@ impl Stat {
     }
 }
 
-fn round(v: f64) -> f64 {
+pub fn round(v: f64) -> f64 {
     if v.abs() >= 100.0 {
         (v * 10.0).round() / 10.0
     } else {
@@ -326,7 +326,7 @@ fn cross_targets(results: &[CaseResult]) -> Vec<TargetCheck> {
     out
 }
 
-fn human(v: f64) -> String {
+pub fn human(v: f64) -> String {
     let abs = v.abs();
     if abs >= 10_000.0 {
         let int = v.round() as i64;
@@ -409,7 +409,7 @@ pub fn brief(scenario: Scenario, s: &Sample) -> String {
     }
 }
 
-fn cell(stat: Option<&Stat>) -> String {
+pub fn cell(stat: Option<&Stat>) -> String {
     match stat {
         Some(s) if s.values.len() > 1 => format!("{} [{} – {}]", human(s.median), human(s.min), human(s.max)),
         Some(s) => human(s.median),

@@ -171,26 +171,26 @@ fn now_us() -> u64 {
 }
 
 /// Latencies in µs, in a few histograms behind separate locks so recording rarely contends.
-struct Latencies {
+pub struct Latencies {
     shards: Vec<Mutex<Histogram<u64>>>,
 }
 
 impl Latencies {
-    fn new() -> Self {
+    pub fn new() -> Self {
         let shards = (0..16)
             .map(|_| Mutex::new(Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid histogram bounds")))
             .collect();
         Latencies { shards }
     }
 
-    fn record(&self, key: usize, micros: u64) {
+    pub fn record(&self, key: usize, micros: u64) {
         let mut h = self.shards[key % self.shards.len()]
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         h.saturating_record(micros.max(1));
     }
 
-    fn merged(&self) -> Histogram<u64> {
+    pub fn merged(&self) -> Histogram<u64> {
         let mut all = Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid histogram bounds");
         for shard in &self.shards {
             let _ = all.add(&*shard.lock().unwrap_or_else(|p| p.into_inner()));
@@ -231,23 +231,23 @@ impl Meter {
 
 /// The first error seen, for the report.
 #[derive(Default)]
-struct FirstError(Mutex<Option<String>>);
+pub struct FirstError(Mutex<Option<String>>);
 
 impl FirstError {
-    fn set(&self, error: String) {
+    pub fn set(&self, error: String) {
         let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_none() {
             *slot = Some(error);
         }
     }
 
-    fn take(&self) -> Option<String> {
+    pub fn take(&self) -> Option<String> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }
 
 /// Opens `count` connections with at most `concurrency` opening at once.
-async fn open_many(
+pub async fn open_many(
     spec: &ConnectSpec,
     first_index: usize,
     count: usize,

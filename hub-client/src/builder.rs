@@ -8,7 +8,7 @@ use futures_util::FutureExt;
 use http::{HeaderName, HeaderValue};
 use hub_protocol::HubProtocol;
 
-use crate::config::{Config, Protocol, TokenFactory, TransportKind};
+use crate::config::{Config, Protocol, StatefulReconnect, TokenFactory, TransportKind};
 use crate::connection::HubConnection;
 use crate::cookies::CookieJar;
 use crate::error::{Error, Result};
@@ -43,7 +43,12 @@ pub struct HubConnectionBuilder {
     transports: Vec<TransportKind>,
     reconnect: Option<Arc<dyn RetryPolicy>>,
     cookies: Vec<(String, String)>,
+    stateful_reconnect: bool,
+    stateful_reconnect_buffer_size: usize,
 }
+
+/// The official clients' `statefulReconnectBufferSize`: 100,000 bytes.
+const DEFAULT_STATEFUL_RECONNECT_BUFFER_SIZE: usize = 100_000;
 
 impl HubConnectionBuilder {
     /// A connection to the hub at `url` (`http(s)://` or `ws(s)://`; a query is kept and sent
@@ -65,6 +70,8 @@ impl HubConnectionBuilder {
             ],
             reconnect: None,
             cookies: Vec::new(),
+            stateful_reconnect: false,
+            stateful_reconnect_buffer_size: DEFAULT_STATEFUL_RECONNECT_BUFFER_SIZE,
         }
     }
 
@@ -146,6 +153,61 @@ impl HubConnectionBuilder {
         self
     }
 
+    /// Stateful reconnect (off unless asked for): a dropped WebSocket is opened again for the
+    /// **same connection**, and nothing sent either way is lost.
+    ///
+    /// Negotiate asks for it (`useStatefulReconnect=true`); it applies when the server
+    /// agrees and the transport is WebSockets. Both sides then number the messages they send
+    /// (invocations, stream items, completions, cancellations) and keep them until the other
+    /// side acknowledges them; the client acknowledges what it receives about once a second.
+    /// When the socket drops without a Close message, the client opens it once more right
+    /// away with the same connection token (no negotiate, no handshake: the connection id,
+    /// its groups and the server's state stay), sends a Sequence message and the messages
+    /// the server has not acknowledged, and drops what the server resends that it already
+    /// handled. Calls in flight complete; handlers see each server message once, in order.
+    ///
+    /// As in the official clients, this is invisible to the application:
+    /// [`on_reconnecting`](HubConnection::on_reconnecting) and
+    /// [`on_reconnected`](HubConnection::on_reconnected) are not called, and calls made
+    /// meanwhile are kept and sent on the new socket. If the socket cannot be opened again
+    /// (within the [handshake timeout](Self::handshake_timeout)), the connection is lost as
+    /// it would be without this option: [automatic
+    /// reconnect](Self::automatic_reconnect_with) takes over if it is on, or the connection
+    /// closes.
+    ///
+    /// The messages kept for the server are bounded by
+    /// [`stateful_reconnect_buffer_size`](Self::stateful_reconnect_buffer_size): once they
+    /// reach it, [`send`](HubConnection::send) and uploads wait until the server
+    /// acknowledges enough of them.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), hub_client::Error> {
+    /// use hub_client::HubConnectionBuilder;
+    ///
+    /// let connection = HubConnectionBuilder::new("http://localhost:5000/chat")
+    ///     .stateful_reconnect(true)
+    ///     .stateful_reconnect_buffer_size(1_000_000)
+    ///     // For when the socket cannot be brought back: a new connection.
+    ///     .automatic_reconnect()
+    ///     .build()?;
+    /// connection.start().await?;
+    /// // Sent exactly once, even if the socket drops meanwhile.
+    /// connection.send("Broadcast", ("hello",)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn stateful_reconnect(mut self, enabled: bool) -> Self {
+        self.stateful_reconnect = enabled;
+        self
+    }
+
+    /// With [stateful reconnect](Self::stateful_reconnect): at or above this many bytes of
+    /// messages the server has not acknowledged, sends wait for its Acks (100,000 bytes, the
+    /// official clients' `statefulReconnectBufferSize`).
+    pub fn stateful_reconnect_buffer_size(mut self, bytes: usize) -> Self {
+        self.stateful_reconnect_buffer_size = bytes;
+        self
+    }
+
     /// How long the client may send nothing before it sends a Ping (15 s).
     pub fn keep_alive_interval(mut self, interval: Duration) -> Self {
         self.keep_alive_interval = interval;
@@ -199,6 +261,9 @@ impl HubConnectionBuilder {
             transports: self.transports,
             http: HttpClient::new(cookies),
             reconnect: self.reconnect,
+            stateful_reconnect: self.stateful_reconnect.then_some(StatefulReconnect {
+                buffer_size: self.stateful_reconnect_buffer_size,
+            }),
         }))
     }
 }

@@ -9,7 +9,7 @@ use crate::args::Args;
 use crate::connection::HubConnection;
 use crate::error::{Error, Result};
 use crate::pending::Pending;
-use crate::sender::Sender;
+use crate::sender::{Sender, Sent};
 use crate::stream::{HubStream, Upload};
 
 /// Which message starts a call.
@@ -53,7 +53,9 @@ impl HubConnection {
         let id = self.inner.calls.next_id();
         let (reply, result) = oneshot::channel();
         self.inner.calls.insert(id.clone(), Pending::Invoke(reply));
-        self.start_call(&sender, Kind::Invoke, Some(&id), method, &args, uploads)?;
+        // The Completion comes only after the server got the invocation: no need to wait for
+        // the stateful reconnect buffer here.
+        let _sent = self.start_call(&sender, Kind::Invoke, Some(&id), method, &args, uploads)?;
         match result.await.map_err(|_| Error::NotConnected)?? {
             CompletionResult::Void => serde::Deserialize::deserialize(().into_deserializer())
                 .map_err(|e: serde::de::value::Error| Error::Decode(e.to_string())),
@@ -63,7 +65,10 @@ impl HubConnection {
     }
 
     /// Invokes `method` without waiting for anything: the server sends no reply, even on
-    /// error. Returns once the message is queued.
+    /// error. Returns once the message is queued; with
+    /// [stateful reconnect](crate::HubConnectionBuilder::stateful_reconnect), while the
+    /// messages the server has not acknowledged fill the buffer, it waits until the server
+    /// acknowledges enough of them (as the official clients hold sends back).
     pub async fn send(&self, method: &str, args: impl Args) -> Result<()> {
         self.send_with_uploads(method, args, []).await
     }
@@ -76,7 +81,9 @@ impl HubConnection {
         uploads: impl IntoIterator<Item = Upload>,
     ) -> Result<()> {
         let sender = self.sender()?;
-        self.start_call(&sender, Kind::Send, None, method, &args, uploads)
+        self.start_call(&sender, Kind::Send, None, method, &args, uploads)?
+            .released()
+            .await
     }
 
     /// Starts the server-to-client stream `method`; its items arrive decoded as `T`. Dropping
@@ -110,7 +117,7 @@ impl HubConnection {
         let (items, received) = mpsc::unbounded_channel();
         self.inner.calls.insert(id.clone(), Pending::Stream(items));
         match self.start_call(&sender, Kind::Stream, Some(&id), method, &args, uploads) {
-            Ok(()) => HubStream::active(id, received, sender, self.inner.calls.clone()),
+            Ok(_sent) => HubStream::active(id, received, sender, self.inner.calls.clone()),
             Err(error) => HubStream::failed(error),
         }
     }
@@ -125,7 +132,7 @@ impl HubConnection {
         method: &str,
         args: &dyn Args,
         uploads: impl IntoIterator<Item = Upload>,
-    ) -> Result<()> {
+    ) -> Result<Sent> {
         let uploads: Vec<(String, Upload)> = uploads.into_iter().map(|u| (self.inner.calls.next_id(), u)).collect();
         let stream_ids: Vec<String> = uploads.iter().map(|(id, _)| id.clone()).collect();
         let message = match (kind, id) {
@@ -142,15 +149,18 @@ impl HubConnection {
                 stream_ids: &stream_ids,
             },
         };
-        if let Err(error) = sender.send(&message) {
-            if let Some(id) = id {
-                self.inner.calls.remove(id);
+        let sent = match sender.send(&message) {
+            Ok(sent) => sent,
+            Err(error) => {
+                if let Some(id) = id {
+                    self.inner.calls.remove(id);
+                }
+                return Err(error);
             }
-            return Err(error);
-        }
+        };
         for (stream_id, upload) in uploads {
             tokio::spawn(upload.run(stream_id, sender.clone()));
         }
-        Ok(())
+        Ok(sent)
     }
 }

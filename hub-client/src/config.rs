@@ -40,6 +40,13 @@ impl Protocol {
     }
 }
 
+/// Stateful reconnect, as the builder asked for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StatefulReconnect {
+    /// At or above this many bytes of unacknowledged messages, sends wait.
+    pub(crate) buffer_size: usize,
+}
+
 /// Everything a connection was built with.
 #[derive(Clone)]
 pub(crate) struct Config {
@@ -56,6 +63,8 @@ pub(crate) struct Config {
     pub(crate) http: HttpClient,
     /// Automatic reconnect, when on.
     pub(crate) reconnect: Option<Arc<dyn RetryPolicy>>,
+    /// Stateful reconnect, when asked for.
+    pub(crate) stateful_reconnect: Option<StatefulReconnect>,
 }
 
 /// The transports this client speaks.

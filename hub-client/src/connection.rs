@@ -12,14 +12,16 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use crate::args::Arguments;
 use crate::config::{Config, TransportKind};
-use crate::driver::{Driver, Timing};
+use crate::driver::{Driver, Stateful, Timing};
 use crate::error::{CloseReason, Error, Result};
 use crate::handlers::{dispatch, Handlers, Outcome};
 use crate::handshake::handshake;
-use crate::negotiate::{factory_token, negotiate};
+use crate::negotiate::{factory_token, negotiate, Negotiated};
 use crate::pending::Calls;
+use crate::reattach::{Bearer, Reattach};
 use crate::reconnect::{Callbacks, RetryContext};
 use crate::sender::{Outbound, Sender};
+use crate::stateful::{Outgoing, Received};
 use crate::transport::Transport;
 
 /// A connection to a SignalR hub. Cheap to clone: clones share the connection.
@@ -112,6 +114,9 @@ impl HubConnection {
     /// Calls `callback` with the reason each time the connection is lost and automatic
     /// reconnect starts (see
     /// [`automatic_reconnect_with`](crate::HubConnectionBuilder::automatic_reconnect_with)).
+    /// A socket that [stateful reconnect](crate::HubConnectionBuilder::stateful_reconnect)
+    /// brings back to the same connection calls neither this nor
+    /// [`on_reconnected`](Self::on_reconnected), as in the official clients.
     pub fn on_reconnecting(&self, callback: impl Fn(&Error) + Send + Sync + 'static) {
         self.inner.callbacks.add_reconnecting(Arc::new(callback));
     }
@@ -233,9 +238,17 @@ impl HubConnection {
     }
 }
 
-/// Negotiates (unless skipped) and connects the first transport that works; returns it with
-/// the connection id.
-async fn open_transport(config: &Config) -> Result<(Transport, Option<String>)> {
+/// A connected transport, before the handshake.
+struct Opened {
+    transport: Transport,
+    /// The connection id negotiate gave.
+    connection_id: Option<String>,
+    /// How to open the socket again, when stateful reconnect was agreed (WebSockets only).
+    reattach: Option<Reattach>,
+}
+
+/// Negotiates (unless skipped) and connects the first transport that works.
+async fn open_transport(config: &Config) -> Result<Opened> {
     let token = factory_token(config).await?;
     if config.skip_negotiation {
         if !config.transports.contains(&TransportKind::WebSockets) {
@@ -244,7 +257,11 @@ async fn open_transport(config: &Config) -> Result<(Transport, Option<String>)> 
             ));
         }
         let transport = Transport::open(config, TransportKind::WebSockets, &config.url, None, token.as_deref()).await?;
-        return Ok((transport, None));
+        return Ok(Opened {
+            transport,
+            connection_id: None,
+            reattach: None,
+        });
     }
     let mut negotiated = negotiate(config, token.clone()).await?;
     let kinds = negotiated.transports.clone();
@@ -255,7 +272,14 @@ async fn open_transport(config: &Config) -> Result<(Transport, Option<String>)> 
         }
         let id = negotiated.token.as_deref();
         match Transport::open(config, kind, &negotiated.url, id, negotiated.access_token.as_deref()).await {
-            Ok(transport) => return Ok((transport, negotiated.connection_id)),
+            Ok(transport) => {
+                let reattach = stateful_reattach(config, kind, &negotiated);
+                return Ok(Opened {
+                    transport,
+                    connection_id: negotiated.connection_id,
+                    reattach,
+                });
+            }
             Err(error) => {
                 tracing::debug!(transport = kind.name(), %error, "transport failed, trying the next");
                 failures.push(format!("{} failed: {error}", kind.name()));
@@ -265,16 +289,50 @@ async fn open_transport(config: &Config) -> Result<(Transport, Option<String>)> 
     Err(Error::NoTransport(failures.join("; ")))
 }
 
+/// Stateful reconnect applies when the client asked, the server agreed, the transport is
+/// WebSockets and the protocol has a version that numbers messages (2).
+fn stateful_reattach(config: &Config, kind: TransportKind, negotiated: &Negotiated) -> Option<Reattach> {
+    let usable = config.stateful_reconnect.is_some()
+        && negotiated.stateful_reconnect
+        && kind == TransportKind::WebSockets
+        && config.protocol.version() >= 2;
+    let token = negotiated.token.clone().filter(|_| usable)?;
+    let bearer = if negotiated.access_token_from_factory {
+        Bearer::Factory
+    } else {
+        Bearer::Fixed(negotiated.access_token.clone())
+    };
+    Some(Reattach {
+        config: config.clone(),
+        url: negotiated.url.clone(),
+        token,
+        bearer,
+    })
+}
+
 /// Connects a transport, completes the handshake and makes the connection the running one;
 /// returns the task that will run it.
 async fn connect(inner: &Inner) -> Result<(Driver, bytes::Bytes)> {
     let config = &inner.config;
-    let (mut transport, connection_id) = open_transport(config).await?;
-    let leftover = handshake(config, &mut transport).await?;
+    let Opened {
+        mut transport,
+        connection_id,
+        reattach,
+    } = open_transport(config).await?;
+    let stateful = config
+        .stateful_reconnect
+        .zip(reattach)
+        .map(|(options, reattach)| Stateful {
+            outgoing: Outgoing::new(options.buffer_size),
+            received: Received::default(),
+            reattach,
+        });
+    let leftover = handshake(config, &mut transport, stateful.is_some()).await?;
     let (queue, outbound) = mpsc::unbounded_channel();
     let sender = Sender {
         protocol: config.protocol.clone(),
         queue,
+        stateful: stateful.is_some(),
     };
     let (invocations, to_dispatch) = mpsc::unbounded_channel();
     let driver = Driver {
@@ -287,6 +345,7 @@ async fn connect(inner: &Inner) -> Result<(Driver, bytes::Bytes)> {
             keep_alive_interval: config.keep_alive_interval,
             server_timeout: config.server_timeout,
         },
+        stateful,
     };
     tokio::spawn(dispatch(inner.handlers.clone(), to_dispatch, sender.downgrade()));
     *inner.running.lock().unwrap_or_else(|p| p.into_inner()) = Some(Running { sender, connection_id });

@@ -1,17 +1,23 @@
 //! The task that runs one connection: reads what the transport receives into messages, writes what the queue
-//! holds, pings when the client has been quiet, and ends on the server's silence.
+//! holds, pings when the client has been quiet, and ends on the server's silence. On a
+//! stateful connection it also numbers and keeps what it sends, acknowledges what it
+//! receives, and when the socket drops, opens it again and resends what the server has not
+//! acknowledged (see [`stateful`](crate::stateful)).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use hub_protocol::{HubMessage, HubProtocol, Invocation, MessageReader, OutMessage};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, Instant};
 
-use crate::error::{CloseReason, Error};
+use crate::error::{CloseReason, Error, Result};
 use crate::pending::Calls;
-use crate::sender::Outbound;
+use crate::reattach::Reattach;
+use crate::sender::{Outbound, Queued};
+use crate::stateful::{Admit, Outgoing, Received};
 use crate::transport::{Incoming, Transport};
 
 /// Timings of the running connection.
@@ -19,6 +25,13 @@ use crate::transport::{Incoming, Transport};
 pub(crate) struct Timing {
     pub(crate) keep_alive_interval: Duration,
     pub(crate) server_timeout: Duration,
+}
+
+/// What a stateful connection keeps beside its socket.
+pub(crate) struct Stateful {
+    pub(crate) outgoing: Outgoing,
+    pub(crate) received: Received,
+    pub(crate) reattach: Reattach,
 }
 
 /// The ends a running connection's task holds.
@@ -29,10 +42,31 @@ pub(crate) struct Driver {
     pub(crate) calls: Arc<Calls>,
     pub(crate) invocations: mpsc::UnboundedSender<Invocation>,
     pub(crate) timing: Timing,
+    /// Stateful reconnect, when negotiated.
+    pub(crate) stateful: Option<Stateful>,
 }
 
 /// No limit on one message from the server (the official clients set none).
 const MAX_MESSAGE_SIZE: usize = usize::MAX;
+
+/// What one turn of the connection's loop came to.
+enum Step {
+    /// Go on.
+    Continue,
+    /// The connection ends.
+    End(CloseReason),
+    /// The transport went (dropped, closed, or failed to write): the end, unless stateful
+    /// reconnect brings it back.
+    Lost(CloseReason),
+}
+
+/// What the queue gave in one go.
+struct Batch {
+    /// The messages, joined into one frame (as the official clients batch sends).
+    bytes: Vec<u8>,
+    /// A stop request (or the connection's owner gone: `Some(None)`) ended the batch.
+    stop: Option<Option<oneshot::Sender<()>>>,
+}
 
 impl Driver {
     /// Runs the connection until it ends; `leftover` is what followed the handshake reply.
@@ -45,6 +79,7 @@ impl Driver {
             None => self.pump(&mut reader, &mut stopped).await,
         };
         self.queue.close();
+        self.fail_waiting_senders(&reason);
         if !matches!(reason, CloseReason::Failed(Error::Transport(_))) {
             let _ = tokio::time::timeout(Duration::from_secs(1), self.transport.close()).await;
         }
@@ -57,75 +92,198 @@ impl Driver {
         let mut last_received = Instant::now();
         // Long polling is its own keep-alive: no pings, no server timeout.
         let keep_alive = !self.transport.inherent_keep_alive();
+        // Stateful reconnect: the socket opening again, and why the last one went.
+        let mut reopening: Option<BoxFuture<'static, Result<Transport>>> = None;
+        let mut lost = None;
         // The official clients ping right after the handshake.
+        let mut step = Step::Continue;
         if keep_alive {
             if let Err(error) = self
                 .write(self.protocol.encode(&OutMessage::Ping).unwrap_or_default())
                 .await
             {
-                return CloseReason::Failed(error);
+                step = Step::Lost(CloseReason::Failed(error));
             }
         }
         let mut last_sent = Instant::now();
         loop {
-            tokio::select! {
+            match step {
+                Step::Continue => {}
+                Step::End(reason) => return reason,
+                Step::Lost(reason) => match &mut self.stateful {
+                    Some(stateful) => {
+                        tracing::debug!(%reason, "the socket went: opening it again (stateful reconnect)");
+                        stateful.received.disconnected();
+                        *reader = MessageReader::default();
+                        reopening = Some(stateful.reattach.open());
+                        lost = Some(reason);
+                    }
+                    None => return reason,
+                },
+            }
+            let connected = reopening.is_none();
+            let ack_due = self.stateful.as_ref().and_then(|s| s.received.ack_due());
+            step = tokio::select! {
                 biased;
-                incoming = self.transport.recv() => {
+                incoming = self.transport.recv(), if connected => {
                     last_received = Instant::now();
-                    let data = match incoming {
-                        Incoming::Data(data) => data,
-                        Incoming::Closed(reason) => return reason,
-                    };
-                    if let Some(reason) = self.receive(reader, data) {
-                        return reason;
+                    match incoming {
+                        Incoming::Data(data) => match self.receive(reader, data) {
+                            Some(reason) => Step::End(reason),
+                            None => Step::Continue,
+                        },
+                        Incoming::Closed(reason) => Step::Lost(reason),
+                    }
+                }
+                reopened = reopened(&mut reopening), if !connected => {
+                    reopening = None;
+                    let reason = lost.take().unwrap_or(CloseReason::Failed(Error::NotConnected));
+                    match reopened {
+                        Ok(transport) => match self.resume(transport).await {
+                            Ok(()) => {
+                                tracing::debug!("the socket is back (stateful reconnect)");
+                                last_received = Instant::now();
+                                last_sent = Instant::now();
+                                Step::Continue
+                            }
+                            Err(error) => {
+                                tracing::debug!(%error, "resending on the new socket failed");
+                                Step::End(reason)
+                            }
+                        },
+                        Err(error) => {
+                            tracing::debug!(%error, "the socket could not be opened again");
+                            Step::End(reason)
+                        }
                     }
                 }
                 outbound = self.queue.recv() => {
-                    let (bytes, stop) = self.batch(outbound);
-                    if !bytes.is_empty() {
-                        if let Err(error) = self.write(bytes).await {
-                            return CloseReason::Failed(error);
+                    let batch = self.batch(outbound);
+                    let mut step = Step::Continue;
+                    // While the socket opens again, tracked messages wait in the buffer.
+                    if connected && !batch.bytes.is_empty() {
+                        match self.write(batch.bytes.into()).await {
+                            Ok(()) => last_sent = Instant::now(),
+                            Err(error) => step = Step::Lost(CloseReason::Failed(error)),
                         }
-                        last_sent = Instant::now();
                     }
-                    if let Some(stop) = stop {
+                    if let Some(stop) = batch.stop {
                         *stopped = stop;
                         let close = self.protocol.encode(&OutMessage::Close { error: None, allow_reconnect: false });
-                        if let Ok(close) = close {
+                        if let (true, Ok(close)) = (connected && matches!(step, Step::Continue), close) {
                             let _ = self.write(close).await;
                         }
-                        return CloseReason::Stopped;
+                        step = Step::End(CloseReason::Stopped);
+                    }
+                    step
+                }
+                () = sleep_until(ack_due.unwrap_or(last_received)), if connected && ack_due.is_some() => {
+                    let sequence_id = self.stateful.as_mut().map_or(0, |s| s.received.take_ack());
+                    let ack = self.protocol.encode(&OutMessage::Ack { sequence_id }).unwrap_or_default();
+                    match self.write(ack).await {
+                        Ok(()) => {
+                            last_sent = Instant::now();
+                            Step::Continue
+                        }
+                        Err(error) => Step::Lost(CloseReason::Failed(error)),
                     }
                 }
-                () = sleep_until(last_sent + self.timing.keep_alive_interval), if keep_alive => {
+                () = sleep_until(last_sent + self.timing.keep_alive_interval), if keep_alive && connected => {
                     let ping = self.protocol.encode(&OutMessage::Ping).unwrap_or_default();
-                    if let Err(error) = self.write(ping).await {
-                        return CloseReason::Failed(error);
+                    match self.write(ping).await {
+                        Ok(()) => {
+                            last_sent = Instant::now();
+                            Step::Continue
+                        }
+                        Err(error) => Step::Lost(CloseReason::Failed(error)),
                     }
-                    last_sent = Instant::now();
                 }
                 () = sleep_until(last_received + self.timing.server_timeout), if keep_alive => {
-                    return CloseReason::Failed(Error::ServerTimeout(self.timing.server_timeout));
+                    Step::End(CloseReason::Failed(Error::ServerTimeout(self.timing.server_timeout)))
+                }
+            };
+        }
+    }
+
+    /// Takes the re-opened socket and sends on it, first, the Sequence message and every
+    /// message the server has not acknowledged.
+    async fn resume(&mut self, transport: Transport) -> Result<()> {
+        self.transport = transport;
+        let Some(stateful) = &self.stateful else {
+            return Ok(());
+        };
+        let (first, kept) = stateful.outgoing.resend();
+        let sequence = self
+            .protocol
+            .encode(&OutMessage::Sequence { sequence_id: first })
+            .map_err(|e| Error::Encode(e.0))?;
+        self.write(sequence).await?;
+        for bytes in kept {
+            self.write(bytes).await?;
+        }
+        Ok(())
+    }
+
+    /// Takes what the queue holds, up to a stop request; numbers and keeps tracked messages
+    /// on a stateful connection.
+    fn batch(&mut self, first: Option<Outbound>) -> Batch {
+        let mut joined = Vec::new();
+        let mut next = first;
+        loop {
+            match next {
+                Some(Outbound::Message(queued)) => joined.extend_from_slice(&self.track(queued)),
+                Some(Outbound::Stop(reply)) => {
+                    return Batch {
+                        bytes: joined,
+                        stop: Some(Some(reply)),
+                    }
+                }
+                None => {
+                    return Batch {
+                        bytes: joined,
+                        stop: Some(None),
+                    }
+                }
+            }
+            match self.queue.try_recv() {
+                Ok(outbound) => next = Some(outbound),
+                Err(_) => {
+                    return Batch {
+                        bytes: joined,
+                        stop: None,
+                    }
                 }
             }
         }
     }
 
-    /// Joins the queued messages into one frame (as the official clients batch sends); a stop
-    /// request (or the connection's owner gone: `Some(None)`) ends the batch.
-    #[allow(clippy::type_complexity)]
-    fn batch(&mut self, first: Option<Outbound>) -> (Bytes, Option<Option<oneshot::Sender<()>>>) {
-        let mut joined = Vec::new();
-        let mut next = first;
-        loop {
-            match next {
-                Some(Outbound::Bytes(bytes)) => joined.extend_from_slice(&bytes),
-                Some(Outbound::Stop(reply)) => return (joined.into(), Some(Some(reply))),
-                None => return (joined.into(), Some(None)),
+    /// Numbers and keeps a tracked message of a stateful connection (its sender is released
+    /// by the buffer); any other message's sender goes on at once.
+    fn track(&mut self, queued: Queued) -> Bytes {
+        match (&mut self.stateful, queued.tracked) {
+            (Some(stateful), true) => stateful.outgoing.keep(queued.bytes.clone(), queued.release),
+            _ => {
+                if let Some(release) = queued.release {
+                    let _ = release.send(Ok(()));
+                }
             }
-            match self.queue.try_recv() {
-                Ok(outbound) => next = Some(outbound),
-                Err(_) => return (joined.into(), None),
+        }
+        queued.bytes
+    }
+
+    /// The connection ended: what still waits for the stateful reconnect buffer, or in the
+    /// queue, fails with its end.
+    fn fail_waiting_senders(&mut self, reason: &CloseReason) {
+        let error = Error::ConnectionClosed(Box::new(reason.clone()));
+        if let Some(stateful) = &mut self.stateful {
+            stateful.outgoing.fail_waiting(&error);
+        }
+        while let Ok(outbound) = self.queue.try_recv() {
+            if let Outbound::Message(Queued {
+                release: Some(release), ..
+            }) = outbound
+            {
+                let _ = release.send(Err(error.clone()));
             }
         }
     }
@@ -156,6 +314,13 @@ impl Driver {
     }
 
     fn handle(&mut self, message: HubMessage) -> Option<CloseReason> {
+        if let Some(stateful) = &mut self.stateful {
+            match stateful.received.admit(&message) {
+                Ok(Admit::Handle) => {}
+                Ok(Admit::Skip) => return None,
+                Err(error) => return Some(CloseReason::Failed(error)),
+            }
+        }
         match message {
             HubMessage::Invocation(invocation) => {
                 let _ = self.invocations.send(invocation);
@@ -172,11 +337,21 @@ impl Driver {
             HubMessage::StreamInvocation(invocation) => {
                 tracing::warn!(target_method = %invocation.target, "the server asked this client for a stream: ignored");
             }
-            HubMessage::Ping
-            | HubMessage::CancelInvocation { .. }
-            | HubMessage::Ack { .. }
-            | HubMessage::Sequence { .. } => {}
+            HubMessage::Ack { sequence_id } => {
+                if let Some(stateful) = &mut self.stateful {
+                    stateful.outgoing.ack(sequence_id);
+                }
+            }
+            HubMessage::Ping | HubMessage::CancelInvocation { .. } | HubMessage::Sequence { .. } => {}
         }
         None
+    }
+}
+
+/// The re-opened socket, once there is one being opened.
+async fn reopened(reopening: &mut Option<BoxFuture<'static, Result<Transport>>>) -> Result<Transport> {
+    match reopening {
+        Some(reopening) => reopening.await,
+        None => std::future::pending().await,
     }
 }

@@ -18,14 +18,16 @@ struct HandshakeReply {
 }
 
 /// Sends the handshake request and reads the reply; returns the bytes that followed it
-/// (the first hub messages).
-pub(crate) async fn handshake(config: &Config, transport: &mut Transport) -> Result<Bytes> {
+/// (the first hub messages). The protocol's version is 1, or its own (2 for JSON and
+/// MessagePack) on a `stateful` connection, as the official clients ask.
+pub(crate) async fn handshake(config: &Config, transport: &mut Transport, stateful: bool) -> Result<Bytes> {
     let protocol = &config.protocol;
-    let request = format!(
-        "{{\"protocol\":\"{}\",\"version\":{}}}\u{1e}",
-        protocol.name(),
+    let version = if stateful {
+        protocol.version()
+    } else {
         protocol.version().min(1)
-    );
+    };
+    let request = format!("{{\"protocol\":\"{}\",\"version\":{version}}}\u{1e}", protocol.name(),);
     // Always text, whatever the protocol.
     transport
         .send(TransferFormat::Text, Bytes::from(request))

@@ -6,11 +6,20 @@
 //! protocols, invocations, fire-and-forget sends, server-to-client streams
 //! (cancelled by dropping them), client-to-server uploads from any `Stream`, handlers for
 //! the server's invocations and client results, keep-alive and the server timeout, and the
-//! server's Close message as a typed [`CloseReason`], and automatic reconnect with a
+//! server's Close message as a typed [`CloseReason`], automatic reconnect with a
 //! [`RetryPolicy`] (see [`HubConnectionBuilder::automatic_reconnect_with`]: the connection id
-//! changes, so groups must be re-joined).
+//! changes, so groups must be re-joined), and stateful reconnect (see
+//! [`HubConnectionBuilder::stateful_reconnect`]: a dropped WebSocket comes back to the same
+//! connection, and no message is lost either way).
 //!
 //! The wire format is [`hub_protocol`]'s: this crate moves its messages over the network.
+//!
+//! **Typed calls.** A hub's contract, declared with [`hub_protocol::contract`]'s
+//! `#[hub_contract]` and `#[hub_client_contract]` in a crate of its own, gives a typed proxy
+//! (`NameProxy::new(&connection).method(args).await`) and a handler trait (`impl
+//! NameHandler for MyHandler`, then `handler.register(&connection)`): [`HubConnection`]
+//! implements the contract's `Caller` and `Receiver`. The server's hub is checked against the
+//! same contract, so a method or type that differs does not compile on either side.
 //!
 //! ```no_run
 //! use futures_util::StreamExt;
@@ -35,10 +44,6 @@
 //! connection.stop().await;
 //! # let _ = echoed; Ok(()) }
 //! ```
-//!
-//! ## Not (yet) here
-//!
-//! Stateful reconnect (acks, sequence and replay) is not implemented yet.
 //!
 //! ## Dependencies
 //!
@@ -72,9 +77,11 @@ mod incoming;
 mod long_polling;
 mod negotiate;
 mod pending;
+mod reattach;
 mod reconnect;
 mod sender;
 mod server_sent_events;
+mod stateful;
 mod stream;
 mod transport;
 mod url;

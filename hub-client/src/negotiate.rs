@@ -21,8 +21,12 @@ pub(crate) struct Negotiated {
     pub(crate) token: Option<String>,
     /// The bearer token for the transport: from a redirect, or the factory's.
     pub(crate) access_token: Option<String>,
+    /// Whether `access_token` came from the access-token factory (not from a redirect).
+    pub(crate) access_token_from_factory: bool,
     /// The transports to try, in the server's order.
     pub(crate) transports: Vec<TransportKind>,
+    /// The server agreed to stateful reconnect (for WebSockets).
+    pub(crate) stateful_reconnect: bool,
 }
 
 #[derive(Deserialize)]
@@ -39,6 +43,8 @@ struct Answer {
     error: Option<String>,
     #[serde(rename = "ProtocolVersion")]
     legacy_protocol_version: Option<serde_json::Value>,
+    #[serde(default)]
+    use_stateful_reconnect: bool,
 }
 
 #[derive(Deserialize)]
@@ -74,7 +80,12 @@ pub(crate) async fn negotiate(config: &Config, access_token: Option<String>) -> 
         }
         let response = config
             .http
-            .request(http::Method::POST, &url.negotiate(), &headers, bytes::Bytes::new())
+            .request(
+                http::Method::POST,
+                &url.negotiate(config.stateful_reconnect.is_some()),
+                &headers,
+                bytes::Bytes::new(),
+            )
             .await?;
         if response.status == http::StatusCode::UNAUTHORIZED && token_from_factory && !retried {
             retried = true;
@@ -87,11 +98,12 @@ pub(crate) async fn negotiate(config: &Config, access_token: Option<String>) -> 
                 body: response.text(),
             });
         }
-        match read_answer(
-            &response.body,
-            config.protocol.transfer_format().as_str(),
-            &config.transports,
-        )? {
+        let asked = Asked {
+            format: config.protocol.transfer_format().as_str(),
+            transports: &config.transports,
+            stateful_reconnect: config.stateful_reconnect.is_some(),
+        };
+        match read_answer(&response.body, &asked)? {
             Step::Redirect {
                 url: next,
                 access_token: token,
@@ -106,13 +118,16 @@ pub(crate) async fn negotiate(config: &Config, access_token: Option<String>) -> 
                 connection_id,
                 token,
                 transports,
+                stateful_reconnect,
             } => {
                 return Ok(Negotiated {
                     url,
                     connection_id,
                     token: Some(token),
                     access_token,
+                    access_token_from_factory: token_from_factory,
                     transports,
+                    stateful_reconnect,
                 });
             }
         }
@@ -130,16 +145,33 @@ enum Step {
         connection_id: Option<String>,
         token: String,
         transports: Vec<TransportKind>,
+        stateful_reconnect: bool,
     },
 }
 
-/// Reads a negotiate answer (200) for a protocol of transfer format `format`, keeping the
-/// `allowed` transports the server offers for that format, in the server's order.
-fn read_answer(body: &[u8], format: &str, allowed: &[TransportKind]) -> Result<Step> {
+/// What the client asked negotiate for.
+struct Asked<'a> {
+    /// The protocol's transfer format (`Text` or `Binary`).
+    format: &'a str,
+    /// The transports the client may use.
+    transports: &'a [TransportKind],
+    /// Whether it asked for stateful reconnect.
+    stateful_reconnect: bool,
+}
+
+/// Reads a negotiate answer (200) for what was `asked`: the transports allowed that the
+/// server offers for the protocol's transfer format, in the server's order.
+fn read_answer(body: &[u8], asked: &Asked<'_>) -> Result<Step> {
+    let (format, allowed) = (asked.format, asked.transports);
     let answer: Answer = serde_json::from_slice(body)
         .map_err(|e| Error::Negotiate(format!("Failed to complete negotiation with the server: {e}")))?;
     if let Some(error) = answer.error {
         return Err(Error::Negotiate(error));
+    }
+    if answer.use_stateful_reconnect && !asked.stateful_reconnect {
+        return Err(Error::Negotiate(
+            "Client didn't negotiate Stateful Reconnect but the server did.".into(),
+        ));
     }
     if answer.legacy_protocol_version.is_some() {
         return Err(Error::Negotiate(
@@ -182,6 +214,7 @@ fn read_answer(body: &[u8], format: &str, allowed: &[TransportKind]) -> Result<S
         connection_id: answer.connection_id,
         token,
         transports,
+        stateful_reconnect: answer.use_stateful_reconnect,
     })
 }
 
@@ -192,26 +225,74 @@ mod tests {
     const ALL: &[TransportKind] = &[TransportKind::WebSockets, TransportKind::LongPolling];
     const WS: &str = r#"[{"transport":"WebSockets","transferFormats":["Text","Binary"]}]"#;
 
+    /// Reads an answer for a client that did not ask for stateful reconnect.
+    fn answer(body: &[u8], format: &str, transports: &[TransportKind]) -> Result<Step> {
+        read_answer(
+            body,
+            &Asked {
+                format,
+                transports,
+                stateful_reconnect: false,
+            },
+        )
+    }
+
+    #[test]
+    fn stateful_reconnect_is_taken_only_when_asked_for() {
+        let body = format!(
+            r#"{{"negotiateVersion":1,"connectionId":"a","connectionToken":"b","availableTransports":{WS},"useStatefulReconnect":true}}"#
+        );
+        let asked = Asked {
+            format: "Text",
+            transports: ALL,
+            stateful_reconnect: true,
+        };
+        assert!(matches!(
+            read_answer(body.as_bytes(), &asked),
+            Ok(Step::Connect {
+                stateful_reconnect: true,
+                ..
+            })
+        ));
+        assert_eq!(
+            answer(body.as_bytes(), "Text", ALL),
+            Err(Error::Negotiate(
+                "Client didn't negotiate Stateful Reconnect but the server did.".into()
+            ))
+        );
+        let without =
+            format!(r#"{{"negotiateVersion":1,"connectionId":"a","connectionToken":"b","availableTransports":{WS}}}"#);
+        assert!(matches!(
+            read_answer(without.as_bytes(), &asked),
+            Ok(Step::Connect {
+                stateful_reconnect: false,
+                ..
+            })
+        ));
+    }
+
     #[test]
     fn version_1_connects_with_the_token_and_version_0_with_the_id() {
         let v1 = format!(
             r#"{{"negotiateVersion":1,"connectionId":"pub","connectionToken":"secret","availableTransports":{WS}}}"#
         );
         assert_eq!(
-            read_answer(v1.as_bytes(), "Text", ALL).unwrap(),
+            answer(v1.as_bytes(), "Text", ALL).unwrap(),
             Step::Connect {
                 connection_id: Some("pub".into()),
                 token: "secret".into(),
                 transports: vec![TransportKind::WebSockets],
+                stateful_reconnect: false,
             }
         );
         let v0 = format!(r#"{{"connectionId":"pub","availableTransports":{WS}}}"#);
         assert_eq!(
-            read_answer(v0.as_bytes(), "Binary", ALL).unwrap(),
+            answer(v0.as_bytes(), "Binary", ALL).unwrap(),
             Step::Connect {
                 connection_id: Some("pub".into()),
                 token: "pub".into(),
                 transports: vec![TransportKind::WebSockets],
+                stateful_reconnect: false,
             }
         );
     }
@@ -219,36 +300,33 @@ mod tests {
     #[test]
     fn redirects_errors_and_missing_transports() {
         assert_eq!(
-            read_answer(br#"{"url":"http://b/hub","accessToken":"t"}"#, "Text", ALL).unwrap(),
+            answer(br#"{"url":"http://b/hub","accessToken":"t"}"#, "Text", ALL).unwrap(),
             Step::Redirect {
                 url: "http://b/hub".into(),
                 access_token: Some("t".into())
             }
         );
         assert_eq!(
-            read_answer(br#"{"error":"go away"}"#, "Text", ALL),
+            answer(br#"{"error":"go away"}"#, "Text", ALL),
             Err(Error::Negotiate("go away".into()))
         );
         assert!(matches!(
-            read_answer(br#"{"ProtocolVersion":"1.5"}"#, "Text", ALL),
+            answer(br#"{"ProtocolVersion":"1.5"}"#, "Text", ALL),
             Err(Error::Negotiate(_))
         ));
         let sse_only = r#"{"negotiateVersion":1,"connectionId":"a","connectionToken":"b","availableTransports":[{"transport":"ServerSentEvents","transferFormats":["Text"]}]}"#;
         assert!(matches!(
-            read_answer(sse_only.as_bytes(), "Text", ALL),
+            answer(sse_only.as_bytes(), "Text", ALL),
             Err(Error::NoTransport(_))
         ));
         let text_only = String::from(
             r#"{"negotiateVersion":1,"connectionId":"a","connectionToken":"b","availableTransports":[{"transport":"WebSockets","transferFormats":["Text"]}]}"#,
         );
         assert!(matches!(
-            read_answer(text_only.as_bytes(), "Binary", ALL),
+            answer(text_only.as_bytes(), "Binary", ALL),
             Err(Error::NoTransport(_))
         ));
-        assert!(matches!(
-            read_answer(b"not json", "Text", ALL),
-            Err(Error::Negotiate(_))
-        ));
+        assert!(matches!(answer(b"not json", "Text", ALL), Err(Error::Negotiate(_))));
     }
 
     #[test]
@@ -257,7 +335,7 @@ mod tests {
             {"transport":"WebSockets","transferFormats":["Text","Binary"]},
             {"transport":"ServerSentEvents","transferFormats":["Text"]},
             {"transport":"LongPolling","transferFormats":["Text","Binary"]}]}"#;
-        let transports = |allowed: &[TransportKind]| match read_answer(offers.as_bytes(), "Binary", allowed).unwrap() {
+        let transports = |allowed: &[TransportKind]| match answer(offers.as_bytes(), "Binary", allowed).unwrap() {
             Step::Connect { transports, .. } => transports,
             other => panic!("{other:?}"),
         };
@@ -272,7 +350,7 @@ mod tests {
             TransportKind::ServerSentEvents,
             TransportKind::WebSockets,
         ];
-        let text = match read_answer(offers.as_bytes(), "Text", &every).unwrap() {
+        let text = match answer(offers.as_bytes(), "Text", &every).unwrap() {
             Step::Connect { transports, .. } => transports,
             other => panic!("{other:?}"),
         };

@@ -180,6 +180,13 @@ impl Upload {
                 },
             };
             match sender.send(&message) {
+                Ok(sent) if matches!(item, Some(Ok(_))) => {
+                    // Stateful reconnect: the next item waits while the buffer is full.
+                    if sent.released().await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => return,
                 Err(Error::Encode(text)) => {
                     let text = format!("an upload item could not be encoded: {text}");
                     let error = OutMessage::Completion {
@@ -190,8 +197,6 @@ impl Upload {
                     return;
                 }
                 Err(_) => return,
-                Ok(()) if !matches!(item, Some(Ok(_))) => return,
-                Ok(()) => {}
             }
         }
     }

@@ -26,11 +26,16 @@ impl HubUrl {
         })
     }
 
-    /// `{base}/negotiate?{query}&negotiateVersion=1`, over HTTP.
-    pub(crate) fn negotiate(&self) -> String {
+    /// `{base}/negotiate?{query}&negotiateVersion=1`, over HTTP, with
+    /// `&useStatefulReconnect=true` when the client asks for stateful reconnect.
+    pub(crate) fn negotiate(&self, stateful_reconnect: bool) -> String {
         let slash = if self.base.ends_with('/') { "" } else { "/" };
         let base = format!("{}{slash}negotiate", http_scheme(&self.base));
-        with_query(&base, &self.query, &[("negotiateVersion", "1")])
+        let mut extra = vec![("negotiateVersion", "1")];
+        if stateful_reconnect {
+            extra.push(("useStatefulReconnect", "true"));
+        }
+        with_query(&base, &self.query, &extra)
     }
 
     /// The HTTP URL of the HTTP transports: `http(s)://{base}?{query}&id=..`.
@@ -93,9 +98,13 @@ mod tests {
     #[test]
     fn negotiate_keeps_the_query_and_appends_the_version() {
         let url = HubUrl::parse("http://h:1/hub?a=1#frag").unwrap();
-        assert_eq!(url.negotiate(), "http://h:1/hub/negotiate?a=1&negotiateVersion=1");
+        assert_eq!(url.negotiate(false), "http://h:1/hub/negotiate?a=1&negotiateVersion=1");
         let url = HubUrl::parse("ws://h/hub/").unwrap();
-        assert_eq!(url.negotiate(), "http://h/hub/negotiate?negotiateVersion=1");
+        assert_eq!(url.negotiate(false), "http://h/hub/negotiate?negotiateVersion=1");
+        assert_eq!(
+            url.negotiate(true),
+            "http://h/hub/negotiate?negotiateVersion=1&useStatefulReconnect=true"
+        );
     }
 
     #[test]

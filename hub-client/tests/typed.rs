@@ -52,7 +52,7 @@ struct Point {
     label: String,
 }
 
-#[hub_client(contract = contract::ShapesClient)]
+#[hub_client(contract = contract::ShapesClient, handler)]
 trait ShapesCallbacks {
     fn poked(&self, text: &str, times: i32);
     fn answer(&self, question: &str) -> String;
@@ -62,7 +62,7 @@ struct ShapesHub {
     events: Events,
 }
 
-#[hub(client = ShapesCallbacks, contract = contract::Shapes)]
+#[hub(client = ShapesCallbacks, contract = contract::Shapes, proxy)]
 impl ShapesHub {
     fn echo(&self, text: String) -> String {
         text
@@ -265,4 +265,44 @@ async fn arguments_that_do_not_decode_are_dropped_not_fatal() {
     assert_eq!(within("echo", hub.echo("still".into())).await.unwrap(), "still");
     assert!(events.snapshot().is_empty(), "{:?}", events.snapshot());
     connection.stop().await;
+}
+
+/// Without a contract: `#[hub(proxy)]` and `#[hub_client(handler)]` generate the same proxy
+/// and handler for the server crate's own use (`ShapesHubProxy`, `ShapesCallbacksHandler`),
+/// borrowed types owned.
+#[tokio::test]
+async fn hub_and_hub_client_generate_a_proxy_and_a_handler_in_their_own_crate() {
+    struct Local(Events);
+    impl ShapesCallbacksHandler for Local {
+        async fn poked(&self, text: String, times: i32) {
+            self.0.push(format!("local {text} {times}"));
+        }
+        async fn answer(&self, question: String) -> String {
+            format!("{question}!")
+        }
+    }
+    let events = Events::default();
+    let server = server(Events::default()).await;
+    for pair in PAIRS {
+        let connection = HubConnectionBuilder::new(server.url("/shapes"))
+            .transports([pair.0])
+            .protocol(pair.1)
+            .build()
+            .unwrap();
+        Local(events.clone()).register(&connection);
+        within("start", connection.start()).await.unwrap();
+        let hub = ShapesHubProxy::new(&connection);
+        let label: String = within("label", hub.label()).await.unwrap();
+        assert_eq!(label, "shapes", "{pair:?}");
+        let maybe: Option<String> = within("maybe", hub.maybe(true)).await.unwrap();
+        assert_eq!(maybe.as_deref(), Some("here"));
+        let counted: Vec<i32> = within("count", hub.count(3).map(Result::unwrap).collect()).await;
+        assert_eq!(counted, [0, 1, 2]);
+        let parts = futures_util::stream::iter(["x", "y"].map(String::from));
+        assert_eq!(within("join", hub.join("+".into(), parts)).await.unwrap(), "x+y");
+        within("poke", hub.poke("yo".into())).await.unwrap();
+        events.wait_for("local yo 2").await;
+        assert_eq!(within("ask", hub.ask("sure".into())).await.unwrap(), "sure!");
+        connection.stop().await;
+    }
 }

@@ -5,7 +5,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::quote;
 use syn::ItemTrait;
 
-use crate::backend::{conformance, descriptor, proxy, typescript};
+use crate::backend::{conformance, descriptor, handler, proxy, typescript};
 use crate::errors::Errors;
 use crate::model::{self, Side};
 use crate::validate::validate;
@@ -39,12 +39,17 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     let descriptor = descriptor::render(&interface);
     let typescript = typescript::render(&interface);
     let conformance = conformance::check(&interface);
+    let handler = interface
+        .args
+        .handler
+        .then(|| handler::render(&interface, &syn::Visibility::Inherited));
     let compile_errors = errors.to_compile_errors();
     quote! {
         #proxy
         #descriptor
         #typescript
         #conformance
+        #handler
         #compile_errors
     }
 }
@@ -59,7 +64,7 @@ mod tests {
     #[test]
     fn every_generated_path_goes_through_crate() {
         let out = expand(
-            quote!(crate = "renamed"),
+            quote!(crate = "renamed", handler),
             quote! {
                 pub trait ChatClient {
                     fn notice(&self, text: &str);
@@ -71,11 +76,11 @@ mod tests {
         .to_string();
         assert!(!out.contains("compile_error"), "{out}");
         assert!(!out.contains("hub_runtime"), "{out}");
-        assert_eq!(
-            out.matches("impl").count(),
-            out.matches("automatically_derived").count(),
-            "{out}"
-        );
+        // Every generated impl block is marked (`impl Trait` in types does not count).
+        let impl_blocks = out.matches("impl").count() - out.matches("impl :: core :: future").count();
+        assert_eq!(impl_blocks, out.matches("automatically_derived").count(), "{out}");
+        assert!(out.contains("trait ChatClientHandler"), "{out}");
+        assert!(out.contains("renamed :: protocol :: contract :: Receiver"), "{out}");
     }
 
     #[test]

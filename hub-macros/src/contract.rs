@@ -35,12 +35,8 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream, side: Side) -> TokenS
 
     // With errors, the methods that passed are still generated: the rest of the crate
     // compiles and each mistake is reported once, at its declaration.
-    let docs: Vec<_> = item_trait
-        .attrs
-        .iter()
-        .filter(|a| a.path().is_ident("doc"))
-        .cloned()
-        .collect();
+    // The trait's own attributes (docs, `#[allow]`, `#[cfg]`) stay on the marker trait.
+    let docs: Vec<_> = item_trait.attrs.clone();
     let vis = &item_trait.vis;
     let marker = conformance::contract_trait(&interface, vis, &docs);
     let client_side = match side {

@@ -5,7 +5,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::quote;
 use syn::ItemImpl;
 
-use crate::backend::{conformance, descriptor, router, typescript};
+use crate::backend::{caller, conformance, descriptor, router, typescript};
 use crate::errors::Errors;
 use crate::model::{self, Side};
 use crate::validate::validate;
@@ -40,12 +40,15 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     let router = router::render(&interface);
     let typescript = implementable.then(|| typescript::render(&interface));
     let conformance = implementable.then(|| conformance::check(&interface));
+    let proxy =
+        (implementable && interface.args.proxy).then(|| caller::render(&interface, &syn::Visibility::Inherited));
     quote! {
         #block
         #router
         #descriptor
         #typescript
         #conformance
+        #proxy
     }
 }
 
@@ -58,7 +61,12 @@ mod tests {
     #[test]
     fn every_generated_path_goes_through_crate() {
         let out = expand(
-            quote!(crate = "renamed", client = NoticeClient, authorize(policy = staff)),
+            quote!(
+                crate = "renamed",
+                client = NoticeClient,
+                authorize(policy = staff),
+                proxy
+            ),
             quote! {
                 impl Chat {
                     async fn echo(&self, cx: &HubContext<Self>, text: String) -> Result<String, MyError> { Ok(text) }
@@ -78,8 +86,11 @@ mod tests {
         assert!(!out.contains("hub_runtime"), "{out}");
         assert!(out.contains("renamed :: Hub for Chat"), "{out}");
         assert!(out.contains("renamed :: descriptor :: Describe for Chat"), "{out}");
-        // Three generated impls (router, descriptor, TypeScript types), all marked.
-        assert_eq!(out.matches("automatically_derived").count(), 3, "{out}");
+        // Four generated impls (router, descriptor, TypeScript types, the proxy), all marked.
+        assert_eq!(out.matches("automatically_derived").count(), 4, "{out}");
+        assert!(out.contains("struct ChatProxy"), "{out}");
+        // A fallible stream's items are its `Ok` type on the wire, and in the proxy.
+        assert!(out.contains("Stream < u8 >"), "{out}");
     }
 
     #[test]

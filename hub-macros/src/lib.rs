@@ -43,8 +43,18 @@ mod validate;
 ///
 /// Requirements inside one `authorize(...)`, and several `authorize`s, must all hold.
 ///
-/// Also `crate = "path"`: where hub-runtime is, for a crate that renamed it (default
-/// `::hub_runtime`). The hub type implements `hub_runtime::descriptor::Describe`.
+/// Also:
+///
+/// - `contract = path::to::Contract`: the `#[hub_contract]` trait this hub fulfils; the
+///   compiler checks every method, its owned argument and result types and its wire name
+///   against it (see `hub_protocol::contract`).
+/// - `proxy`: also generate `NameProxy<C>`, the typed proxy a hub-client connection calls the
+///   hub through, private to the module (for the crate's own tests and tools; a separate client
+///   crate uses a contract).
+/// - `crate = "path"`: where hub-runtime is, for a crate that renamed it (default
+///   `::hub_runtime`).
+///
+/// The hub type implements `hub_runtime::descriptor::Describe`.
 #[proc_macro_attribute]
 pub fn hub(attr: TokenStream, item: TokenStream) -> TokenStream {
     hub::expand(attr.into(), item.into()).into()
@@ -52,6 +62,9 @@ pub fn hub(attr: TokenStream, item: TokenStream) -> TokenStream {
 
 /// Declares the methods a hub may call on its clients, and generates typed proxies for them.
 ///
+/// `#[hub_client(contract = path::to::Contract)]`: the `#[hub_client_contract]` trait it
+/// fulfils, checked by the compiler. `#[hub_client(handler)]`: also generate `NameHandler`, the
+/// trait a hub-client connection's handler implements, private to the module.
 /// `#[hub_client(crate = "path")]`: where hub-runtime is, for a crate that renamed it (default
 /// `::hub_runtime`). The proxy struct implements `hub_runtime::descriptor::Describe`.
 #[proc_macro_attribute]

@@ -79,6 +79,17 @@ pub(crate) fn stream_item(ty: &Type) -> Option<Type> {
     }
 }
 
+/// A stream's item as it travels: `T` for items `Result<T, E>` (an `Err` ends the stream with
+/// an error), the item itself otherwise.
+pub(crate) fn wire_item(item: &Type) -> &Type {
+    if is_named(item, "Result") {
+        if let Some(ok) = type_args(item).first() {
+            return ok;
+        }
+    }
+    item
+}
+
 /// How a method returns.
 pub(crate) enum Returns {
     /// A stream of items (a streaming method).

@@ -186,9 +186,9 @@ async fn run_pair(report: &mut Report, target: &Target, pair: Pair) {
     broadcast::run(report, target, pair).await;
     auth::run(report, target, pair).await;
     // ─── (WebSockets) stateful reconnect ────────────────────────────────────────────────────
-    // The contract's "stateful reconnect after a dropped socket with nothing lost" check goes
-    // here, on `pair.transport == TransportKind::WebSockets`, once hub-client implements
-    // stateful reconnect (acks, sequence, replay).
+    // TODO(lead): the contract's "stateful reconnect after a dropped socket with nothing lost"
+    // check goes here, for `pair.transport == TransportKind::WebSockets`, with hub-client's
+    // stateful reconnect (acks, sequence, replay). Not written on this branch.
     // ────────────────────────────────────────────────────────────────────────────────────────
 }
 

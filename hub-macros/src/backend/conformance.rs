@@ -12,7 +12,7 @@ use syn::Visibility;
 
 use crate::model::{Interface, Method, ParamKind, Role, Side};
 use crate::names::{path_at, respan};
-use crate::types::{owned_type, Returns};
+use crate::types::{owned_type, wire_item, Returns};
 
 /// `Call<(A, B,), R>` or `StreamCall<(A,), T>` for a method, under `contract` (the path of
 /// `hub_protocol::contract`). Owned forms of borrowed types; uploads as `Upload<T>`.
@@ -28,7 +28,7 @@ pub(crate) fn marker(contract: &TokenStream, method: &Method) -> TokenStream {
     let args = quote!((#(#args,)*));
     match &method.returns {
         Returns::Stream { item } | Returns::StreamResult { item, .. } => {
-            let item = owned_type(item);
+            let item = owned_type(wire_item(item));
             quote!(#contract::StreamCall<#args, #item>)
         }
         Returns::Result { ok: ty, .. } | Returns::Value(ty) | Returns::ClientResult(ty) => {

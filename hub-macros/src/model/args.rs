@@ -19,6 +19,10 @@ pub(crate) struct Args {
     pub(crate) authorize: Vec<Requirement>,
     /// The contract trait the hub or client interface fulfils (`#[hub]`, `#[hub_client]`).
     pub(crate) contract: Option<Path>,
+    /// `#[hub(proxy)]`: also generate the client's typed proxy `NameProxy<C>`.
+    pub(crate) proxy: bool,
+    /// `#[hub_client(handler)]`: also generate the client's handler trait `NameHandler`.
+    pub(crate) handler: bool,
 }
 
 pub(crate) fn parse_args(attr: TokenStream, side: Side, errors: &mut Errors) -> Args {
@@ -32,6 +36,8 @@ pub(crate) fn parse_args(attr: TokenStream, side: Side, errors: &mut Errors) -> 
         client: None,
         authorize: Vec::new(),
         contract: None,
+        proxy: false,
+        handler: false,
     };
     if attr.is_empty() {
         return args;
@@ -67,17 +73,23 @@ pub(crate) fn parse_args(attr: TokenStream, side: Side, errors: &mut Errors) -> 
             }
             args.contract = Some(path);
             Ok(())
+        } else if side == Side::Hub && meta.path.is_ident("proxy") {
+            args.proxy = true;
+            Ok(())
+        } else if side == Side::Client && meta.path.is_ident("handler") {
+            args.handler = true;
+            Ok(())
         } else if side == Side::Hub && meta.path.is_ident("authorize") {
             args.authorize.extend(authorize::parse(&meta)?);
             Ok(())
         } else if side == Side::Hub {
             Err(meta.error(format!(
-                "unsupported `hub` attribute `{}`; expected `client = YourClientTrait`, `contract = path::to::ContractTrait`, `authorize` or `crate = \"...\"`",
+                "unsupported `hub` attribute `{}`; expected `client = YourClientTrait`, `contract = path::to::ContractTrait`, `proxy`, `authorize` or `crate = \"...\"`",
                 path_text(&meta.path)
             )))
         } else if side == Side::Client {
             Err(meta.error(format!(
-                "unsupported `hub_client` attribute `{}`; expected `contract = path::to::ContractTrait` or `crate = \"...\"` (the path of a renamed hub-runtime)",
+                "unsupported `hub_client` attribute `{}`; expected `contract = path::to::ContractTrait`, `handler` or `crate = \"...\"` (the path of a renamed hub-runtime)",
                 path_text(&meta.path)
             )))
         } else {

@@ -18,6 +18,8 @@
 //!     and the limits to set in production.
 //! 11. [`hosting`]: the hubs inside axum, hyper, tower middleware or warp, under a prefix, with
 //!     the application's own authentication, and the traps.
+//! 12. [`typed_clients`]: one contract crate for the server, Rust clients (hub-client) and
+//!     TypeScript, checked by the compiler on every side.
 //!
 //! The crate's front page ([`crate`]) has the shortest complete server and the list of
 //! optional features.
@@ -33,3 +35,4 @@ pub mod hubs;
 pub mod scale_out;
 pub mod streaming;
 pub mod testing;
+pub mod typed_clients;
