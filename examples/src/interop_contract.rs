@@ -63,8 +63,9 @@ pub trait TestHubClient {
     fn message(&self, message: String);
     fn custom_object(&self, value: CustomObject);
     fn stream_canceled(&self);
-    /// A client result: the client answers with an integer (`/clientresult/{id}`).
-    fn result(&self) -> i64;
+    /// A client result: the client answers with an integer (`/clientresult/{id}`), or fails
+    /// with a text the server reports.
+    fn result(&self) -> Result<i64, String>;
 }
 
 /// Fan-out for tests and benchmarks (`/broadcast`).

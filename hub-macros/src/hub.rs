@@ -26,6 +26,12 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     };
     let mut interface = model::parse_hub(args, &mut block);
     validate(&mut interface, &mut errors);
+    if interface.args.proxy && caller::generated_ident(&interface.name, "Proxy").is_none() {
+        errors.spanned(
+            &block.self_ty,
+            "`proxy` names the proxy after the hub type (`ChatProxy` for `Chat`): it needs a hub type named by one identifier",
+        );
+    }
 
     // Impls for the hub type only when it is one (not generic, not a trait impl): otherwise
     // they would add errors of their own.

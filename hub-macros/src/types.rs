@@ -189,16 +189,19 @@ pub(crate) fn owned_hint(elem: &Type) -> String {
 }
 
 /// A type as the contract has it: borrowed types in their owned forms, at any depth
-/// (`&str` → `<str as ToOwned>::Owned`, which is `String`; `Option<&[u8]>` →
-/// `Option<<[u8] as ToOwned>::Owned>`), written through `ToOwned` so the compiler, not the
-/// macro, decides what they are.
+/// (`&str` → `String`, `Option<&[u8]>` → `Option<Vec<u8>>`, `&Point` → `Point`).
 pub(crate) fn owned_type(ty: &Type) -> proc_macro2::TokenStream {
     use quote::quote;
     match ty {
-        Type::Reference(r) => {
-            let elem = &r.elem;
-            quote!(<#elem as ::std::borrow::ToOwned>::Owned)
-        }
+        // `str` and slices by name; any other `&T` is `T` (no `ToOwned`, which needs `Clone`).
+        Type::Reference(r) => match &*r.elem {
+            Type::Path(p) if p.path.is_ident("str") => quote!(::std::string::String),
+            Type::Slice(slice) => {
+                let elem = owned_type(&slice.elem);
+                quote!(::std::vec::Vec<#elem>)
+            }
+            elem => owned_type(elem),
+        },
         Type::Group(g) => owned_type(&g.elem),
         Type::Paren(p) => owned_type(&p.elem),
         Type::Tuple(t) => {

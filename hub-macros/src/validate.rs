@@ -51,6 +51,36 @@ pub(crate) fn validate(interface: &mut Interface, errors: &mut Errors) {
             }
         };
     }
+    reserved_names(interface, errors);
+}
+
+/// Method names the generated client items have themselves: a proxy's `new` and `caller`, a
+/// handler trait's `register`.
+fn reserved_names(interface: &mut Interface, errors: &mut Errors) {
+    let (names, owner): (&[&str], &str) = match interface.side {
+        Side::HubContract => (&["new", "caller"], "proxy"),
+        Side::Hub if interface.args.proxy => (&["new", "caller"], "proxy"),
+        Side::ClientContract => (&["register"], "handler trait"),
+        Side::Client if interface.args.handler => (&["register"], "handler trait"),
+        _ => return,
+    };
+    for method in interface
+        .methods
+        .iter_mut()
+        .filter(|m| m.valid && matches!(m.role, Role::Invocable))
+    {
+        let name = method.ident.to_string();
+        if names.contains(&name.as_str()) {
+            errors.spanned(
+                &method.ident,
+                format!(
+                    "`{name}` is a method of the generated {owner} itself: rename the Rust method and keep its wire name with `#[hub(name = \"{}\")]`",
+                    method.wire_name
+                ),
+            );
+            method.valid = false;
+        }
+    }
 }
 
 /// Wire names are matched case-insensitively, so two that differ only in case collide.

@@ -40,9 +40,13 @@
 //!   impl block and `#[hub_client(contract = chat_contract::ChatClient)]` on its client trait
 //!   make the compiler check the server against the contract — every method present, none
 //!   extra, each with the same wire name, argument and result types (borrowed types count as
-//!   their owned forms: a hub method taking `&str` fulfils a contract's `String`; an upload
-//!   parameter `ClientStream<T>` fulfils `impl Stream<Item = T>`). The traits' methods are
-//!   markers for that check, not for calling.
+//!   their owned forms: a hub method returning `&'static str`, or a client interface taking
+//!   `&str`, fulfils a contract's `String`; an upload parameter `ClientStream<T>` fulfils
+//!   `impl Stream<Item = T>`). The traits' methods are markers for that check, not for calling.
+//!
+//! A client result may be declared `Result<T, E>` in a client contract (`E: Display`): the
+//! handler then may fail, and its error's text is the hub's error; the server's interface
+//! declares `T`.
 //!
 //! The macro reads the trait's tokens: `Stream` in `impl Stream<Item = T>` needs no import.
 //! Method names, wire names (`#[hub(name = "...")]` renames, as on the server) and the
@@ -196,7 +200,7 @@ pub mod __private {
     }
 
     /// Whether two wire names are the same, in a constant (the server's check against its
-    /// contract).
+    /// contract): ignoring ASCII case, as hub methods and client handlers are matched.
     pub const fn same_name(a: &str, b: &str) -> bool {
         let (a, b) = (a.as_bytes(), b.as_bytes());
         if a.len() != b.len() {
@@ -204,11 +208,18 @@ pub mod __private {
         }
         let mut i = 0;
         while i < a.len() {
-            if a[i] != b[i] {
+            if a[i].to_ascii_lowercase() != b[i].to_ascii_lowercase() {
                 return false;
             }
             i += 1;
         }
         true
+    }
+
+    /// A failed client result's answer: the handler's error as text.
+    pub fn handler_error(error: &dyn std::fmt::Display) -> super::ArgumentError {
+        super::ArgumentError {
+            message: error.to_string(),
+        }
     }
 }

@@ -207,7 +207,6 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    session::silence_deliberate_panics();
     let target = Target {
         base_url: cli.url.clone(),
         run_id: format!("{:08x}", rand::random::<u32>()),

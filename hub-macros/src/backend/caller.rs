@@ -21,11 +21,25 @@ pub(crate) fn protocol_path(interface: &Interface) -> TokenStream {
     }
 }
 
+/// `{name}{suffix}` as an identifier (a raw `r#name` loses its `r#`), or `None` when the name
+/// is not one identifier (a hub type such as `dyn Trait`: `validate` reports it).
+pub(crate) fn generated_ident(name: &str, suffix: &str) -> Option<syn::Ident> {
+    let name = name.strip_prefix("r#").unwrap_or(name);
+    syn::parse_str::<syn::Ident>(&format!("{name}{suffix}"))
+        .ok()
+        .map(|mut ident| {
+            ident.set_span(Span::call_site());
+            ident
+        })
+}
+
 /// The proxy struct and its impl.
 pub(crate) fn render(interface: &Interface, vis: &Visibility) -> TokenStream {
     let protocol = protocol_path(interface);
     let contract = quote!(#protocol::contract);
-    let proxy = syn::Ident::new(&format!("{}Proxy", interface.name), Span::call_site());
+    let Some(proxy) = generated_ident(&interface.name, "Proxy") else {
+        return TokenStream::new();
+    };
     let doc = match interface.side {
         Side::HubContract => format!(
             "Calls the hub of the contract [`{}`] through a connection: one async method per hub method, with its argument and result types.",
@@ -52,14 +66,14 @@ pub(crate) fn render(interface: &Interface, vis: &Visibility) -> TokenStream {
 
         #[automatically_derived]
         #[allow(dead_code)]
-        impl<C: #contract::Caller> #proxy<C> {
+        impl<__C: #contract::Caller> #proxy<__C> {
             /// A proxy calling through `caller`.
-            pub fn new(caller: C) -> Self {
+            pub fn new(caller: __C) -> Self {
                 #proxy { caller }
             }
 
             /// The connection the proxy calls through.
-            pub fn caller(&self) -> &C {
+            pub fn caller(&self) -> &__C {
                 &self.caller
             }
 
@@ -84,7 +98,7 @@ fn method(protocol: &TokenStream, contract: &TokenStream, method: &Method) -> To
             ParamKind::Upload(Some(item)) => {
                 let item = owned_type(item);
                 params.push(quote!(#name: impl #contract::Stream<Item = #item> + ::core::marker::Send + 'static));
-                uploads.push(quote!(<C as #contract::Caller>::upload(#name)));
+                uploads.push(quote!(<__C as #contract::Caller>::upload(#name)));
             }
             ParamKind::Argument => {
                 let ty = owned_type(&param.ty);
@@ -108,8 +122,8 @@ fn method(protocol: &TokenStream, contract: &TokenStream, method: &Method) -> To
             #(#doc_attrs)*
             ///
             /// A server-to-client stream: drop it to cancel the stream on the server.
-            pub fn #ident(&self, #(#params),*) -> <C as #contract::Caller>::Stream<#item> {
-                <C as #contract::Caller>::stream(&self.caller, #wire_name, #args, #uploads)
+            pub fn #ident(&self, #(#params),*) -> <__C as #contract::Caller>::Stream<#item> {
+                <__C as #contract::Caller>::stream(&self.caller, #wire_name, #args, #uploads)
             }
             }
         }
@@ -120,8 +134,8 @@ fn method(protocol: &TokenStream, contract: &TokenStream, method: &Method) -> To
             };
             quote! {
                 #(#doc_attrs)*
-                pub async fn #ident(&self, #(#params),*) -> ::core::result::Result<#result, <C as #contract::Caller>::Error> {
-                    <C as #contract::Caller>::invoke(&self.caller, #wire_name, #args, #uploads).await
+                pub async fn #ident(&self, #(#params),*) -> ::core::result::Result<#result, <__C as #contract::Caller>::Error> {
+                    <__C as #contract::Caller>::invoke(&self.caller, #wire_name, #args, #uploads).await
                 }
             }
         }

@@ -5,7 +5,7 @@
 //! hub or client proxy. The compiler then compares the two: a method missing, one too many,
 //! or different types are ordinary trait errors at the server's method.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::Visibility;
@@ -31,7 +31,12 @@ pub(crate) fn marker(contract: &TokenStream, method: &Method) -> TokenStream {
             let item = owned_type(wire_item(item));
             quote!(#contract::StreamCall<#args, #item>)
         }
-        Returns::Result { ok: ty, .. } | Returns::Value(ty) | Returns::ClientResult(ty) => {
+        // A client result declared `Result<T, E>` (the handler may fail) answers `T`.
+        Returns::ClientResult(ty) => {
+            let ty = owned_type(wire_item(ty));
+            quote!(#contract::Call<#args, #ty>)
+        }
+        Returns::Result { ok: ty, .. } | Returns::Value(ty) => {
             let ty = owned_type(ty);
             quote!(#contract::Call<#args, #ty>)
         }
@@ -50,7 +55,9 @@ fn wire_const(method: &Method) -> syn::Ident {
 pub(crate) fn contract_trait(interface: &Interface, vis: &Visibility, docs: &[syn::Attribute]) -> TokenStream {
     let krate = &interface.args.krate;
     let contract = quote!(#krate::contract);
-    let name = syn::Ident::new(&interface.name, Span::call_site());
+    let Some(name) = super::caller::generated_ident(&interface.name, "") else {
+        return TokenStream::new();
+    };
     let valid = interface.methods.iter().filter(|m| m.valid);
     let items = valid.map(|m| {
         let ident = &m.ident;
@@ -94,7 +101,7 @@ pub(crate) fn check(interface: &Interface) -> TokenStream {
     let contract = path_at(&syn::parse_quote!(#krate::protocol::contract), span);
     let target = &interface.target;
     let header = match interface.side {
-        Side::Client => quote_spanned!(span=> impl<K> #path for #target<K>),
+        Side::Client => quote_spanned!(span=> impl<__K> #path for #target<__K>),
         _ => quote_spanned!(span=> impl #path for #target),
     };
     let methods: Vec<&Method> = interface

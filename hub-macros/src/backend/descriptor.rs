@@ -18,7 +18,7 @@ pub(crate) fn render(interface: &Interface) -> TokenStream {
     let docs = &interface.docs;
     let (role, header) = match interface.side {
         Side::Hub => (quote!(Hub), quote!(impl #d::Describe for #target)),
-        Side::Client => (quote!(Client), quote!(impl<K> #d::Describe for #target<K>)),
+        Side::Client => (quote!(Client), quote!(impl<__K> #d::Describe for #target<__K>)),
         // A contract has no descriptor: the server's hub and client interface do.
         Side::HubContract | Side::ClientContract => return TokenStream::new(),
     };

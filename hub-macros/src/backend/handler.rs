@@ -4,20 +4,22 @@
 //! `#[hub_client_contract]` (public, for client crates) and for a `#[hub_client(handler)]`
 //! (private to its module). Borrowed parameter types become owned.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::quote;
 use syn::Visibility;
 
 use super::caller::protocol_path;
 use crate::model::{Interface, Method, Side};
-use crate::types::{owned_type, Returns};
+use crate::types::{self, owned_type, Returns};
 
 /// The handler trait.
 pub(crate) fn render(interface: &Interface, vis: &Visibility) -> TokenStream {
     let protocol = protocol_path(interface);
     let contract = quote!(#protocol::contract);
     let private = quote!(#contract::__private);
-    let handler = syn::Ident::new(&format!("{}Handler", interface.name), Span::call_site());
+    let Some(handler) = super::caller::generated_ident(&interface.name, "Handler") else {
+        return TokenStream::new();
+    };
     let doc = match interface.side {
         Side::ClientContract => format!(
             "What a client does when the hub calls it (the contract [`{}`]): implement it with `async fn`s, then `register` it on the connection.",
@@ -30,7 +32,7 @@ pub(crate) fn render(interface: &Interface, vis: &Visibility) -> TokenStream {
     };
     let valid: Vec<&Method> = interface.methods.iter().filter(|m| m.valid).collect();
     let declarations = valid.iter().map(|m| declaration(m));
-    let registrations = valid.iter().map(|m| registration(&contract, &private, m));
+    let registrations = valid.iter().map(|m| registration(&contract, &private, &handler, m));
     quote! {
         #[doc = #doc]
         #[allow(dead_code)]
@@ -40,13 +42,13 @@ pub(crate) fn render(interface: &Interface, vis: &Visibility) -> TokenStream {
             /// Routes the hub's calls of these methods to `self` on `receiver` (a
             /// `hub_client::HubConnection`). A call whose arguments do not decode is logged
             /// and dropped; for a client result, its error goes back to the hub.
-            fn register<R: #contract::Receiver>(self, receiver: &R)
+            fn register<__R: #contract::Receiver>(self, __receiver: &__R)
             where
                 Self: ::core::marker::Sized,
             {
-                let this = #private::Arc::new(self);
+                let __this = #private::Arc::new(self);
                 #(#registrations)*
-                let _ = this;
+                let _ = __this;
             }
         }
     }
@@ -68,32 +70,48 @@ fn declaration(method: &Method) -> TokenStream {
     }
 }
 
-fn registration(contract: &TokenStream, private: &TokenStream, method: &Method) -> TokenStream {
+/// One method's registration. Generated names start with `__` (the user's parameters are in
+/// scope), and the handler's method is called through its trait (`Arc` has `clone`, ...).
+fn registration(contract: &TokenStream, private: &TokenStream, handler: &syn::Ident, method: &Method) -> TokenStream {
     let Method { ident, wire_name, .. } = method;
     let names: Vec<&syn::Ident> = method.params.iter().map(|p| &p.ident).collect();
     let indexes = 0..names.len();
     let types = method.params.iter().map(|p| owned_type(&p.ty));
     match &method.returns {
-        Returns::ClientResult(_) => quote! {
-            {
-                let this = this.clone();
-                #contract::Receiver::on_result(receiver, #wire_name, move |args| {
-                    let this = this.clone();
-                    async move {
-                        #(let #names: #types = #private::Arguments::get(&args, #indexes)?;)*
-                        ::core::result::Result::Ok(this.#ident(#(#names),*).await)
+        Returns::ClientResult(ty) => {
+            let call = quote!(<Self as #handler>::#ident(&*__this, #(#names),*).await);
+            // A declared `Result<T, E>`: the handler may fail, and its error text is the answer.
+            let answer = if types::is_named(ty, "Result") {
+                quote! {
+                    match #call {
+                        ::core::result::Result::Ok(__value) => ::core::result::Result::Ok(__value),
+                        ::core::result::Result::Err(__error) => ::core::result::Result::Err(#private::handler_error(&__error)),
                     }
-                });
+                }
+            } else {
+                quote!(::core::result::Result::Ok(#call))
+            };
+            quote! {
+                {
+                    let __this = __this.clone();
+                    #contract::Receiver::on_result(__receiver, #wire_name, move |__args| {
+                        let __this = __this.clone();
+                        async move {
+                            #(let #names: #types = #private::Arguments::get(&__args, #indexes)?;)*
+                            #answer
+                        }
+                    });
+                }
             }
-        },
+        }
         _ => quote! {
             {
-                let this = this.clone();
-                #contract::Receiver::on(receiver, #wire_name, move |args| {
-                    let this = this.clone();
+                let __this = __this.clone();
+                #contract::Receiver::on(__receiver, #wire_name, move |__args| {
+                    let __this = __this.clone();
                     async move {
                         #(
-                            let #names: #types = match #private::Arguments::get(&args, #indexes) {
+                            let #names: #types = match #private::Arguments::get(&__args, #indexes) {
                                 ::core::result::Result::Ok(value) => value,
                                 ::core::result::Result::Err(error) => {
                                     #private::argument_error(#wire_name, &error);
@@ -101,7 +119,7 @@ fn registration(contract: &TokenStream, private: &TokenStream, method: &Method) 
                                 }
                             };
                         )*
-                        this.#ident(#(#names),*).await
+                        <Self as #handler>::#ident(&*__this, #(#names),*).await
                     }
                 });
             }

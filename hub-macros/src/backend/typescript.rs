@@ -56,7 +56,7 @@ pub(crate) fn render(interface: &Interface) -> TokenStream {
             (quote!(impl #ts::TypeScript for #target), client)
         }
         Side::Client => (
-            quote!(impl<K> #ts::TypeScript for #target<K>),
+            quote!(impl<__K> #ts::TypeScript for #target<__K>),
             quote!(::std::option::Option::None),
         ),
         // Contracts render no TypeScript: the server's hub does.

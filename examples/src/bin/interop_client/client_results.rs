@@ -8,8 +8,6 @@ use crate::{Pair, Target};
 /// What the main TestHub session's handler answers `Result` with.
 pub const CLIENT_RESULT: i64 = 42;
 
-/// The error text hub-client sends back when a handler panics.
-const HANDLER_FAILED: &str = "the client's handler panicked";
 /// The error text of a client result no handler answered (the official clients' wording).
 const NO_RESULT: &str = "Client didn't provide a result.";
 
@@ -32,7 +30,7 @@ pub async fn run(report: &mut Report, target: &Target, pair: Pair, session: &Res
         .check(
             pair,
             "client result /clientresult/{id} → error (the handler fails)",
-            answer_of(target, pair, Some(ResultAnswer::Fail), HANDLER_FAILED),
+            answer_of(target, pair, Some(ResultAnswer::Fail), crate::session::HANDLER_ERROR),
         )
         .await;
     report

@@ -1,8 +1,6 @@
 //! A connection to TestHub with the typed handler of its client interface
 //! (`TestHubClientHandler`), recording what the hub calls on it.
 
-use std::sync::Once;
-
 use hub_client::{HubConnection, HubConnectionBuilder};
 use hub_examples::interop_contract::{CustomObject, TestHubClientHandler, TestHubProxy};
 use tokio::sync::{mpsc, Mutex};
@@ -23,26 +21,13 @@ pub enum TestHubEvent {
 pub enum ResultAnswer {
     /// With this value.
     Value(i64),
-    /// By failing (a panic in the handler, which hub-client turns into the Completion's
-    /// error: the typed handler's `result` returns a plain `i64`).
+    /// By failing with [`HANDLER_ERROR`] (the contract declares `Result<i64, String>`: the
+    /// error's text becomes the Completion's error).
     Fail,
 }
 
-/// The payload of the handler's deliberate panic ([`ResultAnswer::Fail`]).
-struct DeliberatePanic;
-
-/// Keeps the handler's deliberate panics off stderr; every other panic is reported as before.
-pub fn silence_deliberate_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !info.payload().is::<DeliberatePanic>() {
-                previous(info);
-            }
-        }));
-    });
-}
+/// The text the handler fails with.
+pub const HANDLER_ERROR: &str = "the client refuses to answer";
 
 /// The handler: forwards each call to the session.
 struct Recorder {
@@ -63,10 +48,10 @@ impl TestHubClientHandler for Recorder {
         let _ = self.events.send(TestHubEvent::StreamCanceled);
     }
 
-    async fn result(&self) -> i64 {
+    async fn result(&self) -> Result<i64, String> {
         match self.answer {
-            ResultAnswer::Value(value) => value,
-            ResultAnswer::Fail => std::panic::panic_any(DeliberatePanic),
+            ResultAnswer::Value(value) => Ok(value),
+            ResultAnswer::Fail => Err(HANDLER_ERROR.to_string()),
         }
     }
 }
