@@ -26,6 +26,8 @@ mod http;
 mod report;
 #[path = "interop_client/session.rs"]
 mod session;
+#[path = "interop_client/stateful.rs"]
+mod stateful;
 #[path = "interop_client/streams.rs"]
 mod streams;
 #[path = "interop_client/test_hub.rs"]
@@ -185,11 +187,7 @@ async fn run_pair(report: &mut Report, target: &Target, pair: Pair) {
     }
     broadcast::run(report, target, pair).await;
     auth::run(report, target, pair).await;
-    // ─── (WebSockets) stateful reconnect ────────────────────────────────────────────────────
-    // TODO(lead): the contract's "stateful reconnect after a dropped socket with nothing lost"
-    // check goes here, for `pair.transport == TransportKind::WebSockets`, with hub-client's
-    // stateful reconnect (acks, sequence, replay). Not written on this branch.
-    // ────────────────────────────────────────────────────────────────────────────────────────
+    stateful::run(report, target, pair).await;
 }
 
 #[tokio::main]
