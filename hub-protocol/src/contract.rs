@@ -208,7 +208,7 @@ pub mod __private {
         }
         let mut i = 0;
         while i < a.len() {
-            if a[i].to_ascii_lowercase() != b[i].to_ascii_lowercase() {
+            if !a[i].eq_ignore_ascii_case(&b[i]) {
                 return false;
             }
             i += 1;
