@@ -113,13 +113,15 @@ impl Driver {
         // call (`clear_entry`, `reregister`, `Sleep::poll` in `perf record` of `hub-bench
         // client`, 64 connections × 32 B).
         let timing = self.timing;
-        let deadlines = |stateful: &Option<Stateful>, connected: bool, last_sent: Instant, last_received: Instant| {
-            Deadlines {
-                ack: stateful.as_ref().and_then(|s| s.received.ack_due()).filter(|_| connected),
+        let deadlines =
+            |stateful: &Option<Stateful>, connected: bool, last_sent: Instant, last_received: Instant| Deadlines {
+                ack: stateful
+                    .as_ref()
+                    .and_then(|s| s.received.ack_due())
+                    .filter(|_| connected),
                 ping: (keep_alive && connected).then(|| last_sent + timing.keep_alive_interval),
                 server_timeout: keep_alive.then(|| last_received + timing.server_timeout),
-            }
-        };
+            };
         let timer = tokio::time::sleep_until(
             deadlines(&self.stateful, true, last_sent, last_received)
                 .earliest()

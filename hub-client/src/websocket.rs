@@ -5,7 +5,7 @@ use hub_protocol::TransferFormat;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::config::Config;
@@ -46,8 +46,9 @@ pub(crate) async fn connect(config: &Config, url: &str) -> Result<Socket> {
 /// The frame that carries `bytes` in the protocol's transfer format.
 pub(crate) fn frame(format: TransferFormat, bytes: Bytes) -> Result<Message> {
     match format {
-        TransferFormat::Text => String::from_utf8(bytes.to_vec())
-            .map(Message::text)
+        // Checked in place: no copy of the message into a `String`.
+        TransferFormat::Text => Utf8Bytes::try_from(bytes)
+            .map(Message::Text)
             .map_err(|e| Error::Encode(format!("a text message is not UTF-8: {e}"))),
         TransferFormat::Binary => Ok(Message::binary(bytes)),
     }
