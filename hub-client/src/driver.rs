@@ -111,19 +111,10 @@ impl Driver {
         // deadlines later, so a timer that fires early just re-arms. Creating three `Sleep`s
         // on every turn of the loop registered and cleared six to nine timer entries per echo
         // call (`clear_entry`, `reregister`, `Sleep::poll` in `perf record` of `hub-bench
-        // client`, 64 connections × 32 B).
-        let timing = self.timing;
-        let deadlines =
-            |stateful: &Option<Stateful>, connected: bool, last_sent: Instant, last_received: Instant| Deadlines {
-                ack: stateful
-                    .as_ref()
-                    .and_then(|s| s.received.ack_due())
-                    .filter(|_| connected),
-                ping: (keep_alive && connected).then(|| last_sent + timing.keep_alive_interval),
-                server_timeout: keep_alive.then(|| last_received + timing.server_timeout),
-            };
+        // client`, 64 connections × 32 B); one timer took the typed client from 0.82 to 0.89 of
+        // the hand-written client's calls/s, and its CPU per call from 16 to 14.5 µs (one run).
         let timer = tokio::time::sleep_until(
-            deadlines(&self.stateful, true, last_sent, last_received)
+            self.deadlines(keep_alive, true, last_sent, last_received)
                 .earliest()
                 .unwrap_or_else(far_future),
         );
@@ -174,7 +165,7 @@ impl Driver {
                                 last_received = Instant::now();
                                 last_sent = Instant::now();
                                 // Pings and Acks are due again.
-                                let next = deadlines(&self.stateful, true, last_sent, last_received).earliest();
+                                let next = self.deadlines(keep_alive, true, last_sent, last_received).earliest();
                                 timer.as_mut().reset(next.unwrap_or_else(far_future));
                                 Step::Continue
                             }
@@ -210,30 +201,58 @@ impl Driver {
                     step
                 }
                 () = &mut timer => {
-                    let now = Instant::now();
-                    let due = deadlines(&self.stateful, connected, last_sent, last_received);
-                    let mut step = Step::Continue;
-                    if due.server_timeout.is_some_and(|at| at <= now) {
-                        step = Step::End(CloseReason::Failed(Error::ServerTimeout(self.timing.server_timeout)));
-                    } else if due.ack.is_some_and(|at| at <= now) {
-                        let sequence_id = self.stateful.as_mut().map_or(0, |s| s.received.take_ack());
-                        let ack = self.protocol.encode(&OutMessage::Ack { sequence_id }).unwrap_or_default();
-                        match self.write(ack).await {
-                            Ok(()) => last_sent = Instant::now(),
-                            Err(error) => step = Step::Lost(CloseReason::Failed(error)),
-                        }
-                    } else if due.ping.is_some_and(|at| at <= now) {
-                        let ping = self.protocol.encode(&OutMessage::Ping).unwrap_or_default();
-                        match self.write(ping).await {
-                            Ok(()) => last_sent = Instant::now(),
-                            Err(error) => step = Step::Lost(CloseReason::Failed(error)),
-                        }
-                    }
-                    let next = deadlines(&self.stateful, connected, last_sent, last_received).earliest();
+                    let step = self.on_timer(keep_alive, connected, &mut last_sent, last_received).await;
+                    let next = self.deadlines(keep_alive, connected, last_sent, last_received).earliest();
                     timer.as_mut().reset(next.unwrap_or_else(far_future));
                     step
                 }
             };
+        }
+    }
+
+    /// When the timed duties fall due, for the last write and read at `last_sent` and
+    /// `last_received`.
+    fn deadlines(&self, keep_alive: bool, connected: bool, last_sent: Instant, last_received: Instant) -> Deadlines {
+        Deadlines {
+            ack: self
+                .stateful
+                .as_ref()
+                .and_then(|s| s.received.ack_due())
+                .filter(|_| connected),
+            ping: (keep_alive && connected).then(|| last_sent + self.timing.keep_alive_interval),
+            server_timeout: keep_alive.then(|| last_received + self.timing.server_timeout),
+        }
+    }
+
+    /// The timer fired: ends the connection on the server's silence, or sends what is due (the
+    /// Ack, else a ping). Nothing is due when activity moved the deadlines since it was armed.
+    async fn on_timer(
+        &mut self,
+        keep_alive: bool,
+        connected: bool,
+        last_sent: &mut Instant,
+        last_received: Instant,
+    ) -> Step {
+        let now = Instant::now();
+        let due = self.deadlines(keep_alive, connected, *last_sent, last_received);
+        if due.server_timeout.is_some_and(|at| at <= now) {
+            return Step::End(CloseReason::Failed(Error::ServerTimeout(self.timing.server_timeout)));
+        }
+        let message = if due.ack.is_some_and(|at| at <= now) {
+            let sequence_id = self.stateful.as_mut().map_or(0, |s| s.received.take_ack());
+            OutMessage::Ack { sequence_id }
+        } else if due.ping.is_some_and(|at| at <= now) {
+            OutMessage::Ping
+        } else {
+            return Step::Continue;
+        };
+        let bytes = self.protocol.encode(&message).unwrap_or_default();
+        match self.write(bytes).await {
+            Ok(()) => {
+                *last_sent = Instant::now();
+                Step::Continue
+            }
+            Err(error) => Step::Lost(CloseReason::Failed(error)),
         }
     }
 

@@ -16,7 +16,9 @@ pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// The socket's buffers. tungstenite's defaults (128 KiB each) cost twice: the read buffer is
 /// zero-filled up to its size before every read (`memset` was ~25% of the client's samples
 /// in `perf record` of `hub-bench client`, 64 connections × 32 B echo), and it stays allocated
-/// per connection (166 MiB per 1,000 idle connections; 4 KiB brought that to ~40 MiB). A
+/// per connection (166 MiB per 1,000 idle connections; 4 KiB brought that to ~40 MiB, the
+/// client's CPU per echo call from 31 to 16 µs, and its calls/s from 0.79 to 0.82 of the
+/// hand-written client's, one run each). A
 /// larger message still arrives whole: the buffer grows to the frame's length. Writes go out
 /// as each frame is fed (the driver feeds one frame per batch, then flushes), so no write
 /// buffer is kept either.
