@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use hub_protocol::{HubMessage, HubProtocol, Invocation, MessageReader, OutMessage};
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::{sleep_until, Instant};
+use tokio::time::Instant;
 
 use crate::error::{CloseReason, Error, Result};
 use crate::pending::Calls;
@@ -106,6 +106,19 @@ impl Driver {
             }
         }
         let mut last_sent = Instant::now();
+        // One timer for the ping, the Ack and the server timeout, armed for the earliest of
+        // them and moved only when it fires (or an earlier Ack falls due): activity moves the
+        // deadlines later, so a timer that fires early just re-arms. Creating three `Sleep`s
+        // on every turn of the loop registered and cleared six to nine timer entries per echo
+        // call (`clear_entry`, `reregister`, `Sleep::poll` in `perf record` of `hub-bench
+        // client`, 64 connections × 32 B); one timer took the typed client from 0.82 to 0.89 of
+        // the hand-written client's calls/s, and its CPU per call from 16 to 14.5 µs (one run).
+        let timer = tokio::time::sleep_until(
+            self.deadlines(keep_alive, true, last_sent, last_received)
+                .earliest()
+                .unwrap_or_else(far_future),
+        );
+        tokio::pin!(timer);
         loop {
             match step {
                 Step::Continue => {}
@@ -122,7 +135,6 @@ impl Driver {
                 },
             }
             let connected = reopening.is_none();
-            let ack_due = self.stateful.as_ref().and_then(|s| s.received.ack_due());
             step = tokio::select! {
                 biased;
                 incoming = self.transport.recv(), if connected => {
@@ -130,7 +142,15 @@ impl Driver {
                     match incoming {
                         Incoming::Data(data) => match self.receive(reader, data) {
                             Some(reason) => Step::End(reason),
-                            None => Step::Continue,
+                            None => {
+                                // A tracked message owes an Ack, maybe before the timer.
+                                if let Some(ack) = self.stateful.as_ref().and_then(|s| s.received.ack_due()) {
+                                    if ack < timer.deadline() {
+                                        timer.as_mut().reset(ack);
+                                    }
+                                }
+                                Step::Continue
+                            }
                         },
                         Incoming::Closed(reason) => Step::Lost(reason),
                     }
@@ -144,6 +164,9 @@ impl Driver {
                                 tracing::debug!("the socket is back (stateful reconnect)");
                                 last_received = Instant::now();
                                 last_sent = Instant::now();
+                                // Pings and Acks are due again.
+                                let next = self.deadlines(keep_alive, true, last_sent, last_received).earliest();
+                                timer.as_mut().reset(next.unwrap_or_else(far_future));
                                 Step::Continue
                             }
                             Err(error) => {
@@ -177,31 +200,59 @@ impl Driver {
                     }
                     step
                 }
-                () = sleep_until(ack_due.unwrap_or(last_received)), if connected && ack_due.is_some() => {
-                    let sequence_id = self.stateful.as_mut().map_or(0, |s| s.received.take_ack());
-                    let ack = self.protocol.encode(&OutMessage::Ack { sequence_id }).unwrap_or_default();
-                    match self.write(ack).await {
-                        Ok(()) => {
-                            last_sent = Instant::now();
-                            Step::Continue
-                        }
-                        Err(error) => Step::Lost(CloseReason::Failed(error)),
-                    }
-                }
-                () = sleep_until(last_sent + self.timing.keep_alive_interval), if keep_alive && connected => {
-                    let ping = self.protocol.encode(&OutMessage::Ping).unwrap_or_default();
-                    match self.write(ping).await {
-                        Ok(()) => {
-                            last_sent = Instant::now();
-                            Step::Continue
-                        }
-                        Err(error) => Step::Lost(CloseReason::Failed(error)),
-                    }
-                }
-                () = sleep_until(last_received + self.timing.server_timeout), if keep_alive => {
-                    Step::End(CloseReason::Failed(Error::ServerTimeout(self.timing.server_timeout)))
+                () = &mut timer => {
+                    let step = self.on_timer(keep_alive, connected, &mut last_sent, last_received).await;
+                    let next = self.deadlines(keep_alive, connected, last_sent, last_received).earliest();
+                    timer.as_mut().reset(next.unwrap_or_else(far_future));
+                    step
                 }
             };
+        }
+    }
+
+    /// When the timed duties fall due, for the last write and read at `last_sent` and
+    /// `last_received`.
+    fn deadlines(&self, keep_alive: bool, connected: bool, last_sent: Instant, last_received: Instant) -> Deadlines {
+        Deadlines {
+            ack: self
+                .stateful
+                .as_ref()
+                .and_then(|s| s.received.ack_due())
+                .filter(|_| connected),
+            ping: (keep_alive && connected).then(|| last_sent + self.timing.keep_alive_interval),
+            server_timeout: keep_alive.then(|| last_received + self.timing.server_timeout),
+        }
+    }
+
+    /// The timer fired: ends the connection on the server's silence, or sends what is due (the
+    /// Ack, else a ping). Nothing is due when activity moved the deadlines since it was armed.
+    async fn on_timer(
+        &mut self,
+        keep_alive: bool,
+        connected: bool,
+        last_sent: &mut Instant,
+        last_received: Instant,
+    ) -> Step {
+        let now = Instant::now();
+        let due = self.deadlines(keep_alive, connected, *last_sent, last_received);
+        if due.server_timeout.is_some_and(|at| at <= now) {
+            return Step::End(CloseReason::Failed(Error::ServerTimeout(self.timing.server_timeout)));
+        }
+        let message = if due.ack.is_some_and(|at| at <= now) {
+            let sequence_id = self.stateful.as_mut().map_or(0, |s| s.received.take_ack());
+            OutMessage::Ack { sequence_id }
+        } else if due.ping.is_some_and(|at| at <= now) {
+            OutMessage::Ping
+        } else {
+            return Step::Continue;
+        };
+        let bytes = self.protocol.encode(&message).unwrap_or_default();
+        match self.write(bytes).await {
+            Ok(()) => {
+                *last_sent = Instant::now();
+                Step::Continue
+            }
+            Err(error) => Step::Lost(CloseReason::Failed(error)),
         }
     }
 
@@ -346,6 +397,27 @@ impl Driver {
         }
         None
     }
+}
+
+/// When the connection's timed duties fall due.
+struct Deadlines {
+    /// The owed Ack (stateful reconnect, while connected).
+    ack: Option<Instant>,
+    /// The next keep-alive ping (while connected).
+    ping: Option<Instant>,
+    /// The server's silence ends the connection.
+    server_timeout: Option<Instant>,
+}
+
+impl Deadlines {
+    fn earliest(&self) -> Option<Instant> {
+        [self.ack, self.ping, self.server_timeout].into_iter().flatten().min()
+    }
+}
+
+/// A deadline for a timer with nothing to time (about a year away).
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(365 * 24 * 3600)
 }
 
 /// The re-opened socket, once there is one being opened.
