@@ -39,6 +39,7 @@ use metrics::{counter, gauge, Counter, Gauge};
 use self::noop::{counter, gauge, Counter, Gauge};
 
 use crate::request::TransportKind;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 const TRANSPORTS: [&str; 3] = ["WebSockets", "ServerSentEvents", "LongPolling"];
 const PROTOCOLS: [&str; 4] = ["raw", "json", "messagepack", "other"];
@@ -123,34 +124,80 @@ impl EndpointMetrics {
     }
 }
 
-/// The handles of a backplane (only the backplanes behind features use them).
-#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+/// The handles of a backplane (only the backplanes behind features use them), and the same
+/// counts kept here for [`Backplane::stats`](crate::backplane::Backplane::stats).
+#[cfg_attr(
+    not(any(feature = "redis", feature = "postgres", feature = "nats")),
+    allow(dead_code)
+)]
 pub(crate) struct BackplaneMetrics {
     failed_publishes: Counter,
     failed_subscriptions: Counter,
     gaps: Counter,
+    #[allow(dead_code)] // until the NATS backplane counts its losses (issue 16)
+    lost_messages: Counter,
+    counts: BackplaneCounts,
 }
 
-#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+/// The counts behind [`BackplaneStats`](crate::backplane::BackplaneStats).
+#[derive(Default)]
+struct BackplaneCounts {
+    failed_publishes: AtomicU64,
+    failed_subscriptions: AtomicU64,
+    gaps: AtomicU64,
+    lost_messages: AtomicU64,
+}
+
+#[cfg_attr(
+    not(any(feature = "redis", feature = "postgres", feature = "nats")),
+    allow(dead_code)
+)]
 impl BackplaneMetrics {
     pub(crate) fn new(backplane: &'static str) -> Self {
         BackplaneMetrics {
             failed_publishes: counter!("hub_backplane_failed_publishes_total", "backplane" => backplane),
             failed_subscriptions: counter!("hub_backplane_failed_subscriptions_total", "backplane" => backplane),
             gaps: counter!("hub_backplane_gaps_total", "backplane" => backplane),
+            lost_messages: counter!("hub_backplane_lost_messages_total", "backplane" => backplane),
+            counts: BackplaneCounts::default(),
         }
     }
 
-    pub(crate) fn failed_publish(&self) {
+    /// Counts a message for other servers that could not be published; returns how many failed
+    /// so far (callers log the 1st, 2nd, 4th, 8th… so an outage does not flood the log).
+    pub(crate) fn failed_publish(&self) -> u64 {
         self.failed_publishes.increment(1);
+        self.counts.failed_publishes.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    pub(crate) fn failed_subscription(&self) {
+    /// Counts a subscribe (or unsubscribe) that failed; returns how many failed so far.
+    pub(crate) fn failed_subscription(&self) -> u64 {
         self.failed_subscriptions.increment(1);
+        self.counts.failed_subscriptions.fetch_add(1, Ordering::Relaxed) + 1
     }
 
+    /// Counts a lost listening connection: what other servers sent until it was back is lost.
     pub(crate) fn gap(&self) {
         self.gaps.increment(1);
+        self.counts.gaps.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts messages from other servers known to be lost (the broker dropped them).
+    #[allow(dead_code)] // until the NATS backplane counts its losses (issue 16)
+    pub(crate) fn lost(&self, messages: u64) {
+        self.lost_messages.increment(messages);
+        self.counts.lost_messages.fetch_add(messages, Ordering::Relaxed);
+    }
+
+    /// The counts so far.
+    pub(crate) fn stats(&self) -> crate::backplane::BackplaneStats {
+        let c = &self.counts;
+        crate::backplane::BackplaneStats {
+            failed_publishes: c.failed_publishes.load(Ordering::Relaxed),
+            failed_subscriptions: c.failed_subscriptions.load(Ordering::Relaxed),
+            gaps: c.gaps.load(Ordering::Relaxed),
+            lost_messages: c.lost_messages.load(Ordering::Relaxed),
+        }
     }
 }
 

@@ -30,6 +30,28 @@ pub struct EncodedMessage {
     pub encodings: Vec<(String, Bytes)>,
 }
 
+/// What a backplane counted since it started: the failures and losses an operator watches
+/// (also exported as `hub_backplane_*_total` metrics with the `metrics` feature).
+///
+/// ```
+/// use hub_runtime::backplane::{Backplane, InMemoryBackplane};
+/// let stats = InMemoryBackplane.stats();
+/// assert_eq!(stats.failed_publishes, 0);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BackplaneStats {
+    /// Messages for other servers that could not be published (the broker was unreachable).
+    pub failed_publishes: u64,
+    /// Subscribe or unsubscribe attempts that failed (each is retried).
+    pub failed_subscriptions: u64,
+    /// Times the listening connection to the broker was lost and had to be re-established:
+    /// what other servers sent meanwhile did not arrive here.
+    pub gaps: u64,
+    /// Messages from other servers known to be lost (the broker said it dropped them).
+    pub lost_messages: u64,
+}
+
 /// A backplane operation failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BackplaneError {
@@ -141,6 +163,12 @@ pub trait Backplane: Send + Sync + 'static {
     /// the backplane).
     fn is_distributed(&self) -> bool;
 
+    /// What this backplane counted so far: failed publishes and subscriptions, broker
+    /// connection gaps, known losses (all zero for a backplane that cannot fail).
+    fn stats(&self) -> BackplaneStats {
+        BackplaneStats::default()
+    }
+
     /// Registers a hub's local side, to receive what other servers publish for it.
     fn attach_hub(&self, hub: &str, local: Arc<dyn LocalHub>) {
         let _ = (hub, local);
@@ -241,4 +269,74 @@ impl Backplane for InMemoryBackplane {
 /// The default backplane.
 pub(crate) fn in_memory() -> Arc<dyn Backplane> {
     Arc::new(InMemoryBackplane)
+}
+
+/// A shared backplane is a backplane: keep an `Arc` to read [`Backplane::stats`] while the
+/// server uses it, or pick the backplane at run time as `Arc<dyn Backplane>`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use hub_runtime::backplane::{Backplane, InMemoryBackplane};
+/// let backplane: Arc<dyn Backplane> = Arc::new(InMemoryBackplane);
+/// let server = hub_runtime::HubServer::builder().backplane(backplane.clone()).build();
+/// assert_eq!(backplane.stats().gaps, 0);
+/// # drop(server);
+/// ```
+impl<B: Backplane + ?Sized> Backplane for Arc<B> {
+    fn is_distributed(&self) -> bool {
+        (**self).is_distributed()
+    }
+
+    fn stats(&self) -> BackplaneStats {
+        (**self).stats()
+    }
+
+    fn attach_hub(&self, hub: &str, local: Arc<dyn LocalHub>) {
+        (**self).attach_hub(hub, local)
+    }
+
+    fn publish(
+        &self,
+        hub: &str,
+        target: &SendTarget,
+        message: EncodedMessage,
+    ) -> BoxFuture<'static, Result<(), BackplaneError>> {
+        (**self).publish(hub, target, message)
+    }
+
+    fn invoke_remote(
+        &self,
+        hub: &str,
+        connection_id: &str,
+        invocation_id: &str,
+        message: EncodedMessage,
+    ) -> BoxFuture<'static, Result<CompletionResult, BackplaneError>> {
+        (**self).invoke_remote(hub, connection_id, invocation_id, message)
+    }
+
+    fn change_remote_group(
+        &self,
+        hub: &str,
+        connection_id: &str,
+        group: &str,
+        change: GroupChange,
+    ) -> BoxFuture<'static, Result<(), BackplaneError>> {
+        (**self).change_remote_group(hub, connection_id, group, change)
+    }
+
+    fn connection_added(&self, hub: &str, connection_id: &str, user: Option<&str>) -> BoxFuture<'static, ()> {
+        (**self).connection_added(hub, connection_id, user)
+    }
+
+    fn connection_removed(&self, hub: &str, connection_id: &str, user: Option<&str>) -> BoxFuture<'static, ()> {
+        (**self).connection_removed(hub, connection_id, user)
+    }
+
+    fn group_added(&self, hub: &str, group: &str) -> BoxFuture<'static, ()> {
+        (**self).group_added(hub, group)
+    }
+
+    fn group_removed(&self, hub: &str, group: &str) -> BoxFuture<'static, ()> {
+        (**self).group_removed(hub, group)
+    }
 }

@@ -10,12 +10,16 @@ use tokio::sync::oneshot;
 use super::wire::{encode_group_command, encode_message, encode_message_with};
 use super::{AwaitedReturn, RedisBackplane, Route};
 use crate::backplane::SendTarget;
-use crate::backplane::{Backplane, BackplaneError, EncodedMessage, GroupChange, LocalHub};
+use crate::backplane::{Backplane, BackplaneError, BackplaneStats, EncodedMessage, GroupChange, LocalHub};
 use crate::protocol::CompletionResult;
 
 impl Backplane for RedisBackplane {
     fn is_distributed(&self) -> bool {
         true
+    }
+
+    fn stats(&self) -> BackplaneStats {
+        self.inner.metrics.stats()
     }
 
     fn attach_hub(&self, hub: &str, local: Arc<dyn LocalHub>) {

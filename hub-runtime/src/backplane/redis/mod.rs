@@ -110,7 +110,6 @@ struct Inner {
     next_id: AtomicU64,
     /// Client results other servers await from connections here.
     forwarded: AtomicU64,
-    failed_publishes: AtomicU64,
     metrics: Arc<crate::observability::BackplaneMetrics>,
 }
 
@@ -170,7 +169,6 @@ impl RedisBackplane {
             returns: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             forwarded: AtomicU64::new(0),
-            failed_publishes: AtomicU64::new(0),
             metrics,
         });
         inner.subscriptions.keep(inner.channel_for_acks(), Route::Acks);
@@ -191,13 +189,13 @@ impl RedisBackplane {
 
     /// How many messages for other servers could not be published (Redis unreachable).
     pub fn failed_publishes(&self) -> u64 {
-        self.inner.failed_publishes.load(Ordering::Relaxed)
+        self.inner.metrics.stats().failed_publishes
     }
 
     /// How many SUBSCRIBE or UNSUBSCRIBE attempts failed (Redis refused, or did not answer
     /// within the response timeout); each is retried.
     pub fn failed_subscriptions(&self) -> u64 {
-        self.inner.subscriptions.failures()
+        self.inner.metrics.stats().failed_subscriptions
     }
 
     /// Client results in flight through this server: those it awaits from connections on
@@ -267,8 +265,7 @@ impl Inner {
             .query_async(&mut connection)
             .await;
         result.map_err(|e| {
-            let failed = self.failed_publishes.fetch_add(1, Ordering::Relaxed) + 1;
-            self.metrics.failed_publish();
+            let failed = self.metrics.failed_publish();
             // 1st, 2nd, 4th, 8th… failure: an outage does not flood the log.
             if failed.is_power_of_two() {
                 tracing::warn!(%channel, error = %e, failed, "could not publish to Redis: messages for other servers are lost");

@@ -15,7 +15,7 @@
 //! wanted.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -101,7 +101,6 @@ enum Command {
 pub(super) struct Subscriptions {
     state: Mutex<State>,
     response_timeout: Duration,
-    failures: AtomicU64,
     metrics: Arc<crate::observability::BackplaneMetrics>,
 }
 
@@ -110,18 +109,12 @@ impl Subscriptions {
         Subscriptions {
             state: Mutex::new(State::default()),
             response_timeout,
-            failures: AtomicU64::new(0),
             metrics,
         }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// How many SUBSCRIBE or UNSUBSCRIBE attempts failed (Redis refused or did not answer).
-    pub(super) fn failures(&self) -> u64 {
-        self.failures.load(Ordering::Relaxed)
     }
 
     /// Where a message on `channel` goes, while the channel is wanted.
@@ -201,8 +194,7 @@ impl Subscriptions {
                 Ok(Err(e)) => e.to_string(),
                 Err(_) => format!("no answer within {:?}", self.response_timeout),
             };
-            let failed = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
-            self.metrics.failed_subscription();
+            let failed = self.metrics.failed_subscription();
             // 1st, 2nd, 4th, 8th… failure: an outage does not flood the log.
             if failed.is_power_of_two() {
                 let command = match command {
