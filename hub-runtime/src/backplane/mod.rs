@@ -12,6 +12,8 @@
 #[cfg(feature = "redis")]
 mod redis;
 mod target;
+#[cfg(any(feature = "redis", feature = "postgres", feature = "nats"))]
+mod wire;
 
 use std::sync::Arc;
 

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use tokio::sync::oneshot;
 
-use super::wire::{encode_group_command, encode_message, encode_message_with};
 use super::{AwaitedReturn, RedisBackplane, Route};
+use crate::backplane::wire::{encode_group_command, encode_message, encode_message_with};
 use crate::backplane::SendTarget;
 use crate::backplane::{Backplane, BackplaneError, BackplaneStats, EncodedMessage, GroupChange, LocalHub};
 use crate::protocol::CompletionResult;

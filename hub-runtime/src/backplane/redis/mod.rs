@@ -12,10 +12,7 @@
 //! | `{hub}:internal:groups` | group commands for connections on another server |
 //! | `{hub}:internal:ack:{server}` | acknowledgements of those commands |
 //!
-//! Payloads are MessagePack. A message: `[excluded ids, {protocol name: framed bytes}, nil,
-//! nil, origin server, group list | nil]` — the first two elements as in ASP.NET Core, the
-//! bytes forwarded verbatim to connections speaking that protocol. A group command:
-//! `[id, server, 1 = add | 2 = remove, group, connection id]`; its ack: `[id]`.
+//! Payloads are the MessagePack envelopes of `backplane::wire`, shared by every broker.
 //!
 //! Each channel is listened on while something here needs it (counted per reason, see
 //! `subscriptions`); a SUBSCRIBE that fails is retried with backoff. The subscriber reconnects
@@ -26,14 +23,13 @@
 //! ([`RedisBackplane::failed_publishes`]) and logged, as are failed subscription changes
 //! ([`RedisBackplane::failed_subscriptions`]).
 //!
-//! Here: the options, the shared state and the delivery of what arrives; `wire` holds the
-//! payloads, `backplane` the [`Backplane`](super::Backplane) implementation, `subscriber` the
+//! Here: the options, the shared state and the delivery of what arrives; the payloads are in
+//! `backplane::wire`, `backplane` the [`Backplane`](super::Backplane) implementation, `subscriber` the
 //! subscription connection and `subscriptions` what it listens to.
 
 mod backplane;
 mod subscriber;
 mod subscriptions;
-mod wire;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,9 +42,9 @@ use tokio::sync::oneshot;
 
 use self::subscriber::subscriber;
 use self::subscriptions::Subscriptions;
-use self::wire::{decode_ack, decode_group_command, decode_message, decode_return, encode_ack, encode_return};
+use super::wire::{decode_ack, decode_group_command, decode_message, decode_return, encode_ack, encode_return};
 
-use super::{BackplaneError, EncodedMessage, LocalHub};
+use super::{BackplaneError, LocalHub};
 use crate::backplane::SendTarget;
 use crate::protocol::CompletionResult;
 

@@ -1,5 +1,15 @@
-//! The backplane's payloads on Redis (MessagePack; see the layout in the module above):
+//! The payloads servers exchange through any broker (Redis, PostgreSQL, NATS), MessagePack:
 //! messages, group commands and their acks, and client results.
+//!
+//! A message: `[excluded ids, {protocol name: framed bytes}, invocation id | nil, reply
+//! address | nil, origin server, group list | nil]` — the first two elements as in ASP.NET Core,
+//! the bytes forwarded verbatim to connections speaking that protocol; the invocation id and
+//! reply address are set for a client result another server awaits. A group command: `[id,
+//! server, 1 = add | 2 = remove, group, connection id]`; its ack: `[id]` or `[id, error]`. A
+//! client result's answer: `[invocation id, protocol, result]`.
+
+// Until the PostgreSQL and NATS backplanes use it (issue 16).
+#![cfg_attr(not(feature = "redis"), allow(dead_code))]
 
 use super::{BackplaneError, EncodedMessage};
 use crate::backplane::{GroupChange, GroupError};
