@@ -351,6 +351,38 @@ async fn a_killed_listening_connection_counts_a_gap_and_listens_again() {
 }
 
 #[tokio::test]
+async fn a_listening_backend_that_stops_answering_is_replaced() {
+    let Some(pg) = Postgres::start().await else { return };
+    let (a, _) = server(&pg.url).await;
+    let checked = PostgresOptions {
+        keepalive: Duration::from_millis(200),
+        response_timeout: Duration::from_millis(300),
+        ..test_options()
+    };
+    let (b, b_backplane) = server_with(&pg.url, checked, HubOptions::default()).await;
+    let mut on_b = b.connect("/fleet").await;
+    let pid = b_backplane.listener_pid().expect("listening").to_string();
+    // The backend process freezes: its connection stays open, nothing is answered.
+    let signal = |signal: &str| Command::new("kill").args([signal, &pid]).status().map(|s| s.success());
+    assert!(matches!(signal("-STOP"), Ok(true)));
+    eventually("the silence is noticed", || b_backplane.stats().gaps == 1).await;
+    let _ = signal("-CONT");
+    eventually("listening on a new backend", || {
+        b_backplane.listener_pid().is_some_and(|p| p.to_string() != pid) && b_backplane.listening_channels().len() == 4
+    })
+    .await;
+    a.server
+        .handle::<Fleet>()
+        .unwrap()
+        .clients
+        .all()
+        .receive("awake".into())
+        .await
+        .unwrap();
+    assert_eq!(received(&mut on_b).await, "awake");
+}
+
+#[tokio::test]
 async fn while_postgres_is_down_publishing_fails_fast_and_is_counted_then_resumes() {
     let Some(mut pg) = Postgres::start().await else { return };
     let (a, a_backplane) = server(&pg.url).await;
@@ -377,6 +409,18 @@ async fn while_postgres_is_down_publishing_fails_fast_and_is_counted_then_resume
         "local delivery does not need PostgreSQL"
     );
     assert_eq!(a_backplane.stats().failed_publishes, 1);
+    let started = Instant::now();
+    let refused = within(
+        "connect while PostgreSQL is down",
+        PostgresBackplane::connect_with(&pg.url, test_options()),
+    )
+    .await;
+    assert!(refused.is_err());
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
     pg.restart().await;
     eventually("B listens again", || {
         b_backplane.stats().gaps >= 1 && b_backplane.listening_channels().len() == 4
