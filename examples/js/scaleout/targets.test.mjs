@@ -1,6 +1,7 @@
 // Scale-out: every BroadcastHub send target and group operation across three `interop` servers
-// joined by one Redis, with official-client connections spread over the servers (and over the
-// transports and protocols: a message crosses Redis once per protocol and is forwarded verbatim).
+// joined by one broker (SCALEOUT_BACKPLANE: Redis, PostgreSQL or NATS), with official-client
+// connections spread over the servers (and over the transports and protocols: a message crosses the
+// broker once per protocol and is forwarded verbatim).
 //
 // Who lives where:
 //
@@ -9,8 +10,8 @@
 //   node 2: d (carol, LongPolling/json)      e (dave, WebSockets/json)
 //
 // Barrier ("fence"): after each message the same sender invokes SendToAll(fence) and every
-// connection waits for the fence. One server publishes its messages on one Redis connection in
-// the order its hub methods ran, Redis forwards them to each subscriber in that order and the
+// connection waits for the fence. One server publishes its messages on one broker connection in
+// the order its hub methods ran, the broker forwards them to each subscriber in that order and the
 // receiving server hands them to its connections in that order — so once a connection has the
 // fence, everything the sender sent it before has arrived (per-sender order is a requirement).
 // Every connection's inbox is also compared in full with what it should have received at the
@@ -19,7 +20,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { startCluster, invoke, withTimeout, delay, stopConnection } from './cluster.mjs';
+import { startCluster, invoke, withTimeout, delay, stopConnection, BACKPLANE } from './cluster.mjs';
 
 const PEOPLE = {
     a: { node: 0, user: 'alice', transport: 'WebSockets', protocol: 'json' },
@@ -77,7 +78,7 @@ async function fence(sender) {
  * `receivers` got one copy each (and nobody else any).
  */
 async function deliver(sender, receivers, method, ...args) {
-    // Non-ASCII and JSON-escaped characters: each protocol's bytes must cross Redis untouched.
+    // Non-ASCII and JSON-escaped characters: each protocol's bytes must cross the broker untouched.
     const message = `${method} #${++counter} from ${sender} grüße 👋 "q" \\`;
     await invoke(conns[sender], method, ...args, message);
     for (const n of receivers) expected[n].push(message);
@@ -91,7 +92,7 @@ const join = (group, ...names) => Promise.all(names.map((n) => invoke(conns[n], 
 const leave = (group, ...names) => Promise.all(names.map((n) => invoke(conns[n], 'LeaveGroup', group)));
 const others = (...names) => NAMES.filter((n) => !names.includes(n));
 
-describe('BroadcastHub across three servers on one Redis', { timeout: 60_000 }, () => {
+describe(`BroadcastHub across three servers on one ${BACKPLANE} backplane`, { timeout: 60_000 }, () => {
     it('every connection lives on its own server and knows its id', async () => {
         for (const name of NAMES) {
             assert.equal(conns[name].node, PEOPLE[name].node);
