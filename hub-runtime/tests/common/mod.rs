@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod brokers;
+
 use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
