@@ -134,20 +134,27 @@ async fn a_payload_naming_another_group_is_dropped() {
     // Capture what A publishes for the group, as a third NATS client.
     let spy = async_nats::connect(nats.url.as_str()).await.unwrap();
     let mut captured = spy.subscribe("hub.>").await.unwrap();
-    spy.flush().await.unwrap();
+    round_trip(&spy).await;
     let a_handle = a.server.handle::<Fleet>().unwrap();
     a_handle.clients.group("mine").receive("real".into()).await.unwrap();
     expect_received(&mut member, "real").await;
     let original = within("the captured message", captured.next()).await.unwrap();
     // The same payload, claiming another name (as a hash collision would), on the same subject.
-    let renamed = rename(&original.payload, "mine", "other");
+    let renamed = rename(&original.payload, "mine", "mint");
     assert_ne!(renamed, original.payload.to_vec());
     spy.publish(original.subject.clone(), renamed.into()).await.unwrap();
     spy.publish(original.subject.clone(), original.payload.clone()).await.unwrap();
-    spy.flush().await.unwrap();
+    round_trip(&spy).await;
     // Only the copy with the right name arrives.
     expect_received(&mut member, "real").await;
     expect_nothing(&mut member).await;
+}
+
+/// Waits until nats-server processed what `client` sent so far (`flush` only writes to the
+/// socket): a request nobody answers comes back "no responders" after the rest.
+async fn round_trip(client: &async_nats::Client) {
+    let answer = within("a round trip", client.request("nobody.listens", "".into())).await;
+    assert!(answer.is_err_and(|e| e.kind() == async_nats::RequestErrorKind::NoResponders));
 }
 
 /// `payload` with its MessagePack string `from` (the frame's name) replaced by `to`, same length.
@@ -460,7 +467,7 @@ async fn a_bad_prefix_is_refused_and_a_custom_one_is_used() {
     };
     let spy = async_nats::connect(nats.url.as_str()).await.unwrap();
     let mut captured = spy.subscribe("app.realtime.>").await.unwrap();
-    spy.flush().await.unwrap();
+    round_trip(&spy).await;
     let a = fleet_server_with(backplane_with(&nats.url, custom()).await, HubOptions::default()).await;
     let b = fleet_server_with(backplane_with(&nats.url, custom()).await, HubOptions::default()).await;
     smoke(&a, &b).await;

@@ -10,6 +10,7 @@
 //! | `{prefix}.{hub}.group.{group}` | messages for a group (servers listen while they have a local member) |
 //! | `{prefix}.{hub}.user.{user}` | messages for a user (servers listen while the user has a local connection) |
 //! | `{prefix}.{hub}.conn.{id}` | messages for one connection, and the requests for it: group commands and client-result invocations (its server listens and replies) |
+//! | `{prefix}._confirm` | nobody listens: a request here, answered "no responders" by the server, confirms the subscriptions sent before it |
 //!
 //! Hub, group, user and connection names are encoded so that `.`, `*`, `>`, spaces, empty
 //! names and non-ASCII cannot break a subject: `n` + base64url (no padding) of the name's
@@ -257,6 +258,7 @@ impl NatsBackplane {
             subscriptions: Arc::new(Subscriptions::new(
                 client.clone(),
                 weak.clone(),
+                format!("{}._confirm", options.prefix),
                 options.response_timeout,
                 metrics.clone(),
             )),

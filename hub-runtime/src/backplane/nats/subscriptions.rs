@@ -12,9 +12,11 @@
 //! 10,000 groups subscribe in well under a second on loopback), and the server filters.
 //!
 //! async-nats keeps the subscriptions across reconnects (it subscribes again on every new
-//! connection), so unlike Redis nothing is resubscribed here. A subscription is sent to the
-//! server and then flushed (a PING answered after it), so `add` returns once the server has
-//! the interest: a message another server publishes after a join reaches the new member. While
+//! connection), so unlike Redis nothing is resubscribed here. After a SUB, `add` waits for
+//! the server to answer a request sent after it (see [`Subscriptions::confirm`]), so it
+//! returns once the server has the interest: a message another server publishes after a join
+//! reaches the new member (on one server; in a NATS cluster interest reaches the other nodes a
+//! moment later). While
 //! the broker is unreachable `add` does not wait: the subscription is queued and sent when the
 //! client reconnects. Only a subscription the client could not even queue (its command queue
 //! stayed full for the response timeout) counts as failed, and is retried with backoff.
@@ -28,6 +30,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use async_nats::connection::State;
+use async_nats::RequestErrorKind;
 use futures_util::StreamExt;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -83,6 +86,8 @@ pub(super) struct Subscriptions {
     entries: Mutex<HashMap<String, Entry>>,
     client: async_nats::Client,
     inner: Weak<Inner>,
+    /// Where [`Subscriptions::confirm`] sends its probes.
+    confirm_subject: String,
     response_timeout: Duration,
     metrics: Arc<BackplaneMetrics>,
     /// Cancelled when the backplane is dropped: every reader stops.
@@ -99,6 +104,7 @@ impl Subscriptions {
     pub(super) fn new(
         client: async_nats::Client,
         inner: Weak<Inner>,
+        confirm_subject: String,
         response_timeout: Duration,
         metrics: Arc<BackplaneMetrics>,
     ) -> Self {
@@ -106,6 +112,7 @@ impl Subscriptions {
             entries: Mutex::new(HashMap::new()),
             client,
             inner,
+            confirm_subject,
             response_timeout,
             metrics,
             closed: CancellationToken::new(),
@@ -190,13 +197,9 @@ impl Subscriptions {
                 if let Some(entry) = self.entries().get_mut(subject) {
                     entry.active = Some(stop);
                 }
-                // The server has the interest once it answered a PING sent after the SUB.
                 // While disconnected the SUB waits in the client for the next connection.
                 if self.client.connection_state() == State::Connected {
-                    let flushed = tokio::time::timeout(self.response_timeout, self.client.flush()).await;
-                    if !matches!(flushed, Ok(Ok(()))) {
-                        tracing::debug!(%subject, "nats did not confirm a subscription in time");
-                    }
+                    self.confirm(subject).await;
                 }
                 return Ok(());
             }
@@ -208,6 +211,20 @@ impl Subscriptions {
             tracing::warn!(%subject, %error, failed, "could not subscribe on NATS; retrying");
         }
         Err(())
+    }
+
+    /// Waits until the server processed the subscription: it reads a connection's operations
+    /// in order, so once it answered a request sent after the SUB, the interest is in place.
+    /// (`Client::flush` only writes to the socket.) The request goes to a subject nobody
+    /// listens on; the server's "no responders" status is the answer.
+    async fn confirm(&self, subject: &str) {
+        let probe = async_nats::Request::new().timeout(Some(self.response_timeout));
+        let answer = self.client.send_request(self.confirm_subject.clone(), probe);
+        match tokio::time::timeout(self.response_timeout, answer).await {
+            Ok(Err(e)) if e.kind() == RequestErrorKind::NoResponders => {}
+            Ok(Ok(_)) => {}
+            _ => tracing::debug!(%subject, "nats did not confirm a subscription in time"),
+        }
     }
 
     /// Decides the subject's next change (called with its turn held).
