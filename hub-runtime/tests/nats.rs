@@ -58,7 +58,10 @@ async fn fleet_server_with(backplane: NatsBackplane, options: HubOptions) -> Tes
 
 async fn fleet_server(url: &str) -> (TestServer, NatsBackplane) {
     let backplane = backplane_with(url, test_options()).await;
-    (fleet_server_with(backplane.clone(), HubOptions::default()).await, backplane)
+    (
+        fleet_server_with(backplane.clone(), HubOptions::default()).await,
+        backplane,
+    )
 }
 
 /// Waits for the next `Receive` message.
@@ -111,9 +114,19 @@ async fn awkward_group_and_user_names_cross_servers() {
         members.push(client);
     }
     for (name, member) in names.iter().zip(&mut members) {
-        a_handle.clients.group(name.clone()).receive(format!("group {name}")).await.unwrap();
+        a_handle
+            .clients
+            .group(name.clone())
+            .receive(format!("group {name}"))
+            .await
+            .unwrap();
         expect_received(member, &format!("group {name}")).await;
-        a_handle.clients.user(name.clone()).receive(format!("user {name}")).await.unwrap();
+        a_handle
+            .clients
+            .user(name.clone())
+            .receive(format!("user {name}"))
+            .await
+            .unwrap();
         expect_received(member, &format!("user {name}")).await;
     }
     // Each got exactly its own: the two long names (hashed) did not mix either.
@@ -143,7 +156,9 @@ async fn a_payload_naming_another_group_is_dropped() {
     let renamed = rename(&original.payload, "mine", "mint");
     assert_ne!(renamed, original.payload.to_vec());
     spy.publish(original.subject.clone(), renamed.into()).await.unwrap();
-    spy.publish(original.subject.clone(), original.payload.clone()).await.unwrap();
+    spy.publish(original.subject.clone(), original.payload.clone())
+        .await
+        .unwrap();
     round_trip(&spy).await;
     // Only the copy with the right name arrives.
     expect_received(&mut member, "real").await;
@@ -208,7 +223,12 @@ async fn a_join_is_heard_at_once_by_other_servers() {
         let group = format!("fresh {i}");
         // No sleep: once the join resolved, B's server has the interest.
         b_handle.groups.add(&id, &group).await.unwrap();
-        a_handle.clients.group(group.clone()).receive(group.clone()).await.unwrap();
+        a_handle
+            .clients
+            .group(group.clone())
+            .receive(group.clone())
+            .await
+            .unwrap();
         expect_received(&mut member, &group).await;
     }
 }
@@ -233,7 +253,9 @@ async fn groups_refusals_and_client_results_cross_servers() {
     );
     a_handle.clients.group("one").receive("to one".into()).await.unwrap();
     expect_received(&mut on_b, "to one").await;
-    within("remote remove", a_handle.groups.remove(&b_id, "one")).await.unwrap();
+    within("remote remove", a_handle.groups.remove(&b_id, "one"))
+        .await
+        .unwrap();
     a_handle.clients.group("one").receive("gone".into()).await.unwrap();
     expect_nothing(&mut on_b).await;
 
@@ -263,9 +285,17 @@ async fn a_message_larger_than_max_payload_arrives_whole() {
     let (b, _) = fleet_server(&nats.url).await;
     let mut on_b = b.connect("/fleet").await;
     let id = on_b.connection_id.clone().unwrap();
-    b.server.handle::<Fleet>().unwrap().groups.add(&id, "big").await.unwrap();
+    b.server
+        .handle::<Fleet>()
+        .unwrap()
+        .groups
+        .add(&id, "big")
+        .await
+        .unwrap();
     assert_eq!(a_backplane.max_payload(), 1024 * 1024, "a default nats-server");
-    let large: String = (0..3 * 1024 * 1024).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let large: String = (0..3 * 1024 * 1024)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
     let a_handle = a.server.handle::<Fleet>().unwrap();
     a_handle.clients.group("big").receive(large.clone()).await.unwrap();
     a_handle.clients.client(id).receive("after".into()).await.unwrap();
@@ -293,7 +323,11 @@ async fn a_broker_restart_is_a_gap_and_delivery_resumes() {
     let started = Instant::now();
     let sent = b_handle.clients.all().receive("local".into()).await;
     assert!(sent.is_err(), "the backplane part failed");
-    assert!(started.elapsed() < Duration::from_millis(500), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "took {:?}",
+        started.elapsed()
+    );
     expect_received(&mut on_b, "local").await;
     assert!(b_backplane.stats().failed_publishes >= 1);
     assert_eq!(
@@ -354,7 +388,11 @@ async fn a_user_and_password_are_checked() {
         },
         ..test_options()
     };
-    let refused = within("a wrong password", NatsBackplane::connect_with(&nats.url, with("wrong"))).await;
+    let refused = within(
+        "a wrong password",
+        NatsBackplane::connect_with(&nats.url, with("wrong")),
+    )
+    .await;
     assert!(refused.is_err(), "a wrong password is refused");
     let refused = within("no password", NatsBackplane::connect_with(&nats.url, test_options())).await;
     assert!(refused.is_err(), "no credentials are refused");
@@ -405,7 +443,11 @@ async fn tls_with_a_trusted_certificate() {
         },
         ..test_options()
     };
-    let untrusted = within("an untrusted certificate", NatsBackplane::connect_with(&nats.url, test_options())).await;
+    let untrusted = within(
+        "an untrusted certificate",
+        NatsBackplane::connect_with(&nats.url, test_options()),
+    )
+    .await;
     assert!(untrusted.is_err(), "a certificate no root vouches for is refused");
     let a = fleet_server_with(backplane_with(&nats.url, trusting()).await, HubOptions::default()).await;
     let b = fleet_server_with(backplane_with(&nats.url, trusting()).await, HubOptions::default()).await;
@@ -413,7 +455,10 @@ async fn tls_with_a_trusted_certificate() {
     // A plain server is refused when TLS is required.
     let Some(plain) = Nats::start().await else { return };
     let required = within("TLS required", NatsBackplane::connect_with(&plain.url, trusting())).await;
-    assert!(required.is_err(), "a server without TLS is refused when TLS is required");
+    assert!(
+        required.is_err(),
+        "a server without TLS is refused when TLS is required"
+    );
     let _ = std::fs::remove_dir_all(cert.parent().unwrap());
 }
 
@@ -430,7 +475,9 @@ async fn a_client_certificate_is_presented_to_a_verifying_server() {
         "--tlscacert",
         &cert_arg,
     ];
-    let Some(nats) = Nats::start_with(&args).await else { return };
+    let Some(nats) = Nats::start_with(&args).await else {
+        return;
+    };
     let tls = |client_certificate: Option<ClientCertificate>| NatsOptions {
         tls: NatsTls {
             required: true,
@@ -439,7 +486,11 @@ async fn a_client_certificate_is_presented_to_a_verifying_server() {
         },
         ..test_options()
     };
-    let anonymous = within("no client certificate", NatsBackplane::connect_with(&nats.url, tls(None))).await;
+    let anonymous = within(
+        "no client certificate",
+        NatsBackplane::connect_with(&nats.url, tls(None)),
+    )
+    .await;
     assert!(anonymous.is_err(), "the server wants a client certificate");
     let mine = || {
         Some(ClientCertificate {

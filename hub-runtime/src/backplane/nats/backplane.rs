@@ -11,9 +11,7 @@ use super::frames::Kind;
 use super::requests::{read_ack, read_return};
 use super::{InFlight, NatsBackplane, Route};
 use crate::backplane::wire::{encode_group_command, encode_message, encode_message_with};
-use crate::backplane::{
-    Backplane, BackplaneError, BackplaneStats, EncodedMessage, GroupChange, LocalHub, SendTarget,
-};
+use crate::backplane::{Backplane, BackplaneError, BackplaneStats, EncodedMessage, GroupChange, LocalHub, SendTarget};
 use crate::protocol::CompletionResult;
 
 /// One payload to publish: its subject, the name it carries, and the wire envelope.

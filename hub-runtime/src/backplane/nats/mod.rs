@@ -303,7 +303,11 @@ async fn client_options(
         .no_echo()
         .connection_timeout(options.connect_timeout)
         // tokio intervals take neither zero nor periods that overflow an Instant.
-        .ping_interval(options.ping_interval.clamp(Duration::from_millis(10), Duration::from_secs(86_400)))
+        .ping_interval(
+            options
+                .ping_interval
+                .clamp(Duration::from_millis(10), Duration::from_secs(86_400)),
+        )
         .subscription_capacity(options.subscription_capacity.max(1))
         .request_timeout(Some(options.group_ack_timeout))
         .max_reconnects(None)

@@ -17,8 +17,10 @@ use async_nats::{RequestErrorKind, Subject};
 use bytes::Bytes;
 
 use super::frames::Kind;
-use super::{Inner, InFlight};
-use crate::backplane::wire::{decode_ack, decode_group_command, decode_message, decode_return, encode_ack, encode_return};
+use super::{InFlight, Inner};
+use crate::backplane::wire::{
+    decode_ack, decode_group_command, decode_message, decode_return, encode_ack, encode_return,
+};
 use crate::backplane::{BackplaneError, GroupError, LocalHub};
 use crate::protocol::CompletionResult;
 
@@ -115,7 +117,13 @@ pub(super) fn read_ack(answer: Answer, id: u64, connection: String) -> Result<()
 
 /// Sends a client-result invocation to a connection here, and replies with the client's
 /// Completion once it comes (within the hub's client-result timeout).
-pub(super) fn invoke(inner: Arc<Inner>, local: Option<Arc<dyn LocalHub>>, connection: &str, body: &[u8], reply: Subject) {
+pub(super) fn invoke(
+    inner: Arc<Inner>,
+    local: Option<Arc<dyn LocalHub>>,
+    connection: &str,
+    body: &[u8],
+    reply: Subject,
+) {
     let invocation = decode_message(body).and_then(|m| Some((m.reply?.0, m.encoded)));
     let started = match (local, invocation) {
         (Some(local), Some((invocation_id, encoded))) => local

@@ -116,10 +116,7 @@ mod tests {
         let over = "y".repeat(MAX_PLAIN + 1);
         assert!(token(&at).starts_with('n'));
         assert!(token(&over).starts_with('h'));
-        assert_eq!(
-            URL_SAFE_NO_PAD.decode(&token("g.1")[1..]).unwrap(),
-            b"g.1".to_vec()
-        );
+        assert_eq!(URL_SAFE_NO_PAD.decode(&token("g.1")[1..]).unwrap(), b"g.1".to_vec());
     }
 
     #[test]

@@ -8,8 +8,8 @@
 //!
 //! Per-subject subscriptions rather than one wildcard (`{prefix}.{hub}.>`) filtered here: a
 //! wildcard would bring every group's and user's traffic of the whole fleet to every server,
-//! while a NATS subscription costs a map entry on each side and a small task here (about 1 KB;
-//! 10,000 groups subscribe in well under a second on loopback), and the server filters.
+//! while a NATS subscription costs a map entry on each side and a small task here, and the
+//! server does the filtering.
 //!
 //! async-nats keeps the subscriptions across reconnects (it subscribes again on every new
 //! connection), so unlike Redis nothing is resubscribed here. After a SUB, `add` waits for
@@ -121,12 +121,6 @@ impl Subscriptions {
 
     fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// How many subjects are subscribed (for the tests).
-    #[cfg(test)]
-    pub(super) fn subscribed(&self) -> usize {
-        self.entries().values().filter(|e| e.active.is_some()).count()
     }
 
     /// One more reason to listen on `subject`; returns once the server has the interest (or
