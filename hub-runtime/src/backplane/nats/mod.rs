@@ -25,7 +25,7 @@
 //! A group command or client result for a connection that is not here is a NATS request to
 //! the connection's subject: its server applies it and replies (the ack, a refusal such as the
 //! group limit, or the client's Completion); with no server listening there, NATS answers at
-//! once with "no responders", which is [`BackplaneError::UnknownConnection`](super::BackplaneError::UnknownConnection).
+//! once with "no responders", which is `BackplaneError::UnknownConnection`.
 //!
 //! Broker outages: the client reconnects by itself and subscribes again; each disconnect is
 //! counted as a gap ([`Backplane::stats`](super::Backplane::stats)). A publish while
@@ -34,6 +34,11 @@
 //! on the client is bounded by [`NatsOptions::response_timeout`], so a hub method never hangs
 //! on the broker, and local delivery never depends on it. A message the client dropped
 //! because a subscription's queue was full (a slow consumer) is counted as lost.
+//!
+//! Order: NATS keeps one connection's messages on one subject in order, and each subscription
+//! is read by one task, so what a server sends to one target (a connection, a group, a user,
+//! everyone) arrives in the order it was sent. Messages to different targets travel on
+//! different subjects, read by different tasks: their relative order is not guaranteed.
 //!
 //! Server versions: nothing here needs more than nats-server 2.2 (headers, for the "no
 //! responders" status that requests rely on). async-nats' own options that need newer servers
