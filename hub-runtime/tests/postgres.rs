@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -276,6 +276,25 @@ async fn a_few_channels_per_server_whatever_the_hubs_and_their_names() {
 }
 
 #[tokio::test]
+async fn dropping_the_backplane_closes_its_sessions() {
+    let Some(pg) = Postgres::start().await else { return };
+    let sessions = || pg.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'hub backplane%'");
+    let backplane = backplane_with(&pg.url, test_options()).await;
+    let clone = backplane.clone();
+    assert_eq!(sessions(), "2", "a listening and a publishing session");
+    drop(backplane);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(sessions(), "2", "a clone keeps them");
+    drop(clone);
+    within("the sessions close", async {
+        while sessions() != "0" {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn large_messages_go_through_the_table_in_order_and_old_rows_are_deleted() {
     let Some(pg) = Postgres::start().await else { return };
     let options = PostgresOptions {
@@ -434,88 +453,31 @@ async fn while_postgres_is_down_publishing_fails_fast_and_is_counted_then_resume
 // ---------------------------------------------------------------------------------------------
 // TLS
 
-/// A certificate authority and a server certificate it signed for `db.example` only, made with
-/// the openssl CLI in a directory the postgres user can read.
+/// A certificate authority and a server certificate it signed for `db.example` only (rcgen), in
+/// a directory the postgres user can read.
 struct Certificates {
     dir: PathBuf,
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 impl Certificates {
     fn make(name: &str) -> Certificates {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
         let dir = std::env::temp_dir().join(format!("hub-pg-tls-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        openssl(
-            &dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.crt",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=hub test CA",
-            ],
-        );
-        std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:db.example\n").unwrap();
-        openssl(
-            &dir,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=db.example",
-            ],
-        );
-        openssl(
-            &dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "server.crt",
-                "-days",
-                "2",
-                "-extfile",
-                "san.ext",
-            ],
-        );
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, format!("hub test CA {name}"));
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let server = CertificateParams::new(vec!["db.example".to_string()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        std::fs::write(dir.join("ca.crt"), ca.pem()).unwrap();
+        std::fs::write(dir.join("server.crt"), server.pem()).unwrap();
+        std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
         // The server reads its key as the postgres user, and insists on 0600.
         let _ = Command::new("chown")
             .args(["-R", "postgres:postgres"])

@@ -1,6 +1,6 @@
 // Soak test, scale-out variant: the soak workload (../soak/workload.mjs) against three
-// `interop --redis URL --short-timeouts` processes at once, while redis-server is killed
-// (SIGKILL) and restarted on the same port a second later. Episodes may fail while Redis is down
+// `interop --short-timeouts` processes at once on one broker (SCALEOUT_BACKPLANE), while the broker is killed
+// (SIGKILL) and restarted on the same port a second later. Episodes may fail while the broker is down
 // (a group join waits for every server); what must hold afterwards is that nothing leaked: every
 // server's GET /health shows 0 connections, 0 groups and 0 users, its resident size is back
 // within 20 % of its value after a warm-up round, and no server exited.
@@ -13,14 +13,14 @@ import assert from 'node:assert/strict';
 
 import { delay } from '../interop/server.mjs';
 import { workload, settle, residentKiB, RSS_TOLERANCE } from '../soak/measure.mjs';
-import { startCluster } from './cluster.mjs';
+import { startCluster, BACKPLANE } from './cluster.mjs';
 
 const SECONDS = Number(process.env.SCALEOUT_SOAK_SECONDS ?? 30);
-/** Traffic before the kill, and how long Redis stays down. */
+/** Traffic before the kill, and how long the broker stays down. */
 const BEFORE_KILL = Math.min(5_000, (SECONDS * 1000) / 3);
 const OUTAGE = 1_000;
 
-describe('scale-out soak: the workload on three servers through a Redis restart', { timeout: (SECONDS + 240) * 1000 }, () => {
+describe(`scale-out soak: the workload on three servers through a ${BACKPLANE} restart`, { timeout: (SECONDS + 240) * 1000 }, () => {
     let cluster;
     const baseline = [];
     const settled = [];
@@ -38,21 +38,21 @@ describe('scale-out soak: the workload on three servers through a Redis restart'
         await cluster?.close();
     }, { timeout: 20_000 });
 
-    it(`runs the workload on every server for ${SECONDS} s with a Redis restart, then nothing is left`, {
+    it(`runs the workload on every server for ${SECONDS} s with a ${BACKPLANE} restart, then nothing is left`, {
         timeout: (SECONDS + 120) * 1000,
     }, async () => {
         const runs = Promise.all(cluster.nodes.map((n) => workload(n.url, SECONDS)));
         await delay(BEFORE_KILL);
-        await cluster.redis.kill('SIGKILL');
+        await cluster.broker.kill('SIGKILL');
         await delay(OUTAGE);
-        await cluster.redis.start();
+        await cluster.broker.start();
         results = await runs;
         const answers = await Promise.all(cluster.nodes.map((n) => settle(n.url)));
         answers.forEach((h, i) => { settled[i] = h; });
         results.forEach((r, i) => {
             const failing = Object.entries(r.failures).map(([label, { count, last }]) => `${label}: ${count}× (${last})`);
             console.log(`scale-out soak: node ${i}: ${r.rounds} rounds, ${r.runs} episodes; failed (not checked: ` +
-                `Redis was down for a while): ${failing.length ? failing.join('; ') : 'none'}; ` +
+                `the broker was down for a while): ${failing.length ? failing.join('; ') : 'none'}; ` +
                 `after settling ${JSON.stringify(settled[i])}`);
         });
         for (const n of cluster.nodes) {

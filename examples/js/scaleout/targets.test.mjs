@@ -1,6 +1,7 @@
 // Scale-out: every BroadcastHub send target and group operation across three `interop` servers
-// joined by one Redis, with official-client connections spread over the servers (and over the
-// transports and protocols: a message crosses Redis once per protocol and is forwarded verbatim).
+// joined by one broker (SCALEOUT_BACKPLANE: Redis, PostgreSQL or NATS), with official-client
+// connections spread over the servers (and over the transports and protocols: a message crosses the
+// broker once per protocol and is forwarded verbatim).
 //
 // Who lives where:
 //
@@ -8,18 +9,19 @@
 //   node 1: b (alice, WebSockets/messagepack) c (bob, ServerSentEvents/json)
 //   node 2: d (carol, LongPolling/json)      e (dave, WebSockets/json)
 //
-// Barrier ("fence"): after each message the same sender invokes SendToAll(fence) and every
-// connection waits for the fence. One server publishes its messages on one Redis connection in
-// the order its hub methods ran, Redis forwards them to each subscriber in that order and the
-// receiving server hands them to its connections in that order — so once a connection has the
-// fence, everything the sender sent it before has arrived (per-sender order is a requirement).
-// Every connection's inbox is also compared in full with what it should have received at the
-// end, so nothing arrives twice or late.
+// Barrier ("fence"): once every intended receiver has a message, the same sender invokes
+// SendToAll(fence) and every connection waits for the fence. What one sender sends to one target
+// arrives in order on every backplane; messages to different targets travel on different
+// channels or subjects, whose relative order only Redis and PostgreSQL keep (NATS reads each
+// subject on its own, as ASP.NET Core reads each Redis channel) — so the fence follows a message
+// only after its receivers have it, and a connection that got nothing by the fence is checked
+// again at the end: every connection's inbox is compared in full with what it should have
+// received, so nothing arrives twice, late or where it should not.
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { startCluster, invoke, withTimeout, delay, stopConnection } from './cluster.mjs';
+import { startCluster, invoke, withTimeout, delay, stopConnection, BACKPLANE } from './cluster.mjs';
 
 const PEOPLE = {
     a: { node: 0, user: 'alice', transport: 'WebSockets', protocol: 'json' },
@@ -77,10 +79,11 @@ async function fence(sender) {
  * `receivers` got one copy each (and nobody else any).
  */
 async function deliver(sender, receivers, method, ...args) {
-    // Non-ASCII and JSON-escaped characters: each protocol's bytes must cross Redis untouched.
+    // Non-ASCII and JSON-escaped characters: each protocol's bytes must cross the broker untouched.
     const message = `${method} #${++counter} from ${sender} grüße 👋 "q" \\`;
     await invoke(conns[sender], method, ...args, message);
     for (const n of receivers) expected[n].push(message);
+    if (receivers.length) await waitFor(message, receivers);
     await fence(sender);
     const counts = Object.fromEntries(NAMES.map((n) => [n, conns[n].inbox.filter((m) => m === message).length]));
     const want = Object.fromEntries(NAMES.map((n) => [n, receivers.includes(n) ? 1 : 0]));
@@ -91,7 +94,7 @@ const join = (group, ...names) => Promise.all(names.map((n) => invoke(conns[n], 
 const leave = (group, ...names) => Promise.all(names.map((n) => invoke(conns[n], 'LeaveGroup', group)));
 const others = (...names) => NAMES.filter((n) => !names.includes(n));
 
-describe('BroadcastHub across three servers on one Redis', { timeout: 60_000 }, () => {
+describe(`BroadcastHub across three servers on one ${BACKPLANE} backplane`, { timeout: 60_000 }, () => {
     it('every connection lives on its own server and knows its id', async () => {
         for (const name of NAMES) {
             assert.equal(conns[name].node, PEOPLE[name].node);

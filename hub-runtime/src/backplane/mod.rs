@@ -3,13 +3,16 @@
 //! The lifetime manager delivers every message to its own local connections and hands it to
 //! the backplane for the rest of the fleet. The default [`InMemoryBackplane`] is a fleet of one
 //! (nothing to install); `RedisBackplane` (feature `redis`) joins servers through Redis pub/sub,
-//! `PostgresBackplane` (feature `postgres`) through PostgreSQL LISTEN/NOTIFY. Another engine
-//! (NATS) plugs in through the same trait.
+//! `NatsBackplane` (feature `nats`) through NATS subjects and requests, `PostgresBackplane`
+//! (feature `postgres`) through PostgreSQL LISTEN/NOTIFY. Another engine plugs in through the
+//! same trait.
 //!
 //! This module is the core the lifetime manager (`clients`) publishes through, so it sits
 //! below `clients`: the send targets ([`SendTarget`]), encoded messages, the errors and the
 //! traits, and the backplanes themselves, which need nothing above it.
 
+#[cfg(feature = "nats")]
+mod nats;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "redis")]
@@ -23,6 +26,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 
+#[cfg(feature = "nats")]
+pub use self::nats::{ClientCertificate, NatsAuth, NatsBackplane, NatsOptions, NatsTls};
 #[cfg(feature = "postgres")]
 pub use self::postgres::{PostgresBackplane, PostgresOptions};
 #[cfg(feature = "redis")]

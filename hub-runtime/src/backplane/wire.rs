@@ -8,9 +8,6 @@
 //! server, 1 = add | 2 = remove, group, connection id]`; its ack: `[id]` or `[id, error]`. A
 //! client result's answer: `[invocation id, protocol, result]`.
 
-// Until the NATS backplane uses it (issue 16).
-#![cfg_attr(not(any(feature = "redis", feature = "postgres")), allow(dead_code))]
-
 use super::{BackplaneError, EncodedMessage};
 use crate::backplane::{GroupChange, GroupError};
 use crate::protocol::{CompletionResult, RawValue};
