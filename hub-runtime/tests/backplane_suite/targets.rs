@@ -39,7 +39,7 @@ pub async fn every_target_reaches_every_server<K: Kind>() {
     // Server A: the sender (user ua, group g1) and a connection of user ub.
     // Server B: user ub in g1, user uc in g2. Server C: user ud in g1 and g2, and a
     // MessagePack connection without a user or groups.
-    let mut peers = vec![
+    let mut peers = [
         fleet.json(0, Some("ua")).await,
         fleet.json(0, Some("ub")).await,
         fleet.json(1, Some("ub")).await,
