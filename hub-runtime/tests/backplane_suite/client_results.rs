@@ -77,6 +77,12 @@ pub async fn a_client_result_for_an_unknown_connection_fails<K: Kind>() {
     .await;
     assert_eq!(result, Err(ClientResultError::NoConnection("nobody".into())));
     assert!(started.elapsed() < RESULT_TIMEOUT, "took {:?}", started.elapsed());
+    if fleet.pending_client_results().is_some() {
+        eventually("nothing pending after the failure", || {
+            fleet.pending_client_results() == Some(0)
+        })
+        .await;
+    }
 }
 
 pub async fn an_unanswered_client_result_times_out_and_leaves_nothing_pending<K: Kind>() {

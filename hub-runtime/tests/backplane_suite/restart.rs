@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hub_runtime::HubOptions;
 use serde_json::json;
 
 use crate::common::within;
