@@ -72,7 +72,13 @@ impl Reader {
 }
 
 pub async fn a_broker_restart_mid_traffic_loses_only_what_it_must<K: Kind>() {
-    let Some(mut fleet) = Fleet::<K>::start().await else {
+    // Pings keep the clients' per-frame read bound (common::TIMEOUT) from firing while nothing
+    // else arrives: RECOVERY is the bound on the silence.
+    let options = HubOptions {
+        keep_alive_interval: Duration::from_millis(500),
+        ..Default::default()
+    };
+    let Some(mut fleet) = Fleet::<K>::start_with(options).await else {
         return;
     };
     let on_a = fleet.json(0, None).await;
