@@ -188,11 +188,31 @@
 //! }
 //! ```
 //!
+//! ## PostgreSQL and NATS
+//!
+//! With the `postgres` feature, `PostgresBackplane` joins the servers through PostgreSQL's
+//! `LISTEN`/`NOTIFY` (a dedicated listening session, never a pooled one: poolers in
+//! transaction mode break `LISTEN`); with the `nats` feature, `NatsBackplane` joins them through
+//! core NATS. Both are used as Redis is (`connect(url)`, `connect_with(url, options)`,
+//! `builder.backplane(..)`), and both keep delivering locally when the broker goes away,
+//! reconnect by themselves and count what was lost ([`Backplane::stats`](crate::backplane::Backplane::stats)).
+//!
+//! - **PostgreSQL** uses a channel per hub and one per server, and every server of a hub
+//!   filters what it receives: PostgreSQL compares every notification with each listener's
+//!   channels, so few channels scale better. A notification carries at most 7,999 bytes of
+//!   text; larger messages go through a table (`{prefix}hub_backplane_payloads`, rows deleted
+//!   after `payload_retention`). A client result for a connection no server owns fails after
+//!   `owner_timeout`.
+//! - **NATS** uses a subject per connection, group and user (names encoded, so `.`, `*`, `>`
+//!   and spaces are safe). Group commands and client results are NATS requests, so a
+//!   connection nobody owns is known at once. What one sender sends to one target arrives in
+//!   order; messages to different targets may overtake each other, as with ASP.NET Core's
+//!   Redis backplane.
+//!
 //! ## Other backplanes
 //!
-//! Redis is the only backplane today. Backplanes on PostgreSQL (`LISTEN`/`NOTIFY`) and NATS
-//! are planned, without a date. Until then, another engine plugs in by implementing
-//! [`Backplane`](crate::backplane::Backplane): `is_distributed`, `publish` and
-//! `change_remote_group` are required, the rest (client results, user and group subscriptions) have defaults for a
-//! fleet of one. `ARCHITECTURE.md` in the repository shows where a backplane plugs in, and the
-//! Redis backplane is the model to follow.
+//! Another engine plugs in by implementing [`Backplane`](crate::backplane::Backplane):
+//! `is_distributed`, `publish` and `change_remote_group` are required, the rest (client
+//! results, user and group subscriptions, `stats`) have defaults for a fleet of one.
+//! `ARCHITECTURE.md` in the repository shows where a backplane plugs in, and
+//! `hub-runtime/tests/backplane_suite.rs` is the suite a new backplane should pass.
