@@ -126,7 +126,7 @@ impl EndpointMetrics {
 }
 
 /// The handles of a backplane (only the backplanes behind features use them), and the same
-/// counts kept here for [`Backplane::stats`](crate::backplane::Backplane::stats).
+/// counts kept here for `Backplane::stats`.
 #[cfg_attr(
     not(any(feature = "redis", feature = "postgres", feature = "nats")),
     allow(dead_code)
@@ -139,7 +139,19 @@ pub(crate) struct BackplaneMetrics {
     counts: BackplaneCounts,
 }
 
-/// The counts behind [`BackplaneStats`](crate::backplane::BackplaneStats).
+/// A snapshot of a backplane's counts.
+#[cfg_attr(
+    not(any(feature = "redis", feature = "postgres", feature = "nats")),
+    allow(dead_code)
+)]
+pub(crate) struct BackplaneCountsNow {
+    pub(crate) failed_publishes: u64,
+    pub(crate) failed_subscriptions: u64,
+    pub(crate) gaps: u64,
+    pub(crate) lost_messages: u64,
+}
+
+/// The counts behind `backplane::BackplaneStats`.
 #[derive(Default)]
 struct BackplaneCounts {
     failed_publishes: AtomicU64,
@@ -189,10 +201,11 @@ impl BackplaneMetrics {
         self.counts.lost_messages.fetch_add(messages, Ordering::Relaxed);
     }
 
-    /// The counts so far.
-    pub(crate) fn stats(&self) -> crate::backplane::BackplaneStats {
+    /// The counts so far: failed publishes, failed subscriptions, gaps, lost messages (read
+    /// by `backplane::BackplaneStats`, which sits above this module).
+    pub(crate) fn counts(&self) -> BackplaneCountsNow {
         let c = &self.counts;
-        crate::backplane::BackplaneStats {
+        BackplaneCountsNow {
             failed_publishes: c.failed_publishes.load(Ordering::Relaxed),
             failed_subscriptions: c.failed_subscriptions.load(Ordering::Relaxed),
             gaps: c.gaps.load(Ordering::Relaxed),

@@ -64,6 +64,20 @@ pub struct BackplaneStats {
     pub lost_messages: u64,
 }
 
+#[cfg(any(feature = "redis", feature = "postgres", feature = "nats"))]
+impl crate::observability::BackplaneMetrics {
+    /// The counts so far, as [`BackplaneStats`].
+    pub(crate) fn stats(&self) -> BackplaneStats {
+        let now = self.counts();
+        BackplaneStats {
+            failed_publishes: now.failed_publishes,
+            failed_subscriptions: now.failed_subscriptions,
+            gaps: now.gaps,
+            lost_messages: now.lost_messages,
+        }
+    }
+}
+
 /// A backplane operation failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BackplaneError {
