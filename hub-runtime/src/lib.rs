@@ -49,7 +49,7 @@ pub use server::{Cors, EndpointOptions, HubOptions, HubServer, HubServerBuilder}
 pub use tokio_util::sync::CancellationToken;
 
 /// The names most hub code needs, and what the optional features add: `JwtAuthenticator`
-/// (`jwt`), `RedisBackplane` (`redis`) and `TlsConfig` (`tls`).
+/// (`jwt`), `RedisBackplane` (`redis`), `NatsBackplane` (`nats`) and `TlsConfig` (`tls`).
 pub mod prelude {
     pub use crate::{
         hub, hub_client, CancellationToken, ClientResultError, ClientStream, ConnectionError, HubContext, HubError,
@@ -57,6 +57,8 @@ pub mod prelude {
     };
     pub use futures_util::{Stream, StreamExt};
 
+    #[cfg(feature = "nats")]
+    pub use crate::backplane::NatsBackplane;
     #[cfg(feature = "redis")]
     pub use crate::backplane::RedisBackplane;
     #[cfg(feature = "tls")]

@@ -134,7 +134,6 @@ pub(crate) struct BackplaneMetrics {
     failed_publishes: Counter,
     failed_subscriptions: Counter,
     gaps: Counter,
-    #[allow(dead_code)] // until the NATS backplane counts its losses (issue 16)
     lost_messages: Counter,
     counts: BackplaneCounts,
 }
@@ -183,7 +182,7 @@ impl BackplaneMetrics {
     }
 
     /// Counts messages from other servers known to be lost (the broker dropped them).
-    #[allow(dead_code)] // until the NATS backplane counts its losses (issue 16)
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))] // only NATS reports its losses
     pub(crate) fn lost(&self, messages: u64) {
         self.lost_messages.increment(messages);
         self.counts.lost_messages.fetch_add(messages, Ordering::Relaxed);

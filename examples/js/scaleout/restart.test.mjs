@@ -202,6 +202,9 @@ describe(`a ${BACKPLANE} restart in the middle of traffic`, { timeout: 60_000 },
         async function check(sender, want, method, ...args) {
             const message = `after #${++counter} ${method}`;
             await invoke(sender, method, ...args, message);
+            // Its receivers first (messages to different targets may overtake each other on NATS),
+            // then a fence to everyone, after which nobody else may have it.
+            await until(() => want.every((x) => x.inbox.includes(message)), 5_000, () => `${method} at its receivers`);
             const fence = `fence after #${counter}`;
             await invoke(sender, 'SendToAll', fence);
             const everyone = [...Object.values(c), ...(outage.opened?.ok ? [outage.opened.ok] : [])];

@@ -9,13 +9,14 @@
 //   node 1: b (alice, WebSockets/messagepack) c (bob, ServerSentEvents/json)
 //   node 2: d (carol, LongPolling/json)      e (dave, WebSockets/json)
 //
-// Barrier ("fence"): after each message the same sender invokes SendToAll(fence) and every
-// connection waits for the fence. One server publishes its messages on one broker connection in
-// the order its hub methods ran, the broker forwards them to each subscriber in that order and the
-// receiving server hands them to its connections in that order — so once a connection has the
-// fence, everything the sender sent it before has arrived (per-sender order is a requirement).
-// Every connection's inbox is also compared in full with what it should have received at the
-// end, so nothing arrives twice or late.
+// Barrier ("fence"): once every intended receiver has a message, the same sender invokes
+// SendToAll(fence) and every connection waits for the fence. What one sender sends to one target
+// arrives in order on every backplane; messages to different targets travel on different
+// channels or subjects, whose relative order only Redis and PostgreSQL keep (NATS reads each
+// subject on its own, as ASP.NET Core reads each Redis channel) — so the fence follows a message
+// only after its receivers have it, and a connection that got nothing by the fence is checked
+// again at the end: every connection's inbox is compared in full with what it should have
+// received, so nothing arrives twice, late or where it should not.
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -82,6 +83,7 @@ async function deliver(sender, receivers, method, ...args) {
     const message = `${method} #${++counter} from ${sender} grüße 👋 "q" \\`;
     await invoke(conns[sender], method, ...args, message);
     for (const n of receivers) expected[n].push(message);
+    if (receivers.length) await waitFor(message, receivers);
     await fence(sender);
     const counts = Object.fromEntries(NAMES.map((n) => [n, conns[n].inbox.filter((m) => m === message).length]));
     const want = Object.fromEntries(NAMES.map((n) => [n, receivers.includes(n) ? 1 : 0]));

@@ -2,13 +2,16 @@
 //!
 //! The lifetime manager delivers every message to its own local connections and hands it to
 //! the backplane for the rest of the fleet. The default [`InMemoryBackplane`] is a fleet of one
-//! (nothing to install); `RedisBackplane` (feature `redis`) joins servers through Redis pub/sub. Another
-//! engine (PostgreSQL LISTEN/NOTIFY, NATS) plugs in through the same trait.
+//! (nothing to install); `RedisBackplane` (feature `redis`) joins servers through Redis pub/sub,
+//! `NatsBackplane` (feature `nats`) through NATS subjects and requests. Another engine
+//! (PostgreSQL LISTEN/NOTIFY) plugs in through the same trait.
 //!
 //! This module is the core the lifetime manager (`clients`) publishes through, so it sits
 //! below `clients`: the send targets ([`SendTarget`]), encoded messages, the errors and the
 //! traits, and the backplanes themselves, which need nothing above it.
 
+#[cfg(feature = "nats")]
+mod nats;
 #[cfg(feature = "redis")]
 mod redis;
 mod target;
@@ -20,6 +23,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 
+#[cfg(feature = "nats")]
+pub use self::nats::{ClientCertificate, NatsAuth, NatsBackplane, NatsOptions, NatsTls};
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisBackplane, RedisOptions};
 pub use self::target::SendTarget;
