@@ -72,6 +72,8 @@ impl Plan {
 /// One round of one backplane: its figures, or why it has none.
 pub struct BackplaneRound {
     pub backplane: Backplane,
+    /// Which round (from 0).
+    pub round: usize,
     pub sample: Option<Sample>,
     /// Lines the interop servers wrote to stderr (each says it joined the backplane).
     pub log_lines: usize,
@@ -148,6 +150,7 @@ async fn run_round(plan: &Plan, launch: &Launch, backplane: Backplane, round: us
     let tag = format!("scaleout-{}-r{round}", backplane.name());
     let failed = |error: String| BackplaneRound {
         backplane,
+        round,
         sample: None,
         log_lines: 0,
         error: Some(error),
@@ -184,6 +187,7 @@ async fn run_round(plan: &Plan, launch: &Launch, backplane: Backplane, round: us
     match outcome {
         Ok((sample, error)) => BackplaneRound {
             backplane,
+            round,
             sample: Some(sample),
             log_lines,
             error,
@@ -214,7 +218,11 @@ async fn start_servers(
                 return Err(format!(
                     "interop server {i} ({}): {e}; it said: {}",
                     broker.interop_args().join(" "),
-                    said.trim().lines().take(5).collect::<Vec<_>>().join(" / ")
+                    said.lines()
+                        .filter(|l| !l.trim().is_empty())
+                        .take(3)
+                        .collect::<Vec<_>>()
+                        .join(" / ")
                 ));
             }
         }

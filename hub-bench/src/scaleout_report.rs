@@ -115,7 +115,7 @@ pub fn render(plan: &Plan, rounds: &[BackplaneRound], meta: &Meta) -> (String, S
     let mut table = String::new();
     let _ = writeln!(
         table,
-        "\nhub-bench scaleout — median [min – max] over {} round(s) per backplane; CPU per delivery = CPU time in the window ÷ deliveries",
+        "\nhub-bench scaleout — median [min – max] over {} round(s) per backplane; CPU per delivery = CPU time over the window and its drain ÷ deliveries",
         plan.rounds
     );
     let _ = writeln!(table, "\n{}", plan.title());
@@ -185,7 +185,7 @@ pub fn render(plan: &Plan, rounds: &[BackplaneRound], meta: &Meta) -> (String, S
 
 /// A line per round that failed, saw errors, or whose servers logged more than joining.
 fn notes(table: &mut String, rounds: &[BackplaneRound]) {
-    for (i, r) in rounds.iter().enumerate() {
+    for r in rounds {
         let errors = r.sample.as_ref().and_then(|s| s.get("errors")).unwrap_or(0.0);
         let what = match &r.sample {
             None => "FAILED".to_string(),
@@ -194,9 +194,9 @@ fn notes(table: &mut String, rounds: &[BackplaneRound]) {
         };
         let _ = writeln!(
             table,
-            "  note: {} (run {}): {what}, {} server log lines{}",
+            "  note: {} round {}: {what}, {} server log lines{}",
             r.backplane.name(),
-            i + 1,
+            r.round + 1,
             r.log_lines,
             r.error
                 .as_ref()
