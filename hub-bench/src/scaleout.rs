@@ -155,6 +155,8 @@ async fn run_round(plan: &Plan, launch: &Launch, backplane: Backplane, round: us
         log_lines: 0,
         error: Some(error),
     };
+    // Before anything of this round runs: the load other work puts on the machine.
+    let load_before = load_1m();
     let broker = match Broker::start(backplane, &launch.log_dir, &tag).await {
         Ok(broker) => broker,
         Err(e) => return failed(format!("starting {}: {e}", backplane.name())),
@@ -185,13 +187,16 @@ async fn run_round(plan: &Plan, launch: &Launch, backplane: Backplane, round: us
     }
     broker.stop(&launch.log_dir).await;
     match outcome {
-        Ok((sample, error)) => BackplaneRound {
-            backplane,
-            round,
-            sample: Some(sample),
-            log_lines,
-            error,
-        },
+        Ok((mut sample, error)) => {
+            sample.put("load_1m_at_start", load_before);
+            BackplaneRound {
+                backplane,
+                round,
+                sample: Some(sample),
+                log_lines,
+                error,
+            }
+        }
         Err(e) => failed(e),
     }
 }
@@ -278,7 +283,6 @@ pub async fn measure(plan: &Plan, cluster: &Cluster<'_>) -> Result<(Sample, Opti
     scenario::wait_for_deliveries(&tally.delivered, expected).await;
     let mut sample = figures(&window, &tally, expected, cluster);
     sample.put("open_s", open_s);
-    sample.put("load_1m", load_1m());
     let closed = tally.closed_early.load(Ordering::Relaxed);
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(2), sink.close()).await;
