@@ -455,6 +455,7 @@ fn figures(window: &Window, tally: &Tally, expected: u64, cluster: &Cluster<'_>)
 
 /// CPU time of the servers (together), of the broker and of this process over the window.
 struct ClusterMeter {
+    machine: f64,
     servers: f64,
     broker: f64,
     generator: f64,
@@ -472,6 +473,7 @@ fn servers_cpu_seconds(cluster: &Cluster<'_>) -> f64 {
 impl ClusterMeter {
     fn start(cluster: &Cluster<'_>) -> ClusterMeter {
         ClusterMeter {
+            machine: sys::machine_busy_seconds().unwrap_or(0.0),
             servers: servers_cpu_seconds(cluster),
             broker: cluster.broker.cpu_seconds().unwrap_or(0.0),
             generator: sys::own_cpu_seconds(),
@@ -484,6 +486,7 @@ impl ClusterMeter {
         let servers = servers_cpu_seconds(cluster) - self.servers;
         let broker = cluster.broker.cpu_seconds().unwrap_or(0.0) - self.broker;
         let generator = sys::own_cpu_seconds() - self.generator;
+        let machine = sys::machine_busy_seconds().unwrap_or(0.0) - self.machine;
         let per_delivery = |seconds: f64| {
             if deliveries == 0 {
                 f64::NAN
@@ -496,6 +499,11 @@ impl ClusterMeter {
         sample.put("server_cpu_cores", servers / wall);
         sample.put("broker_cpu_cores", broker / wall);
         sample.put("generator_cpu_cores", generator / wall);
+        // What else kept the cores busy: other work on the machine (and interrupt time).
+        sample.put(
+            "other_cpu_cores",
+            (machine - servers - broker - generator).max(0.0) / wall,
+        );
     }
 }
 

@@ -67,6 +67,21 @@ pub fn process_family_cpu_seconds(pid: u32) -> Option<f64> {
     Some(ticks_to_seconds(ticks))
 }
 
+/// CPU seconds the whole machine has been busy (every core; `/proc/stat`: user, nice,
+/// system, irq, softirq and steal, not idle or iowait).
+pub fn machine_busy_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal …
+    let busy: u64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| fields.get(i)).sum();
+    Some(ticks_to_seconds(busy))
+}
+
 /// Whether this process runs as root (some servers refuse to; they run as another user).
 pub fn running_as_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -146,4 +161,51 @@ pub fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Burns about `ms` of CPU time on this thread.
+    fn spin(ms: u64) {
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+        let mut x = 0u64;
+        while std::time::Instant::now() < until {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+    }
+
+    #[test]
+    fn a_family_counts_its_children() {
+        let me = std::process::id();
+        // A child that burns CPU and is still alive when read.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; sleep 5"])
+            .spawn()
+            .expect("sh");
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let own = process_cpu_seconds(me).expect("own CPU time");
+        let child_cpu = process_cpu_seconds(child.id()).expect("the child's CPU time");
+        let family = process_family_cpu_seconds(me).expect("family CPU time");
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(child_cpu > 0.0, "the child burnt some CPU");
+        assert!(family >= own + child_cpu - 0.02, "{family} < {own} + {child_cpu}");
+    }
+
+    #[test]
+    fn the_machine_is_busy_while_we_are() {
+        let before = machine_busy_seconds().expect("/proc/stat");
+        spin(300);
+        let after = machine_busy_seconds().expect("/proc/stat");
+        assert!(after - before >= 0.2, "{before} → {after}");
+    }
+
+    #[test]
+    fn root_is_told_by_the_effective_user() {
+        let id = std::process::Command::new("id").arg("-u").output().expect("id -u");
+        let root = String::from_utf8_lossy(&id.stdout).trim() == "0";
+        assert_eq!(running_as_root(), root);
+    }
 }
