@@ -49,7 +49,8 @@ pub use server::{Cors, EndpointOptions, HubOptions, HubServer, HubServerBuilder}
 pub use tokio_util::sync::CancellationToken;
 
 /// The names most hub code needs, and what the optional features add: `JwtAuthenticator`
-/// (`jwt`), `RedisBackplane` (`redis`), `NatsBackplane` (`nats`) and `TlsConfig` (`tls`).
+/// (`jwt`), `RedisBackplane` (`redis`), `NatsBackplane` (`nats`), `PostgresBackplane` (`postgres`)
+/// and `TlsConfig` (`tls`).
 pub mod prelude {
     pub use crate::{
         hub, hub_client, CancellationToken, ClientResultError, ClientStream, ConnectionError, HubContext, HubError,
@@ -59,6 +60,8 @@ pub mod prelude {
 
     #[cfg(feature = "nats")]
     pub use crate::backplane::NatsBackplane;
+    #[cfg(feature = "postgres")]
+    pub use crate::backplane::PostgresBackplane;
     #[cfg(feature = "redis")]
     pub use crate::backplane::RedisBackplane;
     #[cfg(feature = "tls")]

@@ -3,8 +3,9 @@
 //! The lifetime manager delivers every message to its own local connections and hands it to
 //! the backplane for the rest of the fleet. The default [`InMemoryBackplane`] is a fleet of one
 //! (nothing to install); `RedisBackplane` (feature `redis`) joins servers through Redis pub/sub,
-//! `NatsBackplane` (feature `nats`) through NATS subjects and requests. Another engine
-//! (PostgreSQL LISTEN/NOTIFY) plugs in through the same trait.
+//! `NatsBackplane` (feature `nats`) through NATS subjects and requests, `PostgresBackplane`
+//! (feature `postgres`) through PostgreSQL LISTEN/NOTIFY. Another engine plugs in through the
+//! same trait.
 //!
 //! This module is the core the lifetime manager (`clients`) publishes through, so it sits
 //! below `clients`: the send targets ([`SendTarget`]), encoded messages, the errors and the
@@ -12,6 +13,8 @@
 
 #[cfg(feature = "nats")]
 mod nats;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
 mod target;
@@ -25,6 +28,8 @@ use futures_util::future::BoxFuture;
 
 #[cfg(feature = "nats")]
 pub use self::nats::{ClientCertificate, NatsAuth, NatsBackplane, NatsOptions, NatsTls};
+#[cfg(feature = "postgres")]
+pub use self::postgres::{PostgresBackplane, PostgresOptions};
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisBackplane, RedisOptions};
 pub use self::target::SendTarget;

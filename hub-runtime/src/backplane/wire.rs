@@ -8,9 +8,6 @@
 //! server, 1 = add | 2 = remove, group, connection id]`; its ack: `[id]` or `[id, error]`. A
 //! client result's answer: `[invocation id, protocol, result]`.
 
-// The PostgreSQL backplane alone does not use it yet (issue 16).
-#![cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
-
 use super::{BackplaneError, EncodedMessage};
 use crate::backplane::{GroupChange, GroupError};
 use crate::protocol::{CompletionResult, RawValue};
