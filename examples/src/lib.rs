@@ -32,8 +32,14 @@ pub struct Args {
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:5000")]
     pub addr: SocketAddr,
     /// Join a Redis backplane, so several servers act as one.
-    #[arg(long, value_name = "URL", value_parser = parse_redis_url)]
+    #[arg(long, value_name = "URL", value_parser = parse_redis_url, group = "backplane")]
     pub redis: Option<String>,
+    /// Join a PostgreSQL backplane (LISTEN/NOTIFY), e.g. postgres://user@host:5432/db.
+    #[arg(long, value_name = "URL", value_parser = parse_redis_url, group = "backplane")]
+    pub postgres: Option<String>,
+    /// Join a NATS backplane, e.g. nats://127.0.0.1:4222.
+    #[arg(long, value_name = "URL", value_parser = parse_redis_url, group = "backplane")]
+    pub nats: Option<String>,
     /// Serve HTTPS/WSS with this PEM certificate chain (needs --tls-key).
     #[arg(long, value_name = "PEM", requires = "tls_key")]
     pub tls_cert: Option<String>,
@@ -49,10 +55,10 @@ pub struct Args {
     pub long_poll_timeout: Option<std::time::Duration>,
 }
 
-/// `--redis`: a non-empty URL.
+/// `--redis`, `--postgres`, `--nats`: a non-empty URL.
 fn parse_redis_url(value: &str) -> Result<String, String> {
     if value.is_empty() {
-        return Err("needs a URL such as redis://127.0.0.1:6379".into());
+        return Err("needs a URL such as redis://127.0.0.1:6379, postgres://postgres@127.0.0.1:5432/postgres or nats://127.0.0.1:4222".into());
     }
     Ok(value.to_string())
 }
@@ -193,27 +199,44 @@ pub fn reply(status: u16, content_type: &str, body: String) -> warp::reply::Resp
     response
 }
 
-/// Starts a server builder, joined to the Redis backplane when `--redis` was given. Installs
-/// the metrics recorder first.
+/// Starts a server builder, joined to the backplane `--redis`, `--postgres` or `--nats` names
+/// (at most one: clap refuses two). Installs the metrics recorder first.
 pub async fn builder(args: &Args, program: &str) -> hub_runtime::HubServerBuilder {
+    use hub_runtime::backplane::{NatsBackplane, PostgresBackplane, RedisBackplane};
     let _ = prometheus();
     let builder = hub_runtime::HubServer::builder();
-    match &args.redis {
-        None => builder,
-        Some(url) => match hub_runtime::backplane::RedisBackplane::connect(url).await {
-            Ok(redis) => {
-                eprintln!(
-                    "{program}: joined the Redis backplane at {url} as {}",
-                    redis.server_name()
-                );
-                builder.backplane(redis)
-            }
-            Err(e) => {
-                eprintln!("{program}: cannot use the Redis backplane at {url}: {e}");
-                std::process::exit(1);
-            }
-        },
+    let joined = if let Some(url) = &args.redis {
+        RedisBackplane::connect(url)
+            .await
+            .map(|b| ("Redis", url, b.server_name().to_string(), builder_with(b)))
+    } else if let Some(url) = &args.postgres {
+        PostgresBackplane::connect(url)
+            .await
+            .map(|b| ("PostgreSQL", url, b.server_name().to_string(), builder_with(b)))
+    } else if let Some(url) = &args.nats {
+        NatsBackplane::connect(url)
+            .await
+            .map(|b| ("NATS", url, b.server_name().to_string(), builder_with(b)))
+    } else {
+        return builder;
+    };
+    match joined {
+        Ok((name, url, server, with)) => {
+            eprintln!("{program}: joined the {name} backplane at {url} as {server}");
+            with(builder)
+        }
+        Err(e) => {
+            eprintln!("{program}: cannot use the backplane: {e}");
+            std::process::exit(1);
+        }
     }
+}
+
+/// Adds `backplane` to a builder later (the three backplane types are different types).
+type WithBackplane = Box<dyn FnOnce(hub_runtime::HubServerBuilder) -> hub_runtime::HubServerBuilder>;
+
+fn builder_with(backplane: impl hub_runtime::backplane::Backplane) -> WithBackplane {
+    Box::new(move |builder| builder.backplane(backplane))
 }
 
 /// The official SignalR browser client (`@microsoft/signalr`'s `dist/browser/signalr.min.js`,

@@ -32,6 +32,8 @@
 //!
 //! Every update on the message path is one atomic add on a handle made at build time.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 #[cfg(feature = "metrics")]
 use metrics::{counter, gauge, Counter, Gauge};
 
@@ -39,7 +41,6 @@ use metrics::{counter, gauge, Counter, Gauge};
 use self::noop::{counter, gauge, Counter, Gauge};
 
 use crate::request::TransportKind;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 const TRANSPORTS: [&str; 3] = ["WebSockets", "ServerSentEvents", "LongPolling"];
 const PROTOCOLS: [&str; 4] = ["raw", "json", "messagepack", "other"];

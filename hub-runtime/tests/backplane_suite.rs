@@ -70,5 +70,11 @@ mod redis {
     suite!(distributed: crate::kinds::Redis);
 }
 
-// postgres: added at merge — `#[cfg(feature = "postgres")] mod postgres { suite!(distributed: crate::kinds::Postgres); }`
-// nats: added at merge — `#[cfg(feature = "nats")] mod nats { suite!(distributed: crate::kinds::Nats); }`
+#[cfg(feature = "postgres")]
+mod postgres {
+    suite!(distributed: crate::kinds::Postgres);
+}
+#[cfg(feature = "nats")]
+mod nats {
+    suite!(distributed: crate::kinds::Nats);
+}

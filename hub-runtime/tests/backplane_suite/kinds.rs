@@ -64,5 +64,84 @@ impl Kind for Redis {
     }
 }
 
-// postgres: added at merge (`PostgresBackplane::connect(&broker.url)`, broker `brokers::Postgres`).
-// nats: added at merge (`NatsBackplane::connect(&broker.url)`, broker `brokers::Nats`).
+#[cfg(feature = "postgres")]
+pub struct Postgres;
+
+#[cfg(feature = "postgres")]
+impl Kind for Postgres {
+    const DISTRIBUTED: bool = true;
+    type Broker = brokers::Postgres;
+    type Backplane = hub_runtime::backplane::PostgresBackplane;
+
+    async fn start_broker() -> Option<brokers::Postgres> {
+        brokers::Postgres::start().await
+    }
+
+    async fn backplane(broker: &brokers::Postgres) -> hub_runtime::backplane::PostgresBackplane {
+        use hub_runtime::backplane::{PostgresBackplane, PostgresOptions};
+        let options = PostgresOptions {
+            group_ack_timeout: SHORT,
+            owner_timeout: Duration::from_millis(500),
+            connect_timeout: SHORT,
+            response_timeout: SHORT,
+            ..Default::default()
+        };
+        within(
+            "connect to PostgreSQL",
+            PostgresBackplane::connect_with(&broker.url, options),
+        )
+        .await
+        .expect("the PostgreSQL backplane")
+    }
+
+    fn pending_client_results(backplane: &hub_runtime::backplane::PostgresBackplane) -> Option<usize> {
+        Some(backplane.pending_client_results())
+    }
+
+    async fn stop_broker(broker: &mut brokers::Postgres) {
+        broker.stop().await
+    }
+
+    async fn restart_broker(broker: &mut brokers::Postgres) {
+        broker.restart().await
+    }
+}
+
+#[cfg(feature = "nats")]
+pub struct Nats;
+
+#[cfg(feature = "nats")]
+impl Kind for Nats {
+    const DISTRIBUTED: bool = true;
+    type Broker = brokers::Nats;
+    type Backplane = hub_runtime::backplane::NatsBackplane;
+
+    async fn start_broker() -> Option<brokers::Nats> {
+        brokers::Nats::start().await
+    }
+
+    async fn backplane(broker: &brokers::Nats) -> hub_runtime::backplane::NatsBackplane {
+        use hub_runtime::backplane::{NatsBackplane, NatsOptions};
+        let options = NatsOptions {
+            group_ack_timeout: SHORT,
+            connect_timeout: SHORT,
+            response_timeout: SHORT,
+            ..Default::default()
+        };
+        within("connect to NATS", NatsBackplane::connect_with(&broker.url, options))
+            .await
+            .expect("the NATS backplane")
+    }
+
+    fn pending_client_results(backplane: &hub_runtime::backplane::NatsBackplane) -> Option<usize> {
+        Some(backplane.pending_client_results())
+    }
+
+    async fn stop_broker(broker: &mut brokers::Nats) {
+        broker.stop().await
+    }
+
+    async fn restart_broker(broker: &mut brokers::Nats) {
+        broker.restart().await
+    }
+}

@@ -114,6 +114,15 @@ impl Peer {
     }
 
     /// The texts received before `marker` (which must come).
+    /// Waits for `text` and checks nothing arrived before it. Used before a marker: what one
+    /// sender sends to different targets may arrive in either order on NATS (it reads each
+    /// subject on its own, as ASP.NET Core reads each Redis channel), so a marker to everyone
+    /// follows a message only once its receivers have it.
+    pub async fn expect(&mut self, text: &str) {
+        let before = self.until(text).await;
+        assert!(before.is_empty(), "{} got {before:?} before {text:?}", self.id);
+    }
+
     pub async fn until(&mut self, marker: &str) -> Vec<String> {
         let mut before = Vec::new();
         loop {

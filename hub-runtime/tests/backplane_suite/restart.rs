@@ -171,7 +171,8 @@ pub async fn a_broker_restart_mid_traffic_loses_only_what_it_must<K: Kind>() {
         .receive("kept".into())
         .await
         .unwrap();
+    peers[1].expect("kept").await;
     fleet.worker.clients.all().receive("marker".into()).await.unwrap();
-    assert_eq!(peers[1].until("marker").await, ["kept"]);
+    assert!(peers[1].until("marker").await.is_empty());
     assert!(peers[2].until("marker").await.is_empty());
 }
