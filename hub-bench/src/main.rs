@@ -6,6 +6,7 @@
 //! every loop is bounded; it stops by itself.
 
 mod attack;
+mod brokers;
 mod bystander;
 mod client;
 mod client_bench;
@@ -14,6 +15,9 @@ mod hostile;
 mod http;
 mod idle;
 mod report;
+mod scaleout;
+mod scaleout_listen;
+mod scaleout_report;
 mod scenario;
 mod server;
 mod sessions;
@@ -26,6 +30,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use brokers::Backplane;
 use scenario::{Case, RoundSetup, Scenario};
 use server::{Launch, Server, Target};
 use wire::Proto;
@@ -39,19 +44,22 @@ usage: hub-bench [options]             run benchmarks (hub and floor, alternatin
 scenario (one case):
   --scenario echo|broadcast|connections
   --scenario hostile-frames|hostile-posts|hostile-negotiate|slowloris|soak   (hub only)
-  --connections N       connections (echo), listeners (broadcast), idle sockets (connections);
+  --scenario scaleout   several interop servers joined through a backplane (hub only; below)
+  --connections N       connections (echo), listeners (broadcast, scaleout), idle sockets (connections);
                         attackers (hostile-frames 50, hostile-posts 20 long-polling connections
                         × 8 concurrent POSTs, hostile-negotiate 16 workers, slowloris 1000);
                         soak: workers (default 16)
   --payload S           payload bytes (default 32)
-  --duration D          measured seconds per round (default 5; connections: hold time;
+  --duration D          measured seconds per round (default 5; scaleout 10; connections: hold time;
                         hostile: attack time, default 20; soak: default 600)
-  --rate R              SendToAll calls per second (broadcast; default 100);
+  --rate R              SendToAll calls per second (broadcast: default 100; scaleout: 50);
                         negotiates per second (hostile-negotiate; default 2000)
   --protocol P          json | messagepack | both (default json; hostile-frames: the flood's)
   --settle S            hostile and soak: seconds the server gets after the load before its
                         memory and /health are read (hostile default 20; soak: at most, default
                         60, ending early once /health counts 0 connections)
+  --backplane B         scaleout: redis | postgres | nats | all (default redis)
+  --servers S           scaleout: interop servers (default 3)
 presets (several cases):
   --quick               every scenario at small sizes (about 2 minutes)
   --preset issue        the figures issue 7 asks for (long: about 15 minutes)
@@ -62,14 +70,23 @@ soak: workers cycle through WebSockets (JSON and MessagePack), Server-Sent Event
 Polling sessions with faults (abrupt drops, Divide by zero, cancelled streams, abandoned
 uploads, stateful-reconnect clients that never return, client-result timeouts, slow
 consumers, groups); interop runs with --short-timeouts when it has that option.
+scaleout: S interop servers joined through a broker the harness starts itself on a free
+loopback port (redis-server: REDIS_SERVER or PATH; PostgreSQL: PG_BIN or the newest
+/usr/lib/postgresql/<v>/bin, run as the postgres user under root; nats-server: NATS_SERVER,
+PATH or /usr/sbin); --connections listeners (default 3000) spread evenly over the servers, one
+sender on server 0 calling SendToAll at --rate (default 50) with --payload-byte messages
+carrying their sequence number and send time; every listener must receive a message before
+the --warmup (default 2) and the measured --duration (default 10). One column per backplane:
+deliveries/s, share delivered, p50/p99 delivery latency, CPU per delivery of the servers
+(together) and of the broker, duplicates and out-of-order deliveries.
 run:
-  --rounds K            rounds per target (default 3; hostile and soak: 1)
+  --rounds K            rounds per target (default 3; hostile, soak: 1; scaleout: 1 per backplane)
   --target T            hub | floor | both (default both)
   --addr-base A         first loopback source address (default 127.0.0.1)
   --sources K           source addresses to spread connections over (default: 1 per 10,000)
   --negotiate           negotiate hub connections even when comparing with the floor
                         (default: skipNegotiation when the floor runs, negotiate otherwise)
-  --warmup S            seconds before measuring (default 1)
+  --warmup S            seconds before measuring (default 1; scaleout 2)
   --open-concurrency C  connections opening at once (default 64: the servers' listen
                         backlog is 128; more overflows it and costs 1 s SYN retries)
   --gen-threads T       load generator worker threads (default: number of cores)
@@ -94,6 +111,79 @@ struct Options {
     json_out: Option<PathBuf>,
     preset: Option<String>,
     settle: Duration,
+    /// `--scenario scaleout`: its plan (the cases are then empty).
+    scaleout: Option<scaleout::Plan>,
+}
+
+impl Options {
+    /// Every option's default (some scenarios change a few after parsing).
+    fn defaults() -> Options {
+        Options {
+            cases: Vec::new(),
+            rounds: 3,
+            targets: vec![Target::Hub, Target::Floor],
+            addr_base: Ipv4Addr::LOCALHOST,
+            sources: None,
+            negotiate: false,
+            warmup: Duration::from_secs(1),
+            open_concurrency: 64,
+            gen_threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            interop: None,
+            build: true,
+            json_out: None,
+            preset: None,
+            settle: Duration::from_secs(20),
+            scaleout: None,
+        }
+    }
+}
+
+/// What the command line says about the scale-out scenario.
+#[derive(Default)]
+struct ScaleoutRequest {
+    chosen: bool,
+    backplanes: Option<Vec<Backplane>>,
+    servers: Option<usize>,
+    warmup_given: bool,
+    target_given: bool,
+    rounds_given: bool,
+}
+
+/// The scale-out plan: the command line's sizes or the scenario's defaults (3 servers, 3000
+/// listeners, 50 msg/s, 32 B, 10 s after a 2 s warm-up, one round per backplane).
+fn scaleout_plan(scaleout: &ScaleoutRequest, r: &CaseRequest, opts: &mut Options) -> Result<scaleout::Plan, String> {
+    if r.preset.is_some() || r.scenario.is_some() {
+        return Err("--scenario scaleout runs alone (no preset, no second scenario)".into());
+    }
+    let [proto] = r.protocols[..] else {
+        return Err("--scenario scaleout: one --protocol (json or messagepack)".into());
+    };
+    if scaleout.target_given && opts.targets != [Target::Hub] {
+        return Err("--scenario scaleout measures hub only (--target hub)".into());
+    }
+    if !scaleout.warmup_given {
+        opts.warmup = Duration::from_secs(2);
+    }
+    opts.targets = vec![Target::Hub];
+    let listeners = r.connections.unwrap_or(3000).max(1);
+    Ok(scaleout::Plan {
+        backplanes: scaleout.backplanes.clone().unwrap_or_else(|| vec![Backplane::Redis]),
+        servers: scaleout.servers.unwrap_or(3),
+        listeners,
+        rate: r.rate.unwrap_or(50.0),
+        payload: r.payload,
+        duration: Duration::from_secs_f64(r.duration.unwrap_or(10.0).max(0.1)),
+        warmup: opts.warmup,
+        join_timeout: scaleout::JOIN_TIMEOUT,
+        proto,
+        rounds: if scaleout.rounds_given { opts.rounds } else { 1 },
+        negotiate: true,
+        open_concurrency: opts.open_concurrency,
+        sources: source_addresses(
+            opts.addr_base,
+            opts.sources.unwrap_or_else(|| listeners.div_ceil(10_000)),
+        )?,
+    })
 }
 
 fn parse_options(args: &[String]) -> Result<Options, String> {
@@ -106,22 +196,8 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     let mut rounds_given = false;
     let mut protocols = vec![Proto::Json];
     let mut preset: Option<String> = None;
-    let mut opts = Options {
-        cases: Vec::new(),
-        rounds: 3,
-        targets: vec![Target::Hub, Target::Floor],
-        addr_base: Ipv4Addr::LOCALHOST,
-        sources: None,
-        negotiate: false,
-        warmup: Duration::from_secs(1),
-        open_concurrency: 64,
-        gen_threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
-        interop: None,
-        build: true,
-        json_out: None,
-        preset: None,
-        settle: Duration::from_secs(20),
-    };
+    let mut scaleout = ScaleoutRequest::default();
+    let mut opts = Options::defaults();
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value = || it.next().cloned().ok_or(format!("{arg} needs a value"));
@@ -131,8 +207,19 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         match arg.as_str() {
             "--scenario" => {
                 let v = value()?;
-                scenario = Some(Scenario::parse(&v).ok_or(format!("unknown scenario '{v}'"))?);
+                if v == "scaleout" {
+                    scaleout.chosen = true;
+                } else {
+                    scenario = Some(Scenario::parse(&v).ok_or(format!("unknown scenario '{v}'"))?);
+                }
             }
+            "--backplane" => {
+                let v = value()?;
+                scaleout.backplanes = Some(
+                    Backplane::parse_list(&v).ok_or(format!("unknown backplane '{v}' (redis, postgres, nats, all)"))?,
+                );
+            }
+            "--servers" => scaleout.servers = Some(num::<usize>(arg, value()?)?.max(1)),
             "--connections" | "-n" => connections = Some(num::<usize>(arg, value()?)?),
             "--payload" => payload = num(arg, value()?)?,
             "--duration" => duration = Some(num::<f64>(arg, value()?)?),
@@ -152,6 +239,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                 rounds_given = true;
             }
             "--target" => {
+                scaleout.target_given = true;
                 opts.targets = match value()?.as_str() {
                     "hub" => vec![Target::Hub],
                     "floor" => vec![Target::Floor],
@@ -162,7 +250,10 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             "--addr-base" => opts.addr_base = num(arg, value()?)?,
             "--sources" => opts.sources = Some(num::<usize>(arg, value()?)?.max(1)),
             "--negotiate" => opts.negotiate = true,
-            "--warmup" => opts.warmup = Duration::from_secs_f64(num::<f64>(arg, value()?)?.max(0.0)),
+            "--warmup" => {
+                opts.warmup = Duration::from_secs_f64(num::<f64>(arg, value()?)?.max(0.0));
+                scaleout.warmup_given = true;
+            }
             "--open-concurrency" => opts.open_concurrency = num::<usize>(arg, value()?)?.max(1),
             "--gen-threads" => opts.gen_threads = num::<usize>(arg, value()?)?.max(1),
             "--interop" => opts.interop = Some(PathBuf::from(value()?)),
@@ -175,10 +266,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             other => return Err(format!("unknown argument '{other}' (try --help)")),
         }
     }
-    if preset.as_deref() == Some("quick") {
-        opts.warmup = opts.warmup.min(Duration::from_millis(500));
-    }
-    opts.cases = cases(&CaseRequest {
+    let request = CaseRequest {
         scenario,
         connections,
         payload,
@@ -186,7 +274,19 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         rate,
         protocols,
         preset: preset.clone(),
-    })?;
+    };
+    if scaleout.chosen {
+        scaleout.rounds_given = rounds_given;
+        opts.scaleout = Some(scaleout_plan(&scaleout, &request, &mut opts)?);
+        return Ok(opts);
+    }
+    if scaleout.backplanes.is_some() || scaleout.servers.is_some() {
+        return Err("--backplane and --servers belong to --scenario scaleout".into());
+    }
+    if preset.as_deref() == Some("quick") {
+        opts.warmup = opts.warmup.min(Duration::from_millis(500));
+    }
+    opts.cases = cases(&request)?;
     let hub_only = opts.cases.iter().all(|c| c.scenario.hub_only());
     if hub_only {
         opts.targets = vec![Target::Hub];
@@ -388,8 +488,66 @@ async fn start_server(
     Ok((Server::start(target, launch, tag).await?, false))
 }
 
+/// `count` (at least one) loopback source addresses from `base` on.
+fn source_addresses(base: Ipv4Addr, count: usize) -> Result<Vec<Ipv4Addr>, String> {
+    let base = u32::from(base);
+    let sources: Vec<Ipv4Addr> = (0..count.max(1) as u32).map(|i| Ipv4Addr::from(base + i)).collect();
+    if sources.iter().any(|a| !a.is_loopback()) {
+        return Err("source addresses must stay in 127.0.0.0/8".into());
+    }
+    Ok(sources)
+}
+
+/// Runs the scale-out scenario; returns whether every round measured without errors.
+async fn run_scaleout(opts: &Options, plan: &scaleout::Plan) -> Result<bool, String> {
+    let fd_limit = sys::raise_fd_limit();
+    let launch = Launch {
+        interop: interop_path(opts.interop.as_deref(), opts.build)?,
+        interop_args: Vec::new(),
+        floor_exe: std::env::current_exe().map_err(|e| e.to_string())?,
+        listen: "127.0.0.1:0".into(),
+        log_dir: std::env::temp_dir().join(format!("hub-bench-{}", std::process::id())),
+    };
+    eprintln!(
+        "hub-bench: {}, {} round(s), generator threads {}, open-file limit {fd_limit}; logs in {}",
+        plan.title(),
+        plan.rounds,
+        opts.gen_threads,
+        launch.log_dir.display()
+    );
+    let rounds = scaleout::run(plan, &launch).await;
+    let meta = scaleout_report::Meta {
+        generator_threads: opts.gen_threads,
+    };
+    let (table, json) = scaleout_report::render(plan, &rounds, &meta);
+    let clean = rounds
+        .iter()
+        .all(|r| r.sample.as_ref().and_then(|s| s.get("errors")) == Some(0.0));
+    print_results(&table, &json, opts.json_out.as_deref())?;
+    Ok(clean)
+}
+
+/// Prints the table and the JSON line, and appends the line to `json_out`.
+fn print_results(table: &str, json: &str, json_out: Option<&Path>) -> Result<(), String> {
+    println!("{table}");
+    println!("{json}");
+    if let Some(path) = json_out {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        writeln!(file, "{json}").map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 /// Runs every case; returns whether every round ran without errors.
 async fn run(opts: &Options) -> Result<bool, String> {
+    if let Some(plan) = &opts.scaleout {
+        return run_scaleout(opts, plan).await;
+    }
     let fd_limit = sys::raise_fd_limit();
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let interop = if opts.targets.contains(&Target::Hub) {
@@ -415,12 +573,10 @@ async fn run(opts: &Options) -> Result<bool, String> {
     let mut results = Vec::new();
     let mut clean = true;
     for case in &opts.cases {
-        let sources = opts.sources.unwrap_or_else(|| case.connections.div_ceil(10_000).max(1));
-        let base = u32::from(opts.addr_base);
-        let sources: Vec<Ipv4Addr> = (0..sources as u32).map(|i| Ipv4Addr::from(base + i)).collect();
-        if sources.iter().any(|a| !a.is_loopback()) {
-            return Err("source addresses must stay in 127.0.0.0/8".into());
-        }
+        let sources = source_addresses(
+            opts.addr_base,
+            opts.sources.unwrap_or_else(|| case.connections.div_ceil(10_000)),
+        )?;
         eprintln!("\n== {}   (load average {})", case.title(), sys::load_average());
         let mut rounds: Vec<report::Round> = Vec::new();
         for round in 0..opts.rounds {
@@ -492,16 +648,71 @@ async fn run(opts: &Options) -> Result<bool, String> {
             .then_some(opts.settle.as_secs_f64()),
     };
     let (table, json) = report::render(&results, &meta);
-    println!("{table}");
-    println!("{json}");
-    if let Some(path) = &opts.json_out {
-        use std::io::Write;
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        writeln!(file, "{json}").map_err(|e| e.to_string())?;
-    }
+    print_results(&table, &json, opts.json_out.as_deref())?;
     Ok(clean)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options, String> {
+        parse_options(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn scaleout_takes_its_defaults_and_options() {
+        let opts = parse(&["--scenario", "scaleout"]).expect("parsed");
+        let plan = opts.scaleout.expect("a scale-out plan");
+        assert!(opts.cases.is_empty());
+        assert_eq!(plan.backplanes, vec![Backplane::Redis]);
+        assert_eq!(
+            (plan.servers, plan.listeners, plan.payload, plan.rounds),
+            (3, 3000, 32, 1)
+        );
+        assert_eq!(
+            (plan.rate, plan.duration, plan.warmup),
+            (50.0, Duration::from_secs(10), Duration::from_secs(2))
+        );
+        let args = [
+            "--scenario",
+            "scaleout",
+            "--backplane",
+            "all",
+            "--servers",
+            "2",
+            "-n",
+            "90",
+            "--rate",
+            "20",
+            "--payload",
+            "64",
+            "--duration",
+            "3",
+            "--warmup",
+            "1",
+            "--rounds",
+            "2",
+        ];
+        let plan = parse(&args).expect("parsed").scaleout.expect("a scale-out plan");
+        assert_eq!(plan.backplanes, Backplane::ALL.to_vec());
+        assert_eq!(
+            (plan.servers, plan.listeners, plan.payload, plan.rounds),
+            (2, 90, 64, 2)
+        );
+        assert_eq!(
+            (plan.rate, plan.duration, plan.warmup),
+            (20.0, Duration::from_secs(3), Duration::from_secs(1))
+        );
+    }
+
+    #[test]
+    fn scaleout_options_are_refused_elsewhere() {
+        assert!(parse(&["--scenario", "echo", "--backplane", "nats"]).is_err());
+        assert!(parse(&["--servers", "2"]).is_err());
+        assert!(parse(&["--scenario", "scaleout", "--backplane", "kafka"]).is_err());
+        assert!(parse(&["--scenario", "scaleout", "--protocol", "both"]).is_err());
+        assert!(parse(&["--scenario", "scaleout", "--target", "floor"]).is_err());
+        assert!(parse(&["--scenario", "scaleout", "--quick"]).is_err());
+    }
 }

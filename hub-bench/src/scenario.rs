@@ -165,7 +165,7 @@ impl Sample {
 }
 
 /// Microseconds since the harness started (the clock of broadcast timestamps).
-fn now_us() -> u64 {
+pub fn now_us() -> u64 {
     static BASE: OnceLock<std::time::Instant> = OnceLock::new();
     BASE.get_or_init(std::time::Instant::now).elapsed().as_micros() as u64
 }
@@ -661,15 +661,15 @@ async fn broadcast(
 }
 
 /// What the broadcast sender's reader counts.
-struct SenderCounts {
-    completions: Arc<AtomicU64>,
-    send_errors: Arc<AtomicU64>,
-    first_error: Arc<FirstError>,
+pub struct SenderCounts {
+    pub completions: Arc<AtomicU64>,
+    pub send_errors: Arc<AtomicU64>,
+    pub first_error: Arc<FirstError>,
 }
 
 /// The sender's own reader: completions of its SendToAll calls (and its own copies of the
 /// broadcast, which it ignores).
-fn spawn_sender_reader<S>(
+pub fn spawn_sender_reader<S>(
     mut stream: S,
     proto: Proto,
     counts: SenderCounts,
@@ -705,7 +705,7 @@ where
 
 /// Waits for the last deliveries: until `expected` arrived, or nothing moved for 3 s (at most
 /// 30 s).
-async fn wait_for_deliveries(delivered: &AtomicU64, expected: u64) {
+pub async fn wait_for_deliveries(delivered: &AtomicU64, expected: u64) {
     let drain_deadline = Instant::now() + Duration::from_secs(30);
     let mut last = delivered.load(Ordering::Relaxed);
     let mut last_change = Instant::now();
