@@ -34,9 +34,13 @@ pub struct HubOptions {
     /// How many invocations may wait behind the running ones before the server stops reading
     /// from that client (64); the limit holds within a frame too (messages are parsed lazily).
     pub max_pending_invocations: usize,
-    /// How many frames a connection's outbox holds (1024). A client that lets it fill up is
-    /// closed, so no sender ever waits on it.
-    pub outbox_capacity: usize,
+    /// How many bytes of frames a connection's outbox holds (1 MiB), each frame counted as its
+    /// length plus 64 bytes. A client that lets it fill up is closed, so no sender ever waits
+    /// on it; one frame larger than this still goes out, alone. A budget in bytes (not frames)
+    /// bounds memory whatever the message sizes, and lets a client that reads absorb a burst
+    /// of small messages: 20,000 messages of 60 bytes from a NATS backplane overflowed the
+    /// former 1,024 frames while the Node client was reading (`examples/js/scaleout/burst`).
+    pub outbox_max_bytes: usize,
     /// Forget a long polling connection whose client stopped polling this long ago (15 s).
     pub disconnect_timeout: Duration,
     /// Drop a negotiated connection whose transport has not started after this long (10 s).
@@ -105,7 +109,7 @@ impl Default for HubOptions {
             max_frame_size: 1024 * 1024,
             max_parallel_invocations: 1,
             max_pending_invocations: 64,
-            outbox_capacity: 1024,
+            outbox_max_bytes: 1024 * 1024,
             disconnect_timeout: Duration::from_secs(15),
             unstarted_timeout: Duration::from_secs(10),
             max_unstarted_connections: Some(10_000),

@@ -279,7 +279,7 @@ async fn filters_run_in_order_and_can_refuse() {
 #[tokio::test]
 async fn a_client_that_never_reads_is_closed_and_the_others_get_everything() {
     let options = HubOptions {
-        outbox_capacity: 64,
+        outbox_max_bytes: 64 * 30_100,
         ..Default::default()
     };
     let server = TestServer::start(server(options)).await;

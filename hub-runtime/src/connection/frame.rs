@@ -46,6 +46,20 @@ pub(crate) enum Outgoing {
     Close,
 }
 
+/// What an outbox counts for a frame besides its bytes: the item itself and its slot.
+const FRAME_OVERHEAD: usize = 64;
+
+impl Outgoing {
+    /// The item's weight against `HubOptions::outbox_max_bytes`: a frame's bytes and
+    /// [`FRAME_OVERHEAD`], so that many tiny frames are bounded too.
+    pub(crate) fn weight(&self) -> usize {
+        match self {
+            Outgoing::Frame(frame, _) => frame.data().len() + FRAME_OVERHEAD,
+            Outgoing::Close => FRAME_OVERHEAD,
+        }
+    }
+}
+
 /// A connection could not take a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutboxError {

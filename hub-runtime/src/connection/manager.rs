@@ -111,13 +111,13 @@ impl ConnectionManager {
     }
 
     /// Creates a connection that no transport carries yet, its token as `token` says.
-    pub(crate) fn create(&self, outbox_capacity: usize, token: TokenKind) -> Arc<ConnectionShared> {
+    pub(crate) fn create(&self, outbox_max_bytes: usize, token: TokenKind) -> Arc<ConnectionShared> {
         let id: Arc<str> = random_id().into();
         let token: Arc<str> = match token {
             TokenKind::SameAsId => id.clone(),
             TokenKind::Own => random_id().into(),
         };
-        let (tx, rx) = queue::channel(outbox_capacity.max(1));
+        let (tx, rx) = queue::channel_weighed(outbox_max_bytes, Outgoing::weight);
         let (inbox_tx, inbox_rx) = queue::channel(INBOX_CAPACITY);
         let now = now_ms();
         let shared = Arc::new(ConnectionShared {

@@ -1,5 +1,9 @@
 //! A connection's queues (the outbox and the inbox): bounded, many senders, one receiver.
 //!
+//! A queue bounds the total weight of its items: one per item for the inbox, the bytes of its
+//! frames for the outbox (see [`channel_weighed`]). An item always fits an empty queue, so one
+//! item heavier than the whole budget still passes, alone.
+//!
 //! Unlike tokio's channel, which allocates a block of 32 slots when it is made, a queue holds
 //! no memory while it is empty, so an idle connection pays only for the queue's header. Its
 //! storage grows with the traffic and is given back when a burst has drained.
@@ -19,12 +23,17 @@ struct Shared<T> {
     state: Mutex<State<T>>,
     /// Senders waiting for room, woken one per freed slot, in the order they came.
     room: Notify,
+    /// The most weight the queue holds.
     capacity: usize,
+    /// An item's weight; the same item must always weigh the same.
+    weigh: fn(&T) -> usize,
     senders: AtomicUsize,
 }
 
 struct State<T> {
     items: VecDeque<T>,
+    /// The weight of `items`.
+    weight: usize,
     /// The receiver, when it waits for an item.
     waker: Option<Waker>,
     /// A sender polling for room (besides those waiting through `room`).
@@ -45,6 +54,12 @@ fn register(slot: &mut Option<Waker>, cx: &Context<'_>) {
 }
 
 impl<T> Shared<T> {
+    /// Whether `state` has no room for an item weighing `weight`.
+    #[inline]
+    fn is_full(&self, state: &State<T>, weight: usize) -> bool {
+        !state.items.is_empty() && state.weight.saturating_add(weight) > self.capacity
+    }
+
     fn lock(&self) -> MutexGuard<'_, State<T>> {
         // Nothing panics while holding the lock; recover the data if something ever did.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
@@ -54,7 +69,7 @@ impl<T> Shared<T> {
 /// Why [`Sender::try_send`] did not queue an item; the item comes back.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum TrySendError<T> {
-    /// The queue holds its capacity.
+    /// The queue has no room for the item.
     Full(T),
     /// The receiver is gone.
     Closed(T),
@@ -71,9 +86,16 @@ pub(crate) enum TryRecvError {
 
 /// A new queue holding at most `capacity` items (at least one).
 pub(crate) fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    channel_weighed(capacity, |_| 1)
+}
+
+/// A new queue holding items whose weights (`weigh`) add up to at most `capacity`; an item
+/// always fits an empty queue.
+pub(crate) fn channel_weighed<T>(capacity: usize, weigh: fn(&T) -> usize) -> (Sender<T>, Receiver<T>) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             items: VecDeque::new(),
+            weight: 0,
             waker: None,
             room_waker: None,
             room_waiters: 0,
@@ -82,6 +104,7 @@ pub(crate) fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
         }),
         room: Notify::new(),
         capacity: capacity.max(1),
+        weigh,
         senders: AtomicUsize::new(1),
     });
     (Sender { shared: shared.clone() }, Receiver { shared })
@@ -116,7 +139,7 @@ impl<T> Sender<T> {
     /// Whether there is room for an item; if not, `cx` is woken when there is.
     pub(crate) fn poll_room(&self, cx: &mut Context<'_>) -> Poll<()> {
         let mut state = self.shared.lock();
-        if state.receiver_gone || state.items.len() < self.shared.capacity {
+        if state.receiver_gone || state.weight < self.shared.capacity {
             return Poll::Ready(());
         }
         register(&mut state.room_waker, cx);
@@ -135,7 +158,8 @@ impl<T> Sender<T> {
         if state.receiver_gone {
             return Err(TrySendError::Closed(item));
         }
-        if state.items.len() >= self.shared.capacity {
+        let weight = (self.shared.weigh)(&item);
+        if self.shared.is_full(&state, weight) {
             if when_full == WhenFull::Wait {
                 state.room_waiters += 1;
             }
@@ -146,6 +170,7 @@ impl<T> Sender<T> {
             state.items.reserve_exact(1);
         }
         state.items.push_back(item);
+        state.weight += weight;
         let waker = state
             .waker
             .take()
@@ -159,8 +184,9 @@ impl<T> Sender<T> {
 
     /// Queues `item`, waiting for room; gives it back if the receiver is gone.
     ///
-    /// Waiting senders are woken one per freed slot, first come first woken (not all of them
-    /// on every item taken). One woken and then dropped before it queued passes its wake on.
+    /// Waiting senders are woken one per item taken, first come first woken (not all of them
+    /// on every item taken); one that still does not fit waits again. One woken and then
+    /// dropped before it queued passes its wake on.
     pub(crate) async fn send(&self, mut item: T) -> Result<(), T> {
         loop {
             let room = self.shared.room.notified();
@@ -251,9 +277,9 @@ impl<T> Receiver<T> {
     }
 
     fn take(&self, state: &mut State<T>) -> Result<T, TryRecvError> {
-        let was_full = state.items.len() >= self.shared.capacity;
         match state.items.pop_front() {
             Some(item) => {
+                state.weight -= (self.shared.weigh)(&item);
                 if state.items.is_empty() && state.items.capacity() > KEEP_CAPACITY {
                     state.items = VecDeque::new();
                 }
@@ -262,10 +288,9 @@ impl<T> Receiver<T> {
                     // oldest, and hands a wake on when its sender is dropped unpolled).
                     self.shared.room.notify_one();
                 }
-                if was_full {
-                    if let Some(waker) = state.room_waker.take() {
-                        waker.wake();
-                    }
+                // Registered only while there was no room.
+                if let Some(waker) = state.room_waker.take() {
+                    waker.wake();
                 }
                 Ok(item)
             }
@@ -284,6 +309,7 @@ impl<T> Drop for Receiver<T> {
             if let Some(waker) = state.room_waker.take() {
                 waker.wake();
             }
+            state.weight = 0;
             std::mem::take(&mut state.items)
         };
         // Dropped outside the lock: an item's drop may do anything.
@@ -498,6 +524,43 @@ mod tests {
         for sender in &mut waiting {
             assert!(sender.poll().is_ready());
         }
+    }
+
+    #[test]
+    fn a_weighed_queue_bounds_the_total_weight_and_admits_one_heavy_item_alone() {
+        let (tx, mut rx) = channel_weighed::<usize>(10, |w| *w);
+        tx.try_send(4).unwrap();
+        tx.try_send(6).unwrap();
+        assert_eq!(tx.try_send(1), Err(TrySendError::Full(1)));
+        assert_eq!(rx.try_recv(), Ok(4));
+        assert_eq!(tx.try_send(5), Err(TrySendError::Full(5)), "6 + 5 is over 10");
+        tx.try_send(4).unwrap();
+        assert_eq!(rx.try_recv(), Ok(6));
+        assert_eq!(rx.try_recv(), Ok(4));
+        // Heavier than the whole budget: it passes alone, and nothing joins it.
+        tx.try_send(25).unwrap();
+        assert_eq!(tx.try_send(1), Err(TrySendError::Full(1)));
+        assert_eq!(rx.try_recv(), Ok(25));
+        tx.try_send(1).unwrap();
+    }
+
+    #[test]
+    fn a_waiting_sender_that_still_does_not_fit_waits_for_the_next_item_taken() {
+        let (tx, mut rx) = channel_weighed::<u32>(10, |w| *w as usize);
+        tx.try_send(2).unwrap();
+        tx.try_send(2).unwrap();
+        tx.try_send(6).unwrap();
+        let mut waiting = waiting_senders(&tx, 1);
+        // The sender waits for 100 + 0 = 100: it only fits an empty queue.
+        assert_eq!(rx.try_recv(), Ok(2));
+        assert_eq!(wakes(&waiting), [1]);
+        assert!(waiting[0].poll().is_pending(), "8 + 100 is over 10: wait again");
+        assert_eq!(rx.try_recv(), Ok(2));
+        assert_eq!(wakes(&waiting), [2]);
+        assert!(waiting[0].poll().is_pending());
+        assert_eq!(rx.try_recv(), Ok(6));
+        assert_eq!(waiting[0].poll(), Poll::Ready(Ok(())));
+        assert_eq!(rx.try_recv(), Ok(100));
     }
 
     #[test]

@@ -107,7 +107,7 @@ async fn negotiate(inner: &ServerInner, endpoint: &Endpoint, request: &Request) 
             } else {
                 TokenKind::Own
             };
-            let shared = endpoint.connections.create(inner.options.outbox_capacity, token);
+            let shared = endpoint.connections.create(inner.options.outbox_max_bytes, token);
             let asked = context
                 .query("useStatefulReconnect")
                 .is_some_and(|v| v.eq_ignore_ascii_case("true"));
@@ -155,7 +155,7 @@ async fn transport(
         }
         let shared = endpoint
             .connections
-            .create(inner.options.outbox_capacity, TokenKind::Own);
+            .create(inner.options.outbox_max_bytes, TokenKind::Own);
         let response = websocket_upgrade(inner, endpoint, request, &shared, context, ws).await;
         if response.status() != StatusCode::SWITCHING_PROTOCOLS {
             endpoint.connections.remove(&shared.token);
