@@ -36,7 +36,8 @@ pub struct HubOptions {
     pub max_pending_invocations: usize,
     /// How many bytes of frames a connection's outbox holds (1 MiB), each frame counted as its
     /// length plus 64 bytes. A client that lets it fill up is closed, so no sender ever waits
-    /// on it; one frame larger than this still goes out, alone. A budget in bytes (not frames)
+    /// on it. A frame larger than this still goes out: next in line, it does not count, so
+    /// the messages after it are not refused for its sake. A budget in bytes (not frames)
     /// bounds memory whatever the message sizes, and lets a client that reads absorb a burst
     /// of small messages: 20,000 messages of 60 bytes from a NATS backplane overflowed the
     /// former 1,024 frames while the Node client was reading (`examples/js/scaleout/burst`).

@@ -2,7 +2,10 @@
 //!
 //! A queue bounds the total weight of its items: one per item for the inbox, the bytes of its
 //! frames for the outbox (see [`channel_weighed`]). An item always fits an empty queue, so one
-//! item heavier than the whole budget still passes, alone.
+//! item heavier than the whole budget still passes; while it waits at the front, to be taken
+//! next, it does not count, so the items after it are not refused for its sake (a 3 MB message
+//! followed by a small one must not close a client that reads). A queue therefore holds at
+//! most its capacity, plus one item heavier than it, plus the last item let in.
 //!
 //! Unlike tokio's channel, which allocates a block of 32 slots when it is made, a queue holds
 //! no memory while it is empty, so an idle connection pays only for the queue's header. Its
@@ -54,10 +57,21 @@ fn register(slot: &mut Option<Waker>, cx: &Context<'_>) {
 }
 
 impl<T> Shared<T> {
+    /// The weight held against the capacity: all items but a first one heavier than the whole
+    /// capacity, which the receiver takes next, alone.
+    #[inline]
+    fn counted(&self, state: &State<T>) -> usize {
+        match state.items.front().map(self.weigh) {
+            Some(front) if front > self.capacity => state.weight - front,
+            _ => state.weight,
+        }
+    }
+
     /// Whether `state` has no room for an item weighing `weight`.
     #[inline]
     fn is_full(&self, state: &State<T>, weight: usize) -> bool {
-        !state.items.is_empty() && state.weight.saturating_add(weight) > self.capacity
+        let counted = self.counted(state);
+        counted > 0 && counted.saturating_add(weight) > self.capacity
     }
 
     fn lock(&self) -> MutexGuard<'_, State<T>> {
@@ -90,7 +104,7 @@ pub(crate) fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
 }
 
 /// A new queue holding items whose weights (`weigh`) add up to at most `capacity`; an item
-/// always fits an empty queue.
+/// always fits an empty queue, and a first item heavier than `capacity` does not count.
 pub(crate) fn channel_weighed<T>(capacity: usize, weigh: fn(&T) -> usize) -> (Sender<T>, Receiver<T>) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
@@ -139,7 +153,7 @@ impl<T> Sender<T> {
     /// Whether there is room for an item; if not, `cx` is woken when there is.
     pub(crate) fn poll_room(&self, cx: &mut Context<'_>) -> Poll<()> {
         let mut state = self.shared.lock();
-        if state.receiver_gone || state.weight < self.shared.capacity {
+        if state.receiver_gone || self.shared.counted(&state) < self.shared.capacity {
             return Poll::Ready(());
         }
         register(&mut state.room_waker, cx);
@@ -537,11 +551,27 @@ mod tests {
         tx.try_send(4).unwrap();
         assert_eq!(rx.try_recv(), Ok(6));
         assert_eq!(rx.try_recv(), Ok(4));
-        // Heavier than the whole budget: it passes alone, and nothing joins it.
+        // Heavier than the whole budget: it passes, and at the front it does not count.
         tx.try_send(25).unwrap();
-        assert_eq!(tx.try_send(1), Err(TrySendError::Full(1)));
+        tx.try_send(9).unwrap();
+        assert_eq!(tx.try_send(2), Err(TrySendError::Full(2)), "9 + 2 is over 10");
         assert_eq!(rx.try_recv(), Ok(25));
+        assert_eq!(tx.try_send(2), Err(TrySendError::Full(2)), "9 + 2 is still over 10");
+        assert_eq!(rx.try_recv(), Ok(9));
         tx.try_send(1).unwrap();
+    }
+
+    #[test]
+    fn a_heavy_item_fits_only_when_nothing_counts_and_then_only_the_rest_counts() {
+        let (tx, mut rx) = channel_weighed::<usize>(10, |w| *w);
+        tx.try_send(3).unwrap();
+        assert_eq!(tx.try_send(25), Err(TrySendError::Full(25)), "3 + 25 is over 10");
+        assert_eq!(rx.try_recv(), Ok(3));
+        tx.try_send(25).unwrap();
+        tx.try_send(1).unwrap();
+        assert_eq!(tx.try_send(30), Err(TrySendError::Full(30)), "1 + 30 behind the first");
+        tx.try_send(9).unwrap();
+        assert_eq!(tx.try_send(1), Err(TrySendError::Full(1)), "1 + 9 + 1 is over 10");
     }
 
     #[test]
