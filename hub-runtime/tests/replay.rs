@@ -40,6 +40,9 @@ async fn server() -> TestServer {
     let options = HubOptions {
         stateful_reconnect: true,
         stateful_reconnect_buffer: 64 * 1024 * 1024,
+        // The flood is sent in one loop, faster than the test reads: the outbox must hold all
+        // of it (the default 1 MiB would close the first socket as a slow consumer).
+        outbox_max_bytes: 64 * 1024 * 1024,
         reconnect_grace: Duration::from_secs(1),
         // Only the resend's own bound may end the connection here.
         client_timeout: Duration::from_secs(600),
