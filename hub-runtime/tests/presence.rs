@@ -1,0 +1,206 @@
+//! Presence across servers on one real `redis-server` (tests/common/brokers.rs starts one per
+//! test): members everywhere, events exactly once, and the members of a server that died
+//! without a goodbye leaving within the TTL.
+
+mod common;
+mod presence_support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::brokers::Redis;
+use common::{within, Client, TestServer};
+use hub_runtime::backplane::{RedisBackplane, RedisOptions};
+use hub_runtime::presence::{GroupEntry, PresenceStore, RedisPresence, RedisPresenceOptions};
+use hub_runtime::HubServer;
+use presence_support::{members, with_rooms, Person};
+
+const TTL: Duration = Duration::from_secs(3);
+
+async fn store(url: &str, ttl: Duration) -> RedisPresence {
+    let options = RedisPresenceOptions {
+        ttl,
+        ..Default::default()
+    };
+    within("connect the presence store", RedisPresence::connect_with(url, options))
+        .await
+        .expect("a presence store")
+}
+
+async fn rooms_server(url: &str) -> HubServer {
+    let options = RedisOptions {
+        group_ack_timeout: Duration::from_millis(500),
+        ..Default::default()
+    };
+    let backplane = within("connect the backplane", RedisBackplane::connect_with(url, options))
+        .await
+        .expect("a backplane");
+    with_rooms(HubServer::builder().backplane(backplane).presence(store(url, TTL).await))
+}
+
+async fn start(url: &str) -> TestServer {
+    TestServer::start(rooms_server(url).await).await
+}
+
+#[tokio::test]
+async fn members_and_online_users_are_seen_from_every_server() {
+    let Some(redis) = Redis::start().await else { return };
+    let servers = [start(&redis.url).await, start(&redis.url).await, start(&redis.url).await];
+    let mut people = Vec::new();
+    for (server, user) in servers.iter().zip(["cy", "ann", "bob"]) {
+        let mut person = Person::connect(server, Some(user)).await;
+        person.join("room").await;
+        people.push(person);
+    }
+    let everyone = members(&[("ann", 1), ("bob", 1), ("cy", 1)]);
+    for person in &mut people {
+        assert_eq!(person.members("room").await, everyone);
+        assert!(person.online("ann").await && person.online("bob").await && person.online("cy").await);
+        assert!(!person.online("dan").await);
+    }
+    people[1].leave("room").await;
+    for person in &mut people {
+        assert_eq!(person.members("room").await, members(&[("bob", 1), ("cy", 1)]));
+    }
+    // Left the group, still connected.
+    assert!(people[0].online("ann").await);
+}
+
+#[tokio::test]
+async fn a_user_on_two_servers_joins_once_and_leaves_once() {
+    let Some(redis) = Redis::start().await else { return };
+    let (a, b) = (start(&redis.url).await, start(&redis.url).await);
+    let mut watcher = Person::connect(&a, Some("watcher")).await;
+    watcher.join("room").await;
+    let mut ann_a = Person::connect(&a, Some("ann")).await;
+    let mut ann_b = Person::connect(&b, Some("ann")).await;
+    ann_a.join("room").await;
+    ann_b.join("room").await;
+    watcher.settle().await;
+    assert_eq!(watcher.count("Joined", "room", "ann"), 1, "{:?}", watcher.events);
+    assert_eq!(watcher.members("room").await, members(&[("ann", 2), ("watcher", 1)]));
+
+    // The connection on A ends: ann is still in the room through B.
+    ann_a.client.close().await;
+    watcher.settle().await;
+    assert_eq!(watcher.count("Left", "room", "ann"), 0, "{:?}", watcher.events);
+    // The one on B leaves: now she is gone, and the watcher on A hears it once.
+    ann_b.leave("room").await;
+    watcher.wait_for("Left", "room", "ann", common::TIMEOUT).await;
+    watcher.settle().await;
+    assert_eq!(watcher.count("Left", "room", "ann"), 1, "{:?}", watcher.events);
+    assert_eq!(watcher.members("room").await, members(&[("watcher", 1)]));
+}
+
+#[tokio::test]
+async fn first_connections_joining_on_two_servers_at_once_make_one_joined() {
+    let Some(redis) = Redis::start().await else { return };
+    let (a, b) = (start(&redis.url).await, start(&redis.url).await);
+    let mut watcher = Person::connect(&a, Some("watcher")).await;
+    let rounds = 10;
+    for round in 0..rounds {
+        watcher.join(&format!("room-{round}")).await;
+    }
+    for round in 0..rounds {
+        let group = format!("room-{round}");
+        let mut on_a = Person::connect(&a, Some("ann")).await;
+        let mut on_b = Person::connect(&b, Some("ann")).await;
+        tokio::join!(on_a.join(&group), on_b.join(&group));
+    }
+    watcher.settle().await;
+    for round in 0..rounds {
+        let group = format!("room-{round}");
+        assert_eq!(watcher.count("Joined", &group, "ann"), 1, "{group}: {:?}", watcher.events);
+    }
+}
+
+#[tokio::test]
+async fn the_store_decides_first_and_last_atomically() {
+    let Some(redis) = Redis::start().await else { return };
+    let stores = [store(&redis.url, TTL).await, store(&redis.url, TTL).await];
+    let entry = |connection: usize| GroupEntry {
+        hub: "H".into(),
+        group: "g".into(),
+        user: "ann".into(),
+        connection: format!("c{connection}"),
+    };
+    let joins = (0..40).map(|i| stores[i % 2].join(&entry(i)));
+    let firsts = futures_util::future::join_all(joins).await;
+    assert_eq!(firsts.iter().filter(|o| o.as_ref().unwrap().first).count(), 1);
+    assert_eq!(stores[0].members("H", "g").await.unwrap()[0].connections, 40);
+    let leaves = (0..40).map(|i| stores[(i + 1) % 2].leave(&entry(i)));
+    let lasts = futures_util::future::join_all(leaves).await;
+    assert_eq!(lasts.iter().filter(|o| o.as_ref().unwrap().last).count(), 1);
+    assert!(stores[1].members("H", "g").await.unwrap().is_empty());
+}
+
+/// A server on a runtime of its own, on a thread of its own: killing it drops the runtime
+/// with every task, socket and Redis connection of the server, so nothing says goodbye.
+struct Doomed {
+    addr: SocketAddr,
+    kill: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Doomed {
+    fn start(url: String) -> Doomed {
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (kill, killed) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            let server = runtime.block_on(async { start(&url).await });
+            let _ = addr_tx.send(server.addr);
+            let _ = killed.recv();
+            // Not `server`'s Drop first (it stops serving gracefully): the runtime goes at once.
+            std::mem::forget(server);
+            runtime.shutdown_background();
+        });
+        let addr = addr_rx.recv_timeout(Duration::from_secs(20)).expect("the doomed server starts");
+        Doomed { addr, kill, thread }
+    }
+
+    fn kill(self) {
+        let _ = self.kill.send(());
+        self.thread.join().expect("the doomed server's thread");
+    }
+}
+
+#[tokio::test]
+async fn the_members_of_a_dead_server_leave_within_the_ttl_once() {
+    let Some(redis) = Redis::start().await else { return };
+    let (a, b) = (start(&redis.url).await, start(&redis.url).await);
+    let doomed = Doomed::start(redis.url.clone());
+    let mut on_a = Person::connect(&a, Some("amy")).await;
+    let mut on_b = Person::connect(&b, Some("ben")).await;
+    on_a.join("room").await;
+    on_b.join("room").await;
+    let mut carl = Person {
+        client: Client::connect(doomed.addr, "/rooms", "user=carl").await,
+        events: Vec::new(),
+    };
+    carl.join("room").await;
+    assert_eq!(on_b.members("room").await, members(&[("amy", 1), ("ben", 1), ("carl", 1)]));
+    assert!(on_a.online("carl").await);
+
+    let killed = tokio::time::Instant::now();
+    doomed.kill();
+    on_a.wait_for("Left", "room", "carl", TTL + Duration::from_secs(2)).await;
+    on_b.wait_for("Left", "room", "carl", TTL + Duration::from_secs(2)).await;
+    let took = killed.elapsed();
+    assert!(took <= TTL + Duration::from_millis(500), "carl left {took:?} after his server died");
+    // Once, however many servers sweep.
+    tokio::time::sleep(TTL / 2).await;
+    on_a.settle().await;
+    on_b.settle().await;
+    assert_eq!(on_a.count("Left", "room", "carl"), 1, "{:?}", on_a.events);
+    assert_eq!(on_b.count("Left", "room", "carl"), 1, "{:?}", on_b.events);
+    assert_eq!(on_a.members("room").await, members(&[("amy", 1), ("ben", 1)]));
+    assert!(!on_b.online("carl").await);
+    // The living keep theirs: their servers renew their leases.
+    tokio::time::sleep(TTL).await;
+    assert_eq!(on_b.members("room").await, members(&[("amy", 1), ("ben", 1)]));
+}
