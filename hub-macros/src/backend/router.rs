@@ -124,7 +124,9 @@ fn presence(interface: &Interface) -> (TokenStream, TokenStream) {
             let message = format!(
                 "the presence event `{what} = \"{}\"` is not a client method of `{client_name}` taking two arguments: declare one with that wire name and `(group: String, user: String)`",
                 name.value()
-            );
+            )
+            .replace('{', "{{")
+            .replace('}', "}}");
             Some(quote_spanned! {name.span()=>
                 ::core::assert!(
                     #krate::__private::is_presence_event(

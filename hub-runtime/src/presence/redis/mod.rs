@@ -197,7 +197,7 @@ impl PresenceStore for RedisPresence {
         let [counts, _] = self.group_keys(hub, group);
         let mut connection = self.connection.clone();
         Box::pin(async move {
-            let all: Vec<(String, i64)> = redis::cmd("HGETALL")
+            let all: std::collections::HashMap<String, i64> = redis::cmd("HGETALL")
                 .arg(counts)
                 .query_async(&mut connection)
                 .await
