@@ -16,6 +16,10 @@
 //! entry of a server whose lease ended, so a server that died without a goodbye has its users
 //! leave within the TTL. (The sweep script reaches keys it computes, so it needs one Redis, not
 //! a cluster.)
+//!
+//! A live server cut off from Redis for longer than its lease is taken for dead: its users get
+//! `left`, and its entries are not written again when it is back (its connections count again
+//! when they join anew).
 
 use std::time::Duration;
 
