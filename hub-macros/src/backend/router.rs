@@ -127,8 +127,9 @@ fn presence(interface: &Interface) -> (TokenStream, TokenStream) {
             )
             .replace('{', "{{")
             .replace('}', "}}");
+            // One constant each: evaluation stops at the first failed assertion.
             Some(quote_spanned! {name.span()=>
-                ::core::assert!(
+                const _: () = ::core::assert!(
                     #krate::__private::is_presence_event(
                         &<#client<#krate::Many> as #krate::descriptor::Describe>::DESCRIPTOR,
                         #name,
@@ -137,7 +138,7 @@ fn presence(interface: &Interface) -> (TokenStream, TokenStream) {
                 );
             })
         });
-        quote! { const _: () = { #(#checks)* }; }
+        quote! { #(#checks)* }
     });
     let konst = quote! {
         const __PRESENCE: ::core::option::Option<#krate::__private::PresenceEvents> =
