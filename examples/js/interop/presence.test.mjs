@@ -32,8 +32,8 @@ for (const combo of MATRIX) {
             const path = user === undefined ? '/broadcast' : `/broadcast?user=${encodeURIComponent(user)}`;
             const c = ctx.build(path, combo);
             c.events = [];
-            c.on('Joined', (g, u) => c.events.push(['Joined', g, u]));
-            c.on('Left', (g, u) => c.events.push(['Left', g, u]));
+            c.on('Joined', (g, u) => { c.events.push(['Joined', g, u]); });
+            c.on('Left', (g, u) => { c.events.push(['Left', g, u]); });
             await startConnection(c);
             return c;
         }

@@ -29,8 +29,8 @@ describe('presence across servers', { skip, timeout: 60_000 }, () => {
     async function person(index, user) {
         const c = await cluster.connect(index, user);
         c.events = [];
-        c.on('Joined', (g, u) => c.events.push(['Joined', g, u]));
-        c.on('Left', (g, u) => c.events.push(['Left', g, u]));
+        c.on('Joined', (g, u) => { c.events.push(['Joined', g, u]); });
+        c.on('Left', (g, u) => { c.events.push(['Left', g, u]); });
         return c;
     }
 
