@@ -35,7 +35,11 @@ async fn rooms_server(url: &str) -> HubServer {
     let backplane = within("connect the backplane", RedisBackplane::connect_with(url, options))
         .await
         .expect("a backplane");
-    with_rooms(HubServer::builder().backplane(backplane).presence(store(url, TTL).await))
+    with_rooms(
+        HubServer::builder()
+            .backplane(backplane)
+            .presence(store(url, TTL).await),
+    )
 }
 
 async fn start(url: &str) -> TestServer {
@@ -45,7 +49,11 @@ async fn start(url: &str) -> TestServer {
 #[tokio::test]
 async fn members_and_online_users_are_seen_from_every_server() {
     let Some(redis) = Redis::start().await else { return };
-    let servers = [start(&redis.url).await, start(&redis.url).await, start(&redis.url).await];
+    let servers = [
+        start(&redis.url).await,
+        start(&redis.url).await,
+        start(&redis.url).await,
+    ];
     let mut people = Vec::new();
     for (server, user) in servers.iter().zip(["cy", "ann", "bob"]) {
         let mut person = Person::connect(server, Some(user)).await;
@@ -110,7 +118,12 @@ async fn first_connections_joining_on_two_servers_at_once_make_one_joined() {
     watcher.settle().await;
     for round in 0..rounds {
         let group = format!("room-{round}");
-        assert_eq!(watcher.count("Joined", &group, "ann"), 1, "{group}: {:?}", watcher.events);
+        assert_eq!(
+            watcher.count("Joined", &group, "ann"),
+            1,
+            "{group}: {:?}",
+            watcher.events
+        );
     }
 }
 
@@ -159,7 +172,9 @@ impl Doomed {
             std::mem::forget(server);
             runtime.shutdown_background();
         });
-        let addr = addr_rx.recv_timeout(Duration::from_secs(20)).expect("the doomed server starts");
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the doomed server starts");
         Doomed { addr, kill, thread }
     }
 
@@ -183,15 +198,23 @@ async fn the_members_of_a_dead_server_leave_within_the_ttl_once() {
         events: Vec::new(),
     };
     carl.join("room").await;
-    assert_eq!(on_b.members("room").await, members(&[("amy", 1), ("ben", 1), ("carl", 1)]));
+    assert_eq!(
+        on_b.members("room").await,
+        members(&[("amy", 1), ("ben", 1), ("carl", 1)])
+    );
     assert!(on_a.online("carl").await);
 
     let killed = tokio::time::Instant::now();
     doomed.kill();
-    on_a.wait_for("Left", "room", "carl", TTL + Duration::from_secs(2)).await;
-    on_b.wait_for("Left", "room", "carl", TTL + Duration::from_secs(2)).await;
+    on_a.wait_for("Left", "room", "carl", TTL + Duration::from_secs(2))
+        .await;
+    on_b.wait_for("Left", "room", "carl", TTL + Duration::from_secs(2))
+        .await;
     let took = killed.elapsed();
-    assert!(took <= TTL + Duration::from_millis(500), "carl left {took:?} after his server died");
+    assert!(
+        took <= TTL + Duration::from_millis(500),
+        "carl left {took:?} after his server died"
+    );
     // Once, however many servers sweep.
     tokio::time::sleep(TTL / 2).await;
     on_a.settle().await;

@@ -16,7 +16,10 @@ async fn the_newcomer_gets_its_joined_before_its_join_completes() {
     anonymous.join("room").await;
     // Without a user id the user is the connection id.
     let me = anonymous.id();
-    assert_eq!(anonymous.events, vec![("Joined".to_string(), "room".to_string(), me.clone())]);
+    assert_eq!(
+        anonymous.events,
+        vec![("Joined".to_string(), "room".to_string(), me.clone())]
+    );
     assert_eq!(anonymous.members("room").await, members(&[(&me, 1)]));
     assert!(anonymous.online(&me).await);
 }
@@ -34,12 +37,21 @@ async fn a_user_with_two_connections_joins_and_leaves_once() {
     ann2.join("room").await;
     bob.settle().await;
     assert_eq!(bob.count("Joined", "room", "ann"), 1, "{:?}", bob.events);
-    assert_eq!(ann2.count("Joined", "room", "ann"), 0, "ann's second connection is no news");
+    assert_eq!(
+        ann2.count("Joined", "room", "ann"),
+        0,
+        "ann's second connection is no news"
+    );
     assert_eq!(bob.members("room").await, members(&[("ann", 2), ("bob", 1)]));
 
     ann1.leave("room").await;
     bob.settle().await;
-    assert_eq!(bob.count("Left", "room", "ann"), 0, "ann is still there: {:?}", bob.events);
+    assert_eq!(
+        bob.count("Left", "room", "ann"),
+        0,
+        "ann is still there: {:?}",
+        bob.events
+    );
     assert_eq!(bob.members("room").await, members(&[("ann", 1), ("bob", 1)]));
 
     // The end of ann's last connection in the room is her leave.

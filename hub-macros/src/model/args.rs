@@ -35,7 +35,10 @@ pub(crate) struct Presence {
 
 /// `presence` or `presence(joined = "...", left = "...")`.
 fn parse_presence(meta: &ParseNestedMeta<'_>) -> syn::Result<Presence> {
-    let mut presence = Presence { joined: None, left: None };
+    let mut presence = Presence {
+        joined: None,
+        left: None,
+    };
     if !meta.input.peek(syn::token::Paren) {
         return Ok(presence);
     }

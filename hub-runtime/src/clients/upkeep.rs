@@ -11,7 +11,11 @@ use crate::presence::{upkeep_interval, Expired, PresenceStore};
 
 /// Starts the upkeep of `store` for the hubs of `managers` (those that track presence), on the
 /// current tokio runtime. Nothing to do for a store without a TTL (in memory).
-pub(crate) fn spawn_upkeep(store: Arc<dyn PresenceStore>, managers: Vec<Weak<LifetimeManager>>, stop: CancellationToken) {
+pub(crate) fn spawn_upkeep(
+    store: Arc<dyn PresenceStore>,
+    managers: Vec<Weak<LifetimeManager>>,
+    stop: CancellationToken,
+) {
     let Some(ttl) = store.ttl() else { return };
     let interval = upkeep_interval(ttl);
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {

@@ -145,7 +145,11 @@ impl PresenceStore for InMemoryPresence {
     }
 
     fn online(&self, hub: &str, user: &str) -> BoxFuture<'static, Result<bool, PresenceError>> {
-        let online = self.state().online.get(hub).is_some_and(|users| users.contains_key(user));
+        let online = self
+            .state()
+            .online
+            .get(hub)
+            .is_some_and(|users| users.contains_key(user));
         ready(online)
     }
 
@@ -188,8 +192,14 @@ mod tests {
         assert_eq!(
             members,
             vec![
-                Member { user: "ann".into(), connections: 2 },
-                Member { user: "bob".into(), connections: 1 }
+                Member {
+                    user: "ann".into(),
+                    connections: 2
+                },
+                Member {
+                    user: "bob".into(),
+                    connections: 1
+                }
             ]
         );
         assert!(!store.leave(&entry("g", "ann", "1")).await.unwrap().last);

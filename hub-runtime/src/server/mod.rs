@@ -341,7 +341,11 @@ impl HubServerBuilder {
             if default_presence && assembly.backplane.is_distributed() {
                 tracing::warn!("hubs track presence in this process while the backplane is distributed: each server sees only its own members (give the builder a shared presence store)");
             }
-            crate::clients::spawn_upkeep(assembly.presence.clone(), std::mem::take(&mut assembly.presence_hubs), assembly.shutdown.clone());
+            crate::clients::spawn_upkeep(
+                assembly.presence.clone(),
+                std::mem::take(&mut assembly.presence_hubs),
+                assembly.shutdown.clone(),
+            );
         }
         HubServer {
             inner: Arc::new(ServerInner {

@@ -126,7 +126,12 @@ impl Person {
             .as_array()
             .expect("an array")
             .iter()
-            .map(|m| (m["user"].as_str().unwrap().to_string(), m["connections"].as_u64().unwrap()))
+            .map(|m| {
+                (
+                    m["user"].as_str().unwrap().to_string(),
+                    m["connections"].as_u64().unwrap(),
+                )
+            })
             .collect()
     }
 

@@ -50,7 +50,9 @@ impl LifetimeManager {
                 }
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!(connection = %connection.id, group, error = %e, "presence: could not record a join"),
+            Err(e) => {
+                tracing::warn!(connection = %connection.id, group, error = %e, "presence: could not record a join")
+            }
         }
         // The connection may have ended meanwhile, its leave already done: leave no entry behind.
         if !self.connections.contains_key(&connection.id) {
@@ -70,7 +72,9 @@ impl LifetimeManager {
                 }
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!(connection = %connection.id, group, error = %e, "presence: could not record a leave"),
+            Err(e) => {
+                tracing::warn!(connection = %connection.id, group, error = %e, "presence: could not record a leave")
+            }
         }
     }
 

@@ -137,7 +137,10 @@ impl RedisPresence {
 
     /// The counts and connections keys of a group, or of the hub's online users.
     fn group_keys(&self, hub: &str, group: &str) -> [String; 2] {
-        [self.key(&format!("{hub}:gu:{group}")), self.key(&format!("{hub}:gc:{group}"))]
+        [
+            self.key(&format!("{hub}:gu:{group}")),
+            self.key(&format!("{hub}:gc:{group}")),
+        ]
     }
 
     fn user_keys(&self, hub: &str) -> [String; 2] {
@@ -145,11 +148,22 @@ impl RedisPresence {
     }
 
     /// Runs join.lua; the user's count after it, or -1.
-    fn add(&self, keys: [String; 2], user: &str, connection: &str, entry: String) -> BoxFuture<'static, Result<i64, PresenceError>> {
+    fn add(
+        &self,
+        keys: [String; 2],
+        user: &str,
+        connection: &str,
+        entry: String,
+    ) -> BoxFuture<'static, Result<i64, PresenceError>> {
         let scripts = self.scripts.clone();
         let server_key = self.key(&format!("server:{}", self.server));
         let servers = self.key("servers");
-        let (user, id, server, lease) = (user.to_string(), connection.to_string(), self.server.clone(), self.lease_ms());
+        let (user, id, server, lease) = (
+            user.to_string(),
+            connection.to_string(),
+            self.server.clone(),
+            self.lease_ms(),
+        );
         let mut connection = self.connection.clone();
         Box::pin(async move {
             let mut invocation = scripts.join.key(&keys[0]);
@@ -161,7 +175,12 @@ impl RedisPresence {
     }
 
     /// Runs leave.lua; the user's count after it, or -1.
-    fn remove(&self, keys: [String; 2], connection: &str, entry: String) -> BoxFuture<'static, Result<i64, PresenceError>> {
+    fn remove(
+        &self,
+        keys: [String; 2],
+        connection: &str,
+        entry: String,
+    ) -> BoxFuture<'static, Result<i64, PresenceError>> {
         let scripts = self.scripts.clone();
         let server_key = self.key(&format!("server:{}", self.server));
         let id = connection.to_string();
@@ -188,13 +207,21 @@ impl PresenceStore for RedisPresence {
     fn join(&self, entry: &GroupEntry) -> BoxFuture<'static, Result<JoinOutcome, PresenceError>> {
         let keys = self.group_keys(&entry.hub, &entry.group);
         let count = self.add(keys, &entry.user, &entry.connection, group_entry(entry));
-        Box::pin(async move { Ok(JoinOutcome { first: count.await? == 1 }) })
+        Box::pin(async move {
+            Ok(JoinOutcome {
+                first: count.await? == 1,
+            })
+        })
     }
 
     fn leave(&self, entry: &GroupEntry) -> BoxFuture<'static, Result<LeaveOutcome, PresenceError>> {
         let keys = self.group_keys(&entry.hub, &entry.group);
         let count = self.remove(keys, &entry.connection, group_entry(entry));
-        Box::pin(async move { Ok(LeaveOutcome { last: count.await? == 0 }) })
+        Box::pin(async move {
+            Ok(LeaveOutcome {
+                last: count.await? == 0,
+            })
+        })
     }
 
     fn members(&self, hub: &str, group: &str) -> BoxFuture<'static, Result<Vec<Member>, PresenceError>> {
@@ -220,7 +247,12 @@ impl PresenceStore for RedisPresence {
     }
 
     fn connect(&self, entry: &UserEntry) -> BoxFuture<'static, Result<(), PresenceError>> {
-        let count = self.add(self.user_keys(&entry.hub), &entry.user, &entry.connection, user_entry(entry));
+        let count = self.add(
+            self.user_keys(&entry.hub),
+            &entry.user,
+            &entry.connection,
+            user_entry(entry),
+        );
         Box::pin(async move { count.await.map(|_| ()) })
     }
 
