@@ -3,11 +3,15 @@
 mod common;
 mod presence_support;
 
-use common::TestServer;
+use std::time::Duration;
+
+use common::{http, within, TestServer, RS};
+use futures_util::{SinkExt, StreamExt};
 use hub_runtime::prelude::*;
 use hub_runtime::EndpointOptions;
 use presence_support::{by_query, members, with_rooms, Person};
-use serde_json::json;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
 async fn the_newcomer_gets_its_joined_before_its_join_completes() {
@@ -139,4 +143,84 @@ async fn presence_without_events_and_without_presence() {
     assert!(error.contains("does not track presence"), "{error}");
     let error = untracked.call_err("Online", json!(["ann"])).await;
     assert!(error.contains("does not track presence"), "{error}");
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a WebSocket of a stateful-reconnect connection (handshake version 2).
+async fn attach(url: &str) -> Socket {
+    let (mut socket, _) = within("open", tokio_tungstenite::connect_async(url)).await.unwrap();
+    socket
+        .send(Message::text(format!("{{\"protocol\":\"json\",\"version\":2}}{RS}")))
+        .await
+        .unwrap();
+    socket
+}
+
+/// Reads until the Completion of invocation `id`.
+async fn completion(socket: &mut Socket, id: &str) {
+    loop {
+        let Some(Ok(Message::Text(text))) = within("a completion", socket.next()).await else {
+            panic!("the socket ended early");
+        };
+        for record in text.as_str().split(RS).filter(|r| !r.is_empty()) {
+            let message: Value = serde_json::from_str(record).unwrap();
+            if message["type"] == 3 && message["invocationId"] == id {
+                return;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_socket_that_stateful_reconnect_survives_is_no_leave() {
+    let options = HubOptions {
+        stateful_reconnect: true,
+        reconnect_grace: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let server = TestServer::start(with_rooms(HubServer::builder().options(options))).await;
+    let mut watcher = Person::connect(&server, Some("watcher")).await;
+    watcher.join("room").await;
+
+    let negotiated = http(
+        server.addr,
+        "POST",
+        "/rooms/negotiate?negotiateVersion=1&useStatefulReconnect=true&user=sam",
+        &[],
+        "",
+    )
+    .await;
+    let body = negotiated.json();
+    assert_eq!(body["useStatefulReconnect"], true, "{body}");
+    let token = body["connectionToken"].as_str().unwrap();
+    let url = format!("ws://{}/rooms?id={token}&user=sam", server.addr);
+    let mut first = attach(&url).await;
+    first
+        .send(Message::text(format!(
+            "{{\"type\":1,\"invocationId\":\"1\",\"target\":\"Join\",\"arguments\":[\"room\"]}}{RS}"
+        )))
+        .await
+        .unwrap();
+    completion(&mut first, "1").await;
+    watcher.wait_for("Joined", "room", "sam", common::TIMEOUT).await;
+
+    // The socket drops; the client comes back within the grace, and stays past it.
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A re-attaching socket sends no handshake: the server starts it with a Sequence message.
+    let (second, _) = within("re-attach", tokio_tungstenite::connect_async(url.as_str()))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    watcher.settle().await;
+    assert_eq!(watcher.count("Left", "room", "sam"), 0, "{:?}", watcher.events);
+    assert_eq!(watcher.members("room").await, members(&[("sam", 1), ("watcher", 1)]));
+
+    // Gone for good: the connection ends after the grace, and that is sam's leave.
+    drop(second);
+    watcher.wait_for("Left", "room", "sam", Duration::from_secs(5)).await;
+    watcher.settle().await;
+    assert_eq!(watcher.count("Left", "room", "sam"), 1);
+    assert_eq!(watcher.count("Joined", "room", "sam"), 1);
 }
