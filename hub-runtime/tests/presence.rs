@@ -227,3 +227,46 @@ async fn the_members_of_a_dead_server_leave_within_the_ttl_once() {
     tokio::time::sleep(TTL).await;
     assert_eq!(on_b.members("room").await, members(&[("amy", 1), ("ben", 1)]));
 }
+
+/// The servers holding a lease, as Redis has them.
+async fn leaseholders(url: &str) -> Vec<String> {
+    let client = redis::Client::open(url).unwrap();
+    let mut connection = within("connect to redis", client.get_multiplexed_async_connection())
+        .await
+        .unwrap();
+    within(
+        "ZRANGE",
+        redis::cmd("ZRANGE")
+            .arg("hub:presence:servers")
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut connection),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_stopped_server_stops_renewing_its_lease() {
+    let Some(redis) = Redis::start().await else { return };
+    let _live = start(&redis.url).await;
+    let presence = store(&redis.url, TTL).await;
+    let name = presence.server_name().to_string();
+    let backplane = within("connect the backplane", RedisBackplane::connect(&redis.url))
+        .await
+        .expect("a backplane");
+    let stopping = TestServer::start(with_rooms(HubServer::builder().backplane(backplane).presence(presence))).await;
+    // Renewed while it runs: past its first lease (TTL / 2), it still holds one.
+    tokio::time::sleep(TTL).await;
+    assert!(leaseholders(&redis.url).await.contains(&name));
+    stopping.server.shutdown();
+    // Its lease runs out and the live server sweeps it away.
+    let deadline = tokio::time::Instant::now() + TTL * 2;
+    while leaseholders(&redis.url).await.contains(&name) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stopped server still renews its lease"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
