@@ -136,6 +136,7 @@ async fn the_store_decides_first_and_last_atomically() {
         group: "g".into(),
         user: "ann".into(),
         connection: format!("c{connection}"),
+        info: None,
     };
     let joins = (0..40).map(|i| stores[i % 2].join(&entry(i)));
     let firsts = futures_util::future::join_all(joins).await;
@@ -145,6 +146,41 @@ async fn the_store_decides_first_and_last_atomically() {
     let lasts = futures_util::future::join_all(leaves).await;
     assert_eq!(lasts.iter().filter(|o| o.as_ref().unwrap().last).count(), 1);
     assert!(stores[1].members("H", "g").await.unwrap().is_empty());
+
+    // Info: the latest join with some wins, until the user's last connection leaves.
+    let with = |connection: usize, info: &str| GroupEntry {
+        info: Some(info.into()),
+        ..entry(connection)
+    };
+    let info = |members: Vec<hub_runtime::presence::Member>| members[0].info.clone();
+    stores[0].join(&with(1, r#"{"name":"Ann"}"#)).await.unwrap();
+    stores[1].join(&entry(2)).await.unwrap();
+    let ann = Some(serde_json::json!({"name": "Ann"}));
+    assert_eq!(info(stores[1].members("H", "g").await.unwrap()), ann);
+    stores[0].leave(&entry(1)).await.unwrap();
+    assert_eq!(info(stores[1].members("H", "g").await.unwrap()), ann);
+    stores[1].leave(&entry(2)).await.unwrap();
+    stores[1].join(&entry(3)).await.unwrap();
+    assert_eq!(info(stores[0].members("H", "g").await.unwrap()), None);
+}
+
+#[tokio::test]
+async fn presence_info_is_seen_from_every_server() {
+    let Some(redis) = Redis::start().await else { return };
+    let (a, b) = (start(&redis.url).await, start(&redis.url).await);
+    let mut ann = Person::connect(&a, Some("ann")).await;
+    ann.call("SetInfo", serde_json::json!([{"name": "Ann"}])).await;
+    ann.join("room").await;
+    let mut bob = Person::connect(&b, Some("bob")).await;
+    bob.join("room").await;
+    let members = bob.call("Members", serde_json::json!(["room"])).await;
+    assert_eq!(
+        members,
+        serde_json::json!([
+            {"user": "ann", "connections": 1, "info": {"name": "Ann"}},
+            {"user": "bob", "connections": 1, "info": null}
+        ])
+    );
 }
 
 /// A server on a runtime of its own, on a thread of its own: killing it drops the runtime

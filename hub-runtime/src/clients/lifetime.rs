@@ -34,6 +34,8 @@ pub(crate) struct LocalConnection {
     /// Asks the connection's read loop to close it (`HubContext::abort` cancels the same token).
     close_requested: CancellationToken,
     groups: Mutex<HashSet<Arc<str>>>,
+    /// What the connection shows beside its user in the groups it joins (JSON text).
+    presence_info: Mutex<Option<String>>,
     /// Client results this server awaits from the connection, by invocation id.
     results: Mutex<HashMap<String, oneshot::Sender<CompletionResult>>>,
 }
@@ -47,6 +49,7 @@ impl LocalConnection {
             user_id,
             close_requested: CancellationToken::new(),
             groups: Mutex::new(HashSet::new()),
+            presence_info: Mutex::new(None),
             results: Mutex::new(HashMap::new()),
         }
     }

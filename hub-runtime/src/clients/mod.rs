@@ -353,6 +353,27 @@ impl Groups {
     pub async fn members(&self, group: &str) -> Result<Vec<Member>, PresenceError> {
         self.manager.members(group).await
     }
+
+    /// Sets what connection `connection_id` (of this server) shows beside its user in
+    /// [`Member::info`] for the groups it joins from now on: the latest join with info wins
+    /// for the user, until the user's last connection leaves the group.
+    ///
+    /// ```
+    /// # use hub_runtime::prelude::*;
+    /// # struct Chat;
+    /// #[hub(presence)]
+    /// impl Chat {
+    ///     async fn enter(&self, cx: &HubContext<Self>, room: String, name: String) -> Result<(), HubError> {
+    ///         cx.groups.set_presence_info(cx.connection_id(), &serde_json::json!({ "name": name }))?;
+    ///         cx.groups.add(cx.connection_id(), &room).await?;
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    pub fn set_presence_info(&self, connection_id: &str, info: &impl Serialize) -> Result<(), PresenceError> {
+        let info = serde_json::to_string(info).map_err(|e| PresenceError::Encode(e.to_string()))?;
+        self.manager.set_presence_info(connection_id, info)
+    }
 }
 
 /// Users of a hub, across servers: whether one is online.

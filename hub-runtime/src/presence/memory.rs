@@ -11,6 +11,13 @@ use super::{Expired, GroupEntry, JoinOutcome, LeaveOutcome, Member, PresenceErro
 /// A user's connections, by user (sorted).
 type Users = BTreeMap<String, HashSet<String>>;
 
+/// A group: its users' connections, and their info.
+#[derive(Debug, Default)]
+struct Group {
+    users: Users,
+    info: HashMap<String, String>,
+}
+
 /// Presence kept in this process: right for one server (with the in-memory backplane), the
 /// default store. With several servers each would see only its own connections: give them a
 /// shared store such as `RedisPresence` (feature `redis`).
@@ -25,6 +32,7 @@ type Users = BTreeMap<String, HashSet<String>>;
 ///     group: "lobby".into(),
 ///     user: "ann".into(),
 ///     connection: connection.into(),
+///     info: None,
 /// };
 /// assert!(store.join(&entry("c1")).await?.first);
 /// assert!(!store.join(&entry("c2")).await?.first); // ann's second tab
@@ -41,7 +49,7 @@ pub struct InMemoryPresence {
 #[derive(Debug, Default)]
 struct State {
     /// By hub, then group.
-    groups: HashMap<String, HashMap<String, Users>>,
+    groups: HashMap<String, HashMap<String, Group>>,
     /// By hub.
     online: HashMap<String, Users>,
 }
@@ -82,24 +90,29 @@ fn ready<T: Send + 'static>(value: T) -> BoxFuture<'static, Result<T, PresenceEr
 impl PresenceStore for InMemoryPresence {
     fn join(&self, entry: &GroupEntry) -> BoxFuture<'static, Result<JoinOutcome, PresenceError>> {
         let mut state = self.state();
-        let users = state
+        let group = state
             .groups
             .entry(entry.hub.clone())
             .or_default()
             .entry(entry.group.clone())
             .or_default();
-        ready(JoinOutcome {
-            first: add(users, &entry.user, &entry.connection),
-        })
+        let first = add(&mut group.users, &entry.user, &entry.connection);
+        if let Some(info) = &entry.info {
+            group.info.insert(entry.user.clone(), info.clone());
+        }
+        ready(JoinOutcome { first })
     }
 
     fn leave(&self, entry: &GroupEntry) -> BoxFuture<'static, Result<LeaveOutcome, PresenceError>> {
         let mut state = self.state();
         let mut last = false;
         if let Some(groups) = state.groups.get_mut(&entry.hub) {
-            if let Some(users) = groups.get_mut(&entry.group) {
-                last = remove(users, &entry.user, &entry.connection);
-                if users.is_empty() {
+            if let Some(group) = groups.get_mut(&entry.group) {
+                last = remove(&mut group.users, &entry.user, &entry.connection);
+                if last {
+                    group.info.remove(&entry.user);
+                }
+                if group.users.is_empty() {
                     groups.remove(&entry.group);
                 }
             }
@@ -113,12 +126,14 @@ impl PresenceStore for InMemoryPresence {
             .groups
             .get(hub)
             .and_then(|groups| groups.get(group))
-            .map(|users| {
-                users
+            .map(|group| {
+                group
+                    .users
                     .iter()
                     .map(|(user, connections)| Member {
                         user: user.clone(),
                         connections: connections.len() as u64,
+                        info: group.info.get(user).and_then(|info| serde_json::from_str(info).ok()),
                     })
                     .collect()
             })
@@ -176,6 +191,7 @@ mod tests {
             group: group.into(),
             user: user.into(),
             connection: connection.into(),
+            info: None,
         }
     }
 
@@ -194,11 +210,13 @@ mod tests {
             vec![
                 Member {
                     user: "ann".into(),
-                    connections: 2
+                    connections: 2,
+                    info: None
                 },
                 Member {
                     user: "bob".into(),
-                    connections: 1
+                    connections: 1,
+                    info: None
                 }
             ]
         );
@@ -208,6 +226,32 @@ mod tests {
         assert!(!store.leave(&entry("g", "nobody", "9")).await.unwrap().last);
         assert_eq!(store.members("H", "g").await.unwrap().len(), 1);
         assert!(store.members("Other", "g").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_latest_info_shows_until_the_user_leaves() {
+        let store = InMemoryPresence::new();
+        let with = |connection: &str, info: &str| GroupEntry {
+            info: Some(info.into()),
+            ..entry("g", "ann", connection)
+        };
+        store.join(&with("1", r#"{"name":"Ann"}"#)).await.unwrap();
+        store.join(&entry("g", "ann", "2")).await.unwrap();
+        let info = |members: Vec<Member>| members[0].info.clone();
+        assert_eq!(
+            info(store.members("H", "g").await.unwrap()),
+            Some(serde_json::json!({"name": "Ann"}))
+        );
+        store.join(&with("3", r#""away""#)).await.unwrap();
+        assert_eq!(
+            info(store.members("H", "g").await.unwrap()),
+            Some(serde_json::json!("away"))
+        );
+        for connection in ["1", "2", "3"] {
+            store.leave(&entry("g", "ann", connection)).await.unwrap();
+        }
+        store.join(&entry("g", "ann", "4")).await.unwrap();
+        assert_eq!(info(store.members("H", "g").await.unwrap()), None);
     }
 
     #[tokio::test]

@@ -51,6 +51,9 @@ pub struct GroupEntry {
     pub user: String,
     /// The connection's id.
     pub connection: String,
+    /// What the connection shows beside its user in [`Member::info`] (JSON text), if anything.
+    /// A join with info replaces the user's info in the group; a leave ignores it.
+    pub info: Option<String>,
 }
 
 /// One connection of a user to a hub.
@@ -87,6 +90,9 @@ pub struct Member {
     pub user: String,
     /// How many of the user's connections are in the group, on every server together.
     pub connections: u64,
+    /// What the user's latest connection to join with info showed (see
+    /// `Groups::set_presence_info`), if any.
+    pub info: Option<serde_json::Value>,
 }
 
 /// A user whose last connection in a group was removed by [`PresenceStore::sweep`] (its server
@@ -108,6 +114,11 @@ pub enum PresenceError {
     NotEnabled,
     /// The store could not be reached or refused the command (its text).
     Unavailable(String),
+    /// A connection's presence info could not be encoded as JSON (the error's text).
+    Encode(String),
+    /// No connection of the hub with this id lives on this server (presence info is set where
+    /// the connection lives).
+    NotLocal(String),
 }
 
 impl fmt::Display for PresenceError {
@@ -115,6 +126,8 @@ impl fmt::Display for PresenceError {
         match self {
             PresenceError::NotEnabled => f.write_str("this hub does not track presence: mark it #[hub(presence)]"),
             PresenceError::Unavailable(e) => write!(f, "the presence store is unavailable: {e}"),
+            PresenceError::Encode(e) => write!(f, "could not encode the presence info: {e}"),
+            PresenceError::NotLocal(id) => write!(f, "no connection '{id}' of this hub lives on this server"),
         }
     }
 }

@@ -42,6 +42,10 @@ impl Rooms {
         Ok(cx.users.online(&user).await?)
     }
 
+    fn set_info(&self, cx: &HubContext<Self>, info: serde_json::Value) -> Result<(), HubError> {
+        Ok(cx.groups.set_presence_info(cx.connection_id(), &info)?)
+    }
+
     fn echo(&self, message: String) -> String {
         message
     }

@@ -27,7 +27,22 @@ impl LifetimeManager {
             group: group.to_string(),
             user: user_of(connection).to_string(),
             connection: connection.id.to_string(),
+            info: connection
+                .presence_info
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
         }
+    }
+
+    /// Sets what a local connection shows beside its user in the groups it joins from now on.
+    pub(crate) fn set_presence_info(&self, connection_id: &str, info: String) -> Result<(), PresenceError> {
+        let connection = self
+            .connections
+            .get(connection_id)
+            .ok_or_else(|| PresenceError::NotLocal(connection_id.to_string()))?;
+        *connection.presence_info.lock().unwrap_or_else(|p| p.into_inner()) = Some(info);
+        Ok(())
     }
 
     fn user_entry(&self, connection: &LocalConnection) -> UserEntry {

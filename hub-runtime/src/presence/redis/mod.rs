@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | `{hub}:gu:{group}` | hash | user → how many of the user's connections are in the group |
 //! | `{hub}:gc:{group}` | hash | connection → user, for the group |
+//! | `{hub}:gi:{group}` | hash | user → the user's info in the group (JSON), while it has one |
 //! | `{hub}:uu` / `{hub}:uc` | hashes | the same for the hub's connected users |
 //! | `server:{server}` | set | the entries a server added (JSON arrays) |
 //! | `servers` | sorted set | each server, scored by the end of its lease (ms, Redis' clock) |
@@ -143,6 +144,11 @@ impl RedisPresence {
         ]
     }
 
+    /// The group's info hash.
+    fn info_key(&self, hub: &str, group: &str) -> String {
+        self.key(&format!("{hub}:gi:{group}"))
+    }
+
     fn user_keys(&self, hub: &str) -> [String; 2] {
         [self.key(&format!("{hub}:uu")), self.key(&format!("{hub}:uc"))]
     }
@@ -151,6 +157,7 @@ impl RedisPresence {
     fn add(
         &self,
         keys: [String; 2],
+        info: Option<(String, String)>,
         user: &str,
         connection: &str,
         entry: String,
@@ -169,6 +176,9 @@ impl RedisPresence {
             let mut invocation = scripts.join.key(&keys[0]);
             invocation.key(&keys[1]).key(server_key).key(servers);
             invocation.arg(user).arg(id).arg(entry).arg(server).arg(lease);
+            if let Some((key, info)) = &info {
+                invocation.key(key).arg(info);
+            }
             let count = invocation.invoke_async(&mut connection).await;
             count.map_err(unavailable)
         })
@@ -178,6 +188,7 @@ impl RedisPresence {
     fn remove(
         &self,
         keys: [String; 2],
+        info_key: Option<String>,
         connection: &str,
         entry: String,
     ) -> BoxFuture<'static, Result<i64, PresenceError>> {
@@ -188,6 +199,9 @@ impl RedisPresence {
         Box::pin(async move {
             let mut invocation = scripts.leave.key(&keys[0]);
             invocation.key(&keys[1]).key(server_key).arg(id).arg(entry);
+            if let Some(key) = &info_key {
+                invocation.key(key);
+            }
             let count = invocation.invoke_async(&mut connection).await;
             count.map_err(unavailable)
         })
@@ -206,7 +220,11 @@ fn user_entry(entry: &UserEntry) -> String {
 impl PresenceStore for RedisPresence {
     fn join(&self, entry: &GroupEntry) -> BoxFuture<'static, Result<JoinOutcome, PresenceError>> {
         let keys = self.group_keys(&entry.hub, &entry.group);
-        let count = self.add(keys, &entry.user, &entry.connection, group_entry(entry));
+        let info = (
+            self.info_key(&entry.hub, &entry.group),
+            entry.info.clone().unwrap_or_default(),
+        );
+        let count = self.add(keys, Some(info), &entry.user, &entry.connection, group_entry(entry));
         Box::pin(async move {
             Ok(JoinOutcome {
                 first: count.await? == 1,
@@ -216,7 +234,8 @@ impl PresenceStore for RedisPresence {
 
     fn leave(&self, entry: &GroupEntry) -> BoxFuture<'static, Result<LeaveOutcome, PresenceError>> {
         let keys = self.group_keys(&entry.hub, &entry.group);
-        let count = self.remove(keys, &entry.connection, group_entry(entry));
+        let info_key = self.info_key(&entry.hub, &entry.group);
+        let count = self.remove(keys, Some(info_key), &entry.connection, group_entry(entry));
         Box::pin(async move {
             Ok(LeaveOutcome {
                 last: count.await? == 0,
@@ -226,10 +245,16 @@ impl PresenceStore for RedisPresence {
 
     fn members(&self, hub: &str, group: &str) -> BoxFuture<'static, Result<Vec<Member>, PresenceError>> {
         let [counts, _] = self.group_keys(hub, group);
+        let info_key = self.info_key(hub, group);
         let mut connection = self.connection.clone();
         Box::pin(async move {
-            let all: std::collections::HashMap<String, i64> = redis::cmd("HGETALL")
+            type Hash<V> = std::collections::HashMap<String, V>;
+            let (all, mut info): (Hash<i64>, Hash<String>) = redis::pipe()
+                .atomic()
+                .cmd("HGETALL")
                 .arg(counts)
+                .cmd("HGETALL")
+                .arg(info_key)
                 .query_async(&mut connection)
                 .await
                 .map_err(unavailable)?;
@@ -237,6 +262,7 @@ impl PresenceStore for RedisPresence {
                 .into_iter()
                 .filter(|(_, count)| *count > 0)
                 .map(|(user, count)| Member {
+                    info: info.remove(&user).and_then(|text| serde_json::from_str(&text).ok()),
                     user,
                     connections: count as u64,
                 })
@@ -249,6 +275,7 @@ impl PresenceStore for RedisPresence {
     fn connect(&self, entry: &UserEntry) -> BoxFuture<'static, Result<(), PresenceError>> {
         let count = self.add(
             self.user_keys(&entry.hub),
+            None,
             &entry.user,
             &entry.connection,
             user_entry(entry),
@@ -257,7 +284,7 @@ impl PresenceStore for RedisPresence {
     }
 
     fn disconnect(&self, entry: &UserEntry) -> BoxFuture<'static, Result<(), PresenceError>> {
-        let count = self.remove(self.user_keys(&entry.hub), &entry.connection, user_entry(entry));
+        let count = self.remove(self.user_keys(&entry.hub), None, &entry.connection, user_entry(entry));
         Box::pin(async move { count.await.map(|_| ()) })
     }
 

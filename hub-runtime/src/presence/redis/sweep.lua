@@ -13,10 +13,11 @@ for _, server in ipairs(dead) do
   for _, raw in ipairs(redis.call('SMEMBERS', set)) do
     local ok, e = pcall(cjson.decode, raw)
     if ok and type(e) == 'table' then
-      local counts, connections, user, connection
+      local counts, connections, info, user, connection
       if e[1] == 'g' then
         counts = prefix .. e[2] .. ':gu:' .. e[3]
         connections = prefix .. e[2] .. ':gc:' .. e[3]
+        info = prefix .. e[2] .. ':gi:' .. e[3]
         user, connection = e[4], e[5]
       else
         counts = prefix .. e[2] .. ':uu'
@@ -27,6 +28,9 @@ for _, server in ipairs(dead) do
         local n = redis.call('HINCRBY', counts, user, -1)
         if n <= 0 then
           redis.call('HDEL', counts, user)
+          if info then
+            redis.call('HDEL', info, user)
+          end
           if e[1] == 'g' then
             table.insert(out, e[2])
             table.insert(out, e[3])
