@@ -233,7 +233,9 @@ async fn the_members_of_a_dead_server_leave_within_the_ttl_once() {
         client: Client::connect(doomed.addr, "/rooms", "user=carl").await,
         events: Vec::new(),
     };
+    carl.call("SetInfo", serde_json::json!(["carl's info"])).await;
     carl.join("room").await;
+    assert_eq!(info_users(&redis.url).await, vec!["carl".to_string()]);
     assert_eq!(
         on_b.members("room").await,
         members(&[("amy", 1), ("ben", 1), ("carl", 1)])
@@ -259,9 +261,37 @@ async fn the_members_of_a_dead_server_leave_within_the_ttl_once() {
     assert_eq!(on_b.count("Left", "room", "carl"), 1, "{:?}", on_b.events);
     assert_eq!(on_a.members("room").await, members(&[("amy", 1), ("ben", 1)]));
     assert!(!on_b.online("carl").await);
+    assert!(
+        info_users(&redis.url).await.is_empty(),
+        "the sweep removes carl's info too"
+    );
     // The living keep theirs: their servers renew their leases.
     tokio::time::sleep(TTL).await;
     assert_eq!(on_b.members("room").await, members(&[("amy", 1), ("ben", 1)]));
+}
+
+/// The users with info in group `room`, as Redis has them.
+async fn info_users(url: &str) -> Vec<String> {
+    let client = redis::Client::open(url).unwrap();
+    let mut connection = within("connect to redis", client.get_multiplexed_async_connection())
+        .await
+        .unwrap();
+    let keys: Vec<String> = within(
+        "KEYS",
+        redis::cmd("KEYS")
+            .arg("hub:presence:*:gi:room")
+            .query_async(&mut connection),
+    )
+    .await
+    .unwrap();
+    let mut users = Vec::new();
+    for key in keys {
+        let mut found: Vec<String> = within("HKEYS", redis::cmd("HKEYS").arg(key).query_async(&mut connection))
+            .await
+            .unwrap();
+        users.append(&mut found);
+    }
+    users
 }
 
 /// The servers holding a lease, as Redis has them.
