@@ -336,3 +336,120 @@ async fn a_stopped_server_stops_renewing_its_lease() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Ends `server`'s lease at once, as if it had been cut off from Redis that long.
+async fn end_lease(url: &str, server: &str) {
+    let client = redis::Client::open(url).unwrap();
+    let mut connection = within("connect to redis", client.get_multiplexed_async_connection())
+        .await
+        .unwrap();
+    let _: i64 = within(
+        "ZADD",
+        redis::cmd("ZADD")
+            .arg("hub:presence:servers")
+            .arg(0)
+            .arg(server)
+            .query_async(&mut connection),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_server_swept_while_alive_writes_its_entries_again() {
+    let Some(redis) = Redis::start().await else { return };
+    let (alive, sweeper) = (store(&redis.url, TTL).await, store(&redis.url, TTL).await);
+    let entry = GroupEntry {
+        hub: "H".into(),
+        group: "g".into(),
+        user: "ann".into(),
+        connection: "c1".into(),
+        info: Some("\"hi\"".into()),
+    };
+    assert!(alive.join(&entry).await.unwrap().first);
+    assert!(alive.refresh().await.unwrap().is_empty(), "nothing was lost");
+    end_lease(&redis.url, alive.server_name()).await;
+    let expired = sweeper.sweep().await.unwrap();
+    assert_eq!(expired.len(), 1, "{expired:?}");
+    assert!(sweeper.members("H", "g").await.unwrap().is_empty());
+    let restored = alive.refresh().await.unwrap();
+    assert_eq!(
+        restored,
+        vec![hub_runtime::presence::Restored {
+            hub: "H".into(),
+            group: "g".into(),
+            user: "ann".into()
+        }]
+    );
+    let members = sweeper.members("H", "g").await.unwrap();
+    assert_eq!(members.len(), 1);
+    assert_eq!(members[0].info, Some(serde_json::json!("hi")));
+    assert!(alive.refresh().await.unwrap().is_empty());
+    // What left meanwhile is not written again.
+    assert!(alive.leave(&entry).await.unwrap().last);
+    end_lease(&redis.url, alive.server_name()).await;
+    assert!(sweeper.sweep().await.unwrap().is_empty());
+    assert!(alive.refresh().await.unwrap().is_empty());
+    assert!(sweeper.members("H", "g").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_users_of_a_server_swept_while_alive_leave_and_come_back() {
+    let Some(redis) = Redis::start().await else { return };
+    let _sweeper = start(&redis.url).await;
+    let presence = store(&redis.url, TTL).await;
+    let name = presence.server_name().to_string();
+    let backplane = within("connect the backplane", RedisBackplane::connect(&redis.url))
+        .await
+        .expect("a backplane");
+    let server = TestServer::start(with_rooms(HubServer::builder().backplane(backplane).presence(presence))).await;
+    let mut watcher = Person::connect(&_sweeper, Some("watcher")).await;
+    watcher.join("room").await;
+    let mut ann = Person::connect(&server, Some("ann")).await;
+    ann.join("room").await;
+    // Swept now (in one transaction: the server's own renewal cannot come in between).
+    let expired = end_lease_and_sweep(&redis.url, &name).await;
+    assert_eq!(expired, vec!["presence::presence_support::Rooms", "room", "ann"]);
+    // Its next renewal writes ann's entry again: she is back, and announced (a second Joined).
+    let deadline = tokio::time::Instant::now() + TTL;
+    while watcher.count("Joined", "room", "ann") < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ann never came back: {:?}",
+            watcher.events
+        );
+        watcher.call("Echo", serde_json::json!(["tick"])).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(watcher.members("room").await, members(&[("ann", 1), ("watcher", 1)]));
+    watcher.settle().await;
+    assert_eq!(watcher.count("Joined", "room", "ann"), 2, "{:?}", watcher.events);
+}
+
+/// Ends `server`'s lease and sweeps, in one transaction; what the sweep returned.
+async fn end_lease_and_sweep(url: &str, server: &str) -> Vec<String> {
+    let client = redis::Client::open(url).unwrap();
+    let mut connection = within("connect to redis", client.get_multiplexed_async_connection())
+        .await
+        .unwrap();
+    let (swept,): (Vec<String>,) = within(
+        "ZADD and sweep",
+        redis::pipe()
+            .atomic()
+            .cmd("ZADD")
+            .arg("hub:presence:servers")
+            .arg(0)
+            .arg(server)
+            .ignore()
+            .cmd("EVAL")
+            .arg(include_str!("../src/presence/redis/sweep.lua"))
+            .arg(1)
+            .arg("hub:presence:servers")
+            .arg("hub:presence:")
+            .arg(16)
+            .query_async(&mut connection),
+    )
+    .await
+    .unwrap();
+    swept
+}

@@ -32,8 +32,15 @@ pub(crate) fn spawn_upkeep(
             if live.is_empty() {
                 return;
             }
-            if let Err(e) = store.refresh().await {
-                tracing::warn!(error = %e, "presence: could not renew this server's lease");
+            match store.refresh().await {
+                Ok(restored) => {
+                    for back in restored {
+                        if let Some(manager) = manager_of(&live, &back.hub) {
+                            manager.presence_restored(&back.group, &back.user).await;
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "presence: could not renew this server's lease"),
             }
             match store.sweep().await {
                 Ok(expired) => {
@@ -47,13 +54,17 @@ pub(crate) fn spawn_upkeep(
     });
 }
 
+/// This server's manager of `hub`, if it maps it with presence.
+fn manager_of<'a>(managers: &'a [Arc<LifetimeManager>], hub: &str) -> Option<&'a Arc<LifetimeManager>> {
+    managers
+        .iter()
+        .find(|m| m.presence().is_some_and(|(name, _)| name == hub))
+}
+
 /// Sends `left` for a user whose server stopped refreshing, through this server's manager of
 /// the hub (a hub this server does not map gets no event from it).
 async fn announce(managers: &[Arc<LifetimeManager>], gone: Expired) {
-    let manager = managers
-        .iter()
-        .find(|m| m.presence().is_some_and(|(hub, _)| hub == gone.hub));
-    match manager {
+    match manager_of(managers, &gone.hub) {
         Some(manager) => {
             tracing::debug!(hub = %gone.hub, group = %gone.group, user = %gone.user, "presence: a user's server expired");
             manager.presence_expired(&gone.group, &gone.user).await;

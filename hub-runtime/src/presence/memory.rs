@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
-use super::{Expired, GroupEntry, JoinOutcome, LeaveOutcome, Member, PresenceError, PresenceStore, UserEntry};
+use super::{
+    Expired, GroupEntry, JoinOutcome, LeaveOutcome, Member, PresenceError, PresenceStore, Restored, UserEntry,
+};
 
 /// A user's connections, by user (sorted).
 type Users = BTreeMap<String, HashSet<String>>;
@@ -172,8 +174,8 @@ impl PresenceStore for InMemoryPresence {
         None
     }
 
-    fn refresh(&self) -> BoxFuture<'static, Result<(), PresenceError>> {
-        ready(())
+    fn refresh(&self) -> BoxFuture<'static, Result<Vec<Restored>, PresenceError>> {
+        ready(Vec::new())
     }
 
     fn sweep(&self) -> BoxFuture<'static, Result<Vec<Expired>, PresenceError>> {

@@ -107,6 +107,19 @@ pub struct Expired {
     pub user: String,
 }
 
+/// A user whose connection in a group was written again by [`PresenceStore::refresh`] after
+/// the store had swept this server's entries while it was alive (cut off from the store longer
+/// than its lease), and which is the user's first there again: the `joined` event is due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restored {
+    /// The hub's name.
+    pub hub: String,
+    /// The group.
+    pub group: String,
+    /// The user who is back in it.
+    pub user: String,
+}
+
 /// A presence question could not be answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PresenceError {
@@ -169,8 +182,10 @@ pub trait PresenceStore: Send + Sync + 'static {
     /// store whose entries cannot outlive their server (one process).
     fn ttl(&self) -> Option<Duration>;
 
-    /// Renews this server's lease on its entries. Called every quarter of [`PresenceStore::ttl`].
-    fn refresh(&self) -> BoxFuture<'static, Result<(), PresenceError>>;
+    /// Renews this server's lease on its entries. If the store had swept them meanwhile (the
+    /// server was cut off longer than its lease), writes them again and returns the users who
+    /// are back in a group that way. Called every quarter of [`PresenceStore::ttl`].
+    fn refresh(&self) -> BoxFuture<'static, Result<Vec<Restored>, PresenceError>>;
 
     /// Removes the entries of every server whose lease ran out; returns the users that left a
     /// group that way (each reported by exactly one sweeping server). Called every quarter of

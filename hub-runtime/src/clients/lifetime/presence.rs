@@ -122,6 +122,14 @@ impl LifetimeManager {
         }
     }
 
+    /// A user's connection here is in `group` again after this server's entries were swept
+    /// while it was alive: the user is back.
+    pub(crate) async fn presence_restored(&self, group: &str, user: &str) {
+        if let Some(joined) = self.presence.as_ref().and_then(|p| p.events.joined) {
+            self.announce(joined, group, user).await;
+        }
+    }
+
     /// The users in `group`, on every server.
     pub(crate) async fn members(&self, group: &str) -> Result<Vec<Member>, PresenceError> {
         let presence = self.presence.as_ref().ok_or(PresenceError::NotEnabled)?;

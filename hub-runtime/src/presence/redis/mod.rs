@@ -10,6 +10,7 @@
 //! | `{hub}:uu` / `{hub}:uc` | hashes | the same for the hub's connected users |
 //! | `server:{server}` | set | the entries a server added (JSON arrays) |
 //! | `servers` | sorted set | each server, scored by the end of its lease (ms, Redis' clock) |
+//! | `alive:{server}` | string | set by each renewal, deleted when the server is swept |
 //!
 //! Joins and leaves are Lua scripts: the count a script returns says whether the connection was
 //! the user's first or last, with no other command in between. A server renews its lease (half
@@ -19,16 +20,21 @@
 //! a cluster.)
 //!
 //! A live server cut off from Redis for longer than its lease is taken for dead: its users get
-//! `left`, and its entries are not written again when it is back (its connections count again
-//! when they join anew).
+//! `left`. It keeps its own entries in memory, and its next renewal finds it was swept (its
+//! `alive:{server}` key is gone): it writes them all again, and its users that are back get
+//! `joined`.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use redis::aio::ConnectionManager;
 use redis::Script;
 
-use super::{Expired, GroupEntry, JoinOutcome, LeaveOutcome, Member, PresenceError, PresenceStore, UserEntry};
+use super::{
+    Expired, GroupEntry, JoinOutcome, LeaveOutcome, Member, PresenceError, PresenceStore, Restored, UserEntry,
+};
 
 /// Options of [`RedisPresence`].
 #[derive(Debug, Clone)]
@@ -81,7 +87,10 @@ pub struct RedisPresence {
     /// This server's name in `servers`.
     server: String,
     options: RedisPresenceOptions,
-    scripts: std::sync::Arc<Scripts>,
+    scripts: Arc<Scripts>,
+    /// This server's entries, by what its set holds: written again when the server finds it
+    /// was swept while alive (cut off from Redis longer than its lease).
+    own: Arc<Mutex<HashMap<String, Own>>>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> PresenceError {
@@ -115,7 +124,8 @@ impl RedisPresence {
             connection,
             server: crate::connection::random_id(),
             options,
-            scripts: std::sync::Arc::new(scripts),
+            scripts: Arc::new(scripts),
+            own: Arc::new(Mutex::new(HashMap::new())),
         };
         presence.refresh().await?;
         Ok(presence)
@@ -153,38 +163,34 @@ impl RedisPresence {
         [self.key(&format!("{hub}:uu")), self.key(&format!("{hub}:uc"))]
     }
 
-    /// Runs join.lua; the user's count after it, or -1.
-    fn add(
-        &self,
-        keys: [String; 2],
-        info: Option<(String, String)>,
-        user: &str,
-        connection: &str,
-        entry: String,
-    ) -> BoxFuture<'static, Result<i64, PresenceError>> {
-        let scripts = self.scripts.clone();
+    /// Runs join.lua for one of this server's entries; the user's count after it, or -1.
+    async fn run_join(&self, own: &Own) -> Result<i64, PresenceError> {
         let server_key = self.key(&format!("server:{}", self.server));
-        let servers = self.key("servers");
-        let (user, id, server, lease) = (
-            user.to_string(),
-            connection.to_string(),
-            self.server.clone(),
-            self.lease_ms(),
-        );
+        let mut invocation = self.scripts.join.key(&own.keys[0]);
+        invocation.key(&own.keys[1]).key(server_key).key(self.key("servers"));
+        invocation
+            .arg(&own.user)
+            .arg(&own.connection)
+            .arg(&own.entry)
+            .arg(&self.server)
+            .arg(self.lease_ms());
+        if let Some((key, info)) = &own.info {
+            invocation.key(key).arg(info);
+        }
         let mut connection = self.connection.clone();
-        Box::pin(async move {
-            let mut invocation = scripts.join.key(&keys[0]);
-            invocation.key(&keys[1]).key(server_key).key(servers);
-            invocation.arg(user).arg(id).arg(entry).arg(server).arg(lease);
-            if let Some((key, info)) = &info {
-                invocation.key(key).arg(info);
-            }
-            let count = invocation.invoke_async(&mut connection).await;
-            count.map_err(unavailable)
-        })
+        let count = invocation.invoke_async(&mut connection).await;
+        count.map_err(unavailable)
     }
 
-    /// Runs leave.lua; the user's count after it, or -1.
+    /// Records an entry of this server (kept, to be written again if the server was swept) and
+    /// runs join.lua.
+    fn add(&self, own: Own) -> BoxFuture<'static, Result<i64, PresenceError>> {
+        self.lock_own().insert(own.entry.clone(), own.clone());
+        let this = self.clone();
+        Box::pin(async move { this.run_join(&own).await })
+    }
+
+    /// Forgets an entry of this server and runs leave.lua; the user's count after it, or -1.
     fn remove(
         &self,
         keys: [String; 2],
@@ -192,6 +198,7 @@ impl RedisPresence {
         connection: &str,
         entry: String,
     ) -> BoxFuture<'static, Result<i64, PresenceError>> {
+        self.lock_own().remove(&entry);
         let scripts = self.scripts.clone();
         let server_key = self.key(&format!("server:{}", self.server));
         let id = connection.to_string();
@@ -206,6 +213,25 @@ impl RedisPresence {
             count.map_err(unavailable)
         })
     }
+
+    fn lock_own(&self) -> std::sync::MutexGuard<'_, HashMap<String, Own>> {
+        self.own.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One of this server's entries, as join.lua takes it.
+#[derive(Clone)]
+struct Own {
+    /// The counts and connections keys.
+    keys: [String; 2],
+    /// The info key and the info (JSON; empty: none), for a group entry.
+    info: Option<(String, String)>,
+    user: String,
+    connection: String,
+    /// What the server's set holds (`group_entry`, `user_entry`).
+    entry: String,
+    /// The hub and group of a group entry.
+    group: Option<(String, String)>,
 }
 
 /// How a group entry is recorded under its server (sweep.lua reads it).
@@ -219,12 +245,17 @@ fn user_entry(entry: &UserEntry) -> String {
 
 impl PresenceStore for RedisPresence {
     fn join(&self, entry: &GroupEntry) -> BoxFuture<'static, Result<JoinOutcome, PresenceError>> {
-        let keys = self.group_keys(&entry.hub, &entry.group);
-        let info = (
-            self.info_key(&entry.hub, &entry.group),
-            entry.info.clone().unwrap_or_default(),
-        );
-        let count = self.add(keys, Some(info), &entry.user, &entry.connection, group_entry(entry));
+        let count = self.add(Own {
+            keys: self.group_keys(&entry.hub, &entry.group),
+            info: Some((
+                self.info_key(&entry.hub, &entry.group),
+                entry.info.clone().unwrap_or_default(),
+            )),
+            user: entry.user.clone(),
+            connection: entry.connection.clone(),
+            entry: group_entry(entry),
+            group: Some((entry.hub.clone(), entry.group.clone())),
+        });
         Box::pin(async move {
             Ok(JoinOutcome {
                 first: count.await? == 1,
@@ -273,13 +304,14 @@ impl PresenceStore for RedisPresence {
     }
 
     fn connect(&self, entry: &UserEntry) -> BoxFuture<'static, Result<(), PresenceError>> {
-        let count = self.add(
-            self.user_keys(&entry.hub),
-            None,
-            &entry.user,
-            &entry.connection,
-            user_entry(entry),
-        );
+        let count = self.add(Own {
+            keys: self.user_keys(&entry.hub),
+            info: None,
+            user: entry.user.clone(),
+            connection: entry.connection.clone(),
+            entry: user_entry(entry),
+            group: None,
+        });
         Box::pin(async move { count.await.map(|_| ()) })
     }
 
@@ -306,15 +338,32 @@ impl PresenceStore for RedisPresence {
         Some(self.options.ttl)
     }
 
-    fn refresh(&self) -> BoxFuture<'static, Result<(), PresenceError>> {
-        let scripts = self.scripts.clone();
-        let (servers, server, lease) = (self.key("servers"), self.server.clone(), self.lease_ms());
-        let mut connection = self.connection.clone();
+    fn refresh(&self) -> BoxFuture<'static, Result<Vec<Restored>, PresenceError>> {
+        let this = self.clone();
         Box::pin(async move {
-            let mut invocation = scripts.refresh.key(servers);
-            invocation.arg(server).arg(lease);
-            let done: Result<i64, _> = invocation.invoke_async(&mut connection).await;
-            done.map(|_| ()).map_err(unavailable)
+            let mut invocation = this.scripts.refresh.key(this.key("servers"));
+            invocation.key(this.key(&format!("alive:{}", this.server)));
+            invocation.arg(&this.server).arg(this.lease_ms());
+            let mut connection = this.connection.clone();
+            let was_alive: Result<i64, _> = invocation.invoke_async(&mut connection).await;
+            if was_alive.map_err(unavailable)? == 1 {
+                return Ok(Vec::new());
+            }
+            // Swept while alive (or just started, with nothing yet): write every entry again.
+            let own: Vec<Own> = this.lock_own().values().cloned().collect();
+            let mut restored = Vec::new();
+            for entry in own {
+                if this.run_join(&entry).await? == 1 {
+                    if let Some((hub, group)) = entry.group {
+                        restored.push(Restored {
+                            hub,
+                            group,
+                            user: entry.user,
+                        });
+                    }
+                }
+            }
+            Ok(restored)
         })
     }
 

@@ -41,6 +41,7 @@ for _, server in ipairs(dead) do
     end
   end
   redis.call('DEL', set)
+  redis.call('DEL', prefix .. 'alive:' .. server)
   redis.call('ZREM', KEYS[1], server)
 end
 return out
