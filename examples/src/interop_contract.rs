@@ -88,6 +88,9 @@ pub trait BroadcastHub {
     /// A client result: asks the caller's `Answer` and returns its answer.
     fn ask_caller(&self, question: String) -> String;
     fn send_to_users(&self, users: Vec<String>, message: String);
+    /// The distinct users with a connection in the group, on every server, sorted (a user is
+    /// the `user` query parameter, or the connection id without one).
+    fn members(&self, group: String) -> Vec<String>;
 }
 
 /// What BroadcastHub calls on its clients.
@@ -96,6 +99,11 @@ pub trait BroadcastHubClient {
     fn receive(&self, message: String);
     /// A client result: the client answers the question.
     fn answer(&self, question: String) -> String;
+    /// A user's first connection joined the group (sent once, to the group, the newcomer
+    /// included).
+    fn joined(&self, group: String, user: String);
+    /// A user's last connection left the group (its leave, its end, or its server's death).
+    fn left(&self, group: String, user: String);
 }
 
 /// A hub whose every connection fails to start (`/uncreatable`).

@@ -20,6 +20,7 @@ pub mod guide;
 pub mod hub;
 pub mod observability;
 mod options;
+pub mod presence;
 mod request;
 pub mod server;
 mod transport;
@@ -36,6 +37,7 @@ pub use auth::JwtAuthenticator;
 pub use auth::{AuthError, Authenticator, Identity};
 pub use clients::{
     CallerClients, ClientResultError, ClientTarget, GroupError, Groups, HubClients, Many, One, SendError, SendTarget,
+    Users,
 };
 pub use connection::{Connection, ConnectionHandler, ConnectionSender, Frame, RequestContext, TransportKind};
 /// The boxed future that [`ConnectionHandler`], [`Authenticator`] and the backplane traits
@@ -78,6 +80,7 @@ pub mod __private {
     /// The boxed future generated methods return.
     pub type BoxFuture<T> = futures_util::future::BoxFuture<'static, T>;
     pub use crate::hub::{Call, MethodDef, MethodKind, Outcome};
+    pub use crate::presence::{is_presence_event, PresenceEvents};
     pub use crate::protocol::NoArgs;
     pub use erased_serde;
     pub use serde;

@@ -70,4 +70,9 @@ export async function broadcasts(): Promise<void> {
     const answer: string = await broadcast.askCaller("why?");
     void answer;
 }
-registerBroadcastHubClient(connection, { receive: (message: string) => void message, answer: (question) => question.toUpperCase() });
+registerBroadcastHubClient(connection, {
+    receive: (message: string) => void message,
+    answer: (question: string) => question.toUpperCase(),
+    joined: (group: string, user: string) => void [group, user],
+    left: (group: string, user: string) => void [group, user],
+});

@@ -18,6 +18,7 @@ export interface BroadcastHub {
   sendToUser(user: string, message: string): Promise<void>;
   askCaller(question: string): Promise<string>;
   sendToUsers(users: Array<string>, message: string): Promise<void>;
+  members(group: string): Promise<Array<string>>;
 }
 
 /** Calls `BroadcastHub`'s methods over `connection` (by their wire names). */
@@ -39,6 +40,7 @@ export function createBroadcastHubProxy(connection: HubConnection): BroadcastHub
     sendToUser: (user, message) => connection.invoke<void>("SendToUser", user, message),
     askCaller: (question) => connection.invoke<string>("AskCaller", question),
     sendToUsers: (users, message) => connection.invoke<void>("SendToUsers", users, message),
+    members: (group) => connection.invoke<Array<string>>("Members", group),
   };
 }
 
@@ -48,6 +50,14 @@ export interface BroadcastHubClient {
    * A client result: the client answers the question.
    */
   answer(question: string): string | Promise<string>;
+  /**
+   * A user's first connection joined the group.
+   */
+  joined(group: string, user: string): void | Promise<void>;
+  /**
+   * A user's last connection left the group.
+   */
+  left(group: string, user: string): void | Promise<void>;
 }
 
 /** Calls `receiver`'s methods when the hub invokes them on `connection` (a method's value is its client result); `dispose()` removes the handlers. */
@@ -55,6 +65,8 @@ export function registerBroadcastHubClient(connection: HubConnection, receiver: 
   const handlers: [string, (...args: any[]) => unknown][] = [
     ["Receive", async (message: string) => { await receiver.receive(message); }],
     ["Answer", (question: string) => receiver.answer(question)],
+    ["Joined", async (group: string, user: string) => { await receiver.joined(group, user); }],
+    ["Left", async (group: string, user: string) => { await receiver.left(group, user); }],
   ];
   for (const [name, handler] of handlers) {
     connection.on(name, handler);

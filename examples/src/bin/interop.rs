@@ -8,6 +8,7 @@ use hub_examples::interop_contract::{self as contract, ComplexObject, CustomObje
 use hub_examples::reply;
 use hub_runtime::auth::claim_types;
 use hub_runtime::prelude::*;
+use hub_runtime::presence::{RedisPresence, RedisPresenceOptions};
 use hub_runtime::types::{Binary, DateTime};
 use hub_runtime::{
     AuthError, Connection, Cors, EndpointOptions, Hub, Identity, JwtAuthenticator, RequestContext, SendError,
@@ -135,12 +136,20 @@ trait BroadcastHubClient {
     fn receive(&self, message: String);
     /// A client result: the client answers the question.
     fn answer(&self, question: String) -> String;
+    /// A user's first connection joined the group.
+    fn joined(&self, group: String, user: String);
+    /// A user's last connection left the group.
+    fn left(&self, group: String, user: String);
 }
 
 /// Fan-out for tests and benchmarks.
 struct BroadcastHub;
 
-#[hub(client = BroadcastHubClient, contract = contract::BroadcastHub)]
+#[hub(
+    client = BroadcastHubClient,
+    contract = contract::BroadcastHub,
+    presence(joined = "Joined", left = "Left")
+)]
 impl BroadcastHub {
     fn echo(&self, message: String) -> String {
         message
@@ -239,6 +248,11 @@ impl BroadcastHub {
 
     async fn send_to_users(&self, cx: &HubContext<Self>, users: Vec<String>, message: String) -> Result<(), HubError> {
         Ok(cx.clients.users(users).receive(message).await?)
+    }
+
+    async fn members(&self, cx: &HubContext<Self>, group: String) -> Result<Vec<String>, HubError> {
+        let members = cx.groups.members(&group).await?;
+        Ok(members.into_iter().map(|m| m.user).collect())
     }
 }
 
@@ -373,6 +387,10 @@ struct Cli {
     /// service (no TLS under axum).
     #[arg(long, value_enum, default_value_t = Host::Warp)]
     host: Host,
+    /// How long the presence entries of a server that died stay (with --redis): its users
+    /// leave their groups within this many seconds.
+    #[arg(long, value_name = "SECONDS", value_parser = hub_examples::parse_seconds, default_value = "30")]
+    presence_ttl: std::time::Duration,
     /// Writes the TypeScript typings of the hubs (`DIR/<HubType>.ts`, for `@microsoft/signalr`)
     /// and exits.
     #[arg(long, value_name = "DIR")]
@@ -422,8 +440,21 @@ async fn main() -> std::io::Result<()> {
         stateful_reconnect: true,
         ..Default::default()
     });
-    let server = hub_examples::builder(&args, PROGRAM)
-        .await
+    let mut builder = hub_examples::builder(&args, PROGRAM).await;
+    if let Some(url) = &args.redis {
+        let options = RedisPresenceOptions {
+            ttl: cli.presence_ttl,
+            ..Default::default()
+        };
+        match RedisPresence::connect_with(url, options).await {
+            Ok(store) => builder = builder.presence(store),
+            Err(e) => {
+                eprintln!("{PROGRAM}: cannot keep presence in Redis: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+    let server = builder
         .options(options)
         .cors(Cors::localhost())
         .hub("/testhub", TestHub)

@@ -62,6 +62,7 @@ pub(crate) fn render(interface: &Interface) -> TokenStream {
         let requirements = authorize::tokens(krate, &interface.args.authorize);
         quote! { const __AUTHORIZE: &'static [#krate::__private::Requirement] = #requirements; }
     });
+    let (presence, presence_checks) = presence(interface);
     let arms = methods.iter().enumerate().map(|(index, m)| method_arm(krate, index, m));
     let hook = |kind: HookKind| {
         interface
@@ -80,6 +81,7 @@ pub(crate) fn render(interface: &Interface) -> TokenStream {
                 type Client = #client;
                 const __METHODS: &'static [#krate::__private::MethodDef] = &[#(#defs),*];
                 #hub_authorize
+                #presence
 
                 #[allow(unused_variables, clippy::let_unit_value)]
                 fn __invoke(
@@ -97,8 +99,52 @@ pub(crate) fn render(interface: &Interface) -> TokenStream {
                 #on_connected
                 #on_disconnected
             }
+            #presence_checks
         };
     }
+}
+
+/// `const __PRESENCE` for `#[hub(presence ...)]`, with a constant check that each event names a
+/// client method of the hub's client interface taking two arguments (group, user).
+fn presence(interface: &Interface) -> (TokenStream, TokenStream) {
+    let Some(presence) = &interface.args.presence else {
+        return (TokenStream::new(), TokenStream::new());
+    };
+    let krate = &interface.args.krate;
+    let event = |name: &Option<syn::LitStr>| match name {
+        Some(name) => quote!(::core::option::Option::Some(#name)),
+        None => quote!(::core::option::Option::None),
+    };
+    let (joined, left) = (event(&presence.joined), event(&presence.left));
+    let checks = interface.args.client.as_ref().map(|client| {
+        let client_name = crate::names::path_text(client);
+        let events = [("joined", &presence.joined), ("left", &presence.left)];
+        let checks = events.into_iter().filter_map(|(what, name)| {
+            let name = name.as_ref()?;
+            let message = format!(
+                "the presence event `{what} = \"{}\"` is not a client method of `{client_name}` taking two arguments: declare one with that wire name and `(group: String, user: String)`",
+                name.value()
+            )
+            .replace('{', "{{")
+            .replace('}', "}}");
+            // One constant each: evaluation stops at the first failed assertion.
+            Some(quote_spanned! {name.span()=>
+                const _: () = ::core::assert!(
+                    #krate::__private::is_presence_event(
+                        &<#client<#krate::Many> as #krate::descriptor::Describe>::DESCRIPTOR,
+                        #name,
+                    ),
+                    #message
+                );
+            })
+        });
+        quote! { #(#checks)* }
+    });
+    let konst = quote! {
+        const __PRESENCE: ::core::option::Option<#krate::__private::PresenceEvents> =
+            ::core::option::Option::Some(#krate::__private::PresenceEvents { joined: #joined, left: #left });
+    };
+    (konst, checks.unwrap_or_default())
 }
 
 fn method_def(krate: &Path, m: &Method) -> TokenStream {

@@ -23,6 +23,49 @@ pub(crate) struct Args {
     pub(crate) proxy: bool,
     /// `#[hub_client(handler)]`: also generate the client's handler trait `NameHandler`.
     pub(crate) handler: bool,
+    /// `#[hub(presence)]` / `#[hub(presence(joined = "...", left = "..."))]` (`#[hub]` only).
+    pub(crate) presence: Option<Presence>,
+}
+
+/// What `presence(...)` declares: the client methods announcing joins and leaves.
+pub(crate) struct Presence {
+    pub(crate) joined: Option<LitStr>,
+    pub(crate) left: Option<LitStr>,
+}
+
+/// `presence` or `presence(joined = "...", left = "...")`.
+fn parse_presence(meta: &ParseNestedMeta<'_>) -> syn::Result<Presence> {
+    let mut presence = Presence {
+        joined: None,
+        left: None,
+    };
+    if !meta.input.peek(syn::token::Paren) {
+        return Ok(presence);
+    }
+    meta.parse_nested_meta(|inner| {
+        let slot = if inner.path.is_ident("joined") {
+            &mut presence.joined
+        } else if inner.path.is_ident("left") {
+            &mut presence.left
+        } else {
+            return Err(inner.error(format!(
+                "unsupported `presence` argument `{}`; expected `joined = \"ClientMethod\"` or `left = \"ClientMethod\"`",
+                path_text(&inner.path)
+            )));
+        };
+        let value: LitStr = inner.value()?.parse().map_err(|e| {
+            syn::Error::new(e.span(), "the event is the wire name of a client method, in quotes: `joined = \"UserJoined\"`")
+        })?;
+        if value.value().trim().is_empty() {
+            return Err(syn::Error::new(value.span(), "the event's client method name is empty"));
+        }
+        if slot.is_some() {
+            return Err(inner.error(format!("`{}` is given twice", path_text(&inner.path))));
+        }
+        *slot = Some(value);
+        Ok(())
+    })?;
+    Ok(presence)
 }
 
 pub(crate) fn parse_args(attr: TokenStream, side: Side, errors: &mut Errors) -> Args {
@@ -38,6 +81,7 @@ pub(crate) fn parse_args(attr: TokenStream, side: Side, errors: &mut Errors) -> 
         contract: None,
         proxy: false,
         handler: false,
+        presence: None,
     };
     if attr.is_empty() {
         return args;
@@ -79,12 +123,19 @@ pub(crate) fn parse_args(attr: TokenStream, side: Side, errors: &mut Errors) -> 
         } else if side == Side::Client && meta.path.is_ident("handler") {
             args.handler = true;
             Ok(())
+        } else if side == Side::Hub && meta.path.is_ident("presence") {
+            let presence = parse_presence(&meta)?;
+            if args.presence.is_some() {
+                return Err(meta.error("`presence` is given twice"));
+            }
+            args.presence = Some(presence);
+            Ok(())
         } else if side == Side::Hub && meta.path.is_ident("authorize") {
             args.authorize.extend(authorize::parse(&meta)?);
             Ok(())
         } else if side == Side::Hub {
             Err(meta.error(format!(
-                "unsupported `hub` attribute `{}`; expected `client = YourClientTrait`, `contract = path::to::ContractTrait`, `proxy`, `authorize` or `crate = \"...\"`",
+                "unsupported `hub` attribute `{}`; expected `client = YourClientTrait`, `contract = path::to::ContractTrait`, `proxy`, `authorize`, `presence` or `crate = \"...\"`",
                 path_text(&meta.path)
             )))
         } else if side == Side::Client {

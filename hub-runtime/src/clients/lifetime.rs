@@ -3,6 +3,7 @@
 //! every target's outbox.
 
 mod groups;
+mod presence;
 mod results;
 mod serialized;
 
@@ -16,6 +17,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+pub(crate) use self::presence::HubPresence;
 use self::serialized::{push_members, Fanout, Serialized};
 use super::{GroupError, SendError, SendTarget};
 use crate::backplane::{Backplane, EncodedMessage, GroupChange, LocalHub};
@@ -32,6 +34,8 @@ pub(crate) struct LocalConnection {
     /// Asks the connection's read loop to close it (`HubContext::abort` cancels the same token).
     close_requested: CancellationToken,
     groups: Mutex<HashSet<Arc<str>>>,
+    /// What the connection shows beside its user in the groups it joins (JSON text).
+    presence_info: Mutex<Option<String>>,
     /// Client results this server awaits from the connection, by invocation id.
     results: Mutex<HashMap<String, oneshot::Sender<CompletionResult>>>,
 }
@@ -45,6 +49,7 @@ impl LocalConnection {
             user_id,
             close_requested: CancellationToken::new(),
             groups: Mutex::new(HashSet::new()),
+            presence_info: Mutex::new(None),
             results: Mutex::new(HashMap::new()),
         }
     }
@@ -92,6 +97,8 @@ pub(crate) struct LifetimeManager {
     /// [`LifetimeManager::reserve_user_connection`]), by id.
     reserving: DashMap<Arc<str>, HashSet<Arc<str>>>,
     backplane: Arc<dyn Backplane>,
+    /// Where the hub's presence is kept, if the hub tracks it (`#[hub(presence)]`).
+    presence: Option<HubPresence>,
 }
 
 /// Room for one connection of a user, held from its admission until it is added (or gives
@@ -117,6 +124,7 @@ impl LifetimeManager {
         protocols: Arc<[Arc<dyn HubProtocol>]>,
         backplane: Arc<dyn Backplane>,
         options: Arc<HubOptions>,
+        presence: Option<HubPresence>,
     ) -> Arc<Self> {
         let manager = Arc::new_cyclic(|this| LifetimeManager {
             this: this.clone(),
@@ -130,6 +138,7 @@ impl LifetimeManager {
             users: DashMap::new(),
             reserving: DashMap::new(),
             backplane: backplane.clone(),
+            presence,
         });
         backplane.attach_hub(hub_name, manager.clone());
         manager
@@ -227,6 +236,7 @@ impl LifetimeManager {
                 .connection_added(self.hub_name, &connection.id, connection.user_id.as_deref())
                 .await;
         }
+        self.presence_connected(&connection).await;
         ready();
         if let Some(user) = &connection.user_id {
             self.users
@@ -248,11 +258,15 @@ impl LifetimeManager {
         connection.results.lock().unwrap_or_else(|p| p.into_inner()).clear();
         let groups = std::mem::take(&mut *connection.groups.lock().unwrap_or_else(|p| p.into_inner()));
         let mut emptied = Vec::new();
-        for group in groups {
-            if remove_member(&self.groups, &group, id) {
-                emptied.push(group);
+        for group in &groups {
+            if remove_member(&self.groups, group, id) {
+                emptied.push(group.clone());
             }
         }
+        for group in &groups {
+            self.presence_left(&connection, group).await;
+        }
+        self.presence_disconnected(&connection).await;
         if self.backplane.is_distributed() {
             for group in emptied {
                 self.backplane.group_removed(self.hub_name, &group).await;

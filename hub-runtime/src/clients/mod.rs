@@ -6,6 +6,7 @@
 //! target's outbox (and handed to the backplane); it never waits for a client to read.
 
 pub(crate) mod lifetime;
+mod upkeep;
 
 use std::marker::PhantomData;
 use std::ops::Deref;
@@ -15,7 +16,9 @@ use serde::Serialize;
 
 use crate::backplane::BackplaneError;
 pub use crate::backplane::{GroupError, SendTarget};
+use crate::presence::{Member, PresenceError};
 use lifetime::LifetimeManager;
+pub(crate) use upkeep::spawn_upkeep;
 
 /// A sending failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -329,5 +332,76 @@ impl Groups {
     /// Removes a connection from a group.
     pub async fn remove(&self, connection_id: &str, group: &str) -> Result<(), GroupError> {
         self.manager.remove_from_group(connection_id, group).await
+    }
+
+    /// The users with at least one connection in `group`, on every server that shares the
+    /// presence store, with how many connections each has there; sorted by user. A user is a
+    /// connection's user id, or its connection id when it has none. Needs a hub marked
+    /// `#[hub(presence)]` (else [`PresenceError::NotEnabled`]).
+    ///
+    /// ```
+    /// # use hub_runtime::prelude::*;
+    /// # struct Chat;
+    /// #[hub(presence)]
+    /// impl Chat {
+    ///     async fn who(&self, cx: &HubContext<Self>, room: String) -> Result<Vec<String>, HubError> {
+    ///         let members = cx.groups.members(&room).await?;
+    ///         Ok(members.into_iter().map(|m| m.user).collect())
+    ///     }
+    /// }
+    /// ```
+    pub async fn members(&self, group: &str) -> Result<Vec<Member>, PresenceError> {
+        self.manager.members(group).await
+    }
+
+    /// Sets what connection `connection_id` (of this server) shows beside its user in
+    /// [`Member::info`] for the groups it joins from now on: the latest join with info wins
+    /// for the user, until the user's last connection leaves the group.
+    ///
+    /// ```
+    /// # use hub_runtime::prelude::*;
+    /// # struct Chat;
+    /// #[hub(presence)]
+    /// impl Chat {
+    ///     async fn enter(&self, cx: &HubContext<Self>, room: String, name: String) -> Result<(), HubError> {
+    ///         cx.groups.set_presence_info(cx.connection_id(), &serde_json::json!({ "name": name }))?;
+    ///         cx.groups.add(cx.connection_id(), &room).await?;
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    pub fn set_presence_info(&self, connection_id: &str, info: &impl Serialize) -> Result<(), PresenceError> {
+        let info = serde_json::to_string(info).map_err(|e| PresenceError::Encode(e.to_string()))?;
+        self.manager.set_presence_info(connection_id, info)
+    }
+}
+
+/// Users of a hub, across servers: whether one is online.
+#[derive(Clone)]
+pub struct Users {
+    manager: Arc<LifetimeManager>,
+}
+
+impl Users {
+    pub(crate) fn new(manager: Arc<LifetimeManager>) -> Self {
+        Users { manager }
+    }
+
+    /// Whether `user` (a user id, or the connection id of a connection without one) has a
+    /// connection to this hub on any server that shares the presence store. Needs a hub marked
+    /// `#[hub(presence)]` (else [`PresenceError::NotEnabled`]).
+    ///
+    /// ```
+    /// # use hub_runtime::prelude::*;
+    /// # struct Chat;
+    /// #[hub(presence)]
+    /// impl Chat {
+    ///     async fn is_online(&self, cx: &HubContext<Self>, user: String) -> Result<bool, HubError> {
+    ///         Ok(cx.users.online(&user).await?)
+    ///     }
+    /// }
+    /// ```
+    pub async fn online(&self, user: &str) -> Result<bool, PresenceError> {
+        self.manager.online(user).await
     }
 }

@@ -110,11 +110,48 @@
 //! `cx.user_id()`). One user may have several connections, a phone and a laptop; `user(u)`
 //! reaches them all.
 //!
+//! ## Presence: who is here
+//!
+//! A hub marked `#[hub(presence)]` knows who is in each group (`cx.groups.members(room)`: each
+//! user with how many connections it has there) and who is online (`cx.users.online(user)`),
+//! on every server that shares the presence store. A connection's user is its user id, or its
+//! connection id when it has none. With `presence(joined = "...", left = "...")` the hub also
+//! calls two of its client methods, each with the group and the user: `joined` once when a
+//! user's first connection joins a group (the newcomer gets it too, before its join returns),
+//! `left` once when the user's last connection leaves it, ends, or its server dies (then
+//! within the store's TTL). A socket that stateful reconnect or long polling survives is no
+//! leave. Several servers share presence through a store such as
+//! [`RedisPresence`](crate::presence::RedisPresence) given to
+//! [`HubServerBuilder::presence`](crate::HubServerBuilder::presence); the default keeps it in
+//! the process.
+//!
+//! ```
+//! use hub_runtime::prelude::*;
+//!
+//! #[hub_client]
+//! trait RoomClient {
+//!     fn user_joined(&self, room: String, user: String);
+//!     fn user_left(&self, room: String, user: String);
+//! }
+//!
+//! struct Rooms;
+//!
+//! #[hub(client = RoomClient, presence(joined = "UserJoined", left = "UserLeft"))]
+//! impl Rooms {
+//!     async fn enter(&self, cx: &HubContext<Self>, room: String) -> Result<Vec<String>, HubError> {
+//!         cx.groups.add(cx.connection_id(), &room).await?;
+//!         let members = cx.groups.members(&room).await?;
+//!         Ok(members.into_iter().map(|m| m.user).collect())
+//!     }
+//! }
+//! # fn main() {}
+//! ```
+//!
 //! ## From outside a hub method
 //!
 //! A background task has no `cx`. Ask the server for a [`HubHandle`](crate::HubHandle) with
 //! [`HubServer::handle`](crate::HubServer::handle): it has the same `clients` (without
-//! `caller()` and `others()`, as there is no caller) and `groups`.
+//! `caller()` and `others()`, as there is no caller), `groups` and `users`.
 //!
 //! ```no_run
 //! use std::time::Duration;

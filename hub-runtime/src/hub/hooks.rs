@@ -259,6 +259,7 @@ mod tests {
             protocols,
             Arc::new(backplane.clone()),
             Arc::new(HubOptions::default()),
+            None,
         );
         let sender = sender();
         let id: Arc<str> = sender.id().into();
@@ -302,6 +303,7 @@ mod tests {
             protocols,
             Arc::new(backplane.clone()),
             Arc::new(HubOptions::default()),
+            None,
         );
         let sender = sender();
         let id: Arc<str> = sender.id().into();

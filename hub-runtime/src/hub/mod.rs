@@ -34,8 +34,9 @@ use futures_util::future::BoxFuture;
 
 use crate::auth::{Identity, Requirement};
 use crate::clients::lifetime::LifetimeManager;
-use crate::clients::{CallerClients, ClientInterface, Groups, HubClients};
+use crate::clients::{CallerClients, ClientInterface, Groups, HubClients, Users};
 use crate::connection::{ConnectionSender, RequestContext};
+use crate::presence::PresenceEvents;
 
 /// A hub: what `#[hub]` implements for the type of an impl block. Its methods are the
 /// router the macro generates; you never implement or call them yourself.
@@ -51,6 +52,11 @@ pub trait Hub: Send + Sync + Sized + 'static {
     /// anyone may connect). The endpoint refuses requests that do not meet it.
     #[doc(hidden)]
     const __AUTHORIZE: &'static [Requirement] = &[];
+
+    /// What `#[hub(presence ...)]` on the impl block declares: `None` (the default) tracks no
+    /// presence; `Some` tracks it, with the client methods that announce joins and leaves.
+    #[doc(hidden)]
+    const __PRESENCE: Option<PresenceEvents> = None;
 
     #[doc(hidden)]
     fn __invoke(self: Arc<Self>, cx: Arc<HubContext<Self>>, method: usize, call: Call) -> BoxFuture<'static, Outcome>;
@@ -119,8 +125,10 @@ pub struct MethodDef {
 pub struct HubContext<H: Hub> {
     /// Who to send to: everyone, the caller, groups, users…
     pub clients: CallerClients<H::Client>,
-    /// Group membership.
+    /// Group membership (and, for a hub with presence, who is in a group).
     pub groups: Groups,
+    /// Users: whether one is online (a hub with presence).
+    pub users: Users,
     connection_id: Arc<str>,
     identity: Option<Arc<Identity>>,
     items: Items,
@@ -138,7 +146,8 @@ impl<H: Hub> HubContext<H> {
     ) -> Self {
         HubContext {
             clients: CallerClients::new(HubClients::new(manager.clone()), connection_id.clone()),
-            groups: Groups::new(manager),
+            groups: Groups::new(manager.clone()),
+            users: Users::new(manager),
             connection_id,
             identity,
             items: Items::default(),
@@ -212,8 +221,10 @@ impl<H: Hub> HubContext<H> {
 pub struct HubHandle<H: Hub> {
     /// Who to send to.
     pub clients: HubClients<H::Client>,
-    /// Group membership.
+    /// Group membership (and, for a hub with presence, who is in a group).
     pub groups: Groups,
+    /// Users: whether one is online (a hub with presence).
+    pub users: Users,
     manager: Arc<LifetimeManager>,
 }
 
@@ -222,6 +233,7 @@ impl<H: Hub> Clone for HubHandle<H> {
         HubHandle {
             clients: self.clients.clone(),
             groups: self.groups.clone(),
+            users: self.users.clone(),
             manager: self.manager.clone(),
         }
     }
@@ -240,6 +252,7 @@ impl<H: Hub> HubHandle<H> {
         HubHandle {
             clients: HubClients::new(manager.clone()),
             groups: Groups::new(manager.clone()),
+            users: Users::new(manager.clone()),
             manager,
         }
     }

@@ -33,7 +33,7 @@ pub use self::service::{EitherBody, HubBody, HubLayer, HubMiddleware, HubService
 pub use self::tls::TlsConfig;
 use crate::auth::{self, Requirement};
 use crate::backplane::{self, Backplane};
-use crate::clients::lifetime::LifetimeManager;
+use crate::clients::lifetime::{HubPresence, LifetimeManager};
 use crate::connection::capacity::Capacity;
 use crate::connection::{ConnectionHandler, ConnectionManager};
 use crate::hub::dispatcher::{HubEndpoint, HubHandler};
@@ -41,6 +41,7 @@ use crate::hub::filter::{Filters, HubFilter};
 use crate::hub::{Hub, HubHandle};
 use crate::observability::EndpointMetrics;
 pub use crate::options::HubOptions;
+use crate::presence::{InMemoryPresence, PresenceStore};
 use crate::protocol::HubProtocol;
 
 pub(crate) struct ServerInner {
@@ -73,6 +74,8 @@ pub struct HubServerBuilder {
     options: HubOptions,
     protocols: Vec<Arc<dyn HubProtocol>>,
     backplane: Arc<dyn Backplane>,
+    /// `None`: the in-memory default.
+    presence: Option<Arc<dyn PresenceStore>>,
     cors: Option<Cors>,
     mappings: Vec<Mapping>,
 }
@@ -83,6 +86,9 @@ struct Assembly {
     options: Arc<HubOptions>,
     protocols: Arc<[Arc<dyn HubProtocol>]>,
     backplane: Arc<dyn Backplane>,
+    presence: Arc<dyn PresenceStore>,
+    /// The managers of the hubs that track presence.
+    presence_hubs: Vec<std::sync::Weak<LifetimeManager>>,
     shutdown: CancellationToken,
     managers: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
 }
@@ -91,13 +97,18 @@ impl Assembly {
     /// The lifetime manager of hub type `H` (one per type, shared by all its paths).
     fn manager<H: Hub>(&mut self) -> Arc<LifetimeManager> {
         let (protocols, backplane, options) = (self.protocols.clone(), self.backplane.clone(), self.options.clone());
+        let presence = H::__PRESENCE.map(|events| HubPresence {
+            store: self.presence.clone(),
+            events,
+        });
+        let presence_hubs = &mut self.presence_hubs;
         let entry = self.managers.entry(TypeId::of::<H>()).or_insert_with(|| {
-            Arc::new(LifetimeManager::new(
-                std::any::type_name::<H>(),
-                protocols,
-                backplane,
-                options,
-            ))
+            let tracked = presence.is_some();
+            let manager = LifetimeManager::new(std::any::type_name::<H>(), protocols, backplane, options, presence);
+            if tracked {
+                presence_hubs.push(Arc::downgrade(&manager));
+            }
+            Arc::new(manager)
         });
         entry
             .downcast_ref::<Arc<LifetimeManager>>()
@@ -176,6 +187,21 @@ impl HubServerBuilder {
     /// Uses another backplane (the default is in-memory: one process).
     pub fn backplane(mut self, backplane: impl Backplane) -> Self {
         self.backplane = Arc::new(backplane);
+        self
+    }
+
+    /// Keeps presence (`cx.groups.members`, `cx.users.online`, the `joined` and `left` events of
+    /// hubs marked `#[hub(presence ...)]`) in `store` instead of in this process. Servers that
+    /// share a backplane share presence through a store they all reach, such as
+    /// [`RedisPresence`](crate::presence::RedisPresence) (feature `redis`).
+    ///
+    /// ```
+    /// use hub_runtime::presence::InMemoryPresence;
+    /// use hub_runtime::HubServer;
+    /// let server = HubServer::builder().presence(InMemoryPresence::new()).build();
+    /// ```
+    pub fn presence(mut self, store: impl PresenceStore) -> Self {
+        self.presence = Some(Arc::new(store));
         self
     }
 
@@ -274,11 +300,14 @@ impl HubServerBuilder {
     /// # Panics
     /// When two endpoints are mapped at the same path (a programming error).
     pub fn build(self) -> HubServer {
+        let default_presence = self.presence.is_none();
         let mut assembly = Assembly {
             filters: self.filters,
             options: Arc::new(self.options),
             protocols: self.protocols.into(),
             backplane: self.backplane,
+            presence: self.presence.unwrap_or_else(|| Arc::new(InMemoryPresence::new())),
+            presence_hubs: Vec::new(),
             shutdown: CancellationToken::new(),
             managers: HashMap::new(),
         };
@@ -308,6 +337,16 @@ impl HubServerBuilder {
                 connections: Arc::new(ConnectionManager::with_capacity(metrics, capacity.clone())),
             }));
         }
+        if !assembly.presence_hubs.is_empty() {
+            if default_presence && assembly.backplane.is_distributed() {
+                tracing::warn!("hubs track presence in this process while the backplane is distributed: each server sees only its own members (give the builder a shared presence store)");
+            }
+            crate::clients::spawn_upkeep(
+                assembly.presence.clone(),
+                std::mem::take(&mut assembly.presence_hubs),
+                assembly.shutdown.clone(),
+            );
+        }
         HubServer {
             inner: Arc::new(ServerInner {
                 endpoints,
@@ -329,6 +368,7 @@ impl HubServer {
             options: HubOptions::default(),
             protocols: crate::protocol::default_protocols(),
             backplane: backplane::in_memory(),
+            presence: None,
             cors: None,
             mappings: Vec::new(),
             filters: Vec::new(),

@@ -23,6 +23,10 @@ impl BroadcastHubClientHandler for Recorder {
     async fn answer(&self, question: String) -> String {
         format!("{} answers {question}", self.user)
     }
+    // Presence events: these scenarios do not check them (the Node presence tests do).
+    async fn joined(&self, _group: String, _user: String) {}
+
+    async fn left(&self, _group: String, _user: String) {}
 }
 
 /// One connection to BroadcastHub and the messages it received.

@@ -76,6 +76,10 @@ impl BroadcastHubClientHandler for Recorder {
     async fn answer(&self, question: String) -> String {
         question
     }
+    // Presence events: these scenarios do not check them (the Node presence tests do).
+    async fn joined(&self, _group: String, _user: String) {}
+
+    async fn left(&self, _group: String, _user: String) {}
 }
 
 async fn connect(

@@ -50,14 +50,14 @@ impl LifetimeManager {
             return Ok(false);
         };
         let group: Arc<str> = group.into();
-        {
+        let joined = {
             let mut groups = connection.groups.lock().unwrap_or_else(|p| p.into_inner());
             if !groups.contains(&group) && groups.len() >= self.options.max_groups_per_connection {
                 tracing::warn!(connection = %connection.id, "group limit reached; not adding to '{group}'");
                 return Err(GroupError::LimitReached(self.options.max_groups_per_connection));
             }
-            groups.insert(group.clone());
-        }
+            groups.insert(group.clone())
+        };
         let first = {
             let mut members = self.groups.entry(group.clone()).or_default();
             let first = members.is_empty();
@@ -76,6 +76,9 @@ impl LifetimeManager {
                 _ => {}
             }
         }
+        if joined {
+            self.presence_joined(&connection, &group).await;
+        }
         Ok(true)
     }
 
@@ -83,13 +86,16 @@ impl LifetimeManager {
         let Some(connection) = self.connections.get(connection_id).map(|c| c.value().clone()) else {
             return false;
         };
-        connection
+        let was_member = connection
             .groups
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(group);
         if remove_member(&self.groups, group, connection_id) && self.backplane.is_distributed() {
             self.backplane.group_removed(self.hub_name, group).await;
+        }
+        if was_member {
+            self.presence_left(&connection, group).await;
         }
         true
     }
