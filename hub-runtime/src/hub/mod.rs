@@ -36,6 +36,7 @@ use crate::auth::{Identity, Requirement};
 use crate::clients::lifetime::LifetimeManager;
 use crate::clients::{CallerClients, ClientInterface, Groups, HubClients};
 use crate::connection::{ConnectionSender, RequestContext};
+use crate::history::History;
 
 /// A hub: what `#[hub]` implements for the type of an impl block. Its methods are the
 /// router the macro generates; you never implement or call them yourself.
@@ -121,6 +122,9 @@ pub struct HubContext<H: Hub> {
     pub clients: CallerClients<H::Client>,
     /// Group membership.
     pub groups: Groups,
+    /// The hub's durable groups: publishing with a position, the last messages, resuming
+    /// (see [`crate::history`]).
+    pub history: History,
     connection_id: Arc<str>,
     identity: Option<Arc<Identity>>,
     items: Items,
@@ -135,10 +139,12 @@ impl<H: Hub> HubContext<H> {
         connection_id: Arc<str>,
         identity: Option<Arc<Identity>>,
         sender: ConnectionSender,
+        history: History,
     ) -> Self {
         HubContext {
             clients: CallerClients::new(HubClients::new(manager.clone()), connection_id.clone()),
             groups: Groups::new(manager),
+            history,
             connection_id,
             identity,
             items: Items::default(),

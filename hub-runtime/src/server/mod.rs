@@ -36,6 +36,7 @@ use crate::backplane::{self, Backplane};
 use crate::clients::lifetime::LifetimeManager;
 use crate::connection::capacity::Capacity;
 use crate::connection::{ConnectionHandler, ConnectionManager};
+use crate::history::{self, History, HistoryStore};
 use crate::hub::dispatcher::{HubEndpoint, HubHandler};
 use crate::hub::filter::{Filters, HubFilter};
 use crate::hub::{Hub, HubHandle};
@@ -73,6 +74,7 @@ pub struct HubServerBuilder {
     options: HubOptions,
     protocols: Vec<Arc<dyn HubProtocol>>,
     backplane: Arc<dyn Backplane>,
+    history: Option<Arc<dyn HistoryStore>>,
     cors: Option<Cors>,
     mappings: Vec<Mapping>,
 }
@@ -83,6 +85,7 @@ struct Assembly {
     options: Arc<HubOptions>,
     protocols: Arc<[Arc<dyn HubProtocol>]>,
     backplane: Arc<dyn Backplane>,
+    history: Arc<dyn HistoryStore>,
     shutdown: CancellationToken,
     managers: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
 }
@@ -179,6 +182,14 @@ impl HubServerBuilder {
         self
     }
 
+    /// Keeps the histories of durable groups in `store` (the default is in memory: one
+    /// process). Which groups are durable is set per endpoint
+    /// ([`EndpointOptions::history`]); see [`crate::history`].
+    pub fn history(mut self, store: impl HistoryStore) -> Self {
+        self.history = Some(Arc::new(store));
+        self
+    }
+
     /// Maps a hub at `path` (matched case-insensitively), offering every transport.
     pub fn hub<H: Hub>(self, path: &str, hub: H) -> Self {
         self.hub_with(path, hub, EndpointOptions::new())
@@ -194,8 +205,10 @@ impl HubServerBuilder {
     /// `jwt`).
     pub fn hub_with<H: Hub>(mut self, path: &str, hub: H, endpoint: EndpointOptions) -> Self {
         let own_filters = endpoint.filters.clone();
+        let rules = endpoint.history.clone();
         let make: MakeHandler = Box::new(move |assembly: &mut Assembly| {
             let manager = assembly.manager::<H>();
+            let history = History::new(assembly.history.clone(), std::any::type_name::<H>(), rules);
             let filters = Filters(assembly.filters.iter().chain(own_filters.iter()).cloned().collect());
             let endpoint = HubEndpoint::new(
                 Arc::new(hub),
@@ -203,6 +216,7 @@ impl HubServerBuilder {
                 assembly.options.clone(),
                 assembly.shutdown.clone(),
                 filters,
+                history,
             );
             Arc::new(HubHandler(Arc::new(endpoint)))
         });
@@ -274,11 +288,21 @@ impl HubServerBuilder {
     /// # Panics
     /// When two endpoints are mapped at the same path (a programming error).
     pub fn build(self) -> HubServer {
+        if self.history.is_none()
+            && self.backplane.is_distributed()
+            && self.mappings.iter().any(|m| !m.endpoint.history.is_empty())
+        {
+            tracing::warn!(
+                "durable groups keep their history in memory while the backplane is distributed: \
+                 each server has its own; use `.history(..)` with a shared store"
+            );
+        }
         let mut assembly = Assembly {
             filters: self.filters,
             options: Arc::new(self.options),
             protocols: self.protocols.into(),
             backplane: self.backplane,
+            history: self.history.unwrap_or_else(history::in_memory),
             shutdown: CancellationToken::new(),
             managers: HashMap::new(),
         };
@@ -329,6 +353,7 @@ impl HubServer {
             options: HubOptions::default(),
             protocols: crate::protocol::default_protocols(),
             backplane: backplane::in_memory(),
+            history: None,
             cors: None,
             mappings: Vec::new(),
             filters: Vec::new(),

@@ -130,6 +130,7 @@ from_errors!(
     crate::clients::SendError,
     crate::backplane::GroupError,
     crate::backplane::BackplaneError,
+    crate::history::HistoryError,
     crate::connection::OutboxError,
     crate::auth::AuthError,
     crate::hub::ConnectionError,
