@@ -40,11 +40,13 @@ struct Group {
 /// use hub_runtime::history::{Durable, Fanout, HistoryKey, LiveEvent, Position};
 /// let fanout = Arc::new(Fanout::new());
 /// let key = HistoryKey { hub: "Chat".into(), group: "durable-room".into() };
-/// let (mut watch, first) = fanout.watch(&key);
-/// assert!(first);
+/// let mut watch = fanout.watch(&key);
+/// assert!(fanout.is_watched(&key));
 /// let message = Durable { position: Position::new("e", 1), payload: "\"hi\"".into() };
 /// fanout.send(&key, LiveEvent::Message(message.clone()));
 /// assert_eq!(watch.next().await, Some(LiveEvent::Message(message)));
+/// drop(watch);
+/// assert!(!fanout.is_watched(&key));
 /// # });
 /// ```
 pub struct Fanout {
@@ -85,18 +87,18 @@ impl Fanout {
         self.groups.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A new watch of `key`, and whether it is the group's first on this server.
-    pub fn watch(self: &Arc<Self>, key: &HistoryKey) -> (Watch, bool) {
+    /// A new watch of `key` (see [`Fanout::is_watched`]).
+    pub fn watch(self: &Arc<Self>, key: &HistoryKey) -> Watch {
         let mut groups = self.groups();
-        let (receiver, first) = match groups.get_mut(key) {
+        let receiver = match groups.get_mut(key) {
             Some(group) => {
                 group.watchers += 1;
-                (group.sender.subscribe(), false)
+                group.sender.subscribe()
             }
             None => {
                 let (sender, receiver) = broadcast::channel(WATCH_CAPACITY);
                 groups.insert(key.clone(), Group { sender, watchers: 1 });
-                (receiver, true)
+                receiver
             }
         };
         let watch = Watch {
@@ -106,7 +108,7 @@ impl Fanout {
                 key: key.clone(),
             },
         };
-        (watch, first)
+        watch
     }
 
     /// Hands `event` to the group's watchers here (none: nothing happens).

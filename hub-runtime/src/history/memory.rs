@@ -214,7 +214,7 @@ impl HistoryStore for InMemoryHistory {
     fn watch<'a>(&'a self, key: &'a HistoryKey) -> BoxFuture<'a, Result<Watch, HistoryError>> {
         // Taken under the state lock, so no append is half done.
         let state = self.state();
-        let (watch, _) = self.fanout.watch(key);
+        let watch = self.fanout.watch(key);
         drop(state);
         Box::pin(async move { Ok(watch) })
     }

@@ -102,11 +102,12 @@ fn decode<T: DeserializeOwned>(durable: &Durable) -> Event<T> {
         .map_err(|e| HistoryError::Decode(e.to_string()))
 }
 
-fn header<T>(recovered: bool, position: &Position) -> Event<T> {
+/// The header announcing `since`.
+fn header<T>(since: &Since) -> Event<T> {
     Ok(HistoryEvent::Header(RecoveryHeader {
-        recovered,
-        epoch: position.epoch.clone(),
-        offset: position.offset,
+        recovered: since.recovered,
+        epoch: since.position.epoch.clone(),
+        offset: since.position.offset,
     }))
 }
 
@@ -119,18 +120,24 @@ pub(super) async fn subscribe<T: DeserializeOwned + Send + 'static>(
 ) -> Result<impl Stream<Item = Event<T>> + Send + 'static, HistoryError> {
     let watch = store.watch(&key).await?;
     let since = store.since(&key, limits, from.as_ref()).await?;
+    // The recovered messages follow the asked position; otherwise the stream starts at the
+    // current one.
+    let last = match &from {
+        Some(from) if since.recovered => from.offset,
+        _ => since.position.offset,
+    };
     let mut merge = Merge {
         store,
         key,
         limits,
         watch,
         epoch: since.position.epoch.clone(),
-        last: since.position.offset,
+        last,
         pending: VecDeque::new(),
         failed: false,
         item: PhantomData,
     };
-    merge.pending.push_back(header(since.recovered, &since.position));
+    merge.pending.push_back(header(&since));
     merge.queue(since.messages);
     Ok(futures_util::stream::unfold(merge, |mut merge| async move {
         merge.next().await.map(|event| (event, merge))
@@ -194,7 +201,8 @@ impl<T: DeserializeOwned> Merge<T> {
         };
         if restart.position.epoch != self.epoch {
             let start = Position::new(restart.position.epoch.clone(), 0);
-            match self.store.since(&self.key, self.limits, Some(&start)).await {
+            let fresh = self.store.since(&self.key, self.limits, Some(&start)).await;
+            match fresh {
                 Ok(fresh) if fresh.recovered && fresh.position.epoch == start.epoch => {
                     restart.position = start;
                     restart.messages = fresh.messages;
@@ -205,7 +213,7 @@ impl<T: DeserializeOwned> Merge<T> {
         }
         self.epoch = restart.position.epoch.clone();
         self.last = restart.position.offset;
-        self.pending.push_back(header(false, &restart.position));
+        self.pending.push_back(header(&restart));
         self.queue(restart.messages);
     }
 

@@ -300,7 +300,7 @@ impl HistoryStore for RedisHistory {
 
     fn watch<'a>(&'a self, key: &'a HistoryKey) -> BoxFuture<'a, Result<Watch, HistoryError>> {
         Box::pin(async move {
-            let (watch, _) = self.shared.fanout.watch(key);
+            let watch = self.shared.fanout.watch(key);
             self.shared.subscriptions.ensure(key).await?;
             Ok(watch)
         })

@@ -90,10 +90,13 @@ impl Subscriptions {
 }
 
 /// `epoch:offset:payload` from the channel.
-fn parse(payload: &[u8]) -> Option<(String, i64, Arc<str>)> {
+fn parse(payload: &[u8]) -> Option<Durable> {
     let text = std::str::from_utf8(payload).ok()?;
     let (epoch, offset, message) = three_parts(text)?;
-    Some((epoch.to_string(), offset.parse().ok()?, message.into()))
+    Some(Durable {
+        position: Position::new(epoch, offset.parse().ok()?),
+        payload: message.into(),
+    })
 }
 
 /// Keeps the subscription connection until `stop`.
@@ -148,10 +151,7 @@ pub(super) async fn run(
                             let Some(message) = message else { break };
                             let key = subscriptions.key_of(message.get_channel_name());
                             match (key, parse(message.get_payload_bytes())) {
-                                (Some(key), Some((epoch, offset, payload))) => {
-                                    let position = Position::new(epoch, offset);
-                                    fanout.send(&key, LiveEvent::Message(Durable { position, payload }));
-                                }
+                                (Some(key), Some(durable)) => fanout.send(&key, LiveEvent::Message(durable)),
                                 _ => tracing::debug!(channel = message.get_channel_name(), "an unexpected history message"),
                             }
                         }
