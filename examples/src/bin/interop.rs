@@ -242,7 +242,12 @@ impl BroadcastHub {
         Ok(cx.clients.users(users).receive(message).await?)
     }
 
-    async fn publish(&self, cx: &HubContext<Self>, group: String, message: String) -> Result<contract::Position, HubError> {
+    async fn publish(
+        &self,
+        cx: &HubContext<Self>,
+        group: String,
+        message: String,
+    ) -> Result<contract::Position, HubError> {
         let position = cx.history.publish(&group, &message).await?;
         Ok(contract::Position {
             epoch: position.epoch,

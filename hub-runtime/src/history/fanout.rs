@@ -101,14 +101,13 @@ impl Fanout {
                 receiver
             }
         };
-        let watch = Watch {
+        Watch {
             receiver,
             _guard: Guard {
                 fanout: self.clone(),
                 key: key.clone(),
             },
-        };
-        watch
+        }
     }
 
     /// Hands `event` to the group's watchers here (none: nothing happens).

@@ -260,10 +260,20 @@ mod tests {
         let offsets: Vec<i64> = since.messages.iter().map(|d| d.position.offset).collect();
         assert_eq!(offsets, [3, 4, 5]);
         // Offset 1's successor was evicted (only 3 kept).
-        let evicted = store.since(&key(), LIMITS, Some(&Position::new(end.epoch.clone(), 1))).await.unwrap();
+        let evicted = store
+            .since(&key(), LIMITS, Some(&Position::new(end.epoch.clone(), 1)))
+            .await
+            .unwrap();
         assert!(!evicted.recovered && evicted.messages.is_empty());
-        for bad in [Position::new(end.epoch.clone(), 6), Position::new(end.epoch.clone(), -1), Position::new("other", 5)] {
-            assert!(!store.since(&key(), LIMITS, Some(&bad)).await.unwrap().recovered, "{bad:?}");
+        for bad in [
+            Position::new(end.epoch.clone(), 6),
+            Position::new(end.epoch.clone(), -1),
+            Position::new("other", 5),
+        ] {
+            assert!(
+                !store.since(&key(), LIMITS, Some(&bad)).await.unwrap().recovered,
+                "{bad:?}"
+            );
         }
         let current = store.since(&key(), LIMITS, Some(&end)).await.unwrap();
         assert!(current.recovered && current.messages.is_empty());
@@ -277,7 +287,10 @@ mod tests {
         let second = publish(&store, 1).await;
         tokio::time::advance(Duration::from_secs(6)).await;
         // The first message expired, the second is kept.
-        let since = store.since(&key(), LIMITS, Some(&Position::new(first.epoch.clone(), 0))).await.unwrap();
+        let since = store
+            .since(&key(), LIMITS, Some(&Position::new(first.epoch.clone(), 0)))
+            .await
+            .unwrap();
         assert!(!since.recovered);
         let since = store.since(&key(), LIMITS, Some(&first)).await.unwrap();
         assert!(since.recovered);

@@ -24,7 +24,10 @@ pub async fn missed_messages_then_live(store: impl HistoryStore) {
         Some(&Position::new(third.epoch.clone(), 1)),
     )
     .await;
-    assert_eq!(resumed.take(3).await, [vec![header(true, &third)], items(2, 3)].concat());
+    assert_eq!(
+        resumed.take(3).await,
+        [vec![header(true, &third)], items(2, 3)].concat()
+    );
     let mut current = Subscription::open(server.connect("/feed").await, GROUP, Some(&third)).await;
     assert_eq!(current.next().await, header(true, &third));
 
@@ -49,7 +52,11 @@ pub async fn overflow_is_not_recovered(store: impl HistoryStore) {
     let mut kept = Subscription::open(server.connect("/feed").await, GROUP, Some(&Position::new(&epoch, 2))).await;
     assert_eq!(kept.take(4).await, [vec![header(true, &fifth)], items(3, 5)].concat());
 
-    for bad in [Position::new(&epoch, 6), Position::new(&epoch, -1), Position::new("no-such-epoch", 3)] {
+    for bad in [
+        Position::new(&epoch, 6),
+        Position::new(&epoch, -1),
+        Position::new("no-such-epoch", 3),
+    ] {
         let mut other = Subscription::open(server.connect("/feed").await, GROUP, Some(&bad)).await;
         assert_eq!(other.next().await, header(false, &fifth), "from {bad:?}");
     }
@@ -157,7 +164,10 @@ pub async fn last_and_groups_without_history(store: impl HistoryStore) {
     let mut client = server.connect("/feed").await;
     publish_range(&mut client, GROUP, 1, 5).await;
     let last = client.call_ok("Last", json!([GROUP, 2])).await;
-    assert_eq!(last, json!([{"Offset": 4, "Message": "m4"}, {"Offset": 5, "Message": "m5"}]));
+    assert_eq!(
+        last,
+        json!([{"Offset": 4, "Message": "m4"}, {"Offset": 5, "Message": "m5"}])
+    );
     let all = client.call_ok("Last", json!([GROUP, 10])).await;
     assert_eq!(all.as_array().map(Vec::len), Some(3), "only 3 are kept: {all}");
 

@@ -15,7 +15,9 @@ const GROUP: &str = "durable-news";
 const MINUTE: Duration = Duration::from_secs(60);
 
 async fn store(redis: &Redis) -> RedisHistory {
-    RedisHistory::connect(&redis.url).await.expect("connect the Redis history")
+    RedisHistory::connect(&redis.url)
+        .await
+        .expect("connect the Redis history")
 }
 
 macro_rules! shared_case {
@@ -57,7 +59,10 @@ async fn a_client_resumes_on_a_restarted_server() {
     let fifth = publish_range(&mut publisher, GROUP, 4, 5).await;
     assert_eq!(fifth.epoch, start.epoch, "the history outlived the server");
     let mut resumed = Subscription::open(second.connect("/feed").await, GROUP, Some(&seen)).await;
-    assert_eq!(resumed.take(3).await, [vec![header(true, &fifth)], items(4, 5)].concat());
+    assert_eq!(
+        resumed.take(3).await,
+        [vec![header(true, &fifth)], items(4, 5)].concat()
+    );
     publish_range(&mut publisher, GROUP, 6, 6).await;
     assert_eq!(resumed.next().await, items(6, 6)[0]);
     resumed.quiet(Duration::from_millis(200)).await;
@@ -139,10 +144,16 @@ async fn a_redis_restart_starts_a_new_epoch_under_a_stream() {
     assert_eq!(fresh.offset, 1);
     // The header may name offset 0 (and the message follows) or the current position.
     match stream.next().await {
-        Seen::Header { recovered: false, position } if position == Position::new(&fresh.epoch, 0) => {
+        Seen::Header {
+            recovered: false,
+            position,
+        } if position == Position::new(&fresh.epoch, 0) => {
             assert_eq!(stream.next().await, items(1, 1)[0]);
         }
-        Seen::Header { recovered: false, position } => assert_eq!(position.epoch, fresh.epoch),
+        Seen::Header {
+            recovered: false,
+            position,
+        } => assert_eq!(position.epoch, fresh.epoch),
         other => panic!("a header with recovered false, got {other:?}"),
     }
     publish(&mut publisher, GROUP, "m2").await;

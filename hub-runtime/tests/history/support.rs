@@ -28,7 +28,12 @@ impl Feed {
         Ok(cx.history.subscribe::<String>(&group, position).await?)
     }
 
-    async fn last(&self, cx: &HubContext<Self>, group: String, count: usize) -> Result<Vec<HistoryItem<String>>, HubError> {
+    async fn last(
+        &self,
+        cx: &HubContext<Self>,
+        group: String,
+        count: usize,
+    ) -> Result<Vec<HistoryItem<String>>, HubError> {
         let recent: Recent<String> = cx.history.last(&group, count).await?;
         Ok(recent.items)
     }
@@ -110,7 +115,10 @@ fn parse(item: &Value) -> Seen {
         assert_eq!(object.len(), 3, "a header has exactly three fields: {item}");
         Seen::Header {
             recovered: item["Recovered"].as_bool().expect("a bool"),
-            position: Position::new(item["Epoch"].as_str().expect("an epoch"), item["Offset"].as_i64().expect("an offset")),
+            position: Position::new(
+                item["Epoch"].as_str().expect("an epoch"),
+                item["Offset"].as_i64().expect("an offset"),
+            ),
         }
     } else {
         assert_eq!(object.len(), 2, "an item has exactly two fields: {item}");

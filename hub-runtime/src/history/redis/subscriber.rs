@@ -59,7 +59,9 @@ impl Subscriptions {
                 Ok(())
             }
             Ok(Err(e)) => Err(HistoryError::Unavailable(e.to_string())),
-            Err(_) => Err(HistoryError::Unavailable("Redis did not confirm a SUBSCRIBE in time".into())),
+            Err(_) => Err(HistoryError::Unavailable(
+                "Redis did not confirm a SUBSCRIBE in time".into(),
+            )),
         }
     }
 
@@ -126,7 +128,8 @@ pub(super) async fn run(
                     for key in fanout.keys() {
                         let channel = base_name(&subscriptions.prefix, &key);
                         let mut sink = sink.clone();
-                        let answer = tokio::time::timeout(subscriptions.response_timeout, sink.subscribe(&channel)).await;
+                        let answer =
+                            tokio::time::timeout(subscriptions.response_timeout, sink.subscribe(&channel)).await;
                         if matches!(answer, Ok(Ok(()))) {
                             state.subscribed.insert(channel);
                         }
