@@ -222,3 +222,109 @@ impl<T: DeserializeOwned> Merge<T> {
         self.pending.push_back(Err(error));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use futures_util::StreamExt;
+
+    use super::*;
+    use crate::history::{HistoryStore, InMemoryHistory};
+
+    fn key() -> HistoryKey {
+        HistoryKey {
+            hub: "Hub".into(),
+            group: "durable-g".into(),
+        }
+    }
+
+    fn limits(max_len: usize) -> HistoryLimits {
+        HistoryLimits {
+            max_len,
+            ttl: Duration::from_secs(60),
+        }
+    }
+
+    fn offset_of(event: &Event<String>) -> i64 {
+        match event {
+            Ok(HistoryEvent::Item(item)) => item.offset,
+            other => panic!("an item, got {other:?}"),
+        }
+    }
+
+    /// A subscriber that falls more than the watch's capacity behind is told of a gap and
+    /// reads the missed messages from history: it still gets every message once, in order.
+    #[tokio::test]
+    async fn a_lagging_subscriber_catches_up_from_history() {
+        let store = Arc::new(InMemoryHistory::new());
+        let stream = subscribe::<String>(store.clone(), key(), limits(5000), None)
+            .await
+            .unwrap();
+        futures_util::pin_mut!(stream);
+        let Some(Ok(HistoryEvent::Header(header))) = stream.next().await else {
+            panic!("a header first")
+        };
+        assert!(header.recovered);
+        const N: i64 = 3000; // more than the watch holds
+        for i in 1..=N {
+            store
+                .append(&key(), limits(5000), format!("\"m{i}\"").into())
+                .await
+                .unwrap();
+        }
+        for expected in 1..=N {
+            let event = stream.next().await.expect("an event");
+            assert_eq!(offset_of(&event), expected);
+        }
+    }
+
+    /// When history no longer holds what a lagging subscriber missed, it gets a header with
+    /// `recovered: false` at the current position, and the stream goes on live.
+    #[tokio::test]
+    async fn a_lagging_subscriber_past_history_gets_recovered_false() {
+        let store = Arc::new(InMemoryHistory::new());
+        let stream = subscribe::<String>(store.clone(), key(), limits(100), None)
+            .await
+            .unwrap();
+        futures_util::pin_mut!(stream);
+        assert!(matches!(stream.next().await, Some(Ok(HistoryEvent::Header(_)))));
+        for i in 1..=2000 {
+            store
+                .append(&key(), limits(100), format!("\"m{i}\"").into())
+                .await
+                .unwrap();
+        }
+        // Whatever the watch still held arrives first; then the gap is found.
+        let header = loop {
+            match stream.next().await.expect("an event") {
+                Ok(HistoryEvent::Header(header)) => break header,
+                Ok(HistoryEvent::Item(_)) => {}
+                Err(e) => panic!("{e}"),
+            }
+        };
+        assert!(!header.recovered);
+        assert_eq!(header.offset, 2000);
+        store.append(&key(), limits(100), "\"live\"".into()).await.unwrap();
+        let next = stream.next().await.expect("an event");
+        assert_eq!(offset_of(&next), 2001);
+    }
+
+    /// A stored message that is not a `T` ends the stream with an error.
+    #[tokio::test]
+    async fn a_message_of_another_type_ends_the_stream_with_an_error() {
+        let store = Arc::new(InMemoryHistory::new());
+        let first = store.append(&key(), limits(10), "42".into()).await.unwrap();
+        let from = Position::new(first.epoch, 0);
+        let stream = subscribe::<String>(store, key(), limits(10), Some(from)).await.unwrap();
+        let events: Vec<Event<String>> = stream.collect().await;
+        assert!(
+            matches!(
+                events.as_slice(),
+                [Ok(HistoryEvent::Header(_)), Err(HistoryError::Decode(_))]
+            ),
+            "{events:?}"
+        );
+    }
+}

@@ -5,6 +5,14 @@ use std::time::Duration;
 use super::HistoryLimits;
 
 /// Which group names a [`HistoryRule`] covers.
+///
+/// ```
+/// use hub_runtime::history::GroupPattern;
+/// assert!(GroupPattern::Prefix("durable-".into()).matches("durable-a"));
+/// assert!(GroupPattern::Exact("news".into()).matches("news"));
+/// assert!(!GroupPattern::Exact("news".into()).matches("news2"));
+/// assert!(GroupPattern::Any.matches("anything"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupPattern {
     /// Every group whose name starts with this.
@@ -38,6 +46,9 @@ impl GroupPattern {
 /// assert!(!rule.groups.matches("news"));
 /// assert_eq!(rule.limits.max_len, 500);
 /// assert_eq!(HistoryRule::new(GroupPattern::Any).limits.max_len, 1000);
+/// // Limits never drop to nothing.
+/// let tiny = HistoryRule::prefix("x").max_len(0).ttl(Duration::ZERO);
+/// assert_eq!((tiny.limits.max_len, tiny.limits.ttl), (1, Duration::from_millis(1)));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryRule {

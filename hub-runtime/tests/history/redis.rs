@@ -159,3 +159,49 @@ async fn a_redis_restart_starts_a_new_epoch_under_a_stream() {
     publish(&mut publisher, GROUP, "m2").await;
     assert_eq!(stream.next().await, items(2, 2)[0]);
 }
+
+/// The channels of durable groups this Redis has subscribers on.
+async fn history_channels(redis: &Redis) -> Vec<String> {
+    let client = ::redis::Client::open(redis.url.as_str()).expect("a Redis URL");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to Redis");
+    ::redis::cmd("PUBSUB")
+        .arg("CHANNELS")
+        .arg("history:*")
+        .query_async(&mut connection)
+        .await
+        .expect("PUBSUB CHANNELS")
+}
+
+/// The store listens on a group's channel while the group has subscribers on its server, and
+/// stops when the last one leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_listens_only_while_a_group_has_subscribers() {
+    let Some(redis) = Redis::start().await else { return };
+    let server = serve(store(&redis).await, 100, MINUTE).await;
+    assert_eq!(history_channels(&redis).await, Vec::<String>::new());
+    let mut streams = Vec::new();
+    for _ in 0..2 {
+        let mut stream = Subscription::open(server.connect("/feed").await, GROUP, None).await;
+        stream.next().await;
+        streams.push(stream);
+    }
+    let channels = history_channels(&redis).await;
+    assert_eq!(channels.len(), 1, "{channels:?}");
+    assert!(channels[0].ends_with("|durable-news"), "{channels:?}");
+    let first = streams.remove(0);
+    first.client.close().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(history_channels(&redis).await.len(), 1, "one subscriber is left");
+    streams.remove(0).client.close().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !history_channels(&redis).await.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the channel is still subscribed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
