@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use tokio::time::Instant;
@@ -18,16 +19,23 @@ struct Log {
     /// When the history was last touched by an append (or created); `ttl` after it, the
     /// history is lost with its epoch.
     touched: Instant,
+    /// The group's TTL, as last asked (groups of different rules have different ones).
+    ttl: Duration,
 }
 
 impl Log {
-    fn new(now: Instant) -> Self {
+    fn new(now: Instant, ttl: Duration) -> Self {
         Log {
             epoch: super::new_epoch(),
             offset: 0,
             entries: VecDeque::new(),
             touched: now,
+            ttl,
         }
+    }
+
+    fn expired(&self, now: Instant) -> bool {
+        now.duration_since(self.touched) >= self.ttl
     }
 
     fn position(&self) -> Position {
@@ -60,21 +68,25 @@ impl State {
     /// The group's history as of `now` (a new epoch when it expired or never existed).
     fn log(&mut self, key: &HistoryKey, limits: HistoryLimits, now: Instant) -> &mut Log {
         self.sweep(limits, now);
-        let log = self.logs.entry(key.clone()).or_insert_with(|| Log::new(now));
-        if now.duration_since(log.touched) >= limits.ttl {
-            *log = Log::new(now);
+        let log = self
+            .logs
+            .entry(key.clone())
+            .or_insert_with(|| Log::new(now, limits.ttl));
+        log.ttl = limits.ttl;
+        if log.expired(now) {
+            *log = Log::new(now, limits.ttl);
         }
         log.trim(limits, now);
         log
     }
 
-    /// Forgets the histories idle past the TTL, at most once per TTL.
+    /// Forgets the histories idle past their TTL (looked at most once per TTL asked).
     fn sweep(&mut self, limits: HistoryLimits, now: Instant) {
         if self.swept.is_some_and(|at| now.duration_since(at) < limits.ttl) {
             return;
         }
         self.swept = Some(now);
-        self.logs.retain(|_, log| now.duration_since(log.touched) < limits.ttl);
+        self.logs.retain(|_, log| !log.expired(now));
     }
 }
 
@@ -300,6 +312,28 @@ mod tests {
         assert!(!lost.recovered);
         assert_ne!(lost.position.epoch, second.epoch);
         assert_eq!(lost.position.offset, 0);
+    }
+
+    /// A group of a rule with a short TTL does not sweep away the history of a group with a
+    /// long one.
+    #[tokio::test(start_paused = true)]
+    async fn each_group_expires_by_its_own_ttl() {
+        let store = InMemoryHistory::new();
+        let short_key = HistoryKey {
+            hub: "Hub".into(),
+            group: "short".into(),
+        };
+        let short = HistoryLimits {
+            max_len: 3,
+            ttl: Duration::from_secs(1),
+        };
+        let kept = publish(&store, 1).await;
+        tokio::time::advance(Duration::from_secs(5)).await;
+        store.append(&short_key, short, "1".into()).await.unwrap();
+        store.append(&short_key, short, "2".into()).await.unwrap();
+        let since = store.since(&key(), LIMITS, Some(&kept)).await.unwrap();
+        assert!(since.recovered, "the 10 s history outlived a 1 s sweep");
+        assert_eq!(since.position, kept);
     }
 
     #[tokio::test]
