@@ -190,6 +190,51 @@ pub trait HistoryStore: Send + Sync + 'static {
     fn watch<'a>(&'a self, key: &'a HistoryKey) -> BoxFuture<'a, Result<Watch, HistoryError>>;
 }
 
+/// A store shared with `Arc` (for example one `Arc<dyn HistoryStore>` given to several servers'
+/// builders) is a store.
+///
+/// ```
+/// use std::sync::Arc;
+/// use hub_runtime::history::{HistoryStore, InMemoryHistory};
+/// use hub_runtime::HubServer;
+/// let shared: Arc<dyn HistoryStore> = Arc::new(InMemoryHistory::new());
+/// let one = HubServer::builder().history(shared.clone()).build();
+/// let two = HubServer::builder().history(shared).build();
+/// # let _ = (one, two);
+/// ```
+impl<S: HistoryStore + ?Sized> HistoryStore for Arc<S> {
+    fn append<'a>(
+        &'a self,
+        key: &'a HistoryKey,
+        limits: HistoryLimits,
+        payload: Arc<str>,
+    ) -> BoxFuture<'a, Result<Position, HistoryError>> {
+        (**self).append(key, limits, payload)
+    }
+
+    fn since<'a>(
+        &'a self,
+        key: &'a HistoryKey,
+        limits: HistoryLimits,
+        from: Option<&'a Position>,
+    ) -> BoxFuture<'a, Result<Since, HistoryError>> {
+        (**self).since(key, limits, from)
+    }
+
+    fn last<'a>(
+        &'a self,
+        key: &'a HistoryKey,
+        limits: HistoryLimits,
+        count: usize,
+    ) -> BoxFuture<'a, Result<Latest, HistoryError>> {
+        (**self).last(key, limits, count)
+    }
+
+    fn watch<'a>(&'a self, key: &'a HistoryKey) -> BoxFuture<'a, Result<Watch, HistoryError>> {
+        (**self).watch(key)
+    }
+}
+
 /// A shared store.
 pub(crate) type SharedStore = Arc<dyn HistoryStore>;
 
