@@ -153,9 +153,9 @@ describe('Recovery past the history size (--history-size 3)', { timeout: 30_000 
     });
 });
 
-describe('Recovery past the TTL (--history-ttl 1)', { timeout: 30_000 }, () => {
+describe('Recovery past the TTL (--history-ttl 2)', { timeout: 30_000 }, () => {
     let ctx;
-    before(async () => { ctx = await startInterop(['--history-ttl', '1']); }, { timeout: 15_000 });
+    before(async () => { ctx = await startInterop(['--history-ttl', '2']); }, { timeout: 15_000 });
     after(async () => { await ctx?.close(); }, { timeout: 10_000 });
 
     it('expired messages: Recovered false; the new epoch streams on', async () => {
@@ -164,7 +164,7 @@ describe('Recovery past the TTL (--history-ttl 1)', { timeout: 30_000 }, () => {
         const [p] = await publishAll(c, group, ['m1']);
         const watching = follow(c, group, null);
         await waitUntil(() => watching.headers.length === 1, OP_TIMEOUT, 'the header');
-        await delay(1_500);
+        await delay(2_500);
         const late = follow(c, group, { Epoch: p.Epoch, Offset: 0 });
         await waitUntil(() => late.headers.length === 1, OP_TIMEOUT, 'the header');
         assert.equal(late.headers[0].Recovered, false);

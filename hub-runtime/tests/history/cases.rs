@@ -69,14 +69,14 @@ pub async fn overflow_is_not_recovered(store: impl HistoryStore) {
 /// A message older than the TTL is gone: a position before it is not recovered, one after it
 /// is. A group idle past the TTL loses its history and starts a new epoch.
 pub async fn expired_messages_are_not_recovered(store: impl HistoryStore) {
-    let ttl = Duration::from_millis(1500);
+    let ttl = Duration::from_secs(3);
     let server = serve(store, 100, ttl).await;
     let mut publisher = server.connect("/feed").await;
     let first = publish_range(&mut publisher, GROUP, 1, 1).await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
     let second = publish_range(&mut publisher, GROUP, 2, 2).await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    // m1 is 1.7 s old (expired), m2 0.7 s (kept).
+    tokio::time::sleep(Duration::from_millis(1400)).await;
+    // m1 is at least 3.4 s old (expired), m2 about 1.4 s (kept, with room for a slow machine).
     let before = Position::new(&first.epoch, 0);
     let mut expired = Subscription::open(server.connect("/feed").await, GROUP, Some(&before)).await;
     assert_eq!(expired.next().await, header(false, &second));
@@ -140,7 +140,7 @@ pub async fn live_messages_during_recovery_are_merged(store: impl HistoryStore) 
 /// A group whose history is lost while a client streams (idle past the TTL): a header with
 /// `recovered: false` and the new epoch, then its messages.
 pub async fn an_epoch_change_while_streaming_sends_a_header(store: impl HistoryStore) {
-    let ttl = Duration::from_millis(500);
+    let ttl = Duration::from_millis(1500);
     let server = serve(store, 100, ttl).await;
     let mut publisher = server.connect("/feed").await;
     let first = publish_range(&mut publisher, GROUP, 1, 1).await;
