@@ -71,3 +71,29 @@ async fn memory_a_restarted_server_starts_a_new_epoch() {
     assert_eq!(fresh, Position::new(position.epoch.clone(), 1));
     assert_eq!(resumed.next().await, items(1, 1)[0]);
 }
+
+/// `HubHandle::history` publishes from outside hub methods (a background job) with the
+/// endpoint's rules; subscribers get it like any other message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_a_handle_publishes_from_outside_hub_methods() {
+    let server = serve(InMemoryHistory::new(), 100, Duration::from_secs(60)).await;
+    let feed = server.server.handle::<support::Feed>().expect("Feed is mapped");
+    let mut stream = Subscription::open(server.connect("/feed").await, "durable-news", None).await;
+    let Seen::Header { position: start, .. } = stream.next().await else {
+        panic!("a header first")
+    };
+    let position = feed.history.publish("durable-news", "m1").await.expect("published");
+    assert_eq!(position, Position::new(&start.epoch, 1));
+    assert_eq!(stream.next().await, items(1, 1)[0]);
+    let recent = feed
+        .history
+        .last::<String>("durable-news", 5)
+        .await
+        .expect("the last messages");
+    assert_eq!(recent.position, position);
+    assert_eq!(recent.items.len(), 1);
+    assert!(
+        feed.history.publish("news", "m").await.is_err(),
+        "no rule covers `news`"
+    );
+}

@@ -220,6 +220,9 @@ pub struct HubHandle<H: Hub> {
     pub clients: HubClients<H::Client>,
     /// Group membership.
     pub groups: Groups,
+    /// The hub's durable groups, with the rules of its first mapped endpoint (none for a hub
+    /// registered with `publish_to`).
+    pub history: History,
     manager: Arc<LifetimeManager>,
 }
 
@@ -228,6 +231,7 @@ impl<H: Hub> Clone for HubHandle<H> {
         HubHandle {
             clients: self.clients.clone(),
             groups: self.groups.clone(),
+            history: self.history.clone(),
             manager: self.manager.clone(),
         }
     }
@@ -242,10 +246,11 @@ impl<H: Hub> fmt::Debug for HubHandle<H> {
 }
 
 impl<H: Hub> HubHandle<H> {
-    pub(crate) fn new(manager: Arc<LifetimeManager>) -> Self {
+    pub(crate) fn new(manager: Arc<LifetimeManager>, history: History) -> Self {
         HubHandle {
             clients: HubClients::new(manager.clone()),
             groups: Groups::new(manager.clone()),
+            history,
             manager,
         }
     }

@@ -50,6 +50,8 @@ pub(crate) struct ServerInner {
     pub(crate) cors: Option<Cors>,
     pub(crate) shutdown: CancellationToken,
     managers: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+    /// Each hub type's durable groups, for its handle.
+    histories: HashMap<TypeId, History>,
     /// The sweeper runs (started by the first request or the built-in accept loop).
     housekeeping: AtomicBool,
     /// Started connections across the endpoints, against `max_connections`.
@@ -86,6 +88,7 @@ struct Assembly {
     protocols: Arc<[Arc<dyn HubProtocol>]>,
     backplane: Arc<dyn Backplane>,
     history: Arc<dyn HistoryStore>,
+    histories: HashMap<TypeId, History>,
     shutdown: CancellationToken,
     managers: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
 }
@@ -209,6 +212,10 @@ impl HubServerBuilder {
         let make: MakeHandler = Box::new(move |assembly: &mut Assembly| {
             let manager = assembly.manager::<H>();
             let history = History::new(assembly.history.clone(), std::any::type_name::<H>(), rules);
+            assembly
+                .histories
+                .entry(TypeId::of::<H>())
+                .or_insert_with(|| history.clone());
             let filters = Filters(assembly.filters.iter().chain(own_filters.iter()).cloned().collect());
             let endpoint = HubEndpoint::new(
                 Arc::new(hub),
@@ -303,6 +310,7 @@ impl HubServerBuilder {
             protocols: self.protocols.into(),
             backplane: self.backplane,
             history: self.history.unwrap_or_else(history::in_memory),
+            histories: HashMap::new(),
             shutdown: CancellationToken::new(),
             managers: HashMap::new(),
         };
@@ -339,6 +347,7 @@ impl HubServerBuilder {
                 cors: self.cors,
                 shutdown: assembly.shutdown,
                 managers: assembly.managers,
+                histories: assembly.histories,
                 housekeeping: AtomicBool::new(false),
                 capacity,
             }),
@@ -365,11 +374,14 @@ impl HubServer {
     /// [`NotMapped`](crate::hub::NotMapped) (naming the hub) if the server neither maps `H`
     /// (`.hub(path, h)`) nor publishes to it (`.publish_to::<H>()`).
     pub fn handle<H: Hub>(&self) -> Result<HubHandle<H>, crate::hub::NotMapped> {
+        let history = self.inner.histories.get(&TypeId::of::<H>()).cloned();
+        let history =
+            history.unwrap_or_else(|| History::new(history::in_memory(), std::any::type_name::<H>(), Vec::new()));
         self.inner
             .managers
             .get(&TypeId::of::<H>())
             .and_then(|manager| manager.downcast_ref::<Arc<LifetimeManager>>())
-            .map(|m| HubHandle::new(m.clone()))
+            .map(|m| HubHandle::new(m.clone(), history))
             .ok_or_else(crate::hub::NotMapped::of::<H>)
     }
 
