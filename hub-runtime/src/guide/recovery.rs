@@ -66,7 +66,8 @@
 //! decides what to do (reload a page of state, tell the user). Then each message comes as
 //! `{"Offset", "Message"}`. If the epoch changes while the stream is open, a new header with
 //! `Recovered: false` comes first. `cx.history.last(group, n)` reads the latest messages, for a
-//! first page.
+//! first page. Outside hub methods (a background job, a web handler), the hub's
+//! [`HubHandle`](crate::HubHandle) has the same `history`.
 //!
 //! ## The client side (the official JavaScript client)
 //!
