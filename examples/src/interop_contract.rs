@@ -27,6 +27,48 @@ pub struct ComplexObject {
     pub date_time: DateTime,
 }
 
+/// Where a message stands in a durable group's history (BroadcastHub `Publish`, `Subscribe`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(rename_all = "PascalCase")]
+pub struct Position {
+    /// One unbroken history of the group.
+    pub epoch: String,
+    /// From 1 within the epoch, without gaps.
+    pub offset: i64,
+}
+
+/// The first item of a `Subscribe` stream, and the item sent when the group's epoch changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(rename_all = "PascalCase")]
+pub struct RecoveryHeader {
+    /// Whether every message after the asked position follows.
+    pub recovered: bool,
+    /// The current epoch.
+    pub epoch: String,
+    /// The current offset (0: no message yet).
+    pub offset: i64,
+}
+
+/// A message of a `Subscribe` stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(rename_all = "PascalCase")]
+pub struct RecoveryMessage {
+    /// Its offset in the current epoch.
+    pub offset: i64,
+    /// What was published.
+    pub message: String,
+}
+
+/// An item of a `Subscribe` stream: a header or a message (untagged on the wire).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(untagged)]
+pub enum RecoveryItem {
+    /// `{"Recovered", "Epoch", "Offset"}`.
+    Header(RecoveryHeader),
+    /// `{"Offset", "Message"}`.
+    Message(RecoveryMessage),
+}
+
 /// The reference server's TestHub (`/default`, `/default-nowebsockets`).
 #[hub_contract(crate = "hub_runtime::protocol")]
 pub trait TestHub {
@@ -91,6 +133,12 @@ pub trait BroadcastHub {
     /// The distinct users with a connection in the group, on every server, sorted (a user is
     /// the `user` query parameter, or the connection id without one).
     fn members(&self, group: String) -> Vec<String>;
+    /// Appends to a `durable-*` group's history and delivers to its `Subscribe` streams;
+    /// fails for other groups.
+    fn publish(&self, group: String, message: String) -> Position;
+    /// A header, the messages missed since `position` (when history still has them), then
+    /// every new one.
+    fn subscribe(&self, group: String, position: Option<Position>) -> impl Stream<Item = RecoveryItem>;
 }
 
 /// What BroadcastHub calls on its clients.

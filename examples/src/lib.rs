@@ -232,6 +232,25 @@ pub async fn builder(args: &Args, program: &str) -> hub_runtime::HubServerBuilde
     }
 }
 
+/// Keeps durable groups' histories on the `--redis` backplane's Redis when it is given (in
+/// memory otherwise: PostgreSQL and NATS have no history store yet).
+pub async fn with_history(
+    builder: hub_runtime::HubServerBuilder,
+    args: &Args,
+    program: &str,
+) -> hub_runtime::HubServerBuilder {
+    let Some(url) = &args.redis else {
+        return builder;
+    };
+    match hub_runtime::history::RedisHistory::connect(url).await {
+        Ok(history) => builder.history(history),
+        Err(e) => {
+            eprintln!("{program}: cannot keep history in Redis: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
 /// Adds `backplane` to a builder later (the three backplane types are different types).
 type WithBackplane = Box<dyn FnOnce(hub_runtime::HubServerBuilder) -> hub_runtime::HubServerBuilder>;
 

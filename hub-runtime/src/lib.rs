@@ -17,6 +17,7 @@ pub mod clients;
 pub mod connection;
 pub mod descriptor;
 pub mod guide;
+pub mod history;
 pub mod hub;
 pub mod observability;
 mod options;

@@ -4,9 +4,10 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use hub_examples::interop_contract::{self as contract, ComplexObject, CustomObject};
+use hub_examples::interop_contract::{self as contract, ComplexObject, CustomObject, RecoveryItem};
 use hub_examples::reply;
 use hub_runtime::auth::claim_types;
+use hub_runtime::history::{HistoryError, HistoryEvent, HistoryRule};
 use hub_runtime::prelude::*;
 use hub_runtime::presence::{RedisPresence, RedisPresenceOptions};
 use hub_runtime::types::{Binary, DateTime};
@@ -254,6 +255,42 @@ impl BroadcastHub {
         let members = cx.groups.members(&group).await?;
         Ok(members.into_iter().map(|m| m.user).collect())
     }
+
+    async fn publish(
+        &self,
+        cx: &HubContext<Self>,
+        group: String,
+        message: String,
+    ) -> Result<contract::Position, HubError> {
+        let position = cx.history.publish(&group, &message).await?;
+        Ok(contract::Position {
+            epoch: position.epoch,
+            offset: position.offset,
+        })
+    }
+
+    async fn subscribe(
+        &self,
+        cx: &HubContext<Self>,
+        group: String,
+        position: Option<contract::Position>,
+    ) -> Result<impl Stream<Item = Result<RecoveryItem, HistoryError>>, HubError> {
+        let from = position.map(|p| hub_runtime::history::Position::new(p.epoch, p.offset));
+        let events = cx.history.subscribe::<String>(&group, from).await?;
+        Ok(events.map(|event| {
+            event.map(|event| match event {
+                HistoryEvent::Header(h) => RecoveryItem::Header(contract::RecoveryHeader {
+                    recovered: h.recovered,
+                    epoch: h.epoch,
+                    offset: h.offset,
+                }),
+                HistoryEvent::Item(item) => RecoveryItem::Message(contract::RecoveryMessage {
+                    offset: item.offset,
+                    message: item.message,
+                }),
+            })
+        }))
+    }
 }
 
 /// A hub whose every connection fails to start.
@@ -395,6 +432,12 @@ struct Cli {
     /// and exits.
     #[arg(long, value_name = "DIR")]
     emit_typescript: Option<std::path::PathBuf>,
+    /// How many messages each `durable-*` group of BroadcastHub keeps.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    history_size: u64,
+    /// How long (seconds) a message of a `durable-*` group is kept.
+    #[arg(long, value_name = "S", default_value = "300", value_parser = hub_examples::parse_seconds)]
+    history_ttl: std::time::Duration,
 }
 
 /// `--emit-typescript DIR`: one module per hub type.
@@ -454,7 +497,11 @@ async fn main() -> std::io::Result<()> {
             }
         }
     }
-    let server = builder
+    let durable = HistoryRule::prefix("durable-")
+        .max_len(usize::try_from(cli.history_size).unwrap_or(usize::MAX))
+        .ttl(cli.history_ttl);
+    let server = hub_examples::with_history(builder, &args, PROGRAM)
+        .await
         .options(options)
         .cors(Cors::localhost())
         .hub("/testhub", TestHub)
@@ -466,7 +513,7 @@ async fn main() -> std::io::Result<()> {
         .hub_with(
             "/broadcast",
             BroadcastHub,
-            EndpointOptions::new().authenticator(user_from_query),
+            EndpointOptions::new().authenticator(user_from_query).history(durable),
         )
         .hub_with(
             "/authorizedhub",

@@ -14,11 +14,13 @@
 //! 7. [`auth`]: who a client is (authenticators, JSON Web Tokens) and what it may call.
 //! 8. [`testing`]: serving a hub on a free port in a test and talking to it like a client.
 //! 9. [`scale_out`]: several servers as one through a backplane (Redis), and what crosses them.
-//! 10. [`deploying`]: load balancers and sticky sessions, proxies, TLS, metrics, health, shutdown
+//! 10. [`recovery`]: durable groups: positions, and a client catching up after a lost
+//!     connection with exactly what it missed.
+//! 11. [`deploying`]: load balancers and sticky sessions, proxies, TLS, metrics, health, shutdown
 //!     and the limits to set in production.
-//! 11. [`hosting`]: the hubs inside axum, hyper, tower middleware or warp, under a prefix, with
+//! 12. [`hosting`]: the hubs inside axum, hyper, tower middleware or warp, under a prefix, with
 //!     the application's own authentication, and the traps.
-//! 12. [`typed_clients`]: one contract crate for the server, Rust clients (hub-client) and
+//! 13. [`typed_clients`]: one contract crate for the server, Rust clients (hub-client) and
 //!     TypeScript, checked by the compiler on every side.
 //!
 //! The crate's front page ([`crate`]) has the shortest complete server and the list of
@@ -32,6 +34,7 @@ pub mod deploying;
 pub mod filters;
 pub mod hosting;
 pub mod hubs;
+pub mod recovery;
 pub mod scale_out;
 pub mod streaming;
 pub mod testing;

@@ -52,6 +52,7 @@ async fn run_connection<H: Hub>(endpoint: Arc<HubEndpoint<H>>, mut connection: C
         id.clone(),
         identity,
         sender.clone(),
+        endpoint.history.clone(),
     ));
     // Held until the connection is added: connections of one user that start together are
     // counted together.

@@ -9,6 +9,7 @@ use super::close::Goodbyes;
 use super::filter::Filters;
 use super::Hub;
 use crate::clients::lifetime::LifetimeManager;
+use crate::history::History;
 use crate::options::HubOptions;
 
 /// A hub mapped at an endpoint: the connection handler of hub connections.
@@ -23,6 +24,8 @@ pub(crate) struct HubEndpoint<H: Hub> {
     pub(super) filters: Filters,
     /// Per protocol, the Close message a slow consumer is sent (encoded when first needed).
     pub(super) goodbyes: Goodbyes,
+    /// The hub's durable groups (`cx.history`).
+    pub(super) history: History,
 }
 
 impl<H: Hub> HubEndpoint<H> {
@@ -32,6 +35,7 @@ impl<H: Hub> HubEndpoint<H> {
         options: Arc<HubOptions>,
         shutdown: CancellationToken,
         filters: Filters,
+        history: History,
     ) -> Self {
         let methods = H::__METHODS
             .iter()
@@ -47,6 +51,7 @@ impl<H: Hub> HubEndpoint<H> {
             methods,
             shutdown,
             filters,
+            history,
         }
     }
 

@@ -36,6 +36,7 @@ use crate::auth::{Identity, Requirement};
 use crate::clients::lifetime::LifetimeManager;
 use crate::clients::{CallerClients, ClientInterface, Groups, HubClients, Users};
 use crate::connection::{ConnectionSender, RequestContext};
+use crate::history::History;
 use crate::presence::PresenceEvents;
 
 /// A hub: what `#[hub]` implements for the type of an impl block. Its methods are the
@@ -129,6 +130,9 @@ pub struct HubContext<H: Hub> {
     pub groups: Groups,
     /// Users: whether one is online (a hub with presence).
     pub users: Users,
+    /// The hub's durable groups: publishing with a position, the last messages, resuming
+    /// (see [`crate::history`]).
+    pub history: History,
     connection_id: Arc<str>,
     identity: Option<Arc<Identity>>,
     items: Items,
@@ -143,11 +147,13 @@ impl<H: Hub> HubContext<H> {
         connection_id: Arc<str>,
         identity: Option<Arc<Identity>>,
         sender: ConnectionSender,
+        history: History,
     ) -> Self {
         HubContext {
             clients: CallerClients::new(HubClients::new(manager.clone()), connection_id.clone()),
             groups: Groups::new(manager.clone()),
             users: Users::new(manager),
+            history,
             connection_id,
             identity,
             items: Items::default(),
@@ -225,6 +231,9 @@ pub struct HubHandle<H: Hub> {
     pub groups: Groups,
     /// Users: whether one is online (a hub with presence).
     pub users: Users,
+    /// The hub's durable groups, with the rules of its first mapped endpoint (none for a hub
+    /// registered with `publish_to`).
+    pub history: History,
     manager: Arc<LifetimeManager>,
 }
 
@@ -234,6 +243,7 @@ impl<H: Hub> Clone for HubHandle<H> {
             clients: self.clients.clone(),
             groups: self.groups.clone(),
             users: self.users.clone(),
+            history: self.history.clone(),
             manager: self.manager.clone(),
         }
     }
@@ -248,11 +258,12 @@ impl<H: Hub> fmt::Debug for HubHandle<H> {
 }
 
 impl<H: Hub> HubHandle<H> {
-    pub(crate) fn new(manager: Arc<LifetimeManager>) -> Self {
+    pub(crate) fn new(manager: Arc<LifetimeManager>, history: History) -> Self {
         HubHandle {
             clients: HubClients::new(manager.clone()),
             groups: Groups::new(manager.clone()),
             users: Users::new(manager.clone()),
+            history,
             manager,
         }
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::auth::{Authenticator, Requirement};
 use crate::connection::{ConnectionHandler, ConnectionManager, TransportKind};
+use crate::history::HistoryRule;
 use crate::hub::filter::HubFilter;
 
 /// How one path is served: which transports it offers and who may connect.
@@ -19,6 +20,7 @@ pub struct EndpointOptions {
     pub(super) transports: Vec<TransportKind>,
     pub(super) authenticator: Option<Arc<dyn Authenticator>>,
     pub(super) filters: Vec<Arc<dyn HubFilter>>,
+    pub(super) history: Vec<HistoryRule>,
 }
 
 impl Default for EndpointOptions {
@@ -38,6 +40,7 @@ impl EndpointOptions {
             ],
             authenticator: None,
             filters: Vec::new(),
+            history: Vec::new(),
         }
     }
 
@@ -56,6 +59,23 @@ impl EndpointOptions {
     /// identity's user id is what `clients.user(..)` targets.
     pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
         self.authenticator = Some(Arc::new(authenticator));
+        self
+    }
+
+    /// Opts the hub's groups that `rule` covers into history (`cx.history`; see
+    /// [`crate::history`]). The first rule that covers a group sets its limits. Give every path
+    /// of one hub type the same rules.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hub_runtime::history::HistoryRule;
+    /// use hub_runtime::EndpointOptions;
+    /// let options = EndpointOptions::new()
+    ///     .history(HistoryRule::prefix("durable-").max_len(1000).ttl(Duration::from_secs(300)));
+    /// # let _ = options;
+    /// ```
+    pub fn history(mut self, rule: HistoryRule) -> Self {
+        self.history.push(rule);
         self
     }
 

@@ -36,6 +36,7 @@ use crate::backplane::{self, Backplane};
 use crate::clients::lifetime::{HubPresence, LifetimeManager};
 use crate::connection::capacity::Capacity;
 use crate::connection::{ConnectionHandler, ConnectionManager};
+use crate::history::{self, History, HistoryStore};
 use crate::hub::dispatcher::{HubEndpoint, HubHandler};
 use crate::hub::filter::{Filters, HubFilter};
 use crate::hub::{Hub, HubHandle};
@@ -50,6 +51,8 @@ pub(crate) struct ServerInner {
     pub(crate) cors: Option<Cors>,
     pub(crate) shutdown: CancellationToken,
     managers: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+    /// Each hub type's durable groups, for its handle.
+    histories: HashMap<TypeId, History>,
     /// The sweeper runs (started by the first request or the built-in accept loop).
     housekeeping: AtomicBool,
     /// Started connections across the endpoints, against `max_connections`.
@@ -76,6 +79,7 @@ pub struct HubServerBuilder {
     backplane: Arc<dyn Backplane>,
     /// `None`: the in-memory default.
     presence: Option<Arc<dyn PresenceStore>>,
+    history: Option<Arc<dyn HistoryStore>>,
     cors: Option<Cors>,
     mappings: Vec<Mapping>,
 }
@@ -89,6 +93,8 @@ struct Assembly {
     presence: Arc<dyn PresenceStore>,
     /// The managers of the hubs that track presence.
     presence_hubs: Vec<std::sync::Weak<LifetimeManager>>,
+    history: Arc<dyn HistoryStore>,
+    histories: HashMap<TypeId, History>,
     shutdown: CancellationToken,
     managers: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
 }
@@ -205,6 +211,14 @@ impl HubServerBuilder {
         self
     }
 
+    /// Keeps the histories of durable groups in `store` (the default is in memory: one
+    /// process). Which groups are durable is set per endpoint
+    /// ([`EndpointOptions::history`]); see [`crate::history`].
+    pub fn history(mut self, store: impl HistoryStore) -> Self {
+        self.history = Some(Arc::new(store));
+        self
+    }
+
     /// Maps a hub at `path` (matched case-insensitively), offering every transport.
     pub fn hub<H: Hub>(self, path: &str, hub: H) -> Self {
         self.hub_with(path, hub, EndpointOptions::new())
@@ -220,8 +234,14 @@ impl HubServerBuilder {
     /// `jwt`).
     pub fn hub_with<H: Hub>(mut self, path: &str, hub: H, endpoint: EndpointOptions) -> Self {
         let own_filters = endpoint.filters.clone();
+        let rules = endpoint.history.clone();
         let make: MakeHandler = Box::new(move |assembly: &mut Assembly| {
             let manager = assembly.manager::<H>();
+            let history = History::new(assembly.history.clone(), std::any::type_name::<H>(), rules);
+            assembly
+                .histories
+                .entry(TypeId::of::<H>())
+                .or_insert_with(|| history.clone());
             let filters = Filters(assembly.filters.iter().chain(own_filters.iter()).cloned().collect());
             let endpoint = HubEndpoint::new(
                 Arc::new(hub),
@@ -229,6 +249,7 @@ impl HubServerBuilder {
                 assembly.options.clone(),
                 assembly.shutdown.clone(),
                 filters,
+                history,
             );
             Arc::new(HubHandler(Arc::new(endpoint)))
         });
@@ -301,6 +322,15 @@ impl HubServerBuilder {
     /// When two endpoints are mapped at the same path (a programming error).
     pub fn build(self) -> HubServer {
         let default_presence = self.presence.is_none();
+        if self.history.is_none()
+            && self.backplane.is_distributed()
+            && self.mappings.iter().any(|m| !m.endpoint.history.is_empty())
+        {
+            tracing::warn!(
+                "durable groups keep their history in memory while the backplane is distributed: \
+                 each server has its own; use `.history(..)` with a shared store"
+            );
+        }
         let mut assembly = Assembly {
             filters: self.filters,
             options: Arc::new(self.options),
@@ -308,6 +338,8 @@ impl HubServerBuilder {
             backplane: self.backplane,
             presence: self.presence.unwrap_or_else(|| Arc::new(InMemoryPresence::new())),
             presence_hubs: Vec::new(),
+            history: self.history.unwrap_or_else(history::in_memory),
+            histories: HashMap::new(),
             shutdown: CancellationToken::new(),
             managers: HashMap::new(),
         };
@@ -354,6 +386,7 @@ impl HubServerBuilder {
                 cors: self.cors,
                 shutdown: assembly.shutdown,
                 managers: assembly.managers,
+                histories: assembly.histories,
                 housekeeping: AtomicBool::new(false),
                 capacity,
             }),
@@ -369,6 +402,7 @@ impl HubServer {
             protocols: crate::protocol::default_protocols(),
             backplane: backplane::in_memory(),
             presence: None,
+            history: None,
             cors: None,
             mappings: Vec::new(),
             filters: Vec::new(),
@@ -380,11 +414,14 @@ impl HubServer {
     /// [`NotMapped`](crate::hub::NotMapped) (naming the hub) if the server neither maps `H`
     /// (`.hub(path, h)`) nor publishes to it (`.publish_to::<H>()`).
     pub fn handle<H: Hub>(&self) -> Result<HubHandle<H>, crate::hub::NotMapped> {
+        let history = self.inner.histories.get(&TypeId::of::<H>()).cloned();
+        let history =
+            history.unwrap_or_else(|| History::new(history::in_memory(), std::any::type_name::<H>(), Vec::new()));
         self.inner
             .managers
             .get(&TypeId::of::<H>())
             .and_then(|manager| manager.downcast_ref::<Arc<LifetimeManager>>())
-            .map(|m| HubHandle::new(m.clone()))
+            .map(|m| HubHandle::new(m.clone(), history))
             .ok_or_else(crate::hub::NotMapped::of::<H>)
     }
 

@@ -131,6 +131,7 @@ from_errors!(
     crate::backplane::GroupError,
     crate::backplane::BackplaneError,
     crate::presence::PresenceError,
+    crate::history::HistoryError,
     crate::connection::OutboxError,
     crate::auth::AuthError,
     crate::hub::ConnectionError,

@@ -1,0 +1,207 @@
+//! The Redis store on a private `redis-server`: every shared case, then what only a shared
+//! store does: a history that outlives a server, several servers numbering one group, and a
+//! Redis that restarts empty (a new epoch) under a streaming client.
+
+use std::time::Duration;
+
+use hub_runtime::history::{Position, RedisHistory};
+use serde_json::json;
+
+use crate::cases;
+use crate::common::brokers::Redis;
+use crate::support::{header, items, publish, publish_range, serve, Seen, Subscription};
+
+const GROUP: &str = "durable-news";
+const MINUTE: Duration = Duration::from_secs(60);
+
+async fn store(redis: &Redis) -> RedisHistory {
+    RedisHistory::connect(&redis.url)
+        .await
+        .expect("connect the Redis history")
+}
+
+macro_rules! shared_case {
+    ($name:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let Some(redis) = Redis::start().await else { return };
+            cases::$name(store(&redis).await).await;
+        }
+    };
+}
+
+shared_case!(missed_messages_then_live);
+shared_case!(overflow_is_not_recovered);
+shared_case!(expired_messages_are_not_recovered);
+shared_case!(live_messages_during_recovery_are_merged);
+shared_case!(an_epoch_change_while_streaming_sends_a_header);
+shared_case!(last_and_groups_without_history);
+
+/// A server stops between messages; another (its own Redis connections, as after a restart)
+/// publishes more; the client resumes there and gets exactly the missed ones, then live ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_resumes_on_a_restarted_server() {
+    let Some(redis) = Redis::start().await else { return };
+    let first = serve(store(&redis).await, 100, MINUTE).await;
+    let mut publisher = first.connect("/feed").await;
+    publish_range(&mut publisher, GROUP, 1, 2).await;
+    let mut stream = Subscription::open(first.connect("/feed").await, GROUP, None).await;
+    let Seen::Header { position: start, .. } = stream.next().await else {
+        panic!("a header first")
+    };
+    publish_range(&mut publisher, GROUP, 3, 3).await;
+    assert_eq!(stream.next().await, items(3, 3)[0]);
+    let seen = Position::new(&start.epoch, 3);
+    drop((stream, publisher, first));
+
+    let second = serve(store(&redis).await, 100, MINUTE).await;
+    let mut publisher = second.connect("/feed").await;
+    let fifth = publish_range(&mut publisher, GROUP, 4, 5).await;
+    assert_eq!(fifth.epoch, start.epoch, "the history outlived the server");
+    let mut resumed = Subscription::open(second.connect("/feed").await, GROUP, Some(&seen)).await;
+    assert_eq!(
+        resumed.take(3).await,
+        [vec![header(true, &fifth)], items(4, 5)].concat()
+    );
+    publish_range(&mut publisher, GROUP, 6, 6).await;
+    assert_eq!(resumed.next().await, items(6, 6)[0]);
+    resumed.quiet(Duration::from_millis(200)).await;
+}
+
+/// Two servers publish to one group at once: one epoch, offsets 1..=N without gaps or repeats,
+/// and a subscriber on either server gets all N in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_number_one_group_without_gaps() {
+    const EACH: usize = 60;
+    let Some(redis) = Redis::start().await else { return };
+    let servers = [
+        serve(store(&redis).await, 1000, MINUTE).await,
+        serve(store(&redis).await, 1000, MINUTE).await,
+    ];
+    let mut streams = Vec::new();
+    for server in &servers {
+        let mut stream = Subscription::open(server.connect("/feed").await, GROUP, None).await;
+        assert!(matches!(stream.next().await, Seen::Header { recovered: true, .. }));
+        streams.push(stream);
+    }
+    let mut tasks = Vec::new();
+    for (s, server) in servers.iter().enumerate() {
+        let mut client = server.connect("/feed").await;
+        tasks.push(tokio::spawn(async move {
+            let mut positions = Vec::new();
+            for i in 0..EACH {
+                positions.push(publish(&mut client, GROUP, &format!("s{s}-{i}")).await);
+            }
+            positions
+        }));
+    }
+    let mut positions = Vec::new();
+    for task in tasks {
+        positions.extend(task.await.expect("a publisher"));
+    }
+    let epoch = &positions[0].epoch;
+    assert!(positions.iter().all(|p| &p.epoch == epoch), "one epoch");
+    let mut offsets: Vec<i64> = positions.iter().map(|p| p.offset).collect();
+    offsets.sort_unstable();
+    assert_eq!(offsets, (1..=(2 * EACH) as i64).collect::<Vec<_>>());
+    for stream in &mut streams {
+        let seen = stream.take(2 * EACH).await;
+        let offsets: Vec<i64> = seen
+            .iter()
+            .map(|s| match s {
+                Seen::Item { offset, .. } => *offset,
+                other => panic!("an item, got {other:?}"),
+            })
+            .collect();
+        assert_eq!(offsets, (1..=(2 * EACH) as i64).collect::<Vec<_>>());
+    }
+}
+
+/// Redis restarts empty under a streaming client: the store's subscription comes back, the
+/// client is told `recovered: false` with the new epoch, and gets the new epoch's messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_starts_a_new_epoch_under_a_stream() {
+    let Some(mut redis) = Redis::start().await else { return };
+    let server = serve(store(&redis).await, 100, MINUTE).await;
+    let mut publisher = server.connect("/feed").await;
+    let first = publish_range(&mut publisher, GROUP, 1, 2).await;
+    let mut stream = Subscription::open(server.connect("/feed").await, GROUP, None).await;
+    assert_eq!(stream.next().await, header(true, &first));
+    redis.stop().await;
+    redis.restart().await;
+    // The command connection reconnects on use; the first publish after the restart may fail.
+    let mut fresh = None;
+    for _ in 0..50 {
+        let reply = publisher.call("Publish", json!([GROUP, "m1"])).await;
+        if let Some(result) = reply.get("result") {
+            fresh = Some(serde_json::from_value::<Position>(result.clone()).expect("a position"));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let fresh = fresh.expect("publishing works again after Redis restarted");
+    assert_ne!(fresh.epoch, first.epoch, "Redis lost the history: a new epoch");
+    assert_eq!(fresh.offset, 1);
+    // The header may name offset 0 (and the message follows) or the current position.
+    match stream.next().await {
+        Seen::Header {
+            recovered: false,
+            position,
+        } if position == Position::new(&fresh.epoch, 0) => {
+            assert_eq!(stream.next().await, items(1, 1)[0]);
+        }
+        Seen::Header {
+            recovered: false,
+            position,
+        } => assert_eq!(position.epoch, fresh.epoch),
+        other => panic!("a header with recovered false, got {other:?}"),
+    }
+    publish(&mut publisher, GROUP, "m2").await;
+    assert_eq!(stream.next().await, items(2, 2)[0]);
+}
+
+/// The channels of durable groups this Redis has subscribers on.
+async fn history_channels(redis: &Redis) -> Vec<String> {
+    let client = ::redis::Client::open(redis.url.as_str()).expect("a Redis URL");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to Redis");
+    ::redis::cmd("PUBSUB")
+        .arg("CHANNELS")
+        .arg("history:*")
+        .query_async(&mut connection)
+        .await
+        .expect("PUBSUB CHANNELS")
+}
+
+/// The store listens on a group's channel while the group has subscribers on its server, and
+/// stops when the last one leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_listens_only_while_a_group_has_subscribers() {
+    let Some(redis) = Redis::start().await else { return };
+    let server = serve(store(&redis).await, 100, MINUTE).await;
+    assert_eq!(history_channels(&redis).await, Vec::<String>::new());
+    let mut streams = Vec::new();
+    for _ in 0..2 {
+        let mut stream = Subscription::open(server.connect("/feed").await, GROUP, None).await;
+        stream.next().await;
+        streams.push(stream);
+    }
+    let channels = history_channels(&redis).await;
+    assert_eq!(channels.len(), 1, "{channels:?}");
+    assert!(channels[0].ends_with("|durable-news"), "{channels:?}");
+    let first = streams.remove(0);
+    first.client.close().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(history_channels(&redis).await.len(), 1, "one subscriber is left");
+    streams.remove(0).client.close().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !history_channels(&redis).await.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the channel is still subscribed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
