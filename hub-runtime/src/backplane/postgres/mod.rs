@@ -49,14 +49,15 @@
 //! format, `channels` the names, `large` the payload table, `connect` and `tls` connecting.
 
 mod backplane;
-mod channels;
-mod connect;
+pub(crate) mod channels;
+pub(crate) mod connect;
 mod dispatch;
 mod frame;
 mod large;
 mod listener;
 mod publisher;
 mod tls;
+pub(crate) mod store;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
