@@ -32,15 +32,21 @@ async fn store(url: &str, ttl: Duration) -> PostgresPresence {
         ttl,
         connection: connection(),
     };
-    within("connect the presence store", PostgresPresence::connect_with(url, options))
-        .await
-        .expect("a presence store")
+    within(
+        "connect the presence store",
+        PostgresPresence::connect_with(url, options),
+    )
+    .await
+    .expect("a presence store")
 }
 
 async fn rooms_server(url: &str) -> HubServer {
-    let backplane = within("connect the backplane", PostgresBackplane::connect_with(url, connection()))
-        .await
-        .expect("a backplane");
+    let backplane = within(
+        "connect the backplane",
+        PostgresBackplane::connect_with(url, connection()),
+    )
+    .await
+    .expect("a backplane");
     with_rooms(
         HubServer::builder()
             .backplane(backplane)
@@ -54,7 +60,9 @@ async fn start(url: &str) -> TestServer {
 
 #[tokio::test]
 async fn members_and_online_users_are_seen_from_every_server() {
-    let Some(postgres) = Postgres::start().await else { return };
+    let Some(postgres) = Postgres::start().await else {
+        return;
+    };
     let servers = [
         start(&postgres.url).await,
         start(&postgres.url).await,
@@ -82,7 +90,9 @@ async fn members_and_online_users_are_seen_from_every_server() {
 
 #[tokio::test]
 async fn a_user_on_two_servers_joins_once_and_leaves_once() {
-    let Some(postgres) = Postgres::start().await else { return };
+    let Some(postgres) = Postgres::start().await else {
+        return;
+    };
     let (a, b) = (start(&postgres.url).await, start(&postgres.url).await);
     let mut watcher = Person::connect(&a, Some("watcher")).await;
     watcher.join("room").await;
@@ -108,7 +118,9 @@ async fn a_user_on_two_servers_joins_once_and_leaves_once() {
 
 #[tokio::test]
 async fn first_connections_joining_on_two_servers_at_once_make_one_joined() {
-    let Some(postgres) = Postgres::start().await else { return };
+    let Some(postgres) = Postgres::start().await else {
+        return;
+    };
     let (a, b) = (start(&postgres.url).await, start(&postgres.url).await);
     let mut watcher = Person::connect(&a, Some("watcher")).await;
     let rounds = 10;
@@ -135,7 +147,9 @@ async fn first_connections_joining_on_two_servers_at_once_make_one_joined() {
 
 #[tokio::test]
 async fn the_store_decides_first_and_last_atomically() {
-    let Some(postgres) = Postgres::start().await else { return };
+    let Some(postgres) = Postgres::start().await else {
+        return;
+    };
     let stores = [store(&postgres.url, TTL).await, store(&postgres.url, TTL).await];
     let entry = |connection: usize| GroupEntry {
         hub: "H".into(),
@@ -172,7 +186,9 @@ async fn the_store_decides_first_and_last_atomically() {
 
 #[tokio::test]
 async fn presence_info_is_seen_from_every_server() {
-    let Some(postgres) = Postgres::start().await else { return };
+    let Some(postgres) = Postgres::start().await else {
+        return;
+    };
     let (a, b) = (start(&postgres.url).await, start(&postgres.url).await);
     let mut ann = Person::connect(&a, Some("ann")).await;
     ann.call("SetInfo", serde_json::json!([{"name": "Ann"}])).await;
@@ -228,7 +244,9 @@ impl Doomed {
 
 #[tokio::test]
 async fn the_members_of_a_dead_server_leave_within_the_ttl_once() {
-    let Some(postgres) = Postgres::start().await else { return };
+    let Some(postgres) = Postgres::start().await else {
+        return;
+    };
     let (a, b) = (start(&postgres.url).await, start(&postgres.url).await);
     let doomed = Doomed::start(postgres.url.clone());
     let mut on_a = Person::connect(&a, Some("amy")).await;
@@ -267,10 +285,7 @@ async fn the_members_of_a_dead_server_leave_within_the_ttl_once() {
     assert_eq!(on_b.count("Left", "room", "carl"), 1, "{:?}", on_b.events);
     assert_eq!(on_a.members("room").await, members(&[("amy", 1), ("ben", 1)]));
     assert!(!on_b.online("carl").await);
-    assert!(
-        info_users(&postgres).is_empty(),
-        "the sweep removes carl's info too"
-    );
+    assert!(info_users(&postgres).is_empty(), "the sweep removes carl's info too");
     // The living keep theirs: their servers renew their leases.
     tokio::time::sleep(TTL).await;
     assert_eq!(on_b.members("room").await, members(&[("amy", 1), ("ben", 1)]));
@@ -278,9 +293,8 @@ async fn the_members_of_a_dead_server_leave_within_the_ttl_once() {
 
 /// The users with info in group `room`, as PostgreSQL has them.
 fn info_users(postgres: &Postgres) -> Vec<String> {
-    let out = postgres.psql(
-        "SELECT user_id FROM hub_presence_counts WHERE grp = 'room' AND info IS NOT NULL ORDER BY 1",
-    );
+    let out =
+        postgres.psql("SELECT user_id FROM hub_presence_counts WHERE grp = 'room' AND info IS NOT NULL ORDER BY 1");
     out.lines().map(str::to_string).collect()
 }
 
@@ -292,13 +306,18 @@ fn leaseholders(postgres: &Postgres) -> Vec<String> {
 
 #[tokio::test]
 async fn a_stopped_server_stops_renewing_its_lease() {
-    let Some(postgres) = Postgres::start().await else { return };
+    let Some(postgres) = Postgres::start().await else {
+        return;
+    };
     let _live = start(&postgres.url).await;
     let presence = store(&postgres.url, TTL).await;
     let name = presence.server_name().to_string();
-    let backplane = within("connect the backplane", PostgresBackplane::connect_with(&postgres.url, connection()))
-        .await
-        .expect("a backplane");
+    let backplane = within(
+        "connect the backplane",
+        PostgresBackplane::connect_with(&postgres.url, connection()),
+    )
+    .await
+    .expect("a backplane");
     let stopping = TestServer::start(with_rooms(HubServer::builder().backplane(backplane).presence(presence))).await;
     // Renewed while it runs: past its first lease (TTL / 2), it still holds one.
     tokio::time::sleep(TTL).await;
@@ -324,7 +343,9 @@ fn end_lease(postgres: &Postgres, server: &str) {
 
 #[tokio::test]
 async fn a_server_swept_while_alive_writes_its_entries_again() {
-    let Some(postgres) = Postgres::start().await else { return };
+    let Some(postgres) = Postgres::start().await else {
+        return;
+    };
     let (alive, sweeper) = (store(&postgres.url, TTL).await, store(&postgres.url, TTL).await);
     let entry = GroupEntry {
         hub: "H".into(),
@@ -362,13 +383,18 @@ async fn a_server_swept_while_alive_writes_its_entries_again() {
 
 #[tokio::test]
 async fn the_users_of_a_server_swept_while_alive_leave_and_come_back() {
-    let Some(postgres) = Postgres::start().await else { return };
+    let Some(postgres) = Postgres::start().await else {
+        return;
+    };
     let _sweeper = start(&postgres.url).await;
     let presence = store(&postgres.url, TTL).await;
     let name = presence.server_name().to_string();
-    let backplane = within("connect the backplane", PostgresBackplane::connect_with(&postgres.url, connection()))
-        .await
-        .expect("a backplane");
+    let backplane = within(
+        "connect the backplane",
+        PostgresBackplane::connect_with(&postgres.url, connection()),
+    )
+    .await
+    .expect("a backplane");
     let server = TestServer::start(with_rooms(HubServer::builder().backplane(backplane).presence(presence))).await;
     let mut watcher = Person::connect(&_sweeper, Some("watcher")).await;
     watcher.join("room").await;
@@ -376,7 +402,10 @@ async fn the_users_of_a_server_swept_while_alive_leave_and_come_back() {
     ann.join("room").await;
     // Swept now (in one transaction: the server's own renewal cannot come in between).
     let expired = end_lease_and_sweep(&postgres, &name);
-    assert_eq!(expired, vec!["presence_postgres::presence_support::Rooms", "room", "ann"]);
+    assert_eq!(
+        expired,
+        vec!["presence_postgres::presence_support::Rooms", "room", "ann"]
+    );
     // Its next renewal writes ann's entry again: she is back, and announced (a second Joined).
     let deadline = tokio::time::Instant::now() + TTL;
     while watcher.count("Joined", "room", "ann") < 2 {

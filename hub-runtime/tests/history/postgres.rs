@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use hub_runtime::backplane::PostgresOptions;
 use hub_runtime::history::{Position, PostgresHistory, PostgresHistoryOptions};
-use serde_json::json;
 
 use crate::cases;
 use crate::common::brokers::Postgres;
@@ -35,7 +34,9 @@ macro_rules! shared_case {
     ($name:ident) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $name() {
-            let Some(postgres) = Postgres::start().await else { return };
+            let Some(postgres) = Postgres::start().await else {
+                return;
+            };
             cases::$name(store(&postgres).await).await;
         }
     };
@@ -52,7 +53,9 @@ shared_case!(last_and_groups_without_history);
 /// publishes more; the client resumes there and gets exactly the missed ones, then live ones.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_resumes_on_a_restarted_server() {
-    let Some(postgres) = Postgres::start().await else { return };
+    let Some(postgres) = Postgres::start().await else {
+        return;
+    };
     let first = serve(store(&postgres).await, 100, MINUTE).await;
     let mut publisher = first.connect("/feed").await;
     publish_range(&mut publisher, GROUP, 1, 2).await;
@@ -84,7 +87,9 @@ async fn a_client_resumes_on_a_restarted_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_number_one_group_without_gaps() {
     const EACH: usize = 60;
-    let Some(postgres) = Postgres::start().await else { return };
+    let Some(postgres) = Postgres::start().await else {
+        return;
+    };
     let servers = [
         serve(store(&postgres).await, 1000, MINUTE).await,
         serve(store(&postgres).await, 1000, MINUTE).await,
@@ -132,7 +137,9 @@ async fn two_servers_number_one_group_without_gaps() {
 /// on another server (the notification names its position; the row is read) and is recovered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_too_large_for_a_notification_arrives() {
-    let Some(postgres) = Postgres::start().await else { return };
+    let Some(postgres) = Postgres::start().await else {
+        return;
+    };
     let (a, b) = (
         serve(store(&postgres).await, 100, MINUTE).await,
         serve(store(&postgres).await, 100, MINUTE).await,
@@ -154,7 +161,13 @@ async fn a_message_too_large_for_a_notification_arrives() {
     );
     let mut resumed = Subscription::open(a.connect("/feed").await, GROUP, Some(&start)).await;
     assert_eq!(resumed.next().await, header(true, &position));
-    assert_eq!(resumed.next().await, Seen::Item { offset: 1, message: large });
+    assert_eq!(
+        resumed.next().await,
+        Seen::Item {
+            offset: 1,
+            message: large
+        }
+    );
 }
 
 /// The listening session is killed under a streaming client: the store listens again, tells
@@ -162,7 +175,9 @@ async fn a_message_too_large_for_a_notification_arrives() {
 /// (in order, nothing twice), then live messages.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_listening_session_is_recovered_from_history() {
-    let Some(postgres) = Postgres::start().await else { return };
+    let Some(postgres) = Postgres::start().await else {
+        return;
+    };
     let server = serve(store(&postgres).await, 100, MINUTE).await;
     let mut publisher = server.connect("/feed").await;
     let mut stream = Subscription::open(server.connect("/feed").await, GROUP, None).await;
@@ -179,9 +194,7 @@ async fn a_lost_listening_session_is_recovered_from_history() {
     assert_eq!(stream.take(3).await, items(2, 4));
     // Listening again: live messages arrive.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while postgres.psql(
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'hub history listener'",
-    ) != "1"
+    while postgres.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'hub history listener'") != "1"
     {
         assert!(tokio::time::Instant::now() < deadline, "the store never listened again");
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -56,8 +56,8 @@ mod frame;
 mod large;
 mod listener;
 mod publisher;
-mod tls;
 pub(crate) mod store;
+mod tls;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -97,14 +97,15 @@ impl StoreSession {
     }
 
     /// Runs `sql` (prepared once per connection) with `params`; its rows.
-    pub(crate) async fn query(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Row>, String> {
+    pub(crate) async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, String> {
         let live = self.live().await?;
         let run = async {
-            let cached = live.prepared.lock().unwrap_or_else(|p| p.into_inner()).get(sql).cloned();
+            let cached = live
+                .prepared
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(sql)
+                .cloned();
             let statement = match cached {
                 Some(statement) => statement,
                 None => {

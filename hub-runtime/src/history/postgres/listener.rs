@@ -20,7 +20,10 @@ use crate::backplane::postgres::connect::{describe, Connection, Connector};
 /// The channel a group's positions are notified on: `{prefix}hub_h_{hash}` (at most 61 bytes
 /// for the longest prefix allowed, so PostgreSQL never truncates it).
 pub(super) fn channel(prefix: &str, key: &HistoryKey) -> String {
-    format!("{prefix}hub_h_{:016x}", stable_hash(&format!("{}|{}", key.hub, key.group)))
+    format!(
+        "{prefix}hub_h_{:016x}",
+        stable_hash(&format!("{}|{}", key.hub, key.group))
+    )
 }
 
 struct State {
@@ -72,7 +75,9 @@ impl Listening {
                 Ok(())
             }
             Ok(Err(e)) => Err(HistoryError::Unavailable(describe(&e))),
-            Err(_) => Err(HistoryError::Unavailable("PostgreSQL did not answer a LISTEN in time".into())),
+            Err(_) => Err(HistoryError::Unavailable(
+                "PostgreSQL did not answer a LISTEN in time".into(),
+            )),
         }
     }
 
@@ -146,7 +151,15 @@ async fn drive(connection: Connection, tx: mpsc::UnboundedSender<Notification>) 
 /// Connects, prepares the fetch and LISTENs on every wanted channel.
 async fn open(
     listener: &Listener,
-) -> Result<(Arc<Client>, Statement, mpsc::UnboundedReceiver<Notification>, tokio::task::JoinHandle<()>), String> {
+) -> Result<
+    (
+        Arc<Client>,
+        Statement,
+        mpsc::UnboundedReceiver<Notification>,
+        tokio::task::JoinHandle<()>,
+    ),
+    String,
+> {
     let (client, connection) = listener.connector.connect("hub history listener").await?;
     let (tx, rx) = mpsc::unbounded_channel();
     let driver = tokio::spawn(drive(connection, tx));

@@ -134,8 +134,7 @@ fn sql(prefix: &str) -> (String, Sql, String) {
         read: format!("SELECT epoch, off, payload FROM {read}($1, $2, $3, $4, $5, $6, $7)"),
         clean: format!("SELECT {clean}()"),
     };
-    let fetch =
-        format!("SELECT payload FROM {messages} WHERE hub = $1 AND grp = $2 AND off = $3 AND epoch = $4");
+    let fetch = format!("SELECT payload FROM {messages} WHERE hub = $1 AND grp = $2 AND off = $3 AND epoch = $4");
     (schema, calls, fetch)
 }
 

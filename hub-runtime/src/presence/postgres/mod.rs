@@ -223,7 +223,13 @@ impl PostgresPresence {
         Box::pin(async move { this.run_join(&own).await })
     }
 
-    fn remove(&self, kind: char, hub: &str, group: &str, connection: &str) -> BoxFuture<'static, Result<i64, PresenceError>> {
+    fn remove(
+        &self,
+        kind: char,
+        hub: &str,
+        group: &str,
+        connection: &str,
+    ) -> BoxFuture<'static, Result<i64, PresenceError>> {
         let key = (kind, hub.to_string(), group.to_string(), connection.to_string());
         self.lock_own().remove(&key);
         let this = self.clone();
