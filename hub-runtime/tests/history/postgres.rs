@@ -203,3 +203,27 @@ async fn a_lost_listening_session_is_recovered_from_history() {
     assert_eq!(stream.take(2).await, items(5, 6));
     stream.quiet(Duration::from_millis(300)).await;
 }
+
+/// Expired messages and groups are deleted by the servers' cleanup, though nobody touches the
+/// group again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_rows_are_deleted() {
+    let Some(postgres) = Postgres::start().await else { return };
+    let options = PostgresHistoryOptions {
+        cleanup_interval: Duration::from_millis(100),
+        ..Default::default()
+    };
+    let store = PostgresHistory::connect_with(&postgres.url, options)
+        .await
+        .expect("connect the PostgreSQL history");
+    let server = serve(store, 100, Duration::from_millis(300)).await;
+    let mut publisher = server.connect("/feed").await;
+    publish_range(&mut publisher, GROUP, 1, 2).await;
+    let count = |table: &str| postgres.psql(&format!("SELECT count(*) FROM {table}"));
+    assert_eq!(count("hub_history_messages"), "2");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while count("hub_history_messages") != "0" || count("hub_history_groups") != "0" {
+        assert!(tokio::time::Instant::now() < deadline, "expired rows are still there");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
