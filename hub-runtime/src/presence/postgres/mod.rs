@@ -16,8 +16,7 @@
 //! the entries of a server whose lease ended with `DELETE … RETURNING` (skipping servers another
 //! sweeper holds), so each user that left that way is reported by one sweeper. A live server
 //! that was swept (cut off longer than its lease) finds at its next renewal that it is no
-//! longer marked alive and writes its entries again, as [`RedisPresence`](super::RedisPresence)
-//! does.
+//! longer marked alive and writes its entries again, as `RedisPresence` does.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
