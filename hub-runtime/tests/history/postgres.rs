@@ -227,3 +227,34 @@ async fn expired_rows_are_deleted() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The store listens on a group's channel while the group has subscribers on its server, and
+/// stops when the last one leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_listens_only_while_a_group_has_subscribers() {
+    let Some(postgres) = Postgres::start().await else { return };
+    let history = store(&postgres).await;
+    let server = serve(history.clone(), 100, MINUTE).await;
+    assert_eq!(history.listening_channels().await, Vec::<String>::new());
+    let mut streams = Vec::new();
+    for _ in 0..2 {
+        let mut stream = Subscription::open(server.connect("/feed").await, GROUP, None).await;
+        stream.next().await;
+        streams.push(stream);
+    }
+    let channels = history.listening_channels().await;
+    assert_eq!(channels.len(), 1, "{channels:?}");
+    assert!(channels[0].starts_with("hub_h_") && channels[0].len() <= 63, "{channels:?}");
+    streams.remove(0).client.close().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(history.listening_channels().await.len(), 1, "one subscriber is left");
+    streams.remove(0).client.close().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !history.listening_channels().await.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the channel is still listened on"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

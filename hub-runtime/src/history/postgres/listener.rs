@@ -105,6 +105,13 @@ impl Listening {
         }
     }
 
+    /// The channels the live session LISTENs on (none while disconnected), sorted.
+    pub(super) async fn listened(&self) -> Vec<String> {
+        let mut channels: Vec<String> = self.state.lock().await.listened.iter().cloned().collect();
+        channels.sort();
+        channels
+    }
+
     /// The groups watched here on `channel`.
     async fn keys_of(&self, channel: &str) -> Vec<HistoryKey> {
         let state = self.state.lock().await;

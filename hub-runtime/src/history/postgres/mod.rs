@@ -200,6 +200,12 @@ impl PostgresHistory {
         Ok(history)
     }
 
+    /// The channels the listening session LISTENs on now (none while it reconnects): one per
+    /// group watched on this server (`{prefix}hub_h_{hash}`), sorted.
+    pub async fn listening_channels(&self) -> Vec<String> {
+        self.shared.listening.listened().await
+    }
+
     /// Runs the read function: the group's position and the messages it returned.
     async fn read(
         &self,
