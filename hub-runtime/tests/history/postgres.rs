@@ -208,7 +208,9 @@ async fn a_lost_listening_session_is_recovered_from_history() {
 /// group again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_rows_are_deleted() {
-    let Some(postgres) = Postgres::start().await else { return };
+    let Some(postgres) = Postgres::start().await else {
+        return;
+    };
     let options = PostgresHistoryOptions {
         cleanup_interval: Duration::from_millis(100),
         ..Default::default()
@@ -232,7 +234,9 @@ async fn expired_rows_are_deleted() {
 /// stops when the last one leaves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_store_listens_only_while_a_group_has_subscribers() {
-    let Some(postgres) = Postgres::start().await else { return };
+    let Some(postgres) = Postgres::start().await else {
+        return;
+    };
     let history = store(&postgres).await;
     let server = serve(history.clone(), 100, MINUTE).await;
     assert_eq!(history.listening_channels().await, Vec::<String>::new());
@@ -244,7 +248,10 @@ async fn the_store_listens_only_while_a_group_has_subscribers() {
     }
     let channels = history.listening_channels().await;
     assert_eq!(channels.len(), 1, "{channels:?}");
-    assert!(channels[0].starts_with("hub_h_") && channels[0].len() <= 63, "{channels:?}");
+    assert!(
+        channels[0].starts_with("hub_h_") && channels[0].len() <= 63,
+        "{channels:?}"
+    );
     streams.remove(0).client.close().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(history.listening_channels().await.len(), 1, "one subscriber is left");
