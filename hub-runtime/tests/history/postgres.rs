@@ -265,3 +265,39 @@ async fn the_store_listens_only_while_a_group_has_subscribers() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// PostgreSQL restarts under a streaming client: the command session is opened again on the
+/// next publish, the listening one reconnects, and the stream goes on in the same epoch (the
+/// history is on disk) with nothing lost or repeated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_restart_keeps_the_epoch_under_a_stream() {
+    let Some(mut postgres) = Postgres::start().await else {
+        return;
+    };
+    let server = serve(store(&postgres).await, 100, MINUTE).await;
+    let mut publisher = server.connect("/feed").await;
+    let first = publish_range(&mut publisher, GROUP, 1, 1).await;
+    let mut stream = Subscription::open(server.connect("/feed").await, GROUP, None).await;
+    assert_eq!(stream.next().await, header(true, &first));
+    postgres.stop().await;
+    postgres.restart().await;
+    let mut second = None;
+    for _ in 0..50 {
+        let reply = publisher.call("Publish", serde_json::json!([GROUP, "m2"])).await;
+        if let Some(result) = reply.get("result") {
+            second = Some(serde_json::from_value::<Position>(result.clone()).expect("a position"));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let second = second.expect("publishing works again after PostgreSQL restarted");
+    assert_eq!(
+        second,
+        Position::new(&first.epoch, 2),
+        "the history survived the restart"
+    );
+    assert_eq!(stream.next().await, items(2, 2)[0]);
+    publish_range(&mut publisher, GROUP, 3, 3).await;
+    assert_eq!(stream.next().await, items(3, 3)[0]);
+    stream.quiet(Duration::from_millis(300)).await;
+}
