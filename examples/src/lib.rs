@@ -232,23 +232,33 @@ pub async fn builder(args: &Args, program: &str) -> hub_runtime::HubServerBuilde
     }
 }
 
-/// Keeps durable groups' histories on the `--redis` backplane's Redis when it is given (in
-/// memory otherwise: PostgreSQL and NATS have no history store yet).
+/// Keeps durable groups' histories on the `--redis` backplane's Redis, or the `--postgres`
+/// backplane's PostgreSQL, when one is given (in memory otherwise: NATS has no history store
+/// yet).
 pub async fn with_history(
     builder: hub_runtime::HubServerBuilder,
     args: &Args,
     program: &str,
 ) -> hub_runtime::HubServerBuilder {
-    let Some(url) = &args.redis else {
-        return builder;
-    };
-    match hub_runtime::history::RedisHistory::connect(url).await {
-        Ok(history) => builder.history(history),
-        Err(e) => {
-            eprintln!("{program}: cannot keep history in Redis: {e}");
-            std::process::exit(1);
-        }
+    if let Some(url) = &args.redis {
+        return match hub_runtime::history::RedisHistory::connect(url).await {
+            Ok(history) => builder.history(history),
+            Err(e) => {
+                eprintln!("{program}: cannot keep history in Redis: {e}");
+                std::process::exit(1);
+            }
+        };
     }
+    if let Some(url) = &args.postgres {
+        return match hub_runtime::history::PostgresHistory::connect(url).await {
+            Ok(history) => builder.history(history),
+            Err(e) => {
+                eprintln!("{program}: cannot keep history in PostgreSQL: {e}");
+                std::process::exit(1);
+            }
+        };
+    }
+    builder
 }
 
 /// Adds `backplane` to a builder later (the three backplane types are different types).

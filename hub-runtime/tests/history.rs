@@ -1,12 +1,16 @@
 //! Durable groups (`cx.history`) through real servers and JSON clients: recovery from a
 //! position, overflow and expiry, live messages merged during recovery, epochs; on the
 //! in-memory store, and (feature `redis`) on a private `redis-server` shared by several servers,
-//! one of which restarts (`history/redis.rs`).
+//! one of which restarts (`history/redis.rs`), and the same (feature `postgres`) on a private
+//! PostgreSQL cluster (`history/postgres.rs`).
 
 mod common;
 
 #[path = "history/cases.rs"]
 mod cases;
+#[cfg(feature = "postgres")]
+#[path = "history/postgres.rs"]
+mod postgres_cases;
 #[cfg(feature = "redis")]
 #[path = "history/redis.rs"]
 mod redis_cases;

@@ -2,13 +2,14 @@
 // Subscribe (a server-to-client stream) sends a header, the missed messages, then live ones; a client
 // resumes from its last position after its connection ended; overflow and expiry say Recovered false.
 // One server per history setting (--history-size, --history-ttl); last, servers on one private
-// redis-server (--redis), where the history outlives a server.
+// redis-server (--redis), then on one private PostgreSQL cluster (--postgres), where the history
+// outlives a server.
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { MATRIX, comboName, startInterop, invoke, stopConnection, waitUntil, delay, OP_TIMEOUT } from './server.mjs';
-import { Redis, freePort } from '../scaleout/brokers.mjs';
+import { Postgres, Redis, freePort } from '../scaleout/brokers.mjs';
 
 /**
  * The pattern the guide shows: follow a durable group, remembering the last position, so that a
@@ -177,46 +178,51 @@ describe('Recovery past the TTL (--history-ttl 2)', { timeout: 30_000 }, () => {
     });
 });
 
-describe('Recovery on Redis (--redis): the history outlives a server', { timeout: 60_000 }, () => {
-    let redis;
-    const servers = [];
-    before(async () => { redis = await new Redis(await freePort()).start(); }, { timeout: 15_000 });
-    after(async () => {
-        await Promise.all(servers.map((s) => s.close()));
-        await redis?.close();
-    }, { timeout: 15_000 });
+for (const { label, flag, Broker } of [
+    { label: 'Redis', flag: '--redis', Broker: Redis },
+    { label: 'PostgreSQL', flag: '--postgres', Broker: Postgres },
+]) {
+    describe(`Recovery on ${label} (${flag}): the history outlives a server`, { timeout: 60_000 }, () => {
+        let broker;
+        const servers = [];
+        before(async () => { broker = await new Broker(await freePort()).start(); }, { timeout: 15_000 });
+        after(async () => {
+            await Promise.all(servers.map((s) => s.close()));
+            await broker?.close();
+        }, { timeout: 15_000 });
 
-    async function server() {
-        const ctx = await startInterop(['--redis', redis.url]);
-        servers.push(ctx);
-        return ctx;
-    }
+        async function server() {
+            const ctx = await startInterop([flag, broker.url]);
+            servers.push(ctx);
+            return ctx;
+        }
 
-    it('a client resumes on another server with exactly what it missed, then live from a third', async () => {
-        const group = 'durable-fleet';
-        const a = await server();
-        const publisherA = await a.connect('/broadcast');
-        const watcher = follow(await a.connect('/broadcast'), group);
-        await waitUntil(() => watcher.headers.length === 1, OP_TIMEOUT, 'the header');
-        await publishAll(publisherA, group, ['m1', 'm2']);
-        await waitUntil(() => watcher.seen.length === 2, OP_TIMEOUT, 'two live messages');
-        const last = watcher.last;
-        await a.close(); // the server goes away with its connections
+        it('a client resumes on another server with exactly what it missed, then live from a third', async () => {
+            const group = 'durable-fleet';
+            const a = await server();
+            const publisherA = await a.connect('/broadcast');
+            const watcher = follow(await a.connect('/broadcast'), group);
+            await waitUntil(() => watcher.headers.length === 1, OP_TIMEOUT, 'the header');
+            await publishAll(publisherA, group, ['m1', 'm2']);
+            await waitUntil(() => watcher.seen.length === 2, OP_TIMEOUT, 'two live messages');
+            const last = watcher.last;
+            await a.close(); // the server goes away with its connections
 
-        const b = await server();
-        const c = await server();
-        const publisherB = await b.connect('/broadcast');
-        const positions = await publishAll(publisherB, group, ['m3', 'm4']);
-        assert.deepEqual(positions.map((p) => [p.Epoch, p.Offset]), [[last.Epoch, 3], [last.Epoch, 4]]);
-        const resumed = follow(await b.connect('/broadcast'), group, last);
-        await waitUntil(() => resumed.seen.length === 2, OP_TIMEOUT, 'the missed messages');
-        assert.deepEqual(resumed.headers, [{ Recovered: true, Epoch: last.Epoch, Offset: 4 }]);
-        const publisherC = await c.connect('/broadcast');
-        const [fifth] = await publishAll(publisherC, group, ['m5']);
-        assert.deepEqual(fifth, { Epoch: last.Epoch, Offset: 5 });
-        await waitUntil(() => resumed.seen.length === 3, OP_TIMEOUT, 'the message published on another server');
-        assert.deepEqual(messages(resumed), ['m3', 'm4', 'm5']);
-        assert.deepEqual(offsets(resumed), [3, 4, 5]);
-        resumed.dispose();
+            const b = await server();
+            const c = await server();
+            const publisherB = await b.connect('/broadcast');
+            const positions = await publishAll(publisherB, group, ['m3', 'm4']);
+            assert.deepEqual(positions.map((p) => [p.Epoch, p.Offset]), [[last.Epoch, 3], [last.Epoch, 4]]);
+            const resumed = follow(await b.connect('/broadcast'), group, last);
+            await waitUntil(() => resumed.seen.length === 2, OP_TIMEOUT, 'the missed messages');
+            assert.deepEqual(resumed.headers, [{ Recovered: true, Epoch: last.Epoch, Offset: 4 }]);
+            const publisherC = await c.connect('/broadcast');
+            const [fifth] = await publishAll(publisherC, group, ['m5']);
+            assert.deepEqual(fifth, { Epoch: last.Epoch, Offset: 5 });
+            await waitUntil(() => resumed.seen.length === 3, OP_TIMEOUT, 'the message published on another server');
+            assert.deepEqual(messages(resumed), ['m3', 'm4', 'm5']);
+            assert.deepEqual(offsets(resumed), [3, 4, 5]);
+            resumed.dispose();
+        });
     });
-});
+}

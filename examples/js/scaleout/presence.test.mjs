@@ -1,9 +1,9 @@
-// Presence across three interop processes sharing Redis (`--presence-ttl 3`), with the official
+// Presence across three interop processes sharing Redis or PostgreSQL (`--presence-ttl 3`), with the official
 // client: Members seen from every node, one Joined for first connections joining on two nodes at
 // once, and the members of a node killed with SIGKILL leaving within the TTL, once.
 //
-// Presence is shared through Redis only (the other backplanes keep it per server for now): with
-// SCALEOUT_BACKPLANE other than redis this file skips.
+// Presence is shared through Redis and PostgreSQL only (NATS keeps it per server for now): with
+// SCALEOUT_BACKPLANE=nats this file skips.
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,7 +12,8 @@ import { startCluster, invoke, delay, BACKPLANE } from './cluster.mjs';
 
 const TTL_SECONDS = 3;
 
-const skip = BACKPLANE !== 'redis' && `presence is shared through Redis only (SCALEOUT_BACKPLANE=${BACKPLANE})`;
+const skip = !['redis', 'postgres'].includes(BACKPLANE)
+    && `presence is shared through Redis and PostgreSQL only (SCALEOUT_BACKPLANE=${BACKPLANE})`;
 
 describe('presence across servers', { skip, timeout: 60_000 }, () => {
     let cluster;

@@ -9,7 +9,7 @@ use hub_examples::reply;
 use hub_runtime::auth::claim_types;
 use hub_runtime::history::{HistoryError, HistoryEvent, HistoryRule};
 use hub_runtime::prelude::*;
-use hub_runtime::presence::{RedisPresence, RedisPresenceOptions};
+use hub_runtime::presence::{PostgresPresence, PostgresPresenceOptions, RedisPresence, RedisPresenceOptions};
 use hub_runtime::types::{Binary, DateTime};
 use hub_runtime::{
     AuthError, Connection, Cors, EndpointOptions, Hub, Identity, JwtAuthenticator, RequestContext, SendError,
@@ -424,7 +424,7 @@ struct Cli {
     /// service (no TLS under axum).
     #[arg(long, value_enum, default_value_t = Host::Warp)]
     host: Host,
-    /// How long the presence entries of a server that died stay (with --redis): its users
+    /// How long the presence entries of a server that died stay (with --redis or --postgres): its users
     /// leave their groups within this many seconds.
     #[arg(long, value_name = "SECONDS", value_parser = hub_examples::parse_seconds, default_value = "30")]
     presence_ttl: std::time::Duration,
@@ -493,6 +493,18 @@ async fn main() -> std::io::Result<()> {
             Ok(store) => builder = builder.presence(store),
             Err(e) => {
                 eprintln!("{PROGRAM}: cannot keep presence in Redis: {e}");
+                std::process::exit(1);
+            }
+        }
+    } else if let Some(url) = &args.postgres {
+        let options = PostgresPresenceOptions {
+            ttl: cli.presence_ttl,
+            ..Default::default()
+        };
+        match PostgresPresence::connect_with(url, options).await {
+            Ok(store) => builder = builder.presence(store),
+            Err(e) => {
+                eprintln!("{PROGRAM}: cannot keep presence in PostgreSQL: {e}");
                 std::process::exit(1);
             }
         }

@@ -14,7 +14,7 @@
 #[cfg(feature = "nats")]
 mod nats;
 #[cfg(feature = "postgres")]
-mod postgres;
+pub(crate) mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
 mod target;

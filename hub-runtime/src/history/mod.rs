@@ -23,6 +23,8 @@
 mod fanout;
 mod handle;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod recovery;
 #[cfg(feature = "redis")]
 mod redis;
@@ -38,6 +40,8 @@ use serde::{Deserialize, Serialize};
 pub use self::fanout::{Fanout, LiveEvent, Watch};
 pub use self::handle::{History, Recent};
 pub use self::memory::InMemoryHistory;
+#[cfg(feature = "postgres")]
+pub use self::postgres::{PostgresHistory, PostgresHistoryOptions};
 pub use self::recovery::{HistoryEvent, HistoryItem, RecoveryHeader};
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisHistory, RedisHistoryOptions};

@@ -17,6 +17,8 @@
 //! `server`.
 
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
 
@@ -26,6 +28,8 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 
 pub use self::memory::InMemoryPresence;
+#[cfg(feature = "postgres")]
+pub use self::postgres::{PostgresPresence, PostgresPresenceOptions};
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisPresence, RedisPresenceOptions};
 

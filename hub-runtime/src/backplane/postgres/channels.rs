@@ -14,7 +14,7 @@ pub(super) const MAX_PREFIX: usize = MAX_IDENTIFIER - LONGEST_SUFFIX;
 
 /// Whether `prefix` fits: short enough for every name built on it, and no NUL (PostgreSQL
 /// refuses it in identifiers).
-pub(super) fn check_prefix(prefix: &str) -> Result<(), String> {
+pub(crate) fn check_prefix(prefix: &str) -> Result<(), String> {
     if prefix.len() > MAX_PREFIX {
         return Err(format!(
             "the channel prefix is {} bytes long; at most {MAX_PREFIX} fit in PostgreSQL's 63-byte names",
@@ -29,7 +29,7 @@ pub(super) fn check_prefix(prefix: &str) -> Result<(), String> {
 
 /// FNV-1a, 64 bits: stable across builds and platforms (every server of a fleet must agree on
 /// the names, whatever Rust version built it).
-fn stable_hash(text: &str) -> u64 {
+pub(crate) fn stable_hash(text: &str) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in text.bytes() {
         hash ^= u64::from(byte);
@@ -54,7 +54,7 @@ pub(super) fn payload_table(prefix: &str) -> String {
 }
 
 /// `name` as a quoted SQL identifier (case kept, quotes doubled).
-pub(super) fn quote_identifier(name: &str) -> String {
+pub(crate) fn quote_identifier(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 

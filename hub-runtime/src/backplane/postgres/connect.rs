@@ -10,11 +10,11 @@ use super::tls::{connector, read_sslmode};
 use super::PostgresOptions;
 
 /// A connection's driver: polled by a task of its own, it delivers notifications.
-pub(super) type Connection =
+pub(crate) type Connection =
     tokio_postgres::Connection<Socket, <MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<Socket>>::Stream>;
 
 /// Opens connections with one configuration.
-pub(super) struct Connector {
+pub(crate) struct Connector {
     config: tokio_postgres::Config,
     tls: MakeRustlsConnect,
     connect_timeout: Duration,
@@ -22,7 +22,7 @@ pub(super) struct Connector {
 
 impl Connector {
     /// Parses `url` (a `postgres://` URL or `key=value` pairs) and prepares TLS.
-    pub(super) fn new(url: &str, options: &PostgresOptions) -> Result<Connector, String> {
+    pub(crate) fn new(url: &str, options: &PostgresOptions) -> Result<Connector, String> {
         let (url, verify) = read_sslmode(url);
         let mut config: tokio_postgres::Config = url.parse().map_err(|e| format!("{e}"))?;
         // The kernel counts keepalive times in whole seconds, up to 32767.
@@ -46,7 +46,7 @@ impl Connector {
 
     /// Connects (TCP, TLS, authentication) within the connect timeout, naming the session
     /// `application_name` (as `pg_stat_activity` shows it).
-    pub(super) async fn connect(&self, application_name: &str) -> Result<(Client, Connection), String> {
+    pub(crate) async fn connect(&self, application_name: &str) -> Result<(Client, Connection), String> {
         let mut config = self.config.clone();
         config.application_name(application_name);
         match tokio::time::timeout(self.connect_timeout, config.connect(self.tls.clone())).await {
@@ -58,7 +58,7 @@ impl Connector {
 }
 
 /// An error with its cause (tokio-postgres' own text is often only "error connecting").
-pub(super) fn describe(error: &tokio_postgres::Error) -> String {
+pub(crate) fn describe(error: &tokio_postgres::Error) -> String {
     match std::error::Error::source(error) {
         Some(source) => format!("{error}: {source}"),
         None => error.to_string(),

@@ -49,13 +49,14 @@
 //! format, `channels` the names, `large` the payload table, `connect` and `tls` connecting.
 
 mod backplane;
-mod channels;
-mod connect;
+pub(crate) mod channels;
+pub(crate) mod connect;
 mod dispatch;
 mod frame;
 mod large;
 mod listener;
 mod publisher;
+pub(crate) mod store;
 mod tls;
 
 use std::collections::HashMap;
