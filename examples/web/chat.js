@@ -12,10 +12,24 @@
     };
   }
   function registerChatClient(connection2, receiver) {
-    connection2.on("UserJoined", (room, name) => receiver.userJoined(room, name));
-    connection2.on("UserLeft", (room, name) => receiver.userLeft(room, name));
-    return { dispose: () => {
-    } };
+    const handlers = [
+      ["UserJoined", async (room, name) => {
+        await receiver.userJoined(room, name);
+      }],
+      ["UserLeft", async (room, name) => {
+        await receiver.userLeft(room, name);
+      }]
+    ];
+    for (const [name, handler] of handlers) {
+      connection2.on(name, handler);
+    }
+    return {
+      dispose: () => {
+        for (const [name, handler] of handlers) {
+          connection2.off(name, handler);
+        }
+      }
+    };
   }
 
   // chat.ts
@@ -215,12 +229,9 @@
     try {
       const view = await hub.join(room);
       state.members = new Set(view.members);
-      const pending = state.pending;
-      state.pending = null;
-      for (const event of pending ?? []) applyEvent(room, state, event);
       const seen = state.position;
       if (seen && seen.epoch === view.position.epoch && seen.offset <= view.position.offset) {
-        if (state.log.length === 0) {
+        if (!state.log.some((entry) => entry.kind === "message")) {
           for (const item of view.recent) {
             if (item.offset <= seen.offset) {
               addLog(room, { kind: "message", author: item.name, text: item.text, time: /* @__PURE__ */ new Date() });
@@ -233,6 +244,9 @@
         for (const item of view.recent) posted(room, state, item);
         state.position = view.position;
       }
+      const pending = state.pending;
+      state.pending = null;
+      for (const event of pending ?? []) applyEvent(room, state, event);
       saveSession();
       follow(room, state);
       if (room === current) renderMembers();

@@ -302,14 +302,11 @@ async function joinRoom(room: string, { show = false } = {}): Promise<void> {
     try {
         const view = await hub.join(room);
         state.members = new Set(view.members);
-        const pending = state.pending;
-        state.pending = null;
-        for (const event of pending ?? []) applyEvent(room, state, event);
         const seen = state.position;
         if (seen && seen.epoch === view.position.epoch && seen.offset <= view.position.offset) {
             // Back after a reconnect or a reload: show what we had (after a reload the log is
             // empty), then follow from where we were, which brings what we missed.
-            if (state.log.length === 0) {
+            if (!state.log.some((entry) => entry.kind === "message")) {
                 for (const item of view.recent) {
                     if (item.offset <= seen.offset) {
                         addLog(room, { kind: "message", author: item.name, text: item.text, time: new Date() });
@@ -322,6 +319,10 @@ async function joinRoom(room: string, { show = false } = {}): Promise<void> {
             for (const item of view.recent) posted(room, state, item);
             state.position = view.position;
         }
+        // Member events that came while Join was in flight, after the messages from before.
+        const pending = state.pending;
+        state.pending = null;
+        for (const event of pending ?? []) applyEvent(room, state, event);
         saveSession();
         follow(room, state);
         if (room === current) renderMembers();

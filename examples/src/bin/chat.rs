@@ -130,7 +130,11 @@ impl ChatHub {
         check("a room name", &room, MAX_ROOM)?;
         cx.groups.add(cx.connection_id(), &room).await?;
         let members = cx.groups.members(&room).await?;
-        let recent = cx.history.last::<Line>(&room, self.recent).await.map_err(history_error)?;
+        let recent = cx
+            .history
+            .last::<Line>(&room, self.recent)
+            .await
+            .map_err(history_error)?;
         Ok(RoomView {
             members: members.into_iter().map(|m| m.user).collect(),
             recent: recent
@@ -159,7 +163,9 @@ impl ChatHub {
     async fn send_message(&self, cx: &HubContext<Self>, room: String, text: String) -> Result<(), HubError> {
         let name = name_of(cx)?;
         if text.trim().is_empty() || text.chars().count() > MAX_TEXT {
-            return Err(HubError::for_client(format!("a message must be 1 to {MAX_TEXT} characters")));
+            return Err(HubError::for_client(format!(
+                "a message must be 1 to {MAX_TEXT} characters"
+            )));
         }
         let members = cx.groups.members(&room).await?;
         if !members.iter().any(|m| m.user == name) {
