@@ -18,6 +18,9 @@
       }],
       ["UserLeft", async (room, name) => {
         await receiver.userLeft(room, name);
+      }],
+      ["ReceiveMessage", async (room, name, text) => {
+        await receiver.receiveMessage(room, name, text);
       }]
     ];
     for (const [name, handler] of handlers) {
@@ -97,7 +100,11 @@
     }).configureLogging(signalR.LogLevel.None).build();
     registerChatClient(c, {
       userJoined: (room, who) => roomEvent(room, { type: "joined", name: who }),
-      userLeft: (room, who) => roomEvent(room, { type: "left", name: who })
+      userLeft: (room, who) => roomEvent(room, { type: "left", name: who }),
+      // Only when rooms keep no history (a backplane without a shared history store).
+      receiveMessage: (room, who, text) => {
+        if (rooms.has(room)) addLog(room, { kind: "message", author: who, text, time: /* @__PURE__ */ new Date() });
+      }
     });
     c.onreconnecting(() => {
       if (c === connection) setStatus("reconnecting");
@@ -230,7 +237,9 @@
       const view = await hub.join(room);
       state.members = new Set(view.members);
       const seen = state.position;
-      if (seen && seen.epoch === view.position.epoch && seen.offset <= view.position.offset) {
+      if (!view.position) {
+        state.position = null;
+      } else if (seen && seen.epoch === view.position.epoch && seen.offset <= view.position.offset) {
         if (!state.log.some((entry) => entry.kind === "message")) {
           for (const item of view.recent) {
             if (item.offset <= seen.offset) {

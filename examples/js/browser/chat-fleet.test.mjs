@@ -5,7 +5,8 @@
 // (SIGKILL: it cannot say goodbye) the other's page sees its user leave within the presence TTL
 // (--presence-ttl 2). The killed server's page reconnects to the restarted server and shows the
 // messages sent meanwhile, each once; a reloaded page resumes from its saved position the same
-// way.
+// way. On NATS (no shared history store yet) rooms keep no history, and messages still cross
+// servers (through the backplane).
 //
 //   CHAT_BIN        the server binary (default ../../target/release/chat relative to examples/js)
 //   CHROMIUM_PATH   the browser (default /usr/bin/chromium)
@@ -15,7 +16,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { startServer, chatBin } from '../interop/server.mjs';
-import { Redis, freePort } from '../scaleout/brokers.mjs';
+import { Nats, Redis, freePort } from '../scaleout/brokers.mjs';
 import { openBrowser, closeBrowser, waitForText, WAIT } from './chromium.mjs';
 
 const PRESENCE_TTL = 2; // seconds
@@ -169,5 +170,40 @@ describe('chat fleet: two servers on Redis, in Chromium', { timeout: 120_000 }, 
         for (const b of [alice, bob]) {
             assert.deepEqual(b.pageErrors, [], `${b.name}: page errors`);
         }
+    });
+});
+
+describe('chat fleet: two servers on NATS (no shared history store), in Chromium', { timeout: 60_000 }, () => {
+    let nats;
+    let servers = [];
+    let alice;
+    let bob;
+
+    before(async () => {
+        nats = await new Nats(await freePort()).start();
+        servers = await Promise.all(['chat-a', 'chat-b'].map((name) =>
+            startServer(chatBin(), ['--nats', nats.url], { name })));
+        [alice, bob] = await Promise.all([openBrowser('alice'), openBrowser('bob')]);
+    }, { timeout: 40_000 });
+
+    after(async () => {
+        await Promise.all([closeBrowser(alice), closeBrowser(bob)]);
+        await Promise.all(servers.map((s) => s.stop()));
+        await nats?.close();
+    }, { timeout: 30_000 });
+
+    it('messages cross servers through the backplane', async () => {
+        await alice.page.goto(servers[0].url + '/', { waitUntil: 'load', timeout: WAIT });
+        await bob.page.goto(servers[1].url + '/', { waitUntil: 'load', timeout: WAIT });
+        await join(alice.page, 'alice', 'lobby');
+        await waitForText(alice.page, '#status', 'connected');
+        await join(bob.page, 'bob', 'lobby');
+        await waitForText(bob.page, '#status', 'connected');
+        await say(alice.page, 'over nats');
+        await waitForLine(bob.page, 'message', 'alice: over nats');
+        await say(bob.page, 'back over nats');
+        await waitForLine(alice.page, 'message', 'bob: back over nats');
+        await assertMessages(alice.page, ['alice: over nats', 'bob: back over nats']);
+        for (const b of [alice, bob]) assert.deepEqual(b.pageErrors, [], `${b.name}: page errors`);
     });
 });

@@ -25,6 +25,9 @@ trait ChatClient {
     fn user_joined(&self, room: String, name: String);
     /// A user's last connection left a room (or its server stopped).
     fn user_left(&self, room: String, name: String);
+    /// A message, when rooms keep no history (`--postgres`, `--nats`: no shared history store
+    /// yet); with history, messages come through `Subscribe`.
+    fn receive_message(&self, room: String, name: String, text: String);
 }
 
 /// What a room's history keeps per message.
@@ -64,8 +67,9 @@ struct RoomView {
     members: Vec<String>,
     /// The room's latest messages, oldest first.
     recent: Vec<Posted>,
-    /// The position of the last of them: subscribe from here.
-    position: Mark,
+    /// The position of the last of them: subscribe from here. None when rooms keep no
+    /// history (messages then come as `ReceiveMessage`).
+    position: Option<Mark>,
 }
 
 /// The first item of a `Subscribe` stream, and the item sent when the room's history starts
@@ -130,13 +134,21 @@ impl ChatHub {
         check("a room name", &room, MAX_ROOM)?;
         cx.groups.add(cx.connection_id(), &room).await?;
         let members = cx.groups.members(&room).await?;
+        let members = members.into_iter().map(|m| m.user).collect();
+        if cx.history.limits(&room).is_none() {
+            return Ok(RoomView {
+                members,
+                recent: Vec::new(),
+                position: None,
+            });
+        }
         let recent = cx
             .history
             .last::<Line>(&room, self.recent)
             .await
             .map_err(history_error)?;
         Ok(RoomView {
-            members: members.into_iter().map(|m| m.user).collect(),
+            members,
             recent: recent
                 .items
                 .into_iter()
@@ -146,10 +158,10 @@ impl ChatHub {
                     text: item.message.text,
                 })
                 .collect(),
-            position: Mark {
+            position: Some(Mark {
                 epoch: recent.position.epoch,
                 offset: recent.position.offset,
-            },
+            }),
         })
     }
 
@@ -170,6 +182,13 @@ impl ChatHub {
         let members = cx.groups.members(&room).await?;
         if !members.iter().any(|m| m.user == name) {
             return Err(HubError::for_client(format!("join '{room}' before writing to it")));
+        }
+        if cx.history.limits(&room).is_none() {
+            cx.clients
+                .group(&room)
+                .receive_message(room.clone(), name, text)
+                .await?;
+            return Ok(());
         }
         cx.history
             .publish(&room, &Line { name, text })
@@ -258,20 +277,27 @@ async fn main() -> std::io::Result<()> {
     }
     let args = cli.common;
     // Every room keeps a history (not only `durable-` ones): a chat page always wants the
-    // messages it missed.
+    // messages it missed. History fans messages out through its store, so without a shared one
+    // (PostgreSQL and NATS have none yet) rooms keep none and messages go through the backplane.
+    let shared_history = args.postgres.is_none() && args.nats.is_none();
+    if !shared_history {
+        eprintln!("{PROGRAM}: no shared history store for this backplane: rooms keep no history");
+    }
     let rooms = HistoryRule::new(GroupPattern::Any)
         .max_len(usize::try_from(cli.history_size).unwrap_or(usize::MAX))
         .ttl(cli.history_ttl);
     let builder = hub_examples::builder(&args, PROGRAM).await;
     let builder = hub_examples::with_presence(builder, &args, cli.presence_ttl, PROGRAM).await;
+    let endpoint = EndpointOptions::new().authenticator(name_from_query);
+    let endpoint = if shared_history {
+        endpoint.history(rooms)
+    } else {
+        endpoint
+    };
     let server = hub_examples::with_history(builder, &args, PROGRAM)
         .await
         .options(args.hub_options(hub_runtime::HubOptions::default()))
-        .hub_with(
-            "/chat",
-            ChatHub { recent: cli.recent },
-            EndpointOptions::new().authenticator(name_from_query).history(rooms),
-        )
+        .hub_with("/chat", ChatHub { recent: cli.recent }, endpoint)
         .build();
 
     let routes = server.filter().or(PAGE.routes()).unify().boxed();

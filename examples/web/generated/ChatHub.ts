@@ -68,9 +68,10 @@ members: Array<string>,
  */
 recent: Array<Posted>, 
 /**
- * The position of the last of them: subscribe from here.
+ * The position of the last of them: subscribe from here. None when rooms keep no
+ * history (messages then come as `ReceiveMessage`).
  */
-position: Mark, };
+position: Mark | null, };
 
 export interface ChatHub {
   /**
@@ -111,6 +112,11 @@ export interface ChatClient {
    * A user's last connection left a room (or its server stopped).
    */
   userLeft(room: string, name: string): void | Promise<void>;
+  /**
+   * A message, when rooms keep no history (`--postgres`, `--nats`: no shared history store
+   * yet); with history, messages come through `Subscribe`.
+   */
+  receiveMessage(room: string, name: string, text: string): void | Promise<void>;
 }
 
 /** Calls `receiver`'s methods when the hub invokes them on `connection` (a method's value is its client result); `dispose()` removes the handlers. */
@@ -118,6 +124,7 @@ export function registerChatClient(connection: HubConnection, receiver: ChatClie
   const handlers: [string, (...args: any[]) => unknown][] = [
     ["UserJoined", async (room: string, name: string) => { await receiver.userJoined(room, name); }],
     ["UserLeft", async (room: string, name: string) => { await receiver.userLeft(room, name); }],
+    ["ReceiveMessage", async (room: string, name: string, text: string) => { await receiver.receiveMessage(room, name, text); }],
   ];
   for (const [name, handler] of handlers) {
     connection.on(name, handler);
