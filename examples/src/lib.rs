@@ -261,6 +261,33 @@ pub async fn with_history(
     builder
 }
 
+/// Keeps presence (who is in which group, who is online) in the `--redis` backplane's Redis
+/// when it is given, each server's entries outliving it at most `ttl`; in memory otherwise
+/// (PostgreSQL and NATS have no presence store yet: the builder then warns that members are
+/// per server).
+pub async fn with_presence(
+    builder: hub_runtime::HubServerBuilder,
+    args: &Args,
+    ttl: std::time::Duration,
+    program: &str,
+) -> hub_runtime::HubServerBuilder {
+    use hub_runtime::presence::{RedisPresence, RedisPresenceOptions};
+    let Some(url) = &args.redis else {
+        return builder;
+    };
+    let options = RedisPresenceOptions {
+        ttl,
+        ..Default::default()
+    };
+    match RedisPresence::connect_with(url, options).await {
+        Ok(presence) => builder.presence(presence),
+        Err(e) => {
+            eprintln!("{program}: cannot keep presence in Redis: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
 /// Adds `backplane` to a builder later (the three backplane types are different types).
 type WithBackplane = Box<dyn FnOnce(hub_runtime::HubServerBuilder) -> hub_runtime::HubServerBuilder>;
 

@@ -5,9 +5,10 @@
   // generated/ChatHub.ts
   function createChatHubProxy(connection2) {
     return {
-      join: (room, name) => connection2.invoke("Join", room, name),
+      join: (room) => connection2.invoke("Join", room),
       leave: (room) => connection2.invoke("Leave", room),
-      sendMessage: (room, text) => connection2.invoke("SendMessage", room, text)
+      sendMessage: (room, text) => connection2.invoke("SendMessage", room, text),
+      subscribe: (room, from) => connection2.stream("Subscribe", room, from)
     };
   }
   function registerChatClient(connection2, receiver) {
@@ -60,29 +61,79 @@
   var rooms = /* @__PURE__ */ new Map();
   var current = null;
   var connected = false;
-  var connection = new signalR.HubConnectionBuilder().withUrl("/chat").withAutomaticReconnect().configureLogging(signalR.LogLevel.Warning).build();
-  var hub = createChatHubProxy(connection);
+  var myName = null;
+  var SESSION_KEY = "hub-chat-session";
+  function saveSession() {
+    if (myName === null) return;
+    const saved = {
+      name: myName,
+      current,
+      rooms: [...rooms].map(([room, state]) => [room, state.position])
+    };
+    try {
+      sessionStorage.setItem(SESSION_KEY, JSON.stringify(saved));
+    } catch {
+    }
+  }
+  function loadSession() {
+    try {
+      const text = sessionStorage.getItem(SESSION_KEY);
+      if (!text) return null;
+      const saved = JSON.parse(text);
+      if (typeof saved.name !== "string" || !Array.isArray(saved.rooms)) return null;
+      return saved;
+    } catch {
+      return null;
+    }
+  }
   function setStatus(state) {
     ui.status.textContent = state;
-    ui.status.className = "status status-" + state;
+    ui.status.className = "status status-" + state.replace(" ", "-");
     connected = state === "connected";
     updateControls();
   }
-  connection.onreconnecting(() => setStatus("reconnecting"));
-  connection.onreconnected(async () => {
-    setStatus("connected");
-    for (const [room, state] of rooms) {
-      try {
-        await joinRoom(room, state.name, { rejoin: true });
-      } catch (e) {
-        systemLine(room, `could not rejoin ${room}: ${errorText(e)}`);
+  var connection = null;
+  var hub = null;
+  function connect(name) {
+    const c = new signalR.HubConnectionBuilder().withUrl("/chat?name=" + encodeURIComponent(name)).withAutomaticReconnect({
+      nextRetryDelayInMilliseconds: (retry) => Math.min(1e3 * 2 ** retry.previousRetryCount, 1e4)
+    }).configureLogging(signalR.LogLevel.None).build();
+    registerChatClient(c, {
+      userJoined: (room, who) => roomEvent(room, { type: "joined", name: who }),
+      userLeft: (room, who) => roomEvent(room, { type: "left", name: who }),
+      // Only when rooms keep no history (a backplane without a shared history store).
+      receiveMessage: (room, who, text) => {
+        if (rooms.has(room)) addLog(room, { kind: "message", author: who, text, time: /* @__PURE__ */ new Date() });
       }
-    }
-  });
-  connection.onclose(() => {
-    setStatus("disconnected");
-    scheduleStart(5e3);
-  });
+    });
+    c.onreconnecting(() => {
+      if (c === connection) setStatus("reconnecting");
+    });
+    c.onreconnected(() => {
+      if (c !== connection) return;
+      setStatus("connected");
+      rejoinAll();
+    });
+    c.onclose(() => {
+      if (c !== connection) return;
+      setStatus("disconnected");
+      scheduleStart(3e3);
+    });
+    return c;
+  }
+  async function connectAs(name) {
+    if (connection && myName === name) return;
+    const old = connection;
+    connection = null;
+    hub = null;
+    for (const state of rooms.values()) closeStream(state);
+    if (old) await old.stop();
+    myName = name;
+    connection = connect(name);
+    hub = createChatHubProxy(connection);
+    saveSession();
+    await start();
+  }
   var startTimer = null;
   function scheduleStart(ms) {
     if (startTimer) return;
@@ -92,109 +143,151 @@
     }, ms);
   }
   async function start() {
-    if (connection.state !== signalR.HubConnectionState.Disconnected) return;
+    const c = connection;
+    if (!c || c.state !== signalR.HubConnectionState.Disconnected) return;
     setStatus("connecting");
     try {
-      await connection.start();
-      setStatus("connected");
-      for (const [room, state] of rooms) {
-        joinRoom(room, state.name, { rejoin: true }).catch(
-          (e) => systemLine(room, `could not rejoin ${room}: ${errorText(e)}`)
-        );
-      }
+      await c.start();
     } catch (e) {
+      if (c !== connection) return;
       console.warn("connection failed to start:", e);
       setStatus("disconnected");
       scheduleStart(3e3);
+      return;
+    }
+    if (c !== connection) return;
+    setStatus("connected");
+    rejoinAll();
+  }
+  function rejoinAll() {
+    for (const room of rooms.keys()) {
+      joinRoom(room).catch((e) => systemLine(room, `could not rejoin ${room}: ${errorText(e)}`));
     }
   }
-  registerChatClient(connection, {
-    userJoined: (room, name) => roomEvent(room, { type: "joined", name }),
-    userLeft: (room, name) => roomEvent(room, { type: "left", name }),
-    receiveMessage: (room, name, text) => roomEvent(room, { type: "message", name, text })
-  });
   function roomEvent(room, event) {
     const state = rooms.get(room);
     if (!state) return;
-    if (state.pending) {
-      if (event.type === "joined" && event.name === state.name && state.selfJoinEchoPending) {
-        state.selfJoinEchoPending = false;
-        systemLine(room, `${event.name} joined ${room}`);
-        return;
-      }
-      state.pending.push(event);
-      return;
-    }
-    applyEvent(room, state, event);
+    if (state.pending) state.pending.push(event);
+    else applyEvent(room, state, event);
   }
   function applyEvent(room, state, event) {
-    switch (event.type) {
-      case "joined":
-        if (event.name === state.name && state.selfJoinEchoPending) {
-          state.selfJoinEchoPending = false;
-        } else {
-          state.members.set(event.name, (state.members.get(event.name) ?? 0) + 1);
-        }
-        systemLine(room, `${event.name} joined ${room}`);
-        break;
-      case "left": {
-        const n = (state.members.get(event.name) ?? 0) - 1;
-        if (n > 0) state.members.set(event.name, n);
-        else state.members.delete(event.name);
-        systemLine(room, `${event.name} left ${room}`);
-        break;
-      }
-      case "message":
-        addLog(room, { kind: "message", author: event.name, text: event.text, time: /* @__PURE__ */ new Date() });
-        break;
+    if (event.type === "joined") {
+      state.members.add(event.name);
+      systemLine(room, `${event.name} joined ${room}`);
+    } else {
+      state.members.delete(event.name);
+      systemLine(room, `${event.name} left ${room}`);
     }
-    if (room === current && event.type !== "message") renderMembers();
+    if (room === current) renderMembers();
   }
-  async function joinRoom(room, name, { rejoin = false } = {}) {
+  function closeStream(state) {
+    const stream = state.stream;
+    state.stream = null;
+    try {
+      stream?.dispose();
+    } catch {
+    }
+  }
+  function posted(room, state, item) {
+    if (!state.position || item.offset <= state.position.offset) return;
+    state.position = { epoch: state.position.epoch, offset: item.offset };
+    addLog(room, { kind: "message", author: item.name, text: item.text, time: /* @__PURE__ */ new Date() });
+    saveSession();
+  }
+  function follow(room, state) {
+    if (!hub || !state.position) return;
+    closeStream(state);
+    const subscription = hub.subscribe(room, state.position).subscribe({
+      next: (item) => {
+        if (rooms.get(room) !== state) return;
+        if ("recovered" in item) {
+          if (!item.recovered) {
+            systemLine(room, "some messages of this room are no longer kept");
+            state.position = { epoch: item.epoch, offset: item.offset };
+            saveSession();
+          }
+        } else {
+          posted(room, state, item);
+        }
+      },
+      error: () => {
+        if (state.stream === subscription) state.stream = null;
+      },
+      complete: () => {
+        if (state.stream === subscription) state.stream = null;
+      }
+    });
+    state.stream = subscription;
+  }
+  function newRoom(position) {
+    return { members: /* @__PURE__ */ new Set(), log: [], unread: 0, pending: null, position, stream: null };
+  }
+  async function joinRoom(room, { show = false } = {}) {
     let state = rooms.get(room);
+    const isNew = !state;
     if (!state) {
-      state = { name, members: /* @__PURE__ */ new Map(), log: [], unread: 0, pending: null, selfJoinEchoPending: false };
+      state = newRoom(null);
       rooms.set(room, state);
     }
-    state.name = name;
-    state.pending = [];
-    state.selfJoinEchoPending = true;
-    if (!rejoin) switchTo(room);
+    if (show) switchTo(room);
     renderRooms();
+    if (!hub) return;
+    state.pending = [];
     try {
-      const names = await hub.join(room, name);
-      state.members = /* @__PURE__ */ new Map();
-      for (const n of names) state.members.set(n, (state.members.get(n) ?? 0) + 1);
-      if (!state.members.has(name)) state.members.set(name, 1);
+      const view = await hub.join(room);
+      state.members = new Set(view.members);
+      const seen = state.position;
+      if (!view.position) {
+        state.position = null;
+      } else if (seen && seen.epoch === view.position.epoch && seen.offset <= view.position.offset) {
+        if (!state.log.some((entry) => entry.kind === "message")) {
+          for (const item of view.recent) {
+            if (item.offset <= seen.offset) {
+              addLog(room, { kind: "message", author: item.name, text: item.text, time: /* @__PURE__ */ new Date() });
+            }
+          }
+        }
+      } else {
+        if (seen) systemLine(room, `the history of ${room} started again; showing its latest messages`);
+        state.position = { epoch: view.position.epoch, offset: 0 };
+        for (const item of view.recent) posted(room, state, item);
+        state.position = view.position;
+      }
       const pending = state.pending;
       state.pending = null;
       for (const event of pending ?? []) applyEvent(room, state, event);
+      saveSession();
+      follow(room, state);
       if (room === current) renderMembers();
     } catch (e) {
       state.pending = null;
-      if (!rejoin) {
+      if (isNew) {
         rooms.delete(room);
         if (current === room) switchTo(firstRoom());
         renderRooms();
+        saveSession();
       }
       throw e;
     }
   }
   async function leaveRoom(room) {
-    if (!rooms.has(room)) return;
+    const state = rooms.get(room);
+    if (!state) return;
     try {
-      if (connected) await hub.leave(room);
+      if (connected && hub) await hub.leave(room);
     } catch (e) {
       systemLine(room, `could not leave ${room}: ${errorText(e)}`);
       return;
     }
+    closeStream(state);
     rooms.delete(room);
     if (current === room) switchTo(firstRoom());
     renderRooms();
+    saveSession();
   }
   async function sendMessage() {
     const text = ui.message.value;
-    if (!current || !text.trim() || !connected) return;
+    if (!current || !text.trim() || !connected || !hub) return;
     const room = current;
     ui.message.value = "";
     try {
@@ -236,8 +329,7 @@
       const text = document.createElement("span");
       text.className = "text";
       text.textContent = entry.text;
-      const state = current === null ? void 0 : rooms.get(current);
-      if (state && entry.author === state.name) line.classList.add("own");
+      if (entry.author === myName) line.classList.add("own");
       line.append(author, sep, text);
     } else {
       line.className = "line system";
@@ -263,13 +355,11 @@
       ui.memberCount.textContent = "";
       return;
     }
-    const names = [...state.members.keys()].sort((a, b) => a.localeCompare(b));
+    const names = [...state.members].sort((a, b) => a.localeCompare(b));
     for (const name of names) {
       const li = document.createElement("li");
       li.textContent = name;
-      if (name === state.name) li.classList.add("self");
-      const n = state.members.get(name) ?? 0;
-      if (n > 1) li.dataset.count = `×${n}`;
+      if (name === myName) li.classList.add("self");
       ui.members.appendChild(li);
     }
     ui.memberCount.textContent = names.length ? `(${names.length})` : "";
@@ -324,7 +414,7 @@
     const canSend = connected && current !== null && rooms.has(current);
     ui.message.disabled = !canSend;
     ui.send.disabled = !canSend;
-    ui.join.disabled = !connected;
+    ui.join.disabled = connection !== null && !connected;
   }
   function errorText(e) {
     return e instanceof Error && e.message || String(e);
@@ -344,7 +434,8 @@
     } catch {
     }
     try {
-      await joinRoom(room, name);
+      await connectAs(name);
+      await joinRoom(room, { show: true });
       ui.message.focus();
     } catch (e) {
       ui.joinError.textContent = `Could not join ${room}: ${errorText(e)}`;
@@ -360,7 +451,15 @@
     if (saved && !ui.name.value) ui.name.value = saved;
   } catch {
   }
-  renderRooms();
-  updateControls();
-  void start();
+  var session = loadSession();
+  if (session) {
+    for (const [room, position] of session.rooms) rooms.set(room, newRoom(position));
+    current = session.current !== null && rooms.has(session.current) ? session.current : firstRoom();
+    ui.name.value = session.name;
+    switchTo(current);
+    void connectAs(session.name);
+  } else {
+    setStatus("not connected");
+    renderRooms();
+  }
 })();

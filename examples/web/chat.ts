@@ -11,19 +11,30 @@
 // bundled: the page loads its unmodified browser build (`/signalr.min.js`, the global `signalR`,
 // shared with the other example pages) before this script, and only its types are imported
 // here. No framework; all user text goes through textContent.
+//
+// The name a page picks is its connection's identity (`/chat?name=...`): the members list and
+// the join/leave lines come from the server's presence. Messages come from each room's
+// history: `Join` returns the latest ones and their position, `Subscribe` streams what came
+// after a position. The page keeps its name, its rooms and its last position in each room in
+// sessionStorage, so after a reconnect (to any server of the fleet) or a reload it resumes
+// where it was and shows what it missed, each message once.
 
 import type * as SignalR from "@microsoft/signalr";
 
-import { createChatHubProxy, registerChatClient } from "./generated/ChatHub.js";
+import {
+    createChatHubProxy,
+    registerChatClient,
+    type ChatHub,
+    type Mark,
+    type Posted,
+    type RoomItem,
+} from "./generated/ChatHub.js";
 
 /** The official browser client, from `/signalr.min.js`. */
 declare const signalR: typeof SignalR;
 
-/** Something the hub told us about a room. */
-type RoomEvent =
-    | { type: "joined"; name: string }
-    | { type: "left"; name: string }
-    | { type: "message"; name: string; text: string };
+/** Something the hub told us about a room's members. */
+type RoomEvent = { type: "joined"; name: string } | { type: "left"; name: string };
 
 /** A line in a room's log. */
 type LogEntry =
@@ -32,16 +43,16 @@ type LogEntry =
 
 /** A room we are in. */
 interface RoomState {
-    /** My name in that room. */
-    name: string;
-    /** Member name → number of connections with that name. */
-    members: Map<string, number>;
+    /** Who is in it, on every server (from presence). */
+    members: Set<string>;
     log: LogEntry[];
     unread: number;
-    /** Events that arrived while Join was in flight (applied after its result); null otherwise. */
+    /** Member events that arrived while Join was in flight (applied after its result); null otherwise. */
     pending: RoomEvent[] | null;
-    /** Our own UserJoined has not arrived yet (the Join result already counts us). */
-    selfJoinEchoPending: boolean;
+    /** The last message seen in the room's history; null before the first Join. */
+    position: Mark | null;
+    /** The open `Subscribe` stream, if any. */
+    stream: { dispose(): void } | null;
 }
 
 /** The element with `id`, which must be a `type`. */
@@ -72,42 +83,109 @@ const ui = {
 const rooms = new Map<string, RoomState>();
 let current: string | null = null;
 let connected = false;
+/** The name the connection was opened with; null before the first Join. */
+let myName: string | null = null;
+
+// ---------------------------------------------------------------- saved session
+
+const SESSION_KEY = "hub-chat-session";
+
+/** What survives a reload of this tab: the name, the rooms and the last position in each. */
+interface SavedSession {
+    name: string;
+    current: string | null;
+    rooms: [string, Mark | null][];
+}
+
+function saveSession(): void {
+    if (myName === null) return;
+    const saved: SavedSession = {
+        name: myName,
+        current,
+        rooms: [...rooms].map(([room, state]) => [room, state.position]),
+    };
+    try {
+        sessionStorage.setItem(SESSION_KEY, JSON.stringify(saved));
+    } catch {
+        // storage may be unavailable
+    }
+}
+
+function loadSession(): SavedSession | null {
+    try {
+        const text = sessionStorage.getItem(SESSION_KEY);
+        if (!text) return null;
+        const saved = JSON.parse(text) as SavedSession;
+        if (typeof saved.name !== "string" || !Array.isArray(saved.rooms)) return null;
+        return saved;
+    } catch {
+        return null;
+    }
+}
 
 // ---------------------------------------------------------------- connection
 
-const connection = new signalR.HubConnectionBuilder()
-    .withUrl("/chat")
-    .withAutomaticReconnect()
-    .configureLogging(signalR.LogLevel.Warning)
-    .build();
-const hub = createChatHubProxy(connection);
-
-type Status = "connecting" | "connected" | "reconnecting" | "disconnected";
+type Status = "not connected" | "connecting" | "connected" | "reconnecting" | "disconnected";
 
 function setStatus(state: Status): void {
     ui.status.textContent = state;
-    ui.status.className = "status status-" + state;
+    ui.status.className = "status status-" + state.replace(" ", "-");
     connected = state === "connected";
     updateControls();
 }
 
-connection.onreconnecting(() => setStatus("reconnecting"));
-connection.onreconnected(async () => {
-    setStatus("connected");
-    // A reconnect is a new connection: the server no longer has us in any room. Join them again.
-    for (const [room, state] of rooms) {
-        try {
-            await joinRoom(room, state.name, { rejoin: true });
-        } catch (e) {
-            systemLine(room, `could not rejoin ${room}: ${errorText(e)}`);
-        }
-    }
-});
-connection.onclose(() => {
-    setStatus("disconnected");
-    // Automatic reconnect gave up (or the server closed us for good): keep trying, slowly.
-    scheduleStart(5000);
-});
+let connection: SignalR.HubConnection | null = null;
+let hub: ChatHub | null = null;
+
+/** A connection under `name`: its user id on the server. */
+function connect(name: string): SignalR.HubConnection {
+    const c = new signalR.HubConnectionBuilder()
+        .withUrl("/chat?name=" + encodeURIComponent(name))
+        // Keep trying (1 s, 2 s, 4 s, then every 10 s): a server of the fleet may come back.
+        .withAutomaticReconnect({
+            nextRetryDelayInMilliseconds: (retry) => Math.min(1000 * 2 ** retry.previousRetryCount, 10_000),
+        })
+        .configureLogging(signalR.LogLevel.None)
+        .build();
+    registerChatClient(c, {
+        userJoined: (room, who) => roomEvent(room, { type: "joined", name: who }),
+        userLeft: (room, who) => roomEvent(room, { type: "left", name: who }),
+        // Only when rooms keep no history (a backplane without a shared history store).
+        receiveMessage: (room, who, text) => {
+            if (rooms.has(room)) addLog(room, { kind: "message", author: who, text, time: new Date() });
+        },
+    });
+    c.onreconnecting(() => {
+        if (c === connection) setStatus("reconnecting");
+    });
+    c.onreconnected(() => {
+        if (c !== connection) return;
+        setStatus("connected");
+        // A reconnect is a new connection: the server no longer has us in any room.
+        rejoinAll();
+    });
+    c.onclose(() => {
+        if (c !== connection) return;
+        setStatus("disconnected");
+        scheduleStart(3000);
+    });
+    return c;
+}
+
+/** Opens (or reopens, under another name) the connection, then joins the rooms we are in. */
+async function connectAs(name: string): Promise<void> {
+    if (connection && myName === name) return;
+    const old = connection;
+    connection = null;
+    hub = null;
+    for (const state of rooms.values()) closeStream(state);
+    if (old) await old.stop();
+    myName = name;
+    connection = connect(name);
+    hub = createChatHubProxy(connection);
+    saveSession();
+    await start();
+}
 
 let startTimer: ReturnType<typeof setTimeout> | null = null;
 function scheduleStart(ms: number): void {
@@ -119,121 +197,173 @@ function scheduleStart(ms: number): void {
 }
 
 async function start(): Promise<void> {
-    if (connection.state !== signalR.HubConnectionState.Disconnected) return;
+    const c = connection;
+    if (!c || c.state !== signalR.HubConnectionState.Disconnected) return;
     setStatus("connecting");
     try {
-        await connection.start();
-        setStatus("connected");
-        // Rooms we were in before a full disconnect: join them again.
-        for (const [room, state] of rooms) {
-            joinRoom(room, state.name, { rejoin: true }).catch((e: unknown) =>
-                systemLine(room, `could not rejoin ${room}: ${errorText(e)}`),
-            );
-        }
+        await c.start();
     } catch (e) {
+        if (c !== connection) return;
         console.warn("connection failed to start:", e);
         setStatus("disconnected");
         scheduleStart(3000);
+        return;
+    }
+    if (c !== connection) return;
+    setStatus("connected");
+    rejoinAll();
+}
+
+function rejoinAll(): void {
+    for (const room of rooms.keys()) {
+        joinRoom(room).catch((e: unknown) => systemLine(room, `could not rejoin ${room}: ${errorText(e)}`));
     }
 }
 
 // ---------------------------------------------------------------- server → client
 
-registerChatClient(connection, {
-    userJoined: (room, name) => roomEvent(room, { type: "joined", name }),
-    userLeft: (room, name) => roomEvent(room, { type: "left", name }),
-    receiveMessage: (room, name, text) => roomEvent(room, { type: "message", name, text }),
-});
-
 function roomEvent(room: string, event: RoomEvent): void {
     const state = rooms.get(room);
     if (!state) return; // not (or no longer) in that room
-    if (state.pending) {
-        if (event.type === "joined" && event.name === state.name && state.selfJoinEchoPending) {
-            state.selfJoinEchoPending = false;
-            systemLine(room, `${event.name} joined ${room}`);
-            return;
-        }
-        state.pending.push(event);
-        return;
-    }
-    applyEvent(room, state, event);
+    if (state.pending) state.pending.push(event);
+    else applyEvent(room, state, event);
 }
 
 function applyEvent(room: string, state: RoomState, event: RoomEvent): void {
-    switch (event.type) {
-        case "joined":
-            if (event.name === state.name && state.selfJoinEchoPending) {
-                // our own join, already counted by the Join result
-                state.selfJoinEchoPending = false;
-            } else {
-                state.members.set(event.name, (state.members.get(event.name) ?? 0) + 1);
-            }
-            systemLine(room, `${event.name} joined ${room}`);
-            break;
-        case "left": {
-            const n = (state.members.get(event.name) ?? 0) - 1;
-            if (n > 0) state.members.set(event.name, n);
-            else state.members.delete(event.name);
-            systemLine(room, `${event.name} left ${room}`);
-            break;
-        }
-        case "message":
-            addLog(room, { kind: "message", author: event.name, text: event.text, time: new Date() });
-            break;
+    if (event.type === "joined") {
+        state.members.add(event.name);
+        systemLine(room, `${event.name} joined ${room}`);
+    } else {
+        state.members.delete(event.name);
+        systemLine(room, `${event.name} left ${room}`);
     }
-    if (room === current && event.type !== "message") renderMembers();
+    if (room === current) renderMembers();
+}
+
+function closeStream(state: RoomState): void {
+    const stream = state.stream;
+    state.stream = null;
+    try {
+        stream?.dispose();
+    } catch {
+        // the connection is gone already
+    }
+}
+
+/** Shows a message of a room's history unless we have seen it; moves our position past it. */
+function posted(room: string, state: RoomState, item: Posted): void {
+    if (!state.position || item.offset <= state.position.offset) return;
+    state.position = { epoch: state.position.epoch, offset: item.offset };
+    addLog(room, { kind: "message", author: item.name, text: item.text, time: new Date() });
+    saveSession();
+}
+
+/** Streams the room's messages after our position: what we missed, then the new ones. */
+function follow(room: string, state: RoomState): void {
+    if (!hub || !state.position) return;
+    closeStream(state);
+    const subscription = hub.subscribe(room, state.position).subscribe({
+        next: (item: RoomItem) => {
+            if (rooms.get(room) !== state) return;
+            if ("recovered" in item) {
+                if (!item.recovered) {
+                    systemLine(room, "some messages of this room are no longer kept");
+                    state.position = { epoch: item.epoch, offset: item.offset };
+                    saveSession();
+                }
+            } else {
+                posted(room, state, item);
+            }
+        },
+        error: () => {
+            // The connection ended: the rooms are joined and followed again once it is back.
+            if (state.stream === subscription) state.stream = null;
+        },
+        complete: () => {
+            if (state.stream === subscription) state.stream = null;
+        },
+    });
+    state.stream = subscription;
 }
 
 // ---------------------------------------------------------------- client → server
 
-async function joinRoom(room: string, name: string, { rejoin = false } = {}): Promise<void> {
+function newRoom(position: Mark | null): RoomState {
+    return { members: new Set(), log: [], unread: 0, pending: null, position, stream: null };
+}
+
+async function joinRoom(room: string, { show = false } = {}): Promise<void> {
     let state = rooms.get(room);
+    const isNew = !state;
     if (!state) {
-        state = { name, members: new Map(), log: [], unread: 0, pending: null, selfJoinEchoPending: false };
+        state = newRoom(null);
         rooms.set(room, state);
     }
-    state.name = name;
-    state.pending = [];
-    state.selfJoinEchoPending = true;
-    if (!rejoin) switchTo(room);
+    if (show) switchTo(room);
     renderRooms();
+    if (!hub) return;
+    state.pending = [];
     try {
-        const names = await hub.join(room, name);
-        state.members = new Map();
-        for (const n of names) state.members.set(n, (state.members.get(n) ?? 0) + 1);
-        if (!state.members.has(name)) state.members.set(name, 1);
+        const view = await hub.join(room);
+        state.members = new Set(view.members);
+        const seen = state.position;
+        if (!view.position) {
+            // This server's rooms keep no history: messages come as ReceiveMessage.
+            state.position = null;
+        } else if (seen && seen.epoch === view.position.epoch && seen.offset <= view.position.offset) {
+            // Back after a reconnect or a reload: show what we had (after a reload the log is
+            // empty), then follow from where we were, which brings what we missed.
+            if (!state.log.some((entry) => entry.kind === "message")) {
+                for (const item of view.recent) {
+                    if (item.offset <= seen.offset) {
+                        addLog(room, { kind: "message", author: item.name, text: item.text, time: new Date() });
+                    }
+                }
+            }
+        } else {
+            if (seen) systemLine(room, `the history of ${room} started again; showing its latest messages`);
+            state.position = { epoch: view.position.epoch, offset: 0 };
+            for (const item of view.recent) posted(room, state, item);
+            state.position = view.position;
+        }
+        // Member events that came while Join was in flight, after the messages from before.
         const pending = state.pending;
         state.pending = null;
         for (const event of pending ?? []) applyEvent(room, state, event);
+        saveSession();
+        follow(room, state);
         if (room === current) renderMembers();
     } catch (e) {
         state.pending = null;
-        if (!rejoin) {
+        if (isNew) {
             rooms.delete(room);
             if (current === room) switchTo(firstRoom());
             renderRooms();
+            saveSession();
         }
         throw e;
     }
 }
 
 async function leaveRoom(room: string): Promise<void> {
-    if (!rooms.has(room)) return;
+    const state = rooms.get(room);
+    if (!state) return;
     try {
-        if (connected) await hub.leave(room);
+        if (connected && hub) await hub.leave(room);
     } catch (e) {
         systemLine(room, `could not leave ${room}: ${errorText(e)}`);
         return;
     }
+    closeStream(state);
     rooms.delete(room);
     if (current === room) switchTo(firstRoom());
     renderRooms();
+    saveSession();
 }
 
 async function sendMessage(): Promise<void> {
     const text = ui.message.value;
-    if (!current || !text.trim() || !connected) return;
+    if (!current || !text.trim() || !connected || !hub) return;
     const room = current;
     ui.message.value = "";
     try {
@@ -280,8 +410,7 @@ function appendEntry(entry: LogEntry): void {
         const text = document.createElement("span");
         text.className = "text";
         text.textContent = entry.text;
-        const state = current === null ? undefined : rooms.get(current);
-        if (state && entry.author === state.name) line.classList.add("own");
+        if (entry.author === myName) line.classList.add("own");
         line.append(author, sep, text);
     } else {
         line.className = "line system";
@@ -310,13 +439,11 @@ function renderMembers(): void {
         ui.memberCount.textContent = "";
         return;
     }
-    const names = [...state.members.keys()].sort((a, b) => a.localeCompare(b));
+    const names = [...state.members].sort((a, b) => a.localeCompare(b));
     for (const name of names) {
         const li = document.createElement("li");
         li.textContent = name;
-        if (name === state.name) li.classList.add("self");
-        const n = state.members.get(name) ?? 0;
-        if (n > 1) li.dataset.count = `×${n}`;
+        if (name === myName) li.classList.add("self");
         ui.members.appendChild(li);
     }
     ui.memberCount.textContent = names.length ? `(${names.length})` : "";
@@ -378,7 +505,8 @@ function updateControls(): void {
     const canSend = connected && current !== null && rooms.has(current);
     ui.message.disabled = !canSend;
     ui.send.disabled = !canSend;
-    ui.join.disabled = !connected;
+    // Before the first Join there is no connection yet: joining opens it.
+    ui.join.disabled = connection !== null && !connected;
 }
 
 function errorText(e: unknown): string {
@@ -403,7 +531,9 @@ ui.joinForm.addEventListener("submit", async (ev) => {
         // storage may be unavailable
     }
     try {
-        await joinRoom(room, name);
+        // The name is the connection's identity: another name means another connection.
+        await connectAs(name);
+        await joinRoom(room, { show: true });
         ui.message.focus();
     } catch (e) {
         ui.joinError.textContent = `Could not join ${room}: ${errorText(e)}`;
@@ -424,6 +554,15 @@ try {
     // storage may be unavailable
 }
 
-renderRooms();
-updateControls();
-void start();
+// A reloaded tab comes back under its name, in its rooms, from where it was in each.
+const session = loadSession();
+if (session) {
+    for (const [room, position] of session.rooms) rooms.set(room, newRoom(position));
+    current = session.current !== null && rooms.has(session.current) ? session.current : firstRoom();
+    ui.name.value = session.name;
+    switchTo(current);
+    void connectAs(session.name);
+} else {
+    setStatus("not connected");
+    renderRooms();
+}

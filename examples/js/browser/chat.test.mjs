@@ -78,23 +78,25 @@ describe('chat page in Chromium', { timeout: 90_000 }, () => {
         await server?.stop();
     }, { timeout: 30_000 });
 
-    it('serves the page and connects', async () => {
+    it('serves the page, which connects on its first join', async () => {
         for (const b of [alice, bob]) {
             const res = await b.page.goto(server.url + '/', { waitUntil: 'load', timeout: WAIT });
             assert.equal(res.status(), 200);
-            await waitForStatus(b.page, 'connected');
+            await waitForStatus(b.page, 'not connected');
             assert.equal(await b.page.inputValue('#room'), 'lobby');
         }
     });
 
     it('alice joins the lobby and is its only member', async () => {
         await join(alice.page, 'alice', 'lobby');
+        await waitForStatus(alice.page, 'connected');
         await waitForMembers(alice.page, ['alice']);
         await waitForLine(alice.page, 'system', 'alice joined lobby');
     });
 
     it('bob joins; both see each other, alice sees a system line', async () => {
         await join(bob.page, 'bob', 'lobby');
+        await waitForStatus(bob.page, 'connected');
         await waitForMembers(bob.page, ['alice', 'bob']);
         await waitForMembers(alice.page, ['alice', 'bob']);
         await waitForLine(alice.page, 'system', 'bob joined lobby');
@@ -157,6 +159,7 @@ describe('chat page in Chromium', { timeout: 90_000 }, () => {
                 assert.equal(u.host, origin.host, `request to another host: ${url}`);
                 assert.ok(['http:', 'ws:'].includes(u.protocol), `unexpected scheme: ${url}`);
                 const isHub = u.pathname === '/chat' || u.pathname === '/chat/negotiate';
+                if (isHub) assert.match(u.search, /[?&]name=(alice|bob)(&|$)/, `the hub request names its user: ${url}`);
                 assert.ok(isHub || ALLOWED_PATHS.has(u.pathname), `unexpected request: ${url}`);
             }
             assert.deepEqual(b.pageErrors, [], `${b.name}: page errors`);

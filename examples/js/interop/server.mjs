@@ -61,7 +61,7 @@ export async function waitUntil(predicate, ms, what) {
 }
 
 /**
- * Starts `bin --addr 127.0.0.1:0 [extraArgs]`, waits for the stdout line containing
+ * Starts `bin --addr 127.0.0.1:0 [extraArgs]` (no `--addr` of ours when extraArgs has one), waits for the stdout line containing
  * `listening on http://HOST:PORT` and returns `{ url, child, stop() }` where url is e.g.
  * `http://127.0.0.1:41234` (no trailing slash).
  */
@@ -70,7 +70,8 @@ export async function startServer(bin, extraArgs = [], { name = bin } = {}) {
         throw new Error(`server binary not found: ${bin} (build it in the workspace root with ` +
             `\`cargo build --release -p hub-examples --bins\`, or set INTEROP_BIN / CHAT_BIN)`);
     }
-    const child = spawn(bin, ['--addr', '127.0.0.1:0', ...extraArgs], {
+    const addr = extraArgs.includes('--addr') ? [] : ['--addr', '127.0.0.1:0'];
+    const child = spawn(bin, [...addr, ...extraArgs], {
         stdio: ['ignore', 'pipe', 'pipe'],
         env: { ...process.env, RUST_BACKTRACE: process.env.RUST_BACKTRACE ?? '1' },
     });
