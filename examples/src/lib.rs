@@ -261,31 +261,44 @@ pub async fn with_history(
     builder
 }
 
-/// Keeps presence (who is in which group, who is online) in the `--redis` backplane's Redis
-/// when it is given, each server's entries outliving it at most `ttl`; in memory otherwise
-/// (PostgreSQL and NATS have no presence store yet: the builder then warns that members are
-/// per server).
+/// Keeps presence (who is in which group, who is online) in the `--redis` backplane's Redis or
+/// the `--postgres` backplane's PostgreSQL when one is given, each server's entries outliving it
+/// at most `ttl`; in memory otherwise (NATS has no presence store yet: the builder then warns
+/// that members are per server).
 pub async fn with_presence(
     builder: hub_runtime::HubServerBuilder,
     args: &Args,
     ttl: std::time::Duration,
     program: &str,
 ) -> hub_runtime::HubServerBuilder {
-    use hub_runtime::presence::{RedisPresence, RedisPresenceOptions};
-    let Some(url) = &args.redis else {
-        return builder;
-    };
-    let options = RedisPresenceOptions {
-        ttl,
-        ..Default::default()
-    };
-    match RedisPresence::connect_with(url, options).await {
-        Ok(presence) => builder.presence(presence),
-        Err(e) => {
-            eprintln!("{program}: cannot keep presence in Redis: {e}");
-            std::process::exit(1);
-        }
+    use hub_runtime::presence::{PostgresPresence, PostgresPresenceOptions, RedisPresence, RedisPresenceOptions};
+    if let Some(url) = &args.redis {
+        let options = RedisPresenceOptions {
+            ttl,
+            ..Default::default()
+        };
+        return match RedisPresence::connect_with(url, options).await {
+            Ok(presence) => builder.presence(presence),
+            Err(e) => {
+                eprintln!("{program}: cannot keep presence in Redis: {e}");
+                std::process::exit(1);
+            }
+        };
     }
+    if let Some(url) = &args.postgres {
+        let options = PostgresPresenceOptions {
+            ttl,
+            ..Default::default()
+        };
+        return match PostgresPresence::connect_with(url, options).await {
+            Ok(presence) => builder.presence(presence),
+            Err(e) => {
+                eprintln!("{program}: cannot keep presence in PostgreSQL: {e}");
+                std::process::exit(1);
+            }
+        };
+    }
+    builder
 }
 
 /// Adds `backplane` to a builder later (the three backplane types are different types).

@@ -25,8 +25,8 @@ trait ChatClient {
     fn user_joined(&self, room: String, name: String);
     /// A user's last connection left a room (or its server stopped).
     fn user_left(&self, room: String, name: String);
-    /// A message, when rooms keep no history (`--postgres`, `--nats`: no shared history store
-    /// yet); with history, messages come through `Subscribe`.
+    /// A message, when rooms keep no history (`--nats`: no shared history store yet); with
+    /// history, messages come through `Subscribe`.
     fn receive_message(&self, room: String, name: String, text: String);
 }
 
@@ -278,8 +278,8 @@ async fn main() -> std::io::Result<()> {
     let args = cli.common;
     // Every room keeps a history (not only `durable-` ones): a chat page always wants the
     // messages it missed. History fans messages out through its store, so without a shared one
-    // (PostgreSQL and NATS have none yet) rooms keep none and messages go through the backplane.
-    let shared_history = args.postgres.is_none() && args.nats.is_none();
+    // (NATS has none yet) rooms keep none and messages go through the backplane.
+    let shared_history = args.nats.is_none();
     if !shared_history {
         eprintln!("{PROGRAM}: no shared history store for this backplane: rooms keep no history");
     }

@@ -9,7 +9,6 @@ use hub_examples::reply;
 use hub_runtime::auth::claim_types;
 use hub_runtime::history::{HistoryError, HistoryEvent, HistoryRule};
 use hub_runtime::prelude::*;
-use hub_runtime::presence::{PostgresPresence, PostgresPresenceOptions, RedisPresence, RedisPresenceOptions};
 use hub_runtime::types::{Binary, DateTime};
 use hub_runtime::{
     AuthError, Connection, Cors, EndpointOptions, Hub, Identity, JwtAuthenticator, RequestContext, SendError,
@@ -483,32 +482,8 @@ async fn main() -> std::io::Result<()> {
         stateful_reconnect: true,
         ..Default::default()
     });
-    let mut builder = hub_examples::builder(&args, PROGRAM).await;
-    if let Some(url) = &args.redis {
-        let options = RedisPresenceOptions {
-            ttl: cli.presence_ttl,
-            ..Default::default()
-        };
-        match RedisPresence::connect_with(url, options).await {
-            Ok(store) => builder = builder.presence(store),
-            Err(e) => {
-                eprintln!("{PROGRAM}: cannot keep presence in Redis: {e}");
-                std::process::exit(1);
-            }
-        }
-    } else if let Some(url) = &args.postgres {
-        let options = PostgresPresenceOptions {
-            ttl: cli.presence_ttl,
-            ..Default::default()
-        };
-        match PostgresPresence::connect_with(url, options).await {
-            Ok(store) => builder = builder.presence(store),
-            Err(e) => {
-                eprintln!("{PROGRAM}: cannot keep presence in PostgreSQL: {e}");
-                std::process::exit(1);
-            }
-        }
-    }
+    let builder = hub_examples::builder(&args, PROGRAM).await;
+    let builder = hub_examples::with_presence(builder, &args, cli.presence_ttl, PROGRAM).await;
     let durable = HistoryRule::prefix("durable-")
         .max_len(usize::try_from(cli.history_size).unwrap_or(usize::MAX))
         .ttl(cli.history_ttl);

@@ -113,8 +113,8 @@ export interface ChatClient {
    */
   userLeft(room: string, name: string): void | Promise<void>;
   /**
-   * A message, when rooms keep no history (`--postgres`, `--nats`: no shared history store
-   * yet); with history, messages come through `Subscribe`.
+   * A message, when rooms keep no history (`--nats`: no shared history store yet); with
+   * history, messages come through `Subscribe`.
    */
   receiveMessage(room: string, name: string, text: string): void | Promise<void>;
 }
