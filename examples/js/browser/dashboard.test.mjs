@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 
 import { startServer } from '../interop/server.mjs';
-import { Redis, freePort } from '../scaleout/cluster.mjs';
+import { Redis, freePort } from '../scaleout/brokers.mjs';
 import {
     WAIT, exampleBin, openBrowser, closeBrowser, openPage, waitForText, dataNumber, waitForData, assertOnlyOwnRequests,
 } from './chromium.mjs';
