@@ -141,9 +141,18 @@ export class Redis extends SpawnedBroker {
 export class Nats extends SpawnedBroker {
     constructor(port) {
         const bin = process.env.NATS_SERVER || (onPath('nats-server') ? 'nats-server' : '/usr/sbin/nats-server');
-        super('nats-server', bin, ['-a', '127.0.0.1', '-p', String(port)], port,
+        // JetStream on (the NATS presence and history stores use it), its store kept across a
+        // kill and restart, removed by close().
+        const store = mkdtempSync(path.join(os.tmpdir(), 'hub-scaleout-nats-'));
+        super('nats-server', bin, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', store], port,
             (p) => probe(p, null, (reply) => reply.startsWith('INFO ')));
+        this.store = store;
         this.url = `nats://127.0.0.1:${port}`;
+    }
+
+    async close() {
+        await super.close();
+        rmSync(this.store, { recursive: true, force: true });
     }
 }
 

@@ -404,11 +404,13 @@ impl Drop for Postgres {
 // ---------------------------------------------------------------------------------------------
 // NATS
 
-/// A private `nats-server`.
+/// A private `nats-server` with JetStream on, its store in a directory of its own that outlives
+/// [`Nats::stop`] (a restarted server finds its streams again) and is removed on drop.
 pub struct Nats {
     binary: PathBuf,
     child: Child,
     args: Vec<String>,
+    store: PathBuf,
     pub port: u16,
     /// `nats://127.0.0.1:PORT`
     pub url: String,
@@ -424,13 +426,16 @@ impl Nats {
     pub async fn start_with(args: &[&str]) -> Option<Nats> {
         let binary = require("nats-server", from_env_or("NATS_SERVER", "nats-server", &["/usr/sbin"]))?;
         let port = free_port();
-        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let store = std::env::temp_dir().join(format!("hub-nats-{}-{port}", std::process::id()));
+        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        args.extend(["-js".to_string(), "-sd".to_string(), store.display().to_string()]);
         let child = Nats::spawn(&binary, port, &args);
         accepting("nats-server accepts connections", port).await;
         Some(Nats {
             binary,
             child,
             args,
+            store,
             port,
             url: format!("nats://127.0.0.1:{port}"),
         })
@@ -473,5 +478,6 @@ impl Drop for Nats {
     fn drop(&mut self) {
         self.thaw();
         kill(&mut self.child);
+        let _ = std::fs::remove_dir_all(&self.store);
     }
 }
