@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use hub_runtime::history::{Position, RedisHistory};
+use hub_runtime::history::{Position, RedisHistory, RedisHistoryOptions};
 use serde_json::json;
 
 use crate::cases;
@@ -204,4 +204,59 @@ async fn the_store_listens_only_while_a_group_has_subscribers() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The ids of Redis's pub/sub connections.
+async fn pubsub_connections(redis: &Redis) -> Vec<String> {
+    let client = ::redis::Client::open(redis.url.as_str()).expect("a Redis URL");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to Redis");
+    let list: String = ::redis::cmd("CLIENT")
+        .arg("LIST")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut connection)
+        .await
+        .expect("CLIENT LIST");
+    list.lines()
+        .filter_map(|line| line.split(' ').find_map(|field| field.strip_prefix("id=")))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A subscription connection that stops answering PING (Redis frozen: the socket stays open)
+/// is replaced once Redis answers again, and live messages flow on the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_connection_that_stops_answering_is_replaced() {
+    let Some(redis) = Redis::start().await else { return };
+    let options = RedisHistoryOptions {
+        keepalive: Duration::from_millis(300),
+        response_timeout: Duration::from_millis(500),
+        ..RedisHistoryOptions::default()
+    };
+    let history = RedisHistory::connect_with(&redis.url, options)
+        .await
+        .expect("connect the Redis history");
+    let server = serve(history, 100, MINUTE).await;
+    let mut stream = Subscription::open(server.connect("/feed").await, GROUP, None).await;
+    stream.next().await;
+    let before = pubsub_connections(&redis).await;
+    assert_eq!(before.len(), 1, "{before:?}");
+    redis.freeze();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    redis.thaw();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = pubsub_connections(&redis).await;
+        if now.len() == 1 && now != before {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still on {now:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut publisher = server.connect("/feed").await;
+    publish_range(&mut publisher, GROUP, 1, 1).await;
+    assert_eq!(stream.next().await, items(1, 1)[0]);
 }

@@ -42,6 +42,10 @@ pub struct RedisHistoryOptions {
     pub connect_timeout: Duration,
     /// How long Redis may take to answer a command (5 s).
     pub response_timeout: Duration,
+    /// How often the subscription connection is PINGed (15 s). One that does not answer within
+    /// `response_timeout` is replaced (a half-open socket would otherwise hold a server's live
+    /// history messages back for good); its watchers then read what they missed from history.
+    pub keepalive: Duration,
 }
 
 impl Default for RedisHistoryOptions {
@@ -50,6 +54,7 @@ impl Default for RedisHistoryOptions {
             prefix: String::new(),
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(5),
+            keepalive: Duration::from_secs(15),
         }
     }
 }
@@ -131,7 +136,10 @@ impl RedisHistory {
         let (ready_tx, ready_rx) = oneshot::channel();
         tokio::spawn(subscriber::run(
             client,
-            options.connect_timeout,
+            subscriber::Timing {
+                connect: options.connect_timeout,
+                keepalive: options.keepalive,
+            },
             fanout.clone(),
             subscriptions.clone(),
             idle_rx,

@@ -1,13 +1,14 @@
 //! The Redis history store's subscription connection: subscribed to the channel of every group
 //! watched on this server, handing what arrives to the local watchers, and reconnected with
-//! backoff (then every watcher is told of a possible gap).
+//! backoff (then every watcher is told of a possible gap). A connection that stops answering
+//! PING is given up like one that closed.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use redis::aio::PubSubSink;
+use redis::aio::{PubSubSink, PubSubStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -101,10 +102,18 @@ fn parse(payload: &[u8]) -> Option<Durable> {
     })
 }
 
+/// How the subscription connection is kept.
+pub(super) struct Timing {
+    /// How long connecting may take.
+    pub(super) connect: Duration,
+    /// How often the connection is PINGed.
+    pub(super) keepalive: Duration,
+}
+
 /// Keeps the subscription connection until `stop`.
 pub(super) async fn run(
     client: redis::Client,
-    connect_timeout: Duration,
+    timing: Timing,
     fanout: Arc<Fanout>,
     subscriptions: Arc<Subscriptions>,
     mut idle: mpsc::UnboundedReceiver<HistoryKey>,
@@ -116,7 +125,7 @@ pub(super) async fn run(
     loop {
         let connecting = tokio::select! {
             () = stop.cancelled() => return,
-            c = tokio::time::timeout(connect_timeout, client.get_async_pubsub()) => c,
+            c = tokio::time::timeout(timing.connect, client.get_async_pubsub()) => c,
         };
         match connecting {
             Ok(Ok(pubsub)) => {
@@ -143,22 +152,15 @@ pub(super) async fn run(
                 // Whatever was published while we were away is read from history.
                 fanout.gap_all();
                 backoff = Duration::from_millis(100);
-                loop {
-                    tokio::select! {
-                        () = stop.cancelled() => return,
-                        Some(key) = idle.recv() => {
-                            let (subscriptions, fanout) = (subscriptions.clone(), fanout.clone());
-                            tokio::spawn(async move { subscriptions.release(&fanout, &key).await });
-                        }
-                        message = stream.next() => {
-                            let Some(message) = message else { break };
-                            let key = subscriptions.key_of(message.get_channel_name());
-                            match (key, parse(message.get_payload_bytes())) {
-                                (Some(key), Some(durable)) => fanout.send(&key, LiveEvent::Message(durable)),
-                                _ => tracing::debug!(channel = message.get_channel_name(), "an unexpected history message"),
-                            }
-                        }
-                    }
+                let listening = Listening {
+                    fanout: &fanout,
+                    subscriptions: &subscriptions,
+                    idle: &mut idle,
+                };
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = listening.deliver(&mut stream) => {}
+                    () = answers_ping(sink, timing.keepalive, subscriptions.response_timeout) => {}
                 }
                 let mut state = subscriptions.state.lock().await;
                 state.sink = None;
@@ -173,5 +175,47 @@ pub(super) async fn run(
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// What the subscription connection's messages go to.
+struct Listening<'a> {
+    fanout: &'a Arc<Fanout>,
+    subscriptions: &'a Arc<Subscriptions>,
+    idle: &'a mut mpsc::UnboundedReceiver<HistoryKey>,
+}
+
+impl Listening<'_> {
+    /// Hands what arrives to the local watchers, and lets go of groups nobody watches, until
+    /// the connection ends.
+    async fn deliver(self, stream: &mut PubSubStream) {
+        loop {
+            tokio::select! {
+                Some(key) = self.idle.recv() => {
+                    let (subscriptions, fanout) = (self.subscriptions.clone(), self.fanout.clone());
+                    tokio::spawn(async move { subscriptions.release(&fanout, &key).await });
+                }
+                message = stream.next() => {
+                    let Some(message) = message else { return };
+                    let key = self.subscriptions.key_of(message.get_channel_name());
+                    match (key, parse(message.get_payload_bytes())) {
+                        (Some(key), Some(durable)) => self.fanout.send(&key, LiveEvent::Message(durable)),
+                        _ => tracing::debug!(channel = message.get_channel_name(), "an unexpected history message"),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Returns once a PING, sent every `keepalive`, goes unanswered for `response_timeout`.
+async fn answers_ping(mut sink: PubSubSink, keepalive: Duration, response_timeout: Duration) {
+    loop {
+        tokio::time::sleep(keepalive).await;
+        let ping = tokio::time::timeout(response_timeout, sink.ping::<redis::Value>()).await;
+        if !matches!(ping, Ok(Ok(_))) {
+            tracing::warn!("redis history subscription does not answer PING; reconnecting");
+            return;
+        }
     }
 }
