@@ -131,3 +131,49 @@ case!(the_members_of_a_dead_server_leave_within_the_ttl_once);
 case!(a_stopped_server_stops_renewing_its_lease);
 case!(a_server_swept_while_alive_writes_its_entries_again);
 case!(the_users_of_a_server_swept_while_alive_leave_and_come_back);
+
+/// The store's backend freezes (its connection stays open, nothing is answered): the statement
+/// under way times out, and the next one runs on a new connection instead of timing out too.
+#[tokio::test]
+async fn a_store_connection_that_stops_answering_is_replaced() {
+    use hub_runtime::presence::{GroupEntry, PresenceStore};
+
+    let Some(postgres) = Postgres::start().await else {
+        return;
+    };
+    let options = PostgresPresenceOptions {
+        ttl: cases::TTL,
+        connection: PostgresOptions {
+            response_timeout: Duration::from_millis(500),
+            ..connection()
+        },
+    };
+    let presence = within(
+        "connect the presence store",
+        PostgresPresence::connect_with(&postgres.url, options),
+    )
+    .await
+    .expect("a presence store");
+    let entry = |connection: &str| GroupEntry {
+        hub: "Rooms".into(),
+        group: "room".into(),
+        user: format!("user-{connection}"),
+        connection: connection.into(),
+        info: None,
+    };
+    assert!(presence.join(&entry("c1")).await.expect("a join").first);
+    let pids = cells(&postgres.psql("SELECT pid FROM pg_stat_activity WHERE application_name = 'hub presence'"));
+    assert_eq!(pids.len(), 1, "one store connection: {pids:?}");
+    let signal = |signal: &str| {
+        std::process::Command::new("kill")
+            .args([signal, &pids[0]])
+            .status()
+            .map(|s| s.success())
+    };
+    assert!(matches!(signal("-STOP"), Ok(true)));
+    let frozen = presence.join(&entry("c2")).await;
+    let next = within("a join on a new connection", presence.join(&entry("c3"))).await;
+    let _ = signal("-CONT");
+    assert!(frozen.is_err(), "the frozen backend answered: {frozen:?}");
+    assert!(next.expect("the join after the timeout").first);
+}

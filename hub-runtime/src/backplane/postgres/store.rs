@@ -1,7 +1,9 @@
 //! A command session for the PostgreSQL stores (presence, history): one connection shared by
 //! every statement (tokio-postgres pipelines them), opened again on the next statement after it
-//! was lost, each statement bounded by the response timeout. Every operation of a store is one
-//! statement (a call of one of its functions), so it is one transaction of its own.
+//! was lost, each statement bounded by the response timeout. A statement that gets no answer in
+//! time gives the connection up too (a frozen backend or a half-open socket would otherwise time
+//! out every later statement): the next statement opens a new one. Every operation of a store is
+//! one statement (a call of one of its functions), so it is one transaction of its own.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -122,7 +124,22 @@ impl StoreSession {
         match tokio::time::timeout(self.response_timeout, run).await {
             Ok(Ok(rows)) => Ok(rows),
             Ok(Err(e)) => Err(describe(&e)),
-            Err(_) => Err(format!("no answer within {:?}", self.response_timeout)),
+            Err(_) => {
+                self.forget(&live).await;
+                Err(format!("no answer within {:?}", self.response_timeout))
+            }
+        }
+    }
+
+    /// Gives `silent` up unless another statement did already: the next statement connects anew.
+    async fn forget(&self, silent: &Arc<Live>) {
+        let mut live = self.live.lock().await;
+        if live.as_ref().is_some_and(|current| Arc::ptr_eq(current, silent)) {
+            tracing::warn!(
+                application = self.application_name,
+                "a postgres store connection stopped answering; opening a new one"
+            );
+            *live = None;
         }
     }
 }
