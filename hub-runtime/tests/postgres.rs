@@ -462,7 +462,7 @@ struct Certificates {
 impl Certificates {
     fn make(name: &str) -> Certificates {
         use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-        let dir = std::env::temp_dir().join(format!("hub-pg-tls-{}-{name}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("hub-pg-{}-tls-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();

@@ -256,7 +256,12 @@ fn remove_stale_clusters() {
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix("hub-pg-").and_then(|rest| rest.split('-').next()) else {
+        // `hub-pg-{pid}-…`; anything else is not ours to remove.
+        let Some(pid) = name
+            .strip_prefix("hub-pg-")
+            .and_then(|rest| rest.split('-').next())
+            .filter(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+        else {
             continue;
         };
         if !Path::new("/proc").join(pid).exists() {

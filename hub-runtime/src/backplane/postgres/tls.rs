@@ -75,7 +75,7 @@ pub(super) fn connector(verify: Verify, roots: &[CertificateDer<'static>]) -> Re
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
     let verifier: Arc<dyn ServerCertVerifier> = match verify {
-        Verify::Nothing => Arc::new(EncryptOnly { provider }),
+        Verify::Nothing => Arc::new(WithoutName { provider, chain: None }),
         Verify::Issuer | Verify::IssuerAndName => {
             if roots.is_empty() {
                 return Err("sslmode=verify-ca and verify-full need PostgresOptions::tls_roots".into());
@@ -86,11 +86,14 @@ pub(super) fn connector(verify: Verify, roots: &[CertificateDer<'static>]) -> Re
                     .add(root.clone())
                     .map_err(|e| format!("a TLS root certificate is unusable: {e}"))?;
             }
-            let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider)
+            let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone())
                 .build()
                 .map_err(|e| e.to_string())?;
             if verify == Verify::Issuer {
-                Arc::new(IssuerOnly { webpki })
+                Arc::new(WithoutName {
+                    provider,
+                    chain: Some(webpki),
+                })
             } else {
                 webpki
             }
@@ -103,22 +106,33 @@ pub(super) fn connector(verify: Verify, roots: &[CertificateDer<'static>]) -> Re
     Ok(MakeRustlsConnect::new(config))
 }
 
-/// `require`: any certificate (the handshake's signatures are still checked).
+/// `require` (no `chain`: any certificate) and `verify-ca` (the chain must lead to a trusted
+/// root; the name is not checked). The handshake's signatures are checked either way.
 #[derive(Debug)]
-struct EncryptOnly {
+struct WithoutName {
     provider: Arc<CryptoProvider>,
+    chain: Option<Arc<WebPkiServerVerifier>>,
 }
 
-impl ServerCertVerifier for EncryptOnly {
+impl ServerCertVerifier for WithoutName {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        // The name is checked last, once the chain was found valid.
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
     }
 
     fn verify_tls12_signature(
@@ -141,56 +155,6 @@ impl ServerCertVerifier for EncryptOnly {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.provider.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// `verify-ca`: the chain must lead to a trusted root; the name is not checked.
-#[derive(Debug)]
-struct IssuerOnly {
-    webpki: Arc<WebPkiServerVerifier>,
-}
-
-impl ServerCertVerifier for IssuerOnly {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        // The name is checked last, once the chain was found valid.
-        match self
-            .webpki
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.webpki.supported_verify_schemes()
     }
 }
 
