@@ -168,7 +168,9 @@ impl Proxy {
 
 /// A started connection; `reconnect` makes it come back every 50 ms for as long as it takes.
 async fn connect(url: &str, transport: TransportKind, protocol: Protocol, reconnect: bool) -> HubConnection {
-    let mut builder = HubConnectionBuilder::new(url).transports([transport]).protocol(protocol);
+    let mut builder = HubConnectionBuilder::new(url)
+        .transports([transport])
+        .protocol(protocol);
     if reconnect {
         builder = builder.automatic_reconnect_with(|_: &RetryContext<'_>| Some(Duration::from_millis(50)));
     }
@@ -365,7 +367,9 @@ async fn resume_from_a_saved_position() {
     let first = publish(&connection, group, "m1").await;
     publish(&connection, group, "m2").await;
 
-    let mut following = connection.follow::<String>("Subscribe", group).resume_from(first.clone());
+    let mut following = connection
+        .follow::<String>("Subscribe", group)
+        .resume_from(first.clone());
     assert_eq!(
         next(&mut following).await,
         FollowEvent::Subscribed {
@@ -462,5 +466,45 @@ async fn a_stream_lost_during_recovery_resumes_from_the_last_message() {
         *calls.lock().unwrap(),
         [Some(Position::new("e", 1)), Some(Position::new("e", 1))]
     );
+    connection.stop().await;
+}
+
+/// A stream the server completes ends the following; a message before any header is a
+/// protocol error, handed to the retry policy (here: give up at once).
+#[tokio::test]
+async fn a_completed_stream_ends_it_and_a_headless_message_is_an_error() {
+    let store = InMemoryHistory::new();
+    let server = Server::start(&store, "127.0.0.1:0").await;
+    let connection = connect(&server.url(), TransportKind::WebSockets, Protocol::Json, false).await;
+
+    let mut completed = Following::<String>::new(&connection, |_from: Option<Position>| {
+        futures_util::stream::iter([Ok(hub_client::RecoveryItem::Header(hub_client::RecoveryHeader {
+            recovered: true,
+            epoch: "e".into(),
+            offset: 0,
+        }))])
+    });
+    assert_eq!(
+        next(&mut completed).await,
+        FollowEvent::Subscribed {
+            recovered: true,
+            position: Position::new("e", 0)
+        }
+    );
+    assert!(within("the end", completed.next()).await.is_none());
+
+    let mut headless = Following::<String>::new(&connection, |_from: Option<Position>| {
+        let item = hub_client::RecoveryMessage {
+            offset: 1,
+            message: "m1".to_string(),
+        };
+        futures_util::stream::iter([Ok(hub_client::RecoveryItem::Message(item))]).chain(futures_util::stream::pending())
+    })
+    .retry(Delays(Vec::new()));
+    match within("an error", headless.next()).await {
+        Some(Err(Error::Protocol(_))) => {}
+        other => panic!("expected a protocol error, got {other:?}"),
+    }
+    assert!(within("the end", headless.next()).await.is_none());
     connection.stop().await;
 }

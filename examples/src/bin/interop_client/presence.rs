@@ -105,7 +105,11 @@ async fn presence(target: &Target, pair: Pair) -> Result<(), Failure> {
     ann1.hub().join_group(group.clone()).await.context("JoinGroup")?;
     ann1.expect(&group, format!("joined {group} {ann}")).await?;
     ann2.hub().join_group(group.clone()).await.context("JoinGroup")?;
-    expect_eq("Members, ann with two connections", members(&ann1, &group).await?, vec![ann.clone()])?;
+    expect_eq(
+        "Members, ann with two connections",
+        members(&ann1, &group).await?,
+        vec![ann.clone()],
+    )?;
     bob1.hub().join_group(group.clone()).await.context("JoinGroup")?;
     // Had ann's second connection fired a `Joined`, it would come before bob's.
     for connection in [&mut ann1, &mut ann2, &mut bob1] {
@@ -129,7 +133,11 @@ async fn presence(target: &Target, pair: Pair) -> Result<(), Failure> {
     cy1.hub().join_group(group.clone()).await.context("JoinGroup")?;
     // And a second `Left` for ann would come before cy's `Joined`.
     bob1.expect(&group, format!("joined {group} {cy}")).await?;
-    expect_eq("Members at the end", members(&bob1, &group).await?, vec![bob.clone(), cy.clone()])?;
+    expect_eq(
+        "Members at the end",
+        members(&bob1, &group).await?,
+        vec![bob.clone(), cy.clone()],
+    )?;
     for connection in [ann1, bob1, cy1] {
         connection.stop().await;
     }

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use hub_client::{FollowEvent, Following, HubConnection, HubConnectionBuilder, Position, RetryContext};
-use hub_examples::interop_contract::{self as contract, BroadcastHubProxy, RecoveryHeader, RecoveryItem, RecoveryMessage};
+use hub_examples::interop_contract::{
+    self as contract, BroadcastHubProxy, RecoveryHeader, RecoveryItem, RecoveryMessage,
+};
 
 use crate::report::{expect_eq, within, Context, Failure, Report, CALLBACK_TIMEOUT};
 use crate::stateful::{upstream_address, Relay, GAP};
@@ -139,7 +141,11 @@ async fn follow_across_a_reconnect(target: &Target, pair: Pair) -> Result<(), Fa
     };
     expect_eq("the first header's offset", position.offset, 0)?;
     let first = to_position(hub.publish(group.clone(), "m1".into()).await.context("Publish")?);
-    expect_eq("the first message", next_event(&mut following).await?, followed(&first, "m1"))?;
+    expect_eq(
+        "the first message",
+        next_event(&mut following).await?,
+        followed(&first, "m1"),
+    )?;
 
     relay.cut_and_hold();
     let mut missed = Vec::new();
@@ -153,12 +159,20 @@ async fn follow_across_a_reconnect(target: &Target, pair: Pair) -> Result<(), Fa
         recovered: true,
         position: Position::new(first.epoch.clone(), 3),
     };
-    expect_eq("the header after the reconnect", next_event(&mut following).await?, header)?;
+    expect_eq(
+        "the header after the reconnect",
+        next_event(&mut following).await?,
+        header,
+    )?;
     for expected in missed {
         expect_eq("a missed message", next_event(&mut following).await?, expected)?;
     }
     let live = to_position(hub.publish(group.clone(), "m4".into()).await.context("Publish")?);
-    expect_eq("the live message", next_event(&mut following).await?, followed(&live, "m4"))?;
+    expect_eq(
+        "the live message",
+        next_event(&mut following).await?,
+        followed(&live, "m4"),
+    )?;
     drop(following);
     for connection in [publisher, follower] {
         let _ = tokio::time::timeout(CALLBACK_TIMEOUT, connection.stop()).await;
@@ -180,7 +194,11 @@ async fn follow_from_a_lost_position(target: &Target, pair: Pair) -> Result<(), 
     };
     expect_eq("the header", next_event(&mut following).await?, header)?;
     let live = to_position(hub.publish(group.clone(), "new".into()).await.context("Publish")?);
-    expect_eq("the next message", next_event(&mut following).await?, followed(&live, "new"))?;
+    expect_eq(
+        "the next message",
+        next_event(&mut following).await?,
+        followed(&live, "new"),
+    )?;
     drop(following);
     let _ = tokio::time::timeout(CALLBACK_TIMEOUT, connection.stop()).await;
     Ok(())
