@@ -65,7 +65,8 @@ type Subscribe<T> = Box<dyn FnMut(Option<Position>) -> Items<T> + Send>;
 /// and 30 seconds, counted afresh after each stream that started). When the policy gives up,
 /// or the connection ends for good (stopped, closed without a reconnect, its reconnect given
 /// up), the error is the last item. A stream the server completes ends it. Dropping it
-/// cancels the server's stream.
+/// cancels the server's stream; while it lives, it holds a handle on the connection (as a
+/// [`HubStream`](crate::HubStream) does).
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -208,16 +209,16 @@ impl<T: Send + 'static> Stream for Following<T> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        if let State::Ready(_) = this.state {
-            let State::Ready(run) = std::mem::replace(&mut this.state, State::Empty) else {
-                unreachable!("checked above")
-            };
-            let events = futures_util::stream::unfold(run, |mut run| async move {
-                let event = run.next().await?;
-                Some((event, run))
-            });
-            this.state = State::Running(events.boxed());
-        }
+        this.state = match std::mem::replace(&mut this.state, State::Empty) {
+            State::Ready(run) => State::Running(
+                futures_util::stream::unfold(run, |mut run| async move {
+                    let event = run.next().await?;
+                    Some((event, run))
+                })
+                .boxed(),
+            ),
+            running => running,
+        };
         match &mut this.state {
             State::Running(events) => events.poll_next_unpin(cx),
             _ => Poll::Ready(None),
