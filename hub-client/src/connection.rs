@@ -47,6 +47,9 @@ pub(crate) struct Inner {
     stopping: AtomicBool,
     /// Wakes a reconnect waiting out its delay.
     wake: Notify,
+    /// Counts the connections made (start and each reconnect), so that a caller can wait
+    /// for the next one.
+    connected: watch::Sender<u64>,
 }
 
 struct Running {
@@ -66,6 +69,7 @@ impl HubConnection {
                 callbacks: Callbacks::default(),
                 stopping: AtomicBool::new(false),
                 wake: Notify::new(),
+                connected: watch::Sender::new(0),
             }),
         }
     }
@@ -225,6 +229,25 @@ impl HubConnection {
         self.inner.handlers.remove(method);
     }
 
+    /// Waits until the connection runs (at once if it does): `None` then, or the reason it
+    /// ended for good (stopped, closed without a reconnect, or the reconnect gave up).
+    pub(crate) async fn running(&self) -> Option<CloseReason> {
+        let mut connected = self.inner.connected.subscribe();
+        let mut closed = self.inner.closed.subscribe();
+        loop {
+            if self.sender().is_ok() {
+                return None;
+            }
+            if let Some(reason) = closed.borrow_and_update().clone() {
+                return Some(reason);
+            }
+            tokio::select! {
+                _ = connected.changed() => {}
+                _ = closed.changed() => {}
+            }
+        }
+    }
+
     /// The running connection's sender, or [`Error::NotConnected`].
     pub(crate) fn sender(&self) -> Result<Sender> {
         match self.lock().as_ref() {
@@ -349,6 +372,7 @@ async fn connect(inner: &Inner) -> Result<(Driver, bytes::Bytes)> {
     };
     tokio::spawn(dispatch(inner.handlers.clone(), to_dispatch, sender.downgrade()));
     *inner.running.lock().unwrap_or_else(|p| p.into_inner()) = Some(Running { sender, connection_id });
+    inner.connected.send_modify(|count| *count += 1);
     Ok((driver, leftover))
 }
 

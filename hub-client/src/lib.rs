@@ -12,6 +12,12 @@
 //! [`HubConnectionBuilder::stateful_reconnect`]: a dropped WebSocket comes back to the same
 //! connection, and no message is lost either way).
 //!
+//! **Durable groups.** [`HubConnection::follow`] follows a group whose server keeps a history
+//! (hub-runtime's `cx.history`, the interop contract's `Subscribe`): a [`Following`] stream
+//! that resumes by itself from the last [`Position`] it saw after every reconnect, even to
+//! another server, so each message arrives once and in order; when history no longer covers
+//! what was missed, it says so ([`FollowEvent::Subscribed`] with `recovered: false`).
+//!
 //! The wire format is [`hub_protocol`]'s: this crate moves its messages over the network.
 //!
 //! **Typed calls.** A hub's contract, declared with [`hub_protocol::contract`]'s
@@ -70,6 +76,7 @@ mod contract;
 mod cookies;
 mod driver;
 mod error;
+mod follow;
 mod handlers;
 mod handshake;
 mod http;
@@ -79,6 +86,7 @@ mod negotiate;
 mod pending;
 mod reattach;
 mod reconnect;
+mod recovery;
 mod sender;
 mod server_sent_events;
 mod stateful;
@@ -92,5 +100,7 @@ pub use builder::HubConnectionBuilder;
 pub use config::{Protocol, TokenResult, TransportKind};
 pub use connection::HubConnection;
 pub use error::{CloseReason, Error, Result};
+pub use follow::{FollowEvent, Following};
 pub use reconnect::{Delays, RetryContext, RetryPolicy};
+pub use recovery::{Position, RecoveryHeader, RecoveryItem, RecoveryMessage};
 pub use stream::{HubStream, Upload};

@@ -22,6 +22,8 @@ mod broadcast;
 mod client_results;
 #[path = "interop_client/http.rs"]
 mod http;
+#[path = "interop_client/presence.rs"]
+mod presence;
 #[path = "interop_client/recovery.rs"]
 mod recovery;
 #[path = "interop_client/report.rs"]
@@ -188,6 +190,7 @@ async fn run_pair(report: &mut Report, target: &Target, pair: Pair) {
         session.stop().await;
     }
     broadcast::run(report, target, pair).await;
+    presence::run(report, target, pair).await;
     recovery::run(report, target, pair).await;
     auth::run(report, target, pair).await;
     stateful::run(report, target, pair).await;

@@ -98,3 +98,12 @@
 //! Resuming does not depend on stateful reconnect or on reaching the same server: any server of
 //! the fleet answers from the shared store. `examples/js/interop/recovery.test.mjs` runs this
 //! pattern against the interop server.
+//!
+//! ## The client side (the Rust client)
+//!
+//! `hub-client` does all of the above by itself: `connection.follow::<String>("Subscribe",
+//! "durable-news")` is a stream of `FollowEvent`s (`Message { position, message }`, and
+//! `Subscribed { recovered, position }` each time the server's stream starts). It keeps the
+//! last position, and after every automatic reconnect, to this server or another, it calls the
+//! stream again from there; `Following::new` does the same over a typed proxy's method, and
+//! `resume_from` starts from a position the app saved.

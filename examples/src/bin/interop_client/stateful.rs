@@ -16,18 +16,18 @@ use crate::report::{expect_eq, within, Context, Failure, Report, CALLBACK_TIMEOU
 use crate::{Pair, Target};
 
 /// How long the relay keeps the socket from coming back.
-const GAP: Duration = Duration::from_millis(400);
+pub const GAP: Duration = Duration::from_millis(400);
 
 /// A TCP relay in front of the server: `cut` closes every connection through it (both
 /// sockets), `hold` keeps new connections waiting until `release`.
-struct Relay {
-    address: SocketAddr,
+pub struct Relay {
+    pub address: SocketAddr,
     cuts: watch::Sender<u64>,
     held: watch::Sender<bool>,
 }
 
 impl Relay {
-    async fn start(upstream: SocketAddr) -> Result<Relay, Failure> {
+    pub async fn start(upstream: SocketAddr) -> Result<Relay, Failure> {
         let listener = TcpListener::bind("127.0.0.1:0").await.context("binding the relay")?;
         let address = listener.local_addr().context("the relay's address")?;
         let (cuts, _) = watch::channel(0_u64);
@@ -56,12 +56,12 @@ impl Relay {
         Ok(Relay { address, cuts, held })
     }
 
-    fn cut_and_hold(&self) {
+    pub fn cut_and_hold(&self) {
         self.held.send_replace(true);
         self.cuts.send_modify(|n| *n += 1);
     }
 
-    fn release(&self) {
+    pub fn release(&self) {
         self.held.send_replace(false);
     }
 }
@@ -174,7 +174,7 @@ async fn gap(
 }
 
 /// `HOST:PORT` of `http://HOST:PORT`.
-fn upstream_address(base_url: &str) -> Result<SocketAddr, Failure> {
+pub fn upstream_address(base_url: &str) -> Result<SocketAddr, Failure> {
     let authority = base_url
         .strip_prefix("http://")
         .ok_or_else(|| format!("{base_url}: only http:// URLs can be relayed"))?
