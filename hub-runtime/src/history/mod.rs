@@ -23,6 +23,8 @@
 mod fanout;
 mod handle;
 mod memory;
+#[cfg(feature = "nats")]
+mod nats;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod recovery;
@@ -40,6 +42,8 @@ use serde::{Deserialize, Serialize};
 pub use self::fanout::{Fanout, LiveEvent, Watch};
 pub use self::handle::{History, Recent};
 pub use self::memory::InMemoryHistory;
+#[cfg(feature = "nats")]
+pub use self::nats::{NatsHistory, NatsHistoryOptions};
 #[cfg(feature = "postgres")]
 pub use self::postgres::{PostgresHistory, PostgresHistoryOptions};
 pub use self::recovery::{HistoryEvent, HistoryItem, RecoveryHeader};
