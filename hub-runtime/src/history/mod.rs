@@ -16,9 +16,11 @@
 //! follows.
 //!
 //! A [`HistoryStore`] does both the storing and the live fan-out of durable messages across
-//! servers: [`InMemoryHistory`] for one server (the default), `RedisHistory` (feature `redis`)
-//! for many (one Lua script appends and PUBLISHes). This layer knows stores and rules; it
-//! knows nothing of connections, hubs or the server.
+//! servers: [`InMemoryHistory`] for one server (the default); for many, `RedisHistory` (feature
+//! `redis`: one Lua script appends and PUBLISHes), `PostgresHistory` (feature `postgres`: one
+//! transaction inserts and NOTIFYs) and `NatsHistory` (feature `nats`: JetStream stores with a
+//! compare-and-set on the group's last message and republishes what it stored). This layer
+//! knows stores and rules; it knows nothing of connections, hubs or the server.
 
 mod fanout;
 mod handle;
