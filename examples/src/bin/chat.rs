@@ -285,9 +285,7 @@ async fn main() -> std::io::Result<()> {
         .ttl(cli.history_ttl);
     let builder = hub_examples::builder(&args, PROGRAM).await;
     let builder = hub_examples::with_presence(builder, &args, cli.presence_ttl, PROGRAM).await;
-    let endpoint = EndpointOptions::new()
-        .authenticator(name_from_query)
-        .history(rooms);
+    let endpoint = EndpointOptions::new().authenticator(name_from_query).history(rooms);
     let server = hub_examples::with_history(builder, &args, PROGRAM)
         .await
         .options(args.hub_options(hub_runtime::HubOptions::default()))

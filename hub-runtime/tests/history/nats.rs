@@ -84,7 +84,11 @@ async fn a_broker_restart_keeps_the_epoch() {
     nats.stop().await;
     nats.restart().await;
     let second = publish_when_back(&mut publisher, "m2").await;
-    assert_eq!(second, Position::new(&first.epoch, 2), "the history survived the restart");
+    assert_eq!(
+        second,
+        Position::new(&first.epoch, 2),
+        "the history survived the restart"
+    );
     assert_eq!(stream.next().await, items(2, 2)[0]);
     publish_range(&mut publisher, GROUP, 3, 3).await;
     assert_eq!(stream.next().await, items(3, 3)[0]);
@@ -154,7 +158,10 @@ async fn the_store_listens_only_while_a_group_has_subscribers() {
     streams.remove(0).client.close().await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while !history.live_subjects().await.is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "the subject is still subscribed");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the subject is still subscribed"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -312,10 +312,7 @@ async fn client_options(
 
 /// async-nats' options from ours, shared by every NATS client of hub (the backplane, the
 /// history store): the client's name, timeouts, endless reconnects, credentials and TLS.
-pub(crate) async fn connect_options(
-    options: &NatsOptions,
-    name: String,
-) -> Result<async_nats::ConnectOptions, String> {
+pub(crate) async fn connect_options(options: &NatsOptions, name: String) -> Result<async_nats::ConnectOptions, String> {
     let mut client = async_nats::ConnectOptions::new()
         .name(name)
         .connection_timeout(options.connect_timeout)

@@ -51,7 +51,12 @@ impl Layout {
     /// `{prefix}._history_live.{hub}.{group}`: where the stream republishes a group's messages
     /// once stored (the same for every set of limits, so watching needs none).
     pub(super) fn live(&self, key: &HistoryKey) -> String {
-        format!("{}._history_live.{}.{}", self.prefix, token(&key.hub), token(&key.group))
+        format!(
+            "{}._history_live.{}.{}",
+            self.prefix,
+            token(&key.hub),
+            token(&key.group)
+        )
     }
 
     /// `{prefix}._confirm`: nobody listens; a request there confirms earlier subscriptions.

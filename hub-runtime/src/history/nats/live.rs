@@ -30,7 +30,12 @@ pub(super) struct Live {
 }
 
 impl Live {
-    pub(super) fn new(client: async_nats::Client, layout: Layout, response_timeout: Duration, fanout: Arc<Fanout>) -> Self {
+    pub(super) fn new(
+        client: async_nats::Client,
+        layout: Layout,
+        response_timeout: Duration,
+        fanout: Arc<Fanout>,
+    ) -> Self {
         Live {
             client,
             layout,
@@ -53,7 +58,11 @@ impl Live {
         let subscriber = match tokio::time::timeout(self.response_timeout, self.client.subscribe(subject)).await {
             Ok(Ok(subscriber)) => subscriber,
             Ok(Err(e)) => return Err(HistoryError::Unavailable(e.to_string())),
-            Err(_) => return Err(HistoryError::Unavailable("the NATS client took no subscription in time".into())),
+            Err(_) => {
+                return Err(HistoryError::Unavailable(
+                    "the NATS client took no subscription in time".into(),
+                ))
+            }
         };
         let (fanout, group) = (self.fanout.clone(), key.clone());
         readers.insert(

@@ -8,14 +8,14 @@ use std::time::Duration;
 use async_nats::connection::State;
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
 use async_nats::jetstream::context::PublishErrorKind;
-use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use async_nats::jetstream::Context;
+use async_nats::jetstream::ErrorCode;
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use super::layout::{self, Layout, Stamp};
 use super::super::{Durable, HistoryError, HistoryKey, HistoryLimits, Position};
+use super::layout::{self, Layout, Stamp};
 
 /// How many messages one pull asks for while reading a range.
 const FETCH: usize = 500;
@@ -206,7 +206,9 @@ impl Log {
         loop {
             let last = self.last(key, limits).await?;
             let Some(((stamp, expected), payload)) = next(&last) else {
-                let stamp = last.and_then(|last| last.stamp).ok_or_else(|| unavailable("no position"))?;
+                let stamp = last
+                    .and_then(|last| last.stamp)
+                    .ok_or_else(|| unavailable("no position"))?;
                 return Ok(Position::new(stamp.epoch, stamp.offset));
             };
             match self.store(key, limits, &stamp, expected, payload).await? {

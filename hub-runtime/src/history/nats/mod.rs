@@ -111,7 +111,10 @@ impl NatsHistory {
     pub async fn connect_with(url: &str, options: NatsHistoryOptions) -> Result<Self, HistoryError> {
         let connection = options.connection;
         if !subjects::valid_prefix(&connection.prefix) {
-            return Err(unavailable(format!("invalid NATS subject prefix {:?}", connection.prefix)));
+            return Err(unavailable(format!(
+                "invalid NATS subject prefix {:?}",
+                connection.prefix
+            )));
         }
         let (reports_tx, reports_rx) = mpsc::unbounded_channel();
         let name = format!("hub history {}_{}", hostname(), crate::connection::random_id());
