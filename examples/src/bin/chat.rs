@@ -26,8 +26,8 @@ trait ChatClient {
     fn user_joined(&self, room: String, name: String);
     /// A user's last connection left a room (or its server stopped).
     fn user_left(&self, room: String, name: String);
-    /// A message, for a room that keeps no history (every room keeps one with this server's
-    /// rule, so messages come through `Subscribe`; kept for rules that leave rooms out).
+    /// A message, for a room the server keeps no history of. This server's rule covers every
+    /// room on every backplane, so messages come through `Subscribe`; the page still takes it.
     fn receive_message(&self, room: String, name: String, text: String);
 }
 
