@@ -43,7 +43,8 @@
 //! Server versions: nothing here needs more than nats-server 2.2 (headers, for the "no
 //! responders" status that requests rely on). async-nats' own options that need newer servers
 //! stay off: `tls_first` (2.10.3+) is not used, and the `server_2_10`+ cargo features (which
-//! only add JetStream fields) are disabled with JetStream. Tested against 2.9.10.
+//! only add JetStream fields) stay off; the `jetstream` feature is on for the history store
+//! (`history::NatsHistory`, 2.9+). Tested against 2.9.10.
 //!
 //! Here: the options, the connection and the delivery of what arrives; `subjects` the names,
 //! `frames` the frames and chunks, `subscriptions` what this server listens on, `requests`
