@@ -232,9 +232,9 @@ pub async fn builder(args: &Args, program: &str) -> hub_runtime::HubServerBuilde
     }
 }
 
-/// Keeps durable groups' histories on the `--redis` backplane's Redis, or the `--postgres`
-/// backplane's PostgreSQL, when one is given (in memory otherwise: NATS has no history store
-/// yet).
+/// Keeps durable groups' histories on the `--redis` backplane's Redis, the `--postgres`
+/// backplane's PostgreSQL, or the `--nats` backplane's NATS (JetStream: nats-server runs with
+/// `-js`), when one is given; in memory otherwise.
 pub async fn with_history(
     builder: hub_runtime::HubServerBuilder,
     args: &Args,
@@ -254,6 +254,15 @@ pub async fn with_history(
             Ok(history) => builder.history(history),
             Err(e) => {
                 eprintln!("{program}: cannot keep history in PostgreSQL: {e}");
+                std::process::exit(1);
+            }
+        };
+    }
+    if let Some(url) = &args.nats {
+        return match hub_runtime::history::NatsHistory::connect(url).await {
+            Ok(history) => builder.history(history),
+            Err(e) => {
+                eprintln!("{program}: cannot keep history in NATS JetStream: {e}");
                 std::process::exit(1);
             }
         };

@@ -5,8 +5,8 @@
 // (SIGKILL: it cannot say goodbye) the other's page sees its user leave within the presence TTL
 // (--presence-ttl 2). The killed server's page reconnects to the restarted server and shows the
 // messages sent meanwhile, each once; a reloaded page resumes from its saved position the same
-// way. On NATS (no shared history store yet) rooms keep no history, and messages still cross
-// servers (through the backplane).
+// way. On NATS the room history lives in JetStream and the same recovery is asserted (the
+// members list is per server there: no shared presence store yet).
 //
 //   CHAT_BIN        the server binary (default ../../target/release/chat relative to examples/js)
 //   CHROMIUM_PATH   the browser (default /usr/bin/chromium)
@@ -173,28 +173,35 @@ describe('chat fleet: two servers on Redis, in Chromium', { timeout: 120_000 }, 
     });
 });
 
-describe('chat fleet: two servers on NATS (no shared history store), in Chromium', { timeout: 60_000 }, () => {
+describe('chat fleet: two servers on NATS (room history in JetStream), in Chromium', { timeout: 120_000 }, () => {
     let nats;
-    let servers = [];
+    let portA;
+    let serverA;
+    let serverB;
     let alice;
     let bob;
 
+    const startA = () => startServer(chatBin(), ['--addr', `127.0.0.1:${portA}`, '--nats', nats.url], { name: 'chat-a' });
+
     before(async () => {
         nats = await new Nats(await freePort()).start();
-        servers = await Promise.all(['chat-a', 'chat-b'].map((name) =>
-            startServer(chatBin(), ['--nats', nats.url], { name })));
+        portA = await freePort();
+        [serverA, serverB] = await Promise.all([
+            startA(),
+            startServer(chatBin(), ['--nats', nats.url], { name: 'chat-b' }),
+        ]);
         [alice, bob] = await Promise.all([openBrowser('alice'), openBrowser('bob')]);
     }, { timeout: 40_000 });
 
     after(async () => {
         await Promise.all([closeBrowser(alice), closeBrowser(bob)]);
-        await Promise.all(servers.map((s) => s.stop()));
+        await Promise.all([serverA?.stop(), serverB?.stop()]);
         await nats?.close();
     }, { timeout: 30_000 });
 
-    it('messages cross servers through the backplane', async () => {
-        await alice.page.goto(servers[0].url + '/', { waitUntil: 'load', timeout: WAIT });
-        await bob.page.goto(servers[1].url + '/', { waitUntil: 'load', timeout: WAIT });
+    it('messages cross servers through the room history', async () => {
+        await alice.page.goto(serverA.url + '/', { waitUntil: 'load', timeout: WAIT });
+        await bob.page.goto(serverB.url + '/', { waitUntil: 'load', timeout: WAIT });
         await join(alice.page, 'alice', 'lobby');
         await waitForText(alice.page, '#status', 'connected');
         await join(bob.page, 'bob', 'lobby');
@@ -204,6 +211,45 @@ describe('chat fleet: two servers on NATS (no shared history store), in Chromium
         await say(bob.page, 'back over nats');
         await waitForLine(alice.page, 'message', 'bob: back over nats');
         await assertMessages(alice.page, ['alice: over nats', 'bob: back over nats']);
-        for (const b of [alice, bob]) assert.deepEqual(b.pageErrors, [], `${b.name}: page errors`);
+        await assertMessages(bob.page, ['alice: over nats', 'bob: back over nats']);
+    });
+
+    it('alice\'s server is killed and restarted: her page shows what she missed, once', async () => {
+        serverA.child.kill('SIGKILL');
+        await alice.page.waitForFunction(
+            () => ['reconnecting', 'disconnected'].includes(document.querySelector('#status')?.textContent.trim()),
+            null, { timeout: WAIT });
+        await say(bob.page, 'while you were away');
+        await say(bob.page, 'and another');
+        await waitForLine(bob.page, 'message', 'bob: and another');
+        serverA = await startA();
+        await waitForText(alice.page, '#status', 'connected', 15_000);
+        await waitForLine(alice.page, 'message', 'bob: and another');
+        const seen = ['alice: over nats', 'bob: back over nats', 'bob: while you were away', 'bob: and another'];
+        await assertMessages(alice.page, seen);
+
+        await say(alice.page, 'back');
+        await waitForLine(bob.page, 'message', 'alice: back');
+        await waitForLine(alice.page, 'message', 'alice: back');
+        await assertMessages(alice.page, [...seen, 'alice: back']);
+    });
+
+    it('a page that went away and came back resumes from its saved position', async () => {
+        await alice.page.goto('about:blank');
+        await say(bob.page, 'missed while reloading');
+        await waitForLine(bob.page, 'message', 'bob: missed while reloading');
+        await alice.page.goto(serverA.url + '/', { waitUntil: 'load', timeout: WAIT });
+        await waitForText(alice.page, '#status', 'connected');
+        await waitForLine(alice.page, 'message', 'bob: missed while reloading');
+        await assertMessages(alice.page, [
+            'alice: over nats', 'bob: back over nats', 'bob: while you were away', 'bob: and another',
+            'alice: back', 'bob: missed while reloading',
+        ]);
+    });
+
+    it('the pages raised no errors', async () => {
+        for (const b of [alice, bob]) {
+            assert.deepEqual(b.pageErrors, [], `${b.name}: page errors`);
+        }
     });
 });

@@ -16,13 +16,17 @@
 //! follows.
 //!
 //! A [`HistoryStore`] does both the storing and the live fan-out of durable messages across
-//! servers: [`InMemoryHistory`] for one server (the default), `RedisHistory` (feature `redis`)
-//! for many (one Lua script appends and PUBLISHes). This layer knows stores and rules; it
-//! knows nothing of connections, hubs or the server.
+//! servers: [`InMemoryHistory`] for one server (the default); for many, `RedisHistory` (feature
+//! `redis`: one Lua script appends and PUBLISHes), `PostgresHistory` (feature `postgres`: one
+//! transaction inserts and NOTIFYs) and `NatsHistory` (feature `nats`: JetStream stores with a
+//! compare-and-set on the group's last message and republishes what it stored). This layer
+//! knows stores and rules; it knows nothing of connections, hubs or the server.
 
 mod fanout;
 mod handle;
 mod memory;
+#[cfg(feature = "nats")]
+mod nats;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod recovery;
@@ -39,6 +43,8 @@ use futures_util::future::BoxFuture;
 pub use self::fanout::{Fanout, LiveEvent, Watch};
 pub use self::handle::{History, Recent};
 pub use self::memory::InMemoryHistory;
+#[cfg(feature = "nats")]
+pub use self::nats::{NatsHistory, NatsHistoryOptions};
 #[cfg(feature = "postgres")]
 pub use self::postgres::{PostgresHistory, PostgresHistoryOptions};
 pub use self::recovery::{HistoryEvent, HistoryItem, RecoveryHeader};
