@@ -17,6 +17,8 @@
 //! `server`.
 
 mod memory;
+#[cfg(feature = "nats")]
+mod nats;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "redis")]
@@ -28,6 +30,8 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 
 pub use self::memory::InMemoryPresence;
+#[cfg(feature = "nats")]
+pub use self::nats::{NatsPresence, NatsPresenceOptions};
 #[cfg(feature = "postgres")]
 pub use self::postgres::{PostgresPresence, PostgresPresenceOptions};
 #[cfg(feature = "redis")]

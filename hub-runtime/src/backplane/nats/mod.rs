@@ -54,7 +54,7 @@ mod backplane;
 mod events;
 mod frames;
 mod requests;
-mod subjects;
+pub(crate) mod subjects;
 mod subscriptions;
 
 use std::collections::HashMap;
@@ -249,16 +249,9 @@ impl NatsBackplane {
         let server = format!("{}_{}", hostname(), crate::connection::random_id());
         let metrics = Arc::new(crate::observability::BackplaneMetrics::new("nats"));
         let events = Arc::new(Events::new(metrics.clone()));
-        let connect = client_options(&options, &server, events)
-            .await?
-            .connect(url.split(',').map(str::trim).collect::<Vec<_>>());
-        // The client bounds each attempt by the connect timeout; this bounds them all.
-        let wait = options.connect_timeout.saturating_mul(2);
-        let client = match tokio::time::timeout(wait, connect).await {
-            Ok(Ok(client)) => client,
-            Ok(Err(e)) => return Err(unavailable(e)),
-            Err(_) => return Err(unavailable("connecting to NATS timed out")),
-        };
+        let client = connect(url, client_options(&options, &server, events).await?, &options)
+            .await
+            .map_err(BackplaneError::Unavailable)?;
         let inner = Arc::new_cyclic(|weak| Inner {
             subscriptions: Arc::new(Subscriptions::new(
                 client.clone(),
@@ -296,16 +289,31 @@ impl NatsBackplane {
     }
 }
 
-/// async-nats' options from ours.
+/// The backplane's async-nats options: [`base_options`] and what the backplane adds.
 async fn client_options(
     options: &NatsOptions,
     server: &str,
     events: Arc<Events>,
 ) -> Result<async_nats::ConnectOptions, BackplaneError> {
-    let mut client = async_nats::ConnectOptions::new()
-        .name(format!("hub backplane {server}"))
+    let client = base_options(options, format!("hub backplane {server}"))
+        .await
+        .map_err(BackplaneError::Unavailable)?
         // What this server publishes is delivered here already (the origin is checked too).
         .no_echo()
+        .subscription_capacity(options.subscription_capacity.max(1))
+        .request_timeout(Some(options.group_ack_timeout))
+        .event_callback(move |event| {
+            events.handle(event);
+            std::future::ready(())
+        });
+    Ok(client)
+}
+
+/// The async-nats options every NATS client of hub shares (the backplane, the presence store):
+/// the connect timeout, pings, endless reconnects, credentials and TLS of `options`.
+pub(crate) async fn base_options(options: &NatsOptions, name: String) -> Result<async_nats::ConnectOptions, String> {
+    let mut client = async_nats::ConnectOptions::new()
+        .name(name)
         .connection_timeout(options.connect_timeout)
         // tokio intervals take neither zero nor periods that overflow an Instant.
         .ping_interval(
@@ -313,20 +321,14 @@ async fn client_options(
                 .ping_interval
                 .clamp(Duration::from_millis(10), Duration::from_secs(86_400)),
         )
-        .subscription_capacity(options.subscription_capacity.max(1))
-        .request_timeout(Some(options.group_ack_timeout))
         .max_reconnects(None)
-        .require_tls(options.tls.required)
-        .event_callback(move |event| {
-            events.handle(event);
-            std::future::ready(())
-        });
+        .require_tls(options.tls.required);
     client = match &options.auth {
         NatsAuth::None => client,
         NatsAuth::UserPassword { user, password } => client.user_and_password(user.clone(), password.clone()),
         NatsAuth::Token(token) => client.token(token.clone()),
         NatsAuth::NKey(seed) => client.nkey(seed.clone()),
-        NatsAuth::CredentialsFile(path) => client.credentials_file(path).await.map_err(unavailable)?,
+        NatsAuth::CredentialsFile(path) => client.credentials_file(path).await.map_err(|e| e.to_string())?,
     };
     for root in &options.tls.root_certificates {
         client = client.add_root_certificates(root.clone());
@@ -335,6 +337,21 @@ async fn client_options(
         client = client.add_client_certificate(cert.certificate.clone(), cert.key.clone());
     }
     Ok(client)
+}
+
+/// Connects `client` to the servers of `url` (comma-separated), all attempts together bounded
+/// by twice the connect timeout (the client bounds each one by it).
+pub(crate) async fn connect(
+    url: &str,
+    client: async_nats::ConnectOptions,
+    options: &NatsOptions,
+) -> Result<async_nats::Client, String> {
+    let connect = client.connect(url.split(',').map(str::trim).collect::<Vec<_>>());
+    match tokio::time::timeout(options.connect_timeout.saturating_mul(2), connect).await {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("connecting to NATS timed out".into()),
+    }
 }
 
 fn hostname() -> String {
