@@ -13,6 +13,14 @@ use async_nats::jetstream::{self, Context};
 use bytes::Bytes;
 use futures_util::StreamExt;
 
+/// `future`, or an error after `limit`: no call waits on a silent NATS server for longer.
+async fn bounded<T>(limit: Duration, what: &str, future: impl std::future::Future<Output = Result<T, String>>) -> Result<T, String> {
+    match tokio::time::timeout(limit, future).await {
+        Ok(done) => done,
+        Err(_) => Err(format!("{what}: NATS did not answer in time")),
+    }
+}
+
 /// The last message of a subject.
 #[derive(Debug, Clone)]
 pub(super) struct Stored {
@@ -50,7 +58,10 @@ impl Broker {
         subjects: &str,
         max_age: Duration,
     ) -> Result<Broker, String> {
-        let context = jetstream::ContextBuilder::new().timeout(timeout).build(client.clone());
+        let context = jetstream::ContextBuilder::new()
+            .timeout(timeout)
+            .ack_timeout(timeout)
+            .build(client.clone());
         let wanted = format!("{subjects}.>");
         let config = stream::Config {
             name: name.to_string(),
@@ -61,10 +72,11 @@ impl Broker {
             storage: StorageType::File,
             ..Default::default()
         };
-        let found = context
-            .get_or_create_stream(config)
-            .await
-            .map_err(|e| format!("opening the JetStream stream {name}: {e}"))?;
+        let opened = async {
+            let opened = context.get_or_create_stream(config).await;
+            opened.map_err(|e| format!("opening the JetStream stream {name}: {e}"))
+        };
+        let found = bounded(timeout * 2, name, opened).await?;
         let info = found.cached_info();
         if !info.config.subjects.contains(&wanted) {
             return Err(format!(
@@ -86,7 +98,9 @@ impl Broker {
 
     /// The last message of `subject`, if it has one.
     pub(super) async fn last(&self, subject: &str) -> Result<Option<Stored>, String> {
-        match self.stream.get_last_raw_message_by_subject(subject).await {
+        let read = self.stream.get_last_raw_message_by_subject(subject);
+        let read = bounded(self.timeout, subject, async { Ok(read.await) }).await?;
+        match read {
             Ok(message) => Ok(Some(Stored {
                 subject: subject.to_string(),
                 sequence: message.sequence,
@@ -107,7 +121,7 @@ impl Broker {
             let future = self.context.send_publish(subject.to_string(), message).await?;
             future.await
         };
-        match acked.await {
+        match bounded(self.timeout, subject, async { Ok(acked.await) }).await? {
             Ok(ack) => Ok(Cas::Written(ack.sequence)),
             Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Ok(Cas::Conflict),
             Err(e) => Err(format!("writing {subject}: {e}")),
@@ -120,10 +134,8 @@ impl Broker {
             let future = self.context.publish(subject.to_string(), payload).await?;
             future.await
         };
-        acked
-            .await
-            .map(|ack| ack.sequence)
-            .map_err(|e| format!("writing {subject}: {e}"))
+        let acked = async { acked.await.map_err(|e| format!("writing {subject}: {e}")) };
+        bounded(self.timeout, subject, acked).await.map(|ack| ack.sequence)
     }
 
     /// Removes the messages of `subject` (a filter may hold wildcards) up to and including
@@ -131,15 +143,22 @@ impl Broker {
     /// survives. Unlike a KV delete, a purge leaves no marker behind.
     pub(super) async fn purge(&self, subject: &str, through: Option<u64>) -> Result<(), String> {
         let purge = self.stream.purge().filter(subject);
-        let done = match through {
-            Some(sequence) => purge.sequence(sequence.saturating_add(1)).await,
-            None => purge.await,
+        let done = async {
+            let done = match through {
+                Some(sequence) => purge.sequence(sequence.saturating_add(1)).await,
+                None => purge.await,
+            };
+            done.map(|_| ()).map_err(|e| format!("purging {subject}: {e}"))
         };
-        done.map(|_| ()).map_err(|e| format!("purging {subject}: {e}"))
+        bounded(self.timeout, subject, done).await
     }
 
     /// The subjects with a message that match `filter`.
     pub(super) async fn subjects(&self, filter: &str) -> Result<Vec<String>, String> {
+        bounded(self.timeout * 2, filter, self.list(filter)).await
+    }
+
+    async fn list(&self, filter: &str) -> Result<Vec<String>, String> {
         let failed = |e: &dyn std::fmt::Display| format!("listing {filter}: {e}");
         let mut listed = self
             .stream
@@ -159,7 +178,8 @@ impl Broker {
         let failed = |e: &dyn std::fmt::Display| format!("scanning {filter}: {e}");
         let inbox = self.client.new_inbox();
         // Subscribed first: the consumer starts pushing as soon as it exists.
-        let mut delivered = self.client.subscribe(inbox.clone()).await.map_err(|e| failed(&e))?;
+        let subscribed = async { self.client.subscribe(inbox.clone()).await.map_err(|e| failed(&e)) };
+        let mut delivered = bounded(self.timeout, filter, subscribed).await?;
         let config = push::Config {
             deliver_subject: inbox,
             deliver_policy: DeliverPolicy::LastPerSubject,
@@ -170,7 +190,8 @@ impl Broker {
             memory_storage: true,
             ..Default::default()
         };
-        let consumer = self.stream.create_consumer(config).await.map_err(|e| failed(&e))?;
+        let created = async { self.stream.create_consumer(config).await.map_err(|e| failed(&e)) };
+        let consumer = bounded(self.timeout, filter, created).await?;
         let name = consumer.cached_info().name.clone();
         let mut remaining = consumer.cached_info().num_pending;
         let mut found = Vec::new();
@@ -199,7 +220,7 @@ impl Broker {
         let outcome = read.await;
         drop(delivered);
         // Best effort: the inactivity threshold removes it otherwise.
-        let _ = self.stream.delete_consumer(&name).await;
+        let _ = tokio::time::timeout(self.timeout, self.stream.delete_consumer(&name)).await;
         outcome.map(|()| found)
     }
 }
