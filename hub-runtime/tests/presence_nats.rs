@@ -60,7 +60,9 @@ async fn jetstream(url: &str) -> async_nats::jetstream::Context {
 /// The subjects of `stream` that match `filter`.
 async fn subjects(js: &async_nats::jetstream::Context, stream: &str, filter: &str) -> Vec<String> {
     let stream = within("get the stream", js.get_stream(stream)).await.unwrap();
-    let mut listed = within("list subjects", stream.info_with_subjects(filter)).await.unwrap();
+    let mut listed = within("list subjects", stream.info_with_subjects(filter))
+        .await
+        .unwrap();
     let mut subjects = Vec::new();
     while let Some(next) = within("list subjects", listed.next()).await {
         subjects.push(next.unwrap().0);
@@ -114,14 +116,19 @@ impl Fleet for NatsFleet {
     async fn leaseholders(&self) -> Vec<String> {
         let js = jetstream(&self.nats.url).await;
         let leases = subjects(&js, "hub_presence_leases", "hub._presence_lease.*").await;
-        leases.iter().map(|s| s.rsplit('.').next().unwrap().to_string()).collect()
+        leases
+            .iter()
+            .map(|s| s.rsplit('.').next().unwrap().to_string())
+            .collect()
     }
 
     async fn end_lease(&self, server: &str) {
         let js = jetstream(&self.nats.url).await;
         let stream = js.get_stream("hub_presence_leases").await.unwrap();
         let subject = format!("hub._presence_lease.{server}");
-        within("purge the lease", stream.purge().filter(subject).into_future()).await.unwrap();
+        within("purge the lease", stream.purge().filter(subject).into_future())
+            .await
+            .unwrap();
     }
 
     async fn end_lease_and_sweep(&self, server: &str) -> Vec<String> {
@@ -189,7 +196,10 @@ async fn entries_outlive_a_restart_of_the_nats_server() {
         if seen.as_array().is_some_and(|m| m.len() == 2) {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "members after the restart: {seen}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "members after the restart: {seen}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(bob.members("room").await, both);
@@ -218,7 +228,11 @@ async fn a_frozen_nats_server_makes_calls_fail_in_bounded_time() {
     assert!(matches!(joined, Ok(Err(_))), "{joined:?}");
     let refreshed = tokio::time::timeout(Duration::from_secs(6), presence.refresh()).await;
     assert!(matches!(refreshed, Ok(Err(_))), "{refreshed:?}");
-    assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        started.elapsed()
+    );
     nats.thaw();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -237,10 +251,23 @@ async fn names_that_are_no_subject_tokens_are_kept_apart() {
     let Some(nats) = Nats::start().await else { return };
     let presence = store(&nats.url, TTL).await;
     let long = "g".repeat(300);
-    let groups = ["a.b", "a", "*", ">", "", "room with spaces", "ünï ✓", long.as_str(), "a.>"];
+    let groups = [
+        "a.b",
+        "a",
+        "*",
+        ">",
+        "",
+        "room with spaces",
+        "ünï ✓",
+        long.as_str(),
+        "a.>",
+    ];
     for (i, group) in groups.iter().enumerate() {
         for user in ["x.y", "*", "", "ü"] {
-            let joined = presence.join(&entry(group, user, &format!("c{i}{user}"))).await.unwrap();
+            let joined = presence
+                .join(&entry(group, user, &format!("c{i}{user}")))
+                .await
+                .unwrap();
             assert!(joined.first, "{group:?} {user:?}");
         }
     }

@@ -14,7 +14,11 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 /// `future`, or an error after `limit`: no call waits on a silent NATS server for longer.
-async fn bounded<T>(limit: Duration, what: &str, future: impl std::future::Future<Output = Result<T, String>>) -> Result<T, String> {
+async fn bounded<T>(
+    limit: Duration,
+    what: &str,
+    future: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, String> {
     match tokio::time::timeout(limit, future).await {
         Ok(done) => done,
         Err(_) => Err(format!("{what}: NATS did not answer in time")),
@@ -160,13 +164,12 @@ impl Broker {
 
     async fn list(&self, filter: &str) -> Result<Vec<String>, String> {
         let failed = |e: &dyn std::fmt::Display| format!("listing {filter}: {e}");
-        let mut listed = self
-            .stream
-            .info_with_subjects(filter)
-            .await
-            .map_err(|e| failed(&e))?;
+        let mut listed = self.stream.info_with_subjects(filter).await.map_err(|e| failed(&e))?;
         let mut subjects = Vec::new();
-        while let Some(next) = tokio::time::timeout(self.timeout, listed.next()).await.map_err(|e| failed(&e))? {
+        while let Some(next) = tokio::time::timeout(self.timeout, listed.next())
+            .await
+            .map_err(|e| failed(&e))?
+        {
             subjects.push(next.map_err(|e| failed(&e))?.0);
         }
         Ok(subjects)

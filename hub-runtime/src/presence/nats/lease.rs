@@ -191,7 +191,9 @@ impl NatsPresence {
             if stored.subject.starts_with(&registrations) {
                 continue;
             }
-            let Some(state) = State::decode(&stored.payload) else { continue };
+            let Some(state) = State::decode(&stored.payload) else {
+                continue;
+            };
             if !state.connections.values().any(|server| servers.contains(server)) {
                 continue;
             }

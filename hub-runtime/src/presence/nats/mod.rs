@@ -40,7 +40,9 @@ use futures_util::future::BoxFuture;
 
 use self::broker::Broker;
 use self::state::{Change, Key};
-use super::{Expired, GroupEntry, JoinOutcome, LeaveOutcome, Member, PresenceError, PresenceStore, Restored, UserEntry};
+use super::{
+    Expired, GroupEntry, JoinOutcome, LeaveOutcome, Member, PresenceError, PresenceStore, Restored, UserEntry,
+};
 use crate::backplane::nats::subjects::valid_prefix;
 use crate::backplane::nats::{base_options, connect};
 use crate::backplane::NatsOptions;
@@ -139,7 +141,13 @@ fn unavailable(e: impl std::fmt::Display) -> PresenceError {
 fn stream_name(prefix: &str, rest: &str) -> String {
     let safe: String = prefix
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("{safe}_{rest}")
 }
@@ -155,7 +163,10 @@ impl NatsPresence {
     pub async fn connect_with(url: &str, options: NatsPresenceOptions) -> Result<Self, PresenceError> {
         let connection = &options.connection;
         if !valid_prefix(&connection.prefix) {
-            return Err(unavailable(format!("invalid NATS subject prefix {:?}", connection.prefix)));
+            return Err(unavailable(format!(
+                "invalid NATS subject prefix {:?}",
+                connection.prefix
+            )));
         }
         let server = crate::connection::random_id();
         let client_options = base_options(connection, format!("hub presence {server}"))

@@ -30,12 +30,7 @@ impl Key {
     /// each name one subject token (see `backplane::nats::subjects`).
     pub(super) fn subject(&self, base: &str) -> String {
         match &self.group {
-            Some(group) => format!(
-                "{base}.g.{}.{}.{}",
-                token(&self.hub),
-                token(group),
-                token(&self.user)
-            ),
+            Some(group) => format!("{base}.g.{}.{}.{}", token(&self.hub), token(group), token(&self.user)),
             None => format!("{base}.u.{}.{}", token(&self.hub), token(&self.user)),
         }
     }
@@ -210,7 +205,10 @@ mod tests {
             panic!("a first join writes");
         };
         assert_eq!(joined, Joined { added: true, count: 1 });
-        assert!(matches!(join(state.clone(), "c1", "s1", None), Change::Keep(Joined { added: false, .. })));
+        assert!(matches!(
+            join(state.clone(), "c1", "s1", None),
+            Change::Keep(Joined { added: false, .. })
+        ));
         let Change::Write(moved, joined) = join(state.clone(), "c1", "s2", None) else {
             panic!("a connection of a swept server moves");
         };
@@ -233,7 +231,10 @@ mod tests {
         let Change::Write(state, false) = sweep(state, &["dead".to_string()]) else {
             panic!("the dead server's connection goes");
         };
-        assert!(matches!(sweep(state.clone(), &["dead".to_string()]), Change::Keep(false)));
+        assert!(matches!(
+            sweep(state.clone(), &["dead".to_string()]),
+            Change::Keep(false)
+        ));
         assert!(matches!(sweep(state, &["live".to_string()]), Change::Write(_, true)));
         assert_ne!(key().subject("p"), Key { group: None, ..key() }.subject("p"));
     }
