@@ -317,3 +317,28 @@ async fn the_empty_entries_of_users_who_left_are_purged() {
     // Nothing stays behind of a user who left: no tombstone per user ever seen.
     assert!(subjects(&js, "hub_presence", "hub._presence.g.>").await.is_empty());
 }
+
+#[tokio::test]
+async fn a_large_group_is_read_whole() {
+    let Some(nats) = Nats::start().await else { return };
+    let presence = store(&nats.url, TTL).await;
+    // Enough entries, with info, for the scan to pass the consumer's flow-control window.
+    let info = format!("\"{}\"", "i".repeat(2_000));
+    let users = 3_000;
+    let joins = (0..users).map(|i| {
+        let entry = GroupEntry {
+            info: Some(info.clone()),
+            ..entry("big", &format!("user-{i:05}"), &format!("c{i}"))
+        };
+        let presence = presence.clone();
+        async move { presence.join(&entry).await.unwrap() }
+    });
+    futures_util::stream::iter(joins)
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await;
+    let found = within("read the members", presence.members("H", "big")).await.unwrap();
+    assert_eq!(found.len(), users);
+    assert!(found.windows(2).all(|w| w[0].user < w[1].user));
+    assert!(found.iter().all(|m| m.connections == 1 && m.info.is_some()));
+}

@@ -176,7 +176,8 @@ impl Broker {
     }
 
     /// The last message of every subject that matches `filter`, read through a short-lived
-    /// push consumer (no acknowledgements, deleted at the end).
+    /// push consumer (no acknowledgements, flow control so a long scan cannot flood this
+    /// client, deleted at the end).
     pub(super) async fn scan(&self, filter: &str) -> Result<Vec<Stored>, String> {
         let failed = |e: &dyn std::fmt::Display| format!("scanning {filter}: {e}");
         let inbox = self.client.new_inbox();
@@ -191,6 +192,10 @@ impl Broker {
             // Gone by itself if this reader vanishes before deleting it.
             inactive_threshold: Duration::from_secs(30),
             memory_storage: true,
+            // The server pauses until this reader answers its flow-control requests (which
+            // need heartbeats on).
+            flow_control: true,
+            idle_heartbeat: Duration::from_secs(5),
             ..Default::default()
         };
         let created = async { self.stream.create_consumer(config).await.map_err(|e| failed(&e)) };
@@ -199,17 +204,27 @@ impl Broker {
         let mut remaining = consumer.cached_info().num_pending;
         let mut found = Vec::new();
         let read = async {
+            // Each stream message within the timeout of the one before (heartbeats aside).
+            let mut deadline = tokio::time::Instant::now() + self.timeout;
             while remaining > 0 {
-                let next = tokio::time::timeout(self.timeout, delivered.next()).await;
+                let next = tokio::time::timeout_at(deadline, delivered.next()).await;
                 let message = next
                     .map_err(|e| failed(&e))?
                     .ok_or_else(|| failed(&"the subscription ended"))?;
+                if message.status.is_some() {
+                    // A flow-control request (answered to the reply subject) or a heartbeat.
+                    if let Some(reply) = message.reply {
+                        let answered = self.client.publish(reply, Bytes::new()).await;
+                        answered.map_err(|e| failed(&e))?;
+                    }
+                    continue;
+                }
                 let message = jetstream::Message {
                     message,
                     context: self.context.clone(),
                 };
-                // Heartbeats and other status messages carry no stream message.
                 let Ok(info) = message.info() else { continue };
+                deadline = tokio::time::Instant::now() + self.timeout;
                 let (sequence, pending) = (info.stream_sequence, info.pending);
                 found.push(Stored {
                     subject: message.subject.to_string(),
