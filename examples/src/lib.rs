@@ -270,17 +270,19 @@ pub async fn with_history(
     builder
 }
 
-/// Keeps presence (who is in which group, who is online) in the `--redis` backplane's Redis or
-/// the `--postgres` backplane's PostgreSQL when one is given, each server's entries outliving it
-/// at most `ttl`; in memory otherwise (NATS has no presence store yet: the builder then warns
-/// that members are per server).
+/// Keeps presence (who is in which group, who is online) in the `--redis` backplane's Redis,
+/// the `--postgres` backplane's PostgreSQL or the `--nats` backplane's NATS (JetStream) when one
+/// is given, each server's entries outliving it at most `ttl`; in memory otherwise.
 pub async fn with_presence(
     builder: hub_runtime::HubServerBuilder,
     args: &Args,
     ttl: std::time::Duration,
     program: &str,
 ) -> hub_runtime::HubServerBuilder {
-    use hub_runtime::presence::{PostgresPresence, PostgresPresenceOptions, RedisPresence, RedisPresenceOptions};
+    use hub_runtime::presence::{
+        NatsPresence, NatsPresenceOptions, PostgresPresence, PostgresPresenceOptions, RedisPresence,
+        RedisPresenceOptions,
+    };
     if let Some(url) = &args.redis {
         let options = RedisPresenceOptions {
             ttl,
@@ -303,6 +305,19 @@ pub async fn with_presence(
             Ok(presence) => builder.presence(presence),
             Err(e) => {
                 eprintln!("{program}: cannot keep presence in PostgreSQL: {e}");
+                std::process::exit(1);
+            }
+        };
+    }
+    if let Some(url) = &args.nats {
+        let options = NatsPresenceOptions {
+            ttl,
+            ..Default::default()
+        };
+        return match NatsPresence::connect_with(url, options).await {
+            Ok(presence) => builder.presence(presence),
+            Err(e) => {
+                eprintln!("{program}: cannot keep presence in NATS (JetStream on?): {e}");
                 std::process::exit(1);
             }
         };

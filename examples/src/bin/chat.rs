@@ -242,7 +242,8 @@ fn name_from_query(request: &RequestContext) -> Result<Option<Identity>, AuthErr
 struct Cli {
     #[command(flatten)]
     common: hub_examples::Args,
-    /// With --redis: how long the members of a server that died stay in their rooms (seconds).
+    /// With --redis, --postgres or --nats: how long the members of a server that died stay in
+    /// their rooms (seconds).
     #[arg(long, value_name = "SECONDS", value_parser = hub_examples::parse_seconds, default_value = "30")]
     presence_ttl: std::time::Duration,
     /// How many messages each room's history keeps.
