@@ -13,11 +13,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::{self, Ws};
 use crate::cost::{CpuMeter, Measured, Mode, Plan};
@@ -115,12 +117,16 @@ pub async fn measure(plan: &Plan, mode: Mode, target: &Measured<'_>) -> Result<(
     tokio::time::sleep(plan.duration).await;
     let completed = shared.completed.load(Ordering::Relaxed) - completed_before;
     let _ = halt_tx.send(true);
+    let send_secs = window_start.elapsed().as_secs_f64();
+    // Each sender stops taking sequence numbers and waits for its calls in flight.
+    let mut idle = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(15), async {
-        while senders.join_next().await.is_some() {}
+        while let Some(done) = senders.join_next().await {
+            idle.extend(done.ok());
+        }
     })
     .await;
     senders.abort_all();
-    let send_secs = window_start.elapsed().as_secs_f64();
     let sent = (shared.seq.load(Ordering::Acquire) + 1).saturating_sub(first);
     let expected = sent * listeners as u64;
     scenario::wait_for_deliveries(&tally.delivered, expected).await;
@@ -153,6 +159,10 @@ pub async fn measure(plan: &Plan, mode: Mode, target: &Measured<'_>) -> Result<(
     sample.put("ready_s", ready_s);
 
     let closed = tally.closed_early.load(Ordering::Relaxed);
+    for (mut sink, reader) in idle {
+        let _ = tokio::time::timeout(Duration::from_secs(2), sink.close()).await;
+        reader.abort();
+    }
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), async {
         while set.join_next().await.is_some() {}
@@ -187,8 +197,18 @@ struct Call {
     period: Option<Duration>,
 }
 
+/// A sender after its last completion: its connection (closed later) and its reader.
+type IdleSender = (SplitSink<Ws, Message>, tokio::task::JoinHandle<()>);
+
 /// One sender: calls until `halt`, at most `window` in flight; its reader counts completions.
-async fn send(ws: Ws, call: Call, shared: Arc<Senders>, tally: Arc<Tally>, mut halt: watch::Receiver<bool>) {
+/// Returns once its calls in flight have completed (at most 5 s later).
+async fn send(
+    ws: Ws,
+    call: Call,
+    shared: Arc<Senders>,
+    tally: Arc<Tally>,
+    mut halt: watch::Receiver<bool>,
+) -> IdleSender {
     let (mut sink, mut stream) = ws.split();
     let slots = Arc::new(Semaphore::new(call.window));
     let reader = {
@@ -232,13 +252,16 @@ async fn send(ws: Ws, call: Call, shared: Arc<Senders>, tally: Arc<Tally>, mut h
                 Err(_) => break,
             },
         }
-        if let Some(tick) = &mut tick {
-            tokio::select! {
-                _ = halt.changed() => break,
-                _ = tick.tick() => {}
-            }
-        }
-        if *halt.borrow() {
+        let halted = match &mut tick {
+            Some(tick) => tokio::select! {
+                _ = halt.changed() => true,
+                _ = tick.tick() => *halt.borrow(),
+            },
+            None => *halt.borrow(),
+        };
+        if halted {
+            // The slot taken is not used.
+            slots.add_permits(1);
             break;
         }
         id += 1;
@@ -261,8 +284,7 @@ async fn send(ws: Ws, call: Call, shared: Arc<Senders>, tally: Arc<Tally>, mut h
             }
         }
     }
-    // The last completions come in; then the reader stops with the connection.
+    // The last completions come in.
     let _ = tokio::time::timeout(Duration::from_secs(5), slots.acquire_many(call.window as u32)).await;
-    let _ = tokio::time::timeout(Duration::from_secs(2), sink.close()).await;
-    reader.abort();
+    (sink, reader)
 }

@@ -133,6 +133,18 @@ async fn history_delivers_every_message_durable_and_plain() {
             assert!(g("deliveries_per_s") > 0.0 && g("latency_p99_ms") > 0.0, "{s:?}");
         }
     }
+    // Paced: the deliveries' rate is the window's (the senders' wind-down is not counted).
+    let plan = Plan {
+        rate: 200.0,
+        duration: Duration::from_secs(1),
+        ..small(Feature::History)
+    };
+    let (s, error) = cost_history::measure(&plan, Mode::Durable, &target).await.expect("measured");
+    let g = |n: &str| s.get(n).unwrap_or_else(|| panic!("{n} measured"));
+    assert_eq!(g("errors"), 0.0, "{error:?} {s:?}");
+    assert!((150.0..=250.0).contains(&g("published_per_s")), "{s:?}");
+    let per_s = g("sent") * 12.0 / 1.0;
+    assert!(g("deliveries_per_s") > 0.8 * per_s, "{s:?}");
     broker.stop(&std::env::temp_dir()).await;
 }
 
