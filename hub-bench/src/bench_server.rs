@@ -5,6 +5,7 @@
 //!
 //! Two hubs whose methods are the same code, differing only in what is measured:
 //! - `/presence`: `#[hub(presence(joined = "Joined", left = "Left"))]`;
+//! - `/presence-quiet`: `#[hub(presence)]` (members and online users, no events);
 //! - `/plain`: no presence. It also has the history methods: `Publish` to a `durable-*` group
 //!   (a [`HistoryRule`] covers those) with `Subscribe`, and `SendToGroup` to any group.
 //!
@@ -15,8 +16,8 @@ use std::time::Duration;
 
 use hub_runtime::backplane::RedisBackplane;
 use hub_runtime::history::{HistoryError, HistoryEvent, HistoryRule, RedisHistory};
-use hub_runtime::presence::{RedisPresence, RedisPresenceOptions};
 use hub_runtime::prelude::*;
+use hub_runtime::presence::{RedisPresence, RedisPresenceOptions};
 use hub_runtime::{AuthError, EndpointOptions, Identity, RequestContext};
 
 /// The prefix of the groups that keep a history.
@@ -36,6 +37,20 @@ struct PresenceHub;
 
 #[hub(client = BenchClient, presence(joined = "Joined", left = "Left"))]
 impl PresenceHub {
+    async fn join_group(&self, cx: &HubContext<Self>, group: String) -> Result<(), HubError> {
+        Ok(cx.groups.add(cx.connection_id(), &group).await?)
+    }
+
+    async fn leave_group(&self, cx: &HubContext<Self>, group: String) -> Result<(), HubError> {
+        Ok(cx.groups.remove(cx.connection_id(), &group).await?)
+    }
+}
+
+/// The hub with presence but no events: members and online users in Redis only.
+struct QuietPresenceHub;
+
+#[hub(client = BenchClient, presence)]
+impl QuietPresenceHub {
     async fn join_group(&self, cx: &HubContext<Self>, group: String) -> Result<(), HubError> {
         Ok(cx.groups.add(cx.connection_id(), &group).await?)
     }
@@ -151,6 +166,11 @@ pub async fn build(redis: &str) -> Result<HubServer, String> {
         .hub_with(
             "/presence",
             PresenceHub,
+            EndpointOptions::new().authenticator(user_from_query),
+        )
+        .hub_with(
+            "/presence-quiet",
+            QuietPresenceHub,
             EndpointOptions::new().authenticator(user_from_query),
         )
         .hub_with(

@@ -32,6 +32,8 @@ presence: the same hub with `#[hub(presence(joined, left))]` (on) and without (o
   --connections N       clients (default 1000)
   --per-user P          connections per user (default 4)
   --groups G            groups (default 10)
+  --no-events           presence without join and leave events: `#[hub(presence)]` (members
+                        and online users only) against no presence
 history: L listeners of one group, and S senders each keeping W calls in flight: durable
   (`Publish` to a `durable-*` group kept in RedisHistory, listeners on `Subscribe` streams)
   vs plain (`SendToGroup`, listeners joined with JoinGroup). Messages/s published and
@@ -65,14 +67,6 @@ impl Feature {
             Feature::History => "history",
         }
     }
-
-    /// The two modes, the feature's first: (on, off) or (durable, plain).
-    pub fn modes(self) -> [Mode; 2] {
-        match self {
-            Feature::Presence => [Mode::PresenceOn, Mode::PresenceOff],
-            Feature::History => [Mode::Durable, Mode::Plain],
-        }
-    }
 }
 
 /// One side of the comparison.
@@ -80,6 +74,8 @@ impl Feature {
 pub enum Mode {
     /// The hub with presence (`/presence`).
     PresenceOn,
+    /// The hub with presence but without join and leave events (`/presence-quiet`).
+    PresenceQuiet,
     /// The same hub without (`/plain`).
     PresenceOff,
     /// `Publish` to a durable group, listeners on `Subscribe`.
@@ -92,6 +88,7 @@ impl Mode {
     pub fn name(self) -> &'static str {
         match self {
             Mode::PresenceOn => "presence on",
+            Mode::PresenceQuiet => "quiet presence on",
             Mode::PresenceOff => "presence off",
             Mode::Durable => "durable",
             Mode::Plain => "plain",
@@ -102,6 +99,7 @@ impl Mode {
     pub fn path(self) -> &'static str {
         match self {
             Mode::PresenceOn => "/presence",
+            Mode::PresenceQuiet => "/presence-quiet",
             _ => "/plain",
         }
     }
@@ -114,6 +112,8 @@ pub struct Plan {
     /// Presence: clients; history: listeners.
     pub connections: usize,
     pub per_user: usize,
+    /// Presence without join and leave events (`#[hub(presence)]`).
+    pub quiet: bool,
     pub groups: usize,
     pub senders: usize,
     pub window: usize,
@@ -130,10 +130,20 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The two modes, the feature's first: (on, off) or (durable, plain).
+    pub fn modes(&self) -> [Mode; 2] {
+        match self.feature {
+            Feature::Presence if self.quiet => [Mode::PresenceQuiet, Mode::PresenceOff],
+            Feature::Presence => [Mode::PresenceOn, Mode::PresenceOff],
+            Feature::History => [Mode::Durable, Mode::Plain],
+        }
+    }
+
     pub fn title(&self) -> String {
         match self.feature {
             Feature::Presence => format!(
-                "presence · {} · Redis · {} connections ({} users × {}, {} groups) · {} round(s)",
+                "presence{} · {} · Redis · {} connections ({} users × {}, {} groups) · {} round(s)",
+                if self.quiet { " without events" } else { "" },
                 self.proto.name(),
                 self.connections,
                 self.connections.div_ceil(self.per_user),
@@ -186,6 +196,7 @@ pub fn parse(args: &[String]) -> Result<Option<Plan>, String> {
         feature,
         connections: if presence { 1000 } else { 100 },
         per_user: 4,
+        quiet: false,
         groups: 10,
         senders: 4,
         window: 8,
@@ -214,6 +225,7 @@ pub fn parse(args: &[String]) -> Result<Option<Plan>, String> {
             }
             "--connections" | "-n" => plan.connections = num::<usize>(arg, value()?)?.max(1),
             "--per-user" if presence => plan.per_user = num::<usize>(arg, value()?)?.max(1),
+            "--no-events" if presence => plan.quiet = true,
             "--groups" if presence => plan.groups = num::<usize>(arg, value()?)?.max(1),
             "--senders" if !presence => plan.senders = num::<usize>(arg, value()?)?.max(1),
             "--window" if !presence => plan.window = num::<usize>(arg, value()?)?.max(1),
@@ -233,7 +245,12 @@ pub fn parse(args: &[String]) -> Result<Option<Plan>, String> {
                 print!("{USAGE}");
                 std::process::exit(0);
             }
-            other => return Err(format!("--scenario {}: unknown or foreign argument '{other}'", feature.name())),
+            other => {
+                return Err(format!(
+                    "--scenario {}: unknown or foreign argument '{other}'",
+                    feature.name()
+                ))
+            }
         }
     }
     Ok(Some(plan))
@@ -291,7 +308,7 @@ async fn run(plan: &Plan) -> Result<bool, String> {
     );
     let mut rounds = Vec::new();
     for round in 0..plan.rounds {
-        let mut order = plan.feature.modes();
+        let mut order = plan.modes();
         if round % 2 == 1 {
             order.reverse();
         }
@@ -304,7 +321,10 @@ async fn run(plan: &Plan) -> Result<bool, String> {
                     round + 1,
                     mode.name(),
                     cost_report::brief(plan.feature, sample),
-                    error.as_ref().map(|e| format!("  [first error: {e}]")).unwrap_or_default()
+                    error
+                        .as_ref()
+                        .map(|e| format!("  [first error: {e}]"))
+                        .unwrap_or_default()
                 ),
                 (None, error) => eprintln!(
                     "   round {} {:<12} FAILED: {}",
@@ -337,7 +357,11 @@ async fn run(plan: &Plan) -> Result<bool, String> {
 
 /// Broker, server, measurement, teardown.
 async fn run_mode(plan: &Plan, launch: &Launch, mode: Mode, round: usize) -> ModeRound {
-    let tag = format!("{}-{}-r{round}", plan.feature.name(), mode.path().trim_start_matches('/'));
+    let tag = format!(
+        "{}-{}-r{round}",
+        plan.feature.name(),
+        mode.path().trim_start_matches('/')
+    );
     let failed = |error: String| ModeRound {
         mode,
         round,
@@ -416,13 +440,7 @@ impl CpuMeter {
 
     /// Puts the server's and the broker's CPU µs per operation (`ops` of them) as `server`
     /// and `broker`.
-    pub fn finish(
-        &self,
-        target: &Measured<'_>,
-        ops: u64,
-        sample: &mut Sample,
-        names: [&'static str; 2],
-    ) {
+    pub fn finish(&self, target: &Measured<'_>, ops: u64, sample: &mut Sample, names: [&'static str; 2]) {
         let server = sys::process_cpu_seconds(target.server_pid).unwrap_or(0.0) - self.server;
         let broker = target.broker.cpu_seconds().unwrap_or(0.0) - self.broker;
         let per_op = |seconds: f64| {

@@ -51,16 +51,8 @@ pub async fn measure(plan: &Plan, mode: Mode, target: &Measured<'_>) -> Result<(
     if listeners == 0 {
         return Err(open_errors.take().unwrap_or_else(|| "no listener opened".into()));
     }
-    // Subscribe or join, before the listener's reading starts (its reader ignores the reply).
     for ws in &mut sockets {
-        let mut buf = Vec::new();
-        if durable {
-            let call = json!({"type": 4, "invocationId": "1", "target": "Subscribe", "arguments": [group], "streamIds": []});
-            proto.write_message(&mut buf, &call);
-        } else {
-            proto.write_invocation(&mut buf, Some("1"), "JoinGroup", group);
-        }
-        ws.send(proto.frame(buf)).await.map_err(|e| format!("listener: {e}"))?;
+        enter(ws, proto, durable, group).await?;
     }
     let tally = Arc::new(Tally::new(proto));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -80,14 +72,7 @@ pub async fn measure(plan: &Plan, mode: Mode, target: &Measured<'_>) -> Result<(
         let ws = client::open(&spec, listeners + s)
             .await
             .map_err(|e| format!("sender: {e}"))?;
-        let call = Call {
-            proto,
-            target: if durable { "Publish" } else { "SendToGroup" },
-            group,
-            payload: plan.payload,
-            window: plan.window,
-            period: (plan.rate > 0.0).then(|| Duration::from_secs_f64(plan.senders as f64 / plan.rate)),
-        };
+        let call = Call::new(plan, durable, group);
         senders.spawn(send(ws, call, shared.clone(), tally.clone(), halt_rx.clone()));
     }
 
@@ -137,14 +122,7 @@ pub async fn measure(plan: &Plan, mode: Mode, target: &Measured<'_>) -> Result<(
     let mut sample = Sample::default();
     sample.put("published_per_s", completed as f64 / plan.duration.as_secs_f64());
     sample.put("deliveries_per_s", delivered as f64 / deliver_secs.max(1e-9));
-    sample.put(
-        "delivered_pct",
-        if expected == 0 {
-            0.0
-        } else {
-            delivered as f64 * 100.0 / expected as f64
-        },
-    );
+    sample.put("delivered_pct", delivered as f64 * 100.0 / expected.max(1) as f64);
     let h = tally.latencies.merged();
     sample.put("latency_p50_ms", h.value_at_quantile(0.50) as f64 / 1000.0);
     sample.put("latency_p99_ms", h.value_at_quantile(0.99) as f64 / 1000.0);
@@ -184,6 +162,20 @@ pub async fn measure(plan: &Plan, mode: Mode, target: &Measured<'_>) -> Result<(
     Ok((sample, error))
 }
 
+/// Subscribes a listener to the durable group, or joins it to the plain one, before its
+/// reading starts (its reader ignores the reply).
+async fn enter(ws: &mut Ws, proto: Proto, durable: bool, group: &str) -> Result<(), String> {
+    let mut buf = Vec::new();
+    if durable {
+        let call =
+            json!({"type": 4, "invocationId": "1", "target": "Subscribe", "arguments": [group], "streamIds": []});
+        proto.write_message(&mut buf, &call);
+    } else {
+        proto.write_invocation(&mut buf, Some("1"), "JoinGroup", group);
+    }
+    ws.send(proto.frame(buf)).await.map_err(|e| format!("listener: {e}"))
+}
+
 /// What a sender calls, and how often.
 struct Call {
     proto: Proto,
@@ -195,6 +187,19 @@ struct Call {
     window: usize,
     /// With `--rate`: this sender's time between calls.
     period: Option<Duration>,
+}
+
+impl Call {
+    fn new(plan: &Plan, durable: bool, group: &'static str) -> Call {
+        Call {
+            proto: plan.proto,
+            target: if durable { "Publish" } else { "SendToGroup" },
+            group,
+            payload: plan.payload,
+            window: plan.window,
+            period: (plan.rate > 0.0).then(|| Duration::from_secs_f64(plan.senders as f64 / plan.rate)),
+        }
+    }
 }
 
 /// A sender after its last completion: its connection (closed later) and its reader.
@@ -215,7 +220,9 @@ async fn send(
         let (slots, shared, proto) = (slots.clone(), shared.clone(), call.proto);
         tokio::spawn(async move {
             while let Some(Ok(message)) = stream.next().await {
-                let Some(data) = client::payload(&message) else { continue };
+                let Some(data) = client::payload(&message) else {
+                    continue;
+                };
                 let parsed = proto.parse(data, |m| {
                     if let Incoming::Completion { result, .. } = m {
                         match result {
@@ -279,7 +286,9 @@ async fn send(
             Ok(Ok(())) => {}
             _ => {
                 shared.errors.fetch_add(1, Ordering::Relaxed);
-                shared.first_error.set(format!("{}: a send failed or took over 10 s", call.target));
+                shared
+                    .first_error
+                    .set(format!("{}: a send failed or took over 10 s", call.target));
                 break;
             }
         }

@@ -92,7 +92,12 @@ pub async fn measure(plan: &Plan, mode: Mode, target: &Measured<'_>) -> Result<(
     let joins = wait_phase(&shared, &shared.joined, n, start).await;
     sample.put("joins_per_s", joins.done as f64 / joins.secs.max(1e-9));
     put_latency(&mut sample, &shared.join_latency, ["join_p50_ms", "join_p99_ms"]);
-    meter.finish(target, joins.done, &mut sample, ["server_cpu_us_per_join", "broker_cpu_us_per_join"]);
+    meter.finish(
+        target,
+        joins.done,
+        &mut sample,
+        ["server_cpu_us_per_join", "broker_cpu_us_per_join"],
+    );
     tokio::time::sleep(SETTLE).await;
 
     let meter = CpuMeter::start(target);
@@ -101,7 +106,12 @@ pub async fn measure(plan: &Plan, mode: Mode, target: &Measured<'_>) -> Result<(
     let leaves = wait_phase(&shared, &shared.left, n, start).await;
     sample.put("leaves_per_s", leaves.done as f64 / leaves.secs.max(1e-9));
     put_latency(&mut sample, &shared.leave_latency, ["leave_p50_ms", "leave_p99_ms"]);
-    meter.finish(target, leaves.done, &mut sample, ["server_cpu_us_per_leave", "broker_cpu_us_per_leave"]);
+    meter.finish(
+        target,
+        leaves.done,
+        &mut sample,
+        ["server_cpu_us_per_leave", "broker_cpu_us_per_leave"],
+    );
     tokio::time::sleep(SETTLE).await;
 
     let _ = close_tx.send(true);
@@ -194,7 +204,9 @@ async fn call(
 ) -> Result<(), String> {
     let mut buf = Vec::new();
     proto.write_invocation(&mut buf, Some(id), target, argument);
-    ws.send(proto.frame(buf)).await.map_err(|e| format!("{target} send: {e}"))?;
+    ws.send(proto.frame(buf))
+        .await
+        .map_err(|e| format!("{target} send: {e}"))?;
     let deadline = Instant::now() + CALL_TIMEOUT;
     loop {
         let message = tokio::time::timeout_at(deadline, ws.next())

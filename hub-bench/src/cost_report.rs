@@ -46,7 +46,12 @@ fn rows(feature: Feature) -> &'static [(&'static str, &'static str)] {
 fn headline(feature: Feature) -> &'static [&'static str] {
     match feature {
         Feature::Presence => &["joins_per_s", "join_p50_ms", "join_p99_ms", "leaves_per_s"],
-        Feature::History => &["published_per_s", "deliveries_per_s", "latency_p50_ms", "latency_p99_ms"],
+        Feature::History => &[
+            "published_per_s",
+            "deliveries_per_s",
+            "latency_p50_ms",
+            "latency_p99_ms",
+        ],
     }
 }
 
@@ -93,7 +98,7 @@ pub fn brief(feature: Feature, s: &Sample) -> String {
 
 /// The human table and the JSON line.
 pub fn render(plan: &Plan, rounds: &[ModeRound]) -> (String, String) {
-    let [feature_mode, other_mode] = plan.feature.modes();
+    let [feature_mode, other_mode] = plan.modes();
     let mut table = String::new();
     let _ = writeln!(table, "\n{}  (medians [min – max] over the rounds)", plan.title());
     let ratio_label = format!("{}/{}", short(feature_mode.name()), short(other_mode.name()));

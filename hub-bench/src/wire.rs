@@ -447,8 +447,14 @@ mod tests {
     fn stream_items_carry_their_string() {
         for proto in [Proto::Json, Proto::MessagePack] {
             let mut data = Vec::new();
-            proto.write_message(&mut data, &serde_json::json!({"type": 2, "invocationId": "4", "item": "7;123;x"}));
-            proto.write_message(&mut data, &serde_json::json!({"type": 2, "invocationId": "4", "item": 5}));
+            proto.write_message(
+                &mut data,
+                &serde_json::json!({"type": 2, "invocationId": "4", "item": "7;123;x"}),
+            );
+            proto.write_message(
+                &mut data,
+                &serde_json::json!({"type": 2, "invocationId": "4", "item": 5}),
+            );
             let mut items = Vec::new();
             proto
                 .parse(&data, |m| {

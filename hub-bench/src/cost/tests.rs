@@ -13,16 +13,29 @@ fn parse_args(args: &[&str]) -> Result<Option<Plan>, String> {
 #[test]
 fn parses_each_scenario_with_its_defaults_and_options() {
     assert!(parse_args(&["--scenario", "echo"]).expect("parsed").is_none());
-    let plan = parse_args(&["--scenario", "presence"]).expect("parsed").expect("a plan");
+    let plan = parse_args(&["--scenario", "presence"])
+        .expect("parsed")
+        .expect("a plan");
     assert_eq!(plan.feature, Feature::Presence);
-    assert_eq!((plan.connections, plan.per_user, plan.groups, plan.rounds), (1000, 4, 10, 3));
+    assert_eq!(
+        (plan.connections, plan.per_user, plan.groups, plan.rounds),
+        (1000, 4, 10, 3)
+    );
     let plan = parse_args(&["--scenario", "presence", "-n", "40", "--per-user", "2", "--groups", "3"])
         .expect("parsed")
         .expect("a plan");
     assert_eq!((plan.connections, plan.per_user, plan.groups), (40, 2, 3));
+    assert_eq!(plan.modes(), [Mode::PresenceOn, Mode::PresenceOff]);
+    let plan = parse_args(&["--scenario", "presence", "--no-events"])
+        .expect("parsed")
+        .expect("a plan");
+    assert_eq!(plan.modes(), [Mode::PresenceQuiet, Mode::PresenceOff]);
     let plan = parse_args(&["--scenario", "history"]).expect("parsed").expect("a plan");
     assert_eq!(plan.feature, Feature::History);
-    assert_eq!((plan.connections, plan.senders, plan.window, plan.rate), (100, 4, 8, 0.0));
+    assert_eq!(
+        (plan.connections, plan.senders, plan.window, plan.rate),
+        (100, 4, 8, 0.0)
+    );
     let plan = parse_args(&[
         "--scenario",
         "history",
@@ -40,10 +53,14 @@ fn parses_each_scenario_with_its_defaults_and_options() {
     .expect("parsed")
     .expect("a plan");
     assert_eq!((plan.senders, plan.window, plan.rate), (2, 3, 500.0));
-    assert_eq!((plan.duration, plan.proto), (Duration::from_secs(2), Proto::MessagePack));
+    assert_eq!(
+        (plan.duration, plan.proto),
+        (Duration::from_secs(2), Proto::MessagePack)
+    );
     // Options of the other scenario, or of none, are refused.
     assert!(parse_args(&["--scenario", "presence", "--senders", "2"]).is_err());
     assert!(parse_args(&["--scenario", "history", "--groups", "2"]).is_err());
+    assert!(parse_args(&["--scenario", "history", "--no-events"]).is_err());
     assert!(parse_args(&["--scenario", "history", "--backplane", "nats"]).is_err());
 }
 
@@ -74,7 +91,9 @@ async fn bench_server(broker: &Broker) -> (SocketAddr, oneshot::Sender<()>) {
 }
 
 fn small(feature: Feature) -> Plan {
-    let mut plan = parse_args(&["--scenario", feature.name()]).expect("parsed").expect("a plan");
+    let mut plan = parse_args(&["--scenario", feature.name()])
+        .expect("parsed")
+        .expect("a plan");
     plan.connections = 12;
     plan.per_user = 3;
     plan.groups = 2;
@@ -97,16 +116,26 @@ async fn presence_on_sends_join_events_and_off_sends_none() {
         broker: &broker,
     };
     let g = |s: &Sample, n: &str| s.get(n).unwrap_or_else(|| panic!("{n} measured"));
-    let (on, error) = cost_presence::measure(&plan, Mode::PresenceOn, &target).await.expect("measured");
+    let (on, error) = cost_presence::measure(&plan, Mode::PresenceOn, &target)
+        .await
+        .expect("measured");
     assert_eq!(g(&on, "errors"), 0.0, "{error:?}");
     assert!(g(&on, "joins_per_s") > 0.0 && g(&on, "leaves_per_s") > 0.0);
     assert!(g(&on, "join_p99_ms") >= g(&on, "join_p50_ms"));
     // Each of the 4 users' first connection gets its own Joined at least.
     assert!(g(&on, "joined_events") >= 4.0, "{on:?}");
-    let (off, error) = cost_presence::measure(&plan, Mode::PresenceOff, &target).await.expect("measured");
+    let (off, error) = cost_presence::measure(&plan, Mode::PresenceOff, &target)
+        .await
+        .expect("measured");
     assert_eq!(g(&off, "errors"), 0.0, "{error:?}");
     assert_eq!((g(&off, "joined_events"), g(&off, "left_events")), (0.0, 0.0));
     assert!(g(&off, "joins_per_s") > 0.0 && g(&off, "leaves_per_s") > 0.0);
+    // Presence without events: joins and leaves go through the store, nobody is told.
+    let (quiet, error) = cost_presence::measure(&plan, Mode::PresenceQuiet, &target)
+        .await
+        .expect("measured");
+    assert_eq!(g(&quiet, "errors"), 0.0, "{error:?}");
+    assert_eq!((g(&quiet, "joined_events"), g(&quiet, "left_events")), (0.0, 0.0));
     broker.stop(&std::env::temp_dir()).await;
 }
 
@@ -139,7 +168,9 @@ async fn history_delivers_every_message_durable_and_plain() {
         duration: Duration::from_secs(1),
         ..small(Feature::History)
     };
-    let (s, error) = cost_history::measure(&plan, Mode::Durable, &target).await.expect("measured");
+    let (s, error) = cost_history::measure(&plan, Mode::Durable, &target)
+        .await
+        .expect("measured");
     let g = |n: &str| s.get(n).unwrap_or_else(|| panic!("{n} measured"));
     assert_eq!(g("errors"), 0.0, "{error:?} {s:?}");
     assert!((150.0..=250.0).contains(&g("published_per_s")), "{s:?}");
@@ -173,7 +204,10 @@ fn the_table_shows_both_modes_and_their_ratio() {
     ];
     let (table, json) = cost_report::render(&plan, &rounds);
     let row = table.lines().find(|l| l.starts_with("published msg/s")).expect("a row");
-    assert!(row.contains("500") && row.contains("2000") && row.contains("0.250"), "{row}");
+    assert!(
+        row.contains("500") && row.contains("2000") && row.contains("0.250"),
+        "{row}"
+    );
     let json: serde_json::Value = serde_json::from_str(&json).expect("JSON");
     assert_eq!(json["ratios"]["published_per_s"], 0.25);
 }
