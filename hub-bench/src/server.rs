@@ -19,6 +19,8 @@ pub enum Target {
     Hub,
     /// The floor (`hub-bench floor`).
     Floor,
+    /// The feature-cost scenarios' hub server (`hub-bench hub-server`).
+    BenchHub,
 }
 
 impl Target {
@@ -26,6 +28,7 @@ impl Target {
         match self {
             Target::Hub => "hub",
             Target::Floor => "floor",
+            Target::BenchHub => "bench-hub",
         }
     }
 }
@@ -42,7 +45,8 @@ pub struct Server {
 #[derive(Debug, Clone)]
 pub struct Launch {
     pub interop: PathBuf,
-    /// Extra arguments for the interop server (`--short-timeouts`).
+    /// Extra arguments for the interop server (`--short-timeouts`) or the bench hub server
+    /// (`--redis URL`).
     pub interop_args: Vec<String>,
     pub floor_exe: PathBuf,
     pub listen: String,
@@ -62,6 +66,12 @@ impl Server {
             Target::Floor => {
                 let mut c = Command::new(&launch.floor_exe);
                 c.args(["floor", "--addr", &launch.listen]);
+                c
+            }
+            Target::BenchHub => {
+                let mut c = Command::new(&launch.floor_exe);
+                c.args(["hub-server", "--addr", &launch.listen]);
+                c.args(&launch.interop_args);
                 c
             }
         };
@@ -121,6 +131,6 @@ impl Server {
 fn program(target: Target, launch: &Launch) -> &Path {
     match target {
         Target::Hub => &launch.interop,
-        Target::Floor => &launch.floor_exe,
+        Target::Floor | Target::BenchHub => &launch.floor_exe,
     }
 }
