@@ -18,9 +18,6 @@
       }],
       ["UserLeft", async (room, name) => {
         await receiver.userLeft(room, name);
-      }],
-      ["ReceiveMessage", async (room, name, text) => {
-        await receiver.receiveMessage(room, name, text);
       }]
     ];
     for (const [name, handler] of handlers) {
@@ -100,11 +97,7 @@
     }).configureLogging(signalR.LogLevel.None).build();
     registerChatClient(c, {
       userJoined: (room, who) => roomEvent(room, { type: "joined", name: who }),
-      userLeft: (room, who) => roomEvent(room, { type: "left", name: who }),
-      // Only for rooms the server keeps no history of (the chat server keeps one of every room).
-      receiveMessage: (room, who, text) => {
-        if (rooms.has(room)) addLog(room, { kind: "message", author: who, text, time: /* @__PURE__ */ new Date() });
-      }
+      userLeft: (room, who) => roomEvent(room, { type: "left", name: who })
     });
     c.onreconnecting(() => {
       if (c === connection) setStatus("reconnecting");
@@ -237,9 +230,7 @@
       const view = await hub.join(room);
       state.members = new Set(view.members);
       const seen = state.position;
-      if (!view.position) {
-        state.position = null;
-      } else if (seen && seen.epoch === view.position.epoch && seen.offset <= view.position.offset) {
+      if (seen && seen.epoch === view.position.epoch && seen.offset <= view.position.offset) {
         if (!state.log.some((entry) => entry.kind === "message")) {
           for (const item of view.recent) {
             if (item.offset <= seen.offset) {

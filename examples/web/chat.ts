@@ -150,10 +150,6 @@ function connect(name: string): SignalR.HubConnection {
     registerChatClient(c, {
         userJoined: (room, who) => roomEvent(room, { type: "joined", name: who }),
         userLeft: (room, who) => roomEvent(room, { type: "left", name: who }),
-        // Only for rooms the server keeps no history of (the chat server keeps one of every room).
-        receiveMessage: (room, who, text) => {
-            if (rooms.has(room)) addLog(room, { kind: "message", author: who, text, time: new Date() });
-        },
     });
     c.onreconnecting(() => {
         if (c === connection) setStatus("reconnecting");
@@ -307,10 +303,7 @@ async function joinRoom(room: string, { show = false } = {}): Promise<void> {
         const view = await hub.join(room);
         state.members = new Set(view.members);
         const seen = state.position;
-        if (!view.position) {
-            // This server's rooms keep no history: messages come as ReceiveMessage.
-            state.position = null;
-        } else if (seen && seen.epoch === view.position.epoch && seen.offset <= view.position.offset) {
+        if (seen && seen.epoch === view.position.epoch && seen.offset <= view.position.offset) {
             // Back after a reconnect or a reload: show what we had (after a reload the log is
             // empty), then follow from where we were, which brings what we missed.
             if (!state.log.some((entry) => entry.kind === "message")) {

@@ -26,9 +26,6 @@ trait ChatClient {
     fn user_joined(&self, room: String, name: String);
     /// A user's last connection left a room (or its server stopped).
     fn user_left(&self, room: String, name: String);
-    /// A message, for a room the server keeps no history of. This server's rule covers every
-    /// room on every backplane, so messages come through `Subscribe`; the page still takes it.
-    fn receive_message(&self, room: String, name: String, text: String);
 }
 
 /// What a room's history keeps per message.
@@ -68,9 +65,8 @@ struct RoomView {
     members: Vec<String>,
     /// The room's latest messages, oldest first.
     recent: Vec<Posted>,
-    /// The position of the last of them: subscribe from here. None when rooms keep no
-    /// history (messages then come as `ReceiveMessage`).
-    position: Option<Mark>,
+    /// The position of the last of them: subscribe from here.
+    position: Mark,
 }
 
 /// The first item of a `Subscribe` stream, and the item sent when the room's history starts
@@ -136,13 +132,6 @@ impl ChatHub {
         cx.groups.add(cx.connection_id(), &room).await?;
         let members = cx.groups.members(&room).await?;
         let members = members.into_iter().map(|m| m.user).collect();
-        if cx.history.limits(&room).is_none() {
-            return Ok(RoomView {
-                members,
-                recent: Vec::new(),
-                position: None,
-            });
-        }
         let recent = cx
             .history
             .last::<Line>(&room, self.recent)
@@ -159,10 +148,10 @@ impl ChatHub {
                     text: item.message.text,
                 })
                 .collect(),
-            position: Some(Mark {
+            position: Mark {
                 epoch: recent.position.epoch,
                 offset: recent.position.offset,
-            }),
+            },
         })
     }
 
@@ -183,13 +172,6 @@ impl ChatHub {
         let members = cx.groups.members(&room).await?;
         if !members.iter().any(|m| m.user == name) {
             return Err(HubError::for_client(format!("join '{room}' before writing to it")));
-        }
-        if cx.history.limits(&room).is_none() {
-            cx.clients
-                .group(&room)
-                .receive_message(room.clone(), name, text)
-                .await?;
-            return Ok(());
         }
         cx.history
             .publish(&room, &Line { name, text })

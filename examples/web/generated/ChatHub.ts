@@ -68,10 +68,9 @@ members: Array<string>,
  */
 recent: Array<Posted>, 
 /**
- * The position of the last of them: subscribe from here. None when rooms keep no
- * history (messages then come as `ReceiveMessage`).
+ * The position of the last of them: subscribe from here.
  */
-position: Mark | null, };
+position: Mark, };
 
 export interface ChatHub {
   /**
@@ -112,11 +111,6 @@ export interface ChatClient {
    * A user's last connection left a room (or its server stopped).
    */
   userLeft(room: string, name: string): void | Promise<void>;
-  /**
-   * A message, for a room the server keeps no history of. This server's rule covers every
-   * room on every backplane, so messages come through `Subscribe`; the page still takes it.
-   */
-  receiveMessage(room: string, name: string, text: string): void | Promise<void>;
 }
 
 /** Calls `receiver`'s methods when the hub invokes them on `connection` (a method's value is its client result); `dispose()` removes the handlers. */
@@ -124,7 +118,6 @@ export function registerChatClient(connection: HubConnection, receiver: ChatClie
   const handlers: [string, (...args: any[]) => unknown][] = [
     ["UserJoined", async (room: string, name: string) => { await receiver.userJoined(room, name); }],
     ["UserLeft", async (room: string, name: string) => { await receiver.userLeft(room, name); }],
-    ["ReceiveMessage", async (room: string, name: string, text: string) => { await receiver.receiveMessage(room, name, text); }],
   ];
   for (const [name, handler] of handlers) {
     connection.on(name, handler);
