@@ -1,5 +1,6 @@
 //! The presence cases every shared store passes (tests/presence.rs runs them on Redis,
-//! tests/presence_postgres.rs on PostgreSQL): members everywhere, events exactly once,
+//! tests/presence_postgres.rs on PostgreSQL, tests/presence_nats.rs on NATS): members seen from
+//! three servers, events exactly once,
 //! simultaneous first joins, and the members of a server that died without a goodbye leaving
 //! within the TTL.
 
