@@ -759,15 +759,28 @@ mod tests {
         assert_eq!(t(&[]), vec![Target::Hub, Target::Floor]);
         assert_eq!(t(&["--target", "sioxide"]), vec![Target::Sioxide]);
         assert_eq!(t(&["--target", "hub,sioxide,hub"]), vec![Target::Hub, Target::Sioxide]);
-        assert_eq!(t(&["--target", "all"]), vec![Target::Hub, Target::Floor, Target::Sioxide]);
-        assert_eq!(t(&["--preset", "peers"]), vec![Target::Hub, Target::Floor, Target::Sioxide]);
-        assert_eq!(t(&["--preset", "peers", "--target", "hub,sioxide"]), vec![Target::Hub, Target::Sioxide]);
+        assert_eq!(
+            t(&["--target", "all"]),
+            vec![Target::Hub, Target::Floor, Target::Sioxide]
+        );
+        assert_eq!(
+            t(&["--preset", "peers"]),
+            vec![Target::Hub, Target::Floor, Target::Sioxide]
+        );
+        assert_eq!(
+            t(&["--preset", "peers", "--target", "hub,sioxide"]),
+            vec![Target::Hub, Target::Sioxide]
+        );
         assert!(parse(&["--target", "nodejs"]).is_err());
         let peers = parse(&["--preset", "peers"]).expect("parsed");
         let kinds: Vec<_> = peers.cases.iter().map(|c| (c.scenario, c.connections)).collect();
         assert_eq!(
             kinds,
-            vec![(Scenario::Echo, 64), (Scenario::Broadcast, 1000), (Scenario::Connections, 5000)]
+            vec![
+                (Scenario::Echo, 64),
+                (Scenario::Broadcast, 1000),
+                (Scenario::Connections, 5000)
+            ]
         );
     }
 

@@ -142,7 +142,12 @@ impl CaseResult {
                 ("p99 ≤ 0.5 × socketioxide", "latency_p99_us", false, 0.5),
             ],
             Scenario::Broadcast => &[("p99 < socketioxide's", "latency_p99_us", false, 0.999_999)],
-            Scenario::Connections => &[("memory per connection ≤ 0.5 × socketioxide", "rss_per_conn_kib", false, 0.5)],
+            Scenario::Connections => &[(
+                "memory per connection ≤ 0.5 × socketioxide",
+                "rss_per_conn_kib",
+                false,
+                0.5,
+            )],
             _ => &[],
         };
         for &(name, metric, at_least, bound) in checks {
@@ -463,7 +468,10 @@ pub fn render(results: &[CaseResult], meta: &Meta) -> (String, String) {
     for result in results {
         let _ = writeln!(table, "\n{}", result.case.title());
         let peer = result.has(Target::Sioxide);
-        if let Some(note) = peer.then(|| crate::socketio::wire_note(result.case.scenario, result.case.payload)).flatten() {
+        if let Some(note) = peer
+            .then(|| crate::socketio::wire_note(result.case.scenario, result.case.payload))
+            .flatten()
+        {
             let _ = writeln!(table, "  wire: {note}");
         }
         let _ = write!(
@@ -471,7 +479,15 @@ pub fn render(results: &[CaseResult], meta: &Meta) -> (String, String) {
             "  {:<30} {:>34} {:>34} {:>9}",
             "metric", "hub", "floor", "hub/floor"
         );
-        let _ = writeln!(table, "{}", if peer { format!(" {:>34} {:>11}", "sioxide", "hub/sioxide") } else { String::new() });
+        let _ = writeln!(
+            table,
+            "{}",
+            if peer {
+                format!(" {:>34} {:>11}", "sioxide", "hub/sioxide")
+            } else {
+                String::new()
+            }
+        );
         let mut metrics = Map::new();
         let show = |r: Option<f64>| r.map(|r| format!("{r:.2}")).unwrap_or_else(|| "—".into());
         for name in result.metric_names() {
@@ -491,7 +507,11 @@ pub fn render(results: &[CaseResult], meta: &Meta) -> (String, String) {
             let _ = writeln!(
                 table,
                 "{}",
-                if peer { format!(" {:>34} {:>11}", cell(sioxide.as_ref()), show(ratio_sioxide)) } else { String::new() }
+                if peer {
+                    format!(" {:>34} {:>11}", cell(sioxide.as_ref()), show(ratio_sioxide))
+                } else {
+                    String::new()
+                }
             );
             let mut m = Map::new();
             if let Some(h) = &hub {

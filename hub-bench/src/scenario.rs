@@ -255,7 +255,15 @@ pub async fn open_many(
     concurrency: usize,
     errors: &FirstError,
 ) -> Vec<Ws> {
-    open_many_in(Dialect::SignalR(spec.proto), spec, first_index, count, concurrency, errors).await
+    open_many_in(
+        Dialect::SignalR(spec.proto),
+        spec,
+        first_index,
+        count,
+        concurrency,
+        errors,
+    )
+    .await
 }
 
 /// Opens `count` connections speaking `dialect`, with at most `concurrency` opening at once.

@@ -116,7 +116,10 @@ mod tests {
         let ack = tokio::time::timeout(std::time::Duration::from_secs(5), next_incoming(&mut caller))
             .await
             .expect("ack in time");
-        assert!(ack.contains("Completion") && ack.contains("\"5\"") && ack.contains("\"hello\""), "{ack}");
+        assert!(
+            ack.contains("Completion") && ack.contains("\"5\"") && ack.contains("\"hello\""),
+            "{ack}"
+        );
         buf.clear();
         Dialect::SocketIo.write_call(&mut buf, Some("6"), "SendToAll", "7;all");
         caller.send(Dialect::SocketIo.frame(buf)).await.expect("send");

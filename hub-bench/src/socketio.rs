@@ -232,7 +232,9 @@ async fn open_socketio(spec: &ConnectSpec, index: usize) -> Result<Ws, String> {
         } else if text.starts_with("40") {
             return Ok(ws);
         } else if text == "2" {
-            ws.send(Message::text("3")).await.map_err(|e| format!("pong send: {e}"))?;
+            ws.send(Message::text("3"))
+                .await
+                .map_err(|e| format!("pong send: {e}"))?;
         } else if text.starts_with("44") {
             return Err(format!("Socket.IO connect refused: {text}"));
         }
@@ -251,8 +253,14 @@ mod tests {
 
     #[test]
     fn events_carry_the_ack_id_and_lower_case_name() {
-        assert_eq!(written(Dialect::SocketIo, Some("12"), "Echo", "a\"b"), b"4212[\"echo\",\"a\\\"b\"]");
-        assert_eq!(written(Dialect::SocketIo, None, "SendToAll", "m"), b"42[\"sendtoall\",\"m\"]");
+        assert_eq!(
+            written(Dialect::SocketIo, Some("12"), "Echo", "a\"b"),
+            b"4212[\"echo\",\"a\\\"b\"]"
+        );
+        assert_eq!(
+            written(Dialect::SocketIo, None, "SendToAll", "m"),
+            b"42[\"sendtoall\",\"m\"]"
+        );
         assert!(Dialect::SocketIo.client_ping().is_none());
         assert_eq!(Dialect::SocketIo.pong(), Some(Message::text("3")));
         assert!(Dialect::SignalR(Proto::Json).pong().is_none());
@@ -267,9 +275,15 @@ mod tests {
                 .map(|()| out.join("|"))
         };
         let ack = seen("4312[\"xy\"]").unwrap();
-        assert!(ack.contains("Completion") && ack.contains("\"12\"") && ack.contains("\"xy\""), "{ack}");
+        assert!(
+            ack.contains("Completion") && ack.contains("\"12\"") && ack.contains("\"xy\""),
+            "{ack}"
+        );
         let void_ack = seen("437[]").unwrap();
-        assert!(void_ack.contains("\"7\"") && void_ack.contains("Ok(None)"), "{void_ack}");
+        assert!(
+            void_ack.contains("\"7\"") && void_ack.contains("Ok(None)"),
+            "{void_ack}"
+        );
         let event = seen("42[\"receive\",\"5;xx\"]").unwrap();
         assert!(event.contains("\"receive\"") && event.contains("\"5;xx\""), "{event}");
         assert_eq!(seen("2").unwrap(), "Ping");
