@@ -456,6 +456,72 @@ pub fn cell(stat: Option<&Stat>) -> String {
     }
 }
 
+/// The case's heading lines and its metric rows (hub, floor, and socketioxide when it ran);
+/// returns the metrics for the JSON line.
+fn metrics_table(result: &CaseResult, table: &mut String) -> Map<String, Value> {
+    let peer = result.has(Target::Sioxide);
+    if let Some(note) = peer
+        .then(|| crate::socketio::wire_note(result.case.scenario, result.case.payload))
+        .flatten()
+    {
+        let _ = writeln!(table, "  wire: {note}");
+    }
+    let _ = write!(
+        table,
+        "  {:<30} {:>34} {:>34} {:>9}",
+        "metric", "hub", "floor", "hub/floor"
+    );
+    let _ = writeln!(
+        table,
+        "{}",
+        if peer {
+            format!(" {:>34} {:>11}", "sioxide", "hub/sioxide")
+        } else {
+            String::new()
+        }
+    );
+    let mut metrics = Map::new();
+    let show = |r: Option<f64>| r.map(|r| format!("{r:.2}")).unwrap_or_else(|| "—".into());
+    for name in result.metric_names() {
+        let hub = result.stat(Target::Hub, name);
+        let floor = result.stat(Target::Floor, name);
+        let sioxide = result.stat(Target::Sioxide, name);
+        let ratio = result.ratio(name);
+        let ratio_sioxide = result.ratio_to(Target::Sioxide, name);
+        let _ = write!(
+            table,
+            "  {:<30} {:>34} {:>34} {:>9}",
+            name,
+            cell(hub.as_ref()),
+            cell(floor.as_ref()),
+            show(ratio)
+        );
+        let _ = writeln!(
+            table,
+            "{}",
+            if peer {
+                format!(" {:>34} {:>11}", cell(sioxide.as_ref()), show(ratio_sioxide))
+            } else {
+                String::new()
+            }
+        );
+        let mut m = Map::new();
+        if let Some(h) = &hub {
+            m.insert("hub".into(), h.to_json());
+        }
+        if let Some(f) = &floor {
+            m.insert("floor".into(), f.to_json());
+        }
+        m.insert("ratio".into(), json!(ratio.map(round)));
+        if let Some(x) = &sioxide {
+            m.insert("sioxide".into(), x.to_json());
+            m.insert("ratio_sioxide".into(), json!(ratio_sioxide.map(round)));
+        }
+        metrics.insert(name.to_string(), Value::Object(m));
+    }
+    metrics
+}
+
 /// The human table and the JSON line.
 pub fn render(results: &[CaseResult], meta: &Meta) -> (String, String) {
     let mut table = String::new();
@@ -467,66 +533,7 @@ pub fn render(results: &[CaseResult], meta: &Meta) -> (String, String) {
     );
     for result in results {
         let _ = writeln!(table, "\n{}", result.case.title());
-        let peer = result.has(Target::Sioxide);
-        if let Some(note) = peer
-            .then(|| crate::socketio::wire_note(result.case.scenario, result.case.payload))
-            .flatten()
-        {
-            let _ = writeln!(table, "  wire: {note}");
-        }
-        let _ = write!(
-            table,
-            "  {:<30} {:>34} {:>34} {:>9}",
-            "metric", "hub", "floor", "hub/floor"
-        );
-        let _ = writeln!(
-            table,
-            "{}",
-            if peer {
-                format!(" {:>34} {:>11}", "sioxide", "hub/sioxide")
-            } else {
-                String::new()
-            }
-        );
-        let mut metrics = Map::new();
-        let show = |r: Option<f64>| r.map(|r| format!("{r:.2}")).unwrap_or_else(|| "—".into());
-        for name in result.metric_names() {
-            let hub = result.stat(Target::Hub, name);
-            let floor = result.stat(Target::Floor, name);
-            let sioxide = result.stat(Target::Sioxide, name);
-            let ratio = result.ratio(name);
-            let ratio_sioxide = result.ratio_to(Target::Sioxide, name);
-            let _ = write!(
-                table,
-                "  {:<30} {:>34} {:>34} {:>9}",
-                name,
-                cell(hub.as_ref()),
-                cell(floor.as_ref()),
-                show(ratio)
-            );
-            let _ = writeln!(
-                table,
-                "{}",
-                if peer {
-                    format!(" {:>34} {:>11}", cell(sioxide.as_ref()), show(ratio_sioxide))
-                } else {
-                    String::new()
-                }
-            );
-            let mut m = Map::new();
-            if let Some(h) = &hub {
-                m.insert("hub".into(), h.to_json());
-            }
-            if let Some(f) = &floor {
-                m.insert("floor".into(), f.to_json());
-            }
-            m.insert("ratio".into(), json!(ratio.map(round)));
-            if let Some(x) = &sioxide {
-                m.insert("sioxide".into(), x.to_json());
-                m.insert("ratio_sioxide".into(), json!(ratio_sioxide.map(round)));
-            }
-            metrics.insert(name.to_string(), Value::Object(m));
-        }
+        let metrics = metrics_table(result, &mut table);
         let targets = result.targets();
         for t in &targets {
             let _ = writeln!(

@@ -274,6 +274,7 @@ pub async fn measure(plan: &Plan, cluster: &Cluster<'_>) -> Result<(Sample, Opti
         completions: Arc::new(AtomicU64::new(0)),
         send_errors: Arc::new(AtomicU64::new(0)),
         first_error: Arc::new(FirstError::default()),
+        pings_owed: Arc::new(AtomicU64::new(0)),
     };
     let send_errors = counts.send_errors.clone();
     let sender_error = counts.first_error.clone();

@@ -615,6 +615,7 @@ async fn broadcast(
     let completions = Arc::new(AtomicU64::new(0));
     let send_errors = Arc::new(AtomicU64::new(0));
     let sender_error = Arc::new(FirstError::default());
+    let pings_owed = Arc::new(AtomicU64::new(0));
     let reader = spawn_sender_reader(
         stream,
         dialect,
@@ -622,6 +623,7 @@ async fn broadcast(
             completions: completions.clone(),
             send_errors: send_errors.clone(),
             first_error: sender_error.clone(),
+            pings_owed: pings_owed.clone(),
         },
         stop_rx.clone(),
     );
@@ -651,10 +653,16 @@ async fn broadcast(
         }
         buf.clear();
         dialect.write_call(&mut buf, Some(&sent.to_string()), "SendToAll", &message);
-        match tokio::time::timeout(Duration::from_secs(10), sink.send(dialect.frame(buf.clone()))).await {
+        let call = dialect.frame(buf.clone());
+        match tokio::time::timeout(
+            Duration::from_secs(10),
+            send_with_pong(&mut sink, dialect, &pings_owed, call),
+        )
+        .await
+        {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                send_failed = Some(format!("sender: {e}"));
+                send_failed = Some(e);
                 break;
             }
             Err(_) => {
@@ -712,16 +720,30 @@ async fn broadcast(
     Ok((sample, error))
 }
 
+/// Sends the broadcast sender's call, after a pong when its reader saw a Socket.IO ping.
+async fn send_with_pong<S>(sink: &mut S, dialect: Dialect, pings_owed: &AtomicU64, call: Message) -> Result<(), String>
+where
+    S: futures_util::Sink<Message> + Unpin,
+    S::Error: std::fmt::Display,
+{
+    if let Some(pong) = dialect.pong().filter(|_| pings_owed.swap(0, Ordering::Relaxed) > 0) {
+        sink.send(pong).await.map_err(|e| format!("sender: pong: {e}"))?;
+    }
+    sink.send(call).await.map_err(|e| format!("sender: {e}"))
+}
+
 /// What the broadcast sender's reader counts.
 pub struct SenderCounts {
     pub completions: Arc<AtomicU64>,
     pub send_errors: Arc<AtomicU64>,
     pub first_error: Arc<FirstError>,
+    /// Socket.IO pings the reader saw and the send loop still has to answer (it owns the sink).
+    pub pings_owed: Arc<AtomicU64>,
 }
 
 /// The sender's own reader: completions (acks) of its SendToAll calls (and its own copies of
-/// the broadcast, which it ignores). It cannot answer Socket.IO pings (no sink here): a
-/// broadcast round is shorter than socketioxide's ping interval plus timeout (45 s).
+/// the broadcast, which it ignores). Socket.IO pings are counted in `pings_owed` for the send
+/// loop to answer.
 pub fn spawn_sender_reader<S>(
     mut stream: S,
     dialect: Dialect,
@@ -739,6 +761,9 @@ where
                     let Some(Ok(message)) = incoming else { break };
                     if let Some(data) = client::payload(&message) {
                         let _ = dialect.parse(data, |m| {
+                            if matches!(m, Incoming::Ping) && dialect.pong().is_some() {
+                                counts.pings_owed.fetch_add(1, Ordering::Relaxed);
+                            }
                             if let Incoming::Completion { result, .. } = m {
                                 match result {
                                     Ok(_) => { counts.completions.fetch_add(1, Ordering::Relaxed); }
@@ -909,4 +934,46 @@ async fn connections(
     set.abort_all();
     let error = hold.first_error.take().or_else(|| listen_shared.first_error.take());
     Ok((sample, error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The broadcast sender's reader counts Socket.IO pings (and acks); the send loop answers
+    /// them before its next call (hub Pings are not answered).
+    #[tokio::test]
+    async fn the_sender_answers_socketio_pings() {
+        let counts = SenderCounts {
+            completions: Arc::new(AtomicU64::new(0)),
+            send_errors: Arc::new(AtomicU64::new(0)),
+            first_error: Arc::new(FirstError::default()),
+            pings_owed: Arc::new(AtomicU64::new(0)),
+        };
+        let (pings_owed, completions) = (counts.pings_owed.clone(), counts.completions.clone());
+        let frames = ["2", "431[null]", "42[\"receive\",\"1;x\"]", "2"]
+            .map(|t| Ok::<_, tokio_tungstenite::tungstenite::Error>(Message::text(t)));
+        let (_stop_tx, stop_rx) = watch::channel(false);
+        let reader = spawn_sender_reader(futures_util::stream::iter(frames), Dialect::SocketIo, counts, stop_rx);
+        reader.await.expect("reader ends with its stream");
+        assert_eq!(
+            (pings_owed.load(Ordering::Relaxed), completions.load(Ordering::Relaxed)),
+            (2, 1)
+        );
+        let mut sent: Vec<Message> = Vec::new();
+        let call = || Message::text("42[]");
+        send_with_pong(&mut sent, Dialect::SocketIo, &pings_owed, call())
+            .await
+            .expect("sent");
+        send_with_pong(&mut sent, Dialect::SocketIo, &pings_owed, call())
+            .await
+            .expect("sent");
+        assert_eq!(sent, vec![Message::text("3"), call(), call()]);
+        let hub_owed = AtomicU64::new(1);
+        let mut hub_sent: Vec<Message> = Vec::new();
+        send_with_pong(&mut hub_sent, Dialect::SignalR(Proto::Json), &hub_owed, call())
+            .await
+            .expect("sent");
+        assert_eq!(hub_sent, vec![call()]);
+    }
 }
