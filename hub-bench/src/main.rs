@@ -69,7 +69,7 @@ presets (several cases):
   --preset issue        the figures issue 7 asks for (long: about 15 minutes)
   --preset hostile      the four hostile scenarios, hub only (about 4 minutes)
   --preset peers        hub, floor and socketioxide: JSON echo at 64 connections, broadcast to
-                        1000 listeners at 100 msg/s, 5000 idle connections (about 3 minutes)
+                        1000 listeners at 100 msg/s, 5000 idle connections (about 8 minutes)
 hostile scenarios: a bystander WebSocket makes an echo call every 10 ms (and opens a probe
 connection every second), quiet first, then under attack, then while the server settles.
 soak: workers cycle through WebSockets (JSON and MessagePack), Server-Sent Events and Long
