@@ -232,9 +232,9 @@ pub async fn builder(args: &Args, program: &str) -> hub_runtime::HubServerBuilde
     }
 }
 
-/// Keeps durable groups' histories on the `--redis` backplane's Redis, or the `--postgres`
-/// backplane's PostgreSQL, when one is given (in memory otherwise: NATS has no history store
-/// yet).
+/// Keeps durable groups' histories on the `--redis` backplane's Redis, the `--postgres`
+/// backplane's PostgreSQL, or the `--nats` backplane's NATS (JetStream: nats-server runs with
+/// `-js`), when one is given; in memory otherwise.
 pub async fn with_history(
     builder: hub_runtime::HubServerBuilder,
     args: &Args,
@@ -258,20 +258,31 @@ pub async fn with_history(
             }
         };
     }
+    if let Some(url) = &args.nats {
+        return match hub_runtime::history::NatsHistory::connect(url).await {
+            Ok(history) => builder.history(history),
+            Err(e) => {
+                eprintln!("{program}: cannot keep history in NATS JetStream: {e}");
+                std::process::exit(1);
+            }
+        };
+    }
     builder
 }
 
-/// Keeps presence (who is in which group, who is online) in the `--redis` backplane's Redis or
-/// the `--postgres` backplane's PostgreSQL when one is given, each server's entries outliving it
-/// at most `ttl`; in memory otherwise (NATS has no presence store yet: the builder then warns
-/// that members are per server).
+/// Keeps presence (who is in which group, who is online) in the `--redis` backplane's Redis,
+/// the `--postgres` backplane's PostgreSQL or the `--nats` backplane's NATS (JetStream) when one
+/// is given, each server's entries outliving it at most `ttl`; in memory otherwise.
 pub async fn with_presence(
     builder: hub_runtime::HubServerBuilder,
     args: &Args,
     ttl: std::time::Duration,
     program: &str,
 ) -> hub_runtime::HubServerBuilder {
-    use hub_runtime::presence::{PostgresPresence, PostgresPresenceOptions, RedisPresence, RedisPresenceOptions};
+    use hub_runtime::presence::{
+        NatsPresence, NatsPresenceOptions, PostgresPresence, PostgresPresenceOptions, RedisPresence,
+        RedisPresenceOptions,
+    };
     if let Some(url) = &args.redis {
         let options = RedisPresenceOptions {
             ttl,
@@ -294,6 +305,19 @@ pub async fn with_presence(
             Ok(presence) => builder.presence(presence),
             Err(e) => {
                 eprintln!("{program}: cannot keep presence in PostgreSQL: {e}");
+                std::process::exit(1);
+            }
+        };
+    }
+    if let Some(url) = &args.nats {
+        let options = NatsPresenceOptions {
+            ttl,
+            ..Default::default()
+        };
+        return match NatsPresence::connect_with(url, options).await {
+            Ok(presence) => builder.presence(presence),
+            Err(e) => {
+                eprintln!("{program}: cannot keep presence in NATS (JetStream on?): {e}");
                 std::process::exit(1);
             }
         };

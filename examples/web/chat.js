@@ -101,7 +101,7 @@
     registerChatClient(c, {
       userJoined: (room, who) => roomEvent(room, { type: "joined", name: who }),
       userLeft: (room, who) => roomEvent(room, { type: "left", name: who }),
-      // Only when rooms keep no history (a backplane without a shared history store).
+      // Only for rooms the server keeps no history of (the chat server keeps one of every room).
       receiveMessage: (room, who, text) => {
         if (rooms.has(room)) addLog(room, { kind: "message", author: who, text, time: /* @__PURE__ */ new Date() });
       }

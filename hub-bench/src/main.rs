@@ -7,10 +7,15 @@
 //! every loop is bounded; it stops by itself.
 
 mod attack;
+mod bench_server;
 mod brokers;
 mod bystander;
 mod client;
 mod client_bench;
+mod cost;
+mod cost_history;
+mod cost_presence;
+mod cost_report;
 mod floor;
 mod hostile;
 mod http;
@@ -49,6 +54,8 @@ scenario (one case):
   --scenario echo|broadcast|connections
   --scenario hostile-frames|hostile-posts|hostile-negotiate|slowloris|soak   (hub only)
   --scenario scaleout   several interop servers joined through a backplane (hub only; below)
+  --scenario presence|history   what presence and history cost on Redis, on vs off
+                        (`hub-bench --scenario presence --help`)
   --connections N       connections (echo), listeners (broadcast, scaleout), idle sockets (connections);
                         attackers (hostile-frames 50, hostile-posts 20 long-polling connections
                         × 8 concurrent POSTs, hostile-negotiate 16 workers, slowloris 1000);
@@ -437,6 +444,13 @@ fn main() {
         }
         return;
     }
+    if args.first().map(String::as_str) == Some("hub-server") {
+        if let Err(e) = bench_server::main(&args[1..]) {
+            eprintln!("hub-bench hub-server: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     if args.first().map(String::as_str) == Some("client-idle") {
         if let Err(e) = idle::main(&args[1..]) {
             eprintln!("hub-bench client-idle: {e}");
@@ -446,6 +460,14 @@ fn main() {
     }
     if args.first().map(String::as_str) == Some("client") {
         std::process::exit(client_bench::main(&args[1..]));
+    }
+    match cost::parse(&args) {
+        Ok(Some(plan)) => std::process::exit(cost::main(&plan)),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("hub-bench: {e}");
+            std::process::exit(2);
+        }
     }
     let opts = match parse_options(&args) {
         Ok(opts) => opts,

@@ -132,7 +132,8 @@ impl Tally {
         }
     }
 
-    /// Counts (and times) the `Receive` invocations in one frame of listener `index`.
+    /// Counts (and times) the `Receive` invocations and stream items in one frame of listener
+    /// `index`.
     pub fn take(&self, data: &[u8], index: usize, seen: &mut Seen) {
         let now = scenario::now_us();
         let first = self.first_measured.load(Ordering::Acquire);
@@ -140,13 +141,13 @@ impl Tally {
         let was_empty = seen.is_empty();
         let mut counts = FrameCounts::default();
         let parsed = self.proto.parse(data, |m| {
-            let Incoming::Invocation { target, argument } = m else {
-                return;
+            // `Receive(text)` invocations, or the string items of a stream (history's `Subscribe`).
+            let text = match m {
+                Incoming::Invocation { target, argument } if target.eq_ignore_ascii_case("receive") => argument,
+                Incoming::StreamItem { item } => item,
+                _ => return,
             };
-            if !target.eq_ignore_ascii_case("receive") {
-                return;
-            }
-            let stamp = argument.as_deref().and_then(Stamp::parse);
+            let stamp = text.as_deref().and_then(Stamp::parse);
             let Some(stamp) = stamp.filter(|s| (1..=last_sent).contains(&s.seq)) else {
                 counts.malformed += 1;
                 return;

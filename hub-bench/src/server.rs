@@ -21,6 +21,8 @@ pub enum Target {
     Floor,
     /// The Socket.IO peer: socketioxide (`hub-bench sioxide`).
     Sioxide,
+    /// The feature-cost scenarios' hub server (`hub-bench hub-server`).
+    BenchHub,
 }
 
 impl Target {
@@ -29,6 +31,7 @@ impl Target {
             Target::Hub => "hub",
             Target::Floor => "floor",
             Target::Sioxide => "sioxide",
+            Target::BenchHub => "bench-hub",
         }
     }
 }
@@ -46,7 +49,8 @@ pub struct Server {
 #[derive(Debug, Clone)]
 pub struct Launch {
     pub interop: PathBuf,
-    /// Extra arguments for the interop server (`--short-timeouts`).
+    /// Extra arguments for the interop server (`--short-timeouts`) or the bench hub server
+    /// (`--redis URL`).
     pub interop_args: Vec<String>,
     pub floor_exe: PathBuf,
     pub listen: String,
@@ -66,6 +70,12 @@ impl Server {
             Target::Floor | Target::Sioxide => {
                 let mut c = Command::new(&launch.floor_exe);
                 c.args([target.name(), "--addr", &launch.listen]);
+                c
+            }
+            Target::BenchHub => {
+                let mut c = Command::new(&launch.floor_exe);
+                c.args(["hub-server", "--addr", &launch.listen]);
+                c.args(&launch.interop_args);
                 c
             }
         };
@@ -131,6 +141,6 @@ impl Server {
 fn program(target: Target, launch: &Launch) -> &Path {
     match target {
         Target::Hub => &launch.interop,
-        Target::Floor | Target::Sioxide => &launch.floor_exe,
+        Target::Floor | Target::Sioxide | Target::BenchHub => &launch.floor_exe,
     }
 }

@@ -164,6 +164,10 @@ pub enum Incoming<'a> {
         target: Cow<'a, str>,
         argument: Option<Cow<'a, str>>,
     },
+    /// A StreamItem with its item when that is a string.
+    StreamItem {
+        item: Option<Cow<'a, str>>,
+    },
     Ping,
     Close {
         error: Option<String>,
@@ -183,6 +187,8 @@ struct JsonIn<'a> {
     arguments: Option<Vec<&'a serde_json::value::RawValue>>,
     #[serde(borrow, default)]
     result: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, default)]
+    item: Option<&'a serde_json::value::RawValue>,
     #[serde(default)]
     error: Option<String>,
 }
@@ -201,6 +207,9 @@ impl<'a> JsonIn<'a> {
                     Some(error) => Err(error),
                     None => Ok(self.result.and_then(as_str)),
                 },
+            },
+            2 => Incoming::StreamItem {
+                item: self.item.and_then(as_str),
             },
             6 => Incoming::Ping,
             7 => Incoming::Close { error: self.error },
@@ -247,6 +256,9 @@ fn msgpack_incoming(body: &[u8]) -> Result<Incoming<'_>, String> {
                 result,
             }
         }
+        2 => Incoming::StreamItem {
+            item: msgpack_str(items.get(3)).map(Cow::Borrowed),
+        },
         6 => Incoming::Ping,
         7 => Incoming::Close {
             error: msgpack_str(items.get(1)).map(str::to_owned),
@@ -429,5 +441,29 @@ mod tests {
         write_varint(&mut v, 300);
         assert_eq!(v, [0xac, 0x02]);
         assert_eq!(read_varint(&v), Some((300, 2)));
+    }
+
+    #[test]
+    fn stream_items_carry_their_string() {
+        for proto in [Proto::Json, Proto::MessagePack] {
+            let mut data = Vec::new();
+            proto.write_message(
+                &mut data,
+                &serde_json::json!({"type": 2, "invocationId": "4", "item": "7;123;x"}),
+            );
+            proto.write_message(
+                &mut data,
+                &serde_json::json!({"type": 2, "invocationId": "4", "item": 5}),
+            );
+            let mut items = Vec::new();
+            proto
+                .parse(&data, |m| {
+                    if let Incoming::StreamItem { item } = m {
+                        items.push(item.map(|i| i.into_owned()));
+                    }
+                })
+                .unwrap();
+            assert_eq!(items, [Some("7;123;x".to_string()), None], "{}", proto.name());
+        }
     }
 }

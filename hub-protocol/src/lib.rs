@@ -65,6 +65,7 @@ pub mod handshake;
 pub mod json;
 #[cfg(feature = "msgpack")]
 pub mod msgpack;
+pub mod recovery;
 pub mod types;
 
 mod error;

@@ -2,12 +2,16 @@
 //! position, overflow and expiry, live messages merged during recovery, epochs; on the
 //! in-memory store, and (feature `redis`) on a private `redis-server` shared by several servers,
 //! one of which restarts (`history/redis.rs`), and the same (feature `postgres`) on a private
-//! PostgreSQL cluster (`history/postgres.rs`).
+//! PostgreSQL cluster (`history/postgres.rs`) and (feature `nats`) on a private nats-server
+//! with JetStream (`history/nats.rs`).
 
 mod common;
 
 #[path = "history/cases.rs"]
 mod cases;
+#[cfg(feature = "nats")]
+#[path = "history/nats.rs"]
+mod nats_cases;
 #[cfg(feature = "postgres")]
 #[path = "history/postgres.rs"]
 mod postgres_cases;

@@ -1,22 +1,22 @@
-// Browser test of the chat example as a fleet: two `chat` servers on one private redis-server
-// (backplane, presence and room history in Redis), a page on each, in Debian's Chromium.
+// Browser test of the chat example as a fleet: two `chat` servers on one private broker
+// (backplane, presence and room history in it), a page on each, in Debian's Chromium; the same
+// test on Redis, PostgreSQL and NATS (JetStream).
 //
 // The members list comes from presence across both servers; when one server is killed
 // (SIGKILL: it cannot say goodbye) the other's page sees its user leave within the presence TTL
 // (--presence-ttl 2). The killed server's page reconnects to the restarted server and shows the
 // messages sent meanwhile, each once; a reloaded page resumes from its saved position the same
-// way. On NATS (no shared history store yet) rooms keep no history, and messages still cross
-// servers (through the backplane).
+// way.
 //
 //   CHAT_BIN        the server binary (default ../../target/release/chat relative to examples/js)
 //   CHROMIUM_PATH   the browser (default /usr/bin/chromium)
-//   REDIS_SERVER    redis-server (default from PATH)
+//   REDIS_SERVER, PG_BIN, NATS_SERVER   the brokers (see ../scaleout/brokers.mjs)
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { startServer, chatBin } from '../interop/server.mjs';
-import { Nats, Redis, freePort } from '../scaleout/brokers.mjs';
+import { Nats, Postgres, Redis, freePort } from '../scaleout/brokers.mjs';
 import { openBrowser, closeBrowser, waitForText, WAIT } from './chromium.mjs';
 
 const PRESENCE_TTL = 2; // seconds
@@ -69,8 +69,8 @@ async function say(page, text) {
     await page.press('#message', 'Enter');
 }
 
-describe('chat fleet: two servers on Redis, in Chromium', { timeout: 120_000 }, () => {
-    let redis;
+for (const [name, Broker, flag] of [['Redis', Redis, '--redis'], ['PostgreSQL', Postgres, '--postgres'], ['NATS', Nats, '--nats']]) describe(`chat fleet: two servers on ${name}, in Chromium`, { timeout: 120_000 }, () => {
+    let broker;
     let portA;
     let serverA;
     let serverB;
@@ -78,10 +78,10 @@ describe('chat fleet: two servers on Redis, in Chromium', { timeout: 120_000 }, 
     let bob;
 
     const startA = () => startServer(chatBin(), ['--addr', `127.0.0.1:${portA}`, ...fleetArgs()], { name: 'chat-a' });
-    const fleetArgs = () => ['--redis', redis.url, '--presence-ttl', String(PRESENCE_TTL)];
+    const fleetArgs = () => [flag, broker.url, '--presence-ttl', String(PRESENCE_TTL)];
 
     before(async () => {
-        redis = await new Redis(await freePort()).start();
+        broker = await new Broker(await freePort()).start();
         portA = await freePort();
         [serverA, serverB] = await Promise.all([
             startA(),
@@ -93,7 +93,7 @@ describe('chat fleet: two servers on Redis, in Chromium', { timeout: 120_000 }, 
     after(async () => {
         await Promise.all([closeBrowser(alice), closeBrowser(bob)]);
         await Promise.all([serverA?.stop(), serverB?.stop()]);
-        await redis?.close();
+        await broker?.close();
     }, { timeout: 30_000 });
 
     it('pages on different servers see each other in the members list', async () => {
@@ -170,40 +170,5 @@ describe('chat fleet: two servers on Redis, in Chromium', { timeout: 120_000 }, 
         for (const b of [alice, bob]) {
             assert.deepEqual(b.pageErrors, [], `${b.name}: page errors`);
         }
-    });
-});
-
-describe('chat fleet: two servers on NATS (no shared history store), in Chromium', { timeout: 60_000 }, () => {
-    let nats;
-    let servers = [];
-    let alice;
-    let bob;
-
-    before(async () => {
-        nats = await new Nats(await freePort()).start();
-        servers = await Promise.all(['chat-a', 'chat-b'].map((name) =>
-            startServer(chatBin(), ['--nats', nats.url], { name })));
-        [alice, bob] = await Promise.all([openBrowser('alice'), openBrowser('bob')]);
-    }, { timeout: 40_000 });
-
-    after(async () => {
-        await Promise.all([closeBrowser(alice), closeBrowser(bob)]);
-        await Promise.all(servers.map((s) => s.stop()));
-        await nats?.close();
-    }, { timeout: 30_000 });
-
-    it('messages cross servers through the backplane', async () => {
-        await alice.page.goto(servers[0].url + '/', { waitUntil: 'load', timeout: WAIT });
-        await bob.page.goto(servers[1].url + '/', { waitUntil: 'load', timeout: WAIT });
-        await join(alice.page, 'alice', 'lobby');
-        await waitForText(alice.page, '#status', 'connected');
-        await join(bob.page, 'bob', 'lobby');
-        await waitForText(bob.page, '#status', 'connected');
-        await say(alice.page, 'over nats');
-        await waitForLine(bob.page, 'message', 'alice: over nats');
-        await say(bob.page, 'back over nats');
-        await waitForLine(alice.page, 'message', 'bob: back over nats');
-        await assertMessages(alice.page, ['alice: over nats', 'bob: back over nats']);
-        for (const b of [alice, bob]) assert.deepEqual(b.pageErrors, [], `${b.name}: page errors`);
     });
 });

@@ -2,14 +2,15 @@
 // Subscribe (a server-to-client stream) sends a header, the missed messages, then live ones; a client
 // resumes from its last position after its connection ended; overflow and expiry say Recovered false.
 // One server per history setting (--history-size, --history-ttl); last, servers on one private
-// redis-server (--redis), then on one private PostgreSQL cluster (--postgres), where the history
-// outlives a server.
+// redis-server (--redis), then on one private PostgreSQL cluster (--postgres), then on one private
+// nats-server with JetStream (--nats), where the history outlives a server and several servers
+// number one group without gaps.
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { MATRIX, comboName, startInterop, invoke, stopConnection, waitUntil, delay, OP_TIMEOUT } from './server.mjs';
-import { Postgres, Redis, freePort } from '../scaleout/brokers.mjs';
+import { Nats, Postgres, Redis, freePort } from '../scaleout/brokers.mjs';
 
 /**
  * The pattern the guide shows: follow a durable group, remembering the last position, so that a
@@ -181,6 +182,7 @@ describe('Recovery past the TTL (--history-ttl 2)', { timeout: 30_000 }, () => {
 for (const { label, flag, Broker } of [
     { label: 'Redis', flag: '--redis', Broker: Redis },
     { label: 'PostgreSQL', flag: '--postgres', Broker: Postgres },
+    { label: 'NATS JetStream', flag: '--nats', Broker: Nats },
 ]) {
     describe(`Recovery on ${label} (${flag}): the history outlives a server`, { timeout: 60_000 }, () => {
         let broker;
@@ -223,6 +225,26 @@ for (const { label, flag, Broker } of [
             assert.deepEqual(messages(resumed), ['m3', 'm4', 'm5']);
             assert.deepEqual(offsets(resumed), [3, 4, 5]);
             resumed.dispose();
+        });
+
+        it('two servers publishing to one group at once keep its offsets gapless', async () => {
+            const group = 'durable-together';
+            const [a, b] = [await server(), await server()];
+            const watchers = [follow(await a.connect('/broadcast'), group), follow(await b.connect('/broadcast'), group)];
+            await waitUntil(() => watchers.every((w) => w.headers.length === 1), OP_TIMEOUT, 'the headers');
+            const EACH = 40;
+            const publishers = [await a.connect('/broadcast'), await b.connect('/broadcast')];
+            const positions = (await Promise.all(publishers.map((p, s) =>
+                Promise.all(Array.from({ length: EACH }, (_, i) => invoke(p, 'Publish', group, `s${s}-${i}`)))))).flat();
+            const epoch = positions[0].Epoch;
+            assert.ok(positions.every((p) => p.Epoch === epoch), 'one epoch');
+            const all = Array.from({ length: 2 * EACH }, (_, i) => i + 1);
+            assert.deepEqual(positions.map((p) => p.Offset).sort((x, y) => x - y), all);
+            for (const watcher of watchers) {
+                await waitUntil(() => watcher.seen.length === 2 * EACH, OP_TIMEOUT, 'every message on both servers');
+                assert.deepEqual(offsets(watcher), all, 'in offset order, once each');
+                watcher.dispose();
+            }
         });
     });
 }

@@ -1,9 +1,7 @@
-// Presence across three interop processes sharing Redis or PostgreSQL (`--presence-ttl 3`), with the official
-// client: Members seen from every node, one Joined for first connections joining on two nodes at
-// once, and the members of a node killed with SIGKILL leaving within the TTL, once.
-//
-// Presence is shared through Redis and PostgreSQL only (NATS keeps it per server for now): with
-// SCALEOUT_BACKPLANE=nats this file skips.
+// Presence across three interop processes sharing Redis, PostgreSQL or NATS (JetStream)
+// (`--presence-ttl 3`), with the official client: Members seen from every node, one Joined for
+// first connections joining on two nodes at once, and the members of a node killed with SIGKILL
+// leaving within the TTL, once. Runs on every backplane (SCALEOUT_BACKPLANE, see brokers.mjs).
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,10 +10,7 @@ import { startCluster, invoke, delay, BACKPLANE } from './cluster.mjs';
 
 const TTL_SECONDS = 3;
 
-const skip = !['redis', 'postgres'].includes(BACKPLANE)
-    && `presence is shared through Redis and PostgreSQL only (SCALEOUT_BACKPLANE=${BACKPLANE})`;
-
-describe('presence across servers', { skip, timeout: 60_000 }, () => {
+describe('presence across servers', { timeout: 60_000 }, () => {
     let cluster;
 
     before(async () => {

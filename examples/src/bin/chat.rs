@@ -8,7 +8,8 @@
 //! `name` query parameter), so two pages with one name are one member. Every room keeps a
 //! history (`cx.history`): a page shows the recent messages when it joins, and after a
 //! reconnect or a reload it resumes from the last position it saw, so it shows what it missed,
-//! once. With `--redis URL` the backplane, presence and history live in Redis, so several
+//! once. With `--redis URL` the backplane, presence and history live in Redis (with
+//! `--postgres URL` in PostgreSQL, with `--nats URL` history in NATS JetStream), so several
 //! servers act as one chat and a page may come back on any of them.
 
 const PROGRAM: &str = "chat";
@@ -25,8 +26,8 @@ trait ChatClient {
     fn user_joined(&self, room: String, name: String);
     /// A user's last connection left a room (or its server stopped).
     fn user_left(&self, room: String, name: String);
-    /// A message, when rooms keep no history (`--nats`: no shared history store yet); with
-    /// history, messages come through `Subscribe`.
+    /// A message, for a room the server keeps no history of. This server's rule covers every
+    /// room on every backplane, so messages come through `Subscribe`; the page still takes it.
     fn receive_message(&self, room: String, name: String, text: String);
 }
 
@@ -241,7 +242,8 @@ fn name_from_query(request: &RequestContext) -> Result<Option<Identity>, AuthErr
 struct Cli {
     #[command(flatten)]
     common: hub_examples::Args,
-    /// With --redis: how long the members of a server that died stay in their rooms (seconds).
+    /// With --redis, --postgres or --nats: how long the members of a server that died stay in
+    /// their rooms (seconds).
     #[arg(long, value_name = "SECONDS", value_parser = hub_examples::parse_seconds, default_value = "30")]
     presence_ttl: std::time::Duration,
     /// How many messages each room's history keeps.
@@ -277,23 +279,14 @@ async fn main() -> std::io::Result<()> {
     }
     let args = cli.common;
     // Every room keeps a history (not only `durable-` ones): a chat page always wants the
-    // messages it missed. History fans messages out through its store, so without a shared one
-    // (NATS has none yet) rooms keep none and messages go through the backplane.
-    let shared_history = args.nats.is_none();
-    if !shared_history {
-        eprintln!("{PROGRAM}: no shared history store for this backplane: rooms keep no history");
-    }
+    // messages it missed. With a backplane it lives in the backplane's broker (Redis,
+    // PostgreSQL, NATS JetStream), shared by every server; in memory otherwise.
     let rooms = HistoryRule::new(GroupPattern::Any)
         .max_len(usize::try_from(cli.history_size).unwrap_or(usize::MAX))
         .ttl(cli.history_ttl);
     let builder = hub_examples::builder(&args, PROGRAM).await;
     let builder = hub_examples::with_presence(builder, &args, cli.presence_ttl, PROGRAM).await;
-    let endpoint = EndpointOptions::new().authenticator(name_from_query);
-    let endpoint = if shared_history {
-        endpoint.history(rooms)
-    } else {
-        endpoint
-    };
+    let endpoint = EndpointOptions::new().authenticator(name_from_query).history(rooms);
     let server = hub_examples::with_history(builder, &args, PROGRAM)
         .await
         .options(args.hub_options(hub_runtime::HubOptions::default()))

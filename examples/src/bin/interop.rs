@@ -423,7 +423,7 @@ struct Cli {
     /// service (no TLS under axum).
     #[arg(long, value_enum, default_value_t = Host::Warp)]
     host: Host,
-    /// How long the presence entries of a server that died stay (with --redis or --postgres): its users
+    /// How long the presence entries of a server that died stay (with --redis, --postgres or --nats): its users
     /// leave their groups within this many seconds.
     #[arg(long, value_name = "SECONDS", value_parser = hub_examples::parse_seconds, default_value = "30")]
     presence_ttl: std::time::Duration,

@@ -113,8 +113,8 @@ export interface ChatClient {
    */
   userLeft(room: string, name: string): void | Promise<void>;
   /**
-   * A message, when rooms keep no history (`--nats`: no shared history store yet); with
-   * history, messages come through `Subscribe`.
+   * A message, for a room the server keeps no history of. This server's rule covers every
+   * room on every backplane, so messages come through `Subscribe`; the page still takes it.
    */
   receiveMessage(room: string, name: string, text: string): void | Promise<void>;
 }

@@ -12,7 +12,7 @@
 //! traits, and the backplanes themselves, which need nothing above it.
 
 #[cfg(feature = "nats")]
-mod nats;
+pub(crate) mod nats;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 #[cfg(feature = "redis")]

@@ -121,7 +121,9 @@
 //! `left` once when the user's last connection leaves it, ends, or its server dies (then
 //! within the store's TTL). A socket that stateful reconnect or long polling survives is no
 //! leave. Several servers share presence through a store such as
-//! [`RedisPresence`](crate::presence::RedisPresence) given to
+//! [`RedisPresence`](crate::presence::RedisPresence),
+//! [`PostgresPresence`](crate::presence::PostgresPresence) or
+//! [`NatsPresence`](crate::presence::NatsPresence) given to
 //! [`HubServerBuilder::presence`](crate::HubServerBuilder::presence); the default keeps it in
 //! the process.
 //!

@@ -11,8 +11,9 @@
 //! History is per hub and per group name, set at run time on the hub's endpoint with a
 //! [`HistoryRule`](crate::history::HistoryRule): which groups (a prefix, an exact name, or all),
 //! how many messages each keeps, and for how long. The store is set once for the server: in
-//! memory by default (one server; lost when it stops), or `RedisHistory` (feature `redis`), which
-//! every server of a fleet shares and which outlives any of them.
+//! memory by default (one server; lost when it stops), or `RedisHistory` (feature `redis`),
+//! `PostgresHistory` (feature `postgres`) or `NatsHistory` (feature `nats`, on JetStream), which
+//! every server of a fleet shares and which outlive any of them.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -54,9 +55,11 @@
 //!
 //! A [`Position`](crate::history::Position) is `{"Epoch": "…", "Offset": n}`. The offset counts a
 //! group's messages from 1 without gaps, even with several servers publishing at once: the
-//! store numbers and delivers in one atomic step (one Lua script on Redis). The epoch names one
-//! unbroken history; when the stored history is lost (the group sat idle past its TTL, or Redis
-//! restarted empty) the next message starts a new epoch at offset 1.
+//! store numbers and delivers in one atomic step (one Lua script on Redis, one transaction on
+//! PostgreSQL, a compare-and-set publish to a JetStream stream that republishes what it stored
+//! on NATS). The epoch names one unbroken history; when the stored history is lost (the group sat
+//! idle past its TTL, Redis restarted empty, the JetStream stream was deleted) the next message
+//! starts a new epoch at offset 1.
 //!
 //! The stream of `subscribe` starts with a header `{"Recovered", "Epoch", "Offset"}` naming the
 //! current position. `Recovered: true` means every message after the asked position follows

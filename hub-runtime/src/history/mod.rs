@@ -16,13 +16,17 @@
 //! follows.
 //!
 //! A [`HistoryStore`] does both the storing and the live fan-out of durable messages across
-//! servers: [`InMemoryHistory`] for one server (the default), `RedisHistory` (feature `redis`)
-//! for many (one Lua script appends and PUBLISHes). This layer knows stores and rules; it
-//! knows nothing of connections, hubs or the server.
+//! servers: [`InMemoryHistory`] for one server (the default); for many, `RedisHistory` (feature
+//! `redis`: one Lua script appends and PUBLISHes), `PostgresHistory` (feature `postgres`: one
+//! transaction inserts and NOTIFYs) and `NatsHistory` (feature `nats`: JetStream stores with a
+//! compare-and-set on the group's last message and republishes what it stored). This layer
+//! knows stores and rules; it knows nothing of connections, hubs or the server.
 
 mod fanout;
 mod handle;
 mod memory;
+#[cfg(feature = "nats")]
+mod nats;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod recovery;
@@ -35,46 +39,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use serde::{Deserialize, Serialize};
 
 pub use self::fanout::{Fanout, LiveEvent, Watch};
 pub use self::handle::{History, Recent};
 pub use self::memory::InMemoryHistory;
+#[cfg(feature = "nats")]
+pub use self::nats::{NatsHistory, NatsHistoryOptions};
 #[cfg(feature = "postgres")]
 pub use self::postgres::{PostgresHistory, PostgresHistoryOptions};
 pub use self::recovery::{HistoryEvent, HistoryItem, RecoveryHeader};
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisHistory, RedisHistoryOptions};
 pub use self::rule::{GroupPattern, HistoryRule};
-
-/// Where a message stands in a group's history: `{"Epoch": "…", "Offset": n}` on the wire.
-///
-/// ```
-/// use hub_runtime::history::Position;
-/// let p: Position = serde_json::from_str(r#"{"Epoch":"e1","Offset":3}"#).unwrap();
-/// assert_eq!(p, Position::new("e1", 3));
-/// assert_eq!(serde_json::to_string(&p).unwrap(), r#"{"Epoch":"e1","Offset":3}"#);
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
-#[serde(rename_all = "PascalCase")]
-pub struct Position {
-    /// Names one unbroken history of the group; a new one starts when the stored history is lost.
-    pub epoch: String,
-    /// Counts the group's messages from 1 within the epoch (0: none yet). A client may send a
-    /// negative one; it is never recovered.
-    pub offset: i64,
-}
-
-impl Position {
-    /// A position.
-    pub fn new(epoch: impl Into<String>, offset: i64) -> Self {
-        Position {
-            epoch: epoch.into(),
-            offset,
-        }
-    }
-}
+/// Where a message stands in a group's history (`{"Epoch": "…", "Offset": n}`).
+pub use hub_protocol::recovery::Position;
 
 /// Which group's history: the hub's name (its type name, as on the backplane) and the group.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

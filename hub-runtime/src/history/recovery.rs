@@ -17,28 +17,8 @@ use serde::{Deserialize, Serialize};
 use super::fanout::{LiveEvent, Watch};
 use super::{Durable, HistoryError, HistoryKey, HistoryLimits, Position, SharedStore, Since};
 
-/// The first item of a recovery stream, and the item sent when the group's epoch changes:
-/// `{"Recovered": bool, "Epoch": "…", "Offset": n}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
-#[serde(rename_all = "PascalCase")]
-pub struct RecoveryHeader {
-    /// Whether every message after the asked position follows (true when none was asked);
-    /// false when history no longer covers it, and then nothing stale follows.
-    pub recovered: bool,
-    /// The group's current epoch.
-    pub epoch: String,
-    /// The group's current offset (0: no message yet). The messages that follow have greater
-    /// offsets, except the recovered ones.
-    pub offset: i64,
-}
-
-impl RecoveryHeader {
-    /// The position the header names.
-    pub fn position(&self) -> Position {
-        Position::new(self.epoch.clone(), self.offset)
-    }
-}
+/// The first item of a recovery stream, and the item sent when the group's epoch changes.
+pub use hub_protocol::recovery::RecoveryHeader;
 
 /// A message of a recovery stream: `{"Offset": n, "Message": …}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

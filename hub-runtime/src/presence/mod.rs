@@ -3,10 +3,11 @@
 //! The lifetime manager tells a [`PresenceStore`] when a connection joins or leaves a group and
 //! when it connects or ends; the store decides atomically whether a join is the user's first
 //! connection in the group (the hub then sends its `joined` client method) and whether a leave
-//! is the last (`left`). A store shared by several servers (Redis) keeps each server's entries
-//! under a lease the server renews ([`PresenceStore::refresh`]); any live server removes the
-//! entries of a server whose lease ran out ([`PresenceStore::sweep`]), and the users that left
-//! a group that way get their `left` event from that sweeper, exactly once.
+//! is the last (`left`). A store shared by several servers (`RedisPresence`,
+//! `PostgresPresence`, `NatsPresence`, each behind the cargo feature of its backplane) keeps
+//! each server's entries under a lease the server renews ([`PresenceStore::refresh`]); any live
+//! server removes the entries of a server whose lease ran out ([`PresenceStore::sweep`]), and
+//! the users that left a group that way get their `left` event from that sweeper, exactly once.
 //!
 //! A hub opts in with `#[hub(presence)]` (members and online users) or
 //! `#[hub(presence(joined = "Joined", left = "Left"))]` (and the events, as client methods of
@@ -17,6 +18,8 @@
 //! `server`.
 
 mod memory;
+#[cfg(feature = "nats")]
+mod nats;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "redis")]
@@ -28,6 +31,8 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 
 pub use self::memory::InMemoryPresence;
+#[cfg(feature = "nats")]
+pub use self::nats::{NatsPresence, NatsPresenceOptions};
 #[cfg(feature = "postgres")]
 pub use self::postgres::{PostgresPresence, PostgresPresenceOptions};
 #[cfg(feature = "redis")]

@@ -1,5 +1,7 @@
-//! History cases every store passes: each takes a fresh store and serves `Feed` on it.
+//! History cases every store passes: each takes a fresh store and serves `Feed` on it; the
+//! cases of shared stores take a factory of stores (one per server) connected to one broker.
 
+use std::future::Future;
 use std::time::Duration;
 
 use hub_runtime::history::{HistoryStore, Position};
@@ -181,4 +183,88 @@ pub async fn last_and_groups_without_history(store: impl HistoryStore) {
     let completion = client.recv_skip_pings().await;
     assert_eq!(completion["type"], 3, "{completion}");
     assert!(completion["error"].is_string(), "{completion}");
+}
+
+/// A server stops between messages; another (its own store connections, as after a restart)
+/// publishes more; the client resumes there and gets exactly the missed ones, then live ones.
+pub async fn a_client_resumes_on_a_restarted_server<S, F>(store: impl Fn() -> F)
+where
+    S: HistoryStore,
+    F: Future<Output = S>,
+{
+    let first = serve(store().await, 100, MINUTE).await;
+    let mut publisher = first.connect("/feed").await;
+    publish_range(&mut publisher, GROUP, 1, 2).await;
+    let mut stream = Subscription::open(first.connect("/feed").await, GROUP, None).await;
+    let Seen::Header { position: start, .. } = stream.next().await else {
+        panic!("a header first")
+    };
+    publish_range(&mut publisher, GROUP, 3, 3).await;
+    assert_eq!(stream.next().await, items(3, 3)[0]);
+    let seen = Position::new(&start.epoch, 3);
+    drop((stream, publisher, first));
+
+    let second = serve(store().await, 100, MINUTE).await;
+    let mut publisher = second.connect("/feed").await;
+    let fifth = publish_range(&mut publisher, GROUP, 4, 5).await;
+    assert_eq!(fifth.epoch, start.epoch, "the history outlived the server");
+    let mut resumed = Subscription::open(second.connect("/feed").await, GROUP, Some(&seen)).await;
+    assert_eq!(
+        resumed.take(3).await,
+        [vec![header(true, &fifth)], items(4, 5)].concat()
+    );
+    publish_range(&mut publisher, GROUP, 6, 6).await;
+    assert_eq!(resumed.next().await, items(6, 6)[0]);
+    resumed.quiet(Duration::from_millis(200)).await;
+}
+
+/// Two servers publish to one group at once: one epoch, offsets 1..=N without gaps or repeats,
+/// and a subscriber on either server gets all N in order.
+pub async fn two_servers_number_one_group_without_gaps<S, F>(store: impl Fn() -> F)
+where
+    S: HistoryStore,
+    F: Future<Output = S>,
+{
+    const EACH: usize = 60;
+    let servers = [
+        serve(store().await, 1000, MINUTE).await,
+        serve(store().await, 1000, MINUTE).await,
+    ];
+    let mut streams = Vec::new();
+    for server in &servers {
+        let mut stream = Subscription::open(server.connect("/feed").await, GROUP, None).await;
+        assert!(matches!(stream.next().await, Seen::Header { recovered: true, .. }));
+        streams.push(stream);
+    }
+    let mut tasks = Vec::new();
+    for (s, server) in servers.iter().enumerate() {
+        let mut client = server.connect("/feed").await;
+        tasks.push(tokio::spawn(async move {
+            let mut positions = Vec::new();
+            for i in 0..EACH {
+                positions.push(publish(&mut client, GROUP, &format!("s{s}-{i}")).await);
+            }
+            positions
+        }));
+    }
+    let mut positions = Vec::new();
+    for task in tasks {
+        positions.extend(task.await.expect("a publisher"));
+    }
+    let epoch = &positions[0].epoch;
+    assert!(positions.iter().all(|p| &p.epoch == epoch), "one epoch");
+    let mut offsets: Vec<i64> = positions.iter().map(|p| p.offset).collect();
+    offsets.sort_unstable();
+    assert_eq!(offsets, (1..=(2 * EACH) as i64).collect::<Vec<_>>());
+    for stream in &mut streams {
+        let seen = stream.take(2 * EACH).await;
+        let offsets: Vec<i64> = seen
+            .iter()
+            .map(|s| match s {
+                Seen::Item { offset, .. } => *offset,
+                other => panic!("an item, got {other:?}"),
+            })
+            .collect();
+        assert_eq!(offsets, (1..=(2 * EACH) as i64).collect::<Vec<_>>());
+    }
 }

@@ -49,88 +49,20 @@ shared_case!(live_messages_during_recovery_are_merged);
 shared_case!(an_epoch_change_while_streaming_sends_a_header);
 shared_case!(last_and_groups_without_history);
 
-/// A server stops between messages; another (its own PostgreSQL sessions, as after a restart)
-/// publishes more; the client resumes there and gets exactly the missed ones, then live ones.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_resumes_on_a_restarted_server() {
     let Some(postgres) = Postgres::start().await else {
         return;
     };
-    let first = serve(store(&postgres).await, 100, MINUTE).await;
-    let mut publisher = first.connect("/feed").await;
-    publish_range(&mut publisher, GROUP, 1, 2).await;
-    let mut stream = Subscription::open(first.connect("/feed").await, GROUP, None).await;
-    let Seen::Header { position: start, .. } = stream.next().await else {
-        panic!("a header first")
-    };
-    publish_range(&mut publisher, GROUP, 3, 3).await;
-    assert_eq!(stream.next().await, items(3, 3)[0]);
-    let seen = Position::new(&start.epoch, 3);
-    drop((stream, publisher, first));
-
-    let second = serve(store(&postgres).await, 100, MINUTE).await;
-    let mut publisher = second.connect("/feed").await;
-    let fifth = publish_range(&mut publisher, GROUP, 4, 5).await;
-    assert_eq!(fifth.epoch, start.epoch, "the history outlived the server");
-    let mut resumed = Subscription::open(second.connect("/feed").await, GROUP, Some(&seen)).await;
-    assert_eq!(
-        resumed.take(3).await,
-        [vec![header(true, &fifth)], items(4, 5)].concat()
-    );
-    publish_range(&mut publisher, GROUP, 6, 6).await;
-    assert_eq!(resumed.next().await, items(6, 6)[0]);
-    resumed.quiet(Duration::from_millis(200)).await;
+    cases::a_client_resumes_on_a_restarted_server(|| store(&postgres)).await;
 }
 
-/// Two servers publish to one group at once: one epoch, offsets 1..=N without gaps or repeats,
-/// and a subscriber on either server gets all N in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_number_one_group_without_gaps() {
-    const EACH: usize = 60;
     let Some(postgres) = Postgres::start().await else {
         return;
     };
-    let servers = [
-        serve(store(&postgres).await, 1000, MINUTE).await,
-        serve(store(&postgres).await, 1000, MINUTE).await,
-    ];
-    let mut streams = Vec::new();
-    for server in &servers {
-        let mut stream = Subscription::open(server.connect("/feed").await, GROUP, None).await;
-        assert!(matches!(stream.next().await, Seen::Header { recovered: true, .. }));
-        streams.push(stream);
-    }
-    let mut tasks = Vec::new();
-    for (s, server) in servers.iter().enumerate() {
-        let mut client = server.connect("/feed").await;
-        tasks.push(tokio::spawn(async move {
-            let mut positions = Vec::new();
-            for i in 0..EACH {
-                positions.push(publish(&mut client, GROUP, &format!("s{s}-{i}")).await);
-            }
-            positions
-        }));
-    }
-    let mut positions = Vec::new();
-    for task in tasks {
-        positions.extend(task.await.expect("a publisher"));
-    }
-    let epoch = &positions[0].epoch;
-    assert!(positions.iter().all(|p| &p.epoch == epoch), "one epoch");
-    let mut offsets: Vec<i64> = positions.iter().map(|p| p.offset).collect();
-    offsets.sort_unstable();
-    assert_eq!(offsets, (1..=(2 * EACH) as i64).collect::<Vec<_>>());
-    for stream in &mut streams {
-        let seen = stream.take(2 * EACH).await;
-        let offsets: Vec<i64> = seen
-            .iter()
-            .map(|s| match s {
-                Seen::Item { offset, .. } => *offset,
-                other => panic!("an item, got {other:?}"),
-            })
-            .collect();
-        assert_eq!(offsets, (1..=(2 * EACH) as i64).collect::<Vec<_>>());
-    }
+    cases::two_servers_number_one_group_without_gaps(|| store(&postgres)).await;
 }
 
 /// A message far larger than the 8,000 bytes a notification carries reaches live subscribers

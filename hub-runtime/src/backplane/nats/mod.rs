@@ -43,7 +43,8 @@
 //! Server versions: nothing here needs more than nats-server 2.2 (headers, for the "no
 //! responders" status that requests rely on). async-nats' own options that need newer servers
 //! stay off: `tls_first` (2.10.3+) is not used, and the `server_2_10`+ cargo features (which
-//! only add JetStream fields) are disabled with JetStream. Tested against 2.9.10.
+//! only add JetStream fields) stay off; the `jetstream` feature is on for the history store
+//! (`history::NatsHistory`, 2.9+). Tested against 2.9.10.
 //!
 //! Here: the options, the connection and the delivery of what arrives; `subjects` the names,
 //! `frames` the frames and chunks, `subscriptions` what this server listens on, `requests`
@@ -54,7 +55,7 @@ mod backplane;
 mod events;
 mod frames;
 mod requests;
-mod subjects;
+pub(crate) mod subjects;
 mod subscriptions;
 
 use std::collections::HashMap;
@@ -249,16 +250,10 @@ impl NatsBackplane {
         let server = format!("{}_{}", hostname(), crate::connection::random_id());
         let metrics = Arc::new(crate::observability::BackplaneMetrics::new("nats"));
         let events = Arc::new(Events::new(metrics.clone()));
-        let connect = client_options(&options, &server, events)
-            .await?
-            .connect(url.split(',').map(str::trim).collect::<Vec<_>>());
-        // The client bounds each attempt by the connect timeout; this bounds them all.
-        let wait = options.connect_timeout.saturating_mul(2);
-        let client = match tokio::time::timeout(wait, connect).await {
-            Ok(Ok(client)) => client,
-            Ok(Err(e)) => return Err(unavailable(e)),
-            Err(_) => return Err(unavailable("connecting to NATS timed out")),
-        };
+        let connect = client_options(&options, &server, events).await?;
+        let client = connect_client(url, connect, options.connect_timeout)
+            .await
+            .map_err(unavailable)?;
         let inner = Arc::new_cyclic(|weak| Inner {
             subscriptions: Arc::new(Subscriptions::new(
                 client.clone(),
@@ -296,16 +291,31 @@ impl NatsBackplane {
     }
 }
 
-/// async-nats' options from ours.
+/// async-nats' options from ours for the backplane: the shared part, plus no echo, the group
+/// acknowledgement timeout and the event log.
 async fn client_options(
     options: &NatsOptions,
     server: &str,
     events: Arc<Events>,
 ) -> Result<async_nats::ConnectOptions, BackplaneError> {
-    let mut client = async_nats::ConnectOptions::new()
-        .name(format!("hub backplane {server}"))
+    let client = connect_options(options, format!("hub backplane {server}"))
+        .await
+        .map_err(unavailable)?;
+    Ok(client
         // What this server publishes is delivered here already (the origin is checked too).
         .no_echo()
+        .request_timeout(Some(options.group_ack_timeout))
+        .event_callback(move |event| {
+            events.handle(event);
+            std::future::ready(())
+        }))
+}
+
+/// async-nats' options from ours, shared by every NATS client of hub (the backplane, the
+/// history store): the client's name, timeouts, endless reconnects, credentials and TLS.
+pub(crate) async fn connect_options(options: &NatsOptions, name: String) -> Result<async_nats::ConnectOptions, String> {
+    let mut client = async_nats::ConnectOptions::new()
+        .name(name)
         .connection_timeout(options.connect_timeout)
         // tokio intervals take neither zero nor periods that overflow an Instant.
         .ping_interval(
@@ -314,19 +324,14 @@ async fn client_options(
                 .clamp(Duration::from_millis(10), Duration::from_secs(86_400)),
         )
         .subscription_capacity(options.subscription_capacity.max(1))
-        .request_timeout(Some(options.group_ack_timeout))
         .max_reconnects(None)
-        .require_tls(options.tls.required)
-        .event_callback(move |event| {
-            events.handle(event);
-            std::future::ready(())
-        });
+        .require_tls(options.tls.required);
     client = match &options.auth {
         NatsAuth::None => client,
         NatsAuth::UserPassword { user, password } => client.user_and_password(user.clone(), password.clone()),
         NatsAuth::Token(token) => client.token(token.clone()),
         NatsAuth::NKey(seed) => client.nkey(seed.clone()),
-        NatsAuth::CredentialsFile(path) => client.credentials_file(path).await.map_err(unavailable)?,
+        NatsAuth::CredentialsFile(path) => client.credentials_file(path).await.map_err(|e| e.to_string())?,
     };
     for root in &options.tls.root_certificates {
         client = client.add_root_certificates(root.clone());
@@ -337,7 +342,22 @@ async fn client_options(
     Ok(client)
 }
 
-fn hostname() -> String {
+/// Connects to `url` (servers separated by commas); the client bounds each attempt by the
+/// connect timeout, this bounds them all (twice that).
+pub(crate) async fn connect_client(
+    url: &str,
+    client: async_nats::ConnectOptions,
+    connect_timeout: Duration,
+) -> Result<async_nats::Client, String> {
+    let connect = client.connect(url.split(',').map(str::trim).collect::<Vec<_>>());
+    match tokio::time::timeout(connect_timeout.saturating_mul(2), connect).await {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("connecting to NATS timed out".into()),
+    }
+}
+
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "hub".into())

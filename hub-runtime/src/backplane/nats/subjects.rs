@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 pub(super) const MAX_PLAIN: usize = 48;
 
 /// One name as a subject token (see the module documentation).
-pub(super) fn token(name: &str) -> String {
+pub(crate) fn token(name: &str) -> String {
     if name.len() <= MAX_PLAIN {
         let mut token = String::with_capacity(1 + name.len().div_ceil(3) * 4);
         token.push('n');
@@ -35,7 +35,7 @@ pub(super) fn token(name: &str) -> String {
 
 /// Whether `prefix` can start a subject: dot-separated non-empty tokens without wildcards or
 /// whitespace.
-pub(super) fn valid_prefix(prefix: &str) -> bool {
+pub(crate) fn valid_prefix(prefix: &str) -> bool {
     !prefix.is_empty()
         && prefix.split('.').all(|token| {
             !token.is_empty()
