@@ -466,20 +466,16 @@ fn metrics_table(result: &CaseResult, table: &mut String) -> Map<String, Value> 
     {
         let _ = writeln!(table, "  wire: {note}");
     }
-    let _ = write!(
-        table,
-        "  {:<30} {:>34} {:>34} {:>9}",
-        "metric", "hub", "floor", "hub/floor"
-    );
-    let _ = writeln!(
-        table,
-        "{}",
+    // One row: metric, hub, floor, hub/floor, and socketioxide's two columns when it ran.
+    let row = |table: &mut String, [name, hub, floor, ratio, other, other_ratio]: [String; 6]| {
+        let _ = write!(table, "  {name:<30} {hub:>34} {floor:>34} {ratio:>9}");
         if peer {
-            format!(" {:>34} {:>11}", "sioxide", "hub/sioxide")
-        } else {
-            String::new()
+            let _ = write!(table, " {other:>34} {other_ratio:>11}");
         }
-    );
+        table.push('\n');
+    };
+    let head = ["metric", "hub", "floor", "hub/floor", "sioxide", "hub/sioxide"];
+    row(table, head.map(String::from));
     let mut metrics = Map::new();
     let show = |r: Option<f64>| r.map(|r| format!("{r:.2}")).unwrap_or_else(|| "—".into());
     for name in result.metric_names() {
@@ -488,23 +484,15 @@ fn metrics_table(result: &CaseResult, table: &mut String) -> Map<String, Value> 
         let sioxide = result.stat(Target::Sioxide, name);
         let ratio = result.ratio(name);
         let ratio_sioxide = result.ratio_to(Target::Sioxide, name);
-        let _ = write!(
-            table,
-            "  {:<30} {:>34} {:>34} {:>9}",
-            name,
+        let cells = [
+            name.to_string(),
             cell(hub.as_ref()),
             cell(floor.as_ref()),
-            show(ratio)
-        );
-        let _ = writeln!(
-            table,
-            "{}",
-            if peer {
-                format!(" {:>34} {:>11}", cell(sioxide.as_ref()), show(ratio_sioxide))
-            } else {
-                String::new()
-            }
-        );
+            show(ratio),
+            cell(sioxide.as_ref()),
+            show(ratio_sioxide),
+        ];
+        row(table, cells);
         let mut m = Map::new();
         if let Some(h) = &hub {
             m.insert("hub".into(), h.to_json());
