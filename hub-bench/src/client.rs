@@ -41,7 +41,7 @@ pub struct ConnectSpec {
 }
 
 /// The generator's own WebSocket settings: small buffers, so 19,000 of them stay cheap.
-fn client_config() -> WebSocketConfig {
+pub fn client_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4096)
         .write_buffer_size(0)

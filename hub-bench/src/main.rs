@@ -1,8 +1,9 @@
 //! `hub-bench`: the benchmark harness of hub.
 //!
-//! It starts the servers itself — the `interop` example (release build) and the floor (this
-//! binary's `floor` subcommand, a separate process) — runs every scenario against both in
-//! alternating rounds, and prints a table and one machine-readable JSON line. Only loopback;
+//! It starts the servers itself — the `interop` example (release build), the floor (this
+//! binary's `floor` subcommand, a separate process) and, when asked, the socketioxide peer
+//! (the `sioxide` subcommand) — runs every scenario against each in alternating rounds, and
+//! prints a table and one machine-readable JSON line. Only loopback;
 //! every loop is bounded; it stops by itself.
 
 mod attack;
@@ -26,7 +27,9 @@ mod scaleout_report;
 mod scenario;
 mod server;
 mod sessions;
+mod sioxide;
 mod soak;
+mod socketio;
 mod sys;
 mod typed;
 mod wire;
@@ -45,6 +48,7 @@ usage: hub-bench [options]             run benchmarks (hub and floor, alternatin
        hub-bench client [options]      the Rust client (hub-client, typed proxy) beside the
                                         harness's hand-written client (`hub-bench client --help`)
        hub-bench floor --addr H:P      run the floor server (started by the harness)
+       hub-bench sioxide --addr H:P    run the socketioxide peer (started by the harness)
 
 scenario (one case):
   --scenario echo|broadcast|connections
@@ -71,6 +75,8 @@ presets (several cases):
   --quick               every scenario at small sizes (about 2 minutes)
   --preset issue        the figures issue 7 asks for (long: about 15 minutes)
   --preset hostile      the four hostile scenarios, hub only (about 4 minutes)
+  --preset peers        hub, floor and socketioxide: JSON echo at 64 connections, broadcast to
+                        1000 listeners at 100 msg/s, 5000 idle connections (about 8 minutes)
 hostile scenarios: a bystander WebSocket makes an echo call every 10 ms (and opens a probe
 connection every second), quiet first, then under attack, then while the server settles.
 soak: workers cycle through WebSockets (JSON and MessagePack), Server-Sent Events and Long
@@ -88,7 +94,9 @@ deliveries/s, share delivered, p50/p99 delivery latency, CPU per delivery of the
 (together) and of the broker, duplicates and out-of-order deliveries.
 run:
   --rounds K            rounds per target (default 3; hostile, soak: 1; scaleout: 1 per backplane)
-  --target T            hub | floor | both (default both)
+  --target T            hub | floor | sioxide | both (hub,floor) | all (hub,floor,sioxide), or a
+                        comma list such as hub,sioxide (default both; --preset peers: all).
+                        sioxide: socketioxide over Engine.IO v4 / Socket.IO v5 WebSockets, JSON only
   --addr-base A         first loopback source address (default 127.0.0.1)
   --sources K           source addresses to spread connections over (default: 1 per 10,000)
   --negotiate           negotiate hub connections even when comparing with the floor
@@ -247,12 +255,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             }
             "--target" => {
                 scaleout.target_given = true;
-                opts.targets = match value()?.as_str() {
-                    "hub" => vec![Target::Hub],
-                    "floor" => vec![Target::Floor],
-                    "both" => vec![Target::Hub, Target::Floor],
-                    other => return Err(format!("unknown target '{other}'")),
-                }
+                opts.targets = parse_targets(&value()?)?;
             }
             "--addr-base" => opts.addr_base = num(arg, value()?)?,
             "--sources" => opts.sources = Some(num::<usize>(arg, value()?)?.max(1)),
@@ -294,6 +297,9 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         opts.warmup = opts.warmup.min(Duration::from_millis(500));
     }
     opts.cases = cases(&request)?;
+    if preset.as_deref() == Some("peers") && !scaleout.target_given {
+        opts.targets = vec![Target::Hub, Target::Floor, Target::Sioxide];
+    }
     let hub_only = opts.cases.iter().all(|c| c.scenario.hub_only());
     if hub_only {
         opts.targets = vec![Target::Hub];
@@ -305,6 +311,27 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     opts.settle = Duration::from_secs_f64(settle.unwrap_or(if soak { 60.0 } else { 20.0 }));
     opts.preset = preset;
     Ok(opts)
+}
+
+/// `--target`: one name, `both`, `all`, or a comma list (each target once, in the given order).
+fn parse_targets(text: &str) -> Result<Vec<Target>, String> {
+    let mut targets = Vec::new();
+    for name in text.split(',') {
+        let more: &[Target] = match name.trim() {
+            "hub" => &[Target::Hub],
+            "floor" => &[Target::Floor],
+            "sioxide" | "socketioxide" => &[Target::Sioxide],
+            "both" => &[Target::Hub, Target::Floor],
+            "all" => &[Target::Hub, Target::Floor, Target::Sioxide],
+            other => return Err(format!("unknown target '{other}' (hub, floor, sioxide, both, all)")),
+        };
+        for t in more {
+            if !targets.contains(t) {
+                targets.push(*t);
+            }
+        }
+    }
+    Ok(targets)
 }
 
 /// What the command line asks for: one scenario or a preset.
@@ -388,7 +415,15 @@ fn cases(r: &CaseRequest) -> Result<Vec<Case>, String> {
                 case(Scenario::Connections, 19_000, 0, secs(35.0), 0.0, Proto::Json),
             ];
         }
-        Some(other) => return Err(format!("unknown preset '{other}' (quick, issue, hostile)")),
+        Some("peers") => {
+            let d = secs(5.0);
+            cases = vec![
+                case(Scenario::Echo, 64, 32, d, 0.0, Proto::Json),
+                case(Scenario::Broadcast, 1000, 32, d, 100.0, Proto::Json),
+                case(Scenario::Connections, 5000, 0, secs(30.0), 0.0, Proto::Json),
+            ];
+        }
+        Some(other) => return Err(format!("unknown preset '{other}' (quick, issue, hostile, peers)")),
     }
     Ok(cases)
 }
@@ -398,6 +433,13 @@ fn main() {
     if args.first().map(String::as_str) == Some("floor") {
         if let Err(e) = floor::main(&args[1..]) {
             eprintln!("hub-bench floor: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    if args.first().map(String::as_str) == Some("sioxide") {
+        if let Err(e) = sioxide::main(&args[1..]) {
+            eprintln!("hub-bench sioxide: {e}");
             std::process::exit(1);
         }
         return;
@@ -584,7 +626,8 @@ async fn run(opts: &Options) -> Result<bool, String> {
         listen: "127.0.0.1:0".into(),
         log_dir: std::env::temp_dir().join(format!("hub-bench-{}", std::process::id())),
     };
-    let both = opts.targets.len() == 2;
+    // Several targets: hub skips negotiation like the floor and the Socket.IO peer.
+    let both = opts.targets.len() > 1;
     eprintln!(
         "hub-bench: {} case(s), {} round(s) per target, generator threads {}, open-file limit {fd_limit}; server logs in {}",
         opts.cases.len(),
@@ -607,7 +650,11 @@ async fn run(opts: &Options) -> Result<bool, String> {
                 order.reverse();
             }
             for &target in &order {
-                if case.scenario.hub_only() && target == Target::Floor {
+                if case.scenario.hub_only() && target != Target::Hub {
+                    continue;
+                }
+                // The Socket.IO peer speaks JSON only (socketioxide's default parser).
+                if target == Target::Sioxide && case.proto != Proto::Json {
                     continue;
                 }
                 let tag = format!("{}-{}-r{round}", case.scenario.name(), case.proto.name());
@@ -725,6 +772,37 @@ mod tests {
         assert_eq!(
             (plan.rate, plan.duration, plan.warmup),
             (20.0, Duration::from_secs(3), Duration::from_secs(1))
+        );
+    }
+
+    #[test]
+    fn targets_and_the_peers_preset() {
+        let t = |args: &[&str]| parse(args).expect("parsed").targets;
+        assert_eq!(t(&[]), vec![Target::Hub, Target::Floor]);
+        assert_eq!(t(&["--target", "sioxide"]), vec![Target::Sioxide]);
+        assert_eq!(t(&["--target", "hub,sioxide,hub"]), vec![Target::Hub, Target::Sioxide]);
+        assert_eq!(
+            t(&["--target", "all"]),
+            vec![Target::Hub, Target::Floor, Target::Sioxide]
+        );
+        assert_eq!(
+            t(&["--preset", "peers"]),
+            vec![Target::Hub, Target::Floor, Target::Sioxide]
+        );
+        assert_eq!(
+            t(&["--preset", "peers", "--target", "hub,sioxide"]),
+            vec![Target::Hub, Target::Sioxide]
+        );
+        assert!(parse(&["--target", "nodejs"]).is_err());
+        let peers = parse(&["--preset", "peers"]).expect("parsed");
+        let kinds: Vec<_> = peers.cases.iter().map(|c| (c.scenario, c.connections)).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (Scenario::Echo, 64),
+                (Scenario::Broadcast, 1000),
+                (Scenario::Connections, 5000)
+            ]
         );
     }
 

@@ -117,9 +117,47 @@ impl CaseResult {
     }
 
     fn ratio(&self, metric: &str) -> Option<f64> {
+        self.ratio_to(Target::Floor, metric)
+    }
+
+    /// Hub's median over `peer`'s median.
+    fn ratio_to(&self, peer: Target, metric: &str) -> Option<f64> {
         let hub = self.stat(Target::Hub, metric)?.median;
-        let floor = self.stat(Target::Floor, metric)?.median;
-        (floor.abs() > 1e-12).then(|| hub / floor)
+        let other = self.stat(peer, metric)?.median;
+        (other.abs() > 1e-12).then(|| hub / other)
+    }
+
+    fn has(&self, target: Target) -> bool {
+        self.rounds.iter().any(|r| r.target == target)
+    }
+
+    /// Issue 18's targets against socketioxide, when it ran.
+    fn sioxide_targets(&self, out: &mut Vec<TargetCheck>) {
+        if !self.has(Target::Sioxide) {
+            return;
+        }
+        let checks: &[(&str, &str, bool, f64)] = match self.case.scenario {
+            Scenario::Echo => &[
+                ("throughput ≥ 1.1 × socketioxide", "throughput_per_s", true, 1.1),
+                ("p99 ≤ 0.5 × socketioxide", "latency_p99_us", false, 0.5),
+            ],
+            Scenario::Broadcast => &[("p99 < socketioxide's", "latency_p99_us", false, 0.999_999)],
+            Scenario::Connections => &[(
+                "memory per connection ≤ 0.5 × socketioxide",
+                "rss_per_conn_kib",
+                false,
+                0.5,
+            )],
+            _ => &[],
+        };
+        for &(name, metric, at_least, bound) in checks {
+            let ratio = self.ratio_to(Target::Sioxide, metric);
+            out.push(TargetCheck {
+                name: name.into(),
+                value: ratio,
+                met: ratio.map(|r| if at_least { r >= bound } else { r <= bound }),
+            });
+        }
     }
 
     /// The issue's targets that apply to this case.
@@ -179,6 +217,7 @@ impl CaseResult {
             Scenario::Soak => self.soak_targets(&mut out),
             _ => self.hostile_targets(&mut out),
         }
+        self.sioxide_targets(&mut out);
         out
     }
 
@@ -417,45 +456,72 @@ pub fn cell(stat: Option<&Stat>) -> String {
     }
 }
 
+/// The case's heading lines and its metric rows (hub, floor, and socketioxide when it ran);
+/// returns the metrics for the JSON line.
+fn metrics_table(result: &CaseResult, table: &mut String) -> Map<String, Value> {
+    let peer = result.has(Target::Sioxide);
+    if let Some(note) = peer
+        .then(|| crate::socketio::wire_note(result.case.scenario, result.case.payload))
+        .flatten()
+    {
+        let _ = writeln!(table, "  wire: {note}");
+    }
+    // One row: metric, hub, floor, hub/floor, and socketioxide's two columns when it ran.
+    let row = |table: &mut String, [name, hub, floor, ratio, other, other_ratio]: [String; 6]| {
+        let _ = write!(table, "  {name:<30} {hub:>34} {floor:>34} {ratio:>9}");
+        if peer {
+            let _ = write!(table, " {other:>34} {other_ratio:>11}");
+        }
+        table.push('\n');
+    };
+    let head = ["metric", "hub", "floor", "hub/floor", "sioxide", "hub/sioxide"];
+    row(table, head.map(String::from));
+    let mut metrics = Map::new();
+    let show = |r: Option<f64>| r.map(|r| format!("{r:.2}")).unwrap_or_else(|| "—".into());
+    for name in result.metric_names() {
+        let hub = result.stat(Target::Hub, name);
+        let floor = result.stat(Target::Floor, name);
+        let sioxide = result.stat(Target::Sioxide, name);
+        let ratio = result.ratio(name);
+        let ratio_sioxide = result.ratio_to(Target::Sioxide, name);
+        let cells = [
+            name.to_string(),
+            cell(hub.as_ref()),
+            cell(floor.as_ref()),
+            show(ratio),
+            cell(sioxide.as_ref()),
+            show(ratio_sioxide),
+        ];
+        row(table, cells);
+        let mut m = Map::new();
+        if let Some(h) = &hub {
+            m.insert("hub".into(), h.to_json());
+        }
+        if let Some(f) = &floor {
+            m.insert("floor".into(), f.to_json());
+        }
+        m.insert("ratio".into(), json!(ratio.map(round)));
+        if let Some(x) = &sioxide {
+            m.insert("sioxide".into(), x.to_json());
+            m.insert("ratio_sioxide".into(), json!(ratio_sioxide.map(round)));
+        }
+        metrics.insert(name.to_string(), Value::Object(m));
+    }
+    metrics
+}
+
 /// The human table and the JSON line.
 pub fn render(results: &[CaseResult], meta: &Meta) -> (String, String) {
     let mut table = String::new();
     let mut cases_json = Vec::new();
     let _ = writeln!(
         table,
-        "\nhub-bench — median [min – max] over {} round(s) per target; ratio = hub median / floor median",
+        "\nhub-bench — median [min – max] over {} round(s) per target; ratio = hub median / floor (or socketioxide) median",
         meta.rounds
     );
     for result in results {
         let _ = writeln!(table, "\n{}", result.case.title());
-        let _ = writeln!(
-            table,
-            "  {:<30} {:>34} {:>34} {:>9}",
-            "metric", "hub", "floor", "hub/floor"
-        );
-        let mut metrics = Map::new();
-        for name in result.metric_names() {
-            let hub = result.stat(Target::Hub, name);
-            let floor = result.stat(Target::Floor, name);
-            let ratio = result.ratio(name);
-            let _ = writeln!(
-                table,
-                "  {:<30} {:>34} {:>34} {:>9}",
-                name,
-                cell(hub.as_ref()),
-                cell(floor.as_ref()),
-                ratio.map(|r| format!("{r:.2}")).unwrap_or_else(|| "—".into())
-            );
-            let mut m = Map::new();
-            if let Some(h) = &hub {
-                m.insert("hub".into(), h.to_json());
-            }
-            if let Some(f) = &floor {
-                m.insert("floor".into(), f.to_json());
-            }
-            m.insert("ratio".into(), json!(ratio.map(round)));
-            metrics.insert(name.to_string(), Value::Object(m));
-        }
+        let metrics = metrics_table(result, &mut table);
         let targets = result.targets();
         for t in &targets {
             let _ = writeln!(

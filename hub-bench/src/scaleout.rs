@@ -274,10 +274,16 @@ pub async fn measure(plan: &Plan, cluster: &Cluster<'_>) -> Result<(Sample, Opti
         completions: Arc::new(AtomicU64::new(0)),
         send_errors: Arc::new(AtomicU64::new(0)),
         first_error: Arc::new(FirstError::default()),
+        pings_owed: Arc::new(AtomicU64::new(0)),
     };
     let send_errors = counts.send_errors.clone();
     let sender_error = counts.first_error.clone();
-    let reader = scenario::spawn_sender_reader(stream, plan.proto, counts, stop_rx.clone());
+    let reader = scenario::spawn_sender_reader(
+        stream,
+        crate::socketio::Dialect::SignalR(plan.proto),
+        counts,
+        stop_rx.clone(),
+    );
     let window = drive(&mut sink, plan, &tally, listeners, cluster).await?;
     let expected = window.sent * listeners as u64;
     scenario::wait_for_deliveries(&tally.delivered, expected).await;

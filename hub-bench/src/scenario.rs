@@ -14,7 +14,8 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::{self, ConnectSpec, Ws};
-use crate::server::Server;
+use crate::server::{Server, Target};
+use crate::socketio::Dialect;
 use crate::sys;
 use crate::wire::{Incoming, Proto};
 
@@ -246,8 +247,28 @@ impl FirstError {
     }
 }
 
-/// Opens `count` connections with at most `concurrency` opening at once.
+/// Opens `count` hub connections with at most `concurrency` opening at once.
 pub async fn open_many(
+    spec: &ConnectSpec,
+    first_index: usize,
+    count: usize,
+    concurrency: usize,
+    errors: &FirstError,
+) -> Vec<Ws> {
+    open_many_in(
+        Dialect::SignalR(spec.proto),
+        spec,
+        first_index,
+        count,
+        concurrency,
+        errors,
+    )
+    .await
+}
+
+/// Opens `count` connections speaking `dialect`, with at most `concurrency` opening at once.
+pub async fn open_many_in(
+    dialect: Dialect,
     spec: &ConnectSpec,
     first_index: usize,
     count: usize,
@@ -261,7 +282,7 @@ pub async fn open_many(
         let semaphore = semaphore.clone();
         set.spawn(async move {
             let _permit = semaphore.acquire_owned().await;
-            client::open(&spec, first_index + i).await
+            dialect.open(&spec, first_index + i).await
         });
     }
     let mut out = Vec::with_capacity(count);
@@ -285,10 +306,18 @@ pub async fn run(case: &Case, setup: &RoundSetup, server: &Server) -> Result<(Sa
         query: String::new(),
         version: 1,
     };
+    // The Socket.IO peer has no MessagePack counterpart here (its default JSON parser).
+    let dialect = match server.target {
+        Target::Sioxide if case.proto != Proto::Json => {
+            return Err("the Socket.IO peer is measured in JSON only".into());
+        }
+        Target::Sioxide => Dialect::SocketIo,
+        _ => Dialect::SignalR(case.proto),
+    };
     match case.scenario {
-        Scenario::Echo => echo(case, setup, &spec, server).await,
-        Scenario::Broadcast => broadcast(case, setup, &spec, server).await,
-        Scenario::Connections => connections(case, setup, &spec, server).await,
+        Scenario::Echo => echo(case, setup, &spec, server, dialect).await,
+        Scenario::Broadcast => broadcast(case, setup, &spec, server, dialect).await,
+        Scenario::Connections => connections(case, setup, &spec, server, dialect).await,
         Scenario::Soak => crate::soak::run(case, setup, server).await,
         _ => crate::hostile::run(case, setup, server).await,
     }
@@ -298,7 +327,7 @@ pub async fn run(case: &Case, setup: &RoundSetup, server: &Server) -> Result<(Sa
 // echo
 
 struct EchoShared {
-    proto: Proto,
+    dialect: Dialect,
     payload: String,
     begin: Instant,
     measure_from: Instant,
@@ -314,9 +343,10 @@ async fn echo(
     setup: &RoundSetup,
     spec: &ConnectSpec,
     server: &Server,
+    dialect: Dialect,
 ) -> Result<(Sample, Option<String>), String> {
     let open_errors = FirstError::default();
-    let sockets = open_many(spec, 0, case.connections, setup.open_concurrency, &open_errors).await;
+    let sockets = open_many_in(dialect, spec, 0, case.connections, setup.open_concurrency, &open_errors).await;
     let failed_opens = case.connections - sockets.len();
     if sockets.is_empty() {
         return Err(open_errors.take().unwrap_or_else(|| "no connection opened".into()));
@@ -324,7 +354,7 @@ async fn echo(
     let begin = Instant::now() + Duration::from_millis(200);
     let measure_from = begin + setup.warmup;
     let shared = Arc::new(EchoShared {
-        proto: case.proto,
+        dialect,
         payload: "x".repeat(case.payload),
         begin,
         measure_from,
@@ -365,16 +395,16 @@ async fn echo(
 
 async fn echo_worker(mut ws: Ws, index: usize, shared: Arc<EchoShared>) {
     tokio::time::sleep_until(shared.begin).await;
-    let proto = shared.proto;
+    let dialect = shared.dialect;
     let mut buf = Vec::with_capacity(64 + shared.payload.len());
     let mut n: u64 = 0;
     'calls: while Instant::now() < shared.end {
         n += 1;
         let id = n.to_string();
         buf.clear();
-        proto.write_invocation(&mut buf, Some(&id), "Echo", &shared.payload);
+        dialect.write_call(&mut buf, Some(&id), "Echo", &shared.payload);
         let sent_at = Instant::now();
-        if let Err(e) = ws.send(proto.frame(buf.clone())).await {
+        if let Err(e) = ws.send(dialect.frame(buf.clone())).await {
             shared.errors.fetch_add(1, Ordering::Relaxed);
             shared.first_error.set(format!("echo send: {e}"));
             break;
@@ -394,7 +424,8 @@ async fn echo_worker(mut ws: Ws, index: usize, shared: Arc<EchoShared>) {
                 continue;
             };
             let mut done: Option<Result<(), String>> = None;
-            let parsed = proto.parse(data, |m| match m {
+            let mut pinged = false;
+            let parsed = dialect.parse(data, |m| match m {
                 Incoming::Completion { invocation_id, result } if invocation_id == id.as_str() => {
                     done = Some(match result {
                         Ok(Some(text)) if text.len() == shared.payload.len() => Ok(()),
@@ -403,10 +434,16 @@ async fn echo_worker(mut ws: Ws, index: usize, shared: Arc<EchoShared>) {
                     });
                 }
                 Incoming::Close { error } => done = Some(Err(format!("echo: server sent Close {error:?}"))),
+                Incoming::Ping => pinged = true,
                 _ => {}
             });
             if let Err(e) = parsed {
                 break Err(e);
+            }
+            if let Some(pong) = dialect.pong().filter(|_| pinged) {
+                if let Err(e) = ws.send(pong).await {
+                    break Err(format!("echo: pong send: {e}"));
+                }
             }
             if let Some(done) = done {
                 break done;
@@ -440,7 +477,7 @@ fn rss_mib(pid: u32) -> f64 {
 // listeners (broadcast) and idle holders (connections)
 
 struct ListenShared {
-    proto: Proto,
+    dialect: Dialect,
     /// Receives carrying a timestamp at or after this (µs, `now_us` clock) are timed.
     time_from_us: AtomicU64,
     latencies: Latencies,
@@ -451,9 +488,9 @@ struct ListenShared {
 }
 
 impl ListenShared {
-    fn new(proto: Proto) -> Arc<Self> {
+    fn new(dialect: Dialect) -> Arc<Self> {
         Arc::new(ListenShared {
-            proto,
+            dialect,
             time_from_us: AtomicU64::new(u64::MAX),
             latencies: Latencies::new(),
             delivered: AtomicU64::new(0),
@@ -465,21 +502,21 @@ impl ListenShared {
 }
 
 /// Reads everything the server sends, counts and times `Receive` invocations, and sends a
-/// Ping every 15 s, until `stop` says so.
+/// Ping every 15 s (hub) or answers the server's pings (Socket.IO), until `stop` says so.
 async fn listen(mut ws: Ws, index: usize, shared: Arc<ListenShared>, mut stop: watch::Receiver<bool>) {
-    let proto = shared.proto;
+    let dialect = shared.dialect;
     // The first Ping 12–15 s after opening (spread, so thousands of connections do not ping
     // in the same instant), then every 15 s, as the official clients do.
     let jitter = Duration::from_millis((index as u64 * 7919) % 3000);
     let mut ping = tokio::time::interval_at(Instant::now() + PING_INTERVAL - jitter, PING_INTERVAL);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut ping_bytes = Vec::new();
-    proto.write_ping(&mut ping_bytes);
+    let ping_bytes = dialect.client_ping();
     loop {
         tokio::select! {
             _ = stop.changed() => break,
             _ = ping.tick() => {
-                match tokio::time::timeout(Duration::from_secs(10), ws.send(proto.frame(ping_bytes.clone()))).await {
+                let Some(bytes) = &ping_bytes else { continue };
+                match tokio::time::timeout(Duration::from_secs(10), ws.send(dialect.frame(bytes.clone()))).await {
                     Ok(Ok(())) => { shared.pings_sent.fetch_add(1, Ordering::Relaxed); }
                     _ => {
                         shared.closed_early.fetch_add(1, Ordering::Relaxed);
@@ -512,7 +549,11 @@ async fn listen(mut ws: Ws, index: usize, shared: Arc<ListenShared>, mut stop: w
                 let now = now_us();
                 let time_from = shared.time_from_us.load(Ordering::Relaxed);
                 let mut received = 0u64;
-                let parsed = proto.parse(data, |m| {
+                let mut pinged = false;
+                let parsed = dialect.parse(data, |m| {
+                    if matches!(m, Incoming::Ping) {
+                        pinged = true;
+                    }
                     if let Incoming::Invocation { target, argument } = m {
                         if target.eq_ignore_ascii_case("receive") {
                             received += 1;
@@ -530,6 +571,17 @@ async fn listen(mut ws: Ws, index: usize, shared: Arc<ListenShared>, mut stop: w
                 if let Err(e) = parsed {
                     shared.first_error.set(e);
                 }
+                // Socket.IO: the server's ping wants a pong (counted with the client pings).
+                if let Some(pong) = dialect.pong().filter(|_| pinged) {
+                    match tokio::time::timeout(Duration::from_secs(10), ws.send(pong)).await {
+                        Ok(Ok(())) => { shared.pings_sent.fetch_add(1, Ordering::Relaxed); }
+                        _ => {
+                            shared.closed_early.fetch_add(1, Ordering::Relaxed);
+                            shared.first_error.set("pong send failed".into());
+                            return;
+                        }
+                    }
+                }
             }
         }
     }
@@ -544,31 +596,34 @@ async fn broadcast(
     setup: &RoundSetup,
     spec: &ConnectSpec,
     server: &Server,
+    dialect: Dialect,
 ) -> Result<(Sample, Option<String>), String> {
     let open_errors = FirstError::default();
-    let sockets = open_many(spec, 1, case.connections, setup.open_concurrency, &open_errors).await;
+    let sockets = open_many_in(dialect, spec, 1, case.connections, setup.open_concurrency, &open_errors).await;
     let listeners = sockets.len();
     if listeners == 0 {
         return Err(open_errors.take().unwrap_or_else(|| "no listener opened".into()));
     }
-    let shared = ListenShared::new(case.proto);
+    let shared = ListenShared::new(dialect);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut set = JoinSet::new();
     for (i, ws) in sockets.into_iter().enumerate() {
         set.spawn(listen(ws, i, shared.clone(), stop_rx.clone()));
     }
-    let sender = client::open(spec, 0).await.map_err(|e| format!("sender: {e}"))?;
+    let sender = dialect.open(spec, 0).await.map_err(|e| format!("sender: {e}"))?;
     let (mut sink, stream) = sender.split();
     let completions = Arc::new(AtomicU64::new(0));
     let send_errors = Arc::new(AtomicU64::new(0));
     let sender_error = Arc::new(FirstError::default());
+    let pings_owed = Arc::new(AtomicU64::new(0));
     let reader = spawn_sender_reader(
         stream,
-        case.proto,
+        dialect,
         SenderCounts {
             completions: completions.clone(),
             send_errors: send_errors.clone(),
             first_error: sender_error.clone(),
+            pings_owed: pings_owed.clone(),
         },
         stop_rx.clone(),
     );
@@ -597,12 +652,17 @@ async fn broadcast(
             message.push('x');
         }
         buf.clear();
-        case.proto
-            .write_invocation(&mut buf, Some(&sent.to_string()), "SendToAll", &message);
-        match tokio::time::timeout(Duration::from_secs(10), sink.send(case.proto.frame(buf.clone()))).await {
+        dialect.write_call(&mut buf, Some(&sent.to_string()), "SendToAll", &message);
+        let call = dialect.frame(buf.clone());
+        match tokio::time::timeout(
+            Duration::from_secs(10),
+            send_with_pong(&mut sink, dialect, &pings_owed, call),
+        )
+        .await
+        {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                send_failed = Some(format!("sender: {e}"));
+                send_failed = Some(e);
                 break;
             }
             Err(_) => {
@@ -660,18 +720,33 @@ async fn broadcast(
     Ok((sample, error))
 }
 
+/// Sends the broadcast sender's call, after a pong when its reader saw a Socket.IO ping.
+async fn send_with_pong<S>(sink: &mut S, dialect: Dialect, pings_owed: &AtomicU64, call: Message) -> Result<(), String>
+where
+    S: futures_util::Sink<Message> + Unpin,
+    S::Error: std::fmt::Display,
+{
+    if let Some(pong) = dialect.pong().filter(|_| pings_owed.swap(0, Ordering::Relaxed) > 0) {
+        sink.send(pong).await.map_err(|e| format!("sender: pong: {e}"))?;
+    }
+    sink.send(call).await.map_err(|e| format!("sender: {e}"))
+}
+
 /// What the broadcast sender's reader counts.
 pub struct SenderCounts {
     pub completions: Arc<AtomicU64>,
     pub send_errors: Arc<AtomicU64>,
     pub first_error: Arc<FirstError>,
+    /// Socket.IO pings the reader saw and the send loop still has to answer (it owns the sink).
+    pub pings_owed: Arc<AtomicU64>,
 }
 
-/// The sender's own reader: completions of its SendToAll calls (and its own copies of the
-/// broadcast, which it ignores).
+/// The sender's own reader: completions (acks) of its SendToAll calls (and its own copies of
+/// the broadcast, which it ignores). Socket.IO pings are counted in `pings_owed` for the send
+/// loop to answer.
 pub fn spawn_sender_reader<S>(
     mut stream: S,
-    proto: Proto,
+    dialect: Dialect,
     counts: SenderCounts,
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()>
@@ -685,7 +760,10 @@ where
                 incoming = stream.next() => {
                     let Some(Ok(message)) = incoming else { break };
                     if let Some(data) = client::payload(&message) {
-                        let _ = proto.parse(data, |m| {
+                        let _ = dialect.parse(data, |m| {
+                            if matches!(m, Incoming::Ping) && dialect.pong().is_some() {
+                                counts.pings_owed.fetch_add(1, Ordering::Relaxed);
+                            }
                             if let Incoming::Completion { result, .. } = m {
                                 match result {
                                     Ok(_) => { counts.completions.fetch_add(1, Ordering::Relaxed); }
@@ -739,6 +817,7 @@ async fn connections(
     setup: &RoundSetup,
     spec: &ConnectSpec,
     server: &Server,
+    dialect: Dialect,
 ) -> Result<(Sample, Option<String>), String> {
     let n = case.connections;
     let fd_limit = sys::raise_fd_limit() as usize;
@@ -748,7 +827,7 @@ async fn connections(
             "{n} connections need about {needed} file descriptors in this process; its limit is {fd_limit}"
         ));
     }
-    let listen_shared = ListenShared::new(case.proto);
+    let listen_shared = ListenShared::new(dialect);
     let hold = Arc::new(HoldShared {
         opened: AtomicU64::new(0),
         failed: AtomicU64::new(0),
@@ -770,7 +849,7 @@ async fn connections(
             set.spawn(async move {
                 let permit = semaphore.acquire_owned().await;
                 let started = Instant::now();
-                let ws = client::open(&spec, i).await;
+                let ws = dialect.open(&spec, i).await;
                 drop(permit);
                 match ws {
                     Ok(ws) => {
@@ -855,4 +934,46 @@ async fn connections(
     set.abort_all();
     let error = hold.first_error.take().or_else(|| listen_shared.first_error.take());
     Ok((sample, error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The broadcast sender's reader counts Socket.IO pings (and acks); the send loop answers
+    /// them before its next call (hub Pings are not answered).
+    #[tokio::test]
+    async fn the_sender_answers_socketio_pings() {
+        let counts = SenderCounts {
+            completions: Arc::new(AtomicU64::new(0)),
+            send_errors: Arc::new(AtomicU64::new(0)),
+            first_error: Arc::new(FirstError::default()),
+            pings_owed: Arc::new(AtomicU64::new(0)),
+        };
+        let (pings_owed, completions) = (counts.pings_owed.clone(), counts.completions.clone());
+        let frames = ["2", "431[null]", "42[\"receive\",\"1;x\"]", "2"]
+            .map(|t| Ok::<_, tokio_tungstenite::tungstenite::Error>(Message::text(t)));
+        let (_stop_tx, stop_rx) = watch::channel(false);
+        let reader = spawn_sender_reader(futures_util::stream::iter(frames), Dialect::SocketIo, counts, stop_rx);
+        reader.await.expect("reader ends with its stream");
+        assert_eq!(
+            (pings_owed.load(Ordering::Relaxed), completions.load(Ordering::Relaxed)),
+            (2, 1)
+        );
+        let mut sent: Vec<Message> = Vec::new();
+        let call = || Message::text("42[]");
+        send_with_pong(&mut sent, Dialect::SocketIo, &pings_owed, call())
+            .await
+            .expect("sent");
+        send_with_pong(&mut sent, Dialect::SocketIo, &pings_owed, call())
+            .await
+            .expect("sent");
+        assert_eq!(sent, vec![Message::text("3"), call(), call()]);
+        let hub_owed = AtomicU64::new(1);
+        let mut hub_sent: Vec<Message> = Vec::new();
+        send_with_pong(&mut hub_sent, Dialect::SignalR(Proto::Json), &hub_owed, call())
+            .await
+            .expect("sent");
+        assert_eq!(hub_sent, vec![call()]);
+    }
 }

@@ -19,6 +19,8 @@ pub enum Target {
     Hub,
     /// The floor (`hub-bench floor`).
     Floor,
+    /// The Socket.IO peer: socketioxide (`hub-bench sioxide`).
+    Sioxide,
     /// The feature-cost scenarios' hub server (`hub-bench hub-server`).
     BenchHub,
 }
@@ -28,6 +30,7 @@ impl Target {
         match self {
             Target::Hub => "hub",
             Target::Floor => "floor",
+            Target::Sioxide => "sioxide",
             Target::BenchHub => "bench-hub",
         }
     }
@@ -38,6 +41,7 @@ pub struct Server {
     child: Child,
     pub pid: u32,
     pub addr: SocketAddr,
+    pub target: Target,
     pub log: PathBuf,
 }
 
@@ -63,9 +67,9 @@ impl Server {
                 c.args(&launch.interop_args);
                 c
             }
-            Target::Floor => {
+            Target::Floor | Target::Sioxide => {
                 let mut c = Command::new(&launch.floor_exe);
-                c.args(["floor", "--addr", &launch.listen]);
+                c.args([target.name(), "--addr", &launch.listen]);
                 c
             }
             Target::BenchHub => {
@@ -105,7 +109,13 @@ impl Server {
         .map_err(|_| "the server did not say where it listens within 30 s".to_string())??;
         // Keep draining stdout so the server never blocks on (or dies from) a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Server { child, pid, addr, log })
+        Ok(Server {
+            child,
+            pid,
+            addr,
+            target,
+            log,
+        })
     }
 
     /// Stops the server: SIGTERM, then SIGKILL after 5 s. Returns its number of log lines
@@ -131,6 +141,6 @@ impl Server {
 fn program(target: Target, launch: &Launch) -> &Path {
     match target {
         Target::Hub => &launch.interop,
-        Target::Floor | Target::BenchHub => &launch.floor_exe,
+        Target::Floor | Target::Sioxide | Target::BenchHub => &launch.floor_exe,
     }
 }
