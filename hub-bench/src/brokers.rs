@@ -110,6 +110,38 @@ impl Broker {
         }
     }
 
+    /// Redis only: the channels clients are subscribed to (`pubsub_channels` of `INFO stats`),
+    /// read over a plain RESP connection (bounded: 5 s). `None` for the other brokers.
+    pub async fn pubsub_channels(&self) -> Option<u64> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        if self.kind != Backplane::Redis {
+            return None;
+        }
+        let read = async {
+            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.ok()?;
+            stream.write_all(b"INFO stats\r\n").await.ok()?;
+            let mut reply = Vec::new();
+            let mut chunk = [0u8; 4096];
+            // A bulk string: `$LEN\r\n` and LEN bytes; INFO stats is a few KiB.
+            while reply.len() < 64 * 1024 {
+                let n = stream.read(&mut chunk).await.ok()?;
+                if n == 0 {
+                    break;
+                }
+                reply.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&reply);
+                // The whole line, up to its `\r\n` (it may arrive in two reads).
+                if let Some(rest) = text.split("pubsub_channels:").nth(1) {
+                    if let Some(end) = rest.find("\r\n") {
+                        return rest[..end].trim().parse().ok();
+                    }
+                }
+            }
+            None
+        };
+        tokio::time::timeout(Duration::from_secs(5), read).await.ok().flatten()
+    }
+
     /// Stops the broker and removes its files (a PostgreSQL cluster's log is kept in
     /// `log_dir`).
     pub async fn stop(mut self, log_dir: &Path) {
@@ -409,6 +441,9 @@ mod tests {
         assert!(broker.url.contains(&format!("127.0.0.1:{port}")), "{}", broker.url);
         assert_eq!(broker.interop_args()[0], kind.interop_flag());
         assert!(broker.cpu_seconds().is_some_and(|s| s >= 0.0));
+        // Nobody has subscribed to anything yet.
+        let channels = broker.pubsub_channels().await;
+        assert_eq!(channels, (kind == Backplane::Redis).then_some(0));
         let cluster_dir = match &broker.process {
             Process::Cluster { dir, .. } => {
                 // The postmaster's forked processes count too.
