@@ -122,7 +122,7 @@ pub fn assign(servers: &[SocketAddr], connections: usize, generators: usize) -> 
             .iter()
             .filter_map(|&(server, a, b)| {
                 let (lo, hi) = (a.max(from), b.min(to));
-                (lo < hi).then_some(Share {
+                (lo < hi).then(|| Share {
                     server,
                     first_index: lo,
                     count: hi - lo,
