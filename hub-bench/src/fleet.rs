@@ -95,6 +95,7 @@ pub enum Spawner {
     /// `EXE fleet-listen …` processes (the real thing).
     Processes { exe: PathBuf, log_dir: PathBuf },
     /// Tasks in this process over in-memory pipes (tests).
+    #[cfg(test)]
     InProcess,
 }
 
@@ -194,6 +195,7 @@ fn spawn_generator(
             let stdout = child.stdout.take().ok_or("no stdout")?;
             (child.id(), Box::new(stdin), Box::new(stdout), Some(child))
         }
+        #[cfg(test)]
         Spawner::InProcess => {
             let (control_tx, control_rx) = tokio::io::duplex(64 * 1024);
             let (out_tx, out_rx) = tokio::io::duplex(1 << 20);
