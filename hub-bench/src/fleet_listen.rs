@@ -2,7 +2,8 @@
 //! only so many open files, so the fleet's listeners are spread over several of these.
 //!
 //! It opens its share of listeners (each share a server and a range of connection numbers,
-//! the numbers choosing the 127.0.0.x source address), then reads every message into a
+//! the numbers choosing the 127.0.0.x source address), each listening as soon as it is open,
+//! and reads every message into a
 //! scale-out [`Tally`] timed on the machine's monotonic clock (the sender is another
 //! process). It talks to the harness in lines: the harness writes `first N` (messages from
 //! N on are measured; answered before N is sent) and `stop`; the generator writes JSON
@@ -15,13 +16,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::client::ConnectSpec;
+use crate::client::{self, ConnectSpec};
 use crate::scaleout_listen::{listen, Tally};
-use crate::scenario::{self, FirstError};
 use crate::sys;
 use crate::wire::Proto;
 
@@ -192,8 +192,14 @@ where
 {
     let deadline = Instant::now() + request.deadline;
     let started = Instant::now();
-    let open_errors = FirstError::default();
-    let mut sockets = Vec::with_capacity(request.connections());
+    let tally = Arc::new(Tally::with_clock(request.proto, sys::monotonic_us));
+    tally.last_sent.store(request.max_seq, Ordering::Release);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // Each listener starts listening (and pinging) as soon as it is open: the server drops a
+    // client it has not heard from in 30 s, and opening a whole share takes a while.
+    let (opened_tx, mut opened_rx) = mpsc::unbounded_channel::<Result<(), String>>();
+    let permits = Arc::new(Semaphore::new(request.open_concurrency));
+    let mut set = JoinSet::new();
     for share in &request.shares {
         let spec = ConnectSpec {
             server: share.server,
@@ -204,33 +210,47 @@ where
             query: String::new(),
             version: 1,
         };
-        let opened = scenario::open_many(
-            &spec,
-            share.first_index,
-            share.count,
-            request.open_concurrency,
-            &open_errors,
-        )
-        .await;
-        sockets.extend(opened);
+        for index in share.first_index..share.first_index + share.count {
+            let (spec, permits, opened) = (spec.clone(), permits.clone(), opened_tx.clone());
+            let (tally, stop) = (tally.clone(), stop_rx.clone());
+            set.spawn(async move {
+                let ws = {
+                    let _permit = permits.acquire_owned().await;
+                    client::open(&spec, index).await
+                };
+                match ws {
+                    Ok(ws) => {
+                        let _ = opened.send(Ok(()));
+                        drop(opened);
+                        listen(ws, index, tally, stop).await;
+                    }
+                    Err(e) => {
+                        let _ = opened.send(Err(e));
+                    }
+                }
+            });
+        }
     }
-    let opened = sockets.len();
+    drop(opened_tx);
+    let (mut opened, mut failed, mut first_error) = (0, 0, None);
+    while opened + failed < request.connections() {
+        let Some(result) = opened_rx.recv().await else { break };
+        match result {
+            Ok(()) => opened += 1,
+            Err(e) => {
+                failed += 1;
+                first_error.get_or_insert(e);
+            }
+        }
+    }
     let report = Report::Opened {
         opened,
-        failed: request.connections() - opened,
+        failed,
         seconds: started.elapsed().as_secs_f64(),
-        first_error: open_errors.take(),
+        first_error,
     };
     if !say(&mut out, &report).await {
         return;
-    }
-    let tally = Arc::new(Tally::with_clock(request.proto, sys::monotonic_us));
-    tally.last_sent.store(request.max_seq, Ordering::Release);
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut set = JoinSet::new();
-    // Connection numbers only key the latency shards and the ping jitter here.
-    for (i, ws) in sockets.into_iter().enumerate() {
-        set.spawn(listen(ws, i, tally.clone(), stop_rx.clone()));
     }
     let mut lines = control.lines();
     let mut status = tokio::time::interval(STATUS_INTERVAL);

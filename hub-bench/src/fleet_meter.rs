@@ -68,7 +68,8 @@ impl Roster<'_> {
         rows.push(ProcessRow {
             name: self.cluster.broker.kind.name().into(),
             pid: Some(self.cluster.broker.pid),
-            connections: self.cluster.server_pids.len(),
+            // Its clients are the servers' backplane connections, not listeners.
+            connections: 0,
             rss_bytes: rss(Some(self.cluster.broker.pid)),
             cpu_cores: (end.broker - start.broker) / wall,
         });

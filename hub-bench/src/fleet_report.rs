@@ -241,7 +241,7 @@ pub fn render(plan: &Plan, outcome: &Result<Outcome, String>, fd_limit: u64) -> 
     for row in &outcome.processes {
         let per_conn = row
             .rss_bytes
-            .filter(|_| row.connections > 0)
+            .filter(|_| row.connections > 1)
             .map(|b| b as f64 / 1024.0 / row.connections as f64);
         let _ = writeln!(
             table,
