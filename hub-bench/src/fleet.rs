@@ -389,11 +389,30 @@ pub async fn measure(plan: &Plan, cluster: &Cluster<'_>, spawner: &Spawner) -> R
         &mut sample,
     )
     .await?;
-    // Stop the generators and read their counts.
+    let (end, answered) = stop_generators(&mut generators, &mut events).await?;
+    let expected = window.sent * listeners as u64;
+    crate::fleet_report::delivery_figures(&mut sample, &end, expected, window.sent, window.join_s);
+    let unanswered = (generators.len() - answered) as u64;
+    let send_errors = sample.get("send_errors").unwrap_or(0.0) as u64;
+    let errors = (plan.connections - listeners) as u64 + end.closed_early + end.malformed + unanswered + send_errors;
+    sample.put("errors", errors as f64);
+    let error = open_errors.take().or(sender_error).or(end.first_error.clone());
+    Ok(Outcome {
+        sample,
+        processes: rows,
+        error,
+    })
+}
+
+/// Tells every generator to stop and reads their counts: the sum, and how many answered.
+async fn stop_generators(
+    generators: &mut [Generator],
+    events: &mut mpsc::UnboundedReceiver<Event>,
+) -> Result<(Final, usize), String> {
     for generator in generators.iter_mut() {
         generator.tell("stop").await;
     }
-    let finals = gather(&mut events, generators.len(), Duration::from_secs(30), |_, r| match r {
+    let finals = gather(events, generators.len(), Duration::from_secs(30), |_, r| match r {
         Report::Final(f) => Some(f),
         _ => None,
     })
@@ -409,19 +428,7 @@ pub async fn measure(plan: &Plan, cluster: &Cluster<'_>, spawner: &Spawner) -> R
         }
     }
     let answered = finals.iter().flatten().count();
-    let end = merge(finals.into_iter().flatten());
-    let expected = window.sent * listeners as u64;
-    crate::fleet_report::delivery_figures(&mut sample, &end, expected, window.sent, window.join_s);
-    let unanswered = (generators.len() - answered) as u64;
-    let send_errors = sample.get("send_errors").unwrap_or(0.0) as u64;
-    let errors = (plan.connections - listeners) as u64 + end.closed_early + end.malformed + unanswered + send_errors;
-    sample.put("errors", errors as f64);
-    let error = open_errors.take().or(sender_error).or(end.first_error.clone());
-    Ok(Outcome {
-        sample,
-        processes: rows,
-        error,
-    })
+    Ok((merge(finals.into_iter().flatten()), answered))
 }
 
 /// The generators' counts added up.
