@@ -269,13 +269,20 @@ fn start_redis(port: u16, log: &Path) -> Result<Broker, String> {
     child_broker(Backplane::Redis, port, format!("redis://127.0.0.1:{port}"), child)
 }
 
-/// nats-server, core NATS only (no JetStream, no monitoring port).
+/// nats-server with JetStream (the interop example keeps presence in it), its store beside
+/// the log; no monitoring port.
 fn start_nats(port: u16, log: &Path) -> Result<Broker, String> {
     let program = binary("NATS_SERVER", "nats-server", &["/usr/sbin"])?;
-    let args: Vec<String> = ["-a", "127.0.0.1", "-p", &port.to_string()]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let store = log.with_extension("jetstream");
+    let args: Vec<String> = vec![
+        "-a".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        port.to_string(),
+        "-js".into(),
+        "-sd".into(),
+        store.display().to_string(),
+    ];
     let child = spawn_child(&program, &args, log)?;
     child_broker(Backplane::Nats, port, format!("nats://127.0.0.1:{port}"), child)
 }
