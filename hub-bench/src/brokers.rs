@@ -110,6 +110,38 @@ impl Broker {
         }
     }
 
+    /// Redis only: the channels clients are subscribed to (`pubsub_channels` of `INFO stats`),
+    /// read over a plain RESP connection (bounded: 5 s). `None` for the other brokers.
+    pub async fn pubsub_channels(&self) -> Option<u64> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        if self.kind != Backplane::Redis {
+            return None;
+        }
+        let read = async {
+            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.ok()?;
+            stream.write_all(b"INFO stats\r\n").await.ok()?;
+            let mut reply = Vec::new();
+            let mut chunk = [0u8; 4096];
+            // A bulk string: `$LEN\r\n` and LEN bytes; INFO stats is a few KiB.
+            while reply.len() < 64 * 1024 {
+                let n = stream.read(&mut chunk).await.ok()?;
+                if n == 0 {
+                    break;
+                }
+                reply.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&reply);
+                // The whole line, up to its `\r\n` (it may arrive in two reads).
+                if let Some(rest) = text.split("pubsub_channels:").nth(1) {
+                    if let Some(end) = rest.find("\r\n") {
+                        return rest[..end].trim().parse().ok();
+                    }
+                }
+            }
+            None
+        };
+        tokio::time::timeout(Duration::from_secs(5), read).await.ok().flatten()
+    }
+
     /// Stops the broker and removes its files (a PostgreSQL cluster's log is kept in
     /// `log_dir`).
     pub async fn stop(mut self, log_dir: &Path) {
@@ -237,13 +269,20 @@ fn start_redis(port: u16, log: &Path) -> Result<Broker, String> {
     child_broker(Backplane::Redis, port, format!("redis://127.0.0.1:{port}"), child)
 }
 
-/// nats-server, core NATS only (no JetStream, no monitoring port).
+/// nats-server with JetStream (the interop example keeps presence in it), its store beside
+/// the log; no monitoring port.
 fn start_nats(port: u16, log: &Path) -> Result<Broker, String> {
     let program = binary("NATS_SERVER", "nats-server", &["/usr/sbin"])?;
-    let args: Vec<String> = ["-a", "127.0.0.1", "-p", &port.to_string()]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let store = log.with_extension("jetstream");
+    let args: Vec<String> = vec![
+        "-a".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        port.to_string(),
+        "-js".into(),
+        "-sd".into(),
+        store.display().to_string(),
+    ];
     let child = spawn_child(&program, &args, log)?;
     child_broker(Backplane::Nats, port, format!("nats://127.0.0.1:{port}"), child)
 }
@@ -409,6 +448,9 @@ mod tests {
         assert!(broker.url.contains(&format!("127.0.0.1:{port}")), "{}", broker.url);
         assert_eq!(broker.interop_args()[0], kind.interop_flag());
         assert!(broker.cpu_seconds().is_some_and(|s| s >= 0.0));
+        // Nobody has subscribed to anything yet.
+        let channels = broker.pubsub_channels().await;
+        assert_eq!(channels, (kind == Backplane::Redis).then_some(0));
         let cluster_dir = match &broker.process {
             Process::Cluster { dir, .. } => {
                 // The postmaster's forked processes count too.

@@ -16,6 +16,10 @@ mod cost;
 mod cost_history;
 mod cost_presence;
 mod cost_report;
+mod fleet;
+mod fleet_listen;
+mod fleet_meter;
+mod fleet_report;
 mod floor;
 mod hostile;
 mod http;
@@ -54,6 +58,8 @@ scenario (one case):
   --scenario echo|broadcast|connections
   --scenario hostile-frames|hostile-posts|hostile-negotiate|slowloris|soak   (hub only)
   --scenario scaleout   several interop servers joined through a backplane (hub only; below)
+  --scenario fleet      many connections over several interop servers and generator processes
+                        joined by a backplane (`hub-bench --scenario fleet --help`)
   --scenario presence|history   what presence and history cost on Redis, on vs off
                         (`hub-bench --scenario presence --help`)
   --connections N       connections (echo), listeners (broadcast, scaleout), idle sockets (connections);
@@ -458,8 +464,23 @@ fn main() {
         }
         return;
     }
+    if args.first().map(String::as_str) == Some("fleet-listen") {
+        if let Err(e) = fleet_listen::main(&args[1..]) {
+            eprintln!("hub-bench fleet-listen: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     if args.first().map(String::as_str) == Some("client") {
         std::process::exit(client_bench::main(&args[1..]));
+    }
+    match fleet_report::parse(&args) {
+        Ok(Some(command)) => std::process::exit(run_fleet(&command)),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("hub-bench: {e}");
+            std::process::exit(2);
+        }
     }
     match cost::parse(&args) {
         Ok(Some(plan)) => std::process::exit(cost::main(&plan)),
@@ -498,6 +519,21 @@ fn main() {
     });
     runtime.shutdown_timeout(Duration::from_secs(5));
     std::process::exit(code);
+}
+
+/// The fleet scenario on a runtime of its own (the sender and the harness's readers).
+fn run_fleet(command: &fleet_report::Command) -> i32 {
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => {
+            let code = runtime.block_on(fleet_report::main(command));
+            runtime.shutdown_timeout(Duration::from_secs(5));
+            code
+        }
+        Err(e) => {
+            eprintln!("hub-bench: {e}");
+            1
+        }
+    }
 }
 
 /// Finds (and unless told otherwise, builds) the interop server.

@@ -202,7 +202,7 @@ async fn run_round(plan: &Plan, launch: &Launch, backplane: Backplane, round: us
 }
 
 /// Starts `count` interop servers joined to `broker`, pushing each onto `servers` as it starts.
-async fn start_servers(
+pub async fn start_servers(
     count: usize,
     launch: &Launch,
     broker: &Broker,
@@ -323,7 +323,7 @@ fn spec(plan: &Plan, server: SocketAddr) -> ConnectSpec {
 }
 
 /// The 1-minute load average, from `/proc/loadavg`.
-fn load_1m() -> f64 {
+pub fn load_1m() -> f64 {
     sys::load_average()
         .split_whitespace()
         .next()
@@ -514,4 +514,4 @@ impl ClusterMeter {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -19,7 +19,12 @@ use crate::wire::{Incoming, Proto};
 /// A message's text: `SEQ;MICROS;` padded with `x` to `payload` bytes (longer when the two
 /// numbers need more room).
 pub fn stamp_text(seq: u64, payload: usize) -> String {
-    let mut text = format!("{seq};{};", scenario::now_us());
+    stamp_text_at(seq, scenario::now_us(), payload)
+}
+
+/// A message's text stamped with `sent_us` (on the clock its listeners read).
+pub fn stamp_text_at(seq: u64, sent_us: u64, payload: usize) -> String {
+    let mut text = format!("{seq};{sent_us};");
     while text.len() < payload {
         text.push('x');
     }
@@ -104,6 +109,9 @@ pub struct Tally {
     pub closed_early: AtomicU64,
     pub latencies: Latencies,
     pub first_error: FirstError,
+    /// The clock stamps are read on (µs): this process's (`scenario::now_us`) when the
+    /// sender is in the same process, the machine's (`sys::monotonic_us`) when it is not.
+    pub clock: fn() -> u64,
 }
 
 /// One frame's counts, added to the tally at once.
@@ -117,6 +125,11 @@ struct FrameCounts {
 
 impl Tally {
     pub fn new(proto: Proto) -> Tally {
+        Tally::with_clock(proto, scenario::now_us)
+    }
+
+    /// A tally reading arrival times on `clock`.
+    pub fn with_clock(proto: Proto, clock: fn() -> u64) -> Tally {
         Tally {
             proto,
             first_measured: AtomicU64::new(u64::MAX),
@@ -129,13 +142,14 @@ impl Tally {
             closed_early: AtomicU64::new(0),
             latencies: Latencies::new(),
             first_error: FirstError::default(),
+            clock,
         }
     }
 
     /// Counts (and times) the `Receive` invocations and stream items in one frame of listener
     /// `index`.
     pub fn take(&self, data: &[u8], index: usize, seen: &mut Seen) {
-        let now = scenario::now_us();
+        let now = (self.clock)();
         let first = self.first_measured.load(Ordering::Acquire);
         let last_sent = self.last_sent.load(Ordering::Acquire);
         let was_empty = seen.is_empty();

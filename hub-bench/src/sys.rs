@@ -1,6 +1,6 @@
 //! What the operating system says about processes: CPU time, resident memory, file limits.
 
-// libc calls (getrusage, sysconf, geteuid and getrlimit/setrlimit); each block says why it is sound.
+// libc calls (getrusage, sysconf, geteuid, clock_gettime and getrlimit/setrlimit); each block says why it is sound.
 #![allow(unsafe_code)]
 
 /// CPU seconds (user + system) this process has used so far (getrusage).
@@ -13,6 +13,19 @@ pub fn own_cpu_seconds() -> f64 {
     };
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// Microseconds on the system-wide monotonic clock (`CLOCK_MONOTONIC`): every process on
+/// the machine reads the same clock, so a time stamped in one process can be subtracted in
+/// another (the fleet's sender and its generator processes).
+pub fn monotonic_us() -> u64 {
+    // SAFETY: clock_gettime writes into the zeroed timespec we pass; CLOCK_MONOTONIC always exists.
+    let ts = unsafe {
+        let mut ts: libc::timespec = std::mem::zeroed();
+        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
+        ts
+    };
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000
 }
 
 /// What `/proc/PID/stat` says about a process's parent and CPU time (in clock ticks).
@@ -200,6 +213,14 @@ mod tests {
         spin(300);
         let after = machine_busy_seconds().expect("/proc/stat");
         assert!(after - before >= 0.2, "{before} → {after}");
+    }
+
+    #[test]
+    fn the_monotonic_clock_advances_with_time() {
+        let before = monotonic_us();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let elapsed = monotonic_us() - before;
+        assert!((100_000..2_000_000).contains(&elapsed), "{elapsed} µs");
     }
 
     #[test]

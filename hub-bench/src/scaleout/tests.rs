@@ -11,12 +11,12 @@ use super::*;
 use crate::scaleout_listen::{Arrival, Seen, Stamp};
 
 #[hub_client]
-trait Receiver {
+pub(crate) trait Receiver {
     fn receive(&self, message: String);
 }
 
 /// `SendToAll` as the interop example's BroadcastHub has it.
-struct Fanout;
+pub(crate) struct Fanout;
 
 #[hub(client = Receiver)]
 impl Fanout {
@@ -36,7 +36,7 @@ impl Twice {
     }
 }
 
-async fn serve(server: HubServer) -> (SocketAddr, oneshot::Sender<()>) {
+pub(crate) async fn serve(server: HubServer) -> (SocketAddr, oneshot::Sender<()>) {
     let (listener, addr) = hub_runtime::server::bind("127.0.0.1:0").await.expect("bind");
     let routes = server.filter();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -48,7 +48,7 @@ async fn serve(server: HubServer) -> (SocketAddr, oneshot::Sender<()>) {
 
 /// A private redis-server, or `None` (the test is skipped) when it is not installed — except
 /// under `CI=true`, where a missing broker fails the test.
-async fn redis() -> Option<Broker> {
+pub(crate) async fn redis() -> Option<Broker> {
     let dir = std::env::temp_dir().join(format!("hub-bench-test-{}", std::process::id()));
     match Broker::start(Backplane::Redis, &dir, "test").await {
         Ok(broker) => Some(broker),
