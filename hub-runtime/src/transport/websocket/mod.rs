@@ -14,6 +14,7 @@
 
 mod close;
 mod detach;
+mod hosted;
 mod pump;
 mod upgrade;
 

@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use super::close::{close_briefly, closed_prematurely, CloseReason, Refusal, BRIEFLY};
 use super::detach::Queues;
+use super::hosted::Hosted;
 use super::{Exit, WebSocket};
 use crate::connection::quiet::Quiet;
 use crate::connection::{queue, ConnectionShared, Frame, InputError, Kept, Outgoing, Tracking};
@@ -77,6 +78,8 @@ pub(super) struct Pump<'a> {
     pub(super) inbox: Option<queue::Sender<Frame>>,
     /// The connection's handler, while this task runs it.
     pub(super) handler: Option<BoxFuture<'static, ()>>,
+    /// Whether the handler needs a poll, and the waker it is polled with.
+    hosted: Hosted,
     /// A frame read for the hosted handler and not yet in its inbox (the socket is not read
     /// while there is one).
     pub(super) unread: Option<Frame>,
@@ -102,6 +105,7 @@ impl<'a> Pump<'a> {
             outbox: queues.outbox,
             inbox: Some(queues.inbox),
             handler,
+            hosted: Hosted::new(),
             unread: None,
             refusal: Refusal::default(),
             closed_by_client: false,
@@ -190,7 +194,8 @@ impl<'a> Pump<'a> {
     }
 
     /// What to do next: polls the stop signal, the hosted handler (handing it what was read),
-    /// the outbox, the refusal's deadline and the socket, in that order.
+    /// the outbox, the refusal's deadline and the socket, in that order. The handler is polled
+    /// only when it was woken or has just been handed a frame (see [`Hosted`]).
     #[inline]
     fn poll_event<S: Future<Output = Exit>>(
         &mut self,
@@ -200,20 +205,48 @@ impl<'a> Pump<'a> {
         if let Poll::Ready(exit) = stopped.poll(cx) {
             return Poll::Ready(Event::Stop(exit));
         }
+        loop {
+            let woken = self.handler.is_some() && self.hosted.begin(cx);
+            let event = self.poll_parts(woken, cx);
+            // Woken during the pass (by itself, or from another thread): that wake did not
+            // wake the task, so the handler is polled again before the task sleeps.
+            let woken_meanwhile = self.handler.is_some() && self.hosted.end();
+            if event.is_pending() && woken_meanwhile {
+                continue;
+            }
+            return event;
+        }
+    }
+
+    /// One pass of [`Pump::poll_event`] after the stop signal; `woken`: the handler was
+    /// woken since its last poll.
+    #[inline]
+    fn poll_parts(&mut self, woken: bool, cx: &mut Context<'_>) -> Poll<Event> {
         if let Some(task) = self.handler.as_mut() {
+            let mut poll_handler = woken;
             loop {
                 // The frame goes in before the handler is polled, so that a handler reading
-                // here takes it in this pass; only a handler reading from another task is
-                // woken for it. A handler that stopped reading drops it.
+                // here takes it in this pass (it is not woken for it: it is polled below). A
+                // handler that stopped reading drops it.
                 if let (Some(frame), Some(inbox)) = (self.unread.take(), self.inbox.as_ref()) {
-                    if let Err(queue::TrySendError::Full(frame)) = inbox.try_send_from(frame, cx.waker()) {
-                        self.unread = Some(frame);
+                    match inbox.try_send_from(frame, self.hosted.waker()) {
+                        Err(queue::TrySendError::Full(frame)) => self.unread = Some(frame),
+                        Ok(()) => poll_handler = true,
+                        Err(_) => {}
                     }
                 }
+                if !poll_handler {
+                    break;
+                }
+                poll_handler = false;
                 // What the handler queues is taken below in this same pass: it need not
                 // wake this task.
                 self.outbox.forget_waker();
-                if task.as_mut().poll(cx).is_ready() {
+                if task
+                    .as_mut()
+                    .poll(&mut Context::from_waker(self.hosted.waker()))
+                    .is_ready()
+                {
                     self.handler = None;
                     self.unread = None;
                     break;
