@@ -107,6 +107,7 @@ run:
   --sources K           source addresses to spread connections over (default: 1 per 10,000)
   --negotiate           negotiate hub connections even when comparing with the floor
                         (default: skipNegotiation when the floor runs, negotiate otherwise)
+  --skip-negotiation    hub connections skip negotiation even when the floor does not run
   --warmup S            seconds before measuring (default 1; scaleout 2)
   --open-concurrency C  connections opening at once (default 64: the servers' listen
                         backlog is 128; more overflows it and costs 1 s SYN retries)
@@ -123,7 +124,9 @@ struct Options {
     targets: Vec<Target>,
     addr_base: Ipv4Addr,
     sources: Option<usize>,
-    negotiate: bool,
+    /// `--negotiate` (true) or `--skip-negotiation` (false); by default hub connections skip
+    /// negotiation when the floor runs too.
+    negotiate: Option<bool>,
     warmup: Duration,
     open_concurrency: usize,
     gen_threads: usize,
@@ -145,7 +148,7 @@ impl Options {
             targets: vec![Target::Hub, Target::Floor],
             addr_base: Ipv4Addr::LOCALHOST,
             sources: None,
-            negotiate: false,
+            negotiate: None,
             warmup: Duration::from_secs(1),
             open_concurrency: 64,
             gen_threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
@@ -265,7 +268,8 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             }
             "--addr-base" => opts.addr_base = num(arg, value()?)?,
             "--sources" => opts.sources = Some(num::<usize>(arg, value()?)?.max(1)),
-            "--negotiate" => opts.negotiate = true,
+            "--negotiate" => opts.negotiate = Some(true),
+            "--skip-negotiation" => opts.negotiate = Some(false),
             "--warmup" => {
                 opts.warmup = Duration::from_secs_f64(num::<f64>(arg, value()?)?.max(0.0));
                 scaleout.warmup_given = true;
@@ -696,7 +700,7 @@ async fn run(opts: &Options) -> Result<bool, String> {
                 let tag = format!("{}-{}-r{round}", case.scenario.name(), case.proto.name());
                 let (server, short_timeouts) = start_server(target, case.scenario, &launch, &tag).await?;
                 let setup = RoundSetup {
-                    negotiate: target == Target::Hub && (opts.negotiate || !both),
+                    negotiate: target == Target::Hub && opts.negotiate.unwrap_or(!both),
                     sources: sources.clone(),
                     open_concurrency: opts.open_concurrency,
                     warmup: opts.warmup,
@@ -744,7 +748,7 @@ async fn run(opts: &Options) -> Result<bool, String> {
     let meta = report::Meta {
         rounds: opts.rounds,
         generator_threads: opts.gen_threads,
-        skip_negotiation: both && !opts.negotiate,
+        skip_negotiation: !opts.negotiate.unwrap_or(!both),
         preset: opts.preset.clone(),
         warmup_s: opts.warmup.as_secs_f64(),
         settle_s: results
