@@ -83,6 +83,23 @@ pub fn process_family_cpu_seconds(pid: u32) -> Option<f64> {
 /// CPU seconds the whole machine has been busy (every core; `/proc/stat`: user, nice,
 /// system, irq, softirq and steal, not idle or iowait).
 pub fn machine_busy_seconds() -> Option<f64> {
+    machine_cpu().map(|cpu| cpu.busy)
+}
+
+/// The machine's CPU seconds (every core, from `/proc/stat`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MachineCpu {
+    /// User, nice, system, irq, softirq and steal (not idle or iowait).
+    pub busy: f64,
+    /// Interrupts and softirqs: network work the kernel charges to no process (loopback
+    /// delivery runs there).
+    pub interrupts: f64,
+    /// Taken by the hypervisor for other guests.
+    pub steal: f64,
+}
+
+/// The machine's CPU seconds so far, split as [`MachineCpu`].
+pub fn machine_cpu() -> Option<MachineCpu> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let line = stat.lines().find(|l| l.starts_with("cpu "))?;
     let fields: Vec<u64> = line
@@ -91,8 +108,12 @@ pub fn machine_busy_seconds() -> Option<f64> {
         .map(|f| f.parse().unwrap_or(0))
         .collect();
     // user nice system idle iowait irq softirq steal …
-    let busy: u64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| fields.get(i)).sum();
-    Some(ticks_to_seconds(busy))
+    let sum = |which: &[usize]| ticks_to_seconds(which.iter().filter_map(|&i| fields.get(i)).sum());
+    Some(MachineCpu {
+        busy: sum(&[0, 1, 2, 5, 6, 7]),
+        interrupts: sum(&[5, 6]),
+        steal: sum(&[7]),
+    })
 }
 
 /// Whether this process runs as root (some servers refuse to; they run as another user).
