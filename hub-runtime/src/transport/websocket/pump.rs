@@ -84,10 +84,6 @@ pub(super) struct Pump<'a> {
     pub(super) refusal: Refusal,
     /// The client closed the socket cleanly (or went without the closing handshake).
     pub(super) closed_by_client: bool,
-    /// The first frame of a write, kept apart from `batch`: most writes are one frame, and a
-    /// deque once used keeps room for four in every idle connection (160 bytes).
-    first: Option<Frame>,
-    /// The frames after `first`, when a write has more than one.
     batch: VecDeque<Frame>,
     send_timeout: Duration,
 }
@@ -109,7 +105,6 @@ impl<'a> Pump<'a> {
             unread: None,
             refusal: Refusal::default(),
             closed_by_client: false,
-            first: None,
             batch: VecDeque::new(),
             send_timeout,
         }
@@ -250,34 +245,26 @@ impl<'a> Pump<'a> {
         Poll::Pending
     }
 
-    /// Takes `first` and everything else ready in the outbox into the write (keeping tracked
-    /// frames for replay), up to the close or [`MAX_BATCH`] frames. The write before is done:
-    /// nothing of it is left.
+    /// Takes `first` and everything else ready in the outbox into the batch (keeping tracked
+    /// frames for replay), up to the close or [`MAX_BATCH`] frames.
     #[inline]
     fn gather(&mut self, first: Option<Outgoing>) -> Gathered {
         let mut close = false;
         let mut overflow = false;
-        let mut take = |item: Option<Outgoing>,
-                        pump_first: &mut Option<Frame>,
-                        batch: &mut VecDeque<Frame>,
-                        close: &mut bool| match item {
+        let mut take = |item: Option<Outgoing>, batch: &mut VecDeque<Frame>, close: &mut bool| match item {
             Some(Outgoing::Frame(frame, tracking)) => {
                 if tracking == Tracking::Tracked && self.shared.replay().keep(&frame) == Kept::OverLimit {
                     overflow = true;
                 }
-                if pump_first.is_none() && batch.is_empty() {
-                    *pump_first = Some(frame);
-                } else {
-                    batch.push_back(frame);
-                }
+                batch.push_back(frame);
             }
             Some(Outgoing::Close) | None => *close = true,
         };
-        take(first, &mut self.first, &mut self.batch, &mut close);
+        take(first, &mut self.batch, &mut close);
         // Write everything that is ready, then flush once.
         while !close && self.batch.len() < MAX_BATCH {
             match self.outbox.try_recv() {
-                Ok(item) => take(Some(item), &mut self.first, &mut self.batch, &mut close),
+                Ok(item) => take(Some(item), &mut self.batch, &mut close),
                 Err(_) => break,
             }
         }
@@ -290,13 +277,13 @@ impl<'a> Pump<'a> {
         }
     }
 
-    /// Writes `first` and the batch, then `close`'s close frame if there is one (taken once
-    /// queued), and flushes.
+    /// Writes the batch, then `close`'s close frame if there is one (taken once queued), and
+    /// flushes.
     #[inline]
     fn poll_write(&mut self, close: &mut Option<CloseReason>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
-        while self.first.is_some() || !self.batch.is_empty() || close.is_some() {
+        while !self.batch.is_empty() || close.is_some() {
             std::task::ready!(self.socket.poll_ready_unpin(cx))?;
-            match self.first.take().or_else(|| self.batch.pop_front()) {
+            match self.batch.pop_front() {
                 Some(frame) => self.socket.start_send_unpin(to_message(frame))?,
                 None => {
                     if let Some(reason) = close.take() {
