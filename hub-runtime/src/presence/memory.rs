@@ -40,7 +40,7 @@ impl Connections {
     fn remove(&mut self, connection: &str) -> Option<bool> {
         match self {
             Connections::One(only) => (only == connection).then_some(true),
-            Connections::Many(set) => set.remove(connection).then(|| set.is_empty()),
+            Connections::Many(set) => set.remove(connection).then_some(set.is_empty()),
         }
     }
 
