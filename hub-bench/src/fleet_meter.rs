@@ -111,9 +111,9 @@ impl Roster<'_> {
         let machine = end.machine.busy - start.machine.busy;
         let interrupts = end.machine.interrupts - start.machine.interrupts;
         let steal = end.machine.steal - start.machine.steal;
-        // Busy time no process measured here was charged with: other processes, and the
-        // kernel's interrupt and softirq work (where loopback delivery runs), and steal;
-        // the last two also on their own lines.
+        // Busy time no process measured here was charged with (other processes, steal). The
+        // interrupt and softirq share is reported beside it; the kernel also charges that time
+        // to the processes it interrupted (the fleet's rows add up to more than the machine).
         let other = (machine - servers - broker - generators - harness).max(0.0);
         sample.put("other_cpu_cores", other / wall);
         sample.put("interrupt_cpu_cores", interrupts / wall);

@@ -91,8 +91,8 @@ pub fn machine_busy_seconds() -> Option<f64> {
 pub struct MachineCpu {
     /// User, nice, system, irq, softirq and steal (not idle or iowait).
     pub busy: f64,
-    /// Interrupts and softirqs: network work the kernel charges to no process (loopback
-    /// delivery runs there).
+    /// Interrupts and softirqs (loopback delivery runs there), as the kernel sampled them: on
+    /// this kernel the same time is also charged to the processes they interrupted.
     pub interrupts: f64,
     /// Taken by the hypervisor for other guests.
     pub steal: f64,
