@@ -7,6 +7,9 @@ mod scan;
 mod tests;
 mod write;
 
+use bytestring::ByteString;
+
+use crate::raw::SharedText;
 use crate::{EncodeError, HubMessage, HubProtocol, OutMessage, ProtocolError, TransferFormat};
 
 /// The record separator that ends every JSON message.
@@ -47,21 +50,16 @@ impl HubProtocol for JsonProtocol {
     }
 
     fn parse_into(&self, input: &[u8], out: &mut Vec<HubMessage>) -> Result<(), ProtocolError> {
-        let mut start = 0;
-        for end in memchr::memchr_iter(RECORD_SEPARATOR, input) {
-            if let Some(message) = read::parse_one(&input[start..end])? {
-                out.push(message);
-            }
-            start = end + 1;
+        parse_records(input, SharedText(None), out)
+    }
+
+    fn parse_bytes_into(&self, input: &bytes::Bytes, out: &mut Vec<HubMessage>) -> Result<(), ProtocolError> {
+        // Checked as UTF-8 once, here; every record and value is then a slice of this text.
+        match ByteString::try_from(input.clone()) {
+            Ok(text) => parse_records(text.as_bytes(), SharedText(Some(&text)), out),
+            // Not UTF-8: read as plain bytes, for the error the serde path gives.
+            Err(_) => parse_records(input, SharedText(None), out),
         }
-        // What follows the last separator is a message too (the reader hands over only
-        // whole ones; a caller with a record that lacks its separator still gets it read).
-        if start < input.len() {
-            if let Some(message) = read::parse_one(&input[start..])? {
-                out.push(message);
-            }
-        }
-        Ok(())
     }
 
     fn first_message_len(&self, input: &[u8]) -> usize {
@@ -76,4 +74,23 @@ impl HubProtocol for JsonProtocol {
         }
         result
     }
+}
+
+/// Parses every record of `input` (values shared with `shared` when they are).
+fn parse_records(input: &[u8], shared: SharedText<'_>, out: &mut Vec<HubMessage>) -> Result<(), ProtocolError> {
+    let mut start = 0;
+    for end in memchr::memchr_iter(RECORD_SEPARATOR, input) {
+        if let Some(message) = read::parse_one(&input[start..end], shared)? {
+            out.push(message);
+        }
+        start = end + 1;
+    }
+    // What follows the last separator is a message too (the reader hands over only
+    // whole ones; a caller with a record that lacks its separator still gets it read).
+    if start < input.len() {
+        if let Some(message) = read::parse_one(&input[start..], shared)? {
+            out.push(message);
+        }
+    }
+    Ok(())
 }

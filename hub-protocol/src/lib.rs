@@ -74,6 +74,7 @@ mod outgoing;
 mod protocol;
 mod raw;
 mod reader;
+mod scratch;
 #[cfg(feature = "ts-rs")]
 mod typescript;
 
@@ -87,7 +88,7 @@ pub use message::{CompletionResult, Headers, HubMessage, Invocation};
 pub use msgpack::MessagePackProtocol;
 pub use outgoing::{NoArgs, OutMessage, OutResult, Payload};
 pub use protocol::{HubProtocol, TransferFormat};
-pub use raw::{DecodeError, RawValue};
+pub use raw::{DecodeError, JsonText, RawValue};
 pub use reader::MessageReader;
 
 /// The protocols a server speaks unless told otherwise: JSON and MessagePack, as the

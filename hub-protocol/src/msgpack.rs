@@ -2,6 +2,7 @@
 //! framed by a VarInt length prefix (7 bits a byte, least significant group first).
 
 mod read;
+
 #[cfg(test)]
 mod tests;
 mod varint;
@@ -11,6 +12,7 @@ use read::{invalid, parse_body};
 use varint::{read_varint, write_varint};
 use write::write_body;
 
+use crate::raw::SharedBytes;
 use crate::{EncodeError, HubMessage, HubProtocol, OutMessage, ProtocolError, TransferFormat};
 
 /// The MessagePack hub protocol (`messagepack`, versions 1 and 2).
@@ -57,22 +59,11 @@ impl HubProtocol for MessagePackProtocol {
     }
 
     fn parse_into(&self, input: &[u8], out: &mut Vec<HubMessage>) -> Result<(), ProtocolError> {
-        let mut at = 0;
-        while at < input.len() {
-            let Some((length, prefix)) = read_varint(&input[at..])? else {
-                return Err(invalid("Truncated message length prefix."));
-            };
-            let start = at + prefix;
-            let end = start.checked_add(length as usize).filter(|&e| e <= input.len());
-            let Some(end) = end else {
-                return Err(invalid("Truncated message."));
-            };
-            if let Some(message) = parse_body(&input[start..end])? {
-                out.push(message);
-            }
-            at = end;
-        }
-        Ok(())
+        parse_messages(input, SharedBytes(None), out)
+    }
+
+    fn parse_bytes_into(&self, input: &bytes::Bytes, out: &mut Vec<HubMessage>) -> Result<(), ProtocolError> {
+        parse_messages(input, SharedBytes(Some(input)), out)
     }
 
     fn first_message_len(&self, input: &[u8]) -> usize {
@@ -87,10 +78,42 @@ impl HubProtocol for MessagePackProtocol {
     }
 
     fn write(&self, message: &OutMessage<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-        let mut body = Vec::with_capacity(32);
-        write_body(message, &mut body)?;
-        write_varint(body.len(), out);
-        out.extend_from_slice(&body);
+        // The body is written in place after room for a one-byte prefix (any body under 128
+        // bytes), not into a buffer of its own: one allocation and a copy less per message.
+        let start = out.len();
+        out.push(0);
+        if let Err(error) = write_body(message, out) {
+            out.truncate(start);
+            return Err(error);
+        }
+        let length = out.len() - start - 1;
+        if length < 0x80 {
+            out[start] = length as u8;
+        } else {
+            let mut prefix = Vec::with_capacity(5);
+            write_varint(length, &mut prefix);
+            out.splice(start..=start, prefix);
+        }
         Ok(())
     }
+}
+
+/// Parses every length-prefixed message of `input` (values shared with `shared` when they are).
+fn parse_messages(input: &[u8], shared: SharedBytes<'_>, out: &mut Vec<HubMessage>) -> Result<(), ProtocolError> {
+    let mut at = 0;
+    while at < input.len() {
+        let Some((length, prefix)) = read_varint(&input[at..])? else {
+            return Err(invalid("Truncated message length prefix."));
+        };
+        let start = at + prefix;
+        let end = start.checked_add(length as usize).filter(|&e| e <= input.len());
+        let Some(end) = end else {
+            return Err(invalid("Truncated message."));
+        };
+        if let Some(message) = parse_body(&input[start..end], shared)? {
+            out.push(message);
+        }
+        at = end;
+    }
+    Ok(())
 }

@@ -45,6 +45,12 @@ pub trait HubProtocol: Send + Sync + 'static {
     /// Parses complete framed messages (as delimited by [`HubProtocol::complete_prefix`]).
     /// Messages of unknown type are skipped (and logged).
     fn parse_into(&self, input: &[u8], out: &mut Vec<HubMessage>) -> Result<(), ProtocolError>;
+    /// Parses like [`HubProtocol::parse_into`] from shared bytes: a protocol may then keep
+    /// the values it reads ([`RawValue`](crate::RawValue)) as slices of `input` instead of
+    /// copies. The default calls `parse_into`.
+    fn parse_bytes_into(&self, input: &bytes::Bytes, out: &mut Vec<HubMessage>) -> Result<(), ProtocolError> {
+        self.parse_into(input, out)
+    }
     /// Appends one framed message to `out`.
     fn write(&self, message: &OutMessage<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError>;
 
@@ -65,9 +71,6 @@ pub trait HubProtocol: Send + Sync + 'static {
 
     /// Encodes one framed message into new bytes.
     fn encode(&self, message: &OutMessage<'_>) -> Result<bytes::Bytes, EncodeError> {
-        // Room for the common small messages (a completion with a short result) without growing.
-        let mut out = Vec::with_capacity(128);
-        self.write(message, &mut out)?;
-        Ok(out.into())
+        crate::scratch::encode_with(|out| self.write(message, out))
     }
 }

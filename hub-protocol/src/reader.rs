@@ -91,7 +91,7 @@ impl MessageReader {
                 // One message at a time: room for one is all a reader keeps.
                 self.parsed.reserve_exact(1);
             }
-            if let Err(error) = protocol.parse_into(&message, &mut self.parsed) {
+            if let Err(error) = protocol.parse_bytes_into(&message, &mut self.parsed) {
                 self.whole = bytes::Bytes::new();
                 self.parsed.clear();
                 return Err(error);

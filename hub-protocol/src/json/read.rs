@@ -7,6 +7,7 @@ use serde_json::value::RawValue as JsonRaw;
 
 use super::scan;
 use crate::error_texts;
+use crate::raw::{JsonText, SharedText};
 use crate::{CompletionResult, Headers, HubMessage, Invocation, ProtocolError, RawValue};
 
 /// Every field any message type may carry; unknown fields are ignored.
@@ -24,9 +25,9 @@ pub(super) struct WireMessage {
     #[serde(default)]
     pub(super) stream_ids: Option<Vec<String>>,
     #[serde(default, deserialize_with = "present")]
-    pub(super) item: Option<Box<JsonRaw>>,
+    pub(super) item: Option<RawValue>,
     #[serde(default, deserialize_with = "present")]
-    pub(super) result: Option<Box<JsonRaw>>,
+    pub(super) result: Option<RawValue>,
     #[serde(default)]
     pub(super) error: Option<String>,
     #[serde(default)]
@@ -51,7 +52,7 @@ impl<'de> Deserialize<'de> for Arguments {
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Arguments, A::Error> {
                 let mut values = Vec::new();
                 while let Some(value) = seq.next_element::<Box<JsonRaw>>()? {
-                    values.push(RawValue::Json(value));
+                    values.push(RawValue::Json(JsonText::from(value)));
                 }
                 Ok(Arguments(values))
             }
@@ -61,8 +62,8 @@ impl<'de> Deserialize<'de> for Arguments {
 }
 
 /// Keeps a present `null` as a raw `null` (absent stays `None`).
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Box<JsonRaw>>, D::Error> {
-    Box::<JsonRaw>::deserialize(d).map(Some)
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RawValue>, D::Error> {
+    Box::<JsonRaw>::deserialize(d).map(|value| Some(RawValue::Json(JsonText::from(value))))
 }
 
 fn missing(field: &str) -> ProtocolError {
@@ -95,14 +96,14 @@ impl WireMessage {
             }
             2 => HubMessage::StreamItem {
                 invocation_id: self.invocation_id.ok_or_else(|| missing("invocationId"))?,
-                item: RawValue::Json(self.item.ok_or_else(|| missing("item"))?),
+                item: self.item.ok_or_else(|| missing("item"))?,
                 headers,
             },
             3 => {
                 let invocation_id = self.invocation_id.ok_or_else(|| missing("invocationId"))?;
                 let result = match (self.result, self.error) {
                     (Some(_), Some(_)) => return Err(ProtocolError::InvalidData(error_texts::ERROR_AND_RESULT.into())),
-                    (Some(value), None) => CompletionResult::Value(RawValue::Json(value)),
+                    (Some(value), None) => CompletionResult::Value(value),
                     (None, Some(error)) => CompletionResult::Error(error),
                     (None, None) => CompletionResult::Void,
                 };
@@ -137,9 +138,9 @@ impl WireMessage {
 }
 
 /// Parses one JSON message (without its record separator): the common shapes quickly, the
-/// rest (and every error) through serde.
-pub(super) fn parse_one(record: &[u8]) -> Result<Option<HubMessage>, ProtocolError> {
-    match scan::wire_message(record) {
+/// rest (and every error) through serde. The quick reader keeps values as slices of `shared`.
+pub(super) fn parse_one(record: &[u8], shared: SharedText<'_>) -> Result<Option<HubMessage>, ProtocolError> {
+    match scan::wire_message(record, shared) {
         Some(wire) => wire.into_message(),
         None => parse_with_serde(record),
     }

@@ -18,16 +18,22 @@ use serde::Deserialize;
 use serde_json::value::RawValue as JsonRaw;
 
 use super::read::{Arguments, WireMessage};
+use crate::raw::{JsonText, SharedText};
 use crate::RawValue;
 
-/// Reads `record` (one message without its separator) when it has a common shape.
-pub(super) fn wire_message(record: &[u8]) -> Option<WireMessage> {
-    // Checked once here; the reader then cuts the text only next to ASCII quotes and
-    // punctuation, and serde_json reads values from the checked text.
-    let text = std::str::from_utf8(record).ok()?;
+/// Reads `record` (one message without its separator) when it has a common shape; its values
+/// are slices of `shared` when `record` lies inside it.
+pub(super) fn wire_message(record: &[u8], shared: SharedText<'_>) -> Option<WireMessage> {
+    // Checked once (as part of the shared text, or here); the reader then cuts the text only
+    // next to ASCII quotes and punctuation, and serde_json reads values from the checked text.
+    let text = match shared.text_of(record) {
+        Some(text) => text,
+        None => std::str::from_utf8(record).ok()?,
+    };
     let mut s = Scanner {
         text,
         input: record,
+        shared,
         pos: 0,
     };
     let mut wire = WireMessage::default();
@@ -108,6 +114,8 @@ struct Scanner<'a> {
     text: &'a str,
     /// `text` as bytes.
     input: &'a [u8],
+    /// What values are kept from.
+    shared: SharedText<'a>,
     pos: usize,
 }
 
@@ -177,20 +185,20 @@ impl<'a> Scanner<'a> {
     }
 
     /// Any JSON value, read and validated by serde_json.
-    fn raw(&mut self) -> Option<Box<JsonRaw>> {
+    fn raw(&mut self) -> Option<RawValue> {
         let rest = self.text.get(self.pos..)?;
         let mut de = serde_json::Deserializer::from_str(rest);
         let raw = <&JsonRaw>::deserialize(&mut de).ok()?;
         // The borrowed value lies inside `rest`: it ends where reading goes on.
         let end = raw.get().as_ptr() as usize - rest.as_ptr() as usize + raw.get().len();
         self.pos += end;
-        Some(raw.to_owned())
+        Some(RawValue::Json(JsonText::read(raw, self.shared)))
     }
 
     fn raw_list(&mut self) -> Option<Vec<RawValue>> {
         let mut values = Vec::new();
         self.list(|s| {
-            values.push(RawValue::Json(s.raw()?));
+            values.push(s.raw()?);
             Some(())
         })?;
         Some(values)
@@ -238,7 +246,10 @@ mod tests {
 
     /// What the quick reader makes of `record`, if it reads it at all.
     fn by_scan(record: &[u8]) -> Option<Result<Option<HubMessage>, String>> {
-        wire_message(record).map(|wire| wire.into_message().map_err(|e| e.to_string()))
+        // From shared bytes, as a connection reads: the values are slices of them.
+        let shared = bytestring::ByteString::try_from(record).ok()?;
+        wire_message(shared.as_bytes(), SharedText(Some(&shared)))
+            .map(|wire| wire.into_message().map_err(|e| e.to_string()))
     }
 
     #[test]

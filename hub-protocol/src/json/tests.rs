@@ -250,3 +250,39 @@ fn size_limit_and_partial_messages() {
     reader.feed(&p, b":6}\x1e", 100, &mut out).unwrap();
     assert_eq!(out, vec![HubMessage::Ping]);
 }
+
+/// Whether `part` lies inside `whole`'s bytes.
+fn inside(whole: &bytes::Bytes, part: &[u8]) -> bool {
+    let range = whole.as_ptr_range();
+    range.start <= part.as_ptr() && part.as_ptr_range().end <= range.end
+}
+
+#[test]
+fn values_read_from_shared_bytes_are_slices_of_them() {
+    let frame = bytes::Bytes::from_static(
+        b"{\"type\":1,\"invocationId\":\"1\",\"target\":\"Echo\",\"arguments\":[\"hi\",{\"a\":2}]}\x1e\
+          {\"type\":3,\"invocationId\":\"2\",\"result\":[1]}\x1e",
+    );
+    let mut out = Vec::new();
+    JsonProtocol.parse_bytes_into(&frame, &mut out).unwrap();
+    let HubMessage::Invocation(invocation) = &out[0] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        invocation.arguments[1].decode::<serde_json::Value>().unwrap(),
+        serde_json::json!({"a": 2})
+    );
+    for value in &invocation.arguments {
+        assert!(inside(&frame, value.as_bytes()), "{value:?} was copied");
+    }
+    let HubMessage::Completion {
+        result: CompletionResult::Value(value),
+        ..
+    } = &out[1]
+    else {
+        panic!("{out:?}")
+    };
+    assert!(inside(&frame, value.as_bytes()));
+    // From a plain slice, the same messages (copied).
+    assert_eq!(JsonProtocol.parse(&frame).unwrap(), out);
+}

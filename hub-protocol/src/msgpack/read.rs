@@ -1,9 +1,9 @@
 //! Reading one MessagePack message body: a positional array, checked element by element.
 
-use bytes::Bytes;
 use rmp::decode as dec;
 
 use crate::error_texts;
+use crate::raw::SharedBytes;
 use crate::{CompletionResult, Headers, HubMessage, Invocation, ProtocolError, RawValue};
 
 /// An `InvalidData` error with this text.
@@ -14,6 +14,8 @@ pub(super) fn invalid(text: impl Into<String>) -> ProtocolError {
 /// A cursor over one message body.
 struct Reader<'a> {
     input: &'a [u8],
+    /// What values are kept from.
+    shared: SharedBytes<'a>,
 }
 
 impl<'a> Reader<'a> {
@@ -56,7 +58,7 @@ impl<'a> Reader<'a> {
         rmpv::decode::read_value_ref_with_max_depth(&mut self.input, 64)
             .map_err(|e| invalid(format!("Reading '{what}' failed: {e}.")))?;
         let used = before.len() - self.input.len();
-        Ok(RawValue::MessagePack(Bytes::copy_from_slice(&before[..used])))
+        Ok(RawValue::MessagePack(self.shared.keep(&before[..used])))
     }
 
     fn headers(&mut self) -> Result<Headers, ProtocolError> {
@@ -90,8 +92,9 @@ impl<'a> Reader<'a> {
 }
 
 /// Parses one message body (without its length prefix); `None` for a message of unknown type.
-pub(super) fn parse_body(body: &[u8]) -> Result<Option<HubMessage>, ProtocolError> {
-    let mut r = Reader { input: body };
+/// Values are slices of `shared` when `body` lies inside it.
+pub(super) fn parse_body(body: &[u8], shared: SharedBytes<'_>) -> Result<Option<HubMessage>, ProtocolError> {
+    let mut r = Reader { input: body, shared };
     let len = r.array_len("elements")?;
     if len == 0 {
         return Err(invalid("Unexpected empty message."));

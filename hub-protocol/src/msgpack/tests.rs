@@ -207,3 +207,28 @@ fn named_structs_and_binary() {
     assert_eq!(map[0].0.as_str(), Some("Name"));
     assert_eq!(map[1].1.as_slice(), Some(&[1u8, 2][..]));
 }
+
+#[test]
+fn values_read_from_shared_bytes_are_slices_of_them() {
+    let frame = bytes::Bytes::from(enc(OutMessage::Invocation {
+        invocation_id: Some("1"),
+        target: "Echo",
+        arguments: &("hi", [1, 2]),
+        stream_ids: &[],
+    }));
+    let mut out = Vec::new();
+    MessagePackProtocol.parse_bytes_into(&frame, &mut out).unwrap();
+    let HubMessage::Invocation(invocation) = &out[0] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(invocation.arguments[1].decode::<Vec<i32>>().unwrap(), [1, 2]);
+    let range = frame.as_ptr_range();
+    for value in &invocation.arguments {
+        let bytes = value.as_bytes();
+        assert!(
+            range.start <= bytes.as_ptr() && bytes.as_ptr_range().end <= range.end,
+            "{value:?} was copied"
+        );
+    }
+    assert_eq!(MessagePackProtocol.parse(&frame).unwrap(), out);
+}
