@@ -128,7 +128,20 @@ pub fn check_stream(protocol: &dyn HubProtocol, other: &dyn HubProtocol, input: 
     let Ok(n) = check_complete_prefix(protocol, input) else {
         return;
     };
-    if let Ok(messages) = protocol.parse(&input[..n]) {
+    let parsed = protocol.parse(&input[..n]);
+    // From shared bytes (as a connection reads), values are slices of them: the same messages,
+    // or the same error.
+    let shared = bytes::Bytes::copy_from_slice(&input[..n]);
+    let mut from_shared = Vec::new();
+    let shared_parsed = protocol
+        .parse_bytes_into(&shared, &mut from_shared)
+        .map(|()| from_shared);
+    match (&parsed, &shared_parsed) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b, "parse and parse_bytes_into differ"),
+        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "parse and parse_bytes_into differ"),
+        _ => panic!("parse and parse_bytes_into differ: {parsed:?} against {shared_parsed:?}"),
+    }
+    if let Ok(messages) = parsed {
         for message in &messages {
             check_message(protocol, other, message);
         }
@@ -270,4 +283,24 @@ pub fn complete_frames(input: &[u8]) -> Option<usize> {
 /// The two protocols, for targets that pick one from the input.
 pub fn protocols() -> [&'static dyn HubProtocol; 2] {
     [&JsonProtocol, &MessagePackProtocol]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The seed corpora pass the checks the json and msgpack targets make (`cargo test` here
+    /// replays them without libFuzzer).
+    #[test]
+    fn the_seeds_pass_the_checks() {
+        let [json, msgpack] = protocols();
+        for (dir, protocol, other) in [("seeds/json", json, msgpack), ("seeds/msgpack", msgpack, json)] {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let input = std::fs::read(entry.unwrap().path()).unwrap();
+                let _ = protocol.parse(&input);
+                check_stream(protocol, other, &input);
+            }
+        }
+    }
 }
