@@ -100,6 +100,26 @@ mod tests {
     }
 
     #[test]
+    fn arguments_are_let_go_once_bound_before_the_method_runs() {
+        let out = expand(
+            quote!(),
+            quote! {
+                impl Chat {
+                    async fn wait(&self, a: String, b: i32) {}
+                    fn none(&self) {}
+                }
+            },
+        )
+        .to_string();
+        // Once, after both arguments (in the arm of `wait`; `none` has nothing to let go of).
+        assert_eq!(out.matches("arguments_bound").count(), 1, "{out}");
+        let bound = out.find("arguments_bound").unwrap();
+        let last_arg = out.rfind("__call . arg :: < i32 >").unwrap();
+        let call = out.find("self . wait (").unwrap();
+        assert!(last_arg < bound && bound < call, "{out}");
+    }
+
+    #[test]
     fn errors_keep_a_stub_and_the_descriptor() {
         let out = expand(
             quote!(crate = "renamed"),

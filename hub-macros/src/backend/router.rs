@@ -211,6 +211,9 @@ fn method_arm(krate: &Path, index: usize, method: &Method) -> TokenStream {
             ParamKind::ContextByValue => {}
         }
     }
+    if argument > 0 {
+        decode.push(quote!(__call.arguments_bound();));
+    }
     let await_ = if method.is_async { quote!(.await) } else { quote!() };
     let invoke = quote!(self.#ident(#(#call_args),*)#await_);
     let finish = finish(krate, &method.returns, &invoke);

@@ -214,6 +214,13 @@ impl Call {
         })
     }
 
+    /// Every argument is bound: lets go of their wire form before the method runs. A value read
+    /// from a frame is a slice of it (and of the socket's read buffer), which a method that
+    /// awaits for long would otherwise keep.
+    pub fn arguments_bound(&mut self) {
+        self.arguments = Vec::new();
+    }
+
     /// Takes client-to-server stream `index` (bound from the invocation's `streamIds`).
     pub fn upload<T: crate::__private::HubArgument>(&mut self, index: usize) -> Result<ClientStream<T>, Outcome> {
         match self.uploads.get_mut(index).and_then(Option::take) {
@@ -388,5 +395,41 @@ impl Call {
                 sent = self.sender.send_message(frame) => if sent.is_err() { return Outcome::done(None) },
             }
         }
+    }
+}
+
+#[cfg(all(test, feature = "json"))]
+mod tests {
+    use super::*;
+    use crate::protocol::JsonProtocol;
+
+    /// A method that awaits for long must not keep its frame (and the socket's read buffer)
+    /// through the slices its arguments are.
+    #[tokio::test]
+    async fn bound_arguments_let_go_of_the_frame() {
+        let frame = bytes::Bytes::from(b"{\"type\":1,\"target\":\"Wait\",\"arguments\":[\"hi\",2]}\x1e".to_vec());
+        let mut parsed = Vec::new();
+        JsonProtocol.parse_bytes_into(&frame, &mut parsed).unwrap();
+        let Some(crate::protocol::HubMessage::Invocation(invocation)) = parsed.pop() else {
+            panic!("an invocation")
+        };
+        let mut call = Call {
+            method: invocation.target,
+            invocation_id: None,
+            arguments: invocation.arguments,
+            uploads: Vec::new(),
+            protocol: Arc::new(JsonProtocol),
+            sender: super::super::hooks::tests::sender(),
+            error_detail: ErrorDetail::Hidden,
+            cancel: None,
+            name: "Wait",
+            pumping: false,
+            filtered: None,
+        };
+        assert_eq!(call.arg::<String>(0).ok(), Some("hi".to_string()));
+        assert_eq!(call.arg::<i32>(1).ok(), Some(2));
+        assert!(!frame.is_unique(), "the arguments are slices of the frame");
+        call.arguments_bound();
+        assert!(frame.is_unique(), "bound arguments still hold the frame");
     }
 }

@@ -137,7 +137,7 @@ impl Drop for Registered {
 }
 
 #[cfg(all(test, feature = "json"))] // the tests speak JSON
-mod tests {
+pub(super) mod tests {
     use std::future::Future;
     use std::sync::Mutex;
     use std::task::Context;
@@ -231,7 +231,7 @@ mod tests {
     }
 
     /// The sender of a connection started over Server-Sent Events (no socket needed).
-    fn sender() -> ConnectionSender {
+    pub(in crate::hub) fn sender() -> ConnectionSender {
         let connections = Arc::new(ConnectionManager::new(EndpointMetrics::new("/test")));
         let shared = connections.create(8, TokenKind::Own);
         let capture = Arc::new(Capture::default());
