@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use hub_protocol::{HubMessage, HubProtocol, Invocation, MessageReader, OutMessage};
+use hub_protocol::{HubMessage, HubProtocol, Invocation, MessageReader, OutMessage, RawValue};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -373,12 +373,15 @@ impl Driver {
             }
         }
         match message {
-            HubMessage::Invocation(invocation) => {
+            // Both may wait in a queue for the application: copied out of their frame (a value is
+            // read as a slice of it).
+            HubMessage::Invocation(mut invocation) => {
+                invocation.arguments = invocation.arguments.into_iter().map(RawValue::detach).collect();
                 let _ = self.invocations.send(invocation);
             }
             HubMessage::StreamItem {
                 invocation_id, item, ..
-            } => self.calls.item(&invocation_id, item),
+            } => self.calls.item(&invocation_id, item.detach()),
             HubMessage::Completion {
                 invocation_id, result, ..
             } => self.calls.complete(&invocation_id, result),

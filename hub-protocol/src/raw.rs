@@ -32,12 +32,13 @@ pub enum RawValue {
 
 /// A JSON value's source text: valid JSON by construction, held in shared bytes.
 ///
-/// A value parsed from a frame is a slice of the frame's own text
-/// ([`HubProtocol::parse_bytes_into`](crate::HubProtocol::parse_bytes_into)), so reading
-/// an argument neither copies it nor checks its UTF-8 again: in the echo benchmark's callgrind
+/// A value the quick reader parses from a frame is a slice of the frame's own text
+/// ([`HubProtocol::parse_bytes_into`](crate::HubProtocol::parse_bytes_into); a value that
+/// waits should be [detached](RawValue::detach)), so reading an argument neither copies it nor
+/// checks its UTF-8 again: in the echo benchmark's callgrind
 /// count, a copied argument cost an allocation, its free and a copy, and a slice of plain
 /// bytes cost a second UTF-8 check when it was decoded (about 140 instructions per call).
-#[derive(Clone)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct JsonText(ByteString);
 
 impl JsonText {
@@ -156,6 +157,31 @@ impl RawValue {
         Err(DecodeError(format!(
             "a {protocol} value cannot be read: hub-runtime was built without the `msgpack` feature"
         )))
+    }
+
+    /// The value copied out of the bytes it was read from, for a value that waits.
+    ///
+    /// A value read by [`HubProtocol::parse_bytes_into`](crate::HubProtocol::parse_bytes_into)
+    /// may be a slice of its frame: kept, it keeps the whole frame (a frame may be far larger
+    /// than the value). Detached, it keeps only its own bytes.
+    ///
+    #[cfg_attr(feature = "json", doc = "```")]
+    #[cfg_attr(not(feature = "json"), doc = "```ignore")]
+    /// use hub_protocol::{HubMessage, HubProtocol, JsonProtocol};
+    /// let frame = bytes::Bytes::from_static(b"{\"type\":2,\"invocationId\":\"1\",\"item\":[1,2]}\x1e");
+    /// let mut messages = Vec::new();
+    /// JsonProtocol.parse_bytes_into(&frame, &mut messages).unwrap();
+    /// let HubMessage::StreamItem { item, .. } = messages.remove(0) else { panic!() };
+    /// let kept = item.detach();
+    /// assert_eq!(kept.decode::<Vec<i32>>().unwrap(), [1, 2]);
+    /// ```
+    #[must_use]
+    pub fn detach(self) -> Self {
+        match self {
+            RawValue::Json(text) => RawValue::Json(JsonText(ByteString::from(text.as_str()))),
+            #[cfg(feature = "msgpack")]
+            RawValue::MessagePack(bytes) => RawValue::MessagePack(Bytes::copy_from_slice(&bytes)),
+        }
     }
 
     /// Builds a JSON raw value from its text (the text must be valid JSON).

@@ -82,7 +82,8 @@ impl MessageReader {
             }
             let length = protocol.first_message_len(&self.whole).clamp(1, self.whole.len());
             let message = if length == self.whole.len() {
-                // The last (most often, the only) message: the frame is let go once it is read.
+                // The last (most often, the only) message: the reader lets go of the frame once it
+                // is read (values read from it may still hold it: `RawValue::detach`).
                 std::mem::take(&mut self.whole)
             } else {
                 self.whole.split_to(length)

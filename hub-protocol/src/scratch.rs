@@ -26,7 +26,14 @@ pub(crate) fn encode_with(
         // Busy when a value's `Serialize` encodes a message itself: that one gets its own.
         let mut out = cell.try_borrow_mut().ok()?;
         out.clear();
-        let result = write(&mut out).map(|()| Bytes::copy_from_slice(&out));
+        let result = write(&mut out).map(|()| {
+            if out.capacity() > KEEP {
+                // A large message takes the buffer with it (no copy); the thread starts afresh.
+                Bytes::from(std::mem::take(&mut *out))
+            } else {
+                Bytes::copy_from_slice(&out)
+            }
+        });
         if out.capacity() > KEEP {
             *out = Vec::new();
         }

@@ -283,6 +283,10 @@ fn values_read_from_shared_bytes_are_slices_of_them() {
         panic!("{out:?}")
     };
     assert!(inside(&frame, value.as_bytes()));
+    // Detached, a value is a copy of its own bytes.
+    let kept = invocation.arguments[1].clone().detach();
+    assert!(!inside(&frame, kept.as_bytes()));
+    assert_eq!(kept, invocation.arguments[1]);
     // From a plain slice, the same messages (copied).
     assert_eq!(JsonProtocol.parse(&frame).unwrap(), out);
 }

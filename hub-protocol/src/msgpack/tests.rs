@@ -230,5 +230,12 @@ fn values_read_from_shared_bytes_are_slices_of_them() {
             "{value:?} was copied"
         );
     }
+    let kept = invocation.arguments[1].clone().detach();
+    let bytes = kept.as_bytes();
+    assert!(
+        !(range.start <= bytes.as_ptr() && bytes.as_ptr_range().end <= range.end),
+        "detached, yet a slice"
+    );
+    assert_eq!(kept, invocation.arguments[1]);
     assert_eq!(MessagePackProtocol.parse(&frame).unwrap(), out);
 }

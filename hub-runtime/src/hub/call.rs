@@ -53,9 +53,10 @@ pub(crate) struct Filtered {
 }
 
 impl Filtered {
+    /// The filters keep the arguments while the method runs: copied out of their frame.
     pub(crate) fn new(arguments: Vec<RawValue>) -> Self {
         Filtered {
-            arguments,
+            arguments: arguments.into_iter().map(RawValue::detach).collect(),
             stream_started: AtomicBool::new(false),
             error: Mutex::new(None),
         }
@@ -212,6 +213,14 @@ impl Call {
             tracing::debug!(method = %self.method, argument = index, error = %e, "argument binding failed");
             self.binding_failure(error_texts::ARGUMENT_TYPES)
         })
+    }
+
+    /// The arguments copied out of their frame, for a call that waits before it is bound.
+    pub(crate) fn detach_arguments(&mut self) {
+        self.arguments = std::mem::take(&mut self.arguments)
+            .into_iter()
+            .map(RawValue::detach)
+            .collect();
     }
 
     /// Every argument is bound: lets go of their wire form before the method runs. A value read
@@ -399,21 +408,20 @@ impl Call {
 }
 
 #[cfg(all(test, feature = "json"))]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::protocol::JsonProtocol;
 
-    /// A method that awaits for long must not keep its frame (and the socket's read buffer)
-    /// through the slices its arguments are.
-    #[tokio::test]
-    async fn bound_arguments_let_go_of_the_frame() {
+    /// A frame with one invocation of `Wait("hi", 2)`, and a call for it whose arguments are
+    /// slices of the frame, as the read loop makes them (needs a tokio runtime).
+    pub(in crate::hub) fn call_from_frame() -> (bytes::Bytes, Call) {
         let frame = bytes::Bytes::from(b"{\"type\":1,\"target\":\"Wait\",\"arguments\":[\"hi\",2]}\x1e".to_vec());
         let mut parsed = Vec::new();
         JsonProtocol.parse_bytes_into(&frame, &mut parsed).unwrap();
         let Some(crate::protocol::HubMessage::Invocation(invocation)) = parsed.pop() else {
             panic!("an invocation")
         };
-        let mut call = Call {
+        let call = Call {
             method: invocation.target,
             invocation_id: None,
             arguments: invocation.arguments,
@@ -426,10 +434,33 @@ mod tests {
             pumping: false,
             filtered: None,
         };
+        assert!(!frame.is_unique(), "the arguments are slices of the frame");
+        (frame, call)
+    }
+
+    /// A method that awaits for long must not keep its frame (and the socket's read buffer)
+    /// through the slices its arguments are.
+    #[tokio::test]
+    async fn bound_arguments_let_go_of_the_frame() {
+        let (frame, mut call) = call_from_frame();
         assert_eq!(call.arg::<String>(0).ok(), Some("hi".to_string()));
         assert_eq!(call.arg::<i32>(1).ok(), Some(2));
-        assert!(!frame.is_unique(), "the arguments are slices of the frame");
         call.arguments_bound();
         assert!(frame.is_unique(), "bound arguments still hold the frame");
+    }
+
+    /// A call that waits, or that filters wrap, keeps copies of its arguments, not the frame.
+    #[tokio::test]
+    async fn waiting_and_filtered_arguments_are_copies() {
+        let (frame, mut call) = call_from_frame();
+        call.detach_arguments();
+        assert!(frame.is_unique(), "detached arguments still hold the frame");
+        assert_eq!(call.arg::<String>(0).ok(), Some("hi".to_string()));
+        assert_eq!(call.arg::<i32>(1).ok(), Some(2));
+
+        let (frame, mut call) = call_from_frame();
+        let filtered = Filtered::new(std::mem::take(&mut call.arguments));
+        assert!(frame.is_unique(), "the filters' arguments still hold the frame");
+        assert_eq!(filtered.arguments[1].decode::<i32>().unwrap(), 2);
     }
 }

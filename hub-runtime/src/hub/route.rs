@@ -66,7 +66,8 @@ impl<'a, H: Hub> Dispatch<'a, H> {
             HubMessage::StreamItem {
                 invocation_id, item, ..
             } => {
-                self.scheduler.upload(invocation_id, UploadItem::Item(item));
+                // The item may wait in its stream's buffer: copied out of its frame.
+                self.scheduler.upload(invocation_id, UploadItem::Item(item.detach()));
             }
             HubMessage::Completion {
                 invocation_id, result, ..

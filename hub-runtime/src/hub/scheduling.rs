@@ -122,8 +122,10 @@ impl Scheduler {
         self.running.len() < self.parallel
     }
 
-    /// An invocation waits for its turn.
-    pub(super) fn wait(&mut self, method: usize, call: Call) {
+    /// An invocation waits for its turn (its arguments copied out of their frame, which a
+    /// client could otherwise make large: up to `max_pending_invocations` frames held).
+    pub(super) fn wait(&mut self, method: usize, mut call: Call) {
+        call.detach_arguments();
         self.more().waiting.push_back((method, call));
     }
 

@@ -128,3 +128,14 @@ fn an_item_for_a_full_stream_blocks_until_it_has_room() {
     assert!(!scheduler.has_upload("w"), "the error was the stream's last item");
     assert!(matches!(items.try_recv(), Ok(UploadItem::Error(e)) if e == "first"));
 }
+
+/// An invocation waiting for its turn keeps copies of its arguments: a client cannot make each
+/// of `max_pending_invocations` calls hold a large frame.
+#[cfg(feature = "json")]
+#[tokio::test]
+async fn a_waiting_invocation_does_not_hold_its_frame() {
+    let mut scheduler = Scheduler::new(&options(1, None));
+    let (frame, call) = crate::hub::call::tests::call_from_frame();
+    scheduler.wait(0, call);
+    assert!(frame.is_unique(), "the waiting call holds its frame");
+}
