@@ -2,7 +2,6 @@
 //! framed by a VarInt length prefix (7 bits a byte, least significant group first).
 
 mod read;
-
 #[cfg(test)]
 mod tests;
 mod varint;

@@ -1,5 +1,5 @@
 //! Encoding through one reused buffer per thread: a message is written there, then copied out
-//! at its exact size.
+//! at its exact size (a message larger than the buffer keeps takes the buffer itself).
 //!
 //! Encoding into a new `Vec` cost two allocations per message: the vector, and the shared
 //! header `Bytes` adds to a vector whose length is not its capacity. One exact copy costs one
@@ -34,6 +34,7 @@ pub(crate) fn encode_with(
                 Bytes::copy_from_slice(&out)
             }
         });
+        // A large message that failed leaves its room behind: let go of it too.
         if out.capacity() > KEEP {
             *out = Vec::new();
         }
